@@ -1,0 +1,227 @@
+"""Read an inventory directory into the model, reporting every problem with its file and line.
+
+YAML is composed node by node (not with `yaml.safe_load`) so that each value keeps the line it
+came from; duplicate keys, which PyYAML would silently overwrite, are reported too. Each record
+is validated on its own, so one bad record never hides the problems of another, and cross-record
+checks still run over the good ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from inventory.model import LIST_SECTIONS, SINGLE_SECTIONS, Inventory, Located
+
+DEFAULT_INVENTORY = Path(__file__).resolve().parent / "demo"
+
+FieldPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: Path
+    line: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.path}: {self.message}"
+
+
+@dataclass
+class Origin:
+    """Where a record was declared: its file, its path there, and the line of every value below it."""
+
+    file: Path
+    path: FieldPath
+    label: str
+    lines: dict[FieldPath, int]
+
+    def line(self, sub: FieldPath = ()) -> int:
+        path = self.path + sub
+        while path not in self.lines and path:
+            path = path[:-1]
+        return self.lines.get(path, 1)
+
+    def describe(self, sub: FieldPath = ()) -> str:
+        text = self.label
+        for part in sub:
+            text += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return text
+
+
+class InventoryError(Exception):
+    """Raised with every problem found; the command line prints them and exits 2."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (str(p.file), p.line, p.path))
+        super().__init__("\n".join(map(str, self.problems)))
+
+
+@dataclass
+class _Collected:
+    records: dict[str, list[tuple[Any, Origin]]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _display(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def _compose(file: Path, shown: Path, collected: _Collected) -> tuple[Any, dict[FieldPath, int]] | None:
+    """Build plain Python data plus a map from each value's path to its line number."""
+    lines: dict[FieldPath, int] = {}
+    try:
+        loader = yaml.SafeLoader(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        collected.problems.append(Problem(shown, 1, "(file)", f"not UTF-8 text: {exc.reason}"))
+        return None
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, lines
+
+        def build(n: yaml.Node, path: FieldPath) -> Any:
+            lines[path] = n.start_mark.line + 1
+            if isinstance(n, yaml.MappingNode):
+                loader.flatten_mapping(n)
+                out: dict[Any, Any] = {}
+                for key_node, value_node in n.value:
+                    key = loader.construct_object(key_node, deep=True)
+                    if key in out:
+                        collected.problems.append(
+                            Problem(
+                                shown,
+                                key_node.start_mark.line + 1,
+                                ".".join(map(str, (*path, key))),
+                                f"duplicate key '{key}' (the earlier value would be silently lost)",
+                            )
+                        )
+                    out[key] = build(value_node, (*path, key))
+                return out
+            if isinstance(n, yaml.SequenceNode):
+                return [build(item, (*path, i)) for i, item in enumerate(n.value)]
+            return loader.construct_object(n, deep=True)
+
+        return build(node, ()), lines
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        collected.problems.append(Problem(shown, line, "(yaml)", f"not valid YAML: {reason}"))
+        return None
+    finally:
+        loader.dispose()
+
+
+def _inventory_files(root: Path) -> Iterator[Path]:
+    yield from sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def _collect(root: Path) -> _Collected:
+    collected = _Collected()
+    single_seen: dict[str, Path] = {}
+    for file in _inventory_files(root):
+        shown = _display(file)
+        result = _compose(file, shown, collected)
+        if result is None:
+            continue
+        data, lines = result
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            collected.problems.append(Problem(shown, 1, "(file)", "must be a mapping of sections"))
+            continue
+        for section, value in data.items():
+            line = lines.get((section,), 1)
+            if section in LIST_SECTIONS:
+                _, key = LIST_SECTIONS[section]
+                if not isinstance(value, list):
+                    collected.problems.append(Problem(shown, line, section, "must be a list"))
+                    continue
+                for i, raw in enumerate(value):
+                    ident = raw.get(key) if isinstance(raw, dict) else None
+                    label = f"{section}[{ident}]" if isinstance(ident, str) else f"{section}[{i}]"
+                    origin = Origin(shown, (section, i), label, lines)
+                    collected.records.setdefault(section, []).append((raw, origin))
+            elif section in SINGLE_SECTIONS:
+                if section in single_seen:
+                    collected.problems.append(
+                        Problem(shown, line, section, f"declared again (first in {single_seen[section]})")
+                    )
+                    continue
+                single_seen[section] = shown
+                collected.records[section] = [(value, Origin(shown, (section,), section, lines))]
+            else:
+                known = ", ".join([*LIST_SECTIONS, *SINGLE_SECTIONS])
+                collected.problems.append(Problem(shown, line, str(section), f"unknown section (known: {known})"))
+    return collected
+
+
+def _validate(model: type, raw: Any, origin: Origin, problems: list[Problem]) -> Any:
+    try:
+        obj = TypeAdapter(model).validate_python(raw)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), dict | list):
+                message += f" (got {err.get('input')!r})"
+            if err["type"] == "extra_forbidden":
+                message = "unknown field (misspelt?)"
+            problems.append(Problem(origin.file, origin.line(loc), origin.describe(loc), message))
+        return None
+    if isinstance(obj, Located):
+        obj._origin = origin
+    return obj
+
+
+def load(root: Path | str = DEFAULT_INVENTORY) -> Inventory:
+    """Load and fully check an inventory directory; raise InventoryError listing every problem."""
+    from inventory.validate import cross_check
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InventoryError([Problem(_display(root), 0, "(inventory)", "no such directory")])
+    collected = _collect(root)
+    problems = collected.problems
+    fields: dict[str, Any] = {"root": root.resolve()}
+    declared: dict[str, set[str]] = {}
+    for section, (model, key) in LIST_SECTIONS.items():
+        good: dict[str, Any] = {}
+        for raw, origin in collected.records.get(section, []):
+            ident = raw.get(key) if isinstance(raw, dict) else None
+            if isinstance(ident, str):
+                declared.setdefault(section, set()).add(ident)
+            obj = _validate(model, raw, origin, problems)
+            if obj is None:
+                continue
+            name = getattr(obj, key)
+            if name in good:
+                first = good[name]._origin
+                problems.append(
+                    Problem(origin.file, origin.line((key,)), origin.describe((key,)),
+                            f"duplicate {key} '{name}' (first declared at {first.file}:{first.line()})")
+                )
+                continue
+            good[name] = obj
+        fields[section] = good
+    for section, model in SINGLE_SECTIONS.items():
+        for raw, origin in collected.records.get(section, []):
+            obj = _validate(model, raw, origin, problems)
+            if obj is not None:
+                fields[section] = obj
+    inventory = Inventory(**fields)
+    problems.extend(cross_check(inventory, declared))
+    if problems:
+        raise InventoryError(problems)
+    return inventory

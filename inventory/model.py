@@ -1,0 +1,430 @@
+"""The inventory schema: what a city declares about its departments, systems, hosts and network.
+
+Every string that may later reach a shell command, a device config or a spreadsheet is validated
+here first (no control characters), so later stages can trust the model. Cross-record rules
+(unknown references, duplicates, a classified system in the extranet) live in `validate.py`,
+because they need the whole inventory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+
+def _single_line(value: str) -> str:
+    if re.search(r"[\x00-\x1f\x7f]", value):
+        raise ValueError("must be one line without control characters (newline, tab, escape)")
+    return value
+
+
+def _multi_line(value: str) -> str:
+    if re.search(r"[\x00-\x09\x0b-\x1f\x7f]", value):
+        raise ValueError("must not contain control characters other than newline")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    _single_line(value)
+    path = PurePosixPath(value)
+    if not path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"must be an absolute path without '..': {value!r}")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1), AfterValidator(_single_line)]
+LongText = Annotated[str, Field(min_length=1), AfterValidator(_multi_line)]
+AbsPath = Annotated[str, AfterValidator(_absolute_path)]
+# Identifiers become hostnames, Ansible group names and file names: keep them to DNS-label shape.
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class DeptLevel(StrEnum):
+    city = "city"
+    county = "county"
+    town = "town"
+
+
+class Category(StrEnum):
+    """Business category; policy.md §3 (Hezhou) maps the first five to the intranet, the rest to the extranet."""
+
+    internal_office = "internal_office"
+    coordination = "coordination"
+    management = "management"
+    supervision = "supervision"
+    decision = "decision"
+    social_management = "social_management"
+    public_service = "public_service"
+
+
+class Frequency(StrEnum):
+    daily = "daily"
+    weekly = "weekly"
+    monthly = "monthly"
+    quarterly = "quarterly"
+    yearly = "yearly"
+    rarely = "rarely"
+
+
+class Classification(StrEnum):
+    classified = "classified"  # 涉密
+    non_classified = "non_classified"  # 非涉密
+
+
+class Zone(StrEnum):
+    intranet = "intranet"  # 电子政务内网
+    extranet = "extranet"  # 电子政务外网
+    private = "private"  # 业务专网
+    internet = "internet"  # 互联网
+
+
+class GoldenNetwork(StrEnum):
+    """The national golden networks (policy.md §3): integrated only as the state deploys them."""
+
+    jinshui = "金税"
+    jinguan = "金关"
+    jincai = "金财"
+    jinshen = "金审"
+    jindun = "金盾"
+    jinhong = "金宏"
+    jinbao = "金保"
+    jintu = "金土"
+    jinnong = "金农"
+    jinshui_water = "金水"
+    jinzhi = "金质"
+    jinan = "金安"
+    jinxin = "金信"
+
+
+class OsFamily(StrEnum):
+    """Package-manager family, as Ansible's ansible_os_family groups it."""
+
+    debian = "debian"
+    redhat = "redhat"
+
+
+class Platform(StrEnum):
+    huawei_vrp = "huawei_vrp"
+    huawei_vrpv8 = "huawei_vrpv8"
+    hp_comware = "hp_comware"
+    cisco_ios = "cisco_ios"
+    ruijie_os = "ruijie_os"
+
+    @property
+    def netmiko_device_type(self) -> str:
+        """netmiko calls VRP5 plain `huawei`; the other names are netmiko's own."""
+        return "huawei" if self is Platform.huawei_vrp else self.value
+
+
+class DeviceRole(StrEnum):
+    access = "access"
+    aggregation = "aggregation"
+    core = "core"
+
+
+class SubnetKind(StrEnum):
+    source = "source"  # departments' own machine rooms
+    cloud = "cloud"  # the government cloud
+    management = "management"  # network devices' management addresses
+    service = "service"  # gateways and shared services
+
+
+class Model(BaseModel):
+    """Strict base: unknown keys are errors, so a typo never silently drops a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Located(Model):
+    """A top-level record that remembers where it was declared, for error messages."""
+
+    _origin: Any = PrivateAttr(default=None)
+
+
+# --- secrets and access ------------------------------------------------------------------------
+
+
+class SecretRef(Model):
+    """A secret by reference only: the inventory never holds a password itself."""
+
+    env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
+    file: AbsPath | Annotated[str, AfterValidator(_single_line)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (variable name) or 'file' (path)")
+        return self
+
+    def resolve(self, root: Path) -> str:
+        """Read the secret at the moment of use; the value is never stored or logged."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise LookupError(f"environment variable {self.env} is not set (it holds a device password)")
+            return value
+        path = (root / Path(self.file).expanduser()) if self.file else root
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\n")
+        except OSError as exc:
+            raise LookupError(f"cannot read secret file {path}: {exc.strerror}") from exc
+
+
+class SSH(Model):
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] | None = None
+    port: Port | None = None
+    key: Text | None = None  # private key file; relative paths are relative to the inventory dir
+    known_hosts: Text | None = None
+
+
+class DeviceCredentials(Model):
+    username: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")]
+    password: SecretRef
+    secret: SecretRef | None = None  # enable / super password
+
+
+class Defaults(Model):
+    ssh: SSH = SSH()
+    device_credentials: DeviceCredentials | None = None
+
+
+# --- organisation ------------------------------------------------------------------------------
+
+
+class Department(Located):
+    code: Ident
+    name: Text
+    level: DeptLevel
+    parent: Ident | None = None
+
+
+class Scope(Model):
+    user_units: list[Text] = Field(min_length=1)
+    declared_users: Annotated[int, Field(ge=0)]
+
+
+class Approval(Model):
+    department: Text  # the approving authority, by name (often outside the inventory)
+    date: dt.date
+
+
+class Funding(Model):
+    source: Text
+    amount: Annotated[Decimal, Field(ge=0, decimal_places=2)]  # yuan
+
+
+class Protection(Model):
+    """Graded-protection (等保) level and its filing (备案) number."""
+
+    level: Annotated[int, Field(ge=1, le=4)]
+    filing_number: Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{6,40}$")] | None = None
+
+
+class Service(Model):
+    name: Ident
+    host: Ident
+    port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    health_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
+
+
+class System(Located):
+    """One archive record (档案库): the fields policy.md §1 asks auditors to keep."""
+
+    id: Ident
+    name: Text
+    department: Ident
+    office: Text | None = None
+    function: LongText
+    category: Category
+    scope: Scope
+    frequency: Frequency
+    approval: Approval
+    funding: Funding
+    build_year: Annotated[int, Field(ge=1980, le=2100)]
+    vendor: Text
+    classification: Classification
+    protection: Protection
+    zone: Zone
+    golden_network: GoldenNetwork | None = None
+    website: bool = False
+    hosts: list[Ident] = []
+    services: list[Service] = []
+    data_paths: list[AbsPath] = []
+    log_paths: list[AbsPath] = []
+    depends_on: list[Ident] = []
+    special_hardware: Text | None = None
+    replaced_by: Ident | None = None
+    overlaps_with: list[Ident] = []
+
+
+class Host(Located):
+    name: Ident
+    address: IPAddress
+    os_family: OsFamily
+    os: Text  # the declared distribution and version, e.g. "Kylin V10 SP2"
+    role: Ident
+    ssh: SSH = SSH()
+
+
+# --- network -----------------------------------------------------------------------------------
+
+
+class Interface(Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9/.:-]{0,47}$")]
+    description: Annotated[Text, Field(max_length=80)] | None = None
+    vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
+    department: Ident | None = None
+    golden_network: GoldenNetwork | None = None
+
+
+class Device(Located):
+    name: Ident
+    platform: Platform
+    address: IPAddress  # management address
+    port: Port = 22
+    site: Text
+    role: DeviceRole
+    department: Ident | None = None
+    golden_network: GoldenNetwork | None = None
+    credentials: DeviceCredentials | None = None  # falls back to defaults.device_credentials
+    interfaces: list[Interface] = []
+
+
+class Subnet(Located):
+    name: Ident
+    kind: SubnetKind
+    prefix: IPNetwork
+    gateway: IPAddress
+
+
+class DeptAllocation(Model):
+    department: Ident
+    ipv4: ipaddress.IPv4Network
+    ipv6: ipaddress.IPv6Network
+
+
+class Egress(Model):
+    name: Ident
+    device: Ident
+    ipv4_next_hop: ipaddress.IPv4Address
+    ipv6_next_hop: ipaddress.IPv6Address
+
+
+class Extranet(Located):
+    """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (policy.md §3)."""
+
+    vpn_instance: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")]
+    rd: Annotated[str, Field(pattern=r"^([0-9]{1,10}|[0-9]{1,3}(\.[0-9]{1,3}){3}):[0-9]{1,10}$")]
+    ipv4: ipaddress.IPv4Network
+    ipv6: ipaddress.IPv6Network
+    departments: list[DeptAllocation] = []
+    egress: list[Egress] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ipv6_size(self) -> Extranet:
+        if self.ipv6.prefixlen > 48:
+            raise ValueError(f"ipv6: the city block must be a /48 or larger, got /{self.ipv6.prefixlen}")
+        return self
+
+
+class Flavor(Model):
+    name: Ident
+    vcpus: Annotated[int, Field(ge=1)]
+    memory_gb: Annotated[int, Field(ge=1)]
+    disk_gb: Annotated[int, Field(ge=1)]
+
+
+class PoolHost(Model):
+    host: Ident
+    flavor: Ident
+
+
+class Cloud(Located):
+    """The government cloud's side: what migration targets exist and how clients reach systems."""
+
+    flavors: list[Flavor] = Field(min_length=1)
+    pool: list[PoolHost] = Field(min_length=1)
+    gateway: Ident  # the host whose reverse proxy / name service clients use
+
+
+# --- the whole ---------------------------------------------------------------------------------
+
+LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
+    "departments": (Department, "code"),
+    "systems": (System, "id"),
+    "hosts": (Host, "name"),
+    "devices": (Device, "name"),
+    "subnets": (Subnet, "name"),
+}
+SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud}
+
+
+class Inventory(Model):
+    """A validated city. Built only by `inventory.load`, which also runs the cross-record checks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    root: Any  # pathlib.Path of the inventory directory
+    defaults: Defaults = Defaults()
+    departments: dict[str, Department] = {}
+    systems: dict[str, System] = {}
+    hosts: dict[str, Host] = {}
+    devices: dict[str, Device] = {}
+    subnets: dict[str, Subnet] = {}
+    extranet: Extranet | None = None
+    cloud: Cloud | None = None
+
+    def owner(self, host: str) -> System | None:
+        """The system that lists this host; cloud-pool and gateway hosts have none."""
+        return self._owners.get(host)
+
+    @cached_property
+    def _owners(self) -> dict[str, System]:
+        return {h: s for s in self.systems.values() for h in s.hosts}
+
+    def subnet_of(self, address: IPAddress) -> Subnet | None:
+        return next((s for s in self.subnets.values() if address in s.prefix), None)
+
+    def path(self, value: str | None) -> Path | None:
+        """Paths in the inventory are relative to its directory; `~` means the operator's home."""
+        return None if value is None else (self.root / Path(value).expanduser()).resolve()
+
+    def ssh_for(self, host: Host) -> SSHTarget:
+        """The host's SSH settings with the inventory defaults filled in."""
+        d = self.defaults.ssh
+        return SSHTarget(
+            address=str(host.address),
+            port=host.ssh.port or d.port or 22,
+            user=host.ssh.user or d.user or "root",
+            key=self.path(host.ssh.key or d.key),
+            known_hosts=self.path(host.ssh.known_hosts or d.known_hosts),
+        )
+
+    def credentials_for(self, device: Device) -> DeviceCredentials:
+        creds = device.credentials or self.defaults.device_credentials
+        if creds is None:  # validate.py refuses such an inventory; this guards direct construction
+            raise LookupError(f"device {device.name} has no credentials")
+        return creds
+
+
+@dataclass(frozen=True)
+class SSHTarget:
+    address: str
+    port: int
+    user: str
+    key: Path | None
+    known_hosts: Path | None

@@ -1,0 +1,181 @@
+"""Cross-record rules: references that must resolve and placements the policy forbids.
+
+Each rule reports at the exact field that breaks it. `declared` holds the names of records that
+exist in the files but failed their own validation, so a reference to them is not reported a
+second time as "unknown".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator
+
+from inventory.loader import FieldPath, Problem
+from inventory.model import Classification, Inventory, Located, Zone
+
+LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
+
+
+def _at(record: Located, sub: FieldPath, message: str) -> Problem:
+    origin = record._origin
+    return Problem(origin.file, origin.line(sub), origin.describe(sub), message)
+
+
+def _refs(
+    record: Located, field: str, values: Iterable[str | None], known: set[str], what: str, indexed: bool
+) -> Iterator[Problem]:
+    for i, value in enumerate(values):
+        if value is not None and value not in known:
+            sub: FieldPath = (field, i) if indexed else (field,)
+            yield _at(record, sub, f"unknown {what} '{value}'")
+
+
+def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
+    names = {section: set(declared.get(section, set())) for section in
+             ("departments", "systems", "hosts", "devices", "subnets")}
+    problems: list[Problem] = []
+    problems += _departments(inv, names["departments"])
+    problems += _systems(inv, names)
+    problems += _addresses(inv)
+    problems += _devices(inv, names)
+    problems += _extranet(inv, names)
+    problems += _cloud(inv, names)
+    return problems
+
+
+def _departments(inv: Inventory, known: set[str]) -> Iterator[Problem]:
+    for dept in inv.departments.values():
+        if dept.parent is None:
+            if dept.level != "city":
+                yield _at(dept, ("parent",), f"a {dept.level}-level department needs a parent")
+            continue
+        yield from _refs(dept, "parent", [dept.parent], known, "department", indexed=False)
+        parent = inv.departments.get(dept.parent)
+        if parent and LEVEL_ORDER[parent.level] > LEVEL_ORDER[dept.level]:
+            yield _at(dept, ("parent",), f"a {dept.level}-level department cannot sit under "
+                                         f"{parent.level}-level '{parent.code}'")
+        seen, cur = {dept.code}, parent
+        while cur is not None and cur.parent is not None:
+            if cur.parent in seen:
+                yield _at(dept, ("parent",), f"parent chain loops back to '{cur.parent}'")
+                break
+            seen.add(cur.parent)
+            cur = inv.departments.get(cur.parent)
+
+
+def _systems(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    owner: dict[str, str] = {}
+    pool = {p.host for p in inv.cloud.pool} if inv.cloud else set()
+    for system in inv.systems.values():
+        yield from _refs(system, "department", [system.department], names["departments"], "department", False)
+        yield from _refs(system, "hosts", system.hosts, names["hosts"], "host", True)
+        yield from _refs(system, "depends_on", system.depends_on, names["systems"], "system", True)
+        yield from _refs(system, "overlaps_with", system.overlaps_with, names["systems"], "system", True)
+        yield from _refs(system, "replaced_by", [system.replaced_by], names["systems"], "system", False)
+        for field, values in (("depends_on", system.depends_on), ("overlaps_with", system.overlaps_with),
+                              ("replaced_by", [system.replaced_by])):
+            if system.id in values:
+                sub = (field,) if field == "replaced_by" else (field, values.index(system.id))
+                yield _at(system, sub, "a system cannot refer to itself")
+        for i, host in enumerate(system.hosts):
+            if host in owner and owner[host] != system.id:
+                yield _at(system, ("hosts", i), f"host '{host}' is already owned by system '{owner[host]}'")
+            owner.setdefault(host, system.id)
+            if host in pool:
+                yield _at(system, ("hosts", i), f"host '{host}' is a cloud-pool target, not a source host")
+        for i, service in enumerate(system.services):
+            if service.host not in system.hosts:
+                yield _at(system, ("services", i, "host"),
+                          f"service host '{service.host}' is not one of this system's hosts")
+        if system.classification == Classification.classified and system.zone in (Zone.extranet, Zone.internet):
+            yield _at(system, ("zone",), f"a classified (涉密) system cannot be placed in the {system.zone} "
+                                         "(policy.md §2: classified systems stay on the confidential network)")
+        if system.protection.level >= 2 and not system.protection.filing_number:
+            yield _at(system, ("protection", "filing_number"),
+                      f"level {system.protection.level} systems must be filed (备案): give the filing number")
+
+
+def _addresses(inv: Inventory) -> Iterator[Problem]:
+    """Every host and device address is unique and inside a declared subnet."""
+    seen: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {}
+    for gw in inv.subnets.values():
+        if gw.gateway not in gw.prefix:
+            yield _at(gw, ("gateway",), f"gateway {gw.gateway} is outside {gw.prefix}")
+        seen[gw.gateway] = f"the gateway of subnet '{gw.name}'"
+    subnets = list(inv.subnets.values())
+    for i, a in enumerate(subnets):
+        for b in subnets[i + 1:]:
+            if a.prefix.version == b.prefix.version and a.prefix.overlaps(b.prefix):
+                yield _at(b, ("prefix",), f"overlaps subnet '{a.name}' ({a.prefix})")
+    for kind, records in (("host", inv.hosts.values()), ("device", inv.devices.values())):
+        for record in records:
+            if record.address in seen:
+                yield _at(record, ("address",), f"address {record.address} is already used by {seen[record.address]}")
+            seen.setdefault(record.address, f"{kind} '{record.name}'")
+            if subnets and inv.subnet_of(record.address) is None:
+                yield _at(record, ("address",), f"address {record.address} is outside every declared subnet")
+
+
+def _devices(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    for device in inv.devices.values():
+        yield from _refs(device, "department", [device.department], names["departments"], "department", False)
+        if device.credentials is None and inv.defaults.device_credentials is None:
+            yield _at(device, ("credentials",), "no credentials and no defaults.device_credentials")
+        seen: set[str] = set()
+        for i, iface in enumerate(device.interfaces):
+            if iface.name in seen:
+                yield _at(device, ("interfaces", i, "name"), f"interface '{iface.name}' declared twice")
+            seen.add(iface.name)
+            if iface.department is not None and iface.department not in names["departments"]:
+                yield _at(device, ("interfaces", i, "department"), f"unknown department '{iface.department}'")
+
+
+def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    ext = inv.extranet
+    if ext is None:
+        return
+    seen: dict[str, int] = {}
+    allocations = ext.departments
+    for i, alloc in enumerate(allocations):
+        if alloc.department not in names["departments"]:
+            yield _at(ext, ("departments", i, "department"), f"unknown department '{alloc.department}'")
+        if alloc.department in seen:
+            yield _at(ext, ("departments", i, "department"),
+                      f"department '{alloc.department}' already has an allocation")
+        seen.setdefault(alloc.department, i)
+        for family, city in (("ipv4", ext.ipv4), ("ipv6", ext.ipv6)):
+            block = getattr(alloc, family)
+            if not block.subnet_of(city):
+                yield _at(ext, ("departments", i, family), f"{block} is outside the city block {city}")
+            for j, other in enumerate(allocations[:i]):
+                if block.overlaps(getattr(other, family)):
+                    yield _at(ext, ("departments", i, family),
+                              f"{block} overlaps the allocation of '{other.department}' (departments[{j}])")
+    for i, egress in enumerate(ext.egress):
+        if egress.device not in names["devices"]:
+            yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
+
+
+def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    cloud = inv.cloud
+    if cloud is None:
+        return
+    flavors = {f.name for f in cloud.flavors}
+    seen: set[str] = set()
+    for i, member in enumerate(cloud.pool):
+        if member.host not in names["hosts"]:
+            yield _at(cloud, ("pool", i, "host"), f"unknown host '{member.host}'")
+        elif member.host in seen:
+            yield _at(cloud, ("pool", i, "host"), f"host '{member.host}' is in the pool twice")
+        seen.add(member.host)
+        if member.flavor not in flavors:
+            yield _at(cloud, ("pool", i, "flavor"),
+                      f"unknown flavor '{member.flavor}' (known: {', '.join(sorted(flavors))})")
+        host = inv.hosts.get(member.host)
+        if host is not None:
+            subnet = inv.subnet_of(host.address)
+            if subnet is not None and subnet.kind != "cloud":
+                yield _at(cloud, ("pool", i, "host"),
+                          f"host '{member.host}' ({host.address}) is not in a cloud subnet")
+    if cloud.gateway not in names["hosts"]:
+        yield _at(cloud, ("gateway",), f"unknown host '{cloud.gateway}'")

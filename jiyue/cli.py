@@ -1,0 +1,71 @@
+"""Command-line conventions shared by every task (see README, "Conventions").
+
+Exit codes: 0 success, 1 the run found problems (failed checks, unreachable hosts), 2 bad input
+or usage. Messages go to stderr and say what to do next.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Exit
+from rich.console import Console
+
+from inventory import DEFAULT_INVENTORY, Inventory, InventoryError, load
+from inventory.groups import PatternError, all_groups, select
+
+OK, PROBLEMS, BAD_INPUT = 0, 1, 2
+DEFAULT_OUT = Path("reports")
+
+console = Console()
+err = Console(stderr=True)
+
+HELP = {
+    "inventory": "inventory directory (default: the sample city, inventory/demo)",
+    "limit": "Ansible-style pattern of hosts/devices/groups, e.g. 'dept_fgw:&zone_extranet:!os_redhat'",
+    "out": f"directory for everything written (default: {DEFAULT_OUT}/)",
+    "apply": "really change hosts or devices (without it: a dry run that changes nothing)",
+}
+
+
+def fail(message: str, code: int = BAD_INPUT) -> Exit:
+    """An Exit carrying a message for people; raise what this returns."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return Exit(code=code)
+
+
+def load_inventory(path: str | None) -> Inventory:
+    try:
+        return load(Path(path) if path else DEFAULT_INVENTORY)
+    except InventoryError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+        n = len(exc.problems)
+        raise fail(f"the inventory has {n} problem{'s' * (n != 1)}; fix them and run again") from None
+
+
+def limit_hosts(inv: Inventory, limit: str | None) -> list[str]:
+    """Servers selected by --limit (a pattern naming only devices selects no server)."""
+    return _limit(inv, limit, list(inv.hosts))
+
+
+def limit_devices(inv: Inventory, limit: str | None) -> list[str]:
+    """Network devices selected by --limit."""
+    return _limit(inv, limit, list(inv.devices))
+
+
+def _limit(inv: Inventory, limit: str | None, names: list[str]) -> list[str]:
+    groups = all_groups(inv)
+    try:
+        # Each term must match something among hosts and devices together: a typo is an error,
+        # while `--limit core-sw1` is not one for the server side of a task that handles both.
+        select([*inv.hosts, *inv.devices], groups, limit)
+        return select(names, groups, limit, strict=False)
+    except PatternError as exc:
+        raise fail(str(exc)) from None
+
+
+def out_dir(out: str | None) -> Path:
+    path = Path(out) if out else DEFAULT_OUT
+    path.mkdir(parents=True, exist_ok=True)
+    return path

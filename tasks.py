@@ -1,0 +1,23 @@
+"""jiyue's command line: `invoke --list` shows every task, `invoke --help TASK` its options.
+
+Each domain keeps its tasks beside its code (inventory/tasks.py, tests/lab/tasks.py, …); this file
+assembles them and holds `demo`, the main job on the sample city.
+"""
+
+from invoke import Collection, task
+
+from inventory import tasks as inventory_tasks
+from jiyue import demo as demo_module
+from jiyue.cli import HELP
+from tests.lab import tasks as lab_tasks
+
+
+@task(help={"inventory": HELP["inventory"], "out": HELP["out"]})
+def demo(c, inventory=None, out=None):
+    """The main job on the sample city: check the inventory, start the lab, export, and reach every host."""
+    demo_module.run(inventory, out)
+
+
+ns = Collection(demo)
+ns.add_collection(Collection.from_module(inventory_tasks, name="inventory"))
+ns.add_collection(Collection.from_module(lab_tasks, name="lab"))

@@ -1,0 +1,391 @@
+"""The lab: every inventory host as a real SSH host on this one machine.
+
+Each host is a network namespace with the inventory's address on a veth joined to one bridge,
+plus an sshd started inside a private mount and UTS namespace, so it has its own hostname and
+its own `/srv`, `/etc/app`, `/var/log/app`, `/root`, `/etc/hosts` and `/etc/resolv.conf` (bind
+mounts of a per-host directory under the state dir). Everything else is the machine's own
+filesystem, read-only in spirit: the lab never writes outside its state dir except the empty
+mount points it creates and records.
+
+Routing: each namespace has one on-link default route out of its veth, so hosts in different lab
+subnets reach each other directly over the bridge, and Ansible finds a default interface.
+Forwarding in the root namespace stays off: nothing from the lab leaves the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from inventory.model import Host, Inventory
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_STATE = REPO / ".lab"
+SSHD = Path("/usr/sbin/sshd")
+
+# In-host path -> directory (or file) under the host's state dir that backs it.
+PER_HOST_PATHS: dict[str, str] = {
+    "/srv": "srv",
+    "/etc/app": "etc-app",
+    "/var/log/app": "var-log-app",
+    "/root": "root",
+    "/etc/hosts": "etc/hosts",
+    "/etc/resolv.conf": "etc/resolv.conf",
+    "/etc/hostname": "etc/hostname",
+}
+
+# No resolver in the lab: a lookup fails at once on the namespace's own loopback instead of
+# waiting on a real resolver (which made Ansible wait 10 s per host).
+RESOLV_CONF = "# jiyue lab: no DNS; names come from /etc/hosts\noptions timeout:1 attempts:1\n"
+
+SSHD_CONFIG = """\
+# jiyue lab host {name}
+ListenAddress {listen}
+HostKey {host_key}
+PidFile {pid_file}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+UseDNS no
+PrintMotd no
+MaxStartups 200:30:400
+MaxSessions 64
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+"""
+
+
+class LabError(Exception):
+    """Something the lab needs is missing; the message says what to do."""
+
+
+@dataclass
+class HostStatus:
+    name: str
+    address: str
+    netns: bool
+    sshd_pid: int | None
+    ssh_banner: str | None
+
+    @property
+    def up(self) -> bool:
+        return self.netns and self.sshd_pid is not None and bool(self.ssh_banner)
+
+
+def _run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, input=input)
+    if check and proc.returncode != 0:
+        raise LabError(f"{shlex.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+
+
+def _pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def ssh_banner(address: str, port: int, timeout: float = 2.0) -> str | None:
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(256).decode("ascii", "replace").strip() or None
+    except OSError:
+        return None
+
+
+class Lab:
+    """The lab's state directory and the operations on it.
+
+    `tag` names the bridge, namespaces and links, so a second lab (a test's own) can run beside
+    the main one without touching it; its subnets must not overlap the main lab's.
+    """
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE, tag: str = "jy") -> None:
+        self.state_dir = Path(state_dir)
+        self.tag = tag
+        self.bridge = f"{tag}lab0"
+        self.netns_prefix = f"{tag}-"
+        self.key = self.state_dir / "ssh" / "id_ed25519"
+        self.known_hosts = self.state_dir / "ssh" / "known_hosts"
+        self._state_file = self.state_dir / "state.json"
+
+    # --- paths ---------------------------------------------------------------------------------
+
+    def host_dir(self, name: str) -> Path:
+        return self.state_dir / "hosts" / name
+
+    def path(self, host: str, in_host: str) -> Path:
+        """Where, on this machine, the file a lab host sees at `in_host` really lives."""
+        for mount in sorted(PER_HOST_PATHS, key=len, reverse=True):
+            if in_host == mount or in_host.startswith(mount.rstrip("/") + "/"):
+                rest = in_host[len(mount):].lstrip("/")
+                return self.host_dir(host) / PER_HOST_PATHS[mount] / rest
+        raise ValueError(f"{in_host} is not private to lab hosts (private: {', '.join(PER_HOST_PATHS)})")
+
+    def netns(self, name: str) -> str:
+        return self.netns_prefix + name
+
+    def _link_name(self, host: str) -> str:
+        """Interface names are limited to 15 bytes: derive a stable short one from the host name."""
+        return f"{self.tag[:3]}v" + hashlib.sha1(host.encode()).hexdigest()[:10]
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _load_state(self) -> dict:
+        if self._state_file.exists():
+            return json.loads(self._state_file.read_text())
+        return {"hosts": {}, "bridge_addresses": [], "mountpoints": []}
+
+    def _save_state(self, state: dict) -> None:
+        self._state_file.write_text(json.dumps(state, indent=2, sort_keys=True))
+
+    # --- checks --------------------------------------------------------------------------------
+
+    def preflight(self) -> None:
+        """Explain what is missing instead of failing obscurely halfway through."""
+        missing = []
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces, bind mounts): run it as root or with sudo")
+        if not SSHD.exists():
+            missing.append("sshd (apt-get install openssh-server)")
+        for tool, package in (("ip", "iproute2"), ("unshare", "util-linux"), ("nsenter", "util-linux"),
+                              ("mount", "mount")):
+            if shutil.which(tool) is None:
+                missing.append(f"{tool} (apt-get install {package})")
+        if missing:
+            raise LabError("the lab is missing: " + ", ".join(missing))
+        probe = f"{self.netns_prefix}probe-{os.getpid()}"
+        proc = _run("ip", "netns", "add", probe, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"cannot create network namespaces here: {proc.stderr.strip()}")
+        _run("ip", "netns", "del", probe, check=False)
+
+    # --- up ------------------------------------------------------------------------------------
+
+    def up(self, inv: Inventory, workers: int = 16) -> list[str]:
+        """Start every inventory host that is not already running; return the names started."""
+        self.preflight()
+        state = self._load_state()
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._client_key()
+        self._bridge(inv, state)
+        for mount in PER_HOST_PATHS:
+            if not Path(mount).exists():
+                Path(mount).mkdir(parents=True)
+                state["mountpoints"].append(mount)
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+        hosts_file = self._etc_hosts(inv, state)
+        pub = self.key.with_suffix(".pub").read_text()
+        hosts = list(inv.hosts.values())
+        for host in hosts:
+            state["hosts"][host.name] = {"address": str(host.address), "port": self._port(inv, host)}
+        self._save_state(state)
+        with ThreadPoolExecutor(workers) as pool:
+            started = [n for n in pool.map(lambda h: self._up_host(inv, h, hosts_file, pub), hosts) if n]
+        self._write_known_hosts(state)
+        return started
+
+    @staticmethod
+    def _port(inv: Inventory, host: Host) -> int:
+        return host.ssh.port or inv.defaults.ssh.port or 22
+
+    def _client_key(self) -> None:
+        if self.key.exists():
+            return
+        self.key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private, public = _keypair("jiyue-lab-operator")
+        self.key.write_bytes(private)
+        self.key.chmod(0o600)
+        self.key.with_suffix(".pub").write_text(public)
+
+    def _bridge(self, inv: Inventory, state: dict) -> None:
+        if _run("ip", "link", "show", self.bridge, check=False).returncode != 0:
+            _run("ip", "link", "add", self.bridge, "type", "bridge")
+            state["bridge_addresses"] = []
+        _run("ip", "link", "set", self.bridge, "up")
+        for subnet in inv.subnets.values():
+            cidr = f"{subnet.gateway}/{subnet.prefix.prefixlen}"
+            if cidr not in state["bridge_addresses"]:
+                _run("ip", "addr", "replace", cidr, "dev", self.bridge)
+                state["bridge_addresses"].append(cidr)
+
+    def _etc_hosts(self, inv: Inventory, state: dict) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+        known = {**{n: h["address"] for n, h in state["hosts"].items()},
+                 **{h.name: str(h.address) for h in inv.hosts.values()}}
+        lines += [f"{address}\t{name}" for name, address in sorted(known.items())]
+        return "\n".join(lines) + "\n"
+
+    def _up_host(self, inv: Inventory, host: Host, hosts_file: str, pub: str) -> str | None:
+        d = self.host_dir(host.name)
+        ns = self.netns(host.name)
+        for sub in ("srv", "etc-app", "var-log-app", "root/.ssh", "etc", "sshd"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        (d / "root").chmod(0o700)
+        (d / "root/.ssh").chmod(0o700)
+        (d / "root/.ssh/authorized_keys").write_text(pub)
+        (d / "etc/hosts").write_text(hosts_file)
+        (d / "etc/resolv.conf").write_text(RESOLV_CONF)
+        (d / "etc/hostname").write_text(host.name + "\n")
+        host_key = d / "sshd/ssh_host_ed25519_key"
+        if not host_key.exists():
+            private, public = _keypair(f"root@{host.name}")
+            host_key.write_bytes(private)
+            host_key.chmod(0o600)
+            host_key.with_suffix(".pub").write_text(public)
+        if self._sshd_pid(host.name) is not None:
+            return None
+        if not Path("/run/netns", ns).exists():
+            self._plumb(inv, host, ns)
+        listen = f"[{host.address}]:{self._port(inv, host)}" if host.address.version == 6 else \
+            f"{host.address}:{self._port(inv, host)}"
+        pid_file = d / "sshd.pid"
+        pid_file.unlink(missing_ok=True)
+        (d / "sshd/sshd_config").write_text(SSHD_CONFIG.format(
+            name=host.name, listen=listen, host_key=host_key, pid_file=pid_file))
+        mounts = "; ".join(f"mount --bind {shlex.quote(str(d / src))} {shlex.quote(dst)}"
+                           for dst, src in PER_HOST_PATHS.items())
+        script = (f"set -e; {mounts}; hostname {shlex.quote(host.name)}; "
+                  f"exec {SSHD} -f {shlex.quote(str(d / 'sshd/sshd_config'))} -E {shlex.quote(str(d / 'sshd.log'))}")
+        _run("ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
+             "--", "/bin/sh", "-c", script)
+        for _ in range(100):  # sshd writes its pid file once it listens
+            if pid_file.exists() and pid_file.read_text().strip():
+                return host.name
+            time.sleep(0.02)
+        raise LabError(f"sshd for {host.name} did not start: see {d / 'sshd.log'}")
+
+    def _plumb(self, inv: Inventory, host: Host, ns: str) -> None:
+        subnet = inv.subnet_of(host.address)
+        prefixlen = subnet.prefix.prefixlen if subnet else (24 if host.address.version == 4 else 64)
+        link = self._link_name(host.name)
+        _run("ip", "link", "del", link, check=False)
+        _run("ip", "netns", "add", ns)
+        _run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _run("ip", "link", "set", link, "master", self.bridge, "up")
+        _run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0")
+        _run("ip", "-n", ns, "link", "set", "lo", "up")
+        _run("ip", "-n", ns, "link", "set", "eth0", "up")
+        family = "-6" if host.address.version == 6 else "-4"
+        _run("ip", "-n", ns, family, "route", "add", "default", "dev", "eth0")
+
+    def _write_known_hosts(self, state: dict) -> None:
+        lines = []
+        for name, info in sorted(state["hosts"].items()):
+            pub = self.host_dir(name) / "sshd/ssh_host_ed25519_key.pub"
+            if not pub.exists():
+                continue
+            keytype, key = pub.read_text().split()[:2]
+            addr = info["address"] if info["port"] == 22 else f"[{info['address']}]:{info['port']}"
+            alias = name if info["port"] == 22 else f"[{name}]:{info['port']}"
+            lines.append(f"{alias},{addr} {keytype} {key}")
+        self.known_hosts.write_text("\n".join(lines) + "\n")
+
+    # --- status, stop, down ---------------------------------------------------------------------
+
+    def _sshd_pid(self, name: str) -> int | None:
+        pid_file = self.host_dir(name) / "sshd.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def status(self, names: Iterable[str] | None = None) -> list[HostStatus]:
+        hosts = self._load_state()["hosts"]
+        wanted = sorted(hosts) if names is None else list(names)
+
+        def one(name: str) -> HostStatus:
+            info = hosts.get(name, {"address": "?", "port": 22})
+            pid = self._sshd_pid(name)
+            banner = ssh_banner(info["address"], info["port"]) if pid else None
+            return HostStatus(name, info["address"], Path("/run/netns", self.netns(name)).exists(), pid, banner)
+
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, wanted))
+
+    def stop_host(self, name: str) -> None:
+        """Stop one host's sshd and every process in its namespace (it becomes unreachable)."""
+        self._kill_netns(self.netns(name))
+
+    def exec(self, name: str, command: str) -> subprocess.CompletedProcess[str]:
+        """Run a shell command as the host sees the world (its namespaces), for seeding and tests."""
+        pid = self._sshd_pid(name)
+        if pid is None:
+            raise LabError(f"lab host {name} is not running")
+        return _run("nsenter", "-t", str(pid), "-n", "-m", "-u", "--", "/bin/sh", "-c", command, check=False)
+
+    @staticmethod
+    def _kill_netns(ns: str) -> None:
+        proc = _run("ip", "netns", "pids", ns, check=False)
+        pids = [int(p) for p in proc.stdout.split()]
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 2
+            while pids and time.monotonic() < deadline:
+                pids = [p for p in pids if _pid_alive(p)]
+                if pids:
+                    time.sleep(0.02)
+            if not pids:
+                return
+
+    def down(self) -> int:
+        """Remove everything `up` made; return how many hosts were removed."""
+        self.preflight()
+        state = self._load_state()
+        namespaces = [ns for ns in _run("ip", "netns", "list", check=False).stdout.split()
+                      if ns.startswith(self.netns_prefix)]
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(self._kill_netns, namespaces))
+        # Delete the veths ourselves: a deleted namespace takes its links down asynchronously, and
+        # `down` must leave nothing behind when it returns.
+        links = _run("ip", "-o", "link", "show", "master", self.bridge, check=False).stdout
+        for link in re.findall(r"^\d+: ([^@:]+)", links, re.M):
+            _run("ip", "link", "del", link, check=False)
+        for ns in namespaces:
+            _run("ip", "netns", "del", ns, check=False)
+        _run("ip", "link", "del", self.bridge, check=False)
+        for mount in reversed(state["mountpoints"]):
+            with contextlib.suppress(OSError):
+                Path(mount).rmdir()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+        return len(namespaces)
+
+
+def _keypair(comment: str) -> tuple[bytes, str]:
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, f"{public.decode()} {comment}\n"
+
+
+def status_rows(statuses: list[HostStatus]) -> list[dict]:
+    return [asdict(s) | {"up": s.up} for s in statuses]

@@ -1,0 +1,56 @@
+"""`invoke lab.*`: bring the inventory's hosts to life as real SSH hosts on this machine."""
+
+from __future__ import annotations
+
+import time
+
+from invoke import task
+from rich.table import Table
+
+from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory
+from tests.lab.hosts import Lab, LabError
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
+def up(c, inventory=None, limit=None):
+    """Start a network namespace with its own sshd for every inventory host (again: harmless)."""
+    inv = load_inventory(inventory)
+    names = limit_hosts(inv, limit)
+    inv = inv.model_copy(update={"hosts": {n: inv.hosts[n] for n in names}})
+    began = time.monotonic()
+    try:
+        started = Lab().up(inv)
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"lab: {len(names)} hosts up ({len(started)} started, {len(names) - len(started)} already "
+                  f"running) in {time.monotonic() - began:.1f} s. See: invoke lab.status")
+
+
+@task
+def down(c):
+    """Stop every lab host and remove everything lab.up made (namespaces, bridge, state)."""
+    try:
+        removed = Lab().down()
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"lab: removed {removed} hosts")
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
+def status(c, inventory=None, limit=None):
+    """Show each lab host: namespace, sshd and whether it answers SSH (exit 1 if any host is down)."""
+    inv = load_inventory(inventory)
+    statuses = Lab().status(limit_hosts(inv, limit))
+    table = Table(title="lab hosts", title_justify="left")
+    for column in ("host", "address", "netns", "sshd pid", "ssh"):
+        table.add_column(column)
+    for s in statuses:
+        table.add_row(s.name, s.address, "yes" if s.netns else "[red]no[/]", str(s.sshd_pid or "[red]-[/]"),
+                      "[green]up[/]" if s.up else "[red]down[/]")
+    console.print(table)
+    down_hosts = [s.name for s in statuses if not s.up]
+    if down_hosts:
+        console.print(f"{len(down_hosts)} of {len(statuses)} hosts are down. Start them with: invoke lab.up")
+        raise fail(f"lab hosts down: {', '.join(down_hosts[:10])}{' …' if len(down_hosts) > 10 else ''}",
+                   code=PROBLEMS)
+    console.print(f"all {len(statuses)} hosts up")

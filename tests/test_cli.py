@@ -1,0 +1,91 @@
+"""The command line as an operator uses it: exit codes, messages, --limit, --out."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BROKEN = REPO / "tests" / "fixtures" / "broken"
+
+
+def jiyue(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jiyue", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_list_shows_every_task_group():
+    proc = jiyue("--list")
+    assert proc.returncode == 0
+    for name in ("demo", "inventory.check", "inventory.export", "inventory.list", "lab.up", "lab.down",
+                 "lab.status"):
+        assert name in proc.stdout
+
+
+def test_invoke_itself_finds_the_same_tasks():
+    proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "--list"], capture_output=True, text=True,
+                          cwd=REPO)
+    assert proc.returncode == 0 and "inventory.check" in proc.stdout
+
+
+def test_check_passes_on_the_sample_city():
+    proc = jiyue("inventory.check")
+    assert proc.returncode == 0, proc.stderr
+    assert "合计 total" in proc.stdout
+
+
+def test_check_on_a_broken_inventory_lists_every_problem_and_exits_2():
+    proc = jiyue("inventory.check", "--inventory", str(BROKEN))
+    assert proc.returncode == 2
+    problems = [line for line in proc.stderr.splitlines() if ".yaml:" in line]
+    assert len(problems) >= 10
+    for line in problems:
+        file, lineno, rest = line.split(":", 2)
+        assert Path(file).name.endswith(".yaml") and int(lineno) > 0 and rest.strip()
+    assert "fix them and run again" in proc.stderr
+
+
+def test_usage_errors_exit_2():
+    assert jiyue("inventory.check", "--no-such-flag").returncode == 2
+    assert jiyue("no.such.task").returncode == 2
+    proc = jiyue("inventory.export", "--format", "excel")
+    assert proc.returncode == 2 and "--format must be one of" in proc.stderr
+
+
+def test_limit_that_matches_nothing_is_bad_input():
+    proc = jiyue("inventory.list", "--limit", "dept_nosuch")
+    assert proc.returncode == 2
+    assert "'dept_nosuch' matches no host, device or group" in proc.stderr
+
+
+def test_limit_selects_hosts_and_devices(demo):
+    proc = jiyue("inventory.list", "--limit", "cloud_pool:devices")
+    assert proc.returncode == 0
+    assert f"{len(demo.cloud.pool)} hosts, {len(demo.devices)} devices" in proc.stdout
+
+
+def test_export_writes_stable_files_under_out(tmp_path):
+    proc = jiyue("inventory.export", "--out", str(tmp_path), "--limit", "sources")
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert names == ["inventory/ansible.yml", "inventory/nornir/config.yaml", "inventory/nornir/defaults.yaml",
+                     "inventory/nornir/groups.yaml", "inventory/nornir/hosts.yaml",
+                     "inventory/pyinfra_inventory.py"]
+
+
+def test_lab_status_reports_every_host_up(lab, demo):
+    proc = jiyue("lab.status")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"all {len(demo.hosts)} hosts up" in proc.stdout
+
+
+def test_lab_status_exits_1_when_a_host_is_down(lab, demo):
+    name = sorted(demo.hosts)[0]
+    lab.stop_host(name)
+    try:
+        proc = jiyue("lab.status", "--limit", name)
+        assert proc.returncode == 1
+        assert "Start them with: invoke lab.up" in proc.stdout
+    finally:
+        lab.up(demo)

@@ -1,0 +1,120 @@
+"""The lab: real SSH hosts in network namespaces, each with its own view of the per-host paths."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import paramiko
+import pytest
+
+import inventory
+from tests.conftest import require_lab
+from tests.lab.hosts import Lab
+
+
+def ssh(lab: Lab, inv, name: str, command: str) -> str:
+    """Run a command over real SSH, with the host key verified against the lab's known_hosts."""
+    target = inv.ssh_for(inv.hosts[name])
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(target.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(target.address, port=target.port, username=target.user, key_filename=str(target.key),
+                   look_for_keys=False, allow_agent=False, timeout=10)
+    try:
+        _, stdout, _ = client.exec_command(command, timeout=10)
+        return stdout.read().decode()
+    finally:
+        client.close()
+
+
+def test_every_demo_host_is_up(lab, demo):
+    statuses = lab.status(sorted(demo.hosts))
+    assert [s.name for s in statuses if not s.up] == []
+    assert all(s.ssh_banner.startswith("SSH-2.0-OpenSSH") for s in statuses)
+
+
+def test_hosts_see_their_own_srv_and_hostname(lab, demo):
+    names = sorted(demo.hosts)[:3]
+    tokens = {name: uuid.uuid4().hex for name in names}
+    for name, token in tokens.items():
+        path = lab.path(name, "/srv/lab-marker")
+        path.write_text(token)
+        lab.path(name, "/etc/app/app.conf").write_text(f"name={name}\n")
+    for name, token in tokens.items():
+        out = ssh(lab, demo, name, "hostname; cat /srv/lab-marker; echo; cat /etc/app/app.conf")
+        assert out.splitlines() == [name, token, f"name={name}"]
+
+
+def test_hosts_reach_each_other_across_subnets(lab, demo):
+    source = next(h for h in demo.hosts.values() if demo.subnet_of(h.address).kind == "source")
+    cloud = next(h for h in demo.hosts.values() if demo.subnet_of(h.address).kind == "cloud")
+    out = ssh(lab, demo, source.name,
+              f"python3 -c \"import socket; s=socket.create_connection(('{cloud.address}', 22), 3); "
+              f"print(s.recv(64).decode().strip())\"")
+    assert out.startswith("SSH-2.0-")
+
+
+def test_unknown_host_key_is_rejected(lab, demo, tmp_path):
+    name = sorted(demo.hosts)[0]
+    target = demo.ssh_for(demo.hosts[name])
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())  # empty known_hosts: must refuse
+    with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
+        client.connect(target.address, username=target.user, key_filename=str(target.key),
+                       look_for_keys=False, allow_agent=False, timeout=10)
+
+
+def test_up_twice_is_harmless(lab, demo):
+    before = {s.name: s.sshd_pid for s in lab.status(sorted(demo.hosts))}
+    assert lab.up(demo) == []
+    after = {s.name: s.sshd_pid for s in lab.status(sorted(demo.hosts))}
+    assert before == after
+
+
+def test_stopped_host_is_down_then_restarted(lab, demo):
+    name = sorted(demo.hosts)[-1]
+    lab.stop_host(name)
+    [status] = lab.status([name])
+    assert not status.up and status.sshd_pid is None
+    assert lab.up(demo) == [name]
+    [status] = lab.status([name])
+    assert status.up
+
+
+SMALL = """
+subnets:
+  - {name: t, kind: source, prefix: 198.19.250.0/24, gateway: 198.19.250.1}
+hosts:
+  - {name: t1, address: 198.19.250.11, os_family: debian, os: Debian 12, role: app}
+  - {name: t2, address: 198.19.250.12, os_family: redhat, os: Kylin V10, role: db}
+"""
+
+
+def test_a_second_lab_comes_up_and_goes_down_without_a_trace(tmp_path):
+    lab = Lab(tmp_path / "state", tag="jt")
+    require_lab(lab)
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts.yaml").write_text(SMALL)
+    inv = inventory.load(tmp_path / "inv")
+    try:
+        assert sorted(lab.up(inv)) == ["t1", "t2"]
+        assert all(s.up for s in lab.status())
+    finally:
+        assert lab.down() == 2
+    assert not (tmp_path / "state").exists()
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "jt-" not in netns
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "jtlab0" not in links and "jtv" not in links
+
+
+def test_lab_without_root_explains_what_is_missing():
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-c", "from tests.lab.hosts import Lab; Lab().up(None)"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 and "Permission denied" in proc.stderr and "LabError" not in proc.stderr:
+        pytest.skip("the checkout is not readable by an unprivileged user here")
+    assert proc.returncode != 0
+    assert "the lab needs root" in proc.stderr
