@@ -77,8 +77,12 @@ def _display(path: Path) -> Path:
         return path
 
 
-def _compose(file: Path, shown: Path, collected: _Collected) -> tuple[Any, dict[FieldPath, int]] | None:
-    """Build plain Python data plus a map from each value's path to its line number."""
+def _compose(file: Path, shown: Path, collected: _Collected, duplicates: list[tuple[FieldPath, int]]
+             ) -> tuple[Any, dict[FieldPath, int]] | None:
+    """Build plain Python data plus a map from each value's path to its line number.
+
+    Duplicate mapping keys (which PyYAML would silently overwrite) are appended to `duplicates`.
+    """
     lines: dict[FieldPath, int] = {}
     try:
         loader = yaml.SafeLoader(file.read_text(encoding="utf-8"))
@@ -98,15 +102,9 @@ def _compose(file: Path, shown: Path, collected: _Collected) -> tuple[Any, dict[
                 for key_node, value_node in n.value:
                     key = loader.construct_object(key_node, deep=True)
                     if key in out:
-                        collected.problems.append(
-                            Problem(
-                                shown,
-                                key_node.start_mark.line + 1,
-                                ".".join(map(str, (*path, key))),
-                                f"duplicate key '{key}' (the earlier value would be silently lost)",
-                            )
-                        )
+                        duplicates.append(((*path, key), key_node.start_mark.line + 1))
                     out[key] = build(value_node, (*path, key))
+                    lines[(*path, key)] = key_node.start_mark.line + 1  # point at the key, not its value
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
@@ -123,6 +121,22 @@ def _compose(file: Path, shown: Path, collected: _Collected) -> tuple[Any, dict[
         loader.dispose()
 
 
+def _label(section: str, index: int, raw: Any) -> str:
+    """`systems[fgw-oa]` when the record has its identifier, else `systems[3]`."""
+    key = LIST_SECTIONS[section][1]
+    ident = raw.get(key) if isinstance(raw, dict) else None
+    return f"{section}[{ident}]" if isinstance(ident, str) else f"{section}[{index}]"
+
+
+def _describe(data: Any, path: FieldPath) -> str:
+    """A path inside a file in the same style as validation messages."""
+    if len(path) >= 2 and path[0] in LIST_SECTIONS and isinstance(path[1], int) and isinstance(data, dict):
+        records = data.get(path[0])
+        raw = records[path[1]] if isinstance(records, list) and path[1] < len(records) else None
+        return Origin(Path(), path[:2], _label(str(path[0]), path[1], raw), {}).describe(path[2:])
+    return Origin(Path(), (), str(path[0]), {}).describe(path[1:]) if path else "(file)"
+
+
 def _inventory_files(root: Path) -> Iterator[Path]:
     yield from sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
 
@@ -132,10 +146,14 @@ def _collect(root: Path) -> _Collected:
     single_seen: dict[str, Path] = {}
     for file in _inventory_files(root):
         shown = _display(file)
-        result = _compose(file, shown, collected)
+        duplicates: list[tuple[FieldPath, int]] = []
+        result = _compose(file, shown, collected, duplicates)
         if result is None:
             continue
         data, lines = result
+        for path, line in duplicates:
+            collected.problems.append(Problem(shown, line, _describe(data, path),
+                                              f"duplicate key '{path[-1]}' (the earlier value would be lost)"))
         if data is None:
             continue
         if not isinstance(data, dict):
@@ -144,14 +162,11 @@ def _collect(root: Path) -> _Collected:
         for section, value in data.items():
             line = lines.get((section,), 1)
             if section in LIST_SECTIONS:
-                _, key = LIST_SECTIONS[section]
                 if not isinstance(value, list):
                     collected.problems.append(Problem(shown, line, section, "must be a list"))
                     continue
                 for i, raw in enumerate(value):
-                    ident = raw.get(key) if isinstance(raw, dict) else None
-                    label = f"{section}[{ident}]" if isinstance(ident, str) else f"{section}[{i}]"
-                    origin = Origin(shown, (section, i), label, lines)
+                    origin = Origin(shown, (section, i), _label(section, i, raw), lines)
                     collected.records.setdefault(section, []).append((raw, origin))
             elif section in SINGLE_SECTIONS:
                 if section in single_seen:
@@ -174,7 +189,8 @@ def _validate(model: type, raw: Any, origin: Origin, problems: list[Problem]) ->
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
             message = err["msg"].removeprefix("Value error, ")
-            if err["type"] not in ("missing", "extra_forbidden") and not isinstance(err.get("input"), dict | list):
+            if err["type"] not in ("missing", "extra_forbidden", "value_error") and \
+                    not isinstance(err.get("input"), dict | list):
                 message += f" (got {err.get('input')!r})"
             if err["type"] == "extra_forbidden":
                 message = "unknown field (misspelt?)"
@@ -217,6 +233,7 @@ def load(root: Path | str = DEFAULT_INVENTORY) -> Inventory:
         fields[section] = good
     for section, model in SINGLE_SECTIONS.items():
         for raw, origin in collected.records.get(section, []):
+            declared.setdefault("sections", set()).add(section)
             obj = _validate(model, raw, origin, problems)
             if obj is not None:
                 fields[section] = obj

@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, model_validator
 
 
 def _single_line(value: str) -> str:
@@ -48,8 +48,29 @@ AbsPath = Annotated[str, AfterValidator(_absolute_path)]
 # Identifiers become hostnames, Ansible group names and file names: keep them to DNS-label shape.
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    try:
+        return ipaddress.ip_address(str(value))
+    except ValueError:
+        raise ValueError(f"not a valid IPv4 or IPv6 address: {value!r}") from None
+
+
+def _ip_network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    try:
+        return ipaddress.ip_network(str(value))
+    except ValueError as exc:
+        raise ValueError(f"not a valid network prefix: {value!r} ({exc})") from None
+
+
+# One readable message for a bad address, not one per branch of an IPv4 | IPv6 union.
+IPAddress = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, PlainValidator(_ip_address)]
+IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_ip_network)]
 
 
 class DeptLevel(StrEnum):
@@ -284,7 +305,9 @@ class Host(Located):
 
 
 class Interface(Model):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9/.:-]{0,47}$")]
+    # Vendor names such as Vlanif100, GigabitEthernet0/0/1, 10GE1/0/1; no spaces (templates add
+    # Ruijie's "GigabitEthernet 0/1" spacing themselves).
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/.:-]{0,47}$")]
     description: Annotated[Text, Field(max_length=80)] | None = None
     vlan: Annotated[int, Field(ge=1, le=4094)] | None = None
     department: Ident | None = None

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 
 from inventory.loader import FieldPath, Problem
-from inventory.model import Classification, Inventory, Located, Zone
+from inventory.model import Classification, Defaults, Inventory, Located, SubnetKind, Zone
 
 LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
 
@@ -32,7 +32,7 @@ def _refs(
 
 def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     names = {section: set(declared.get(section, set())) for section in
-             ("departments", "systems", "hosts", "devices", "subnets")}
+             ("departments", "systems", "hosts", "devices", "subnets", "sections")}
     problems: list[Problem] = []
     problems += _departments(inv, names["departments"])
     problems += _systems(inv, names)
@@ -112,14 +112,19 @@ def _addresses(inv: Inventory) -> Iterator[Problem]:
             if record.address in seen:
                 yield _at(record, ("address",), f"address {record.address} is already used by {seen[record.address]}")
             seen.setdefault(record.address, f"{kind} '{record.name}'")
-            if subnets and inv.subnet_of(record.address) is None:
+            subnet = inv.subnet_of(record.address)
+            if subnets and subnet is None:
                 yield _at(record, ("address",), f"address {record.address} is outside every declared subnet")
+            elif kind == "device" and subnet is not None and subnet.kind != SubnetKind.management:
+                yield _at(record, ("address",), f"management address {record.address} is in the {subnet.kind} "
+                                                f"subnet '{subnet.name}', not a management subnet")
 
 
 def _devices(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
     for device in inv.devices.values():
         yield from _refs(device, "department", [device.department], names["departments"], "department", False)
-        if device.credentials is None and inv.defaults.device_credentials is None:
+        defaults_broken = "defaults" in names["sections"] and inv.defaults == Defaults()
+        if device.credentials is None and inv.defaults.device_credentials is None and not defaults_broken:
             yield _at(device, ("credentials",), "no credentials and no defaults.device_credentials")
         seen: set[str] = set()
         for i, iface in enumerate(device.interfaces):
@@ -177,5 +182,14 @@ def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
             if subnet is not None and subnet.kind != "cloud":
                 yield _at(cloud, ("pool", i, "host"),
                           f"host '{member.host}' ({host.address}) is not in a cloud subnet")
+        if host is not None and host.role != "cloud":
+            yield _at(cloud, ("pool", i, "host"), f"host '{member.host}' has role '{host.role}', not 'cloud'")
     if cloud.gateway not in names["hosts"]:
         yield _at(cloud, ("gateway",), f"unknown host '{cloud.gateway}'")
+    gateway = inv.hosts.get(cloud.gateway)
+    if gateway is not None:
+        if gateway.role != "gateway":
+            yield _at(cloud, ("gateway",), f"host '{cloud.gateway}' has role '{gateway.role}', not 'gateway'")
+        if inv.owner(gateway.name) is not None:
+            yield _at(cloud, ("gateway",), f"host '{cloud.gateway}' belongs to system "
+                                           f"'{inv.owner(gateway.name).id}'; the gateway serves every system")

@@ -1,0 +1,184 @@
+"""SSH sessions to inventory hosts: verified host keys, bounded waits, failures named by kind.
+
+One connection per host runs one script fed on stdin to `sh -s`, so nothing is written to the
+host and the command line stays short whatever the script's size. Host keys come from the
+inventory's known_hosts file; an unknown key is refused unless trust-on-first-use was asked for,
+and a changed key is always refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import paramiko
+
+from inventory.model import Inventory
+
+
+class SSHError(Exception):
+    """A failure with its kind: unreachable, auth_failed, timeout, host_key or error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    address: str
+    port: int
+    user: str
+    key: Path | None
+    known_hosts: Path | None
+
+    @classmethod
+    def of(cls, inv: Inventory, name: str) -> Target:
+        s = inv.ssh_for(inv.hosts[name])
+        return cls(name, s.address, s.port, s.user, s.key, s.known_hosts)
+
+
+@dataclass(frozen=True)
+class Output:
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    elapsed: float
+
+
+class _KnownHosts:
+    """known_hosts files parsed once and shared by every connection (hundreds of hosts)."""
+
+    _lock = threading.Lock()
+    _cache: ClassVar[dict[Path, tuple[float, paramiko.HostKeys]]] = {}
+
+    @classmethod
+    def get(cls, path: Path | None) -> paramiko.HostKeys:
+        if path is None or not path.exists():
+            return paramiko.HostKeys()
+        with cls._lock:
+            mtime = path.stat().st_mtime
+            cached = cls._cache.get(path)
+            if cached is None or cached[0] != mtime:
+                cached = (mtime, paramiko.HostKeys(str(path)))
+                cls._cache[path] = cached
+            return cached[1]
+
+
+class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+    """Accept an unknown key once and append it to known_hosts; a changed key still fails."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, known_hosts: Path | None) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.known_hosts is None:
+            raise SSHError("host_key", "trust-on-first-use needs a known_hosts file to record the key in")
+        with self._lock:
+            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            with self.known_hosts.open("a") as f:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = False,
+            retries: int = 1) -> paramiko.SSHClient:
+    """Open a verified session, retrying a failed connect once (a busy sshd drops a few)."""
+    attempt = 0
+    while True:
+        try:
+            return _connect_once(target, timeout, trust_on_first_use)
+        except SSHError as exc:
+            if exc.kind not in ("unreachable", "timeout") or attempt >= retries:
+                raise
+            attempt += 1
+            time.sleep(0.2)
+
+
+def _connect_once(target: Target, timeout: float, trust_on_first_use: bool) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    lookup = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
+    known = _KnownHosts.get(target.known_hosts).lookup(lookup) or {}
+    for keytype, key in known.items():
+        client.get_host_keys().add(lookup, keytype, key)
+    client.set_missing_host_key_policy(
+        _TrustOnFirstUse(target.known_hosts) if trust_on_first_use else paramiko.RejectPolicy())
+    try:
+        client.connect(target.address, port=target.port, username=target.user,
+                       key_filename=str(target.key) if target.key else None, timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout, look_for_keys=target.key is None,
+                       allow_agent=False)
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise SSHError("host_key", f"host key CHANGED for {target.address} (expected the one in "
+                                   f"{target.known_hosts}): possible impersonation, not connecting") from exc
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise SSHError("auth_failed", f"authentication failed as {target.user}: {exc}") from exc
+    except paramiko.SSHException as exc:
+        client.close()
+        if "not found in known_hosts" in str(exc):
+            raise SSHError("host_key", f"unknown host key for {target.address}; add it to {target.known_hosts} "
+                                       "or run with trust-on-first-use") from exc
+        if "timeout" in str(exc).lower() or "banner" in str(exc).lower():
+            raise SSHError("timeout", f"SSH handshake timed out after {timeout:g} s: {exc}") from exc
+        raise SSHError("error", f"SSH error: {exc}") from exc
+    except SSHError:
+        client.close()
+        raise
+    except TimeoutError as exc:
+        client.close()
+        raise SSHError("timeout", f"no answer from {target.address}:{target.port} within {timeout:g} s") from exc
+    except OSError as exc:
+        client.close()
+        raise SSHError("unreachable", f"cannot reach {target.address}:{target.port}: {exc.strerror or exc}") from exc
+    return client
+
+
+def run_script(client: paramiko.SSHClient, script: str, timeout: float = 60.0) -> Output:
+    """Run a POSIX-sh script fed on stdin; its output is returned as bytes, decoded by the caller."""
+    began = time.monotonic()
+    transport = client.get_transport()
+    if transport is None:
+        raise SSHError("unreachable", "the session closed before the script could run")
+    channel = transport.open_session(timeout=timeout)
+    channel.settimeout(timeout)
+    try:
+        channel.exec_command("LC_ALL=C exec /bin/sh -s")
+        channel.sendall(script.encode())
+        channel.shutdown_write()
+        stdout, stderr = bytearray(), bytearray()
+        while True:
+            if time.monotonic() - began > timeout:
+                raise SSHError("timeout", f"the script ran longer than {timeout:g} s")
+            if channel.recv_ready():
+                stdout += channel.recv(65536)
+            elif channel.recv_stderr_ready():
+                stderr += channel.recv_stderr(65536)
+            elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                break
+            else:
+                channel.status_event.wait(0.05)
+        while channel.recv_ready():
+            stdout += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(65536)
+        return Output(channel.recv_exit_status(), bytes(stdout), bytes(stderr), time.monotonic() - began)
+    except TimeoutError as exc:
+        raise SSHError("timeout", f"the script ran longer than {timeout:g} s") from exc
+    finally:
+        channel.close()
+
+
+def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: bool = False) -> Output:
+    """Connect, run one script, close: the whole of one host's round trip."""
+    client = connect(target, timeout=min(timeout, 15.0), trust_on_first_use=trust_on_first_use)
+    try:
+        return run_script(client, script, timeout)
+    finally:
+        client.close()
