@@ -6,6 +6,7 @@ assembles them and holds `demo`, the main job on the sample city.
 
 from invoke import Collection, task
 
+from audit import tasks as audit_tasks
 from inventory import tasks as inventory_tasks
 from jiyue import demo as demo_module
 from jiyue.cli import HELP
@@ -21,3 +22,4 @@ def demo(c, inventory=None, out=None):
 ns = Collection(demo)
 ns.add_collection(Collection.from_module(inventory_tasks, name="inventory"))
 ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
+ns.add_collection(Collection.from_module(audit_tasks, name="audit"))

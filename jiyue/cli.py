@@ -6,6 +6,7 @@ or usage. Messages go to stderr and say what to do next.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from invoke import Exit
@@ -17,8 +18,9 @@ from inventory.groups import PatternError, all_groups, select
 OK, PROBLEMS, BAD_INPUT = 0, 1, 2
 DEFAULT_OUT = Path("reports")
 
-console = Console()
-err = Console(stderr=True)
+# Piped output (logs, CI) gets a wide console so tables do not fold into unreadable columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=160)
 
 HELP = {
     "inventory": "inventory directory (default: the sample city, inventory/demo)",

@@ -1,0 +1,66 @@
+"""Collection: one read-only script per host over one SSH session, parsed locally, stored.
+
+The script is composed from the probes (audit/probes.py) with the host's own declarations (its
+system's log and data paths), runs with `sh -s` (nothing is written to the host) and comes back
+as sections parsed into facts. Failures are results, not exceptions: the runner records the
+kind (unreachable, auth_failed, timeout, host_key) and the fleet run goes on.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from rich.console import Console
+
+from audit.probes import Context, Script
+from inventory.model import Inventory
+from jiyue import runner, ssh
+from jiyue.runner import Result
+from jiyue.store import Store
+
+KIND = "audit.collect"
+
+
+@dataclass(frozen=True)
+class Options:
+    workers: int = runner.DEFAULT_WORKERS
+    timeout: float = 60.0  # per host, connect included
+    sample_seconds: int = 1
+    trust_on_first_use: bool = False
+
+
+def context(inv: Inventory, host: str, sample_seconds: int = 1) -> Context:
+    system = inv.owner(host)
+    if system is None:
+        return Context(sample_seconds=sample_seconds)
+    return Context(log_paths=tuple(system.log_paths), data_paths=tuple(system.data_paths),
+                   sample_seconds=sample_seconds)
+
+
+def script_for(inv: Inventory, host: str, sample_seconds: int = 1) -> Script:
+    return Script(secrets.token_hex(8), context(inv, host, sample_seconds))
+
+
+def collect_host(inv: Inventory, host: str, options: Options) -> dict:
+    script = script_for(inv, host, options.sample_seconds)
+    out = ssh.run(ssh.Target.of(inv, host), script.text, timeout=options.timeout,
+                  trust_on_first_use=options.trust_on_first_use)
+    facts = script.parse(out.stdout)
+    if "clock" not in facts:
+        raise ssh.SSHError("error", f"the collection script produced no output (exit {out.exit_status}): "
+                                    f"{out.stderr.decode('utf-8', 'replace')[:200]}")
+    facts["collect_seconds"] = round(out.elapsed, 3)
+    return facts
+
+
+def collect(inv: Inventory, hosts: list[str], options: Options = Options(), store: Store | None = None,
+            console: Console | None = None, progress: bool = True) -> tuple[int | None, list[Result]]:
+    """Collect from every host; store the run (when a store is given) and return its id and results."""
+    results = runner.run(hosts, lambda h: collect_host(inv, h, options), workers=options.workers,
+                         label="collect", console=console, progress=progress)
+    run_id = None
+    if store is not None:
+        run_id = store.record(KIND, results, inventory=str(inv.root),
+                              params={"hosts": len(hosts), "sample_seconds": options.sample_seconds})
+    return run_id, results

@@ -1,0 +1,122 @@
+"""The result store: every run, every target's outcome, kept so that "long-term" means something.
+
+Log files on hosts rotate after days or weeks; the store is what remembers. SQLite by default
+(`state/history.sqlite`), any SQLAlchemy URL with `--store` or `JIYUE_STORE`. One generic shape
+serves every domain: a run of some kind (`audit.collect`, `baseline.check`, …) and one row per
+target with its status and its data as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from jiyue.runner import Result
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_URL = f"sqlite:///{REPO / 'state' / 'history.sqlite'}"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    started: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    finished: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    inventory: Mapped[str] = mapped_column(Text, default="")
+    seeded: Mapped[bool] = mapped_column(Boolean, default=False)  # history written by a test or demo, not measured
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    results: Mapped[list[TargetResult]] = relationship(back_populates="run", cascade="all, delete-orphan")
+
+
+class TargetResult(Base):
+    __tablename__ = "results"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    target: Mapped[str] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(32))  # ok, or the error kind
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[Any] = mapped_column(JSON)
+    run: Mapped[Run] = relationship(back_populates="results")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One target's outcome in one run, as read back for analysis."""
+
+    run_id: int
+    kind: str
+    at: datetime
+    target: str
+    status: str
+    error: str | None
+    data: Any
+    seeded: bool
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class Store:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or os.environ.get("JIYUE_STORE") or DEFAULT_URL
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(self.url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
+        Base.metadata.create_all(self.engine)
+
+    def record(self, kind: str, results: Iterable[Result], *, inventory: str = "", params: dict | None = None,
+               started: datetime | None = None, seeded: bool = False) -> int:
+        """Store one finished run with all its results; return the run id."""
+        results = list(results)
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            run = Run(kind=kind, started=started or now, finished=now, inventory=inventory, seeded=seeded,
+                      params=params or {})
+            for r in results:
+                run.results.append(TargetResult(target=r.target, status="ok" if r.ok else (r.error_kind or "error"),
+                                                error=r.error, at=r.started or started or now, data=r.value))
+            session.add(run)
+            session.flush()
+            return run.id
+
+    def history(self, kind: str, targets: Iterable[str] | None = None, since: datetime | None = None,
+                ok_only: bool = False) -> list[Record]:
+        """Every stored outcome of runs of `kind`, oldest first."""
+        query = select(TargetResult, Run).join(Run).where(Run.kind == kind)
+        if targets is not None:
+            query = query.where(TargetResult.target.in_(list(targets)))
+        if since is not None:
+            query = query.where(TargetResult.at >= since)
+        if ok_only:
+            query = query.where(TargetResult.status == "ok")
+        query = query.order_by(TargetResult.at, TargetResult.id)
+        with Session(self.engine) as session:
+            return [Record(run.id, run.kind, _utc(res.at), res.target, res.status, res.error, res.data, run.seeded)
+                    for res, run in session.execute(query)]
+
+    def last_run(self, kind: str) -> int | None:
+        with Session(self.engine) as session:
+            return session.scalar(select(Run.id).where(Run.kind == kind).order_by(Run.id.desc()).limit(1))
+
+    def run_results(self, run_id: int) -> list[Record]:
+        with Session(self.engine) as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                return []
+            return [Record(run.id, run.kind, _utc(r.at), r.target, r.status, r.error, r.data, run.seeded)
+                    for r in run.results]
