@@ -72,7 +72,7 @@ class Clock(Probe):
     name = "clock"
 
     def command(self, ctx: Context) -> str:
-        return "date +%s; date +%z"
+        return "date '+%s %z'"
 
     def process(self, text: str, ctx: Context) -> dict[str, Any]:
         lines = text.split()
@@ -92,11 +92,10 @@ class System(Probe):
     name = "system"
 
     def command(self, ctx: Context) -> str:
-        return ("cat /etc/os-release; echo '@@'; uname -r; echo '@@'; cat /proc/uptime; echo '@@'; "
-                "grep -m1 'model name' /proc/cpuinfo; grep -c ^processor /proc/cpuinfo; echo '@@'; "
-                "grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; echo '@@'; df -P -k -x tmpfs -x devtmpfs "
-                "-x overlay -x squashfs 2>/dev/null | tail -n +2; echo '@@'; cat /proc/loadavg; echo '@@'; "
-                "cat /proc/sys/kernel/hostname")
+        return ("rd /etc/os-release; echo '@@'; rd /proc/sys/kernel/osrelease; echo '@@'; rd /proc/uptime; "
+                "echo '@@'; grep -E '^(model name|processor)' /proc/cpuinfo; echo '@@'; rd /proc/meminfo; echo '@@'; "
+                "df -P -k -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null; echo '@@'; rd /proc/loadavg; "
+                "echo '@@'; rd /proc/sys/kernel/hostname")
 
     def process(self, text: str, ctx: Context) -> dict[str, Any]:
         parts = (text.split("@@\n") + [""] * 8)[:8]
@@ -105,14 +104,17 @@ class System(Probe):
         like = osr.get("ID_LIKE", "").lower().split()
         distribution = DISTRIBUTIONS.get(os_id) or next((DISTRIBUTIONS[x] for x in like if x in DISTRIBUTIONS), None)
         cpu_lines = parts[3].splitlines()
-        model = cpu_lines[0].split(":", 1)[1].strip() if cpu_lines and ":" in cpu_lines[0] else ""
+        models = [line.split(":", 1)[1].strip() for line in cpu_lines if line.startswith("model name") and ":" in line]
+        model = models[0] if models else ""
+        count = sum(line.startswith("processor") for line in cpu_lines)
         mem = {f[0].rstrip(":"): int(_num(f[1])) for f in (line.split() for line in parts[4].splitlines())
                if len(f) >= 2}
         disks = []
         for line in parts[5].splitlines():
             f = line.split()
             if len(f) >= 6 and f[1].isdigit():
-                disks.append({"device": f[0], "mount": " ".join(f[5:]), "size_kb": int(f[1]), "used_kb": int(f[2])})
+                disks.append({"device": f[0], "mount": " ".join(f[5:]), "size_kb": int(f[1]),
+                              "used_kb": int(f[2])})
         load = [_num(x) for x in parts[6].split()[:3]]
         return {
             "os": {"id": os_id, "id_like": like, "version_id": osr.get("VERSION_ID", ""),
@@ -120,7 +122,7 @@ class System(Probe):
                    "distribution": distribution or (osr.get("NAME") or "unknown")},
             "kernel": parts[1].strip(),
             "uptime_s": _num(parts[2].split()[0]) if parts[2].split() else 0.0,
-            "cpu": {"model": model, "count": int(_num(cpu_lines[1])) if len(cpu_lines) > 1 else 0},
+            "cpu": {"model": model, "count": count},
             "memory": {"total_kb": mem.get("MemTotal", 0), "available_kb": mem.get("MemAvailable", 0)},
             "disks": disks,
             "load": load,
@@ -137,13 +139,12 @@ class Sample(Probe):
     """
 
     name = "sample"
-    _procs = ("me=$(ls -l /proc/$$/ns/net 2>/dev/null | sed 's/.*-> //'); "
-              "ls -l /proc/[0-9]*/ns/net 2>/dev/null | awk -v me=\"$me\" "
-              "'$NF==me {split($(NF-2),a,\"/\"); printf \"/proc/%s/stat\\n\", a[3]}' "
-              "| xargs cat 2>/dev/null")
+    _procs = ("ls -lU /proc/$$/ns/net /proc/[0-9]*/ns/net 2>/dev/null | awk 'NR == 1 { me = $NF; next } "
+              "$NF == me { split($(NF-2), a, \"/\"); f = \"/proc/\" a[3] \"/stat\"; "
+              "if ((getline line < f) > 0) print line; close(f) }'")
 
     def begin(self) -> str:
-        return f"cat /proc/uptime; grep '^cpu ' /proc/stat; cat /proc/net/dev; echo '@@'; {self._procs}"
+        return f"rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; {self._procs}"
 
     def command(self, ctx: Context) -> str:
         return f"sleep {int(ctx.sample_seconds)}; echo \"$$ $PPID\"; echo '@@'; {self.begin()}"
@@ -153,9 +154,9 @@ class Sample(Probe):
         head, _, procs = text.partition("@@\n")
         lines = head.splitlines()
         up = _num(lines[0].split()[0]) if lines and lines[0].split() else 0.0
-        cpu = [int(_num(x)) for x in lines[1].split()[1:]] if len(lines) > 1 else []
+        cpu = next(([int(_num(x)) for x in line.split()[1:]] for line in lines if line.startswith("cpu ")), [])
         rx = tx = 0
-        for line in lines[2:]:
+        for line in lines[1:]:
             if ":" in line:
                 iface, data = line.split(":", 1)
                 f = data.split()
@@ -209,51 +210,37 @@ def _split_hostport(value: str) -> tuple[str, int]:
     return host, int(port) if port.isdigit() else 0
 
 
-class Listening(Probe):
-    name = "listening"
+class Sockets(Probe):
+    """Listening ports with their processes, and established TCP connections (the dependency map).
+
+    One `ss` call for both: it walks every process's file descriptors, the costliest read here.
+    """
+
+    name = "sockets"
 
     def command(self, ctx: Context) -> str:
-        return "ss -H -tulnp 2>/dev/null || netstat -tulnp 2>/dev/null | tail -n +3"
+        return "ss -H -tuanp 2>/dev/null | head -n 20000"
 
-    def process(self, text: str, ctx: Context) -> list[dict[str, Any]]:
-        out, seen = [], set()
+    def process(self, text: str, ctx: Context) -> dict[str, list[dict[str, Any]]]:
+        listening, connections, seen = [], [], set()
         for line in text.splitlines():
             f = line.split()
-            if len(f) < 5 or f[0] not in ("tcp", "udp"):
+            if len(f) < 6 or f[0] not in ("tcp", "udp"):
                 continue
-            address, port = _split_hostport(f[4])
+            local, lport = _split_hostport(f[4])
+            peer, pport = _split_hostport(f[5])
             proc = _SS_PROC.search(line)
-            key = (f[0], address, port)
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append({"proto": f[0], "address": address, "port": port,
-                        "process": proc.group(1) if proc else "", "pid": int(proc.group(2)) if proc else None})
-        return sorted(out, key=lambda x: (x["proto"], x["port"], x["address"]))
-
-
-class Connections(Probe):
-    """Established TCP connections: the dependency map's raw material."""
-
-    name = "connections"
-
-    def command(self, ctx: Context) -> str:
-        return "ss -H -tnp state established 2>/dev/null"
-
-    def process(self, text: str, ctx: Context) -> list[dict[str, Any]]:
-        out = []
-        for line in text.splitlines():
-            f = line.split()
-            if len(f) < 4:
-                continue
-            local, lport = _split_hostport(f[2])
-            peer, pport = _split_hostport(f[3])
-            if local.startswith("127.") or local == "::1":
-                continue
-            proc = _SS_PROC.search(line)
-            out.append({"local": local, "local_port": lport, "peer": peer, "peer_port": pport,
-                        "process": proc.group(1) if proc else ""})
-        return out
+            process = proc.group(1) if proc else ""
+            if f[1] in ("LISTEN", "UNCONN"):
+                if (f[0], local, lport) not in seen:
+                    seen.add((f[0], local, lport))
+                    listening.append({"proto": f[0], "address": local, "port": lport, "process": process,
+                                      "pid": int(proc.group(2)) if proc else None})
+            elif f[0] == "tcp" and f[1] == "ESTAB" and not (local.startswith("127.") or local == "::1"):
+                connections.append({"local": local, "local_port": lport, "peer": peer, "peer_port": pport,
+                                    "process": process})
+        listening.sort(key=lambda x: (x["proto"], x["port"], x["address"]))
+        return {"listening": listening, "connections": connections}
 
 
 _UTMP = re.compile(r"^\[(\d+)\] \[\s*(\d+)\] \[([^\]]*)\] \[([^\]]*)\] \[([^\]]*)\] \[([^\]]*)\] "
@@ -267,7 +254,8 @@ class Logins(Probe):
 
     def command(self, ctx: Context) -> str:
         return ("for f in /var/log/wtmp.1 /var/log/wtmp; do [ -f \"$f\" ] && "
-                "{ utmpdump \"$f\" 2>/dev/null || last -F -w -i -f \"$f\" 2>/dev/null | sed 's/^/LAST /'; }; done; "
+                "{ utmpdump \"$f\" 2>/dev/null || last -F -w -i -f \"$f\" 2>/dev/null | sed 's/^/LAST /'; } "
+                "| tail -n 50000; done; "
                 "echo '@@'; lastlog 2>/dev/null | tail -n +2 | grep -v 'Never logged in'; echo '@@'; "
                 "command -v wtmpdb >/dev/null 2>&1 && wtmpdb last -F 2>/dev/null")
 
@@ -404,14 +392,17 @@ class Packages(Probe):
     name = "packages"
 
     def command(self, ctx: Context) -> str:
-        return ("for f in /var/log/dpkg.log.1 /var/log/dpkg.log; do [ -f \"$f\" ] && "
-                "awk '$3 ~ /^(install|upgrade|remove|purge)$/ {l=$0} END {if (l) print \"dpkg\", l}' \"$f\"; done; "
-                "[ -f /var/log/apt/history.log ] && grep '^End-Date:' /var/log/apt/history.log | tail -1 "
-                "| sed 's/^/apt /'; "
-                "[ -f /var/log/dnf.rpm.log ] && grep -E ' (Upgrade|Upgraded|Install|Installed|Erase|Reinstall|"
-                "Downgrade):' /var/log/dnf.rpm.log | tail -1 | sed 's/^/dnf /'; "
-                "[ -f /var/log/yum.log ] && tail -1 /var/log/yum.log "
-                "| sed \"s/^/yum $(date -r /var/log/yum.log +%Y) /\"; "
+        # One awk over whichever logs exist; yum.log has no year, so its file's year comes along.
+        awk = ("FILENAME ~ /dpkg/ && $3 ~ /^(install|upgrade|remove|purge)$/ { d = $0 } "
+               "FILENAME ~ /history/ && /^End-Date:/ { a = $0 } "
+               "FILENAME ~ /dnf/ && / (Upgrade|Upgraded|Install|Installed|Erase|Reinstall|Downgrade):/ { n = $0 } "
+               "FILENAME ~ /yum/ { y = $0 } "
+               "END { if (d) print \"dpkg\", d; if (a) print \"apt\", a; if (n) print \"dnf\", n; "
+               "if (y) print \"yum\", year, y }")
+        return ("set --; for f in /var/log/dpkg.log.1 /var/log/dpkg.log /var/log/apt/history.log "
+                "/var/log/dnf.rpm.log /var/log/yum.log; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done; "
+                "y=; [ -f /var/log/yum.log ] && y=$(date -r /var/log/yum.log +%Y); "
+                f"[ $# -gt 0 ] && awk -v year=\"$y\" '{awk}' \"$@\"; "
                 "command -v rpm >/dev/null 2>&1 && rpm -qa --last 2>/dev/null | head -1 | sed 's/^/rpm /'; true")
 
     def process(self, text: str, ctx: Context, tz: timezone = UTC) -> dict[str, Any]:
@@ -517,8 +508,11 @@ class DataPaths(Probe):
         return out
 
 
-PROBES: tuple[Probe, ...] = (Clock(), System(), Listening(), Connections(), Logins(), WebAccess(), Packages(),
-                             Services(), Cron(), DataPaths(), Sample())
+# rd: cat without a process (shell builtins only), since most reads are small /proc files.
+PREAMBLE = "exec 2>/dev/null\nrd() { while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < \"$1\"; }"
+
+PROBES: tuple[Probe, ...] = (Clock(), System(), Sockets(), Logins(), WebAccess(), Packages(), Services(), Cron(),
+                             DataPaths(), Sample())
 
 
 @dataclass
@@ -532,7 +526,7 @@ class Script:
 
     def __post_init__(self) -> None:
         sample = next((p for p in self.probes if isinstance(p, Sample)), None)
-        parts = ["exec 2>/dev/null"]
+        parts = [PREAMBLE]
         if sample is not None:
             parts.append(self._section("sample_begin", sample.begin()))
         for probe in self.probes:
@@ -541,7 +535,7 @@ class Script:
 
     def _section(self, name: str, command: str) -> str:
         # The marker carries a per-run random token: host output cannot forge a section.
-        return f"echo '<<<{self.token}:{name}>>>'\n{{ {command} ; }} < /dev/null | head -c 4000000"
+        return f"echo '<<<{self.token}:{name}>>>'\n{{ {command} ; }} < /dev/null"
 
     def parse(self, output: bytes) -> dict[str, Any]:
         text = output.decode("utf-8", errors="replace")
@@ -561,6 +555,7 @@ class Script:
                 facts[probe.name] = probe.process(body, self.ctx, tz=tz)
             else:
                 facts[probe.name] = probe.process(body, self.ctx)
-        if isinstance(facts.get("system"), dict):
-            facts.update(facts.pop("system"))
+        for merged in ("system", "sockets"):  # probes that return several top-level facts
+            if isinstance(facts.get(merged), dict):
+                facts.update(facts.pop(merged))
         return facts

@@ -6,15 +6,15 @@ import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 
 from audit.probes import (
-    Connections,
+    PREAMBLE,
     Context,
     Cron,
     DataPaths,
-    Listening,
     Logins,
     Packages,
     Sample,
     Script,
+    Sockets,
     System,
     WebAccess,
 )
@@ -95,7 +95,8 @@ def test_packages_take_the_newest_transaction_of_any_manager():
 
 
 def test_os_identity_recognises_domestic_distributions_by_id_or_id_like():
-    base = ("@@\n6.1.0\n@@\n100.0 50.0\n@@\nmodel name\t: Kunpeng 920\n4\n@@\nMemTotal: 8000 kB\n@@\n@@\n"
+    cpus = "".join(f"processor\t: {i}\nmodel name\t: Kunpeng 920\n" for i in range(4))
+    base = (f"@@\n6.1.0\n@@\n100.0 50.0\n@@\n{cpus}@@\nMemTotal: 8000 kB\n@@\n@@\n"
             "0.1 0.2 0.3 1/100 5\n@@\nh\n")
     kylin = System().process('ID=kylin\nVERSION_ID="V10"\nPRETTY_NAME="Kylin V10 SP2"\n' + base, Context())
     assert kylin["os"]["distribution"] == "Kylin" and kylin["cpu"] == {"model": "Kunpeng 920", "count": 4}
@@ -103,15 +104,18 @@ def test_os_identity_recognises_domestic_distributions_by_id_or_id_like():
     assert derived["os"]["distribution"] == "UOS"
 
 
-def test_listening_and_connections_from_ss():
-    listen = ('tcp   LISTEN 0      128     198.18.10.11:8080      0.0.0.0:*    users:(("python3",pid=42,fd=3))\n'
-              'tcp   LISTEN 0      128             [::]:22           [::]:*    users:(("sshd",pid=7,fd=4))\n')
-    ports = Listening().process(listen, Context())
-    assert [(x["port"], x["process"]) for x in ports] == [(22, "sshd"), (8080, "python3")]
-    est = "0 0 198.18.10.21:45678 198.18.10.11:8080 users:((\"python3\",pid=9,fd=5))\n"
-    [conn] = Connections().process(est, Context())
-    assert conn == {"local": "198.18.10.21", "local_port": 45678, "peer": "198.18.10.11", "peer_port": 8080,
-                    "process": "python3"}
+def test_sockets_from_one_ss_call():
+    text = ('tcp LISTEN 0 128 198.18.10.11:8080 0.0.0.0:* users:(("python3",pid=42,fd=3))\n'
+            'tcp LISTEN 0 128 [::]:22 [::]:* users:(("sshd",pid=7,fd=4))\n'
+            'udp UNCONN 0 0 0.0.0.0:123 0.0.0.0:* users:(("chronyd",pid=8,fd=5))\n'
+            'tcp ESTAB 0 0 198.18.10.21:45678 198.18.10.11:8080 users:(("python3",pid=9,fd=5))\n'
+            'tcp ESTAB 0 0 127.0.0.1:5000 127.0.0.1:41000 users:(("x",pid=3,fd=1))\n'
+            'tcp TIME-WAIT 0 0 198.18.10.21:45000 198.18.10.11:8080\n')
+    facts = Sockets().process(text, Context())
+    assert [(x["proto"], x["port"], x["process"]) for x in facts["listening"]] == [
+        ("tcp", 22, "sshd"), ("tcp", 8080, "python3"), ("udp", 123, "chronyd")]
+    assert facts["connections"] == [{"local": "198.18.10.21", "local_port": 45678, "peer": "198.18.10.11",
+                                     "peer_port": 8080, "process": "python3"}]
 
 
 def test_cron_skips_comments_and_variables():
@@ -123,7 +127,7 @@ def test_cron_skips_comments_and_variables():
 def test_sample_measures_this_machines_processes_over_a_real_interval():
     sample = Sample()
     ctx = Context(sample_seconds=1)
-    script = f"echo '@@BEGIN'; {sample.begin()}; echo '@@END'; {sample.command(ctx)}"
+    script = f"{PREAMBLE}\necho '@@BEGIN'; {sample.begin()}; echo '@@END'; {sample.command(ctx)}"
     busy = "python3 -c 'import time; t=time.time()\nwhile time.time()-t<2.5: pass'"
     out = sh(f"{busy} & sleep 0.3; {script}; wait")
     begin, end = out.split("@@BEGIN\n", 1)[1].split("@@END\n", 1)
@@ -138,7 +142,7 @@ def test_output_sections_cannot_be_forged_and_bad_bytes_are_inert():
     forged = "<<<0000000000000000:clock>>>\n1 +0800\n"
     output = (f"<<<feedc0de12345678:clock>>>\n1795315311\n+0800\n"
               f"<<<feedc0de12345678:cron>>>\n/etc/cron.d/x:0 0 * * * root =cmd|' /C calc'!A0\n{forged}"
-              "<<<feedc0de12345678:listening>>>\n").encode() + \
+              "<<<feedc0de12345678:sockets>>>\n").encode() + \
         b'tcp LISTEN 0 1 0.0.0.0:80 0.0.0.0:* users:(("\xff\xfe<b>",pid=1,fd=3))\n'
     facts = script.parse(output)
     assert facts["clock"] == {"epoch": 1795315311, "utc_offset": "+0800"}
