@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import inventory  # noqa: E402
-from audit.collect import Options, collect  # noqa: E402
-from inventory import export  # noqa: E402
-from jiyue import ansible  # noqa: E402
-from tests.lab.hosts import Lab  # noqa: E402
+import inventory
+from audit.collect import Options, collect
+from inventory import export
+from jiyue import ansible
+from tests.lab.hosts import Lab
 
 PYINFRA_FACTS = ["server.Hostname", "server.Kernel", "server.LinuxDistribution", "server.Os", "server.Arch",
                  "server.Mounts", "server.Crontab", "server.Users", "server.Date", "server.Command",
@@ -45,9 +45,9 @@ def make_inventory(root: Path, lab: Lab, n: int) -> Path:
     return inv_dir
 
 
-def timed(fn) -> tuple[float, object]:
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
     began = time.perf_counter()
-    value = fn()
+    value = fn(*args, **kwargs)
     return time.perf_counter() - began, value
 
 
@@ -68,16 +68,15 @@ def main() -> None:
                 out = root / f"out{n}"
                 export.write(inv, "ansible", names, [], out)
                 export.write(inv, "pyinfra", names, [], out)
-                t_sample, (_, res) = timed(lambda: collect(inv, names, Options(workers=n), progress=False))
-                t_plain, (_, res0) = timed(lambda: collect(inv, names, Options(workers=n, sample_seconds=0),
-                                                             progress=False))
+                t_sample, (_, res) = timed(collect, inv, names, Options(workers=n), progress=False)
+                t_plain, (_, res0) = timed(collect, inv, names, Options(workers=n, sample_seconds=0), progress=False)
                 bad = sum(not r.ok for r in [*res, *res0])
-                t_ansible, proc = timed(lambda: ansible.run(
-                    "ansible", "all", "-i", str(out / "inventory/ansible.yml"), "-m", "setup", "-f", str(n)))
+                t_ansible, proc = timed(ansible.run, "ansible", "all", "-i", str(out / "inventory/ansible.yml"),
+                                        "-m", "setup", "-f", str(n))
                 ok_ansible = proc.stdout.count("SUCCESS")
-                t_pyinfra, proc = timed(lambda: subprocess.run(
-                    [ansible.tool("pyinfra"), str(out / "inventory/pyinfra_inventory.py"), "fact", *PYINFRA_FACTS,
-                     "--parallel", str(n), "-y"], capture_output=True, text=True, env=ansible.env()))
+                command = [ansible.tool("pyinfra"), str(out / "inventory/pyinfra_inventory.py"), "fact", *PYINFRA_FACTS,
+                           "--parallel", str(n), "-y"]
+                t_pyinfra, proc = timed(subprocess.run, command, capture_output=True, text=True, env=ansible.env())
                 rows.append((n, t_sample, t_plain, t_ansible, t_pyinfra, bad, ok_ansible, proc.returncode))
                 print(f"{n} hosts: jiyue {t_sample:.2f}s (no sample {t_plain:.2f}s), ansible setup {t_ansible:.2f}s "
                       f"({ok_ansible} ok), pyinfra facts {t_pyinfra:.2f}s (rc {proc.returncode}); jiyue failures {bad}",
