@@ -13,10 +13,11 @@ from jiyue.cli import HELP
 from tests.lab import tasks as lab_tasks
 
 
-@task(help={"inventory": HELP["inventory"], "out": HELP["out"]})
-def demo(c, inventory=None, out=None):
-    """The main job on the sample city: check the inventory, start the lab, export, and reach every host."""
-    demo_module.run(inventory, out)
+@task(help={"inventory": HELP["inventory"], "out": HELP["out"],
+            "store": "history store URL (default: $JIYUE_STORE or sqlite:///state/history.sqlite)"})
+def demo(c, inventory=None, out=None, store=None):
+    """The main job on the sample city: lab up and seeded, exports, then the audit with its archive and zombies."""
+    demo_module.run(inventory, out, store)
 
 
 ns = Collection(demo)

@@ -170,7 +170,7 @@ class Judge:
     # --- shared measurements -------------------------------------------------------------------
 
     def _dependents(self) -> dict[str, dict[str, str]]:
-        """system -> {dependent system: how we know} from declarations and measured connections."""
+        """system -> {dependent system: how we know}: "declared depends_on", "TCP a -> b:port", or both."""
         out: dict[str, dict[str, str]] = defaultdict(dict)
         for s in self.inv.systems.values():
             for dep in s.depends_on:
@@ -186,9 +186,14 @@ class Judge:
                 if owner is None or peer is None or peer.id == owner.id:
                     continue
                 if conn.get("local_port") in listening:  # they connect to us: they depend on us
-                    out[owner.id].setdefault(peer.id, f"TCP {conn['peer']} -> {name}:{conn['local_port']}")
+                    server, client, how = owner.id, peer.id, f"TCP {conn['peer']} -> {name}:{conn['local_port']}"
                 else:  # we connect to them
-                    out[peer.id].setdefault(owner.id, f"TCP {name} -> {conn['peer']}:{conn['peer_port']}")
+                    server, client, how = peer.id, owner.id, f"TCP {name} -> {conn['peer']}:{conn['peer_port']}"
+                known = out[server].get(client)
+                if known is None:
+                    out[server][client] = how
+                elif "TCP" not in known:  # declared and also seen on the wire
+                    out[server][client] = f"{known}; {how}"
         return out
 
     def _window(self, system: System) -> tuple[list[HostHistory], list[str]]:

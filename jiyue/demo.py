@@ -1,7 +1,7 @@
 """The main job on the sample city (`invoke demo`): every stage the toolkit has, end to end.
 
-Later stages (audit, migration plan, network, baseline) join here as they arrive, so that one
-command shows a new operator the whole flow on the lab.
+Later stages (migration plan, network, baseline) join here as they arrive, so that one command
+shows a new operator the whole flow on the lab.
 """
 
 from __future__ import annotations
@@ -10,36 +10,60 @@ import re
 
 from invoke import Exit
 
+from audit import collect as collector
+from audit.report import write_reports
+from audit.zombies import Judge
 from inventory import export
 from jiyue import ansible
 from jiyue.cli import PROBLEMS, console, fail, load_inventory, out_dir
+from jiyue.store import Store
+from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
+from tests.lab.seed import seed as seed_lab
 
 
-def run(inventory: str | None, out: str | None) -> None:
+def run(inventory: str | None, out: str | None, store: str | None = None) -> None:
     inv = load_inventory(inventory)
     console.rule("1. inventory")
     console.print(f"{len(inv.departments)} departments, {len(inv.systems)} systems, {len(inv.hosts)} hosts, "
                   f"{len(inv.devices)} network devices: valid")
-    console.rule("2. lab")
+    console.rule("2. lab: start the hosts, give them a past, start their services")
+    lab, history = Lab(), Store(store)
     try:
-        started = Lab().up(inv)
+        started = lab.up(inv)
+        seeded = seed_lab(lab, inv)
     except LabError as exc:
         raise fail(str(exc)) from None
     console.print(f"{len(inv.hosts)} lab hosts up ({len(started)} started now)")
-    console.rule("3. exports")
+    for line in seeded.summary():
+        console.print(line, highlight=False)
+    days = seed_history(history, inv)
+    console.print(f"store {history.url}: " + (f"{days} earlier daily runs written, marked seeded" if days
+                                               else "seeded history already present"))
+    console.rule("3. exports, and Ansible reaches every host")
     target = out_dir(out)
     for fmt in export.FORMATS:
         for path in export.write(inv, fmt, sorted(inv.hosts), sorted(inv.devices), target):
             console.print(f"wrote {path}")
-    console.rule("4. Ansible reaches every host")
     proc = ansible.run("ansible", "all", "-i", str(target / "inventory" / "ansible.yml"), "-m", "ping", "-o",
                        "-f", "50")
     ok = sorted(set(re.findall(r"^(\S+) \| SUCCESS", proc.stdout, re.M)))
-    bad = sorted(set(inv.hosts) - set(ok))
     console.print(f"ansible ping: {len(ok)} of {len(inv.hosts)} hosts answered")
-    if bad:
+    console.rule("4. audit: collect, judge, write the archive")
+    _, results = collector.collect(inv, sorted(inv.hosts), store=history)
+    failed = [r.target for r in results if not r.ok]
+    console.print(f"collected {len(results) - len(failed)} of {len(results)} hosts")
+    judge = Judge(inv, history)
+    verdicts = judge.judge_all()
+    for verdict in (v for v in verdicts if v.verdict == "zombie"):
+        console.print(f"zombie {verdict.system} {inv.systems[verdict.system].name}: criteria "
+                      f"{', '.join(map(str, verdict.met))}")
+    for path in write_reports(inv, judge, verdicts, target):
+        console.print(f"wrote {path}")
+    unreachable = sorted(set(inv.hosts) - set(ok)) + failed
+    if unreachable:
         console.print(proc.stdout[-3000:], markup=False, highlight=False)
-        raise Exit(f"unreachable: {', '.join(bad)}. Check them with: invoke lab.status", code=PROBLEMS)
+        raise Exit(f"unreachable: {', '.join(unreachable)}. Check them with: invoke lab.status", code=PROBLEMS)
     console.rule("next")
-    console.print("invoke --list shows every task; invoke lab.down removes the lab.")
+    console.print(f"Open {target}/archive.html or {target}/archive.xlsx. invoke --list shows every task; "
+                  "invoke lab.down removes the lab.")

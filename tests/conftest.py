@@ -12,6 +12,7 @@ import pytest
 
 import inventory
 from tests.lab.hosts import Lab, LabError
+from tests.lab.seed import seed
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -41,6 +42,12 @@ def lab(demo):
     yield lab
     if not was_running:
         lab.down()
+
+
+@pytest.fixture(scope="session")
+def seeded(lab, demo):
+    """The lab with tests/lab/scenario.yaml written into its hosts, services and live traffic running."""
+    return seed(lab, demo)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

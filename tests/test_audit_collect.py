@@ -56,7 +56,8 @@ def test_a_host_stopped_mid_run_is_reported_while_the_rest_complete(lab, demo, s
     victim = hosts[-1]
     done: dict = {}
     worker = threading.Thread(target=lambda: done.update(
-        zip(("run", "results"), collect(demo, hosts, Options(workers=3, timeout=10), store=store, progress=False))))
+        zip(("run", "results"), collect(demo, hosts, Options(workers=3, timeout=10), store=store, progress=False),
+            strict=True)))
     try:
         worker.start()
         time.sleep(0.5)  # the first round is under way; the victim's turn comes in the third

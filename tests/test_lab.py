@@ -11,22 +11,13 @@ import pytest
 
 import inventory
 from tests.conftest import require_lab
+from tests.lab import remote
 from tests.lab.hosts import Lab
 
 
 def ssh(lab: Lab, inv, name: str, command: str) -> str:
     """Run a command over real SSH, with the host key verified against the lab's known_hosts."""
-    target = inv.ssh_for(inv.hosts[name])
-    client = paramiko.SSHClient()
-    client.load_host_keys(str(target.known_hosts))
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    client.connect(target.address, port=target.port, username=target.user, key_filename=str(target.key),
-                   look_for_keys=False, allow_agent=False, timeout=10)
-    try:
-        _, stdout, _ = client.exec_command(command, timeout=10)
-        return stdout.read().decode()
-    finally:
-        client.close()
+    return remote.ssh(inv, name, command)
 
 
 def test_every_demo_host_is_up(lab, demo):

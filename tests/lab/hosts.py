@@ -2,10 +2,14 @@
 
 Each host is a network namespace with the inventory's address on a veth joined to one bridge,
 plus an sshd started inside a private mount and UTS namespace, so it has its own hostname and
-its own `/srv`, `/etc/app`, `/var/log/app`, `/root`, `/etc/hosts` and `/etc/resolv.conf` (bind
-mounts of a per-host directory under the state dir). Everything else is the machine's own
-filesystem, read-only in spirit: the lab never writes outside its state dir except the empty
-mount points it creates and records.
+its own `/srv`, `/etc/app`, `/var/log`, `/root`, `/etc/hosts`, `/etc/resolv.conf`, `/etc/os-release`,
+`/etc/crontab`, `/etc/cron.d` and `/var/spool/cron` (bind mounts of a per-host directory or file
+under the state dir). Everything else is the machine's own filesystem, read-only in spirit: the
+lab never writes outside its state dir except the empty mount points it creates and records.
+
+Each host presents its declared OS: `/etc/os-release` is written from the inventory's `os` string
+with the real-world values in `os_release.yaml` (an unknown `os` gets the machine's own file). Its
+local time is Asia/Shanghai: sshd (and so every session) and `Lab.exec` run with TZ set.
 
 Routing: each namespace has one on-link default route out of its veth, so hosts in different lab
 subnets reach each other directly over the bridge, and Ansible finds a default interface.
@@ -15,6 +19,7 @@ Forwarding in the root namespace stays off: nothing from the lab leaves the mach
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -30,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -43,12 +49,34 @@ SSHD = Path("/usr/sbin/sshd")
 PER_HOST_PATHS: dict[str, str] = {
     "/srv": "srv",
     "/etc/app": "etc-app",
-    "/var/log/app": "var-log-app",
+    "/var/log": "var-log",
     "/root": "root",
     "/etc/hosts": "etc/hosts",
     "/etc/resolv.conf": "etc/resolv.conf",
     "/etc/hostname": "etc/hostname",
+    "/etc/os-release": "etc/os-release",  # a symlink on Debian: the bind mount lands on its target
+    "/etc/crontab": "etc/crontab",
+    "/etc/cron.d": "etc/cron.d",
+    "/var/spool/cron": "var-spool-cron",
 }
+# Those of PER_HOST_PATHS that are single files (the rest are directories).
+PER_HOST_FILES = frozenset({"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/etc/os-release", "/etc/crontab"})
+
+# The hosts' local time, as on a Chinese government server: sshd runs with TZ set, and OpenSSH passes
+# TZ on to every session, so `date`, `last` and collectors see +0800 (the machine's own files say UTC).
+HOST_TZ = "Asia/Shanghai"
+
+OS_RELEASE_TABLE = Path(__file__).with_name("os_release.yaml")
+MACHINE_OS_RELEASE = Path("/etc/os-release")
+
+CRONTAB = """\
+# /etc/crontab: system-wide crontab (jiyue lab host)
+SHELL=/bin/sh
+PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin
+
+17 *    * * *   root    cd / && run-parts --report /etc/cron.hourly
+25 6    * * *   root    test -x /usr/sbin/anacron || run-parts --report /etc/cron.daily
+"""
 
 # No resolver in the lab: a lookup fails at once on the namespace's own loopback instead of
 # waiting on a real resolver (which made Ansible wait 10 s per host).
@@ -188,25 +216,32 @@ class Lab:
     # --- up ------------------------------------------------------------------------------------
 
     def up(self, inv: Inventory, workers: int = 16) -> list[str]:
-        """Start every inventory host that is not already running; return the names started."""
+        """Start every inventory host that is not already running (or runs with an older set of per-host
+        paths: it is restarted); return the names started."""
         self.preflight()
         state = self._load_state()
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._client_key()
         self._bridge(inv, state)
         for mount in PER_HOST_PATHS:
-            if not Path(mount).exists():
-                Path(mount).mkdir(parents=True)
-                state["mountpoints"].append(mount)
+            state["mountpoints"] += _make_mountpoint(Path(mount), is_file=mount in PER_HOST_FILES)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         hosts_file = self._etc_hosts(inv, state)
         pub = self.key.with_suffix(".pub").read_text()
         hosts = list(inv.hosts.values())
+        # A host started by an older lab with other per-host paths or zone is restarted with the current ones.
+        layout = {"paths": sorted(PER_HOST_PATHS), "tz": HOST_TZ}
+        outdated = {name for name, info in state["hosts"].items() if info.get("layout") != layout}
         for host in hosts:
-            state["hosts"][host.name] = {"address": str(host.address), "port": self._port(inv, host)}
+            state["hosts"][host.name] = {"address": str(host.address), "port": self._port(inv, host),
+                                         "layout": layout}
         self._save_state(state)
+
+        def one(host: Host) -> str | None:
+            return self._up_host(inv, host, hosts_file, pub, restart=host.name in outdated)
+
         with ThreadPoolExecutor(workers) as pool:
-            started = [n for n in pool.map(lambda h: self._up_host(inv, h, hosts_file, pub), hosts) if n]
+            started = [n for n in pool.map(one, hosts) if n]
         self._write_known_hosts(state)
         return started
 
@@ -241,10 +276,14 @@ class Lab:
         lines += [f"{address}\t{name}" for name, address in sorted(known.items())]
         return "\n".join(lines) + "\n"
 
-    def _up_host(self, inv: Inventory, host: Host, hosts_file: str, pub: str) -> str | None:
+    def _up_host(self, inv: Inventory, host: Host, hosts_file: str, pub: str, restart: bool = False) -> str | None:
         d = self.host_dir(host.name)
         ns = self.netns(host.name)
-        for sub in ("srv", "etc-app", "var-log-app", "root/.ssh", "etc", "sshd"):
+        for mount, sub in PER_HOST_PATHS.items():
+            (d / sub).parent.mkdir(parents=True, exist_ok=True)
+            if mount not in PER_HOST_FILES:
+                (d / sub).mkdir(exist_ok=True)
+        for sub in ("root/.ssh", "sshd"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         (d / "root").chmod(0o700)
         (d / "root/.ssh").chmod(0o700)
@@ -252,6 +291,11 @@ class Lab:
         (d / "etc/hosts").write_text(hosts_file)
         (d / "etc/resolv.conf").write_text(RESOLV_CONF)
         (d / "etc/hostname").write_text(host.name + "\n")
+        release = os_release(host.os)
+        if not (d / "etc/os-release").exists() or (d / "etc/os-release").read_text() != release:
+            (d / "etc/os-release").write_text(release)
+        if not (d / "etc/crontab").exists():
+            (d / "etc/crontab").write_text(CRONTAB)
         host_key = d / "sshd/ssh_host_ed25519_key"
         if not host_key.exists():
             private, public = _keypair(f"root@{host.name}")
@@ -259,7 +303,9 @@ class Lab:
             host_key.chmod(0o600)
             host_key.with_suffix(".pub").write_text(public)
         if self._sshd_pid(host.name) is not None:
-            return None
+            if not restart:
+                return None
+            self._kill_netns(ns)  # started with older per-host paths or zone
         if not Path("/run/netns", ns).exists():
             self._plumb(inv, host, ns)
         listen = f"[{host.address}]:{self._port(inv, host)}" if host.address.version == 6 else \
@@ -270,7 +316,7 @@ class Lab:
             name=host.name, listen=listen, host_key=host_key, pid_file=pid_file))
         mounts = "; ".join(f"mount --bind {shlex.quote(str(d / src))} {shlex.quote(dst)}"
                            for dst, src in PER_HOST_PATHS.items())
-        script = (f"set -e; {mounts}; hostname {shlex.quote(host.name)}; "
+        script = (f"set -e; {mounts}; hostname {shlex.quote(host.name)}; export TZ={HOST_TZ}; "
                   f"exec {SSHD} -f {shlex.quote(str(d / 'sshd/sshd_config'))} -E {shlex.quote(str(d / 'sshd.log'))}")
         _run("ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
              "--", "/bin/sh", "-c", script)
@@ -338,7 +384,8 @@ class Lab:
         pid = self._sshd_pid(name)
         if pid is None:
             raise LabError(f"lab host {name} is not running")
-        return _run("nsenter", "-t", str(pid), "-n", "-m", "-u", "--", "/bin/sh", "-c", command, check=False)
+        return _run("nsenter", "-t", str(pid), "-n", "-m", "-u", "--", "env", f"TZ={HOST_TZ}", "/bin/sh", "-c", command,
+                    check=False)
 
     @staticmethod
     def _kill_netns(ns: str) -> None:
@@ -373,10 +420,53 @@ class Lab:
             _run("ip", "netns", "del", ns, check=False)
         _run("ip", "link", "del", self.bridge, check=False)
         for mount in reversed(state["mountpoints"]):
+            path = Path(mount)
             with contextlib.suppress(OSError):
-                Path(mount).rmdir()
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                elif path.is_file() and path.stat().st_size == 0:  # only the empty file `up` made
+                    path.unlink()
         shutil.rmtree(self.state_dir, ignore_errors=True)
         return len(namespaces)
+
+
+def _make_mountpoint(path: Path, is_file: bool) -> list[str]:
+    """Create a missing mount point (an empty file or a directory); return what was created, outermost first."""
+    if os.path.lexists(path):  # /etc/os-release is a symlink: mounting onto it mounts onto its target
+        return []
+    created = [p for p in reversed(path.parents) if not os.path.lexists(p)]
+    for parent in created:
+        parent.mkdir()
+    if is_file:
+        path.touch()
+    else:
+        path.mkdir()
+    return [str(p) for p in [*created, path]]
+
+
+def _norm_os(declared: str) -> str:
+    return " ".join(declared.lower().split())
+
+
+@functools.cache
+def _os_release_table() -> dict[str, dict[str, str]]:
+    table = yaml.safe_load(OS_RELEASE_TABLE.read_text(encoding="utf-8"))
+    return {_norm_os(name): {k: str(v) for k, v in fields.items()} for name, fields in table.items()}
+
+
+def os_release(declared: str) -> str:
+    """The /etc/os-release text of a host declared as running `declared` (e.g. "Kylin V10 SP2").
+
+    Unknown OS strings get the machine's own os-release, so a host never presents no OS at all.
+    """
+    fields = _os_release_table().get(_norm_os(declared))
+    if fields is None:
+        return MACHINE_OS_RELEASE.read_text()
+
+    def quote(value: str) -> str:
+        return '"' + re.sub(r'(["\\$`])', r"\\\1", value) + '"'
+
+    return "".join(f"{key}={quote(value)}\n" for key, value in fields.items())
 
 
 def _keypair(comment: str) -> tuple[bytes, str]:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from invoke import task
 from rich.table import Table
 
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory
+from jiyue.store import Store
+from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
+from tests.lab.seed import DEFAULT_SCENARIO, ScenarioError
+from tests.lab.seed import seed as seed_lab
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
@@ -54,3 +59,29 @@ def status(c, inventory=None, limit=None):
         raise fail(f"lab hosts down: {', '.join(down_hosts[:10])}{' …' if len(down_hosts) > 10 else ''}",
                    code=PROBLEMS)
     console.print(f"all {len(statuses)} hosts up")
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
+            "scenario": f"what each system's hosts have been doing (default: {DEFAULT_SCENARIO.name} beside the lab)",
+            "store": "also write 30 days of earlier collection runs, marked seeded, into this store "
+                     "(an SQLAlchemy URL; 'default' for the default store)"})
+def seed(c, inventory=None, limit=None, scenario=None, store=None):
+    """Give the lab hosts a history (logs, logins, package updates, data) and start services and traffic."""
+    inv = load_inventory(inventory)
+    if store:
+        target = Store(None if store == "default" else store)
+        days = seed_history(target, inv, scenario_path=Path(scenario or DEFAULT_SCENARIO))
+        console.print(f"history: {days} earlier runs written to {target.url}, marked seeded"
+                      if days else f"history: {target.url} already holds seeded runs; left as it is")
+    names = limit_hosts(inv, limit)
+    began = time.monotonic()
+    try:
+        result = seed_lab(Lab(), inv, scenario or DEFAULT_SCENARIO, hosts=names)
+    except (LabError, ScenarioError) as exc:
+        raise fail(str(exc)) from None
+    for line in result.summary():
+        console.print(line, highlight=False)
+    console.print(f"lab: seeded in {time.monotonic() - began:.1f} s; every service and the traffic stop by themselves "
+                  "after the scenario's lifetime (seed again to restart them; lab.down stops everything)")
+    if any(p.state == "failed" for p in result.services):
+        raise fail("some services did not start", code=PROBLEMS)

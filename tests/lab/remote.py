@@ -1,0 +1,22 @@
+"""Running commands on lab hosts over real SSH, as collectors and auditors do (for tests)."""
+
+from __future__ import annotations
+
+import paramiko
+
+from inventory.model import Inventory
+
+
+def ssh(inv: Inventory, name: str, command: str, timeout: float = 10) -> str:
+    """Run a command over real SSH, with the host key verified against the inventory's known_hosts."""
+    target = inv.ssh_for(inv.hosts[name])
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(target.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(target.address, port=target.port, username=target.user, key_filename=str(target.key),
+                   look_for_keys=False, allow_agent=False, timeout=10)
+    try:
+        _, stdout, _ = client.exec_command(command, timeout=timeout)
+        return stdout.read().decode()
+    finally:
+        client.close()

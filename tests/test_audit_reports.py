@@ -1,0 +1,415 @@
+"""The audit reports (archive, integration list, asset list) and the shared report writers.
+
+No lab needed: a store is filled with collection runs shaped like real facts (audit/probes.py),
+including hostile host output: a process named like a spreadsheet formula, a login user that is a
+script tag, a cron entry starting with `@`, U+FFFD from invalid UTF-8 and a terminal escape.
+Every format must come out inert. The HTML is also rendered by headless Chromium.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from audit.archive import archive_headers, is_single_office
+from audit.collect import KIND
+from audit.report import write_reports
+from audit.zombies import Judge
+from jiyue import i18n, reports
+from jiyue.runner import Result
+from jiyue.store import Store
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = bool(os.environ.get("CI"))
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+RUNS = [NOW - timedelta(days=28) + timedelta(days=4 * i) for i in range(8)]  # 28 days, 8 collections
+
+FORMULA = "=cmd|' /C calc'!A0"
+SCRIPT_USER = "<script>alert(1)</script>"
+IMG_PROCESS = '<img src="http://evil.example/x.png" onerror=alert(2)>'
+CRON = "@SUM(1+1)"
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+DEBIAN_12 = {"id": "debian", "id_like": [], "version_id": "12", "name": "Debian GNU/Linux",
+             "pretty_name": "Debian GNU/Linux 12 (bookworm)", "distribution": "Debian"}
+CENTOS_6 = {"id": "centos", "id_like": ["rhel"], "version_id": "6.10", "name": "CentOS",
+            "pretty_name": "CentOS release 6.10 (Final) \ufffd\ufffd", "distribution": "CentOS"}
+
+
+def facts(at: datetime, n: int, *, os_=DEBIAN_12, cpus=2, cpu_one_core=0.0, net_bps=0.0, users=None,
+          requests=0, clients=0, last_request=None, updated=None, listening=(), connections=(), cron=()):
+    """One host's facts in one run, in the shape audit/probes.py produces (see /tmp/sample_facts.json)."""
+    days = [(at - timedelta(days=d)).date().isoformat() for d in range(4)]
+    return {
+        "clock": {"epoch": int(at.timestamp()), "utc_offset": "+0000"},
+        "listening": [{"proto": "tcp", "address": "0.0.0.0", "port": 22, "process": "sshd", "pid": 100},
+                      *listening],
+        "connections": list(connections),
+        "logins": {"users_last": dict(users or {}), "logins_per_day": {}, "sources": ["wtmp"]},
+        "web": {"found": bool(requests), "requests_per_day": {d: [requests, 0] for d in days} if requests else {},
+                "clients_last_day": {f"10.1.{i // 250}.{i % 250 + 1}": days[0] for i in range(clients)},
+                "last_request": last_request, "logs": ["/var/log/app/x/access.log"]},
+        "packages": {"last_transaction": updated, "source": "apt", "detail": f"End-Date: {updated}"},
+        "services": {"manager": "systemd", "enabled": ["ssh"], "running": ["ssh"]},
+        "cron": [{"file": "/etc/cron.d/app", "entry": e} for e in cron],
+        "data": {},
+        "sample": {"interval_s": 1.0, "cpu_seconds": 0.0, "cpu_pct_of_one_core": cpu_one_core, "host_cpu_pct": 1.0,
+                   "net_bytes": int(net_bps), "net_bytes_per_s": net_bps,
+                   "net_counters": {"rx": int(net_bps * 86400 * n * 4), "tx": 0}, "processes": 12, "rss_kb": 1000},
+        "os": os_, "kernel": "6.1.0", "uptime_s": 1e6, "cpu": {"model": "Hygon C86", "count": cpus},
+        "memory": {"total_kb": 16 * 1024 * 1024, "available_kb": 8 * 1024 * 1024},
+        "disks": [{"device": "/dev/vda1", "mount": "/", "size_kb": 200 * 1024 * 1024, "used_kb": 50 * 1024 * 1024}],
+        "load": [0.1, 0.1, 0.1], "hostname": "h", "collect_seconds": 1.2,
+    }
+
+
+def busy(at, n, **kw):
+    recent = (at - timedelta(hours=3)).isoformat()
+    return facts(at, n, cpus=4, cpu_one_core=60.0, net_bps=300_000.0, users={"admin": recent, "ops": recent},
+                 requests=4000, clients=80, last_request=recent, updated=(at - timedelta(days=10)).isoformat(), **kw)
+
+
+def city_run(demo, at: datetime, n: int) -> list[Result]:
+    addr = {h: str(demo.hosts[h].address) for h in demo.hosts}
+    out = []
+
+    def ok(host, value):
+        out.append(Result(host, True, value, started=at))
+
+    # Active: the data exchange platform, with a measured (undeclared) client: gaj-hjyy.
+    ok("dsj-gxjh-app1", busy(at, n, listening=[{"proto": "tcp", "address": "0.0.0.0", "port": 8080,
+                                                "process": "java", "pid": 200}],
+                             connections=[{"local": addr["dsj-gxjh-app1"], "local_port": 8080,
+                                           "peer": addr["gaj-hjyy-app1"], "peer_port": 40000, "process": "java"}]))
+    ok("dsj-gxjh-db1", busy(at, n))
+    ok("szfb-oa-app1", busy(at, n))
+    ok("szfb-oa-db1", busy(at, n))
+    ok("gaj-hjyy-app1", busy(at, n))
+    # Zombie (criteria 1, 3, 4, 5): idle since early 2025.
+    old = "2025-01-10T09:00:00+00:00"
+    for h in ("fgw-hgjj-app1", "fgw-hgjj-db1"):
+        ok(h, facts(at, n, cpu_one_core=0.05, net_bps=8.0, users={"root": old}, updated=old))
+    # Zombie with hostile host output: CentOS 6 (end of life), a formula process, a script user.
+    ok("fgw-jgjc-app1", facts(
+        at, n, os_=CENTOS_6, cpu_one_core=0.02, net_bps=5.0,
+        users={SCRIPT_USER: (at - timedelta(days=1)).isoformat(), "op\ufffd\x1b[31m": old},
+        updated="2019-03-01T00:00:00+00:00",
+        listening=[{"proto": "tcp", "address": "0.0.0.0", "port": 21, "process": FORMULA, "pid": 7},
+                   {"proto": "tcp", "address": "0.0.0.0", "port": 8081, "process": IMG_PROCESS, "pid": 8}],
+        cron=[CRON, "-2+3 /usr/bin/evil", "30 2 * * * root /opt/app/backup.sh \ufffd"]))
+    # Suspect: near the idle thresholds, otherwise in use.
+    ok("qszf-nyfw-app1", facts(at, n, cpu_one_core=9.0, net_bps=80.0, users={"zhang": at.isoformat()},
+                               requests=15, clients=8, last_request=at.isoformat(),
+                               updated=(at - timedelta(days=20)).isoformat()))
+    # Never reachable.
+    out.append(Result("zjj-wxzj-app1", False, None, "unreachable", "connect timed out", started=at))
+    return out
+
+
+@pytest.fixture(scope="module")
+def audit(demo, tmp_path_factory):
+    base = tmp_path_factory.mktemp("audit")
+    store = Store(f"sqlite:///{base}/h.sqlite")
+    for n, at in enumerate(RUNS):
+        store.record(KIND, city_run(demo, at, n), started=at, seeded=True)
+    judge = Judge(demo, store, now=NOW)
+    verdicts = judge.judge_all()
+    zh = write_reports(demo, judge, verdicts, base / "zh")
+    en = write_reports(demo, judge, verdicts, base / "en", lang="en")
+    return {"judge": judge, "verdicts": {v.system: v for v in verdicts}, "zh": base / "zh", "en": base / "en",
+            "written": (zh, en)}
+
+
+# --- the scenario is what the reports are about -------------------------------------------------
+
+
+def test_scenario_verdicts(audit):
+    v = audit["verdicts"]
+    assert v["dsj-gxjh"].verdict == "active"
+    assert v["fgw-hgjj"].verdict == "zombie" and {1, 3, 4, 5} <= set(v["fgw-hgjj"].met)
+    assert v["fgw-jgjc"].verdict == "zombie" and 4 in v["fgw-jgjc"].met
+    assert v["fgw-oa"].verdict == "zombie" and 2 in v["fgw-oa"].met  # replaced by szfb-oa, in use
+    assert v["qszf-nyfw"].verdict == "suspect"
+    assert v["zjj-wxzj"].verdict == "insufficient_data"
+    assert "gaj-hjyy" in audit["judge"].dependents["dsj-gxjh"]  # measured
+
+
+def test_stable_file_names(audit):
+    for out, written in zip((audit["zh"], audit["en"]), audit["written"], strict=True):
+        assert [p.name for p in written] == ["archive.xlsx", "archive.csv", "archive.json", "archive.html"]
+        assert all(p.parent == out and p.stat().st_size > 0 for p in written)
+        assert not list(out.glob(".*.tmp"))
+
+
+# --- Excel --------------------------------------------------------------------------------------
+
+
+def test_xlsx_sheets_and_layout(audit, demo):
+    wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
+    depts = [d.name for code, d in demo.departments.items() if any(s.department == code for s in demo.systems.values())]
+    assert wb.sheetnames == ["城市汇总", *depts, "整合共享清单", "资产清单"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2", ws.title
+        assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:"), ws.title
+        assert all(c.font.bold for c in ws[1] if c.value is not None), ws.title
+    headers = [c.value for c in wb[depts[0]][1]]
+    assert headers == archive_headers("zh")
+    for name in ("部门", "科室", "系统名称", "功能描述", "使用范围（使用单位）", "使用频度（申报）", "审批部门",
+                 "审批时间", "经费来源", "资源使用情况", "僵尸判定", "符合的认定标准", "判定依据", "观察期"):
+        assert name in headers
+    fgw = wb["市发展和改革委员会"]
+    rows = {r[2]: dict(zip(headers, r, strict=True)) for r in fgw.iter_rows(min_row=2, values_only=True)}
+    hgjj = rows["fgw-hgjj"]
+    assert hgjj["僵尸判定"] == "僵尸"
+    assert "1 长期脱节" in hgjj["符合的认定标准"] and "3 资源空闲" in hgjj["符合的认定标准"]
+    assert "资源空闲" in hgjj["判定依据"] and "utilisation" in hgjj["判定依据"] and "观察期" in hgjj["判定依据"]
+    assert hgjj["业务类别"] == "决策" and hgjj["网络区域"] == "电子政务内网" and hgjj["涉密情况"] == "非涉密"
+    assert "2 核" in hgjj["资源使用情况"] and "CPU P95" in hgjj["资源使用情况"]
+    assert isinstance(hgjj["经费金额（元）"], int | float)
+    # long text columns wrap; CJK widths count double
+    evidence_col = openpyxl.utils.get_column_letter(headers.index("判定依据") + 1)
+    assert fgw[f"{evidence_col}2"].alignment.wrap_text
+    assert fgw.column_dimensions["B"].width >= reports.display_width("科室") + 2
+
+
+def test_xlsx_summary_counts(audit, demo):
+    ws = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")["城市汇总"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[0][:3] == ("部门", "级别", "系统数")
+    assert rows[-1][0] == "合计" and rows[-1][2] == len(demo.systems)
+    assert sum(r[2] for r in rows[1:-1]) == len(demo.systems)
+    header = list(rows[0])
+    assert rows[-1][header.index("僵尸")] == sum(v.verdict == "zombie" for v in audit["verdicts"].values())
+
+
+def _all_cells(path: Path):
+    wb = openpyxl.load_workbook(path)
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            yield from row
+
+
+def test_xlsx_is_inert(audit):
+    texts = []
+    for cell in _all_cells(audit["zh"] / "archive.xlsx"):
+        assert cell.data_type != "f", (cell.coordinate, cell.value)
+        if isinstance(cell.value, str):
+            texts.append(cell.value)
+            assert not cell.value.startswith(TRIGGERS), (cell.coordinate, cell.value)
+            assert "\x1b" not in cell.value
+    # the hostile values are there, neutralised (the whole cell starts with the formula)
+    assert any(t.startswith("'" + FORMULA + " (21/tcp)") for t in texts)
+    assert any(t.startswith("'" + CRON) for t in texts)
+    assert any(SCRIPT_USER in t for t in texts)
+    assert any("\ufffd" in t for t in texts)
+
+
+def test_asset_and_integration_sheets(audit):
+    wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
+    assets = list(wb["资产清单"].iter_rows(values_only=True))
+    header = list(assets[0])
+    by_host = {r[0]: dict(zip(header, r, strict=True)) for r in assets[1:]}
+    assert set(by_host) >= {"fgw-hgjj-app1", "fgw-hgjj-db1", "fgw-jgjc-app1", "fgw-oa-app1"}
+    assert by_host["fgw-hgjj-app1"]["建议处置"] == "移交划转"  # reachable, Debian 12 supported
+    assert by_host["fgw-jgjc-app1"]["建议处置"] == "报损报废"  # CentOS 6: end of life
+    assert by_host["fgw-oa-app1"]["建议处置"] == "报损报废"  # never reached
+    assert by_host["fgw-hgjj-app1"]["CPU（核）"] == 2 and by_host["fgw-hgjj-app1"]["内存（GB）"] == 16
+    assert by_host["fgw-jgjc-app1"]["所属系统"] == "fgw-jgjc"
+    integ = list(wb["整合共享清单"].iter_rows(values_only=True))
+    header = list(integ[0])
+    rows = {r[header.index("系统编号")]: dict(zip(header, r, strict=True)) for r in integ[1:]}
+    assert rows["zjj-jzsc"]["整合类型"] == rows["zjj-zlaq"]["整合类型"] == "功能重叠（互相声明）"
+    assert {rows["zjj-jzsc"]["建议整合目标"], rows["zjj-zlaq"]["建议整合目标"]} - {""}  # one keeps, one merges
+    assert rows["fgw-oa"]["整合类型"] == "以科室名义存在的独立系统"
+    assert rows["fgw-oa"]["建议整合目标"].startswith("szfb-oa")  # its declared replacement
+    assert "清理下线" in rows["fgw-hgjj"]["建议措施"]  # a zombie is decommissioned, not merged
+    assert "rsj-rczp" not in rows  # a one-way overlap is criterion 2, not a merge
+
+
+def test_single_office_rule(demo):
+    assert is_single_office(demo, demo.systems["fgw-oa"])  # office 办公室, used by its own department only
+    assert is_single_office(demo, demo.systems["fgw-jgjc"])  # used by its own office only
+    assert not is_single_office(demo, demo.systems["fgw-xmk"])
+    assert not is_single_office(demo, demo.systems["gaj-jd"])  # no office (and a golden network)
+
+
+# --- CSV and JSON ---------------------------------------------------------------------------------
+
+
+def test_csv(audit, demo):
+    raw = (audit["zh"] / "archive.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(raw.decode("utf-8-sig").splitlines(keepends=True)))
+    assert rows[0] == archive_headers("zh")
+    assert {r[2] for r in rows[1:]} == set(demo.systems)
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(TRIGGERS), cell
+    assert any(SCRIPT_USER in cell for row in rows for cell in row)
+
+
+def test_json(audit, demo):
+    data = json.loads((audit["zh"] / "archive.json").read_text(encoding="utf-8"))
+    systems = {s["id"]: s for s in data["systems"]}
+    assert set(systems) == set(demo.systems)
+    hgjj = systems["fgw-hgjj"]
+    assert hgjj["verdict"]["verdict"] == "zombie"
+    assert [c["number"] for c in hgjj["verdict"]["criteria"]] == [1, 2, 3, 4, 5]
+    idle = hgjj["verdict"]["criteria"][2]
+    assert idle["key"] == "idle" and idle["outcome"] == "met"
+    assert idle["numbers"]["hosts"]["fgw-hgjj-app1"]["cpu_p95_pct"] < 3 and idle["evidence"]
+    assert hgjj["inventory"]["office"] == "综合科" and hgjj["archive"]["verdict"] == "僵尸"
+    assert hgjj["hosts"][0]["collected"] and hgjj["hosts"][0]["cpus"] == 2
+    assert data["policy"]["idle"]["cpu_pct"] == 3 and data["window"]["until"].startswith("2026-06-01")
+    assert data["generated_at"] and data["summary"]["totals"]["systems"] == len(demo.systems)
+    assert {a["host"] for a in data["assets"]} >= {"fgw-jgjc-app1"}
+    assert any(e["kind"] == "overlap" for e in data["integration"])
+    assert any(SCRIPT_USER in json.dumps(c["evidence"], ensure_ascii=False)
+               for c in systems["fgw-jgjc"]["verdict"]["criteria"])
+
+
+# --- HTML -----------------------------------------------------------------------------------------
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.style = ""
+        self._in_style = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_style = tag == "style"
+
+    def handle_endtag(self, tag):
+        self._in_style = False
+
+    def handle_data(self, data):
+        if self._in_style:
+            self.style += data
+
+
+def test_html_static_and_escaped(audit):
+    html = (audit["zh"] / "archive.html").read_text(encoding="utf-8")
+    parser = _Tags()
+    parser.feed(html)
+    names = [tag for tag, _ in parser.tags]
+    assert "<script" not in html.lower()
+    assert not {"script", "iframe", "object", "embed", "link", "img", "base", "form"} & set(names)
+    for tag, attrs in parser.tags:
+        for key, value in attrs.items():
+            assert not key.startswith("on"), (tag, key)  # no event handlers
+            if key in ("src", "href", "xlink:href", "action", "srcset", "poster", "data"):
+                assert not re.match(r"\s*(https?:|//|javascript:)", value or "", re.I), (tag, key, value)
+    assert "url(" not in parser.style and "@import" not in parser.style and "@font-face" not in parser.style
+    assert "<svg" in html and names.count("svg") >= 4  # verdicts, CPU, network, dependencies
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=&#34;http://evil.example/x.png&#34;" in html
+    assert FORMULA.replace("'", "&#39;") in html  # shown as text
+    assert "\x1b" not in html
+    assert 'lang="zh-CN"' in html and "Noto Sans CJK SC" in html
+    assert "僵尸系统判定依据" in html and "fgw-hgjj" in html and "系统依赖关系" in html
+    assert "stroke-dasharray" in html  # the measured dependency edge
+
+
+def test_english(audit):
+    wb = openpyxl.load_workbook(audit["en"] / "archive.xlsx")
+    assert wb.sheetnames[0] == "City summary" and wb.sheetnames[-2:] == ["Integration list", "Asset list"]
+    headers = [c.value for c in wb.worksheets[1][1]]
+    assert headers == archive_headers("en") and "System name" in headers and "Evidence" in headers
+    row = {r[2]: r for r in wb["市发展和改革委员会"].iter_rows(min_row=2, values_only=True)}["fgw-hgjj"]
+    assert row[headers.index("Zombie verdict")] == "Zombie" and row[headers.index("Business category")] == "Decision"
+    assert row[headers.index("Network zone")] == "E-government intranet"
+    assert "Idle resources" in row[headers.index("Criteria met")]
+    csv_headers = next(csv.reader((audit["en"] / "archive.csv").open(encoding="utf-8-sig")))
+    assert csv_headers == archive_headers("en")
+    html = (audit["en"] / "archive.html").read_text(encoding="utf-8")
+    assert '<html lang="en">' in html and "Zombie systems and their evidence" in html
+    assert "&lt;script&gt;" in html and "<script" not in html
+
+
+# --- the shared writers on their own --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=x", "'\t=x"),
+    ("\r=x", "'\r=x"), ("  =x", "'  =x"), ("normal", "normal"), ("", ""), ("a=b", "a=b"), (-5, -5), (1.5, 1.5),
+    (None, None),
+])
+def test_neutralise(value, expected):
+    assert reports.neutralise(value) == expected
+
+
+def test_sheet_titles():
+    used: set[str] = set()
+    assert reports.sheet_title("a/b:c*d?e[f]g\\h", used) == "a_b_c_d_e_f_g_h"
+    long = "市" * 40
+    first = reports.sheet_title(long, used)
+    second = reports.sheet_title(long, used)
+    assert len(first) == len(second) == 31 and first != second
+
+
+def test_writers_strip_illegal_characters(tmp_path):
+    path = reports.write_xlsx(tmp_path / "x.xlsx", [reports.Sheet("t", ["列"], [["a\x00b\x07c", "=x"]])])
+    ws = openpyxl.load_workbook(path).active
+    assert ws["A2"].value == "abc" and ws["B2"].value == "'=x"
+    reports.write_json(tmp_path / "x.json", {"d": NOW, "s": "中文"})
+    assert '"中文"' in (tmp_path / "x.json").read_text(encoding="utf-8")
+
+
+def test_svg_helpers_escape():
+    svg = reports.svg_bar_chart([("<b>x</b>", 1.0)], title="<t>")
+    assert "<b>" not in svg and "&lt;b&gt;" in svg
+    svg = reports.svg_stacked_bar(["<c>"], [("<s>", "#000", [2])], title="x")
+    assert "<c>" not in svg and "<s>" not in svg
+    nodes = [reports.GraphNode("a", "<a>", "g"), reports.GraphNode("b", "b", "g")]
+    svg = reports.svg_graph(nodes, [reports.GraphEdge("a", "b", "measured", "<e>")], group_colors={"g": "#123456"})
+    assert "<a>" not in svg and "<e>" not in svg and "stroke-dasharray" in svg
+
+
+def test_dependency_layers_with_cycles():
+    layers = reports.dependency_layers("abcde", {"a": ["b"], "b": ["c"], "d": ["e"], "e": ["d"]})
+    assert layers["c"] == 0 and layers["b"] == 1 and layers["a"] == 2
+    assert {layers["d"], layers["e"]} <= {0, 1}
+
+
+def test_labels_complete():
+    for key, texts in i18n.labels().items():
+        assert texts["zh"] and texts["en"], key
+    assert i18n.bilingual("中文 / English", "en") == "English"
+    with pytest.raises(i18n.LabelError):
+        i18n.t("report.total", "fr")
+
+
+# --- rendered by a browser --------------------------------------------------------------------------
+
+
+def test_chromium_screenshot(audit, tmp_path):
+    """The page renders in headless Chromium (no network needed); the PNG is kept for people to see."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if IN_CI:
+            pytest.fail("chromium is required under CI (Debian package: chromium, fonts: fonts-noto-cjk)")
+        pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
+    png = tmp_path / "archive.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
+           f"--screenshot={png}", "--window-size=1400,2000", (audit["zh"] / "archive.html").as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert png.exists(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    assert png.stat().st_size > 20_000
+    keep = REPO / "reports" / "test-screenshots"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, keep / "archive.png")
