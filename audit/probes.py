@@ -144,10 +144,16 @@ class Sample(Probe):
               "if ((getline line < f) > 0) print line; close(f) }'")
 
     def begin(self) -> str:
-        return f"rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; {self._procs}"
+        return ("read jy_up _ < /proc/uptime; rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; "
+                + self._procs)
 
     def command(self, ctx: Context) -> str:
-        return f"sleep {int(ctx.sample_seconds)}; echo \"$$ $PPID\"; echo '@@'; {self.begin()}"
+        # Sleep only what the other probes did not already take (uptime in centiseconds, no float in sh).
+        elapsed = "${jy_now%.*}${jy_now#*.} - ${jy_up%.*}${jy_up#*.}"
+        wait = (f"read jy_now _ < /proc/uptime; jy_left=$(( {100 * int(ctx.sample_seconds)} - ({elapsed}) )); "
+                "if [ \"$jy_left\" -gt 0 ]; then jy_c=$((jy_left % 100)); [ $jy_c -lt 10 ] && jy_c=0$jy_c; "
+                "sleep $((jy_left / 100)).$jy_c; fi")
+        return f"{wait}; echo \"$$ $PPID\"; echo '@@'; {self.begin()}"
 
     @staticmethod
     def _snapshot(text: str) -> dict[str, Any]:

@@ -24,6 +24,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pidfile import held
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 RECONNECT_S = 3.0
 CPU_WORK_S = 0.002
@@ -152,11 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("http needs --log")
 
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.pidfile:
-        with open(args.pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
     threads = [threading.Thread(target=hold_dependency, args=(d,), daemon=True) for d in args.depends]
-    try:
+    with held(args.pidfile):
         if args.mode == "http":
             ThreadingHTTPServer.daemon_threads = True
             server = ThreadingHTTPServer(("0.0.0.0", args.port),
@@ -171,15 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         if args.mode == "http":
             server.shutdown()
-    finally:
-        if args.pidfile:
-            try:
-                with open(args.pidfile) as f:
-                    mine = f.read().strip() == str(os.getpid())
-                if mine:
-                    os.unlink(args.pidfile)
-            except OSError:
-                pass
     return 0
 
 

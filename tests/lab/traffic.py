@@ -10,11 +10,12 @@ Stdlib only (the machine's /usr/bin/python3). Bounded twice: it stops after --du
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import time
 import urllib.error
 import urllib.request
+
+from pidfile import held
 
 USER_AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/118.0 Safari/537.36",
@@ -35,14 +36,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    if args.pidfile:
-        with open(args.pidfile, "w") as f:
-            f.write(f"{os.getpid()}\n")
     interval = 1.0 / args.rate
     start = time.monotonic()
     due = start
     ok = failed = 0
-    try:
+    with held(args.pidfile):
         for i in range(args.max_requests):
             now = time.monotonic()
             if stopping or now - start >= args.duration:
@@ -58,15 +56,6 @@ def main(argv: list[str] | None = None) -> int:
                 ok += 1
             except (OSError, urllib.error.URLError):
                 failed += 1
-    finally:
-        if args.pidfile:
-            try:
-                with open(args.pidfile) as f:
-                    mine = f.read().strip() == str(os.getpid())
-                if mine:
-                    os.unlink(args.pidfile)
-            except OSError:
-                pass
     print(f"traffic: {ok} ok, {failed} failed in {time.monotonic() - start:.0f} s")
     return 0
 
