@@ -103,7 +103,9 @@ class HostHistory:
 
     @property
     def latest(self) -> dict[str, Any]:
-        return self.records[-1].data if self.records else {}
+        """The newest full collection (seeded history carries utilisation samples only)."""
+        full = [r for r in self.records if (r.data or {}).get("os")]
+        return (full or self.records)[-1].data or {} if self.records else {}
 
     def merged_max(self, section: str, key: str) -> dict[str, str]:
         out: dict[str, str] = {}

@@ -9,6 +9,7 @@ last run is a real collection.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,58 @@ def test_a_short_history_is_said_so_not_guessed(seeded, demo, tmp_path):
             assert verdicts[system].verdict == NO_DATA, f"{system}: {_explain(verdicts[system])}"
     # what one snapshot does prove is still reported: an end-of-life OS
     assert verdicts["zjj-wxzj"].verdict == ZOMBIE and 4 in verdicts["zjj-wxzj"].met
+
+
+HOSTILE_PROCESS = "=cmd|' /C calc"  # /proc/PID/comm keeps 15 bytes
+
+
+def test_hostile_host_output_is_inert_in_every_report(judged, demo, lab, tmp_path):
+    """A zombie's host runs a process named like a formula, logs HTML, keeps a cron line with bad bytes."""
+    import csv
+    import json
+
+    import openpyxl
+
+    from audit.report import write_reports
+
+    store, _, _ = judged
+    system = demo.systems["fgw-jgjc"]
+    host = system.hosts[0]
+    log = lab.path(host, system.log_paths[0])
+    original_log = log.read_bytes()
+    cron = lab.path(host, "/etc/cron.d/zz-hostile")
+    script = lab.path(host, "/root/hostile.py")
+    script.write_text(f"import socket, time\nopen('/proc/self/comm', 'w').write({HOSTILE_PROCESS!r})\n"
+                      "s = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                      "s.bind(('0.0.0.0', 7))\ns.listen()\ntime.sleep(60)\n")
+    pid = lab.exec(host, "python3 /root/hostile.py >/dev/null 2>&1 & echo $!").stdout.strip()
+    try:
+        with log.open("ab") as f:
+            f.write(b'10.80.9.9 - - [22/Nov/2026:09:00:00 +0800] "GET /<script>alert(1)</script> HTTP/1.1" 200 5 '
+                    b'"-" "<img src=x onerror=alert(1)>"\n')
+        cron.write_bytes(b"0 3 * * * root @SUM(1+1) \xff\xfe /usr/bin/true\n")
+        for _ in range(50):  # the listener names itself and binds
+            if HOSTILE_PROCESS in lab.exec(host, "ss -H -tlnp").stdout:
+                break
+            time.sleep(0.1)
+        _, results = collect(demo, [host], Options(), store=store, progress=False)
+        assert results[0].ok
+        assert any(p["process"] == HOSTILE_PROCESS for p in results[0].value["listening"])
+        judge = Judge(demo, store)
+        paths = write_reports(demo, judge, judge.judge_all(), tmp_path)
+    finally:
+        lab.exec(host, f"kill {pid}")
+        log.write_bytes(original_log)
+        cron.unlink(missing_ok=True)
+        script.unlink(missing_ok=True)
+    book = openpyxl.load_workbook(next(p for p in paths if p.suffix == ".xlsx"))
+    texts = [c.value for ws in book.worksheets for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert any(HOSTILE_PROCESS in v for v in texts), "the hostile process name reached the asset list"
+    assert all(c.data_type != "f" for ws in book.worksheets for row in ws.iter_rows() for c in row)
+    assert not any(v.startswith(("=", "+", "-", "@")) for v in texts)
+    with next(p for p in paths if p.suffix == ".csv").open(encoding="utf-8-sig", newline="") as f:
+        assert not any(cell.startswith(("=", "+", "-", "@")) for row in csv.reader(f) for cell in row)
+    json.loads(next(p for p in paths if p.suffix == ".json").read_text(encoding="utf-8"))
+    html = next(p for p in paths if p.suffix == ".html").read_text(encoding="utf-8")
+    assert "<script" not in html and "<img src=x" not in html
+    assert "=cmd|&#39; /C calc" in html or "=cmd|&#x27; /C calc" in html
