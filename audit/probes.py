@@ -561,6 +561,12 @@ class Script:
                 facts[probe.name] = probe.process(body, self.ctx, tz=tz)
             else:
                 facts[probe.name] = probe.process(body, self.ctx)
+        logins, clock = facts.get("logins"), facts.get("clock")
+        if logins is not None and clock:
+            now = datetime.fromtimestamp(clock["epoch"], UTC)
+            logins["distinct_users"] = {str(days): sum(1 for at in logins["users_last"].values()
+                                                       if datetime.fromisoformat(at) >= now - timedelta(days=days))
+                                        for days in (30, 90, 365)}
         for merged in ("system", "sockets"):  # probes that return several top-level facts
             if isinstance(facts.get(merged), dict):
                 facts.update(facts.pop(merged))

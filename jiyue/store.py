@@ -109,10 +109,6 @@ class Store:
             return [Record(run.id, run.kind, _utc(res.at), res.target, res.status, res.error, res.data, run.seeded)
                     for res, run in session.execute(query)]
 
-    def last_run(self, kind: str) -> int | None:
-        with Session(self.engine) as session:
-            return session.scalar(select(Run.id).where(Run.kind == kind).order_by(Run.id.desc()).limit(1))
-
     def run_results(self, run_id: int) -> list[Record]:
         with Session(self.engine) as session:
             run = session.get(Run, run_id)

@@ -79,6 +79,10 @@ def test_logins_from_utmpdump_and_lastlog():
         "zhangwei": datetime(2026, 11, 20, 1, 0, tzinfo=UTC).isoformat(),
     }
     assert facts["sources"] == ["lastlog", "wtmp"]
+    clock = f"<<<abcdef0123456789:clock>>>\n{int(datetime(2026, 11, 22, tzinfo=UTC).timestamp())} +0800\n"
+    parsed = Script("abcdef0123456789", Context()).parse(
+        (clock + "<<<abcdef0123456789:logins>>>\n" + text).encode())
+    assert parsed["logins"]["distinct_users"] == {"30": 2, "90": 3, "365": 3}
 
 
 def test_packages_take_the_newest_transaction_of_any_manager():

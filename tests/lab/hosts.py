@@ -32,7 +32,7 @@ import subprocess
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -475,7 +475,3 @@ def _keypair(comment: str) -> tuple[bytes, str]:
                                 serialization.NoEncryption())
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     return private, f"{public.decode()} {comment}\n"
-
-
-def status_rows(statuses: list[HostStatus]) -> list[dict]:
-    return [asdict(s) | {"up": s.up} for s in statuses]
