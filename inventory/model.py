@@ -262,6 +262,13 @@ class Service(Model):
     health_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
 
 
+class Priority(Model):
+    """轻重缓急 (policy.md §2, Kaiping): how urgent the move is and how important the system is, 1-5."""
+
+    urgency: Annotated[int, Field(ge=1, le=5)] = 3
+    importance: Annotated[int, Field(ge=1, le=5)] = 3
+
+
 class System(Located):
     """One archive record (档案库): the fields policy.md §1 asks auditors to keep."""
 
@@ -289,6 +296,9 @@ class System(Located):
     depends_on: list[Ident] = []
     special_hardware: Text | None = None
     replaced_by: Ident | None = None
+    priority: Priority = Priority()
+    # The longest outage the department accepts at cutover (freeze to verified), in seconds.
+    downtime_budget: Annotated[int, Field(ge=1)] = 300
     overlaps_with: list[Ident] = []
 
 
