@@ -89,3 +89,22 @@ def test_lab_status_exits_1_when_a_host_is_down(lab, demo):
         assert "Start them with: invoke lab.up" in proc.stdout
     finally:
         lab.up(demo)
+
+
+def test_audit_from_the_command_line_reports_a_down_host_and_still_writes(lab, demo, tmp_path):
+    store = f"sqlite:///{tmp_path}/history.sqlite"
+    proc = jiyue("audit.collect", "--limit", "dept_fgw", "--store", store)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    victim = demo.systems["fgw-oa"].hosts[0]
+    lab.stop_host(victim)
+    try:
+        proc = jiyue("audit", "--limit", "dept_fgw", "--store", store, "--out", str(tmp_path / "out"), "--lang", "en")
+    finally:
+        lab.up(demo)
+    assert proc.returncode == 1
+    assert victim in proc.stdout and "unreachable" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "archive.csv", "archive.html", "archive.json", "archive.xlsx"]
+    zombies = jiyue("audit.zombies", "--limit", "dept_fgw", "--store", store)
+    assert zombies.returncode == 0 and "fgw-oa" in zombies.stdout
+    assert jiyue("audit.report", "--format", "pdf").returncode == 2
