@@ -10,6 +10,7 @@ from audit import tasks as audit_tasks
 from inventory import tasks as inventory_tasks
 from jiyue import demo as demo_module
 from jiyue.cli import HELP
+from migrations import tasks as migrate_tasks
 from tests.lab import tasks as lab_tasks
 
 
@@ -24,3 +25,4 @@ ns = Collection(demo)
 ns.add_collection(Collection.from_module(inventory_tasks, name="inventory"))
 ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
 ns.add_collection(Collection.from_module(audit_tasks, name="audit"))
+ns.add_collection(Collection.from_module(migrate_tasks, name="migrate"))

@@ -7,13 +7,13 @@ smuggle a classified system onto the cloud or point a wave at an unknown host.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inventory.model import Classification, Inventory
 
@@ -43,6 +43,22 @@ class HostTarget(Model):
     need_vcpus: float
     need_memory_gb: float
     need_disk_gb: float
+    # The smallest catalog flavor this source host fits alone (what to request for a VM of its own).
+    sized_flavor: str | None = None
+    measured: list[str] = []  # which of cpu, memory, disk came from the audit history (the rest: fallback)
+    basis: str = ""  # how the need was worked out, for people
+
+
+class Shortfall(Model):
+    """A source host of a cloud rehost that no target could take: what to request from the cloud."""
+
+    system: str
+    source: str
+    need_vcpus: float
+    need_memory_gb: float
+    need_disk_gb: float
+    request_flavor: str | None = None  # None: bigger than every flavor of the catalog
+    reason: str = ""
 
 
 class SystemPlan(Model):
@@ -59,15 +75,28 @@ class SystemPlan(Model):
     targets: list[HostTarget] = []
     data_bytes: int = 0
     downtime_budget_s: int = 300
+    classification: Classification | None = None  # copied from the inventory; re-checked against it on load
+    verdict: str | None = None  # the audit's zombie verdict; None when no audit history exists
+    awaiting_capacity: bool = False  # a cloud rehost no target could take yet: no wave, see Plan.awaiting_capacity
+    notes: list[str] = []  # dependencies that do not block, sizing fall-backs, overrides refused, …
+
+    @model_validator(mode="after")
+    def _classified_never_moves_to_the_cloud(self) -> SystemPlan:
+        if self.classification == Classification.classified and (
+                self.disposition != Disposition.confidential_handover or self.targets or self.wave is not None):
+            raise ValueError(f"{self.system}: a classified (涉密) system is handed over to the confidential network "
+                             "only: no cloud, no site cluster, no targets, no wave (policy.md §2)")
+        return self
 
 
 class Wave(Model):
     number: int
     start: datetime
     end: datetime
-    systems: list[str]
+    systems: list[str]  # in cutover order: what a system needs comes before it
     hosts: int
     data_bytes: int
+    groups: list[list[str]] = []  # systems that move together (strongly connected), when more than one
 
 
 class WorkOrderStatus(StrEnum):
@@ -86,6 +115,8 @@ class WorkOrder(Model):
     assets: list[str]  # host names
     notes: list[str] = []  # rack/space needs, the 20 m² machine-room rule, disposal (移交划转 / 报损报废)
     status: WorkOrderStatus = WorkOrderStatus.open
+    rule: str = ""  # why this work order exists (the system's disposition rule)
+    rack_units: int = 0  # IDC moves: rack space to reserve
 
 
 class Plan(Model):
@@ -94,6 +125,13 @@ class Plan(Model):
     systems: list[SystemPlan]
     waves: list[Wave]
     work_orders: list[WorkOrder]
+    start: date | None = None  # the first day a wave may start (--start)
+    timezone: str = "Asia/Shanghai"  # of the change windows
+    limit: str | None = None  # the --limit the plan was made for
+    planning: str | None = None  # the planning file used (migrations/planning.yaml)
+    history: str = ""  # what audit history the plan rests on, for people
+    awaiting_capacity: list[Shortfall] = []
+    warnings: list[str] = []
 
     def system(self, system_id: str) -> SystemPlan:
         return next(s for s in self.systems if s.system == system_id)
@@ -104,27 +142,122 @@ class Plan(Model):
     def check(self, inv: Inventory) -> list[str]:
         """Problems that make a plan unsafe to run, however it was edited. Empty when sound."""
         problems = []
-        pool = {p.host for p in inv.cloud.pool} if inv.cloud else set()
+        pool = {p.host: p.flavor for p in inv.cloud.pool} if inv.cloud else {}
+        flavors = {f.name: f for f in inv.cloud.flavors} if inv.cloud else {}
+        waves = {w.number for w in self.waves}
+        seen = set()
         for s in self.systems:
             system = inv.systems.get(s.system)
             if system is None:
                 problems.append(f"{s.system}: not in the inventory")
                 continue
-            if system.classification == Classification.classified and s.disposition in (
-                    Disposition.cloud_rehost, Disposition.site_cluster):
-                problems.append(f"{s.system}: classified (涉密) systems never go to the cloud (policy.md §2)")
+            if s.system in seen:
+                problems.append(f"{s.system}: planned twice")
+            seen.add(s.system)
+            if system.classification == Classification.classified and (
+                    s.disposition != Disposition.confidential_handover or s.targets or s.wave is not None):
+                problems.append(f"{s.system}: classified (涉密) systems never go to the cloud or the site cluster: "
+                                "they are handed over to the confidential network (policy.md §2)")
             for t in s.targets:
                 if t.source not in system.hosts:
                     problems.append(f"{s.system}: {t.source} is not one of its hosts")
                 if t.target not in pool:
                     problems.append(f"{s.system}: target {t.target} is not a cloud-pool host")
-            if s.disposition == Disposition.cloud_rehost and (s.wave is None or not s.targets):
+            if s.disposition == Disposition.cloud_rehost and not s.awaiting_capacity and (
+                    s.wave is None or not s.targets):
                 problems.append(f"{s.system}: a cloud rehost needs a wave and targets")
+            if s.disposition != Disposition.cloud_rehost and (s.wave is not None or s.targets):
+                problems.append(f"{s.system}: only cloud rehosts have a wave and targets ({s.disposition})")
+            if s.awaiting_capacity and (s.wave is not None or s.targets):
+                problems.append(f"{s.system}: awaiting capacity, so it can have neither a wave nor targets")
+            if s.wave is not None and s.wave not in waves:
+                problems.append(f"{s.system}: wave {s.wave} does not exist")
+        problems += self._check_waves(inv)
+        problems += self._check_targets(inv, pool, flavors)
+        for o in self.work_orders:
+            system = inv.systems.get(o.system)
+            if system is None:
+                problems.append(f"work order {o.id}: {o.system} is not in the inventory")
+            elif system.classification == Classification.classified and o.kind != Disposition.confidential_handover:
+                problems.append(f"work order {o.id}: {o.system} is classified (涉密): only a hand-over to the "
+                                "confidential network (policy.md §2)")
+        return problems
+
+    def _check_waves(self, inv: Inventory) -> list[str]:
+        """Nothing moves before what it needs: a cloud rehost's dependencies that are cloud rehosts too move in an
+        earlier wave or the same one."""
+        problems = []
+        by_id = {s.system: s for s in self.systems}
+        for w in self.waves:
+            for sid in w.systems:
+                s = by_id.get(sid)
+                if s is None or s.wave != w.number:
+                    problems.append(f"wave {w.number}: {sid} is listed but not planned in that wave")
+        for s in self.systems:
+            if s.wave is None:
+                continue
+            system = inv.systems.get(s.system)
+            declared = system.depends_on if system else []
+            for dep in sorted({*s.depends_on, *declared}):
+                d = by_id.get(dep)
+                if d is None or d.disposition != Disposition.cloud_rehost:
+                    continue
+                if d.wave is None or d.wave > s.wave:
+                    where = "has no wave" if d.wave is None else f"moves in wave {d.wave}"
+                    problems.append(f"{s.system}: wave {s.wave} moves it before {dep}, which it depends on ({where})")
+        return problems
+
+    def _check_targets(self, inv: Inventory, pool: dict[str, str], flavors: dict) -> list[str]:
+        """No target host gets two services on one port or more than its flavor gives."""
+        problems = []
+        ports: dict[tuple[str, str, int], str] = {}
+        used: dict[str, list[float]] = {}
+        sources: dict[str, str] = {}
+        for s in self.systems:
+            system = inv.systems.get(s.system)
+            for t in s.targets:
+                if t.source in sources:
+                    problems.append(f"{s.system}: source host {t.source} already moves with {sources[t.source]}")
+                sources[t.source] = s.system
+                for svc in (system.services if system else []):
+                    if svc.host != t.source:
+                        continue
+                    key = (t.target, svc.protocol, svc.port)
+                    if key in ports:
+                        problems.append(f"{t.target}: port {svc.port}/{svc.protocol} taken twice "
+                                        f"({ports[key]} and {s.system}/{t.source})")
+                    ports[key] = f"{s.system}/{t.source}"
+                total = used.setdefault(t.target, [0.0, 0.0, 0.0])
+                total[0] += t.need_vcpus
+                total[1] += t.need_memory_gb
+                total[2] += t.need_disk_gb
+        for target, (cpu, mem, disk) in sorted(used.items()):
+            flavor = flavors.get(pool.get(target, ""))
+            if flavor is None:
+                continue
+            if cpu > flavor.vcpus + 1e-9 or mem > flavor.memory_gb + 1e-9 or disk > flavor.disk_gb + 1e-9:
+                problems.append(f"{target}: needs {cpu:g} vCPUs, {mem:g} GB memory, {disk:g} GB disk; flavor "
+                                f"{flavor.name} gives {flavor.vcpus}, {flavor.memory_gb}, {flavor.disk_gb}")
         return problems
 
 
-def load_plan(path: Path) -> Plan:
-    return Plan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+class PlanError(ValueError):
+    """A plan file that must not be run: it does not parse, or `Plan.check` found problems."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def load_plan(path: Path, inv: Inventory | None = None) -> Plan:
+    """Read a plan file. With `inv`, also check it against the inventory and refuse it (PlanError) when unsound:
+    a hand edit cannot move a classified system to the cloud, nor a system before what it needs."""
+    plan = Plan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    if inv is not None:
+        problems = plan.check(inv)
+        if problems:
+            raise PlanError(problems)
+    return plan
 
 
 def save_plan(plan: Plan, path: Path) -> Path:

@@ -11,15 +11,21 @@ For each system, by its profile (active, detached, idle, stale, small), on its h
 - files under each declared data_path (app.db, uploads/, export/) with the profile's mtimes;
 - /etc/cron.d/<system-id>.
 
-Then it starts one `app.py` process per declared service inside the service's host (http if the
-service has a health_url, else a plain TCP holder such as a database stand-in); an http service
-keeps a connection open to its own system's other services and to the first service of each
-system it depends on. Last, `traffic.py` runs inside the gateway host and calls the systems whose
-profile has live traffic. Every process ends by itself after the scenario's `lifetime`.
+Then it writes, per declared service, the control script /etc/app/<system-id>/service and its
+service.env on the service's host (tests/lab/service.py: everything the service needs to run on
+another host is there and in its data paths) and starts it with `service start`: one `app.py`
+process (http if the service has a health_url, keeping its records in <first data path>/app.db,
+else a plain TCP holder such as a database stand-in); an http service keeps a connection open to its
+own system's other services and to the first service of each system it depends on. The gateway host
+gets a real nginx with one route per system with an http service (tests/lab/gateway.py). Last,
+`traffic.py` runs inside the gateway host and calls, through the gateway, the systems whose profile
+has live traffic. Every app and the traffic end by themselves after the scenario's `lifetime`
+(nginx runs until lab.down).
 
-Seeding again rewrites the files (the same history relative to the new moment) and leaves
-running processes alone when their command line is unchanged: never two processes per service.
-Timestamps in log text are Asia/Shanghai local time (+0800).
+Seeding again rewrites the history files (the same history relative to the new moment; app.db is
+rewritten in place, keeping the records the app stored) and leaves running processes alone when
+their command line is unchanged: never two processes per service. Routes are put back to the
+inventory's hosts. Timestamps in log text are Asia/Shanghai local time (+0800).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import copy
 import ipaddress
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -36,6 +43,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +53,9 @@ from pathlib import Path
 import yaml
 
 from inventory.model import Host, Inventory, System
+from tests.lab import gateway as gw
+from tests.lab import service as svc
+from tests.lab.appdb import SCHEMA as APP_SCHEMA
 from tests.lab.hosts import Lab, LabError
 
 HERE = Path(__file__).resolve().parent
@@ -359,21 +370,23 @@ def write_data(real: Path, system: System, params: dict, now: datetime, rng: ran
     real.mkdir(parents=True, exist_ok=True)
     for item in DATA_ITEMS:
         target = real / item
+        if item == "app.db" and target.is_file() and not target.is_symlink():
+            continue  # rewritten in place below: a running app may hold records in it
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-    for extra in ("app.db-journal", "app.db-wal", "app.db-shm"):
-        (real / extra).unlink(missing_ok=True)
     stamps = []
     newest = now.timestamp() - age(newest=True)
     db = real / "app.db"
-    with contextlib.closing(sqlite3.connect(db)) as con:
-        con.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, title TEXT, created TEXT, updated TEXT)")
-        rows = [(i, f"{system.name} 记录 {i}", datetime.fromtimestamp(newest - (60 - i) * 3 * DAY, TZ).isoformat(),
-                 datetime.fromtimestamp(newest - (60 - i) * DAY / 4, TZ).isoformat()) for i in range(1, 61)]
-        con.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
-        con.commit()
+    rows = [(i, f"{system.name} 记录 {i}", datetime.fromtimestamp(newest - (60 - i) * 3 * DAY, TZ).isoformat(),
+             datetime.fromtimestamp(newest - (60 - i) * DAY / 4, TZ).isoformat()) for i in range(1, 61)]
+    try:
+        _write_records(db, rows)
+    except sqlite3.DatabaseError:  # not a database (any more): start afresh
+        for extra in ("app.db", "app.db-journal", "app.db-wal", "app.db-shm"):
+            (real / extra).unlink(missing_ok=True)
+        _write_records(db, rows)
     stamps.append((db, newest))
     for i in range(rng.randint(2, 4)):
         when = now.timestamp() - age()
@@ -392,6 +405,19 @@ def write_data(real: Path, system: System, params: dict, now: datetime, rng: ran
     for directory in sorted({p.parent for p, _ in stamps} | {real / "uploads"}, key=lambda p: -len(p.parts)):
         latest = max(os.stat(c).st_mtime for c in directory.iterdir())
         os.utime(directory, (latest, latest))
+
+
+def _write_records(db: Path, rows: list[tuple]) -> None:
+    """The seeded business records, (re)written in one transaction, and the app's own table if it is missing
+    (a table the app filled is kept)."""
+    with contextlib.closing(sqlite3.connect(db, timeout=10.0, isolation_level=None)) as con:
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("DROP TABLE IF EXISTS records")
+        con.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, title TEXT, created TEXT, updated TEXT)")
+        con.executemany("INSERT INTO records VALUES (?, ?, ?, ?)", rows)
+        con.execute(APP_SCHEMA)
+        con.execute("COMMIT")
 
 
 def cron_file(system: System) -> str:
@@ -431,20 +457,70 @@ def _utmp(text: str) -> bytes:
 
 @dataclass
 class Proc:
-    """A process the seeder runs inside a host: a service or the traffic generator."""
+    """A process the seeder runs inside a host: a service (through its control script) or the traffic generator."""
 
     host: str
     label: str  # system/service, or "traffic"
     argv: list[str]
-    pidfile: Path
+    pidfile: Path  # where its pid file really is on this machine (a service's is in the host's /etc/app)
     address: str = ""
     port: int = 0
     pid: int | None = None
     state: str = ""  # started, kept, failed
+    system_id: str = ""  # a service: started by /etc/app/<system_id>/service inside its host
+    out: Path | None = None  # where its output goes (on this machine)
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mounts(pid: int | str) -> list[tuple[str, str, str]]:
+    """(device, root within the device, mount point) of each mount process `pid` sees."""
+    out = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        out.append((fields[2], _unescape(fields[3]), _unescape(fields[4])))
+    return out
+
+
+def _within(path: str, top: str) -> str | None:
+    """`path` relative to `top` ("" for top itself), or None if it is not under it."""
+    if top == "/":
+        return path.lstrip("/")
+    if path == top:
+        return ""
+    return path[len(top) + 1:] if path.startswith(top + "/") else None
+
+
+def machine_path(pid: int, path: str) -> str:
+    """Where the file process `pid` sees at `path` (through its own mount namespace: a lab host's
+    private /etc/app, /srv ...) is in this process's view of the filesystem."""
+    try:
+        theirs = _mounts(pid)
+        ours = _mounts("self")
+    except OSError:
+        return path
+    best = None
+    for dev, root, point in theirs:  # the last mount on the longest matching point is the visible one
+        rest = _within(path, point)
+        if rest is not None and (best is None or len(point) >= len(best[2])):
+            best = (dev, root, point, rest)
+    if best is None:
+        return path
+    dev, root, _, rest = best
+    inner = root.rstrip("/") + "/" + rest if rest else root  # the file's path within its filesystem
+    found = None
+    for our_dev, our_root, point in ours:
+        within = _within(inner, our_root) if our_dev == dev else None
+        if within is not None and (found is None or len(our_root) > len(found[0])):
+            found = (our_root, point.rstrip("/") + "/" + within if within else point)
+    return found[1] if found else path
 
 
 def running_processes(script: Path) -> dict[str, list[tuple[int, list[str]]]]:
-    """Processes running `script`, by their --pidfile argument."""
+    """Processes running `script`, by their --pidfile argument as a path on this machine (a pid file
+    inside a lab host's private /etc/app resolves to that host's own file)."""
     found: dict[str, list[tuple[int, list[str]]]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -458,13 +534,14 @@ def running_processes(script: Path) -> dict[str, list[tuple[int, list[str]]]]:
             continue
         if stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue
-        found.setdefault(argv[argv.index("--pidfile") + 1], []).append((int(entry.name), argv))
+        pidfile = machine_path(int(entry.name), argv[argv.index("--pidfile") + 1])
+        found.setdefault(pidfile, []).append((int(entry.name), argv))
     return found
 
 
 def _kill(pids: Iterable[int]) -> None:
     pids = list(pids)
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 2.0)):
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
@@ -484,22 +561,44 @@ def _ensure(lab: Lab, procs: list[Proc], running: dict[str, list[tuple[int, list
     starts: dict[str, list[Proc]] = {}
     for proc in procs:
         current = running.get(str(proc.pidfile), [])
+        if proc.port:  # another process of this host on the service's port (an older lab's pid file elsewhere)
+            host_dir = f"{lab.host_dir(proc.host)}/"
+            to_kill += [pid for key, found in running.items() if key != str(proc.pidfile) and key.startswith(host_dir)
+                        for pid, argv in found if _arg(argv, "--port") == str(proc.port)]
         if len(current) == 1 and current[0][1] == proc.argv:
             proc.pid, proc.state = current[0][0], "kept"
             continue
         to_kill += [pid for pid, _ in current]
         starts.setdefault(proc.host, []).append(proc)
     _kill(to_kill)
-    for host, group in starts.items():
+
+    def start(host: str) -> None:
+        group = starts[host]
         lines = ["cd /"]
-        for proc in group:
+        for i, proc in enumerate(group):
             proc.pidfile.parent.mkdir(parents=True, exist_ok=True)
-            proc.pidfile.unlink(missing_ok=True)
-            out = proc.pidfile.with_suffix(".out")
-            lines.append(f"setsid {shlex.join(proc.argv)} </dev/null >{shlex.quote(str(out))} 2>&1 &")
-        result = lab.exec(host, "\n".join(lines))
-        for proc in group:
-            proc.state = "started" if result.returncode == 0 else "failed"
+            if proc.system_id:  # a service: its control script starts it and waits until it listens
+                lines.append(f"{shlex.quote(svc.app_dir(proc.system_id) + '/service')} start >/dev/null 2>&1; "
+                             f"echo \"{i} $?\"")
+            else:
+                proc.pidfile.unlink(missing_ok=True)
+                out = proc.out or proc.pidfile.with_suffix(".out")
+                lines.append(f"setsid {shlex.join(proc.argv)} </dev/null >{shlex.quote(str(out))} 2>&1 & "
+                             f"echo \"{i} 0\"")
+        try:
+            result = lab.exec(host, "\n".join(lines))
+        except LabError:
+            result = None
+        codes = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2) if result else {}
+        for i, proc in enumerate(group):
+            proc.state = "started" if codes.get(str(i)) == "0" else "failed"
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(start, list(starts)))
+
+
+def _arg(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
 
 
 def _wait_listening(procs: list[Proc], timeout: float = 8.0) -> None:
@@ -529,6 +628,8 @@ class SeedResult:
     services: list[Proc] = field(default_factory=list)
     traffic: Proc | None = None
     traffic_systems: list[str] = field(default_factory=list)
+    gateway: str = ""  # what happened to the gateway's nginx: started, reloaded, unchanged, failed: ...
+    routes: dict[str, tuple[str, int]] = field(default_factory=dict)  # system id -> backend (address, port)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> list[str]:
@@ -541,13 +642,15 @@ class SeedResult:
         lines = [f"seeded {len(self.profiles)} systems on {len(self.hosts)} hosts: {', '.join(parts)}",
                  f"services: {len(self.services)} ({states['started']} started, {states['kept']} already running, "
                  f"{states['failed']} failed)"]
+        if self.gateway:
+            lines.append(f"gateway: nginx with {len(self.routes)} routes ({self.gateway})")
         if self.traffic:
-            lines.append(f"traffic: from {self.traffic.host} to {len(self.traffic_systems)} systems "
-                         f"({self.traffic.state})")
+            lines.append(f"traffic: from {self.traffic.host} through the gateway to {len(self.traffic_systems)} "
+                         f"systems ({self.traffic.state})")
         else:
             lines.append("traffic: not started")
         lines += [f"note: {n}" for n in self.notes]
-        lines += [f"failed: {p.label} on {p.host} (see {p.pidfile.with_suffix('.out')})"
+        lines += [f"failed: {p.label} on {p.host} (see {p.out or p.pidfile.with_suffix('.out')})"
                   for p in self.services if p.state == "failed"]
         return lines
 
@@ -583,15 +686,18 @@ def seed(lab: Lab, inv: Inventory, scenario_path: Path | str = DEFAULT_SCENARIO,
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(seed_host, jobs))
 
+    gateway = inv.cloud.gateway if inv.cloud else None
     procs = _service_procs(lab, inv, scenario, [(s, p) for s, _, p in plans.values()], running)
     result.services = procs
     _ensure(lab, procs, running_processes(APP))
     _wait_listening(procs)
 
-    gateway = inv.cloud.gateway if inv.cloud else None
+    if gateway in running:
+        result.gateway, result.routes = _gateway(lab, inv)
     live = [s for s, _, p in plans.values() if p.get("live_traffic") and any(v.health_url for v in s.services)]
     if gateway in running and live:
-        result.traffic, result.traffic_systems = _traffic_proc(lab, scenario, gateway, live), sorted(s.id for s in live)
+        result.traffic, result.traffic_systems = (_traffic_proc(lab, inv, scenario, gateway, live),
+                                                  sorted(s.id for s in live))
         _ensure(lab, [result.traffic], running_processes(TRAFFIC))
     elif gateway not in running:
         result.notes.append(f"gateway host {gateway or '(none in the inventory)'} is not running/selected: "
@@ -636,35 +742,80 @@ def _endpoint(inv: Inventory, host: str, port: int) -> str:
 
 def _service_procs(lab: Lab, inv: Inventory, scenario: Scenario, systems: list[tuple[System, dict]],
                    running: set[str]) -> list[Proc]:
+    """One Proc per service on a running host, with its control script and service.env written."""
+    trusted = [gw.gateway_address(inv)] if inv.cloud and inv.cloud.gateway in inv.hosts else []
     procs = []
     for system, _params in systems:
         for service in system.services:
             if service.host not in running or service.protocol != "tcp":
                 continue
-            pidfile = lab.host_dir(service.host) / "run" / f"{system.id}-{service.name}.pid"
-            argv = [PYTHON, str(APP), "http" if service.health_url else "tcp", "--port", str(service.port),
-                    "--name", system.id, "--lifetime", str(scenario.lifetime), "--pidfile", str(pidfile)]
+            args = ["http" if service.health_url else "tcp", "--port", str(service.port), "--name", system.id,
+                    "--lifetime", str(scenario.lifetime)]
             if service.health_url:
-                argv += ["--log", system.log_paths[0] if system.log_paths else f"/var/log/app/{system.id}/access.log"]
+                args += ["--log", system.log_paths[0] if system.log_paths else f"/var/log/app/{system.id}/access.log"]
+                data = next((d for d in system.data_paths if _private(lab, service.host, d)), None)
+                if data:
+                    args += ["--data", data]
+                for address in trusted:
+                    args += ["--trusted-proxy", address]
                 depends = [_endpoint(inv, v.host, v.port) for v in system.services if not v.health_url]
                 for dep_id in system.depends_on:
                     dep = inv.systems.get(dep_id)
                     if dep and dep.services and dep.services[0].host in inv.hosts:
                         depends.append(_endpoint(inv, dep.services[0].host, dep.services[0].port))
                 for endpoint in depends:
-                    argv += ["--depends", endpoint]
-            procs.append(Proc(service.host, f"{system.id}/{service.name}", argv, pidfile,
-                              str(inv.hosts[service.host].address), service.port))
+                    args += ["--depends", endpoint]
+            label = f"{system.id}/{service.name}"
+            directory = lab.path(service.host, svc.app_dir(system.id))
+            _write_if_changed(directory / "service", svc.service_script(label), mode=0o755)
+            _write_if_changed(directory / "service.env", svc.service_env(label, PYTHON, str(APP), args))
+            argv = [PYTHON, str(APP), *args, "--pidfile", svc.pidfile(system.id)]
+            procs.append(Proc(service.host, label, argv, lab.path(service.host, svc.pidfile(system.id)),
+                              str(inv.hosts[service.host].address), service.port, system_id=system.id,
+                              out=directory / "out"))
     return procs
 
 
-def _traffic_proc(lab: Lab, scenario: Scenario, gateway: str, systems: list[System]) -> Proc:
+def _private(lab: Lab, host: str, path: str) -> bool:
+    try:
+        lab.path(host, path)
+    except ValueError:
+        return False
+    return True
+
+
+def _write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text and (path.stat().st_mode & 0o777) == mode:
+        return False
+    _write(path, text, mode=mode)
+    return True
+
+
+def _gateway(lab: Lab, inv: Inventory) -> tuple[str, dict[str, tuple[str, int]]]:
+    """Write the gateway's nginx.conf, reload script and one route per system with an http service (from
+    the inventory), then start nginx or reload it if anything changed; (what happened, the routes)."""
+    host = gw.gateway_host(inv)
+    routes = {s.id: gw.inventory_route(inv, s) for s in gw.routed_systems(inv)}
+    changed = _write_if_changed(lab.path(host, gw.CONF), gw.nginx_conf(inv))
+    changed |= _write_if_changed(lab.path(host, gw.RELOAD), gw.reload_script(), mode=0o755)
+    for system_id, (address, port) in routes.items():
+        changed |= _write_if_changed(lab.path(host, f"{gw.ROUTES}/{system_id}.conf"),
+                                     gw.route_conf(system_id, address, port))
+    if not changed and gw.nginx_pid(lab, inv) is not None:
+        return "unchanged", routes
+    try:
+        return gw.reload(lab, inv).removeprefix("nginx "), routes
+    except LabError as exc:
+        return f"failed: {exc}", routes
+
+
+def _traffic_proc(lab: Lab, inv: Inventory, scenario: Scenario, gateway: str, systems: list[System]) -> Proc:
+    """The traffic generator in the gateway host: each system's health URL, a list and a detail, through nginx."""
     urls: list[list[str]] = []
     for system in sorted(systems, key=lambda s: s.id):
-        health = next(v.health_url for v in system.services if v.health_url)
-        base = health.split("/", 3)
-        root = "/".join(base[:3])
-        urls.append([health, f"{root}/api/list", f"{root}/api/detail/{sum(map(ord, system.id)) % 9000 + 1000}"])
+        health = urllib.parse.urlsplit(next(v.health_url for v in system.services if v.health_url)).path
+        urls.append([gw.gateway_url(inv, system, health), gw.gateway_url(inv, system, "/api/list"),
+                     gw.gateway_url(inv, system, f"/api/detail/{sum(map(ord, system.id)) % 9000 + 1000}")])
     ordered = [u[k] for k in range(3) for u in urls]  # round-robin: consecutive requests hit different systems
     t = scenario.traffic
     pidfile = lab.host_dir(gateway) / "run" / "traffic.pid"
