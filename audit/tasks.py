@@ -12,11 +12,10 @@ from audit.zombies import ACTIVE, NO_DATA, SUSPECT, ZOMBIE, Judge, load_policy
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
 from jiyue.store import Store
 
-STORE_HELP = "history store: an SQLAlchemy URL (default: $JIYUE_STORE or sqlite:///state/history.sqlite)"
 VERDICT_STYLE = {ZOMBIE: "bold red", SUSPECT: "yellow", ACTIVE: "green", NO_DATA: "dim"}
 
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": STORE_HELP,
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
             "workers": "hosts collected at once (default 100)", "timeout": "seconds per host (default 60)",
             "sample": "seconds of CPU/network sampling per host (default 1)",
             "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
@@ -54,7 +53,7 @@ def _systems(inv, limit: str | None) -> list[str]:
     return sorted(s.id for s in inv.systems.values() if not limit or hosts & set(s.hosts))
 
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": STORE_HELP,
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
             "policy": "zombie policy YAML (default: audit/policy.yaml)"})
 def zombies(c, inventory=None, limit=None, store=None, policy=None):
     """Judge every system by the five zombie criteria over the stored history; show verdicts."""
@@ -73,7 +72,7 @@ def zombies(c, inventory=None, limit=None, store=None, policy=None):
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + ". Evidence: invoke audit.report")
 
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": STORE_HELP, "out": HELP["out"],
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"], "out": HELP["out"],
             "policy": "zombie policy YAML (default: audit/policy.yaml)", "lang": "zh (default) or en",
             "format": "comma-separated: xlsx,csv,json,html (default: all)"})
 def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lang="zh", format="xlsx,csv,json,html"):
@@ -89,7 +88,7 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lan
         console.print(f"wrote {path}")
 
 
-@task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": STORE_HELP,
+@task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
                           "out": HELP["out"], "lang": "zh (default) or en"})
 def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh"):
     """Collect, then write every report (unreachable hosts are reported; the rest are still judged)."""

@@ -27,6 +27,8 @@ HELP = {
     "limit": "Ansible-style pattern of hosts/devices/groups, e.g. 'dept_fgw:&zone_extranet:!os_redhat'",
     "out": f"directory for everything written (default: {DEFAULT_OUT}/)",
     "apply": "really change hosts or devices (without it: a dry run that changes nothing)",
+    "store": "the store (history, journal, locks): an SQLAlchemy URL (default: $JIYUE_STORE or "
+             "sqlite:///state/history.sqlite)",
 }
 
 

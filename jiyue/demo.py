@@ -1,6 +1,6 @@
 """The main job on the sample city (`invoke demo`): every stage the toolkit has, end to end.
 
-Later stages (migration plan, network, baseline) join here as they arrive, so that one command
+Later stages (the migration run, network, baseline) join here as they arrive, so that one command
 shows a new operator the whole flow on the lab.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from invoke import Exit
+from invoke import Context, Exit
 
 from audit import collect as collector
 from audit.report import write_reports
@@ -17,6 +17,7 @@ from inventory import export
 from jiyue import ansible
 from jiyue.cli import PROBLEMS, console, fail, load_inventory, out_dir
 from jiyue.store import Store
+from migrations import tasks as migrate_tasks
 from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
 from tests.lab.seed import seed as seed_lab
@@ -60,6 +61,8 @@ def run(inventory: str | None, out: str | None, store: str | None = None) -> Non
                       f"{', '.join(map(str, verdict.met))}")
     for path in write_reports(inv, judge, verdicts, target):
         console.print(f"wrote {path}")
+    console.rule("5. migration plan: dispositions, targets, waves, work orders")
+    migrate_tasks.plan(Context(), inventory=inventory, store=store, out=str(target))
     unreachable = sorted(set(inv.hosts) - set(ok)) + failed
     if unreachable:
         console.print(proc.stdout[-3000:], markup=False, highlight=False)

@@ -4,6 +4,11 @@ Log files on hosts rotate after days or weeks; the store is what remembers. SQLi
 (`state/history.sqlite`), any SQLAlchemy URL with `--store` or `JIYUE_STORE`. One generic shape
 serves every domain: a run of some kind (`audit.collect`, `baseline.check`, …) and one row per
 target with its status and its data as JSON.
+
+Two more generic tables serve long, resumable operations such as migrations: `journal` (one row
+per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
+(one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
+INSERT that at most one process wins).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, select
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from jiyue.runner import Result
@@ -51,6 +57,50 @@ class TargetResult(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     data: Mapped[Any] = mapped_column(JSON)
     run: Mapped[Run] = relationship(back_populates="results")
+
+
+class JournalRow(Base):
+    """One step transition of one subject (e.g. a system being migrated) in one run."""
+
+    __tablename__ = "journal"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_key: Mapped[str] = mapped_column(String(128), index=True)
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    step: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))  # started, done, failed, rolled_back (and refused, …)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    detail: Mapped[Any] = mapped_column(JSON, default=dict)
+
+
+class LockRow(Base):
+    """A subject someone is working on. The primary key makes acquiring atomic."""
+
+    __tablename__ = "locks"
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))  # the run key
+    pid: Mapped[int] = mapped_column(Integer)
+    hostname: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    run_key: str
+    subject: str
+    step: str
+    status: str
+    at: datetime
+    detail: Any
+
+
+@dataclass(frozen=True)
+class Lock:
+    subject: str
+    holder: str
+    pid: int
+    hostname: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -116,3 +166,62 @@ class Store:
                 return []
             return [Record(run.id, run.kind, _utc(r.at), r.target, r.status, r.error, r.data, run.seeded)
                     for r in run.results]
+
+    # --- journal --------------------------------------------------------------------------------
+
+    def journal(self, run_key: str, subject: str, step: str, status: str, detail: Any = None,
+                at: datetime | None = None) -> JournalEntry:
+        """Append one step transition; committed before this returns (a kill right after loses nothing)."""
+        with Session(self.engine) as session, session.begin():
+            row = JournalRow(run_key=run_key, subject=subject, step=step, status=status,
+                             at=at or datetime.now(UTC), detail=detail if detail is not None else {})
+            session.add(row)
+            session.flush()
+            return JournalEntry(row.id, run_key, subject, step, status, _utc(row.at), row.detail)
+
+    def journal_entries(self, run_key: str | None = None, subject: str | None = None,
+                        prefix: str | None = None) -> list[JournalEntry]:
+        """Journal rows, oldest first; filtered by run key, subject, or run-key prefix."""
+        query = select(JournalRow)
+        if run_key is not None:
+            query = query.where(JournalRow.run_key == run_key)
+        if subject is not None:
+            query = query.where(JournalRow.subject == subject)
+        if prefix is not None:
+            query = query.where(JournalRow.run_key.startswith(prefix, autoescape=True))
+        with Session(self.engine) as session:
+            return [JournalEntry(r.id, r.run_key, r.subject, r.step, r.status, _utc(r.at), r.detail)
+                    for r in session.scalars(query.order_by(JournalRow.id))]
+
+    # --- locks ----------------------------------------------------------------------------------
+
+    def acquire_lock(self, subject: str, holder: str, pid: int, hostname: str) -> bool:
+        """Take the lock on `subject` for `holder`; False when someone else holds it (atomic)."""
+        try:
+            with Session(self.engine) as session, session.begin():
+                session.add(LockRow(subject=subject, holder=holder, pid=pid, hostname=hostname,
+                                    at=datetime.now(UTC)))
+            return True
+        except IntegrityError:
+            return False
+
+    def lock(self, subject: str) -> Lock | None:
+        with Session(self.engine) as session:
+            row = session.get(LockRow, subject)
+            return None if row is None else Lock(row.subject, row.holder, row.pid, row.hostname, _utc(row.at))
+
+    def locks(self) -> list[Lock]:
+        with Session(self.engine) as session:
+            return [Lock(r.subject, r.holder, r.pid, r.hostname, _utc(r.at))
+                    for r in session.scalars(select(LockRow).order_by(LockRow.subject))]
+
+    def release_lock(self, subject: str, holder: str | None = None) -> bool:
+        """Release `subject` (only if `holder` holds it, when given); True when a lock was removed.
+
+        Without a holder this breaks the lock: for a stale lock of a process that died.
+        """
+        with Session(self.engine) as session, session.begin():
+            query = delete(LockRow).where(LockRow.subject == subject)
+            if holder is not None:
+                query = query.where(LockRow.holder == holder)
+            return session.execute(query).rowcount > 0

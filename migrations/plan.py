@@ -484,7 +484,8 @@ class _Slot:
 
 class PoolProvider:
     """The inventory's cloud pool: a pool host takes several source hosts while its flavor's capacity lasts,
-    never two services on one port, never two departments (planning.yaml), the same package family."""
+    never two hosts of one system, never two services on one port, never two departments (planning.yaml),
+    the same package family."""
 
     def __init__(self, inv: Inventory, planning: Planning) -> None:
         self.inv, self.rules = inv, planning.assignment
@@ -493,6 +494,10 @@ class PoolProvider:
                       for i, p in enumerate(inv.cloud.pool if inv.cloud else []) if p.flavor in self.flavors]
 
     def _ok(self, slot: _Slot, need: Need) -> bool:
+        # One source host of a system per pool host: every host of a system keeps the system's data paths
+        # and /etc/app/<system> at the same paths, so two of them on one target would overwrite each other.
+        if need.system in slot.systems:
+            return False
         if not fits(slot.flavor, slot.vcpus + need.vcpus, slot.memory_gb + need.memory_gb, slot.disk_gb + need.disk_gb):
             return False
         if slot.ports & need.ports:

@@ -1,6 +1,9 @@
 """`invoke migrate.*`: plan the migration (dispositions, targets, waves, work orders), then run it.
 
-`plan` is here; `run`, `status`, `resume` and `rollback` (the engine, `migrations/engine.py`) join this file.
+`plan` writes the plan (migrations/plan.py); `run`, `status`, `resume`, `rollback`, `decommission` and
+`unlock` carry out its cloud rehosts (the engine, migrations/engine.py). Without --apply every run is a
+rehearsal: the playbooks run in check mode and nothing changes. Exit codes: 0 every system reached its
+goal, 1 a system was refused, rolled back, failed or locked (or awaits capacity), 2 bad input.
 """
 
 from __future__ import annotations
@@ -11,17 +14,16 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
+from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, limit_hosts, load_inventory, out_dir
 from jiyue.store import Store
 
-STORE_HELP = "history store of the audit: an SQLAlchemy URL (default: $JIYUE_STORE or sqlite:///state/history.sqlite)"
 PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>.yaml)"
 
 
 # --- plan -----------------------------------------------------------------------------------------------
 
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": STORE_HELP, "out": HELP["out"],
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"], "out": HELP["out"],
             "start": "first day a wave may start, YYYY-MM-DD (default: the next change window)",
             "lang": "zh (default) or en", "plan": PLAN_HELP,
             "planning": "planning data (default: migrations/planning.yaml)"})
@@ -84,3 +86,122 @@ def _summary(result) -> None:
 
 
 # --- run, status, resume, rollback: the migration engine (migrations/engine.py) -----------------------------
+
+WORKDIR_HELP = "where runs keep the exported inventory, runner artifacts, testinfra checks (default: state/migrate)"
+COMMON = {"inventory": HELP["inventory"], "plan": PLAN_HELP, "store": HELP["store"], "workdir": WORKDIR_HELP}
+
+
+def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None):
+    from migrations.engine import MigrationError, Migrator
+    from migrations.model import PlanError, load_plan
+    from migrations.plan import default_plan_path
+
+    inv = load_inventory(inventory)
+    path = Path(plan) if plan else default_plan_path(inv)
+    if not path.exists():
+        raise fail(f"no plan at {path}: write one with `invoke migrate.plan` (or give --plan)")
+    try:
+        loaded = load_plan(path, inv)
+        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir)
+    except (PlanError, MigrationError, ValueError) as exc:
+        raise fail(f"{path}: {exc}") from None
+
+
+def _report(outcomes, apply: bool) -> None:
+    table = Table(title="migration" if apply else "rehearsal (nothing changed; --apply to migrate)",
+                  title_justify="left")
+    for column in ("system", "result", "downtime s", "client outage s", "steps run", "message"):
+        table.add_column(column)
+    for o in outcomes:
+        colour = "green" if o.ok else "red"
+        table.add_row(o.system, f"[{colour}]{o.result}[/]", "" if o.downtime_s is None else f"{o.downtime_s:.1f}",
+                      "" if o.outage_s is None else f"{o.outage_s:.1f}", " ".join(o.steps_run), o.message)
+    console.print(table)
+    if outcomes:
+        console.print(f"run {outcomes[0].run_key}", highlight=False)
+    bad = [o for o in outcomes if not o.ok]
+    if bad:
+        raise fail(f"{len(bad)} of {len(outcomes)} systems did not reach their goal: "
+                   + ", ".join(f"{o.system} ({o.result})" for o in bad), code=PROBLEMS)
+
+
+def _engine_errors(call):
+    from migrations.engine import LockedError, MigrationError, Refused
+
+    try:
+        return call()
+    except (LockedError, Refused) as exc:
+        raise fail(str(exc), code=PROBLEMS) from None
+    except MigrationError as exc:
+        raise fail(str(exc), code=BAD_INPUT) from None
+
+
+@task(help={**COMMON, "wave": "the wave's number in the plan", "system": "one system of the plan instead of a wave",
+            "apply": HELP["apply"]})
+def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+    """Migrate a wave (or one system): precheck, pre-sync, freeze, final sync, verify, switch, verify, done."""
+    if (wave is None) == (system is None):
+        raise fail("give --wave N or --system ID")
+    try:
+        number = int(wave) if wave is not None else None
+    except ValueError:
+        raise fail(f"--wave must be a number, got {wave!r}") from None
+    m = _migrator(inventory, plan, store, apply, workdir)
+    outcomes = _engine_errors(lambda: m.run_wave(number) if number is not None else [m.run_system(system)])
+    _report(outcomes, apply)
+
+
+@task(help={**COMMON, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"]})
+def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+    """Carry on an interrupted run where it stopped: finished steps are never repeated."""
+    m = _migrator(inventory, plan, store, apply, workdir)
+    _report(_engine_errors(lambda: m.resume(run_key)), apply)
+
+
+@task(help={**COMMON, "system": "the system to bring back to its source", "apply": HELP["apply"]})
+def rollback(c, system, inventory=None, plan=None, store=None, apply=False, workdir=None):
+    """Bring a system back to its source (after a migration too: what the target received comes back)."""
+    m = _migrator(inventory, plan, store, apply, workdir)
+    _report([_engine_errors(lambda: m.rollback(system))], apply)
+
+
+@task(help={**COMMON, "system": "the migrated system whose sources are removed",
+            "signed_off_by": "who signs the decommission off (required)",
+            "force": "skip the grace period (tests, or an emergency with the sign-off on record)",
+            "apply": HELP["apply"]})
+def decommission(c, system, signed_off_by=None, inventory=None, plan=None, store=None, force=False, apply=False,
+                 workdir=None):
+    """Remove a migrated system's data from its sources: after the grace period, with a sign-off."""
+    if not signed_off_by:
+        raise fail("--signed-off-by NAME is required: a decommission needs an explicit sign-off")
+    m = _migrator(inventory, plan, store, apply, workdir)
+    _report([_engine_errors(lambda: m.decommission(system, signed_off_by, force=force))], apply)
+
+
+@task(help={**COMMON, "system": "the system whose lock to break",
+            "force": "break it even if its process seems alive (it runs on another machine, or is hung)"})
+def unlock(c, system, inventory=None, plan=None, store=None, force=False, workdir=None):
+    """Break the stale lock of a run whose process died (a live run's lock is refused without --force)."""
+    m = _migrator(inventory, plan, store, False, workdir)
+    if _engine_errors(lambda: m.break_lock(system, force=force)):
+        console.print(f"lock on {system} broken; `migrate.resume --apply` carries on its run")
+    else:
+        err.print(f"{system} was not locked")
+
+
+@task(help=COMMON)
+def status(c, inventory=None, plan=None, store=None, workdir=None):
+    """Where every migrated system got to: last step, outcome, downtime, new location, lock."""
+    m = _migrator(inventory, plan, store, False, workdir)
+    rows = m.status()
+    table = Table(title="migrations", title_justify="left")
+    for column in ("system", "outcome", "last step", "status", "at", "downtime s", "location", "lock", "run"):
+        table.add_column(column)
+    for r in rows:
+        location = ", ".join(f"{s}→{t}" for s, t in (r["location"] or {}).items())
+        table.add_row(r["system"], r["outcome"], r["step"], r["status"], r["at"],
+                      "" if r["downtime_s"] is None else f"{r['downtime_s']:.1f}", location, r["lock"] or "",
+                      r["run_key"])
+    console.print(table)
+    if not rows:
+        console.print("no migration has run yet")

@@ -1,0 +1,869 @@
+"""The migration engine for cloud rehosts: move a system onto its cloud targets without losing a byte.
+
+One system moves through eight steps, each an Ansible playbook in `playbooks/` run through
+ansible-runner against the exported Ansible inventory (`playbooks/<step>.yml` says what it does):
+
+    precheck → presync → freeze → final_sync → verify_data → switch → verify_function → done
+
+Data goes straight from each source host to its target: rsync runs on the source and reaches the
+target over SSH with the operator's key through agent forwarding (the engine runs an ssh-agent for
+the run, holding the inventory's key; only its socket is passed to Ansible), checking the target's
+host key against the inventory's known_hosts line. Before the freeze, the duration of the
+pre-sync's delta pass (plus a fixed allowance for the cutover steps) is weighed against the
+system's downtime budget: over budget, the run stops cleanly (`refused`) with the source serving.
+
+Every step transition is journaled in the store (`journal` table: started, done, failed,
+rolled_back, refused) before and after it runs, so a killed run resumes where it stopped: a step
+journaled `done` is never repeated, a step `started` but not done runs again (every playbook is
+idempotent). A lock per system (`locks` table, primary key = subject) keeps two runs from
+migrating one system at once; the lock of a dead process is taken over by `resume` of its own
+run and otherwise broken explicitly (`break_lock`).
+
+A failing step rolls back automatically (`playbooks/rollback.yml`): the target's service stops, if
+clients may have reached the target its data is copied back, the route returns to the source, the
+source's service starts and must answer. Without `apply` a run is a rehearsal: every playbook runs
+in check mode (`--check --diff`), read-only checks really run, nothing changes.
+
+Downtime per system is measured from the moment the source's service was told to stop (freeze)
+to the end of the functional verification; `outage_s` is the part clients notice (until the
+gateway routes to the started target).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import pprint
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ansible_runner
+import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from inventory import export
+from inventory.model import Inventory, System
+from jiyue import ansible
+from jiyue.runner import Result
+from jiyue.store import JournalEntry, Store
+from migrations.model import Disposition, Plan, SystemPlan
+
+REPO = Path(__file__).resolve().parent.parent
+PLAYBOOKS = REPO / "playbooks"
+PLANNING = Path(__file__).resolve().parent / "planning.yaml"
+DEFAULT_WORKDIR = REPO / "state" / "migrate"
+
+STEPS = ("precheck", "presync", "freeze", "final_sync", "verify_data", "switch", "verify_function", "done")
+RUN_PREFIX = "migrate-"
+APPLY_PREFIX = RUN_PREFIX + "apply-"
+REHEARSAL_PREFIX = RUN_PREFIX + "rehearsal-"
+RSYNC_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]  # see jiyue_sync
+DEFAULT_GRACE_DAYS = 30
+# Allowance for the cutover steps after the final copy (stop, verify, start, switch, verify), added
+# to the measured delta pass when weighing a freeze against the downtime budget.
+CUTOVER_ALLOWANCE_S = 30.0
+DISK_MARGIN = 1.2
+# Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}.
+HOOKS_ENV = "JIYUE_MIGRATE_HOOKS"
+AGENT_PREFIX = "jiyue-agent-"
+
+
+class MigrationError(Exception):
+    """The engine cannot do what was asked (bad plan, unknown system, nothing to resume)."""
+
+
+class LockedError(MigrationError):
+    """Another run holds the system."""
+
+
+class Refused(MigrationError):
+    """Asked too early or without what is required (decommission before the grace period)."""
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, message: str, detail: dict | None = None) -> None:
+        super().__init__(message)
+        self.step, self.detail = step, detail or {}
+
+
+@dataclass
+class Outcome:
+    """How one system's run ended."""
+
+    system: str
+    run_key: str
+    result: str  # migrated, rehearsed, refused, rolled_back, failed, decommissioned
+    message: str = ""
+    downtime_s: float | None = None
+    outage_s: float | None = None
+    steps_run: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("migrated", "rehearsed", "decommissioned")
+
+
+@dataclass
+class PlaybookResult:
+    ok: bool
+    status: str
+    results: dict[tuple[str, str], dict]  # (host, task name) -> the task's last result
+    failures: list[str]
+    task_started: dict[str, datetime]  # task name -> first start (controller clock)
+    task_ok: dict[str, datetime]  # task name -> last ok (controller clock)
+    seconds: float
+
+    def by_task(self, task: str) -> dict[str, dict]:
+        return {h: r for (h, t), r in self.results.items() if t == task}
+
+
+@dataclass
+class Ctx:
+    """One system in one run: where to journal, and what the journal already says."""
+
+    run_key: str  # where this run journals
+    state_key: str  # whose finished steps count (== run_key except when rehearsing a resume)
+    plan: SystemPlan
+    system: System
+    details: dict[str, dict] = field(default_factory=dict)  # step -> detail of its `done` row
+    steps_run: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _parse_time(value: str) -> datetime:
+    t = datetime.fromisoformat(value)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _hostport(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """The ssh-agent ends when the engine does, even when the engine is killed."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _remove_dead_agent_dir(folder: Path) -> None:
+    """Remove an agent directory whose agent no longer answers (a live agent's socket accepts connections)."""
+    sock = folder / "agent.sock"
+    with contextlib.suppress(OSError):
+        if time.time() - folder.stat().st_mtime < 60:
+            return  # an agent still starting
+        if sock.exists():
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(sock))
+                    return  # alive: another run's
+                except OSError:
+                    sock.unlink()
+        folder.rmdir()
+
+
+def grace_days(path: Path = PLANNING) -> int:
+    """The decommission grace period: `decommission.grace_days` in migrations/planning.yaml, or 30."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError:
+        return DEFAULT_GRACE_DAYS
+    section = data.get("decommission") if isinstance(data.get("decommission"), dict) else {}
+    value = section.get("grace_days", data.get("decommission_grace_days", DEFAULT_GRACE_DAYS))
+    return int(value)
+
+
+def hooks() -> dict:
+    raw = os.environ.get(HOOKS_ENV)
+    return json.loads(raw) if raw else {}
+
+
+def system_state(entries: list[JournalEntry]) -> tuple[dict[str, str], dict[str, dict]]:
+    """A system's journal in one run: the last status of each step and the detail of each `done` row."""
+    status: dict[str, str] = {}
+    details: dict[str, dict] = {}
+    for e in entries:
+        status[e.step] = e.status
+        if e.status == "done":
+            details[e.step] = e.detail or {}
+    return status, details
+
+
+def outcome_of(status: dict[str, str]) -> str | None:
+    """The end a system reached in a run, or None while it is unfinished."""
+    if status.get("decommission") == "done":
+        return "decommissioned"
+    if status.get("rollback") == "done":
+        return "rolled_back"
+    if status.get("rollback") == "failed":
+        return "failed"
+    if any(s == "refused" for s in status.values()):
+        return "refused"
+    if status.get("done") == "done" and status.get("rollback") is None:
+        return "migrated"
+    return None
+
+
+class Migrator:
+    """Runs a migration plan's cloud rehosts. Without `apply`: a rehearsal that changes nothing."""
+
+    def __init__(self, inv: Inventory, plan: Plan, store: Store, *, apply: bool = False,
+                 workdir: Path | str | None = None, console: Console | None = None, progress: bool = True,
+                 allowance_s: float = CUTOVER_ALLOWANCE_S, margin: float = DISK_MARGIN,
+                 planning: Path = PLANNING) -> None:
+        self.inv, self.plan, self.store, self.apply = inv, plan, store, apply
+        self.workdir = Path(workdir) if workdir else DEFAULT_WORKDIR
+        self.console = console or Console(stderr=True)
+        self.progress = progress
+        self.allowance_s, self.margin = allowance_s, margin
+        self.grace_days = grace_days(planning)
+        self.hooks = hooks()
+        self._agent: subprocess.Popen | None = None
+        self._agent_dir: str | None = None
+        self._bar: Progress | None = None
+        self._bar_task: Any = None
+        problems = plan.check(inv)
+        if problems:
+            raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.inventory_file = export.write(inv, "ansible", list(inv.hosts), [], self.workdir)[0].resolve()
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def run_wave(self, number: int) -> list[Outcome]:
+        """Migrate every cloud rehost of wave `number`, one system after another."""
+        try:
+            wave = self.plan.wave(number)
+        except StopIteration:
+            raise MigrationError(f"the plan has no wave {number}") from None
+        systems = [s for s in wave.systems if self.plan.system(s).disposition == Disposition.cloud_rehost]
+        return self._run(systems, f"wave{number}")
+
+    def run_system(self, system_id: str) -> Outcome:
+        """Migrate one system of the plan."""
+        return self._run([system_id], system_id)[0]
+
+    def resume(self, run_key: str | None = None) -> list[Outcome]:
+        """Carry on an interrupted run (the latest unfinished one by default) where it stopped."""
+        key = run_key or self._latest_unfinished()
+        if key is None:
+            raise MigrationError("no interrupted migration run to resume")
+        entries = self.store.journal_entries(run_key=key)
+        if not entries:
+            raise MigrationError(f"no run {key} in the journal")
+        systems = list(dict.fromkeys(e.subject for e in entries if e.step == "queued"))
+        pending = [s for s in systems if outcome_of(system_state(
+            [e for e in entries if e.subject == s])[0]) is None]
+        if self.apply:
+            out_key = key
+        else:
+            out_key = f"{REHEARSAL_PREFIX}resume-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        with self._session(len(pending)):
+            return [self._one(s, out_key, state_key=key) for s in pending]
+
+    def rollback(self, system_id: str) -> Outcome:
+        """Bring a system back to its source (also after a finished migration: the target's data comes back)."""
+        key = self._latest_run_of(system_id)
+        if key is None:
+            raise MigrationError(f"{system_id} was never migrated: nothing to roll back")
+        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
+        status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        with self._session(1), self._locked(ctx):
+            outcome = self._rollback(ctx, "asked for (rollback)", was_done=status.get("done") == "done")
+        return outcome
+
+    def decommission(self, system_id: str, signed_off_by: str, force: bool = False) -> Outcome:
+        """Remove a migrated system's data from its sources, after the grace period and with a sign-off."""
+        if not signed_off_by or not signed_off_by.strip():
+            raise Refused("a decommission needs an explicit sign-off (--signed-off-by NAME)")
+        key = self._latest_run_of(system_id)
+        status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id)) if key else ({}, {})
+        if key is None or outcome_of(status) not in ("migrated", "decommissioned"):
+            raise Refused(f"{system_id} is not migrated: only a migrated system's sources are decommissioned")
+        if status.get("decommission") == "done":
+            return Outcome(system_id, key, "decommissioned", "already decommissioned")
+        done_at = next(e.at for e in self.store.journal_entries(run_key=key, subject=system_id)
+                       if e.step == "done" and e.status == "done")
+        until = done_at + timedelta(days=self.grace_days)
+        if _now() < until and not force:
+            raise Refused(f"{system_id} migrated {done_at:%Y-%m-%d %H:%M} UTC; the grace period of "
+                          f"{self.grace_days} days ends {until:%Y-%m-%d %H:%M} UTC")
+        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
+        with self._session(1), self._locked(ctx):
+            try:
+                self._step(ctx, "decommission", extra={"jiyue_signed_off_by": signed_off_by.strip(),
+                                                       "jiyue_decommissioned_at": _now().isoformat()},
+                           start_detail={"signed_off_by": signed_off_by.strip(), "forced": force})
+            except StepFailed as exc:
+                return Outcome(system_id, ctx.run_key, "failed", str(exc))
+        return Outcome(system_id, ctx.run_key, "decommissioned" if self.apply else "rehearsed",
+                       f"signed off by {signed_off_by.strip()}")
+
+    def status(self) -> list[dict]:
+        """Per system of any run: its latest run, where it got to, downtime, location and lock."""
+        entries = self.store.journal_entries(prefix=RUN_PREFIX)
+        latest: dict[str, str] = {}  # an applied run that worked on the system wins over rehearsals and lock refusals
+        for e in entries:
+            first = e.step == "queued" and e.subject not in latest
+            worked = e.step not in ("queued", "lock") and (
+                e.run_key.startswith(APPLY_PREFIX) or not latest[e.subject].startswith(APPLY_PREFIX))
+            if first or worked:
+                latest[e.subject] = e.run_key
+        locks = {lk.subject: lk for lk in self.store.locks()}
+        rows = []
+        for system_id, key in sorted(latest.items()):
+            mine = [e for e in entries if e.run_key == key and e.subject == system_id]
+            status, details = system_state(mine)
+            last = mine[-1]
+            lock = locks.get(f"migrate:{system_id}")
+            verified = details.get("verify_function", {})
+            rows.append({
+                "system": system_id, "run_key": key, "step": last.step, "status": last.status,
+                "outcome": outcome_of(status) or ("interrupted" if lock is None or not self._alive(lock)
+                                                  else "running"),
+                "at": last.at.isoformat(timespec="seconds"),
+                "downtime_s": verified.get("downtime_s"), "outage_s": verified.get("outage_s"),
+                "location": (details.get("done") or {}).get("location"),
+                "lock": f"{lock.holder} (pid {lock.pid} on {lock.hostname})" if lock else None,
+                "message": (last.detail or {}).get("error") or (last.detail or {}).get("reason") or "",
+            })
+        return rows
+
+    def break_lock(self, system_id: str, force: bool = False) -> bool:
+        """Remove the lock of a run whose process is gone (or any lock, with force)."""
+        lock = self.store.lock(f"migrate:{system_id}")
+        if lock is None:
+            return False
+        if self._alive(lock) and not force:
+            raise LockedError(f"{system_id} is locked by run {lock.holder}, pid {lock.pid} on {lock.hostname}, "
+                              "which is still running")
+        return self.store.release_lock(lock.subject, lock.holder)
+
+    # --- running systems -------------------------------------------------------------------------
+
+    def _new_key(self, label: str) -> str:
+        prefix = APPLY_PREFIX if self.apply else REHEARSAL_PREFIX
+        return f"{prefix}{label}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+    def _run(self, systems: list[str], label: str) -> list[Outcome]:
+        for s in systems:
+            try:
+                sp = self.plan.system(s)
+            except StopIteration:
+                raise MigrationError(f"{s} is not in the plan") from None
+            if sp.disposition != Disposition.cloud_rehost or not sp.targets:
+                raise MigrationError(f"{s} is not a cloud rehost with targets ({sp.disposition})")
+        key = self._new_key(label)
+        for s in systems:
+            sp = self.plan.system(s)
+            self.store.journal(key, s, "queued", "done", {
+                "apply": self.apply, "wave": sp.wave,
+                "targets": [t.model_dump(mode="json") for t in sp.targets], "budget_s": sp.downtime_budget_s})
+        with self._session(len(systems)):
+            outcomes = [self._one(s, key, state_key=key) for s in systems]
+        self.store.record("migrate.run", [Result(o.system, o.ok, asdict(o), None if o.ok else o.result, o.message)
+                                          for o in outcomes],
+                          inventory=str(self.inv.root), params={"run_key": key, "apply": self.apply})
+        return outcomes
+
+    def _one(self, system_id: str, run_key: str, state_key: str) -> Outcome:
+        ctx = self._ctx(system_id, run_key, state_key)
+        try:
+            with self._locked(ctx):
+                return self._drive(ctx)
+        except LockedError as exc:
+            self.console.print(f"[red]{system_id}: {exc}[/]")
+            self.store.journal(run_key, system_id, "lock", "refused", {"reason": str(exc)})
+            return Outcome(system_id, run_key, "locked", str(exc))
+
+    def _ctx(self, system_id: str, run_key: str, state_key: str) -> Ctx:
+        try:
+            sp = self.plan.system(system_id)
+        except StopIteration:
+            raise MigrationError(f"{system_id} is not in the plan") from None
+        return Ctx(run_key, state_key, sp, self.inv.systems[system_id])
+
+    def _drive(self, ctx: Ctx) -> Outcome:
+        sid = ctx.plan.system
+        status, ctx.details = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
+        if status.get("rollback") in ("started", "failed") or (
+                any(s == "failed" for s in status.values()) and status.get("rollback") != "done"):
+            return self._rollback(ctx, "resumed: a rollback was due")
+        for step in STEPS:
+            if status.get(step) == "done":
+                continue  # never repeat a finished step
+            if step == "freeze":
+                refused = self._weigh_budget(ctx)
+                if refused:
+                    return refused
+            try:
+                self._step(ctx, step)
+            except StepFailed as exc:
+                if not self.apply:
+                    return Outcome(sid, ctx.run_key, "failed", f"rehearsal: {step}: {exc}", steps_run=ctx.steps_run)
+                return self._rollback(ctx, f"{step} failed: {exc}", failed_step=step)
+        verified = ctx.details.get("verify_function", {})
+        if not self.apply:
+            return Outcome(sid, ctx.run_key, "rehearsed", "rehearsal: every step ran in check mode",
+                           steps_run=ctx.steps_run)
+        return Outcome(sid, ctx.run_key, "migrated", f"now on {', '.join(t.target for t in ctx.plan.targets)}",
+                       verified.get("downtime_s"), verified.get("outage_s"), ctx.steps_run)
+
+    def _weigh_budget(self, ctx: Ctx) -> Outcome | None:
+        """Refuse to freeze when the final sync would not fit the downtime budget (a clean stop)."""
+        presync = ctx.details.get("presync", {})
+        delta = float(presync.get("delta_s", 0.0))
+        estimate = round(delta + self.allowance_s, 1)
+        budget = ctx.plan.downtime_budget_s
+        if estimate <= budget:
+            return None
+        detail = {"refused": True, "estimate_s": estimate, "delta_s": delta, "allowance_s": self.allowance_s,
+                  "budget_s": budget, "reason": f"estimated downtime {estimate} s exceeds the budget of {budget} s; "
+                                                "the source keeps serving"}
+        self.store.journal(ctx.run_key, ctx.plan.system, "freeze", "refused", detail)
+        self._say(ctx, f"[yellow]refused to freeze: {detail['reason']}[/]")
+        return Outcome(ctx.plan.system, ctx.run_key, "refused", detail["reason"], steps_run=ctx.steps_run)
+
+    def _step(self, ctx: Ctx, step: str, extra: dict | None = None, start_detail: dict | None = None) -> dict:
+        sid = ctx.plan.system
+        self._say(ctx, step)
+        self.store.journal(ctx.run_key, sid, step, "started", {"apply": self.apply, **(start_detail or {})})
+        ctx.steps_run.append(step)
+        try:
+            extravars = self._vars(ctx, step) | (extra or {})
+            result = self._playbook(step, extravars)
+            if not result.ok:
+                raise StepFailed(step, "; ".join(result.failures) or result.status,
+                                 self._failure_detail(ctx, step, result))
+            detail = self._detail(ctx, step, result)
+        except StepFailed as exc:
+            self.store.journal(ctx.run_key, sid, step, "failed", {"error": str(exc), **exc.detail})
+            raise
+        except Exception as exc:  # a bug or a broken runner: journaled, then rolled back like a failure
+            self.store.journal(ctx.run_key, sid, step, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            raise StepFailed(step, f"{type(exc).__name__}: {exc}") from exc
+        self.store.journal(ctx.run_key, sid, step, "done", detail)
+        ctx.details[step] = detail
+        return detail
+
+    def _rollback(self, ctx: Ctx, reason: str, failed_step: str | None = None, was_done: bool = False) -> Outcome:
+        """Back to the source serving, nothing lost; journaled as the step `rollback`."""
+        sid = ctx.plan.system
+        status, _ = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
+        reverse = status.get("switch") is not None  # clients may have reached the target
+        self._say(ctx, f"[yellow]rollback ({reason})[/]")
+        self.store.journal(ctx.run_key, sid, "rollback", "started", {"reason": reason, "reverse_sync": reverse})
+        ctx.steps_run.append("rollback")
+        result = self._playbook("rollback", self._vars(ctx, "rollback") | {"jiyue_reverse_sync": reverse})
+        if not result.ok:
+            error = "; ".join(result.failures) or result.status
+            self.store.journal(ctx.run_key, sid, "rollback", "failed", {"error": error, "reason": reason})
+            return Outcome(sid, ctx.run_key, "failed", f"{reason}; ROLLBACK FAILED, needs a person: {error}",
+                           steps_run=ctx.steps_run)
+        self.store.journal(ctx.run_key, sid, "rollback", "done", {"reason": reason, "reverse_sync": reverse})
+        if failed_step:
+            self.store.journal(ctx.run_key, sid, failed_step, "rolled_back", {"reason": reason})
+        if was_done and self.apply:
+            self._record_location(ctx, {t.source: t.source for t in ctx.plan.targets}, "rolled back to the source")
+        result_name = "rolled_back" if self.apply else "rehearsed"
+        return Outcome(sid, ctx.run_key, result_name, f"{reason}; the source serves again", steps_run=ctx.steps_run)
+
+    # --- what each playbook gets ------------------------------------------------------------------
+
+    def _known_hosts(self, host: str) -> str:
+        """The known_hosts line(s) of a host, from the inventory's known_hosts file (hashed entries too)."""
+        ssh = self.inv.ssh_for(self.inv.hosts[host])
+        if ssh.known_hosts is None:
+            raise MigrationError(f"{host}: no known_hosts file in the inventory: its host key cannot be verified")
+        lines: list[str] = []
+        for name in (ssh.address if ssh.port == 22 else f"[{ssh.address}]:{ssh.port}",
+                     host if ssh.port == 22 else f"[{host}]:{ssh.port}"):
+            proc = subprocess.run(["ssh-keygen", "-F", name, "-f", str(ssh.known_hosts)], capture_output=True,
+                                  text=True)
+            lines += [ln for ln in proc.stdout.splitlines() if ln and not ln.startswith("#")]
+        if not lines:
+            raise MigrationError(f"{host} ({ssh.address}) is not in {ssh.known_hosts}: its host key cannot be verified")
+        return "\n".join(dict.fromkeys(lines))
+
+    def _vars(self, ctx: Ctx, step: str) -> dict[str, Any]:
+        sp, system, inv = ctx.plan, ctx.system, self.inv
+        config_dir = f"/etc/app/{system.id}"
+        pairs: dict[str, dict] = {}
+        for t in sp.targets:
+            src, tgt = inv.ssh_for(inv.hosts[t.source]), inv.ssh_for(inv.hosts[t.target])
+            pairs[t.source] = {
+                "source": t.source, "target": t.target, "flavor": t.flavor,
+                "source_address": src.address, "source_ssh_port": src.port, "source_user": src.user,
+                "target_address": tgt.address, "target_ssh_port": tgt.port, "target_user": tgt.user,
+                "target_known_hosts": self._known_hosts(t.target), "source_known_hosts": self._known_hosts(t.source),
+                "ports": [v.port for v in system.services if v.host == t.source and v.protocol == "tcp"],
+                "need_memory_gb": t.need_memory_gb, "need_disk_gb": t.need_disk_gb,
+            }
+        found = ctx.details.get("precheck", {}).get("dirs")
+        dirs = found or {s: [*system.data_paths, config_dir] for s in pairs}
+        by_target: dict[str, dict] = {}
+        for source, p in pairs.items():
+            t = by_target.setdefault(p["target"], {"target": p["target"], "target_address": p["target_address"],
+                                                   "sources": [], "ports": [], "dirs": [], "need_memory_gb": 0.0})
+            t["sources"].append(source)
+            t["ports"] += p["ports"]
+            t["dirs"] += [d for d in dirs.get(source, []) if d not in t["dirs"]]
+            t["need_memory_gb"] += p["need_memory_gb"]
+        web = next((v for v in system.services if v.health_url and v.host in pairs), None)
+        health_path = urlsplit(web.health_url).path if web and web.health_url else "/"
+        gateway = inv.cloud.gateway if inv.cloud else None
+        if gateway is None:
+            raise MigrationError("the inventory has no cloud gateway: clients could not be moved")
+        gw_address = str(inv.hosts[gateway].address)
+        gw_netloc = f"[{gw_address}]" if ":" in gw_address else gw_address
+        target_path = self.hooks.get("target_health_path")
+        target_health = []
+        for v in system.services:
+            if v.health_url and v.host in pairs:
+                parts = urlsplit(v.health_url)
+                netloc = _hostport(pairs[v.host]["target_address"], parts.port or v.port)
+                target_health.append(urlunsplit(parts._replace(netloc=netloc, path=target_path or parts.path)))
+        route = {"file": f"/etc/app/gateway/routes/{system.id}.conf",
+                 "source": _hostport(pairs[web.host]["source_address"], web.port) if web else "",
+                 "target": _hostport(pairs[web.host]["target_address"], web.port) if web else ""}
+        service_sources = [s for s, p in pairs.items() if p["ports"]]
+        pause = (self.hooks.get("pause") or {}).get(step, 0)
+        done = ctx.details.get("done", {})
+        return {
+            "jiyue_system": system.id, "jiyue_run_key": ctx.state_key,
+            "jiyue_sources": list(pairs), "jiyue_targets": list(by_target), "jiyue_gateway": gateway,
+            "jiyue_pairs": pairs, "jiyue_by_target": by_target,
+            "jiyue_config_dir": config_dir, "jiyue_data_paths": list(system.data_paths),
+            "jiyue_dirs": dirs,
+            "jiyue_data_dirs": {s: [d for d in ds if d in system.data_paths] for s, ds in dirs.items()},
+            "jiyue_service_sources": service_sources,
+            "jiyue_service_targets": list(dict.fromkeys(pairs[s]["target"] for s in service_sources)),
+            "jiyue_checks": [{"source": s, "target": pairs[s]["target"], "dir": d}
+                             for s, ds in dirs.items() for d in ds],
+            "jiyue_route": route,
+            "jiyue_health": {"gateway": f"http://{gw_netloc}/{system.id}{health_path}",
+                             "source": [v.health_url for v in system.services if v.health_url and v.host in pairs],
+                             "target": target_health},
+            "jiyue_ports": [{"address": pairs[v.host]["target_address"], "port": v.port}
+                            for v in system.services if v.host in pairs and v.protocol == "tcp"],
+            "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS, "jiyue_pause_s": pause,
+            "jiyue_migrated_at": done.get("migrated_at") or _now().isoformat(timespec="seconds"),
+            "jiyue_testinfra_argv": self._testinfra(ctx, pairs, dirs) if step == "verify_function" else [],
+            "jiyue_reverse_sync": False,
+        }
+
+    def _testinfra(self, ctx: Ctx, pairs: dict[str, dict], dirs: dict[str, list[str]]) -> list[str]:
+        """Write the system's testinfra check and return the pytest command line that runs it on the targets."""
+        folder = self.workdir / "testinfra" / ctx.run_key
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pytest.ini").write_text("[pytest]\n")
+        expect: dict[str, dict] = {}
+        for s, p in pairs.items():  # keyed by name and address: testinfra's backends name a host either way
+            e = expect.setdefault(p["target"], {"host": p["target"], "service": False, "dirs": [], "ports": []})
+            e["service"] = e["service"] or bool(p["ports"])
+            e["dirs"] += [d for d in dirs.get(s, []) if d not in e["dirs"]]
+            e["ports"] += p["ports"]
+            expect[p["target_address"]] = e
+        module = folder / f"test_{ctx.system.id.replace('-', '_')}.py"
+        module.write_text(TESTINFRA_TEMPLATE.format(system=ctx.system.id, run_key=ctx.run_key,
+                                                    config_dir=f"/etc/app/{ctx.system.id}",
+                                                    expect=pprint.pformat(expect, sort_dicts=True)))
+        hosts = ",".join(f"ansible://{p['target']}" for p in pairs.values())
+        return [str(Path(sys.executable).parent / "pytest"), "-q", "-p", "no:cacheprovider", "-c",
+                str(folder / "pytest.ini"), "--rootdir", str(folder), f"--hosts={hosts}",
+                f"--ansible-inventory={self.inventory_file}", str(module)]
+
+    # --- reading playbook results ------------------------------------------------------------------
+
+    def _detail(self, ctx: Ctx, step: str, r: PlaybookResult) -> dict:
+        detail: dict[str, Any] = {"seconds": round(r.seconds, 2), "apply": self.apply}
+        if step == "precheck":
+            found = r.by_task("Find the directories to copy (data paths and config dir that exist here) and their size")
+            dirs, sizes = {}, {}
+            for host, res in found.items():
+                lines = [ln.split("\t", 1) for ln in res.get("stdout_lines", []) if "\t" in ln]
+                dirs[host] = [d for _, d in lines]
+                sizes[host] = sum(int(n) for n, _ in lines)
+            detail |= {"dirs": dirs, "bytes": sizes}
+            for t in {t.target for t in ctx.plan.targets}:
+                sources = [x.source for x in ctx.plan.targets if x.target == t]
+                seen: dict[str, str] = {}
+                for source in sources:
+                    for d in dirs.get(source, []):
+                        if d in seen:
+                            raise StepFailed(step, f"{seen[d]} and {source} both hold {d} and both move to {t}: "
+                                             "the copies would overwrite each other; give them different targets")
+                        seen[d] = source
+        elif step in ("presync", "final_sync"):
+            names = {"presync": ("First pass (everything)", "Delta pass (what changed meanwhile; timed, the "
+                                 "estimate of the final sync)"), "final_sync": ("Final delta",)}[step]
+            passes = [r.by_task(n) for n in names]
+            for label, results in zip(("first", "delta") if step == "presync" else ("final",), passes, strict=True):
+                detail[f"{label}_s"] = max((float(x.get("seconds", 0)) for x in results.values()), default=0.0)
+                detail[f"{label}_bytes_sent"] = sum(int(x.get("literal_bytes", 0)) for x in results.values())
+                detail[f"{label}_files"] = sum(int(x.get("files_transferred", 0)) for x in results.values())
+            detail["bytes"] = sum(int(x.get("total_size", 0)) for x in passes[-1].values())
+        elif step == "freeze":
+            started = r.task_started.get("Stop the service (returns once the process exited)")
+            detail["frozen_at"] = (started or _now()).isoformat()
+        elif step == "verify_data":
+            manifests = r.by_task("Take the SHA-256 manifest")
+            detail["manifests"] = {h: m.get("per_dir", {}) for h, m in manifests.items()}
+            detail["files"] = sum(int(m.get("files", 0)) for h, m in manifests.items() if h in ctx.details.get(
+                "precheck", {}).get("dirs", {}))
+        elif step == "switch":
+            served = r.task_ok.get("Reload the gateway (graceful)") or r.task_ok.get("Route the system to the target")
+            detail["served_at"] = (served or _now()).isoformat()
+        elif step == "verify_function":
+            verified = _now()
+            frozen = ctx.details.get("freeze", {}).get("frozen_at")
+            served = ctx.details.get("switch", {}).get("served_at")
+            detail["verified_at"] = verified.isoformat()
+            if frozen and self.apply:
+                detail["downtime_s"] = round((verified - _parse_time(frozen)).total_seconds(), 2)
+                if served:
+                    detail["outage_s"] = round((_parse_time(served) - _parse_time(frozen)).total_seconds(), 2)
+        elif step == "done":
+            location = {t.source: t.target for t in ctx.plan.targets}
+            detail |= {"location": location, "migrated_at": _now().isoformat(timespec="seconds")}
+            if self.apply:
+                self._record_location(ctx, location, "migrated")
+        return detail
+
+    @staticmethod
+    def _failure_detail(ctx: Ctx, step: str, r: PlaybookResult) -> dict:
+        """For a failed data verification: which files differ (the first 100)."""
+        if step != "verify_data":
+            return {}
+        manifests = r.by_task("Take the SHA-256 manifest")
+        by_host = {h: {row[0]: row[1:] for row in m.get("manifest", [])} for h, m in manifests.items()}
+        dirs = ctx.details.get("precheck", {}).get("dirs", {})
+        differ: list[str] = []
+        for t in ctx.plan.targets:
+            for d in dirs.get(t.source, []):
+                prefix = d.rstrip("/") + "/"
+                src = {p: v for p, v in by_host.get(t.source, {}).items() if p.startswith(prefix)}
+                tgt = {p: v for p, v in by_host.get(t.target, {}).items() if p.startswith(prefix)}
+                differ += [f"{t.source}:{p}" for p in sorted(set(src) | set(tgt)) if src.get(p) != tgt.get(p)]
+        return {"differing_files": differ[:100]}
+
+    def _record_location(self, ctx: Ctx, location: dict[str, str], what: str) -> None:
+        self.store.record("migrate.location", [Result(ctx.system.id, True, {
+            "system": ctx.system.id, "hosts": location, "what": what, "run_key": ctx.state_key,
+            "at": _now().isoformat(timespec="seconds")})], inventory=str(self.inv.root),
+            params={"run_key": ctx.state_key})
+
+    # --- ansible-runner ----------------------------------------------------------------------------
+
+    def _env(self) -> dict[str, str]:
+        env = ansible.env()
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        env["ANSIBLE_HOST_KEY_CHECKING"] = "True"  # ansible-runner turns it off by default: not here
+        if self._agent_dir:
+            env["SSH_AUTH_SOCK"] = os.path.join(self._agent_dir, "agent.sock")
+        return env
+
+    def _playbook(self, name: str, extravars: dict[str, Any]) -> PlaybookResult:
+        events: list[dict] = []
+
+        def handler(event: dict) -> bool:
+            events.append(event)
+            return True
+
+        private = self.workdir / "runner" / str(extravars.get("jiyue_system", "x"))
+        private.mkdir(parents=True, exist_ok=True)
+        began = time.monotonic()
+        runner = ansible_runner.run(
+            private_data_dir=str(private), playbook=str(PLAYBOOKS / f"{name}.yml"), inventory=str(self.inventory_file),
+            extravars=extravars, cmdline=None if self.apply else "--check --diff", envvars=self._env(),
+            quiet=True, event_handler=handler, rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
+            # Never env/ files: ansible-runner would reuse an earlier run's (its cmdline, extravars, agent socket).
+            suppress_env_files=True)
+        seconds = time.monotonic() - began
+        results: dict[tuple[str, str], dict] = {}
+        failures: list[str] = []
+        started: dict[str, datetime] = {}
+        ok_at: dict[str, datetime] = {}
+        for ev in events:
+            data = ev.get("event_data") or {}
+            kind = ev.get("event")
+            task = data.get("task", "")
+            when = _parse_time(ev["created"]) if ev.get("created") else _now()
+            if kind == "playbook_on_task_start":
+                started.setdefault(task, when)
+            elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+                results[(data.get("host", ""), task)] = data.get("res") or {}
+                if kind == "runner_on_ok":
+                    ok_at[task] = when
+                if kind == "runner_on_failed" and not data.get("ignore_errors"):
+                    failures.append(f"{data.get('host')}: {task}: {_message(data.get('res') or {})}")
+                if kind == "runner_on_unreachable" and not (data.get("res") or {}).get("skip_reason"):
+                    failures.append(f"{data.get('host')}: unreachable: {_message(data.get('res') or {})}")
+        ok = runner.status == "successful" and runner.rc == 0
+        if not ok and not failures:
+            tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-5:]
+            failures.append(f"{name}.yml {runner.status} (rc {runner.rc}): " + " | ".join(tail))
+        return PlaybookResult(ok, runner.status, results, failures, started, ok_at, seconds)
+
+    # --- session: agent, progress, locks -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _session(self, total: int) -> Iterator[None]:
+        self._start_agent()
+        columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
+        try:
+            with Progress(*columns, console=self.console, disable=not self.progress, transient=False) as bar:
+                self._bar = bar
+                self._bar_task = bar.add_task(f"{'migrating' if self.apply else 'rehearsing'} {total} system(s)")
+                yield
+        finally:
+            self._bar = None
+            self._stop_agent()
+
+    def _say(self, ctx: Ctx, what: str) -> None:
+        line = f"{ctx.plan.system}: {what}"
+        if self._bar is not None:
+            self._bar.update(self._bar_task, description=line)
+            if what.startswith("["):
+                self._bar.console.print(line)
+
+    def _start_agent(self) -> None:
+        """An ssh-agent for this run holding the operator's key(s): the sources reach the targets through it."""
+        if self._agent is not None:
+            return
+        keys = sorted({str(k) for h in self.inv.hosts.values() if (k := self.inv.ssh_for(h).key) is not None})
+        for old in Path(tempfile.gettempdir()).glob(AGENT_PREFIX + "*"):  # left by a killed run (its agent is gone)
+            _remove_dead_agent_dir(old)
+        self._agent_dir = tempfile.mkdtemp(prefix=AGENT_PREFIX)
+        sock = os.path.join(self._agent_dir, "agent.sock")
+        self._agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        for _ in range(200):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.01)
+        for key in keys:
+            subprocess.run(["ssh-add", "-q", key], env={**os.environ, "SSH_AUTH_SOCK": sock}, check=True,
+                           capture_output=True)
+
+    def _stop_agent(self) -> None:
+        if self._agent is not None:
+            self._agent.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._agent.wait(5)
+            self._agent = None
+        if self._agent_dir:
+            shutil.rmtree(self._agent_dir, ignore_errors=True)
+            self._agent_dir = None
+
+    @staticmethod
+    def _alive(lock: Any) -> bool:
+        return lock.hostname != socket.gethostname() or _pid_alive(lock.pid)
+
+    @contextlib.contextmanager
+    def _locked(self, ctx: Ctx) -> Iterator[None]:
+        subject = f"migrate:{ctx.plan.system}"
+        if not self.store.acquire_lock(subject, ctx.run_key, os.getpid(), socket.gethostname()):
+            lock = self.store.lock(subject)
+            stale_own = lock is not None and lock.holder in (ctx.run_key, ctx.state_key) and not self._alive(lock)
+            if not (stale_own and self.store.release_lock(subject, lock.holder)
+                    and self.store.acquire_lock(subject, ctx.run_key, os.getpid(), socket.gethostname())):
+                held = (f"run {lock.holder}, pid {lock.pid} on {lock.hostname} since {lock.at:%Y-%m-%d %H:%M:%S} UTC"
+                        if lock else "another run")
+                raise LockedError(f"{ctx.plan.system} is being migrated by {held}; if that process is gone, "
+                                  "break the lock explicitly (migrate unlock)")
+        try:
+            yield
+        finally:
+            self.store.release_lock(subject, ctx.run_key)
+
+    # --- the journal -----------------------------------------------------------------------------------
+
+    def _latest_unfinished(self) -> str | None:
+        entries = self.store.journal_entries(prefix=APPLY_PREFIX)
+        keys = list(dict.fromkeys(e.run_key for e in reversed(entries)))
+        for key in keys:
+            mine = [e for e in entries if e.run_key == key]
+            for s in dict.fromkeys(e.subject for e in mine if e.step == "queued"):
+                if outcome_of(system_state([e for e in mine if e.subject == s])[0]) is None:
+                    return key
+        return None
+
+    def _latest_run_of(self, system_id: str) -> str | None:
+        """The latest applied run that worked on the system (a run refused by its lock did not)."""
+        entries = self.store.journal_entries(subject=system_id, prefix=APPLY_PREFIX)
+        worked = [e.run_key for e in entries if e.step not in ("queued", "lock")]
+        return worked[-1] if worked else None
+
+
+def _message(res: dict) -> str:
+    msg = res.get("msg") or res.get("stderr") or ""
+    if msg == "non-zero return code":  # a command: what it said is more useful
+        out = (res.get("stderr") or "").strip() or "\n".join((res.get("stdout") or "").strip().splitlines()[-8:])
+        msg = f"exit {res.get('rc')}: {out}"
+    if not msg and res.get("results"):
+        msg = "; ".join(str(r.get("msg") or r.get("stderr") or "") for r in res["results"] if r.get("failed"))
+    return str(msg).strip()[:500]
+
+
+TESTINFRA_TEMPLATE = '''\
+"""Functional check (功能验证) of {system} on its cloud targets.
+
+Generated by jiyue's migration engine for run {run_key}; run with
+pytest --hosts=ansible://TARGET --ansible-inventory=<the exported ansible.yml>.
+"""
+
+import pytest
+
+CONFIG_DIR = "{config_dir}"
+EXPECT = {expect}
+
+
+@pytest.fixture
+def expect(host):
+    return EXPECT[host.backend.get_hostname()]
+
+
+def test_service_running(host, expect):
+    if not expect["service"]:
+        pytest.skip("no service on this host")
+    assert host.run(CONFIG_DIR + "/service status").rc == 0
+
+
+def test_data_present(host, expect):
+    for path in expect["dirs"]:
+        assert host.file(path).is_directory, path
+
+
+def test_ports_listening(host, expect):
+    for port in expect["ports"]:
+        out = host.check_output(f"ss -Htln 'sport = :{{int(port)}}'")
+        assert out.strip(), f"nothing listens on port {{port}}"
+'''

@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""Ansible module: copy directories from this host to another with rsync over SSH, directly host to host.
+
+Runs rsync on the host it is called on (the sending side). The SSH connection to the receiving host
+authenticates with the operator's key through the forwarded agent (the play connects with
+ForwardAgent=yes); the receiving host's key is verified against the one known_hosts line given,
+written to a private temporary file that is removed again whatever happens.
+
+In check mode rsync runs with --dry-run: it connects and reports what it would transfer, changing
+nothing on either side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: jiyue_sync
+short_description: rsync directories from this host to another over SSH (agent forwarding, verified host key)
+options:
+  dirs: {type: list, elements: str, required: true, description: absolute directories, copied to the same path}
+  dest: {type: str, required: true, description: the receiving host's address}
+  dest_port: {type: int, default: 22}
+  dest_user: {type: str, default: root}
+  known_hosts: {type: str, required: true, description: the receiving host's known_hosts line(s)}
+  options: {type: list, elements: str, description: rsync options (default -a --delete --numeric-ids)}
+  checksum: {type: bool, default: false, description: compare by checksum instead of size and time}
+  live: {type: bool, default: false, description: the sender is still in use (pre-sync), so a file that vanished
+         during the copy (rsync exit 24, e.g. a database journal) is expected; the final sync never sets it}
+"""
+
+# Nanosecond timestamps (--modify-window=-1): a file rewritten in the same second with the same size
+# must not pass rsync's quick check, or an acknowledged write could stay behind.
+DEFAULT_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]
+VANISHED = 24
+STATS = {
+    "files_transferred": r"Number of regular files transferred: ([\d,]+)",
+    "files_total": r"Number of files: ([\d,]+)",
+    "total_size": r"Total file size: ([\d,]+)",
+    "literal_bytes": r"Literal data: ([\d,]+)",
+    "bytes_sent": r"Total bytes sent: ([\d,]+)",
+    "deleted": r"Number of deleted files: ([\d,]+)",
+}
+
+
+def stats(text: str) -> dict[str, int]:
+    out = {}
+    for key, pattern in STATS.items():
+        m = re.search(pattern, text)
+        out[key] = int(m.group(1).replace(",", "")) if m else 0
+    return out
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "dirs": {"type": "list", "elements": "str", "required": True},
+            "dest": {"type": "str", "required": True},
+            "dest_port": {"type": "int", "default": 22},
+            "dest_user": {"type": "str", "default": "root"},
+            "known_hosts": {"type": "str", "required": True, "no_log": False},
+            "options": {"type": "list", "elements": "str", "default": DEFAULT_OPTIONS},
+            "checksum": {"type": "bool", "default": False},
+            "live": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    fd, known_hosts = tempfile.mkstemp(prefix="jiyue-known-hosts-")
+    totals: dict[str, int] = dict.fromkeys(STATS, 0)
+    per_dir = []
+    began = time.monotonic()
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(p["known_hosts"].strip() + "\n")
+        ssh = shlex.join(["ssh", "-p", str(p["dest_port"]), "-o", "BatchMode=yes", "-o", "ForwardAgent=no",
+                          "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                          "-o", "ConnectTimeout=10"])
+        for d in p["dirs"]:
+            if not os.path.isdir(d):
+                module.fail_json(msg=f"{d} is not a directory on the sending host")
+            argv = ["rsync", *p["options"], "--stats", "-e", ssh]
+            if p["checksum"]:
+                argv.append("--checksum")
+            if module.check_mode:
+                argv.append("--dry-run")
+            dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
+            argv += [d.rstrip("/") + "/", f"{p['dest_user']}@{dest}:{d.rstrip('/')}/"]
+            t = time.monotonic()
+            proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+            if proc.returncode != 0 and not (p["live"] and proc.returncode == VANISHED):
+                module.fail_json(msg=f"rsync of {d} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}",
+                                 rc=proc.returncode, dir=d, cmd=shlex.join(argv))
+            s = stats(proc.stdout)
+            per_dir.append({"dir": d, "seconds": round(time.monotonic() - t, 3), **s})
+            for key, value in s.items():
+                totals[key] += value
+    finally:
+        os.unlink(known_hosts)
+    changed = bool(totals["files_transferred"] or totals["deleted"])
+    module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=per_dir, **totals)
+
+
+if __name__ == "__main__":
+    main()
