@@ -135,7 +135,8 @@ class Sample(Probe):
 
     CPU is that of the processes in the host's network namespace (on a VM: the whole host; in the
     lab: that host's own processes), excluding the collector's own shell and session; network is
-    the namespace's interfaces. The host-wide /proc/stat figure is kept too.
+    the namespace's interfaces. The host-wide /proc/stat figure is kept too. The script holds back
+    all its output until the interval ends, so the collector's own SSH traffic is not measured.
     """
 
     name = "sample"
@@ -143,9 +144,11 @@ class Sample(Probe):
               "$NF == me { split($(NF-2), a, \"/\"); f = \"/proc/\" a[3] \"/stat\"; "
               "if ((getline line < f) > 0) print line; close(f) }'")
 
+    # Run in the script's own shell before `begin`: the start of the interval, for `command`'s wait.
+    mark = "read jy_up _ < /proc/uptime"
+
     def begin(self) -> str:
-        return ("read jy_up _ < /proc/uptime; rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; "
-                + self._procs)
+        return "rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; " + self._procs
 
     def command(self, ctx: Context) -> str:
         # Sleep only what the other probes did not already take (uptime in centiseconds, no float in sh).
@@ -532,12 +535,15 @@ class Script:
 
     def __post_init__(self) -> None:
         sample = next((p for p in self.probes if isinstance(p, Sample)), None)
-        parts = [PREAMBLE]
-        if sample is not None:
-            parts.append(self._section("sample_begin", sample.begin()))
-        for probe in self.probes:
-            parts.append(self._section(probe.name, probe.command(self.ctx)))
-        self.text = "\n".join(parts) + "\n"
+        others = "\n".join(self._section(p.name, p.command(self.ctx)) for p in self.probes if p is not sample)
+        if sample is None:
+            self.text = f"{PREAMBLE}\n{others}\n"
+            return
+        # Output waits in shell variables until the sample's end snapshot is taken: nothing the script
+        # sends over SSH falls inside the measured interval.
+        self.text = (f"{PREAMBLE}\n{sample.mark}\njy_begin=$({self._section('sample_begin', sample.begin())})\n"
+                     f"jy_out=$({others})\n{self._section(sample.name, sample.command(self.ctx))}\n"
+                     "printf '%s\\n%s\\n' \"$jy_begin\" \"$jy_out\"\n")
 
     def _section(self, name: str, command: str) -> str:
         # The marker carries a per-run random token: host output cannot forge a section.

@@ -131,7 +131,7 @@ def test_cron_skips_comments_and_variables():
 def test_sample_measures_this_machines_processes_over_a_real_interval():
     sample = Sample()
     ctx = Context(sample_seconds=1)
-    script = f"{PREAMBLE}\necho '@@BEGIN'; {sample.begin()}; echo '@@END'; {sample.command(ctx)}"
+    script = f"{PREAMBLE}\n{sample.mark}; echo '@@BEGIN'; {sample.begin()}; echo '@@END'; {sample.command(ctx)}"
     busy = "python3 -c 'import time; t=time.time()\nwhile time.time()-t<2.5: pass'"
     out = sh(f"{busy} & sleep 0.3; {script}; wait")
     begin, end = out.split("@@BEGIN\n", 1)[1].split("@@END\n", 1)
