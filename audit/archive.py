@@ -29,7 +29,7 @@ ARCHIVE_COLUMNS = (
     "department", "office", "id", "name", "function", "category", "user_units", "declared_users", "frequency",
     "requests_per_day", "measured_users", "approval_department", "approval_date", "funding_source",
     "funding_amount", "build_year", "vendor", "classification", "protection_level", "filing_number", "zone",
-    "golden_network", "website", "depends_on", "dependents", "hosts", "resources", "os", "verdict",
+    "golden_network", "website", "depends_on", "dependents", "hosts", "location", "resources", "os", "verdict",
     "criteria_met", "evidence", "window",
 )
 EVIDENCE_LINES_PER_CRITERION = 12  # more are counted, not listed: a cell stays readable
@@ -201,9 +201,18 @@ def archive_headers(lang: str = "zh") -> list[str]:
     return [t(f"archive.{c}", lang) for c in ARCHIVE_COLUMNS]
 
 
+def location_text(location: Mapping[str, Any] | None, lang: str) -> str:
+    """Where a system runs now, from the migration engine's record (`migrate.location` in the store)."""
+    if not location or location.get("what") != "migrated":
+        return t("archive.location_source", lang)
+    moves = ", ".join(f"{src} → {dst}" for src, dst in sorted((location.get("hosts") or {}).items()))
+    return f"{t('archive.location_migrated', lang)} {moves} ({_short_time(location.get('at'))})"
+
+
 def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
                    facts: Mapping[str, Mapping[str, Any]], lang: str = "zh",
-                   dependents: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
+                   dependents: Mapping[str, Mapping[str, str]] | None = None,
+                   location: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One system's archive row as {column key: value}, texts in `lang`."""
     dept = inv.departments.get(system.department)
     m = measured(verdict)
@@ -236,6 +245,7 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
         "depends_on": ", ".join(system.depends_on),
         "dependents": ", ".join(sorted(deps)),
         "hosts": "\n".join(f"{h} ({inv.hosts[h].address})" if h in inv.hosts else h for h in system.hosts),
+        "location": location_text(location, lang),
         "resources": resources_text(system, facts, verdict, lang),
         "os": "\n".join(dict.fromkeys(host_os(inv, h, facts.get(h) or {}, lang) for h in system.hosts)),
         "verdict": t(f"verdict.{verdict.verdict}", lang) if verdict else "",
@@ -248,19 +258,21 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
 
 def archive_records(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, Mapping[str, Any]],
                     lang: str = "zh", dependents: Mapping[str, Mapping[str, str]] | None = None,
-                    department: str | None = None) -> list[dict[str, Any]]:
+                    department: str | None = None,
+                    locations: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Archive rows ({column key: value}) for every system, or one department's, in archive order."""
     by_id = verdicts_by_system(verdicts)
-    return [archive_record(inv, s, by_id.get(s.id), facts, lang, dependents) for s in ordered_systems(inv)
-            if department is None or s.department == department]
+    return [archive_record(inv, s, by_id.get(s.id), facts, lang, dependents, (locations or {}).get(s.id))
+            for s in ordered_systems(inv) if department is None or s.department == department]
 
 
 def archive_rows(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, Mapping[str, Any]],
                  lang: str = "zh", dependents: Mapping[str, Mapping[str, str]] | None = None,
-                 department: str | None = None) -> list[list[Any]]:
+                 department: str | None = None,
+                 locations: Mapping[str, Mapping[str, Any]] | None = None) -> list[list[Any]]:
     """The same as lists, in the order of `archive_headers`."""
     return [[r[c] for c in ARCHIVE_COLUMNS]
-            for r in archive_records(inv, verdicts, facts, lang, dependents, department)]
+            for r in archive_records(inv, verdicts, facts, lang, dependents, department, locations)]
 
 
 # --- the city summary ------------------------------------------------------------------------------

@@ -144,11 +144,12 @@ class Sample(Probe):
               "$NF == me { split($(NF-2), a, \"/\"); f = \"/proc/\" a[3] \"/stat\"; "
               "if ((getline line < f) > 0) print line; close(f) }'")
 
-    # Run in the script's own shell before `begin`: the start of the interval, for `command`'s wait.
+    # Run in the script's own shell right after `begin`: from here `command` waits out the interval.
     mark = "read jy_up _ < /proc/uptime"
 
     def begin(self) -> str:
-        return "rd /proc/uptime; rd /proc/stat; rd /proc/net/dev; echo '@@'; " + self._procs
+        return ("rd /proc/uptime; rd /proc/stat; echo '##'; rd /proc/net/dev; echo '##'; rd /proc/net/netstat; "
+                "echo '@@'; " + self._procs)
 
     def command(self, ctx: Context) -> str:
         # Sleep only what the other probes did not already take (uptime in centiseconds, no float in sh).
@@ -161,17 +162,30 @@ class Sample(Probe):
     @staticmethod
     def _snapshot(text: str) -> dict[str, Any]:
         head, _, procs = text.partition("@@\n")
-        lines = head.splitlines()
+        clock, dev, netstat = ([*head.split("##\n"), "", ""])[:3]
+        lines = clock.splitlines()
         up = _num(lines[0].split()[0]) if lines and lines[0].split() else 0.0
         cpu = next(([int(_num(x)) for x in line.split()[1:]] for line in lines if line.startswith("cpu ")), [])
-        rx = tx = 0
-        for line in lines[1:]:
-            if ":" in line:
-                iface, data = line.split(":", 1)
-                f = data.split()
-                if iface.strip() != "lo" and len(f) >= 9:
-                    rx += int(_num(f[0]))
-                    tx += int(_num(f[8]))
+        # Network: unicast IP bytes (IpExt in /proc/net/netstat) less loopback, so ARP and broadcast noise
+        # on a shared segment (every host hears every ARP request) is not taken for use; where IpExt is
+        # missing, the interfaces' bytes (/proc/net/dev) less loopback.
+        dev_rx = dev_tx = lo_rx = lo_tx = 0
+        for line in dev.splitlines():
+            iface, sep, data = line.partition(":")
+            f = data.split()
+            if not sep or len(f) < 9:
+                continue
+            if iface.strip() == "lo":
+                lo_rx, lo_tx = int(_num(f[0])), int(_num(f[8]))
+            else:
+                dev_rx, dev_tx = dev_rx + int(_num(f[0])), dev_tx + int(_num(f[8]))
+        rows = [line.split()[1:] for line in netstat.splitlines() if line.startswith("IpExt:")]
+        ipext = {k: int(_num(v)) for k, v in zip(rows[0], rows[1], strict=False)} if len(rows) >= 2 else {}
+        if "InOctets" in ipext:
+            rx = max(ipext["InOctets"] - ipext.get("InMcastOctets", 0) - ipext.get("InBcastOctets", 0) - lo_rx, 0)
+            tx = max(ipext["OutOctets"] - ipext.get("OutMcastOctets", 0) - ipext.get("OutBcastOctets", 0) - lo_tx, 0)
+        else:
+            rx, tx = dev_rx, dev_tx
         proc: dict[int, tuple[int, int, int, str]] = {}
         for line in procs.splitlines():
             m = re.match(r"(\d+) \((.*)\) (\S) (\d+)((?: \S+)+)", line)
@@ -541,7 +555,7 @@ class Script:
             return
         # Output waits in shell variables until the sample's end snapshot is taken: nothing the script
         # sends over SSH falls inside the measured interval.
-        self.text = (f"{PREAMBLE}\n{sample.mark}\njy_begin=$({self._section('sample_begin', sample.begin())})\n"
+        self.text = (f"{PREAMBLE}\njy_begin=$({self._section('sample_begin', sample.begin())})\n{sample.mark}\n"
                      f"jy_out=$({others})\n{self._section(sample.name, sample.command(self.ctx))}\n"
                      "printf '%s\\n%s\\n' \"$jy_begin\" \"$jy_out\"\n")
 

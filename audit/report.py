@@ -67,7 +67,8 @@ class AuditReport:
         self.dependents = judge.dependents
         self.generated_at = datetime.now(UTC)
         self.today = judge.now.date()
-        self.records = archive.archive_records(inv, self.verdicts, self.facts, lang, self.dependents)
+        self.records = archive.archive_records(inv, self.verdicts, self.facts, lang, self.dependents,
+                                               locations=judge.locations)
         self.summary = archive.summary(inv, self.verdicts)
         self.integration = archive.integration_list(inv, self.verdicts)
         self.assets = archive.asset_list(inv, self.verdicts, self.facts, self.today, self.collected_at, lang)

@@ -168,6 +168,9 @@ class Judge:
             by_host[r.target].append(r)
         self.hosts = {h: HostHistory(h, by_host.get(h, [])) for h in inv.hosts}
         self.dependents = self._dependents()
+        # Where each system runs now, as the migration engine recorded it (latest record wins).
+        self.locations = {r.target: {**(r.data or {}), "at": r.at.isoformat()}
+                          for r in store.history("migrate.location", list(inv.systems))}
 
     # --- shared measurements -------------------------------------------------------------------
 

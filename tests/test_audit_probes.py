@@ -153,3 +153,22 @@ def test_output_sections_cannot_be_forged_and_bad_bytes_are_inert():
     assert facts["cron"][0]["entry"] == "0 0 * * * root =cmd|' /C calc'!A0"  # data only; reports neutralise it
     assert facts["listening"][0]["process"] == "\ufffd\ufffd<b>"
     assert "0000000000000000" not in str(facts.get("clock"))
+
+
+def _snapshot(uptime: float, eth_rx: int, lo: int, in_octets: int, out_octets: int) -> str:
+    return (f"{uptime} 1.0\ncpu  1 0 1 100 0 0 0 0 0 0\n##\n"
+            "Inter-|   Receive\n face |bytes packets\n"
+            f"  eth0: {eth_rx} 10 0 0 0 0 0 0 {eth_rx} 10 0 0 0 0 0 0\n"
+            f"    lo: {lo} 1 0 0 0 0 0 0 {lo} 1 0 0 0 0 0 0\n##\n"
+            "TcpExt: SyncookiesSent\nTcpExt: 0\n"
+            "IpExt: InNoRoutes InMcastOctets OutMcastOctets InBcastOctets OutBcastOctets InOctets OutOctets\n"
+            f"IpExt: 0 0 0 0 0 {in_octets} {out_octets}\n@@\n")
+
+
+def test_network_counts_unicast_ip_not_arp_noise_or_loopback():
+    sample = Sample()
+    start = _snapshot(100.0, eth_rx=1000, lo=50, in_octets=2050, out_octets=3050)
+    # every host on the segment hears 6 kB of ARP; the host itself sent 4 kB and looped 100 B back
+    end = _snapshot(101.0, eth_rx=7000, lo=150, in_octets=2150, out_octets=7150)
+    facts = sample.process("1 2\n@@\n" + end, Context(), start=start)
+    assert facts["net_bytes"] == 4000 and facts["net_bytes_per_s"] == 4000.0

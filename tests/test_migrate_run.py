@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from audit.archive import archive_records
+from audit.zombies import Judge
 from jiyue.store import Store
 from migrations.engine import HOOKS_ENV, STEPS, Migrator, Refused
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave, save_plan
@@ -278,6 +280,13 @@ def test_wave_end_to_end(env, monkeypatch):
     locations = store.history("migrate.location", targets=["fgw-xmk", "wjw-jkda"])
     assert {r.target: r.data["hosts"] for r in locations} == {s: dict(p) for s, p in WAVES[1].items()}
     assert not store.locks()
+    # the archive records the new location
+    judge = Judge(inv, store)
+    records = {r["id"]: r for r in archive_records(inv, judge.judge_all(), {}, "en", locations=judge.locations)}
+    for system, pairs in WAVES[1].items():
+        assert records[system]["location"].startswith("Migrated to the cloud")
+        assert all(f"{source} → {target}" in records[system]["location"] for source, target in pairs)
+    assert records["szfb-oa"]["location"] == "Its department's hosts"
 
 
 def test_rollback_after_migration_brings_back_what_the_target_received(env, monkeypatch):
