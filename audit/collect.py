@@ -48,7 +48,7 @@ def collect_host(inv: Inventory, host: str, options: Options) -> dict:
                   trust_on_first_use=options.trust_on_first_use)
     facts = script.parse(out.stdout)
     if "clock" not in facts:
-        raise ssh.SSHError("error", f"the collection script produced no output (exit {out.exit_status}): "
+        raise ssh.SSHError("error", f"the collection script's output is incomplete (exit {out.exit_status}): "
                                     f"{out.stderr.decode('utf-8', 'replace')[:200]}")
     facts["collect_seconds"] = round(out.elapsed, 3)
     return facts

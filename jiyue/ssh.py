@@ -153,6 +153,8 @@ def run_script(client: paramiko.SSHClient, script: str, timeout: float = 60.0) -
         channel.sendall(script.encode())
         channel.shutdown_write()
         stdout, stderr = bytearray(), bytearray()
+        # Read until the channel's EOF, not until the exit status: sshd may send the exit status while
+        # the last of the output is still on its way (a script that prints everything as it exits).
         while True:
             if time.monotonic() - began > timeout:
                 raise SSHError("timeout", f"the script ran longer than {timeout:g} s")
@@ -160,14 +162,10 @@ def run_script(client: paramiko.SSHClient, script: str, timeout: float = 60.0) -
                 stdout += channel.recv(65536)
             elif channel.recv_stderr_ready():
                 stderr += channel.recv_stderr(65536)
-            elif channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            elif channel.eof_received or channel.closed:
                 break
             else:
-                channel.status_event.wait(0.05)
-        while channel.recv_ready():
-            stdout += channel.recv(65536)
-        while channel.recv_stderr_ready():
-            stderr += channel.recv_stderr(65536)
+                time.sleep(0.005)
         return Output(channel.recv_exit_status(), bytes(stdout), bytes(stderr), time.monotonic() - began)
     except TimeoutError as exc:
         raise SSHError("timeout", f"the script ran longer than {timeout:g} s") from exc

@@ -35,7 +35,7 @@ def judged(seeded, demo, tmp_path_factory):
     assert seed_history(store, demo) == 30
     for _ in range(2):  # two real runs: the second also measures traffic between runs (counter deltas)
         _, results = collect(demo, sorted(demo.hosts), Options(), store=store, progress=False)
-        assert [r.target for r in results if not r.ok] == []
+        assert [(r.target, r.error_kind, r.error) for r in results if not r.ok] == []
     judge = Judge(demo, store)
     return store, judge, {v.system: v for v in judge.judge_all()}
 
