@@ -140,9 +140,11 @@ class Sample(Probe):
     """
 
     name = "sample"
-    _procs = ("ls -lU /proc/$$/ns/net /proc/[0-9]*/ns/net 2>/dev/null | awk 'NR == 1 { me = $NF; next } "
-              "$NF == me { split($(NF-2), a, \"/\"); f = \"/proc/\" a[3] \"/stat\"; "
-              "if ((getline line < f) > 0) print line; close(f) }'")
+    # The processes of this host's network namespace, found once per script (`jy_pids`): the sample
+    # and the sockets probe read only theirs (in the lab, /proc shows every lab host's processes).
+    find_pids = ("jy_pids=$(ls -lU /proc/$$/ns/net /proc/[0-9]*/ns/net 2>/dev/null | awk 'NR == 1 { me = $NF; "
+                 "next } $NF == me { split($(NF-2), a, \"/\"); printf \"%s \", a[3] }')")
+    _procs = "for p in $jy_pids; do [ -r /proc/$p/stat ] && rd /proc/$p/stat; done"
 
     # Run in the script's own shell right after `begin`: from here `command` waits out the interval.
     mark = "read jy_up _ < /proc/uptime"
@@ -236,29 +238,58 @@ def _split_hostport(value: str) -> tuple[str, int]:
 class Sockets(Probe):
     """Listening ports with their processes, and established TCP connections (the dependency map).
 
-    One `ss` call for both: it walks every process's file descriptors, the costliest read here.
+    One `ss` call (with socket inodes, without `-p`, which walks every process of the machine), and the
+    file descriptors of this namespace's processes (`jy_pids`) to name the process behind each socket.
+    Output of `ss -p` (`users:(("name",pid=…))`) is understood too.
     """
 
     name = "sockets"
 
     def command(self, ctx: Context) -> str:
-        return "ss -H -tuanp 2>/dev/null | head -n 20000"
+        return ("ss -H -tuane 2>/dev/null | head -n 20000; echo '@@'; set --; "
+                "for p in $jy_pids; do set -- \"$@\" /proc/$p/fd; done; [ $# -gt 0 ] && ls -l \"$@\" 2>/dev/null; "
+                "echo '@@'; for p in $jy_pids; do [ -r /proc/$p/comm ] && read -r c < /proc/$p/comm && "
+                "echo \"$p $c\"; done")
+
+    @staticmethod
+    def _owners(fds: str, comms: str) -> dict[str, tuple[str, int]]:
+        """socket inode -> (process name, pid), from `ls -l /proc/PID/fd …` and "PID NAME" lines."""
+        names = {}
+        for line in comms.splitlines():
+            pid, _, name = line.partition(" ")
+            if pid.isdigit():
+                names[int(pid)] = name
+        owners: dict[str, tuple[str, int]] = {}
+        pid = None
+        for line in fds.splitlines():
+            m = re.match(r"/proc/(\d+)/fd:$", line)
+            if m:
+                pid = int(m.group(1))
+                continue
+            m = re.search(r"-> socket:\[(\d+)\]$", line)
+            if m and pid is not None:
+                owners.setdefault(m.group(1), (names.get(pid, ""), pid))
+        return owners
 
     def process(self, text: str, ctx: Context) -> dict[str, list[dict[str, Any]]]:
+        sockets, fds, comms = ([*text.split("@@\n"), "", ""])[:3]
+        owners = self._owners(fds, comms)
         listening, connections, seen = [], [], set()
-        for line in text.splitlines():
+        for line in sockets.splitlines():
             f = line.split()
             if len(f) < 6 or f[0] not in ("tcp", "udp"):
                 continue
             local, lport = _split_hostport(f[4])
             peer, pport = _split_hostport(f[5])
             proc = _SS_PROC.search(line)
-            process = proc.group(1) if proc else ""
+            inode = re.search(r"\bino:(\d+)", line)
+            process, pid = (proc.group(1), int(proc.group(2))) if proc else \
+                owners.get(inode.group(1) if inode else "", ("", None))
             if f[1] in ("LISTEN", "UNCONN"):
                 if (f[0], local, lport) not in seen:
                     seen.add((f[0], local, lport))
                     listening.append({"proto": f[0], "address": local, "port": lport, "process": process,
-                                      "pid": int(proc.group(2)) if proc else None})
+                                      "pid": pid})
             elif f[0] == "tcp" and f[1] == "ESTAB" and not (local.startswith("127.") or local == "::1"):
                 connections.append({"local": local, "local_port": lport, "peer": peer, "peer_port": pport,
                                     "process": process})
@@ -555,7 +586,8 @@ class Script:
             return
         # Output waits in shell variables until the sample's end snapshot is taken: nothing the script
         # sends over SSH falls inside the measured interval.
-        self.text = (f"{PREAMBLE}\njy_begin=$({self._section('sample_begin', sample.begin())})\n{sample.mark}\n"
+        self.text = (f"{PREAMBLE}\n{sample.find_pids}\n"
+                     f"jy_begin=$({self._section('sample_begin', sample.begin())})\n{sample.mark}\n"
                      f"jy_out=$({others})\n{self._section(sample.name, sample.command(self.ctx))}\n"
                      "printf '%s\\n%s\\n' \"$jy_begin\" \"$jy_out\"\n")
 

@@ -290,12 +290,19 @@ class Judge:
                 evidence.append(Evidence(h.name, "samples", f"{len(samples)} samples over {span} days "
                                          f"(need {obs['min_samples']} over {obs['min_days']})"))
                 continue
-            cpu = _percentile([s[1] for s in samples], p["percentile"])
-            net = _percentile([s[2] for s in samples], p["percentile"])
+            # The thresholds are daily (AWS counts days): average each day's samples, then take the
+            # percentile over days, so a burst in one short sample weighs as one day, not as the window.
+            days: dict[date, list[tuple[float, float]]] = defaultdict(list)
+            for at, cpu_pct, net_mb in samples:
+                days[at.date()].append((cpu_pct, net_mb))
+            daily = [(sum(c for c, _ in v) / len(v), sum(n for _, n in v) / len(v)) for v in days.values()]
+            cpu = _percentile([d[0] for d in daily], p["percentile"])
+            net = _percentile([d[1] for d in daily], p["percentile"])
             numbers["hosts"][h.name] = {"cpu_p95_pct": round(cpu, 2), "net_p95_mb_per_day": round(net, 2),
-                                        "samples": len(samples), "days": span}
-            evidence.append(Evidence(h.name, "utilisation", f"P{p['percentile']} CPU {cpu:.2f}%, network "
-                                     f"{net:.2f} MB/day over {len(samples)} samples, {span} days"))
+                                        "samples": len(samples), "days_sampled": len(daily), "days": span}
+            evidence.append(Evidence(h.name, "utilisation", f"P{p['percentile']} of daily means: CPU {cpu:.2f}%, "
+                                     f"network {net:.2f} MB/day; {len(samples)} samples on {len(daily)} days "
+                                     f"over {span} days"))
             if cpu < p["cpu_pct"] and net < p["network_mb_per_day"]:
                 host_outcomes.append(MET)
             elif cpu < p["cpu_pct"] * p["suspect_factor"] and net < p["network_mb_per_day"] * p["suspect_factor"]:

@@ -122,6 +122,19 @@ def test_sockets_from_one_ss_call():
                                      "peer_port": 8080, "process": "python3"}]
 
 
+def test_sockets_named_from_the_namespace_processes_fds():
+    text = ("tcp LISTEN 0 128 0.0.0.0:8080 0.0.0.0:* ino:5001 sk:1\n"
+            "tcp ESTAB 0 0 198.18.10.21:45678 198.18.10.11:3306 timer:(keepalive) ino:5002 sk:2\n"
+            "tcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:* ino:6001 sk:3\n@@\n"
+            "/proc/42/fd:\ntotal 0\nlrwx------ 1 root root 64 Nov 22 10:00 3 -> socket:[5001]\n"
+            "lrwx------ 1 root root 64 Nov 22 10:00 4 -> socket:[5002]\n"
+            "lr-x------ 1 root root 64 Nov 22 10:00 5 -> /srv/app.db\n@@\n42 =cmd|' /C calc\n")
+    facts = Sockets().process(text, Context())
+    assert [(x["port"], x["process"], x["pid"]) for x in facts["listening"]] == [
+        (22, "", None), (8080, "=cmd|' /C calc", 42)]
+    assert facts["connections"][0]["process"] == "=cmd|' /C calc"
+
+
 def test_cron_skips_comments_and_variables():
     text = "/etc/crontab:SHELL=/bin/sh\n/etc/cron.d/backup:0 2 * * * root /usr/local/bin/backup\n"
     assert Cron().process(text, Context()) == [
@@ -131,7 +144,8 @@ def test_cron_skips_comments_and_variables():
 def test_sample_measures_this_machines_processes_over_a_real_interval():
     sample = Sample()
     ctx = Context(sample_seconds=1)
-    script = f"{PREAMBLE}\n{sample.mark}; echo '@@BEGIN'; {sample.begin()}; echo '@@END'; {sample.command(ctx)}"
+    script = (f"{PREAMBLE}\n{sample.find_pids}\n{sample.mark}; echo '@@BEGIN'; {sample.begin()}; echo '@@END'; "
+              f"{sample.command(ctx)}")
     busy = "python3 -c 'import time; t=time.time()\nwhile time.time()-t<2.5: pass'"
     out = sh(f"{busy} & sleep 0.3; {script}; wait")
     begin, end = out.split("@@BEGIN\n", 1)[1].split("@@END\n", 1)
