@@ -85,7 +85,7 @@ def _dt(text: str | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _percentile(values: list[float], pct: float) -> float:
+def percentile_of(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return 0.0
@@ -296,8 +296,8 @@ class Judge:
             for at, cpu_pct, net_mb in samples:
                 days[at.date()].append((cpu_pct, net_mb))
             daily = [(sum(c for c, _ in v) / len(v), sum(n for _, n in v) / len(v)) for v in days.values()]
-            cpu = _percentile([d[0] for d in daily], p["percentile"])
-            net = _percentile([d[1] for d in daily], p["percentile"])
+            cpu = percentile_of([d[0] for d in daily], p["percentile"])
+            net = percentile_of([d[1] for d in daily], p["percentile"])
             numbers["hosts"][h.name] = {"cpu_p95_pct": round(cpu, 2), "net_p95_mb_per_day": round(net, 2),
                                         "samples": len(samples), "days_sampled": len(daily), "days": span}
             evidence.append(Evidence(h.name, "utilisation", f"P{p['percentile']} of daily means: CPU {cpu:.2f}%, "

@@ -35,7 +35,7 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit.zombies import ZOMBIE, Judge, Verdict, _percentile
+from audit.zombies import ZOMBIE, Judge, Verdict, percentile_of
 from inventory.model import Classification, Flavor, Inventory, System
 from migrations.model import (
     Disposition,
@@ -279,7 +279,7 @@ class AuditView:
                 data_bytes = sum(int((data.get(p) or {}).get("bytes") or 0) for p in owner.data_paths)
             hosts[name] = HostMeasure(
                 cpus=int(cpus) if cpus else None,
-                cpu_pct=_percentile([s[1] for s in samples], percentile) if samples else None,
+                cpu_pct=percentile_of([s[1] for s in samples], percentile) if samples else None,
                 samples=len(samples),
                 memory_used_gb=(int(total) - int(available)) / 1024**2 if total and available is not None else None,
                 memory_total_gb=int(total) / 1024**2 if total else None,
