@@ -57,3 +57,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if IN_CI and skipped and exitstatus == 0:
         reporter.write_line(f"CI: {skipped} tests were skipped; under CI every test must run", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def baseline_seeded(seeded, lab, demo):
+    """The lab with tests/lab/baseline.yaml's graded-protection state on every host (after the audit seed,
+    whose package history decides 8.1.4.4 e)."""
+    from tests.lab.baseline_seed import seed_baseline
+
+    return seed_baseline(lab, demo)

@@ -58,9 +58,23 @@ PER_HOST_PATHS: dict[str, str] = {
     "/etc/crontab": "etc/crontab",
     "/etc/cron.d": "etc/cron.d",
     "/var/spool/cron": "var-spool-cron",
+    # What the graded-protection baseline reads (seeded by tests/lab/baseline_seed.py). The host's
+    # /etc/ssh/sshd_config is its lab sshd's own configuration; the account files start as copies
+    # of the machine's own, so sshd finds its users until the baseline seed writes them.
+    **{p: "etc" + p.removeprefix("/etc") for p in (
+        "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/login.defs", "/etc/profile",
+        "/etc/bashrc", "/etc/bash.bashrc", "/etc/sudoers", "/etc/rsyslog.conf", "/etc/logrotate.conf",
+        "/etc/chrony.conf", "/etc/hosts.allow", "/etc/hosts.deny", "/etc/pam.d", "/etc/security", "/etc/profile.d",
+        "/etc/sudoers.d", "/etc/selinux", "/etc/audit", "/etc/rsyslog.d", "/etc/logrotate.d")},
+    "/etc/ssh/sshd_config": "sshd/sshd_config",
+    "/var/lib/aide": "var-lib-aide",
 }
 # Those of PER_HOST_PATHS that are single files (the rest are directories).
-PER_HOST_FILES = frozenset({"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/etc/os-release", "/etc/crontab"})
+PER_HOST_FILES = frozenset({"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/etc/os-release", "/etc/crontab",
+                            "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/login.defs",
+                            "/etc/profile", "/etc/bashrc", "/etc/bash.bashrc", "/etc/sudoers", "/etc/rsyslog.conf",
+                            "/etc/logrotate.conf", "/etc/chrony.conf", "/etc/hosts.allow", "/etc/hosts.deny",
+                            "/etc/ssh/sshd_config"})
 
 # The hosts' local time, as on a Chinese government server: sshd runs with TZ set, and OpenSSH passes
 # TZ on to every session, so `date`, `last` and collectors see +0800 (the machine's own files say UTC).
@@ -296,6 +310,14 @@ class Lab:
             (d / "etc/os-release").write_text(release)
         if not (d / "etc/crontab").exists():
             (d / "etc/crontab").write_text(CRONTAB)
+        for mount in PER_HOST_FILES:  # any other private file starts as the machine's own (or empty)
+            own = d / PER_HOST_PATHS[mount]
+            if not own.exists() and mount != "/etc/ssh/sshd_config":
+                own.parent.mkdir(parents=True, exist_ok=True)
+                if Path(mount).is_file():
+                    shutil.copy2(mount, own)
+                else:
+                    own.touch()
         host_key = d / "sshd/ssh_host_ed25519_key"
         if not host_key.exists():
             private, public = _keypair(f"root@{host.name}")

@@ -1,0 +1,243 @@
+"""Reading a host's collected evidence: distribution family, files with line numbers, sshd, PAM, logrotate.
+
+Pure functions over the facts the probes returned; nothing here talks to a host. Evidence lines
+cite `path:line: text` so an assessor can open the file at the line.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+# os-release ID (then each ID_LIKE word) -> family. Kylin is both (V10 is RPM based, V4 Ubuntu based):
+# its ID_LIKE decides, so it is not in this table.
+FAMILY_BY_ID = {
+    "rhel": "redhat", "centos": "redhat", "fedora": "redhat", "rocky": "redhat", "almalinux": "redhat",
+    "ol": "redhat", "anolis": "redhat", "openeuler": "redhat", "euleros": "redhat", "opencloudos": "redhat",
+    "tencentos": "redhat", "alinux": "redhat", "neokylin": "redhat", "amzn": "redhat",
+    "debian": "debian", "ubuntu": "debian", "uos": "debian", "deepin": "debian", "linuxmint": "debian",
+}
+
+# PAM files of each family: where the password and auth stacks live.
+PAM_PASSWORD = {"redhat": ("/etc/pam.d/system-auth", "/etc/pam.d/password-auth"),
+                "debian": ("/etc/pam.d/common-password",)}
+PAM_AUTH = {"redhat": ("/etc/pam.d/system-auth", "/etc/pam.d/password-auth"),
+            "debian": ("/etc/pam.d/common-auth",)}
+PROFILE_FILES = ("/etc/profile", "/etc/profile.d/*.sh", "/etc/bashrc", "/etc/bash.bashrc")
+
+
+def family_of(os_id: str, id_like: list[str] | tuple[str, ...], declared: str | None = None) -> str | None:
+    """redhat or debian: by ID, then by ID_LIKE, then by what the inventory declares."""
+    for word in (os_id.lower(), *(w.lower() for w in id_like)):
+        if word in FAMILY_BY_ID:
+            return FAMILY_BY_ID[word]
+    return declared
+
+
+@dataclass(frozen=True)
+class Line:
+    path: str
+    number: int
+    text: str
+
+    def cite(self) -> str:
+        return f"{self.path}:{self.number}: {self.text.strip()[:200]}"
+
+
+@dataclass(frozen=True)
+class PamLine:
+    line: Line
+    type: str
+    control: str
+    module: str  # e.g. pam_faillock (no .so, no directory)
+    args: dict[str, str]
+
+
+class Evidence:
+    """One host's facts, with the readings every check shares."""
+
+    def __init__(self, facts: dict[str, Any], declared_family: str | None = None) -> None:
+        self.facts = facts
+        os_ = facts.get("os") or {}
+        self.family = family_of(os_.get("id", ""), os_.get("id_like", []), declared_family)
+
+    # --- files ---------------------------------------------------------------------------------
+
+    @property
+    def files(self) -> dict[str, list[str]]:
+        return self.facts.get("config") or {}
+
+    def has(self, path: str) -> bool:
+        return path in self.files
+
+    def paths(self, pattern: str) -> list[str]:
+        """Collected files matching a path or glob, in the order the shell would expand them."""
+        if any(c in pattern for c in "*?["):
+            return sorted(p for p in self.files if fnmatch.fnmatchcase(p, pattern))
+        return [pattern] if pattern in self.files else []
+
+    def lines(self, *patterns: str, comments: str = "#") -> Iterator[Line]:
+        """Non-blank, non-comment lines of the matching files, with their numbers."""
+        for pattern in patterns:
+            for path in self.paths(pattern):
+                for i, text in enumerate(self.files[path], start=1):
+                    stripped = text.strip()
+                    if stripped and not (comments and stripped.startswith(comments)):
+                        yield Line(path, i, text)
+
+    def kv(self, path: str, sep: str = r"\s+") -> dict[str, Line]:
+        """`KEY value` (or KEY=value) settings of a file: the last one wins, as most parsers do."""
+        out = {}
+        for line in self.lines(path):
+            m = re.match(rf"^\s*([A-Za-z_][\w.-]*)\s*(?:{sep})\s*(.*?)\s*$", line.text)
+            if m:
+                out[m.group(1)] = Line(line.path, line.number, m.group(2))
+        return out
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    @cached_property
+    def passwd(self) -> list[tuple[Line, list[str]]]:
+        return [(line, line.text.split(":")) for line in self.lines("/etc/passwd")
+                if len(line.text.split(":")) >= 7]
+
+    @property
+    def shadow(self) -> dict[str, dict[str, Any]]:
+        return self.facts.get("shadow") or {}
+
+    def login_defs(self) -> dict[str, Line]:
+        return self.kv("/etc/login.defs")
+
+    def uid_min(self, default: int) -> int:
+        value = self.login_defs().get("UID_MIN")
+        return int(value.text) if value and value.text.isdigit() else default
+
+    def processes(self) -> set[str]:
+        return set(self.facts.get("processes") or [])
+
+    def running(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """Which of these daemons run: by process name, or as a running systemd unit of that name."""
+        procs = self.processes()
+        units = {u.removesuffix(".service") for u in (self.facts.get("services") or {}).get("running", [])}
+        aliases = {"rsyslogd": "rsyslog", "chronyd": "chronyd", "ntpd": "ntpd", "auditd": "auditd"}
+        return [n for n in names if n in procs or n in units or aliases.get(n, n) in units]
+
+    @property
+    def systemd(self) -> bool:
+        return (self.facts.get("services") or {}).get("manager") == "systemd"
+
+    def listening(self) -> list[dict[str, Any]]:
+        return self.facts.get("listening") or []
+
+    # --- sshd ----------------------------------------------------------------------------------
+
+    @cached_property
+    def sshd(self) -> tuple[dict[str, Line], list[Line]]:
+        """sshd's global settings (first value wins, as sshd reads them; Include expanded in place)
+        and the lines of its Match blocks."""
+        settings: dict[str, Line] = {}
+        matches: list[Line] = []
+        in_match = False
+
+        def read(path: str, depth: int = 0) -> None:
+            nonlocal in_match
+            for line in self.lines(path):
+                parts = line.text.strip().split(None, 1)
+                key = parts[0].lower()
+                value = parts[1].strip() if len(parts) > 1 else ""
+                if key == "include" and depth < 5:
+                    for pattern in value.split():
+                        pattern = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
+                        for included in self.paths(pattern):
+                            read(included, depth + 1)
+                    continue
+                if key == "match":
+                    in_match = True
+                if in_match:
+                    matches.append(line)
+                elif key not in settings:
+                    settings[key] = Line(line.path, line.number, value)
+
+        read("/etc/ssh/sshd_config")
+        return settings, matches
+
+    def sshd_value(self, key: str) -> Line | None:
+        return self.sshd[0].get(key.lower())
+
+    # --- PAM -----------------------------------------------------------------------------------
+
+    def pam(self, *paths: str) -> list[PamLine]:
+        out = []
+        for line in self.lines(*paths):
+            text = line.text.strip()
+            m = re.match(r"^-?(\w+)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$", text)
+            if not m:
+                continue
+            module = m.group(3).rsplit("/", 1)[-1].removesuffix(".so")
+            args = {}
+            for arg in m.group(4).split():
+                key, _, value = arg.partition("=")
+                args[key] = value
+            out.append(PamLine(line, m.group(1), m.group(2), module, args))
+        return out
+
+    def pam_files(self, which: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+        if self.family in which:
+            return which[self.family]
+        return tuple(dict.fromkeys(p for paths in which.values() for p in paths))  # unknown family: both
+
+
+def logrotate_days(ev: Evidence, targets: list[str]) -> dict[str, tuple[int | None, list[Line]]]:
+    """Days each target log is kept by logrotate (rotate count x period), with the lines that say so.
+
+    Global settings of logrotate.conf apply to every stanza that does not set its own; None when
+    no rotation covers the file (or it has no rotate count: logrotate then keeps no old log).
+    """
+    period_days = {"daily": 1, "weekly": 7, "monthly": 30, "yearly": 365}
+    glob_period: tuple[int, Line] | None = None
+    glob_rotate: tuple[int, Line] | None = None
+    stanzas: list[tuple[list[str], dict[str, tuple[int, Line]]]] = []
+    files = ["/etc/logrotate.conf", *ev.paths("/etc/logrotate.d/*")]
+    for path in files:
+        pending: list[str] = []
+        current: dict[str, tuple[int, Line]] | None = None
+        for line in ev.lines(path):
+            text = line.text.strip()
+            if current is None:
+                if "{" in text:
+                    pending += text.split("{", 1)[0].split()
+                    current = {}
+                    stanzas.append((pending, current))
+                    pending = []
+                    continue
+                words = text.split()
+                if words[0] in period_days and path == "/etc/logrotate.conf":
+                    glob_period = (period_days[words[0]], line)
+                elif words[0] == "rotate" and len(words) > 1 and words[1].isdigit() and path == "/etc/logrotate.conf":
+                    glob_rotate = (int(words[1]), line)
+                elif words[0].startswith("/"):
+                    pending += words
+                continue
+            if text.startswith("}"):
+                current = None
+                continue
+            words = text.split()
+            if words[0] in period_days:
+                current["period"] = (period_days[words[0]], line)
+            elif words[0] == "rotate" and len(words) > 1 and words[1].isdigit():
+                current["rotate"] = (int(words[1]), line)
+    out: dict[str, tuple[int | None, list[Line]]] = {}
+    for target in targets:
+        stanza = next((s for paths, s in stanzas if any(fnmatch.fnmatchcase(target, p) for p in paths)), None)
+        if stanza is None:
+            out[target] = (None, [])
+            continue
+        period = stanza.get("period") or glob_period or (7, None)  # logrotate's own default: weekly
+        rotate = stanza.get("rotate") or glob_rotate
+        cited = [x for x in (period[1], rotate[1] if rotate else None) if x is not None]
+        out[target] = (period[0] * rotate[0] if rotate else None, cited)
+    return out

@@ -1,0 +1,138 @@
+"""The catalog (control points, checks, parameters) and profiles, loaded and validated.
+
+The catalog (catalog.yaml) is data an auditor can read: clause IDs per level, paraphrases, which
+checks decide each item, every threshold with the source of its default. A profile (profiles/*.yaml
+or a city's own file) names a level and overrides parameters by name; an unknown parameter or
+check is an error that names the file, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from audit.baseline import checks as checks_module
+
+HERE = Path(__file__).resolve().parent
+CATALOG = HERE / "catalog.yaml"
+PROFILES = HERE / "profiles"
+LEVELS = (2, 3)
+
+
+class CatalogError(ValueError):
+    """The catalog or a profile is malformed; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str  # the level-3 clause, used as the key everywhere
+    clause: dict[int, str]
+    test_id: str
+    topic: dict[str, str]
+    text: dict[str, str]
+    levels: tuple[int, ...]
+    checks: tuple[str, ...] = ()
+    not_applicable: dict[str, str] | None = None
+
+    def clause_at(self, level: int) -> str:
+        return self.clause.get(level) or self.id
+
+
+@dataclass(frozen=True)
+class Catalog:
+    path: Path
+    parameters: dict[str, dict[str, Any]]
+    items: tuple[Item, ...]
+
+    def items_at(self, level: int) -> list[Item]:
+        return [i for i in self.items if level in i.levels]
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.parameters.items()}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    level: int
+    parameters: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def params(self, catalog: Catalog) -> dict[str, Any]:
+        return {**catalog.defaults(), **self.parameters}
+
+
+def _need(data: dict, key: str, where: str) -> Any:
+    if key not in data:
+        raise CatalogError(f"{where}: missing {key!r}")
+    return data[key]
+
+
+def load_catalog(path: Path = CATALOG) -> Catalog:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+    params = _need(data, "parameters", str(path))
+    for name, spec in params.items():
+        if not isinstance(spec, dict) or "default" not in spec or "source" not in spec:
+            raise CatalogError(f"{path}: parameters.{name}: needs a default and the source of that default")
+    items = []
+    seen = set()
+    for n, raw in enumerate(_need(data, "items", str(path))):
+        where = f"{path}: items[{n}]"
+        item = Item(id=_need(raw, "id", where), clause={int(k): v for k, v in _need(raw, "clause", where).items()},
+                    test_id=raw.get("test_id", ""), topic=_need(raw, "topic", where), text=_need(raw, "text", where),
+                    levels=tuple(_need(raw, "levels", where)), checks=tuple(raw.get("checks", ())),
+                    not_applicable=raw.get("not_applicable"))
+        where = f"{path}: item {item.id}"
+        if item.id in seen:
+            raise CatalogError(f"{where}: defined twice")
+        seen.add(item.id)
+        if not set(item.levels) <= set(LEVELS) or any(lv not in item.clause for lv in item.levels):
+            raise CatalogError(f"{where}: levels must be among {LEVELS}, each with its clause")
+        if set(item.text) != {"zh", "en"} or set(item.topic) != {"zh", "en"}:
+            raise CatalogError(f"{where}: text and topic need zh and en")
+        if not item.checks and not item.not_applicable:
+            raise CatalogError(f"{where}: needs checks or a not_applicable reason")
+        for c in item.checks:
+            if c not in checks_module.REGISTRY:
+                raise CatalogError(f"{where}: unknown check {c!r}")
+            missing = [x for x in checks_module.REGISTRY[c].params if x not in params]
+            if missing:
+                raise CatalogError(f"{where}: check {c} reads parameters the catalog lacks: {', '.join(missing)}")
+        items.append(item)
+    return Catalog(path, params, tuple(items))
+
+
+def load_profile(spec: str | Path | None, catalog: Catalog, level: int | None = None) -> Profile:
+    """A profile by name (level2, level3) or path; `extends` chains to another profile; None = level3."""
+    if spec is None:
+        spec = f"level{level or 3}"
+    path = Path(spec)
+    if not path.suffix:
+        path = PROFILES / f"{spec}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CatalogError(f"cannot read profile {path}: {exc}") from None
+    base = load_profile(PROFILES / f"{data['extends']}.yaml" if not str(data["extends"]).endswith(".yaml")
+                        else path.parent / data["extends"], catalog) if data.get("extends") else None
+    params = dict(base.parameters) if base else {}
+    for name, value in (data.get("parameters") or {}).items():
+        if name not in catalog.parameters:
+            raise CatalogError(f"{path}: parameters.{name}: not a catalog parameter "
+                               f"(known: {', '.join(sorted(catalog.parameters))})")
+        default = catalog.parameters[name]["default"]
+        numbers = isinstance(default, int | float) and isinstance(value, int | float)
+        if type(default) is not type(value) and not numbers:
+            raise CatalogError(f"{path}: parameters.{name}: expected {type(default).__name__} like the catalog's "
+                               f"default {default!r}, got {value!r}")
+        params[name] = value
+    lv = data.get("level", base.level if base else None)
+    if lv not in LEVELS:
+        raise CatalogError(f"{path}: level must be one of {LEVELS}")
+    return Profile(str(data.get("name", path.stem)), int(level or lv), params, path)

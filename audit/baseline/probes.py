@@ -1,0 +1,205 @@
+"""Evidence probes for the host baseline: what a host must show, each a `command()` and a pure `process()`.
+
+The same shape as audit/probes.py (and composed by its `Script`): one read-only POSIX-sh script per
+host, one SSH round trip. Probes gather *evidence*, independent of any threshold: every file the
+checks of both distribution families read (a missing file costs nothing), file modes, a reduced
+/etc/shadow, runtime state. Evaluation (checks.py) decides against the profile's parameters, so
+the same evidence serves level 2, level 3 and a city's tuning.
+
+Secrets never leave the host: /etc/shadow is reduced on the host to user, status and hash scheme
+(never the hash). File contents come back line by line behind a `|` prefix, so a file cannot forge
+another file's header.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from audit.probes import Clock, Context, Cron, Logins, Packages, Probe, Sample, Services, Sockets, System
+
+# Configuration the checks read, RHEL family and Debian family alike (globs expanded on the host).
+CONFIG_FILES = (
+    "/etc/passwd", "/etc/group", "/etc/login.defs",
+    "/etc/pam.d/system-auth", "/etc/pam.d/password-auth", "/etc/pam.d/common-auth",
+    "/etc/pam.d/common-password", "/etc/pam.d/common-account", "/etc/pam.d/sshd", "/etc/pam.d/login",
+    "/etc/security/pwquality.conf", "/etc/security/pwquality.conf.d/*.conf", "/etc/security/faillock.conf",
+    "/etc/profile", "/etc/profile.d/*.sh", "/etc/bashrc", "/etc/bash.bashrc",
+    "/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/*.conf",
+    "/etc/sudoers", "/etc/sudoers.d/*",
+    "/etc/selinux/config",
+    "/etc/audit/auditd.conf", "/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules",
+    "/etc/rsyslog.conf", "/etc/rsyslog.d/*.conf", "/etc/syslog-ng/syslog-ng.conf",
+    "/etc/systemd/journald.conf", "/etc/systemd/journald.conf.d/*.conf",
+    "/etc/logrotate.conf", "/etc/logrotate.d/*",
+    "/etc/hosts.allow", "/etc/hosts.deny",
+    "/etc/chrony.conf", "/etc/chrony/chrony.conf", "/etc/ntp.conf",
+)
+# Files whose owner and mode the checks judge (besides the protected logs of both families).
+MODE_FILES = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/ssh/sshd_config", "/etc/sudoers",
+              "/var/log/secure", "/var/log/messages", "/var/log/cron", "/var/log/auth.log", "/var/log/syslog",
+              "/var/log/kern.log", "/var/log/audit/audit.log")
+RISKY_PACKAGES = ("telnet-server", "telnetd", "inetutils-telnetd", "rsh-server", "rsh-redone-server", "ypserv", "nis",
+                  "tftp-server", "tftpd-hpa", "vsftpd", "xinetd")
+SECOND_FACTOR_LIBS = ("/lib*/security/pam_google_authenticator.so", "/usr/lib*/security/pam_google_authenticator.so",
+                      "/lib/*/security/pam_google_authenticator.so", "/usr/lib*/security/pam_oath.so",
+                      "/usr/lib*/security/pam_radius_auth.so", "/usr/lib*/security/pam_pkcs11.so")
+INTEGRITY_FILES = ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz", "/var/lib/clamav/main.cvd",
+                   "/var/lib/clamav/main.cld", "/var/lib/clamav/daily.cvd", "/var/lib/clamav/daily.cld")
+MAX_LINES = 20000
+
+
+def _globs(paths: tuple[str, ...]) -> str:
+    """Paths for a shell `for` list: globs stay unquoted (expanded on the host), nothing else is variable."""
+    assert all(re.fullmatch(r"[\w./*-]+", p) for p in paths)
+    return " ".join(paths)
+
+
+class ConfigFiles(Probe):
+    """The content of every configuration file a check reads: {path: [lines]}, line numbers = index + 1."""
+
+    name = "config"
+
+    def command(self, ctx: Context) -> str:
+        return (f"set --; for f in {_globs(CONFIG_FILES)}; do [ -f \"$f\" ] && [ -r \"$f\" ] && set -- \"$@\" \"$f\"; "
+                "done; for f in \"$@\"; do echo \"F $f\"; done; "
+                "[ $# -gt 0 ] && awk 'FNR == 1 { print \"@ \" FILENAME } { print \"|\" substr($0, 1, 1000) }' \"$@\" "
+                f"| head -n {MAX_LINES}")
+
+    def process(self, text: str, ctx: Context) -> dict[str, list[str]]:
+        files: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in text.splitlines():
+            if line.startswith("|"):
+                if current is not None:
+                    current.append(line[1:])
+            elif line.startswith("F /"):
+                files.setdefault(line[2:], [])
+            elif line.startswith("@ /"):
+                current = files.setdefault(line[2:], [])
+                current.clear()
+        return files
+
+
+class FileModes(Probe):
+    """Owner and mode of the security files and logs: {path: {"mode": "640", "uid": 0, "gid": 42}}."""
+
+    name = "modes"
+
+    def command(self, ctx: Context) -> str:
+        return f"stat -L -c 'M %a %u %g %n' {_globs(MODE_FILES)} 2>/dev/null"
+
+    def process(self, text: str, ctx: Context) -> dict[str, dict[str, Any]]:
+        out = {}
+        for line in text.splitlines():
+            f = line.split(" ", 4)
+            if len(f) == 5 and f[0] == "M" and f[1].isdigit():
+                out[f[4]] = {"mode": f[1].rjust(3, "0"), "uid": int(f[2]), "gid": int(f[3])}
+        return out
+
+
+class Shadow(Probe):
+    """/etc/shadow reduced on the host: per user its line, password status (empty, locked, hash), the
+    hash scheme ($6$ -> "6", DES -> "des") and the aging fields. The hash itself never leaves the host."""
+
+    name = "shadow"
+
+    def command(self, ctx: Context) -> str:
+        awk = ("{ p = $2; s = \"hash\"; if (p == \"\") s = \"empty\"; else if (p ~ /^[!*]/) s = \"locked\"; "
+               "q = p; sub(/^!+/, \"\", q); sc = \"-\"; if (q ~ /^\\$/) { split(q, a, \"$\"); sc = a[2] } "
+               "else if (s == \"hash\") sc = \"des\"; "
+               "printf \"S %d %s %s %s\", NR, $1, s, sc; "
+               "for (i = 3; i <= 8; i++) printf \" %s\", ($i == \"\" ? \"-\" : $i); print \"\" }")
+        return f"[ -r /etc/shadow ] && awk -F: '{awk}' /etc/shadow"
+
+    def process(self, text: str, ctx: Context) -> dict[str, dict[str, Any]]:
+        out = {}
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) == 11 and f[0] == "S" and f[1].isdigit():
+                def num(v: str) -> int | None:
+                    return int(v) if re.fullmatch(r"-?\d+", v) else None
+                out[f[2]] = {"line": int(f[1]), "status": f[3], "scheme": f[4], "lastchg": num(f[5]),
+                             "min": num(f[6]), "max": num(f[7]), "warn": num(f[8]), "inactive": num(f[9]),
+                             "expire": num(f[10])}
+        return out
+
+
+class Processes(Probe):
+    """Names of the processes running on the host (in the lab: in the host's own network namespace)."""
+
+    name = "processes"
+
+    def command(self, ctx: Context) -> str:
+        return (f"{Sample.find_pids}; for p in $jy_pids; do [ -r /proc/$p/comm ] && read -r c < /proc/$p/comm "
+                "&& echo \"$c\"; done")
+
+    def process(self, text: str, ctx: Context) -> list[str]:
+        return sorted({line.strip() for line in text.splitlines() if line.strip()})
+
+
+class Runtime(Probe):
+    """Runtime state the configuration files cannot show: MAC, audit rules loaded, time sync, the
+    risky packages installed, second-factor modules, integrity databases, trust files, boot trust."""
+
+    name = "runtime"
+    KEYS: ClassVar[tuple[str, ...]] = ("getenforce", "selinuxfs", "apparmor", "apparmor_profiles", "auditctl",
+                                        "chrony", "timedatectl", "pkgdb", "pkg", "mfa", "integrity", "trust",
+                                        "efi", "tpm", "secureboot")
+
+    def command(self, ctx: Context) -> str:
+        pkgs = " ".join(RISKY_PACKAGES)
+        return (
+            "command -v getenforce >/dev/null && echo \"getenforce $(getenforce)\"; "
+            "[ -r /sys/fs/selinux/enforce ] && echo \"selinuxfs $(cat /sys/fs/selinux/enforce)\"; "
+            "[ -r /sys/module/apparmor/parameters/enabled ] && "
+            "echo \"apparmor $(cat /sys/module/apparmor/parameters/enabled)\"; "
+            "[ -r /sys/kernel/security/apparmor/profiles ] && "
+            "echo \"apparmor_profiles $(wc -l < /sys/kernel/security/apparmor/profiles)\"; "
+            "command -v auditctl >/dev/null && auditctl -l 2>&1 | head -n 200 | sed 's/^/auditctl /'; "
+            "command -v chronyc >/dev/null && chronyc -n tracking 2>&1 | grep -i 'leap status' | sed 's/^/chrony /'; "
+            "[ -d /run/systemd/system ] && timedatectl show -p NTPSynchronized 2>/dev/null | sed 's/^/timedatectl /'; "
+            "if command -v dpkg-query >/dev/null && [ -s /var/lib/dpkg/status ]; then echo 'pkgdb dpkg'; "
+            f"dpkg-query -W -f='pkg ${{Package}} ${{db:Status-Abbrev}}\\n' {pkgs} 2>/dev/null | grep ' ii'; "
+            "elif command -v rpm >/dev/null; then echo 'pkgdb rpm'; "
+            f"rpm -q {pkgs} 2>/dev/null | grep -v 'not installed' | sed 's/^/pkg /'; else echo 'pkgdb none'; fi; "
+            f"for f in {_globs(SECOND_FACTOR_LIBS)}; do [ -f \"$f\" ] && echo \"mfa $f\"; done; "
+            f"for f in {_globs(INTEGRITY_FILES)}; do [ -f \"$f\" ] && "
+            "echo \"integrity $(date -r \"$f\" +%s) $f\"; done; "
+            "for d in /root /home/*; do for n in .rhosts .netrc .shosts; do [ -e \"$d/$n\" ] && echo \"trust $d/$n\"; "
+            "done; done; for f in /etc/hosts.equiv /etc/shosts.equiv; do [ -s \"$f\" ] && echo \"trust $f\"; done; "
+            "[ -d /sys/firmware/efi ] && echo 'efi yes'; ls /sys/class/tpm 2>/dev/null | sed 's/^/tpm /'; "
+            "command -v mokutil >/dev/null && mokutil --sb-state 2>/dev/null | head -n 1 | sed 's/^/secureboot /'; true"
+        )
+
+    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+        out: dict[str, Any] = {"pkg": [], "mfa": [], "integrity": {}, "trust": [], "auditctl": [], "tpm": []}
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            value = value.strip()
+            if key == "pkg" and value:
+                out["pkg"].append(value.split()[0])
+            elif key == "integrity":
+                stamp, _, path = value.partition(" ")
+                if stamp.isdigit():
+                    out["integrity"][path] = int(stamp)
+            elif key in ("mfa", "trust", "auditctl", "tpm"):
+                out[key].append(value)
+            elif key in self.KEYS:
+                out[key] = value
+        return out
+
+
+class LastLogins(Logins):
+    """The newest login of each account from lastlog (audit's Logins parser, without the wtmp dump)."""
+
+    name = "lastlog"
+
+    def command(self, ctx: Context) -> str:
+        return "echo '@@'; lastlog 2>/dev/null | tail -n +2 | grep -v 'Never logged in'; echo '@@'"
+
+
+# Order matters only for reading the output: Clock first (Script parses it first anyway).
+# Processes defines $jy_pids, which Sockets reads: it comes first.
+PROBES: tuple[Probe, ...] = (Clock(), System(), ConfigFiles(), FileModes(), Shadow(), Processes(), Services(),
+                             Sockets(), Runtime(), LastLogins(), Packages(), Cron())

@@ -1,0 +1,91 @@
+"""The baseline on the lab: exactly the seeded failures, with evidence, at level 2 and level 3."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.baseline import engine, model
+from audit.baseline.checks import FAIL, PASS
+from tests.lab.baseline_seed import expected_failures, load
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return model.load_catalog()
+
+
+@pytest.fixture(scope="module")
+def inventory_levels(baseline_seeded, demo, catalog, tmp_path_factory):
+    """One fleet run at each host's own level (hosts of level 2 and 3 systems)."""
+    from jiyue.store import Store
+
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'h.sqlite'}")
+    run_id, results, levels = engine.check(demo, sorted(demo.hosts), model.load_profile(None, catalog), catalog,
+                                           store=store, progress=False)
+    return run_id, results, levels, store
+
+
+@pytest.fixture(scope="module")
+def all_level3(baseline_seeded, demo, catalog):
+    _, results, _ = engine.check(demo, sorted(demo.hosts), model.load_profile("level3", catalog), catalog, level=3,
+                                 progress=False)
+    return results
+
+
+def _expected(catalog, host: str, level: int) -> set[tuple[str, str]]:
+    checks = expected_failures(load(), host)
+    return {(item.id, c) for item in catalog.items_at(level) for c in item.checks if c in checks}
+
+
+def _failed(result) -> set[tuple[str, str]]:
+    return {(r["item"], r["check"]) for r in result.value["rows"] if r["status"] == FAIL}
+
+
+def test_exactly_the_seeded_failures_at_each_hosts_level(inventory_levels, catalog):
+    _, results, levels, _ = inventory_levels
+    assert all(r.ok for r in results), [(r.target, r.error) for r in results if not r.ok]
+    assert {r.target for r in results} == {h for h, lv in levels.items() if lv}
+    assert {levels[r.target] for r in results} == {2, 3}
+    for r in results:
+        assert _failed(r) == _expected(catalog, r.target, levels[r.target]), r.target
+    # a level-2 host's seeded level-3-only faults (MAC, file modes) are not part of its assessment
+    jyj = next(r for r in results if r.target == "jyj-web-app1")
+    assert not _failed(jyj) and jyj.value["level"] == 2
+    assert all(row["clause"].startswith("7.1.4") for row in jyj.value["rows"])
+
+
+def test_exactly_the_seeded_failures_at_level_3_on_every_host(all_level3, catalog):
+    assert len(all_level3) == 93 and all(r.ok for r in all_level3)
+    for r in all_level3:
+        assert _failed(r) == _expected(catalog, r.target, 3), r.target
+    jyj = next(r for r in all_level3 if r.target == "jyj-web-app1")
+    assert _failed(jyj) == {("8.1.4.2 g", "mac.enforcing"), ("8.1.4.2 f", "files.modes")}
+
+
+def test_failures_carry_evidence_and_distribution_awareness(all_level3):
+    by_host = {r.target: r.value for r in all_level3}
+    rows = {(h, row["check"]): row for h, v in by_host.items() for row in v["rows"]}
+    for (_, _), row in rows.items():
+        if row["status"] == FAIL:
+            assert row["evidence"], row
+    # Kylin V10 (RPM based, ID_LIKE rhel) reads system-auth; UOS (ID uos) common-password
+    assert by_host["dsj-zwfw-app1"]["family"] == "redhat" and by_host["dxzf-wgzl-app1"]["family"] == "debian"
+    weak = rows[("dsj-zwfw-app1", "password.complexity")]
+    assert "minlen 6" in weak["summary"] and any("/etc/pam.d/system-auth:" in e for e in weak["evidence"])
+    assert any(e.startswith("/etc/login.defs:") and "99999" in e
+               for e in rows[("dxzf-wgzl-app1", "password.aging")]["evidence"])
+    assert by_host["qszf-dagl-app1"]["family"] == "debian"  # Kylin V4: ID kylin, ID_LIKE debian
+    assert rows[("zjj-wxzj-app1", "login.lockout")]["summary"].startswith("pam_tally2: deny 10")
+    telnet = rows[("fgw-xyxx-app1", "ports.risky")]
+    assert any(":23 listening" in e for e in telnet["evidence"])
+    # the compliant hosts pass everything a host can show, and say what they saw
+    compliant = by_host["dsj-zwfw-db1"]
+    assert {row["status"] for row in compliant["rows"]} <= {PASS, "needs_evidence", "not_applicable"}
+    assert rows[("dsj-zwfw-db1", "login.lockout")]["status"] == PASS
+
+
+def test_the_run_is_stored(inventory_levels):
+    run_id, results, _, store = inventory_levels
+    stored = store.run_results(run_id)
+    assert {r.target for r in stored} == {r.target for r in results}
+    assert all(r.data["rows"] for r in stored)
