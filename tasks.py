@@ -7,6 +7,7 @@ assembles them and holds `demo`, the main job on the sample city.
 from invoke import Collection, task
 
 from audit import tasks as audit_tasks
+from audit.baseline import tasks as baseline_tasks
 from inventory import tasks as inventory_tasks
 from jiyue import demo as demo_module
 from jiyue.cli import HELP
@@ -26,3 +27,4 @@ ns.add_collection(Collection.from_module(inventory_tasks, name="inventory"))
 ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
 ns.add_collection(Collection.from_module(audit_tasks, name="audit"))
 ns.add_collection(Collection.from_module(migrate_tasks, name="migrate"))
+ns.add_collection(Collection.from_module(baseline_tasks, name="baseline"))

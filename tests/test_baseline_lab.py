@@ -89,3 +89,38 @@ def test_the_run_is_stored(inventory_levels):
     stored = store.run_results(run_id)
     assert {r.target for r in stored} == {r.target for r in results}
     assert all(r.data["rows"] for r in stored)
+
+
+def test_reports_from_the_stored_run(inventory_levels, demo, catalog, tmp_path):
+    import json
+    import xml.etree.ElementTree as ET
+
+    import openpyxl
+
+    from audit.baseline.report import BaselineReport, write_reports
+
+    run_id, results, _, store = inventory_levels
+    written = write_reports(BaselineReport.latest(demo, catalog, store), tmp_path)
+    assert sorted(p.name for p in written) == ["baseline.html", "baseline.json", "baseline.junit.xml", "baseline.xlsx"]
+    wb = openpyxl.load_workbook(tmp_path / "baseline.xlsx")
+    ws = wb["检查结果"]
+    header = [c.value for c in ws[1]]
+    for h in ("控制点", "要求项", "检查项", "结果", "证据", "整改建议"):
+        assert h in header
+    rows = [dict(zip(header, (c.value for c in r), strict=True)) for r in ws.iter_rows(min_row=2)]
+    assert len(rows) == sum(len(r.value["rows"]) for r in results)
+    failed = {(r["主机"], " ".join(r["要求项"].split(" ")[:2])) for r in rows if r["结果"] == "不符合"}
+    expected = {(r.target, row["clause"]) for r in results for row in r.value["rows"] if row["status"] == "fail"}
+    assert failed == expected
+    weak = next(r for r in rows
+                if r["主机"] == "dsj-zwfw-app1" and r["结果"] == "不符合" and "口令复杂度" in r["检查项"])
+    assert "/etc/pam.d/system-auth:" in weak["证据"] and "pam_pwquality" in weak["整改建议"]
+    summary = wb["汇总"]
+    assert [c.value for c in summary[1]][:3] == ["系统", "等保级别", "主机数"]
+    assert {r[1].value for r in summary.iter_rows(min_row=2)} == {"2", "3"}
+    suites = ET.parse(tmp_path / "baseline.junit.xml").getroot()
+    assert int(suites.get("failures")) == sum(row["status"] == "fail" for r in results for row in r.value["rows"])
+    data = json.loads((tmp_path / "baseline.json").read_text())
+    assert data["run"] == run_id and set(data["hosts"]) == {r.target for r in results}
+    html = (tmp_path / "baseline.html").read_text()
+    assert "<script" not in html and "<svg" in html and "不符合" in html

@@ -1,0 +1,94 @@
+"""`invoke baseline.*`: the graded-protection (等保 2.0) host baseline: check, report, remediate."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from invoke import task
+from rich.table import Table
+
+from audit.baseline import engine, model
+from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, PASS
+from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
+from jiyue.store import Store
+
+PROFILE_HELP = "profile: level2, level3 or a YAML file overriding catalog parameters (default: level3's)"
+
+
+def _catalog_and_profile(profile: str | None, level: int | None) -> tuple[model.Catalog, model.Profile]:
+    try:
+        catalog = model.load_catalog()
+        return catalog, model.load_profile(profile, catalog)
+    except model.CatalogError as exc:
+        raise fail(str(exc)) from None
+
+
+def _level(level) -> int | None:
+    if level in (None, ""):
+        return None
+    if str(level) not in ("2", "3"):
+        raise fail(f"--level is 2 or 3, not {level!r}")
+    return int(level)
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
+            "level": "judge every selected host at this level (default: its system's level in the inventory)",
+            "profile": PROFILE_HELP, "workers": "hosts checked at once (default 100)",
+            "timeout": "seconds per host (default 60)",
+            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
+def check(c, inventory=None, limit=None, store=None, level=None, profile=None, workers=100, timeout=60,
+          trust_on_first_use=False):
+    """Check every host against its level's baseline over SSH (read-only, one session each); store the run."""
+    lv = _level(level)
+    inv = load_inventory(inventory)
+    hosts = limit_hosts(inv, limit)
+    catalog, prof = _catalog_and_profile(profile, lv)
+    levels = engine.host_levels(inv, hosts, lv)
+    if not any(levels.values()):
+        raise fail("none of the selected hosts belongs to a system of level 2 or 3: give --level 2 or --level 3")
+    options = engine.Options(workers=int(workers), timeout=float(timeout), trust_on_first_use=trust_on_first_use)
+    run_id, results, _ = engine.check(inv, hosts, prof, catalog, lv, options, store=Store(store))
+    table = Table(title=f"baseline run {run_id} (profile {prof.name})", title_justify="left")
+    for column in ("host", "level", "os", PASS, FAIL, NEEDS_EVIDENCE, "failed checks"):
+        table.add_column(column)
+    failed_hosts = 0
+    for r in results:
+        if not r.ok:
+            table.add_row(r.target, str(levels[r.target]), "", "", "", "", f"[red]{r.error_kind}: {r.error}[/]")
+            continue
+        counts = Counter(row["status"] for row in r.value["rows"])
+        failed = sorted({row["check"] for row in r.value["rows"] if row["status"] == FAIL})
+        failed_hosts += bool(failed)
+        table.add_row(r.target, str(r.value["level"]), r.value.get("os") or "", str(counts[PASS]),
+                      f"[red]{counts[FAIL]}[/]" if counts[FAIL] else "0", str(counts[NEEDS_EVIDENCE]),
+                      ", ".join(failed))
+    console.print(table)
+    skipped = [h for h, v in levels.items() if not v]
+    if skipped:
+        console.print(f"{len(skipped)} hosts not checked: their system has no level 2 or 3 (use --level to check them)")
+    unreachable = [r for r in results if not r.ok]
+    console.print(f"{len(results) - len(unreachable)} hosts checked, {failed_hosts} with failed checks, "
+                  f"{len(unreachable)} not reachable. Evidence and remediation: invoke baseline.report; "
+                  "fixable items: invoke baseline.remediate")
+    if failed_hosts or unreachable:
+        raise fail(f"{failed_hosts} hosts fail their baseline, {len(unreachable)} could not be checked", code=PROBLEMS)
+
+
+@task(help={"inventory": HELP["inventory"], "store": HELP["store"], "out": HELP["out"], "lang": "zh (default) or en",
+            "format": "comma-separated: xlsx,html,json,junit (default: all)",
+            "run": "the run to report (default: the latest baseline run)"})
+def report(c, inventory=None, store=None, out=None, lang="zh", format="xlsx,html,json,junit", run=None):
+    """Write the latest baseline run as Excel (Chinese headers), HTML with charts, JSON and JUnit XML."""
+    from audit.baseline.report import FORMATS, BaselineReport, NoRun, write_reports
+
+    formats = tuple(f.strip() for f in format.split(",") if f.strip())
+    if lang not in ("zh", "en") or not formats or any(f not in FORMATS for f in formats):
+        raise fail(f"--lang is zh or en; --format is a comma-separated subset of {','.join(FORMATS)}")
+    inv = load_inventory(inventory)
+    catalog = model.load_catalog()
+    try:
+        rep = BaselineReport.latest(inv, catalog, Store(store), lang=lang, run_id=int(run) if run else None)
+    except NoRun as exc:
+        raise fail(str(exc)) from None
+    for path in write_reports(rep, out_dir(out), formats):
+        console.print(f"wrote {path}")
