@@ -258,14 +258,19 @@ class Pusher:
         elif commit.method == "revert_timer":
             try:
                 s.exec_checked(commit.confirm)
+                # A device that read `configure confirm` as `configure …` is now in configuration mode.
+                supported = not s.in_config_mode()
             except DeviceError as exc:
                 if exc.kind != "rejected":
                     raise
-                # The device does not know `configure confirm`, so no timer was ever armed (it took
-                # the revert-timer command as a plain `configure terminal`): the change is verified,
-                # and a failure would have been undone from the backup.
+                supported = False
+            if not supported:
+                # No revert timer was ever armed (the device took the revert-timer command as a plain
+                # `configure terminal`): the change is verified, and a failure is undone from the backup.
+                if s.in_config_mode():
+                    s.leave_config()
                 outcome.safety = "apply, verify, restore the backup on failure (no revert timer on this device)"
-                outcome.notes.append(f"{commit.confirm!r} is unknown to the device: it has no revert timer")
+                outcome.notes.append(f"the device does not know {commit.confirm!r}: it has no revert timer")
 
     # --- rolling back -------------------------------------------------------------------------
 
@@ -310,7 +315,10 @@ class Pusher:
         elif commit.method == "revert_timer" and commit.abort:
             try:
                 s.exec_checked(commit.abort)
-                done.append(commit.abort)
+                if s.in_config_mode():  # read as `configure …`: the device has no revert timer
+                    s.leave_config()
+                else:
+                    done.append(commit.abort)
             except DeviceError as exc:
                 if exc.kind != "rejected":
                     raise
