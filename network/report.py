@@ -1,8 +1,11 @@
-"""The push results report: JSON (everything), self-contained HTML, and optionally Excel.
+"""The address plan as Excel and one self-contained HTML page. Stable names under the output dir:
 
-Stable names under the output dir: `network-push.json`, `network-push.html`, `network-push.xlsx`.
-Each device's row has its outcome, the reason of a failure, what rolling back did, the backup file
-and the remediation it sent (or would send, in a dry run). Writers and escaping are jiyue.reports'.
+- `network-plan.xlsx`: 部门地址分配 (each department's share and how much of it is used), VLAN子网 (every VLAN's
+  IPv4 subnet and IPv6 /64, department or interconnect, the interfaces on it), 接口地址 (every VLAN
+  interface's addresses, by device), 已释放 (what the last planning released) and 提示 (notes);
+- `network-plan.html`: counts, the share use per department as a bar chart, the same tables.
+
+Writers, escaping and formula neutralising are `jiyue.reports`'; the data is the plan's (`network.model`).
 """
 
 from __future__ import annotations
@@ -10,74 +13,117 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jiyue import reports
+from inventory.model import Inventory
+from jiyue import i18n, reports
 from jiyue.i18n import t
-from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, PushRun
+from network.model import AddressPlan
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-BASENAME = "network-push"
-FORMATS = ("json", "html", "xlsx")
-STATUS_COLORS = {APPLIED: "#2e8b57", UNCHANGED: "#4e79a7", DRY_RUN: "#8e99a4", FAILED: "#c0392b",
-                 REFUSED: "#e67e22", NOT_ATTEMPTED: "#bab0ac"}
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "report_templates"
+BASENAME = "network-plan"
 
 
-def as_json(run: PushRun, inventory: str = "") -> dict[str, Any]:
-    o = run.options
-    return {
-        "kind": "network.push", "run_id": run.run_id, "started": run.started, "inventory": inventory,
-        "apply": o.apply, "workers": o.workers, "canary": o.canary, "batch_size": o.batch_size,
-        "max_fail_percent": o.max_fail_percent, "batches": run.staged.batches,
-        "stopped_after_batch": None if run.staged.stopped_after is None else run.staged.stopped_after + 1,
-        "counts": run.counts(), "devices": [x.as_dict() for x in run.outcomes],
-    }
+class PlanReport:
+    """The plan's tables in one language, shared by the Excel and HTML writers."""
+
+    def __init__(self, inv: Inventory, plan: AddressPlan, lang: str = "zh") -> None:
+        self.inv, self.plan, self.lang = inv, plan, i18n.check_lang(lang)
+
+    def _dept(self, code: str | None) -> str:
+        if code is None:
+            return t("network.interconnect", self.lang)
+        d = self.inv.departments.get(code)
+        return d.name if d else code
+
+    def _kind(self, department: str | None) -> str:
+        return t(f"network.kind.{'interconnect' if department is None else 'department'}", self.lang)
+
+    def _headers(self, keys: tuple[str, ...]) -> list[str]:
+        return [t(f"network.col.{k}", self.lang) for k in keys]
+
+    def share_table(self) -> tuple[list[str], list[list[Any]]]:
+        keys = ("code", "department", "level", "ipv4_share", "ipv6_share", "vlans", "ipv4_used", "ipv6_used")
+        ext = self.inv.extranet
+        rows = []
+        shares = [(a.department, a.ipv4, a.ipv6, ext.vlan_ipv4_prefix) for a in ext.departments] if ext else []
+        if ext is not None and ext.interconnect is not None:
+            pool = ext.interconnect
+            shares.append((None, pool.ipv4, pool.ipv6, pool.ipv4_prefix))
+        for code, v4, v6, length in shares:
+            used = [s for s in self.plan.subnets if s.department == code]
+            d = self.inv.departments.get(code) if code else None
+            rows.append([code or "", self._dept(code), i18n.enum_label("level", d.level, self.lang) if d else "",
+                         str(v4), str(v6), len(used), f"{len(used)} / {2 ** max(length - v4.prefixlen, 0)}",
+                         f"{len(used)} / {2 ** max(64 - v6.prefixlen, 0)}"])
+        return self._headers(keys), rows
+
+    def subnet_table(self) -> tuple[list[str], list[list[Any]]]:
+        keys = ("department", "kind", "vlan", "ipv4", "ipv6", "interfaces")
+        rows = []
+        for s in self.plan.subnets:
+            on = [f"{a.device} {a.interface}" for a in self.plan.addresses if (a.department, a.vlan) == s.key]
+            rows.append([self._dept(s.department), self._kind(s.department), s.vlan, str(s.ipv4), str(s.ipv6),
+                         "\n".join(on)])
+        return self._headers(keys), rows
+
+    def address_table(self) -> tuple[list[str], list[list[Any]]]:
+        keys = ("device", "platform", "site", "role", "interface", "description", "department", "vlan", "ipv4",
+                "ipv6")
+        rows = []
+        for a in self.plan.addresses:
+            device = self.inv.devices.get(a.device)
+            iface = next((i for i in device.interfaces if i.name == a.interface), None) if device else None
+            rows.append([a.device, str(device.platform) if device else "", device.site if device else "",
+                         str(device.role) if device else "", a.interface,
+                         (iface.description or "") if iface else "", self._dept(a.department), a.vlan,
+                         str(a.ipv4), str(a.ipv6)])
+        return self._headers(keys), rows
+
+    def sheets(self) -> list[reports.Sheet]:
+        out = []
+        for key, table in (("shares", self.share_table), ("subnets", self.subnet_table),
+                           ("addresses", self.address_table)):
+            headers, rows = table()
+            out.append(reports.Sheet(t(f"network.{key}.sheet", self.lang), headers, rows))
+        out.append(reports.Sheet(t("network.released.sheet", self.lang), self._headers(("released",)),
+                                 [[r] for r in self.plan.released]))
+        out.append(reports.Sheet(t("network.warnings.sheet", self.lang), self._headers(("note",)),
+                                 [[w] for w in self.plan.warnings]))
+        return out
+
+    def html_context(self) -> dict[str, Any]:
+        lang, plan = self.lang, self.plan
+        tables = {}
+        for key, table in (("shares", self.share_table), ("subnets", self.subnet_table),
+                           ("addresses", self.address_table)):
+            headers, rows = table()
+            tables[key] = {"headers": headers, "rows": rows}
+        ext = self.inv.extranet
+        use = []
+        for a in ext.departments if ext else []:
+            n = sum(s.department == a.department for s in plan.subnets)
+            total = 2 ** max(ext.vlan_ipv4_prefix - a.ipv4.prefixlen, 0)
+            use.append((self._dept(a.department), 100.0 * n / total))
+        return {
+            "title": t("network.title", lang),
+            "subtitle": t("network.subtitle", lang, inventory=plan.inventory, vpn=plan.vpn_instance,
+                          ipv4=str(plan.ipv4), ipv6=str(plan.ipv6)),
+            "generated_at": plan.generated.isoformat(timespec="seconds"),
+            "cards": [{"label": t("network.html.departments", lang),
+                       "value": len({s.department for s in plan.subnets if s.department})},
+                      {"label": t("network.html.subnets", lang), "value": len(plan.subnets)},
+                      {"label": t("network.html.addresses", lang), "value": len(plan.addresses)}],
+            "chart": reports.svg_bar_chart(use, title=t("network.html.use_chart", lang), unit="%",
+                                           value_format="{:,.0f}"),
+            "tables": tables, "released": plan.released, "warnings": plan.warnings,
+        }
 
 
-def _rows(run: PushRun, lang: str) -> list[dict[str, Any]]:
-    rows = []
-    for x in run.outcomes:
-        rows.append({"device": x.device, "platform": x.platform, "batch": "" if x.batch is None else x.batch + 1,
-                     "status": x.status, "status_label": t(f"push.status.{x.status}", lang),
-                     "color": STATUS_COLORS.get(x.status, "#999999"), "lines": x.lines, "safety": x.safety,
-                     "reason": x.reason or "", "rollback": x.rollback or "", "backup": x.backup or "",
-                     "seconds": round(sum(x.seconds.values()), 2), "diff": x.diff, "notes": "; ".join(x.notes)})
-    return rows
-
-
-COLUMNS = ("device", "platform", "batch", "status", "lines", "safety", "reason", "rollback", "backup", "seconds")
-
-
-def write_reports(run: PushRun, out_dir: Path | str, *, inventory: str = "", lang: str = "zh",
-                  formats: tuple[str, ...] = ("json", "html")) -> list[Path]:
+def write_reports(inv: Inventory, plan: AddressPlan, out_dir: Path | str, lang: str = "zh") -> list[Path]:
+    """Write `network-plan.xlsx` and `network-plan.html` under `out_dir`; return the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    rows = _rows(run, lang)
-    headers = [t(f"push.col.{c}", lang) for c in COLUMNS]
-    if "json" in formats:
-        written.append(reports.write_json(out / f"{BASENAME}.json", as_json(run, inventory)))
-    if "html" in formats:
-        counts = run.counts()
-        cards = [{"value": n, "label": t(f"push.status.{s}", lang), "color": STATUS_COLORS[s]}
-                 for s, n in counts.items() if n or s in (APPLIED, FAILED)]
-        stopped = ""
-        if run.staged.stopped_after is not None:
-            stopped = t("push.stopped", lang, batch=run.staged.stopped_after + 1,
-                        percent=f"{run.options.max_fail_percent:g}")
-        batches = " | ".join(", ".join(b) for b in run.staged.batches)
-        chart = reports.svg_bar_chart([(r["device"], r["seconds"]) for r in rows if r["status"] != NOT_ATTEMPTED],
-                                      title=t("push.chart", lang), value_format="{:,.2f}",
-                                      colors=[r["color"] for r in rows if r["status"] != NOT_ATTEMPTED])
-        context = {"title": t("push.title" if run.options.apply else "push.title_dry", lang),
-                   "subtitle": t("push.subtitle", lang, inventory=inventory, devices=len(rows),
-                                 workers=run.options.workers),
-                   "cards": cards, "stopped": stopped, "batches_text": t("push.batches", lang, batches=batches),
-                   "chart": chart, "headers": headers, "devices": rows}
-        written.append(reports.write_html(out / f"{BASENAME}.html", "push.html.j2", context, lang=lang,
-                                          search_paths=[TEMPLATES]))
-    if "xlsx" in formats:
-        main = reports.Sheet(t("push.sheet", lang), headers,
-                             [[r[c] if c != "status" else r["status_label"] for c in COLUMNS] for r in rows])
-        lines = reports.Sheet(t("push.diff_sheet", lang), [t("push.col.device", lang), t("push.col.line", lang)],
-                              [[r["device"], line] for r in rows for line in r["diff"]])
-        written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", [main, lines]))
-    return written
+    report = PlanReport(inv, plan, lang)
+    return [reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()),
+            reports.write_html(out / f"{BASENAME}.html", "network-plan.html.j2", report.html_context(), lang=lang,
+                               search_paths=[TEMPLATES])]

@@ -1,10 +1,14 @@
-"""`invoke network.*`: plan the extranet addresses, render each device's config, diff it, push it.
+"""`invoke network.*`: plan the extranet addresses, render each device's intended config.
 
-`diff` and `push` read the running configuration of each device over SSH (network/session.py),
-compute the scoped remediation (network/diff.py) and, for `push --apply`, apply it with the vendor's
-commit safety, verify, save, and roll back on failure (network/push.py). Exit codes: 0 every device
-is as intended (or would be, in a dry run), 1 a device failed, was unreachable or was not attempted,
-2 bad input.
+`plan` writes network/plans/<inventory>.yaml (network/plan.py) and its Excel/HTML views; `render` writes
+reports/network/<device>.cfg from the plan (network/render.py). Exit codes: 0 done, 2 bad input (an
+invalid inventory, a plan that disagrees with it, a golden-network device named, a value a vendor
+would refuse).
+
+`diff` and `push` read each device's running configuration over SSH (network/session.py), compute the
+scoped remediation to the rendered config (network/diff.py) and, for `push --apply`, apply it with the
+vendor's commit safety, verify, save, and roll back on failure (network/push.py). Their exit code 1
+means a device failed (rolled back), was unreachable or was not attempted.
 """
 
 from __future__ import annotations
@@ -18,12 +22,75 @@ from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, load_invent
 from jiyue.runner import DEFAULT_WORKERS
 from jiyue.store import Store
 
+PLAN_HELP = "the address plan file (default: network/plans/<inventory directory name>.yaml)"
+
+
+@task(help={"inventory": HELP["inventory"], "out": HELP["out"], "plan": PLAN_HELP, "lang": "zh (default) or en"})
+def plan(c, inventory=None, out=None, plan=None, lang="zh"):
+    """Plan the extranet addresses: a subnet per VLAN, an address per VLAN interface; never renumbers."""
+    from network import plan as planner
+    from network.report import write_reports
+
+    if lang not in ("zh", "en"):
+        raise fail("--lang is zh or en")
+    inv = load_inventory(inventory)
+    try:
+        result, path = planner.plan_inventory(inv, Path(plan) if plan else None)
+    except planner.PlanningError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), highlight=False, markup=False, soft_wrap=True)
+        raise fail(f"{len(exc.problems)} problem(s) in the address plan's input; nothing was written") from None
+    console.print(f"wrote {path}", highlight=False)
+    for line in planner.summary(result):
+        console.print(line, highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+    for written in write_reports(inv, result, out_dir(out), lang=lang):
+        console.print(f"wrote {written}", highlight=False)
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
+            "out": HELP["out"] + " (configs go to OUT/network/)", "plan": PLAN_HELP,
+            "baseline": "management baseline data (default: network/baseline.yaml)"})
+def render(c, inventory=None, limit=None, out=None, plan=None, baseline=None):
+    """Render each device's intended extranet config (OUT/network/<device>.cfg); golden networks are never touched."""
+    from network.model import PlanError, load_plan
+    from network.plan import default_plan_path
+    from network.render import RenderError, load_baseline, select_devices, write_configs
+    from network.render import render as render_all
+
+    inv = load_inventory(inventory)
+    path = Path(plan) if plan else default_plan_path(inv)
+    if not path.exists():
+        raise fail(f"no address plan at {path}: write it with `invoke network.plan` (or give --plan)")
+    try:
+        loaded = load_plan(path, inv)
+        rules = load_baseline(Path(baseline) if baseline else None)
+        selection = select_devices(inv, limit)
+        for name, why in selection.skipped.items():
+            err.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+        if not selection.names:
+            raise fail("no device left to render")
+        rendered = render_all(inv, loaded, selection.names, rules)
+    except PlanError as exc:
+        raise fail(str(exc)) from None
+    except RenderError as exc:
+        raise fail(str(exc)) from None
+    target = out_dir(out) / "network"
+    for written in write_configs(rendered, target):
+        r = rendered[written.stem]
+        console.print(f"wrote {written} ({len(r.lines)} lines: {', '.join(r.features)})", highlight=False)
+
+
+# --- diff and push -------------------------------------------------------------------------------------
+
 INTENDED_HELP = ("directory of hand-written intended configs, <device>.cfg (default: render them from the "
                  "inventory and the address plan)")
 TOFU_HELP = "accept and record unknown device host keys (changed keys are still refused)"
 
 
-def _intended(inv, limit: str | None, intended: str | None) -> tuple[dict[str, list[str]], dict[str, str]]:
+def _intended(inv, limit: str | None, intended: str | None, plan: str | None = None
+              ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Each selected device's intended lines, and the devices left out with why (golden networks)."""
     from network.render import RenderError, render, select_devices
 
@@ -44,12 +111,11 @@ def _intended(inv, limit: str | None, intended: str | None) -> tuple[dict[str, l
     from network.model import PlanError, load_plan
     from network.plan import default_plan_path
 
-    path = default_plan_path(inv)
+    path = Path(plan) if plan else default_plan_path(inv)
     if not path.exists():
         raise fail(f"no address plan at {path}: make it with `invoke network.plan`, then run this again")
     try:
-        plan = load_plan(path, inv)
-        rendered = render(inv, plan, selection.names)
+        rendered = render(inv, load_plan(path, inv), selection.names)
     except (PlanError, RenderError) as exc:
         raise fail(f"cannot render the intended configs: {exc}") from None
     return {name: r.lines for name, r in rendered.items()}, selection.skipped
@@ -106,11 +172,11 @@ def _exit(run) -> None:
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "workers": "devices read at once (default 100)",
-            "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
-def diff(c, inventory=None, limit=None, workers=DEFAULT_WORKERS, intended=None, trust_on_first_use=False):
+            "plan": PLAN_HELP, "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
+def diff(c, inventory=None, limit=None, workers=DEFAULT_WORKERS, plan=None, intended=None, trust_on_first_use=False):
     """Show, per device, the lines a push would send (read-only: the running config against the rendered one)."""
     inv = load_inventory(inventory)
-    configs, skipped = _intended(inv, limit, intended)
+    configs, skipped = _intended(inv, limit, intended, plan)
     run = _pusher(inv, configs, workers=workers, trust_on_first_use=trust_on_first_use).run(list(configs), "diff")
     _show_diffs(run)
     _table(run, skipped, "diff (read-only)")
@@ -125,14 +191,14 @@ def diff(c, inventory=None, limit=None, workers=DEFAULT_WORKERS, intended=None, 
             "workers": "devices pushed at once (default 100)", "backups": "where running configs are saved "
             "before a change (default: state/network-backups/<device>/<UTC time>.cfg)",
             "out": HELP["out"], "store": HELP["store"], "lang": "zh (default) or en",
-            "format": "comma-separated: json,html,xlsx (default: json,html)", "intended": INTENDED_HELP,
-            "trust_on_first_use": TOFU_HELP})
+            "format": "comma-separated: json,html,xlsx (default: json,html)", "plan": PLAN_HELP,
+            "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
 def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=None, max_fail_percent=0,
-         workers=DEFAULT_WORKERS, backups=None, out=None, store=None, lang="zh", format="json,html", intended=None,
-         trust_on_first_use=False):
+         workers=DEFAULT_WORKERS, backups=None, out=None, store=None, lang="zh", format="json,html", plan=None,
+         intended=None, trust_on_first_use=False):
     """Push the rendered configs: dry run unless --apply; backup, commit safety, verify, save, roll back on failure."""
     from network.push import results_for_store
-    from network.report import FORMATS, write_reports
+    from network.push_report import FORMATS, write_reports
 
     if lang not in ("zh", "en"):
         raise fail("--lang is zh or en")
@@ -140,7 +206,7 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
     if not formats or any(f not in FORMATS for f in formats):
         raise fail(f"--format takes {', '.join(FORMATS)}", code=BAD_INPUT)
     inv = load_inventory(inventory)
-    configs, skipped = _intended(inv, limit, intended)
+    configs, skipped = _intended(inv, limit, intended, plan)
     pusher = _pusher(inv, configs, apply=apply, workers=workers, canary=canary, batch_size=batch_size,
                      max_fail_percent=max_fail_percent, backups=backups, trust_on_first_use=trust_on_first_use)
     try:
