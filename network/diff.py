@@ -23,7 +23,7 @@ from functools import cache
 from hier_config import HConfig, Platform, get_hconfig
 from hier_config.child import HConfigChild
 
-from network.session import PlatformCLI, cli, scope_key_rules
+from network.session import PlatformCLI, cli, owned_section_rules, scope_key_rules
 
 
 @cache
@@ -46,8 +46,13 @@ def scope_key(text: str) -> str:
     return text
 
 
+def owned(text: str) -> bool:
+    return any(rule.search(text) for rule in owned_section_rules())
+
+
 def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) -> None:
-    """Remove, in place, every running line whose key is not rendered at the same place."""
+    """Remove, in place, every running line whose key is not rendered at the same place; under a
+    section jiyue owns whole (network/cli.yaml `owned_sections`), everything stays in scope."""
     wanted: dict[str, list[HConfigChild]] = {}
     for child in intended.children:
         wanted.setdefault(scope_key(child.text), []).append(child)
@@ -57,12 +62,13 @@ def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) ->
             child.delete()
             continue
         same = next((m for m in match if m.text == child.text), match[0])
-        if child.children:
+        if child.children and not (child.text == same.text and owned(child.text)):
             scoped(child, same)
 
 
-def commands(config: HConfig) -> list[str]:
-    """A remediation as the lines to type: each section entered, its lines, then its exit (quit/exit)."""
+def commands(config: HConfig, platform: str | None = None) -> list[str]:
+    """A remediation as the lines to type: each section entered, its lines, then its exit (quit/exit);
+    with the platform's negation rewrites (network/cli.yaml `negate_rewrite`)."""
     out: list[str] = []
 
     def emit(node: HConfigChild) -> None:
@@ -79,6 +85,8 @@ def commands(config: HConfig) -> list[str]:
     negation = config.driver.negation_prefix
     for child in sorted(config.children, key=lambda c: (c.text.startswith(negation), c.order_weight)):
         emit(child)
+    if platform is not None:
+        out = [cli(platform).rewrite(line) for line in out]
     return out
 
 
@@ -109,14 +117,15 @@ def diff(device: str, platform: str, running_text: str, intended: str | Sequence
     scoped(running, target)
     remediation = running.config_to_get_to(target).set_order_weight()
     rollback = target.config_to_get_to(running).set_order_weight()
-    return DeviceDiff(device, platform, commands(remediation), commands(rollback), indented(remediation))
+    return DeviceDiff(device, platform, commands(remediation, platform), commands(rollback, platform),
+                      indented(remediation))
 
 
 def restore_commands(platform: str, current_text: str, backup_text: str) -> list[str]:
     """Unscoped: the lines that make a device whose configuration is `current_text` equal its backup."""
     current = parse(platform, current_text)
     backup = parse(platform, backup_text)
-    return commands(current.config_to_get_to(backup).set_order_weight())
+    return commands(current.config_to_get_to(backup).set_order_weight(), platform)
 
 
 def same_config(platform: str, a: str, b: str) -> bool:

@@ -94,10 +94,17 @@ class PlatformCLI:
     leave_question: str = ""
     leave_answer: str = "n"
     cmd_verify: bool = True
+    negate_rewrite: tuple[tuple[str, str], ...] = ()
     _ignore_re: re.Pattern = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_ignore_re", re.compile("|".join(f"(?:{p})" for p in self.ignore)))
+
+    def rewrite(self, line: str) -> str:
+        """A line to send, with the platform's negation rewrites applied."""
+        for pattern, replacement in self.negate_rewrite:
+            line = re.sub(pattern, replacement, line)
+        return line
 
     def config_text(self, raw: str) -> str:
         """The running config as configuration only: `show` banners, comments and separators gone.
@@ -139,11 +146,18 @@ def cli(platform: str) -> PlatformCLI:
         error_pattern=data["error_pattern"], save=dict(data["save"]), commit=Commit(**data["commit"]),
         ignore=tuple(data.get("ignore", ())), paging_off=data.get("paging_off", ""),
         leave_question=data.get("leave_question", ""), leave_answer=data.get("leave_answer", "n"),
-        cmd_verify=bool(data.get("cmd_verify", True)))
+        cmd_verify=bool(data.get("cmd_verify", True)),
+        negate_rewrite=tuple((str(a), str(b)) for a, b in data.get("negate_rewrite", ())))
 
 
+@cache
 def scope_key_rules() -> tuple[re.Pattern, ...]:
     return tuple(re.compile(p) for p in _cli_data().get("scope_keys", ()))
+
+
+@cache
+def owned_section_rules() -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in _cli_data().get("owned_sections", ()))
 
 
 # --- targets -----------------------------------------------------------------------------------

@@ -36,6 +36,13 @@ ip vpn-instance OTHER
  ipv4-family
   route-distinguisher 1:1
 #
+acl number 3001
+ rule 5 permit source 10.9.9.0 0.0.0.255
+ rule 10 permit source 10.80.0.0 0.0.0.255
+#
+acl number 2000
+ rule 5 permit source 192.0.2.0 0.0.0.255
+#
 interface Vlanif110
  description old text
  ip address 10.9.9.1 255.255.255.0
@@ -51,6 +58,9 @@ ip route-static 0.0.0.0 0 192.0.2.1
 return
 """
 VRP_INTENDED = """\
+acl number 3001
+ rule 10 permit source 10.80.0.0 0.0.0.255
+ rule 65000 deny ip
 ip vpn-instance EGOV-EXTRANET
  ipv4-family
   route-distinguisher 65010:100
@@ -68,11 +78,14 @@ def test_diff_replaces_managed_lines_and_never_negates_unrelated_ones():
     assert "undo ip address 10.9.9.1 255.255.255.0" in sent  # same key (ip address) under a managed interface
     assert "undo ip route-static vpn-instance EGOV-EXTRANET 0.0.0.0 0 10.80.0.200" in sent  # the VPN's old default
     assert "ip route-static vpn-instance EGOV-EXTRANET 0.0.0.0 0 10.80.0.254" in sent
-    unrelated = ("arp-proxy", "OTHER", "192.0.2.1", "GigabitEthernet0/0/2", "sysname")
+    # an ACL jiyue renders is jiyue's whole: a rule it no longer renders goes (in the CLI's short form)
+    assert "undo rule 5" in sent and "rule 65000 deny ip" in sent
+    assert "rule 10 permit source 10.80.0.0 0.0.0.255" not in sent  # already there
+    unrelated = ("arp-proxy", "OTHER", "192.0.2.1", "GigabitEthernet0/0/2", "sysname", "acl number 2000")
     assert not [line for line in sent if any(u in line for u in unrelated)], sent
     # sections are entered and left with the platform's exit, top-level removals come last
     assert sent[sent.index("interface Vlanif110") + 1:].index("quit") >= 1
-    assert sent[0].startswith("ip vpn-instance") and sent[-1].startswith("undo ip route-static")
+    assert sent[0].startswith("acl number 3001") and sent[-1].startswith("undo ip route-static")
 
 
 def test_scope_keys_come_from_the_data_file():
