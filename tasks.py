@@ -12,6 +12,7 @@ from inventory import tasks as inventory_tasks
 from jiyue import demo as demo_module
 from jiyue.cli import HELP
 from migrations import tasks as migrate_tasks
+from network import tasks as network_tasks
 from tests.lab import tasks as lab_tasks
 
 
@@ -28,3 +29,4 @@ ns.add_collection(Collection.from_module(lab_tasks, name="lab"))
 ns.add_collection(Collection.from_module(audit_tasks, name="audit"))
 ns.add_collection(Collection.from_module(migrate_tasks, name="migrate"))
 ns.add_collection(Collection.from_module(baseline_tasks, name="baseline"))
+ns.add_collection(Collection.from_module(network_tasks, name="network"))

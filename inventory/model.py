@@ -335,6 +335,9 @@ class Device(Located):
     golden_network: GoldenNetwork | None = None
     credentials: DeviceCredentials | None = None  # falls back to defaults.device_credentials
     interfaces: list[Interface] = []
+    # The device this one's extranet default routes point to, over an interconnect VLAN both have
+    # (network/: egress devices route to their egress instead and need none).
+    upstream: Ident | None = None
 
 
 class Subnet(Located):
@@ -357,6 +360,31 @@ class Egress(Model):
     ipv6_next_hop: ipaddress.IPv6Address
 
 
+class Interconnect(Model):
+    """The city's pool for interconnect VLANs (VLAN interfaces without a department) between extranet devices."""
+
+    ipv4: ipaddress.IPv4Network
+    ipv6: ipaddress.IPv6Network
+    ipv4_prefix: Annotated[int, Field(ge=8, le=30)] = 28  # each interconnect VLAN's IPv4 subnet; IPv6 is a /64
+
+
+class Ospfv3(Model):
+    """OSPFv3 in the extranet VPN on the listed devices (router ID: the device's IPv4 management address)."""
+
+    process: Annotated[int, Field(ge=1, le=65535)] = 1
+    area: Annotated[int, Field(ge=0, le=4294967295)] = 0
+    devices: list[Ident] = Field(min_length=1)
+
+
+class Management(Model):
+    """Per-city values of the management baseline network/ renders (等保 2.0 8.1.4.3, 8.1.4.4 c)."""
+
+    syslog_hosts: list[IPAddress] = Field(min_length=1)
+    ntp_servers: list[IPAddress] = Field(min_length=1)
+    # Who may open a management session (vty ACL); default: the inventory's management subnets.
+    sources: list[IPNetwork] = []
+
+
 class Extranet(Located):
     """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (policy.md §3)."""
 
@@ -366,6 +394,10 @@ class Extranet(Located):
     ipv6: ipaddress.IPv6Network
     departments: list[DeptAllocation] = []
     egress: list[Egress] = Field(min_length=1)
+    vlan_ipv4_prefix: Annotated[int, Field(ge=8, le=30)] = 24  # each department VLAN's IPv4 subnet; IPv6: a /64
+    interconnect: Interconnect | None = None
+    ospfv3: Ospfv3 | None = None
+    management: Management | None = None
 
     @model_validator(mode="after")
     def _ipv6_size(self) -> Extranet:

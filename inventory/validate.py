@@ -133,6 +133,15 @@ def _devices(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
             seen.add(iface.name)
             if iface.department is not None and iface.department not in names["departments"]:
                 yield _at(device, ("interfaces", i, "department"), f"unknown department '{iface.department}'")
+        if device.upstream is not None:
+            upstream = inv.devices.get(device.upstream)
+            if device.upstream == device.name:
+                yield _at(device, ("upstream",), "a device cannot be its own upstream")
+            elif device.upstream not in names["devices"]:
+                yield _at(device, ("upstream",), f"unknown device '{device.upstream}'")
+            elif upstream is not None and upstream.golden_network:
+                yield _at(device, ("upstream",), f"device '{upstream.name}' is part of the golden network "
+                                                 f"{upstream.golden_network}: the extranet cannot route through it")
 
 
 def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
@@ -156,9 +165,47 @@ def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                 if block.overlaps(getattr(other, family)):
                     yield _at(ext, ("departments", i, family),
                               f"{block} overlaps the allocation of '{other.department}' (departments[{j}])")
+        if alloc.ipv4.prefixlen > ext.vlan_ipv4_prefix:
+            yield _at(ext, ("departments", i, "ipv4"), f"{alloc.ipv4} is smaller than one VLAN subnet "
+                                                       f"(vlan_ipv4_prefix: /{ext.vlan_ipv4_prefix})")
+        if alloc.ipv6.prefixlen > 64:
+            yield _at(ext, ("departments", i, "ipv6"), f"{alloc.ipv6} is smaller than one VLAN subnet (/64)")
     for i, egress in enumerate(ext.egress):
         if egress.device not in names["devices"]:
             yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
+        elif egress.device in inv.devices and inv.devices[egress.device].golden_network:
+            yield _at(ext, ("egress", i, "device"), f"device '{egress.device}' is part of the golden network "
+                                                    f"{inv.devices[egress.device].golden_network}")
+    if ext.interconnect is not None:
+        pool = ext.interconnect
+        for family, city in (("ipv4", ext.ipv4), ("ipv6", ext.ipv6)):
+            block = getattr(pool, family)
+            if not block.subnet_of(city):
+                yield _at(ext, ("interconnect", family), f"{block} is outside the city block {city}")
+            for j, alloc in enumerate(allocations):
+                if block.overlaps(getattr(alloc, family)):
+                    yield _at(ext, ("interconnect", family),
+                              f"{block} overlaps the allocation of '{alloc.department}' (departments[{j}])")
+        if pool.ipv4.prefixlen > pool.ipv4_prefix:
+            yield _at(ext, ("interconnect", "ipv4"), f"{pool.ipv4} is smaller than one interconnect subnet "
+                                                     f"(ipv4_prefix: /{pool.ipv4_prefix})")
+        if pool.ipv6.prefixlen > 64:
+            yield _at(ext, ("interconnect", "ipv6"), f"{pool.ipv6} is smaller than one /64")
+    if ext.ospfv3 is not None:
+        seen_devices: set[str] = set()
+        for i, name in enumerate(ext.ospfv3.devices):
+            device = inv.devices.get(name)
+            if name not in names["devices"]:
+                yield _at(ext, ("ospfv3", "devices", i), f"unknown device '{name}'")
+            elif name in seen_devices:
+                yield _at(ext, ("ospfv3", "devices", i), f"device '{name}' listed twice")
+            elif device is not None and device.golden_network:
+                yield _at(ext, ("ospfv3", "devices", i), f"device '{name}' is part of the golden network "
+                                                         f"{device.golden_network}")
+            elif device is not None and device.address.version != 4:
+                yield _at(ext, ("ospfv3", "devices", i), f"device '{name}' needs an IPv4 management address: "
+                                                         "it is the OSPFv3 router ID")
+            seen_devices.add(name)
 
 
 def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:

@@ -1,0 +1,164 @@
+"""What a push would change on a device: hier_config remediation, restricted to what jiyue manages.
+
+The running configuration comes from the device (network/session.py); the intended lines from the
+renderer (network/render.py). hier_config parses both (HUAWEI_VRP for both Huawei platforms,
+HP_COMWARE5, CISCO_IOS; Ruijie parses as CISCO_IOS, see network/cli.yaml) and computes the
+remediation and its rollback.
+
+Scope: a device carries much that jiyue did not render (other VPNs, port settings, users). Before
+diffing, the running configuration is cut down to the lines jiyue *manages*: a running line stays
+only when a line with the same key (network/cli.yaml `scope_keys`) is rendered at the same place
+(under the same parent sections). So an old address on a department VLANIF or an old default
+route in the extranet VPN is replaced, while an unrelated line is never negated. Restoring a
+backup, by contrast, is unscoped (`restore_commands`): the device must become its backup again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+
+from hier_config import HConfig, Platform, get_hconfig
+from hier_config.child import HConfigChild
+
+from network.session import PlatformCLI, cli, owned_section_rules, scope_key_rules
+
+
+@cache
+def _platform(name: str) -> Platform:
+    return Platform[cli(name).hier_config]
+
+
+def parse(platform: str, text: str | Sequence[str]) -> HConfig:
+    """A configuration (running-config text, or intended lines with one-space indentation) as hier_config."""
+    if not isinstance(text, str):
+        text = "\n".join(text)
+    return get_hconfig(_platform(platform), cli(platform).config_text(text))
+
+
+def scope_key(text: str) -> str:
+    for rule in scope_key_rules():
+        m = rule.search(text)
+        if m:
+            return m.group(1)
+    return text
+
+
+def owned(text: str) -> bool:
+    return any(rule.search(text) for rule in owned_section_rules())
+
+
+def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) -> None:
+    """Remove, in place, every running line whose key is not rendered at the same place; under a
+    section jiyue owns whole (network/cli.yaml `owned_sections`), everything stays in scope."""
+    wanted: dict[str, list[HConfigChild]] = {}
+    for child in intended.children:
+        wanted.setdefault(scope_key(child.text), []).append(child)
+    for child in list(running.children):
+        match = wanted.get(scope_key(child.text))
+        if not match:
+            child.delete()
+            continue
+        same = next((m for m in match if m.text == child.text), match[0])
+        if child.children and not (child.text == same.text and owned(child.text)):
+            scoped(child, same)
+
+
+def commands(config: HConfig, platform: str | None = None) -> list[str]:
+    """A remediation as the lines to type: each section entered, its lines, then its exit (quit/exit);
+    with the platform's negation rewrites (network/cli.yaml `negate_rewrite`)."""
+    out: list[str] = []
+
+    def emit(node: HConfigChild) -> None:
+        out.append(node.text)
+        if node.children:
+            for child in sorted(node.children):
+                emit(child)
+            exit_text = node.sectional_exit
+            if exit_text:
+                out.append(exit_text)
+
+    # Top-level negations last: a section (a VPN instance, an ACL) is removed only after what
+    # refers to it has been changed; the additions keep hier_config's order (containers first).
+    negation = config.driver.negation_prefix
+    for child in sorted(config.children, key=lambda c: (c.text.startswith(negation), c.order_weight)):
+        emit(child)
+    if platform is not None:
+        out = [cli(platform).rewrite(line) for line in out]
+    return out
+
+
+def indented(config: HConfig) -> list[str]:
+    """A configuration as indented lines (one space per level), for people and reports."""
+    return list(config.dump_simple())
+
+
+@dataclass
+class DeviceDiff:
+    """One device's remediation (what a push sends) and its rollback (what undoes it)."""
+
+    device: str
+    platform: str
+    remediation: list[str] = field(default_factory=list)  # lines to send, sections entered and left
+    rollback: list[str] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)  # the remediation indented, for people
+
+    @property
+    def empty(self) -> bool:
+        return not self.remediation
+
+
+def diff(device: str, platform: str, running_text: str, intended: str | Sequence[str]) -> DeviceDiff:
+    """The scoped remediation from the running configuration to the intended lines."""
+    running = parse(platform, running_text)
+    target = parse(platform, intended)
+    scoped(running, target)
+    remediation = running.config_to_get_to(target).set_order_weight()
+    rollback = target.config_to_get_to(running).set_order_weight()
+    return DeviceDiff(device, platform, commands(remediation, platform), commands(rollback, platform),
+                      indented(remediation))
+
+
+def restore_commands(platform: str, current_text: str, backup_text: str) -> list[str]:
+    """Unscoped: the lines that make a device whose configuration is `current_text` equal its backup."""
+    current = parse(platform, current_text)
+    backup = parse(platform, backup_text)
+    return commands(current.config_to_get_to(backup).set_order_weight(), platform)
+
+
+def same_config(platform: str, a: str, b: str) -> bool:
+    """Two configurations are the same when neither needs a line to become the other."""
+    ha, hb = parse(platform, a), parse(platform, b)
+    return not ha.config_to_get_to(hb).children and not hb.config_to_get_to(ha).children
+
+
+def missing_lines(platform: str, running_text: str, intended: str | Sequence[str]) -> list[str]:
+    """Intended lines the running configuration lacks (what verification after a push looks for)."""
+    running = parse(platform, running_text)
+    target = parse(platform, intended)
+    missing = HConfig(running.driver)
+    for child in target.all_children():
+        path = list(child.path())
+        node: HConfig | HConfigChild | None = running
+        for text in path:
+            node = node.get_child(equals=text) if node is not None else None
+        if node is None:
+            missing.add_child(" > ".join(path))
+    return [c.text for c in missing.children]
+
+
+def golden_refusals(device_name: str, golden_interfaces: Iterable[str], lines: Iterable[str]) -> list[str]:
+    """Lines that would touch a golden-network interface (names compared without spaces, any case)."""
+    names = {re.sub(r"\s+", "", n).lower() for n in golden_interfaces}
+    hits = []
+    for line in lines:
+        m = re.match(r"^\s*(?:undo |no )?interface\s+(.+?)\s*$", line)
+        if m and re.sub(r"\s+", "", m.group(1)).lower() in names:
+            hits.append(line.strip())
+    return hits
+
+
+def platform_cli(platform: str) -> PlatformCLI:
+    return cli(platform)

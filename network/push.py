@@ -1,0 +1,400 @@
+"""The push engine: bring devices to their intended configuration, safely, in stages.
+
+Per device (one session, network/session.py):
+
+1. refuse a golden-network device, or a change touching a golden-network interface (the renderer
+   refuses them too; this is the last check before a device is changed);
+2. read the running configuration and compute the scoped remediation (network/diff.py); an empty
+   one means nothing to do (a second push is a no-op); without --apply stop here (dry run);
+3. save the running configuration under the backups directory (`<backups>/<device>/<UTC time>.cfg`);
+4. apply with the vendor's safety net (network/cli.yaml `commit`): VRP8 `commit trial N`, Comware
+   `configuration commit delay M`, IOS `configure terminal revert timer N`; a rejected line raises
+   (the platform's error pattern);
+5. read the configuration again and check that every intended line is there;
+6. confirm (`commit`, `configuration commit`, `configure confirm`) and save.
+
+Any failure on the way rolls the device back: the vendor's own undo first where it has one
+(`abort trial`, `configure revert now`), then whatever still differs from the backup is restored
+line by line (hier_config from the current configuration to the backup, over a fresh session if
+the old one died), and the configuration is read once more to prove the device equals its backup.
+The device is marked failed with the reason; the others go on.
+
+Devices go in stages (jiyue.runner.run_staged): a canary group first, then batches; after a batch
+whose failed share passes --max-fail-percent the rollout stops and the rest are not attempted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from inventory.groups import PatternError, all_groups, select
+from inventory.model import Inventory
+from jiyue.runner import DEFAULT_WORKERS, Result, Staged, run_staged
+from jiyue.store import REPO
+from network.diff import DeviceDiff, diff, golden_refusals, missing_lines, restore_commands, same_config
+from network.session import DeviceError, DeviceSession, DeviceTarget
+
+DEFAULT_BACKUPS = REPO / "state" / "network-backups"
+
+# Outcomes of one device in a push.
+APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED, NOT_ATTEMPTED = (
+    "applied", "unchanged", "dry_run", "failed", "refused", "not_attempted")
+
+
+@dataclass
+class Options:
+    apply: bool = False
+    workers: int = DEFAULT_WORKERS
+    canary: str | None = None  # a number of devices, or a --limit pattern naming the canary group
+    batch_size: str | None = None  # devices per batch after the canary: N or P% (default: all at once)
+    max_fail_percent: float = 0.0  # per batch, Ansible's max_fail_percentage (0: any failure stops)
+    backups: Path = DEFAULT_BACKUPS
+    trust_on_first_use: bool = False
+    known_hosts: Path | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    progress: bool = True
+
+
+@dataclass
+class Outcome:
+    """One device's push, as stored and reported."""
+
+    device: str
+    platform: str
+    status: str = NOT_ATTEMPTED
+    diff: list[str] = field(default_factory=list)  # the remediation, indented, for people
+    lines: int = 0  # lines the remediation sends
+    backup: str | None = None
+    kind: str | None = None  # why it failed: unreachable, auth_failed, rejected, verify, session_lost, …
+    reason: str | None = None
+    safety: str = ""  # the commit safety used
+    rollback: str | None = None  # what rolling back did, and whether the backup was matched
+    notes: list[str] = field(default_factory=list)
+    batch: int | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # time per step
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PushFailed(DeviceError):
+    """A device's push failed; `value` is its Outcome (as a dict) for the store and the report."""
+
+    def __init__(self, kind: str, message: str, outcome: Outcome) -> None:
+        super().__init__(kind, message)
+        self.value = outcome.as_dict()
+
+
+class VerifyError(DeviceError):
+    pass
+
+
+@dataclass
+class PushRun:
+    outcomes: list[Outcome]
+    staged: Staged
+    options: Options
+    started: datetime
+    run_id: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        out = {s: 0 for s in (APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED, NOT_ATTEMPTED)}
+        for o in self.outcomes:
+            out[o.status] = out.get(o.status, 0) + 1
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return all(o.status in (APPLIED, UNCHANGED, DRY_RUN) for o in self.outcomes)
+
+
+def golden_check(inv: Inventory, name: str, lines: Sequence[str]) -> None:
+    """Refuse a golden-network device, or lines that enter or remove a golden-network interface."""
+    device = inv.devices[name]
+    if device.golden_network is not None:
+        raise DeviceError("refused", f"{name} belongs to the golden network {device.golden_network.value}: "
+                                     "jiyue never changes it (policy.md §3)")
+    golden = [i.name for i in device.interfaces if i.golden_network is not None]
+    hits = golden_refusals(name, golden, lines)
+    if hits:
+        names = ", ".join(i.name for i in device.interfaces if i.golden_network is not None)
+        raise DeviceError("refused", f"{name}: the change touches golden-network interface(s) {names} "
+                                     f"({'; '.join(hits)}): jiyue never changes them (policy.md §3)")
+
+
+def read_diff(session: DeviceSession, name: str, intended: Sequence[str]) -> tuple[str, DeviceDiff]:
+    """The running configuration as printed, and the scoped remediation to the intended lines."""
+    raw = session.running_config()
+    return raw, diff(name, session.target.platform, session.cli.config_text(raw), intended)
+
+
+class Pusher:
+    """Pushes intended configurations (device name -> lines) to inventory devices."""
+
+    def __init__(self, inv: Inventory, intended: Mapping[str, Sequence[str]], options: Options | None = None) -> None:
+        self.inv = inv
+        self.intended = {k: list(v) for k, v in intended.items()}
+        self.options = options or Options()
+        self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self._batch_of: dict[str, int] = {}
+
+    # --- one device ---------------------------------------------------------------------------
+
+    def session(self, name: str) -> DeviceSession:
+        o = self.options
+        return DeviceSession(DeviceTarget.of(self.inv, name, o.known_hosts), trust_on_first_use=o.trust_on_first_use,
+                             connect_timeout=o.connect_timeout, read_timeout=o.read_timeout)
+
+    def device(self, name: str) -> dict[str, Any]:
+        """The runner's task: push one device; raises PushFailed (with the outcome) on failure."""
+        device = self.inv.devices[name]
+        outcome = Outcome(name, device.platform.value, batch=self._batch_of.get(name))
+        clock = time.monotonic()
+
+        def step(label: str) -> None:
+            nonlocal clock
+            now = time.monotonic()
+            outcome.seconds[label] = round(outcome.seconds.get(label, 0.0) + now - clock, 4)
+            clock = now
+
+        intended = self.intended.get(name)
+        try:
+            if intended is None:
+                raise DeviceError("error", f"no intended configuration was rendered for {name}")
+            golden_check(self.inv, name, intended)
+        except DeviceError as exc:
+            outcome.status, outcome.kind, outcome.reason = (REFUSED if exc.kind == "refused" else FAILED,
+                                                            exc.kind, str(exc))
+            raise PushFailed(exc.kind, str(exc), outcome) from exc
+        session = self.session(name)
+        backup_text: str | None = None
+        try:
+            session.open()
+            step("connect")
+            raw, d = read_diff(session, name, intended)
+            outcome.diff, outcome.lines = d.shown, len(d.remediation)
+            step("read")
+            golden_check(self.inv, name, d.remediation)
+            if d.empty:
+                outcome.status = UNCHANGED
+                return outcome.as_dict()
+            if not self.options.apply:
+                outcome.status = DRY_RUN
+                return outcome.as_dict()
+            backup_text = session.cli.config_text(raw)
+            outcome.backup = str(self._write_backup(name, raw))
+            step("backup")
+            self._apply(session, d, outcome)
+            step("apply")
+            self._verify(session, intended)
+            step("verify")
+            self._confirm(session, outcome)
+            session.save()
+            step("save")
+            outcome.status = APPLIED
+            return outcome.as_dict()
+        except DeviceError as exc:
+            outcome.status, outcome.kind, outcome.reason = (REFUSED if exc.kind == "refused" else FAILED,
+                                                            exc.kind, str(exc))
+            if backup_text is not None:
+                outcome.rollback = self._rollback(session, name, backup_text)
+                step("rollback")
+            raise PushFailed(exc.kind, str(exc), outcome) from exc
+        finally:
+            session.close()
+
+    def _write_backup(self, name: str, raw: str) -> Path:
+        """The running configuration as printed, before any change; readable by its owner only."""
+        folder = self.options.backups / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.stamp}.cfg"
+        n = 1
+        while path.exists():  # two pushes in one second keep both backups
+            n += 1
+            path = folder / f"{self.stamp}-{n}.cfg"
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(raw)
+        os.replace(tmp, path)
+        return path
+
+    def _apply(self, s: DeviceSession, d: DeviceDiff, outcome: Outcome) -> None:
+        commit = s.cli.commit
+        if commit.method == "trial":  # VRP8: candidate, then a trial that reverts by itself
+            outcome.safety = f"{commit.arm_command()} → {commit.confirm}"
+            s.configure(d.remediation, leave=False)
+            s.exec_checked(commit.arm_command())
+            s.leave_config()
+        elif commit.method == "delay":  # Comware: a rollback timer armed before the change
+            outcome.safety = f"{commit.arm_command()} → {commit.confirm}"
+            s.configure([commit.arm_command(), *d.remediation])
+        elif commit.method == "revert_timer":  # IOS: configuration mode entered with a revert timer
+            outcome.safety = f"{commit.arm_command()} → {commit.confirm}"
+            s.configure(d.remediation, enter=commit.arm_command())
+        else:
+            outcome.safety = "apply, verify, restore the backup on failure"
+            s.configure(d.remediation)
+
+    def _verify(self, s: DeviceSession, intended: Sequence[str]) -> None:
+        missing = missing_lines(s.target.platform, s.config_text(), intended)
+        if missing:
+            shown = "; ".join(missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+            raise VerifyError("verify", f"after the change, {len(missing)} intended line(s) are not in the running "
+                                        f"configuration: {shown}")
+
+    def _confirm(self, s: DeviceSession, outcome: Outcome) -> None:
+        commit = s.cli.commit
+        if commit.method in ("trial", "delay"):
+            s.configure([commit.confirm])
+        elif commit.method == "revert_timer":
+            try:
+                s.exec_checked(commit.confirm)
+                # A device that read `configure confirm` as `configure …` is now in configuration mode.
+                supported = not s.in_config_mode()
+            except DeviceError as exc:
+                if exc.kind != "rejected":
+                    raise
+                supported = False
+            if not supported:
+                # No revert timer was ever armed (the device took the revert-timer command as a plain
+                # `configure terminal`): the change is verified, and a failure is undone from the backup.
+                if s.in_config_mode():
+                    s.leave_config()
+                outcome.safety = "apply, verify, restore the backup on failure (no revert timer on this device)"
+                outcome.notes.append(f"the device does not know {commit.confirm!r}: it has no revert timer")
+
+    # --- rolling back -------------------------------------------------------------------------
+
+    def _rollback(self, s: DeviceSession, name: str, backup: str) -> str:
+        """Bring the device back to its backup and prove it; returns what was done."""
+        done: list[str] = []
+        try:
+            if not s.alive:
+                s.close()
+                s = self.session(name)
+                s.open()
+                done.append("reconnected")
+            self._vendor_undo(s, done)
+            current = s.config_text()
+            if not same_config(s.target.platform, current, backup):
+                lines = restore_commands(s.target.platform, current, backup)
+                self._restore(s, lines)
+                done.append(f"restored {len(lines)} line(s) from the backup")
+                current = s.config_text()
+            if s.cli.commit.method == "delay":  # the armed timer would roll back again later: stop it
+                s.configure([s.cli.commit.confirm])
+            if not same_config(s.target.platform, current, backup):
+                return "; ".join([*done, "ROLLBACK INCOMPLETE: the device still differs from its backup"])
+            return "; ".join([*done, "verified: the device equals its backup"])
+        except DeviceError as exc:
+            return "; ".join([*done, f"ROLLBACK FAILED: {exc}"])
+        finally:
+            s.close()
+
+    def _vendor_undo(self, s: DeviceSession, done: list[str]) -> None:
+        commit = s.cli.commit
+        if s.in_config_mode():
+            s.leave_config()  # an uncommitted VRP8 candidate is discarded here (answer: no)
+        if commit.method == "trial" and commit.abort:
+            try:
+                s.configure([commit.abort])
+                done.append(commit.abort)
+            except DeviceError as exc:
+                if exc.kind != "rejected":
+                    raise
+                s.leave_config()
+        elif commit.method == "revert_timer" and commit.abort:
+            try:
+                s.exec_checked(commit.abort)
+                if s.in_config_mode():  # read as `configure …`: the device has no revert timer
+                    s.leave_config()
+                else:
+                    done.append(commit.abort)
+            except DeviceError as exc:
+                if exc.kind != "rejected":
+                    raise
+
+    def _restore(self, s: DeviceSession, lines: list[str]) -> None:
+        commit = s.cli.commit
+        if commit.method == "trial":
+            s.configure([*lines, commit.confirm])
+        else:
+            s.configure(lines)
+
+    # --- the fleet ----------------------------------------------------------------------------
+
+    def batches(self, names: Sequence[str]) -> list[list[str]]:
+        """Canary first, then batches of --batch-size (N or P% of the rest), in inventory order."""
+        names = list(names)
+        first: list[str] = []
+        canary = self.options.canary
+        if canary:
+            if canary.isdigit():
+                first = names[: int(canary)]
+            else:
+                try:
+                    chosen = set(select(list(self.inv.devices), all_groups(self.inv), canary, strict=False))
+                except PatternError as exc:
+                    raise ValueError(f"--canary: {exc}") from None
+                first = [n for n in names if n in chosen]
+                if not first:
+                    raise ValueError(f"--canary {canary!r} selects none of the devices being pushed")
+        rest = [n for n in names if n not in first]
+        size = len(rest) or 1
+        if self.options.batch_size:
+            text = str(self.options.batch_size).strip()
+            try:
+                size = math.ceil(len(rest) * float(text[:-1]) / 100) if text.endswith("%") else int(text)
+            except ValueError:
+                raise ValueError(f"--batch-size is a number or a percentage, got {text!r}") from None
+            if size < 1:
+                raise ValueError("--batch-size must be at least 1 (or a percentage above 0)")
+        batches = [first] if first else []
+        batches += [rest[i:i + size] for i in range(0, len(rest), size)]
+        return batches
+
+    def run(self, names: Sequence[str], label: str | None = None) -> PushRun:
+        started = datetime.now(UTC)
+        batches = self.batches(names)
+        self._batch_of = {n: i for i, b in enumerate(batches) for n in b}
+        staged = run_staged(batches, self.device, workers=self.options.workers,
+                            max_fail_percent=self.options.max_fail_percent,
+                            counts_as_failure=lambda r: not r.ok and r.error_kind != "refused",
+                            label=label or ("push" if self.options.apply else "push (dry run)"),
+                            progress=self.options.progress)
+        outcomes = [outcome_of(r, self.inv) for r in staged.results]
+        for name in staged.not_attempted:
+            outcomes.append(Outcome(name, self.inv.devices[name].platform.value, NOT_ATTEMPTED,
+                                    batch=self._batch_of.get(name),
+                                    reason=f"the rollout stopped after batch {(staged.stopped_after or 0) + 1}: "
+                                           "failures passed the threshold"))
+        return PushRun(outcomes, staged, self.options, started)
+
+
+def outcome_of(result: Result, inv: Inventory) -> Outcome:
+    """A runner result as an Outcome (a crash inside the engine still yields one, marked failed)."""
+    if isinstance(result.value, dict):
+        return Outcome(**result.value)
+    return Outcome(result.target, inv.devices[result.target].platform.value, FAILED,
+                   kind=result.error_kind or "error", reason=result.error)
+
+
+def results_for_store(run: PushRun) -> list[Result]:
+    """One store row per device, the not-attempted ones included."""
+    rows = []
+    by_target = {r.target: r for r in run.staged.results}
+    for o in run.outcomes:
+        r = by_target.get(o.device)
+        ok = o.status in (APPLIED, UNCHANGED, DRY_RUN)
+        rows.append(Result(o.device, ok, o.as_dict(), None if ok else (o.kind or o.status), o.reason,
+                           r.started if r else None, r.elapsed if r else 0.0))
+    return rows

@@ -1,0 +1,438 @@
+"""Device sessions: the one place jiyue opens a CLI session to a switch or router (netmiko).
+
+Everything that talks to a device goes through `DeviceSession`: the push engine, the diff, and the
+graded-protection device checks. What differs between platforms (commands, prompts, error texts,
+commit features) is data in `network/cli.yaml`; this module only knows how a careful operator
+drives a CLI:
+
+- the password is resolved from its reference when the session opens, handed to netmiko (which
+  keeps it out of its own logs) and never appears in a message;
+- the device's host key is checked against the known_hosts file (the inventory's, or the one
+  given); an unknown key is refused unless trust-on-first-use was asked for, a changed key always;
+- each configuration line is sent and its answer read up to the next prompt, and an answer
+  matching the platform's error pattern raises `DeviceError(kind="rejected")` naming the line;
+- leaving configuration mode tries the platform's commands in order until the prompt says it is
+  out (a device that does not know `end` is left with `exit`, whatever its name), and answers the
+  "commit before leaving?" question with no;
+- every failure is a `DeviceError` with a kind (unreachable, auth_failed, timeout, host_key,
+  rejected, session_lost, error), so the fleet runner (jiyue.runner) reports it per device.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import yaml
+from netmiko import ConnectHandler
+from netmiko.exceptions import (
+    ConfigInvalidException,
+    NetmikoAuthenticationException,
+    NetmikoTimeoutException,
+    ReadException,
+    ReadTimeout,
+)
+
+from inventory.model import Device, Inventory
+from jiyue.ssh import SSHError, _KnownHosts, _TrustOnFirstUse
+
+CLI_FILE = Path(__file__).resolve().with_name("cli.yaml")
+_SEPARATOR = re.compile(r"^\s*[#!]\s*$")
+
+# netmiko's own delays, tuned: fast_cli scales every fixed sleep by the delay factor (netmiko's
+# fast_cli default is 0.1). Reads that wait for a prompt are not shortened by it, only sleeps.
+DELAY_FACTOR = 0.1
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0  # one command's answer (a save may take a while on a real device)
+
+
+class DeviceError(SSHError):
+    """A device failure with its kind: unreachable, auth_failed, timeout, host_key, rejected,
+    session_lost or error (the same kinds jiyue.ssh uses for hosts, plus the device ones)."""
+
+
+# --- platform data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Commit:
+    method: str  # none, trial, delay, revert_timer
+    arm: str = ""
+    confirm: str = ""
+    abort: str = ""
+    seconds: int = 600
+    minutes: int = 10
+
+    def arm_command(self) -> str:
+        return self.arm.format(seconds=self.seconds, minutes=self.minutes)
+
+
+@dataclass(frozen=True)
+class PlatformCLI:
+    """One platform's CLI as network/cli.yaml describes it."""
+
+    name: str
+    device_type: str
+    hier_config: str
+    negation: str
+    show_running: str
+    enter_config: str
+    leave_config: tuple[str, ...]
+    config_prompt: str
+    error_pattern: str
+    save: dict[str, str]
+    commit: Commit
+    ignore: tuple[str, ...]
+    paging_off: str = ""
+    leave_question: str = ""
+    leave_answer: str = "n"
+    cmd_verify: bool = True
+    negate_rewrite: tuple[tuple[str, str], ...] = ()
+    _ignore_re: re.Pattern = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_ignore_re", re.compile("|".join(f"(?:{p})" for p in self.ignore)))
+
+    def rewrite(self, line: str) -> str:
+        """A line to send, with the platform's negation rewrites applied."""
+        for pattern, replacement in self.negate_rewrite:
+            line = re.sub(pattern, replacement, line)
+        return line
+
+    def config_text(self, raw: str) -> str:
+        """The running config as configuration only: `show` banners, comments and separators gone.
+
+        A separator line (`#`, `!`) starts a new top-level block; a block whose first line is
+        indented (Comware prints global commands with one leading space) is shifted left by that
+        much, so every top-level command parses as top-level whatever the vendor's layout."""
+        out: list[str] = []
+        base: int | None = 0
+        for line in raw.replace("\r", "").splitlines():
+            line = line.rstrip()
+            if _SEPARATOR.match(line):
+                base = None
+                continue
+            if not line.strip() or self._ignore_re.search(line):
+                continue
+            indent = len(line) - len(line.lstrip())
+            if base is None:
+                base = indent
+            out.append(line[min(base, indent):])
+        return "\n".join(out) + "\n"
+
+
+@cache
+def _cli_data() -> dict[str, Any]:
+    return yaml.safe_load(CLI_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def cli(platform: str) -> PlatformCLI:
+    """The CLI description of a platform (`huawei_vrp`, `huawei_vrpv8`, `hp_comware`, `cisco_ios`, `ruijie_os`)."""
+    data = dict(_cli_data().get(str(platform)) or {})
+    if not data:
+        raise KeyError(f"{CLI_FILE.name} has no platform {platform!r}")
+    return PlatformCLI(
+        name=str(platform), device_type=data["device_type"], hier_config=data["hier_config"],
+        negation=data["negation"], show_running=data["show_running"], enter_config=data["enter_config"],
+        leave_config=tuple(data["leave_config"]), config_prompt=data["config_prompt"],
+        error_pattern=data["error_pattern"], save=dict(data["save"]), commit=Commit(**data["commit"]),
+        ignore=tuple(data.get("ignore", ())), paging_off=data.get("paging_off", ""),
+        leave_question=data.get("leave_question", ""), leave_answer=data.get("leave_answer", "n"),
+        cmd_verify=bool(data.get("cmd_verify", True)),
+        negate_rewrite=tuple((str(a), str(b)) for a, b in data.get("negate_rewrite", ())))
+
+
+@cache
+def scope_key_rules() -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in _cli_data().get("scope_keys", ()))
+
+
+@cache
+def owned_section_rules() -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in _cli_data().get("owned_sections", ()))
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceTarget:
+    """Where and as whom to log in; the secrets stay references until the session opens."""
+
+    name: str
+    platform: str
+    address: str
+    port: int
+    username: str
+    password: Any  # SecretRef
+    secret: Any | None  # SecretRef of the enable password, if any
+    root: Path  # the inventory directory secrets' relative paths start from
+    known_hosts: Path | None
+
+    @classmethod
+    def of(cls, inv: Inventory, name: str, known_hosts: Path | None = None) -> DeviceTarget:
+        device: Device = inv.devices[name]
+        creds = inv.credentials_for(device)
+        return cls(name=name, platform=device.platform.value, address=str(device.address), port=device.port,
+                   username=creds.username, password=creds.password, secret=creds.secret, root=inv.root,
+                   known_hosts=known_hosts or inv.path(inv.defaults.ssh.known_hosts))
+
+
+# --- the session -----------------------------------------------------------------------------
+
+
+def _kind_of(exc: BaseException) -> tuple[str, str]:
+    """A netmiko/paramiko/socket exception as (kind, message for people)."""
+    text = str(exc).strip()
+    if isinstance(exc, DeviceError):
+        return exc.kind, text
+    if isinstance(exc, NetmikoAuthenticationException | paramiko.AuthenticationException):
+        return "auth_failed", "authentication failed (user name or password refused)"
+    if isinstance(exc, paramiko.BadHostKeyException) or "does not match" in text:
+        return "host_key", "host key CHANGED (not the one in known_hosts): possible impersonation, not connecting"
+    if "not found in known_hosts" in text:
+        return "host_key", "unknown host key: add it to the known_hosts file or run with trust-on-first-use"
+    if isinstance(exc, ConfigInvalidException):
+        return "rejected", text
+    if isinstance(exc, NetmikoTimeoutException):
+        if "TCP connection" in text or "DNS failure" in text:
+            return "unreachable", text.splitlines()[0]
+        return "timeout", " ".join(text.split())[:300]
+    if isinstance(exc, ReadTimeout | socket.timeout | TimeoutError):
+        return "timeout", " ".join(text.split())[:300] or "no answer in time"
+    if isinstance(exc, OSError | EOFError | paramiko.SSHException | ReadException):
+        return "session_lost", f"the session ended unexpectedly ({type(exc).__name__}: {text or 'closed'})"
+    return "error", f"{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def _named(action: str) -> Iterator[None]:
+    """Turn any failure inside into a DeviceError saying what was being done."""
+    try:
+        yield
+    except DeviceError:
+        raise
+    except Exception as exc:
+        kind, message = _kind_of(exc)
+        raise DeviceError(kind, f"{action}: {message}") from exc
+
+
+class DeviceSession:
+    """One CLI session to one device. Use as a context manager; `open()` is idempotent."""
+
+    def __init__(self, target: DeviceTarget, *, trust_on_first_use: bool = False,
+                 connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
+                 delay_factor: float = DELAY_FACTOR) -> None:
+        self.target = target
+        self.cli = cli(target.platform)
+        self.trust_on_first_use = trust_on_first_use
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.delay_factor = delay_factor
+        self.conn: Any = None
+        self._prompt_re = re.compile(self.cli.config_prompt)
+        self._error_re = re.compile(self.cli.error_pattern, re.M)
+        self._leave_order = list(self.cli.leave_config)
+
+    # context manager
+    def __enter__(self) -> DeviceSession:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _ssh_client(self) -> paramiko.SSHClient:
+        """A paramiko client that knows the device's recorded host key and refuses any other."""
+        client = paramiko.SSHClient()
+        t = self.target
+        lookup = t.address if t.port == 22 else f"[{t.address}]:{t.port}"
+        for keytype, key in (_KnownHosts.get(t.known_hosts).lookup(lookup) or {}).items():
+            client.get_host_keys().add(lookup, keytype, key)
+        client.set_missing_host_key_policy(
+            _TrustOnFirstUse(t.known_hosts) if self.trust_on_first_use else paramiko.RejectPolicy())
+        return client
+
+    def open(self) -> DeviceSession:
+        if self.conn is not None:
+            return self
+        t = self.target
+        with _named(f"cannot read the credentials of {t.name}"):
+            password = t.password.resolve(t.root)
+            secret = t.secret.resolve(t.root) if t.secret is not None else ""
+        params = dict(device_type=self.cli.device_type, host=t.address, port=t.port, username=t.username,
+                      password=password, secret=secret, use_keys=False, allow_agent=False, fast_cli=True,
+                      global_delay_factor=self.delay_factor, conn_timeout=self.connect_timeout,
+                      banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
+                      ssh_strict=True, auto_connect=False, global_cmd_verify=self.cli.cmd_verify)
+        with _named(f"cannot open a session to {t.name} ({t.address}:{t.port})"):
+            conn = ConnectHandler(**params)
+            conn._build_ssh_client = self._ssh_client  # host keys from our known_hosts, cached
+            try:
+                conn._open()
+            except Exception:
+                conn.disconnect()
+                raise
+        self.conn = conn
+        del password, secret
+        if self.cli.device_type in ("cisco_ios",):
+            self._enable()
+        return self
+
+    def _enable(self) -> None:
+        """Privileged mode where the prompt says we are not in it (an empty enable secret is sent as
+        it is: some devices accept that)."""
+        with _named("cannot enter privileged mode"):
+            if not self.conn.check_enable_mode():
+                self.conn.enable()
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        with suppress(Exception):  # closing a dead session must not hide why it died
+            conn.disconnect()
+
+    @property
+    def alive(self) -> bool:
+        try:
+            return self.conn is not None and bool(self.conn.is_alive())
+        except Exception:
+            return False
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def command(self, command: str, read_timeout: float | None = None) -> str:
+        """Run one exec-mode command and return its output (prompt and echo stripped)."""
+        self.open()
+        with _named(f"{command!r} failed"):
+            return self.conn.send_command(command, read_timeout=read_timeout or self.read_timeout)
+
+    def running_config(self) -> str:
+        """The running configuration exactly as the device printed it."""
+        return self.command(self.cli.show_running)
+
+    def config_text(self) -> str:
+        """The running configuration as configuration lines only (see PlatformCLI.config_text)."""
+        return self.cli.config_text(self.running_config())
+
+    # --- configuring --------------------------------------------------------------------------
+
+    def prompt(self) -> str:
+        with _named("cannot read the prompt"):
+            return self.conn.find_prompt()
+
+    def in_config_mode(self) -> bool:
+        return bool(self._prompt_re.search(self.prompt()))
+
+    def configure(self, lines: Iterable[str], *, enter: str | None = None, leave: bool = True) -> str:
+        """Send configuration lines, each read up to its prompt; the first rejected line raises
+        DeviceError(kind="rejected") naming it. `enter` replaces the command that enters
+        configuration mode (e.g. IOS's `configure terminal revert timer 10`)."""
+        self.open()
+        lines = [line for line in lines if line.strip()]
+        for line in lines:
+            if re.search(r"[\x00-\x1f\x7f]", line):
+                raise DeviceError("error", f"refusing a configuration line with a control character: {line!r}")
+        output = ""
+        with _named("entering configuration mode failed"):
+            output += self.conn.config_mode(enter or self.cli.enter_config)
+        if self._error_re.search(output):
+            raise DeviceError("rejected", f"{enter or self.cli.enter_config!r} was rejected: "
+                                          f"{self._error_re.search(output).group(0).strip()}")
+        try:
+            with _named("sending configuration failed"):
+                output += self.conn.send_config_set(
+                    lines, enter_config_mode=False, exit_config_mode=False, error_pattern=self.cli.error_pattern,
+                    read_timeout=self.read_timeout, cmd_verify=self.cli.cmd_verify,
+                    terminator=r"[\]#]" if self.cli.device_type != "cisco_ios" else r"#")
+        except DeviceError as exc:
+            if exc.kind == "rejected":
+                raise DeviceError("rejected", _rejected_message(str(exc))) from exc
+            raise
+        if leave:
+            output += self.leave_config()
+        return output
+
+    def send_in_config(self, command: str) -> str:
+        """One line in configuration mode (entered if needed), its answer checked like `configure`'s."""
+        return self.configure([command], leave=False)
+
+    def leave_config(self) -> str:
+        """Back to exec mode: the platform's leave commands in order while the prompt still says
+        configuration mode; a 'commit first?' question is answered no (nothing half-done is kept)."""
+        output = ""
+        with _named("leaving configuration mode failed"):
+            for _ in range(8):
+                if not self._prompt_re.search(self.conn.find_prompt()):
+                    return output
+                for command in list(self._leave_order):
+                    answer = self._answering(command)
+                    output += answer
+                    if not self._prompt_re.search(self.conn.find_prompt()):
+                        return output
+                    if not self._error_re.search(answer):
+                        break  # accepted, but only one level up: repeat it
+                    # Refused: this device does not know it; try it last from now on.
+                    self._leave_order.remove(command)
+                    self._leave_order.append(command)
+        raise DeviceError("error", f"still in configuration mode after {', '.join(self.cli.leave_config)}")
+
+    def _answering(self, command: str) -> str:
+        """Send a command; if the device asks a Y/N question, give the platform's answer."""
+        conn = self.conn
+        question = self.cli.leave_question
+        pattern = rf"(?:{question})|[\]>#]\s*$" if question else r"[\]>#]\s*$"
+        conn.write_channel(conn.normalize_cmd(command))
+        out = conn.read_until_pattern(pattern=pattern, read_timeout=self.read_timeout, re_flags=re.M)
+        if question and re.search(question, out):
+            conn.write_channel(conn.normalize_cmd(self.cli.leave_answer))
+            out += conn.read_until_pattern(pattern=r"[\]>#]\s*$", read_timeout=self.read_timeout, re_flags=re.M)
+        return out
+
+    def exec_checked(self, command: str, answer_pattern: str = "", answer: str = "") -> str:
+        """An exec-mode (or current-mode) command whose answer must not match the error pattern;
+        an optional question is answered. Raises DeviceError(kind="rejected") otherwise."""
+        self.open()
+        conn = self.conn
+        with _named(f"{command!r} failed"):
+            prompt_re = r"[\]>#]\s*$"
+            pattern = f"(?:{answer_pattern})|{prompt_re}" if answer_pattern else prompt_re
+            conn.write_channel(conn.normalize_cmd(command))
+            out = conn.read_until_pattern(pattern=pattern, read_timeout=self.read_timeout, re_flags=re.M)
+            if answer_pattern and re.search(answer_pattern, out):
+                conn.write_channel(conn.normalize_cmd(answer))
+                out += conn.read_until_pattern(pattern=prompt_re, read_timeout=self.read_timeout, re_flags=re.M)
+        match = self._error_re.search(out)
+        if match:
+            raise DeviceError("rejected", f"{command!r} was rejected: {match.group(0).strip()}")
+        return out
+
+    def save(self) -> str:
+        """Write the running configuration to the startup configuration (answering its question)."""
+        save = self.cli.save
+        with _named("leaving configuration mode before saving failed"):
+            if self.in_config_mode():
+                self.leave_config()
+        return self.exec_checked(save["command"], save.get("question", ""), save.get("answer", ""))
+
+
+def _rejected_message(text: str) -> str:
+    """netmiko's 'Invalid input detected at command: X, matched error: Y' as a message for people."""
+    m = re.search(r"at command: (.*), matched error: (.*)", text, re.S)
+    if not m:
+        return text
+    return f"the device rejected {m.group(1).strip()!r}: {m.group(2).strip()}"
+
+
+def open_session(inv: Inventory, name: str, **options: Any) -> DeviceSession:
+    """A session to an inventory device (open it with `with`)."""
+    return DeviceSession(DeviceTarget.of(inv, name, options.pop("known_hosts", None)), **options)
