@@ -159,6 +159,8 @@ class Config:
         refused = []
         stack: list[tuple[int, list[str]]] = [(-1, [])]
         closers = {r.closer for v in self.grammar.views.values() for r in v.rules if r.closer}
+        # the header and footer the device prints are not configuration (Comware's ` version 7.1...`)
+        framing = {f.strip() for f in (self.grammar.header + "\n" + self.grammar.footer).splitlines() if f.strip()}
         for raw in text.splitlines():
             line = raw.strip()
             if not line:
@@ -168,7 +170,7 @@ class Config:
                 if indent == 0 and line == "#":
                     stack = [(-1, [])]
                 continue
-            if line.startswith("!") or (indent == 0 and line in ("return", "end")) or line in closers:
+            if line.startswith("!") or line in framing or line in closers:
                 continue
             if re.match(r"(Building configuration|Current configuration :)", line):
                 continue
