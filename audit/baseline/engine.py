@@ -62,8 +62,9 @@ def evaluate(evidence: Any, level: int, params: dict[str, Any], catalog: Catalog
     rows = []
     for item in catalog.items_at(level):
         clause = item.clause_at(level)
-        if item.not_applicable:
-            rows.append(Row(item.id, clause, item.test_id, "-", NOT_APPLICABLE, item.not_applicable["en"], (), False))
+        not_applicable = item.not_applicable_for(kind)
+        if not_applicable:
+            rows.append(Row(item.id, clause, item.test_id, "-", NOT_APPLICABLE, not_applicable["en"], (), False))
             continue
         for check_id in item.checks:
             chk = checks_module.REGISTRY[check_id]

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from audit.baseline import checks as checks_module
+from audit.baseline import device_checks  # noqa: F401  (registers the device.* checks the catalog names)
 
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog.yaml"
@@ -36,6 +37,10 @@ class Item:
     levels: tuple[int, ...]
     checks: tuple[str, ...] = ()
     not_applicable: dict[str, str] | None = None
+    not_applicable_to: dict[str, dict[str, str]] | None = None  # per kind of target: {"device": {zh, en}}
+
+    def not_applicable_for(self, kind: str) -> dict[str, str] | None:
+        return (self.not_applicable_to or {}).get(kind) or self.not_applicable
 
     def clause_at(self, level: int) -> str:
         return self.clause.get(level) or self.id
@@ -87,7 +92,7 @@ def load_catalog(path: Path = CATALOG) -> Catalog:
         item = Item(id=_need(raw, "id", where), clause={int(k): v for k, v in _need(raw, "clause", where).items()},
                     test_id=raw.get("test_id", ""), topic=_need(raw, "topic", where), text=_need(raw, "text", where),
                     levels=tuple(_need(raw, "levels", where)), checks=tuple(raw.get("checks", ())),
-                    not_applicable=raw.get("not_applicable"))
+                    not_applicable=raw.get("not_applicable"), not_applicable_to=raw.get("not_applicable_to"))
         where = f"{path}: item {item.id}"
         if item.id in seen:
             raise CatalogError(f"{where}: defined twice")
@@ -98,6 +103,9 @@ def load_catalog(path: Path = CATALOG) -> Catalog:
             raise CatalogError(f"{where}: text and topic need zh and en")
         if not item.checks and not item.not_applicable:
             raise CatalogError(f"{where}: needs checks or a not_applicable reason")
+        for kind, reason in (item.not_applicable_to or {}).items():
+            if not isinstance(reason, dict) or set(reason) != {"zh", "en"}:
+                raise CatalogError(f"{where}: not_applicable_to.{kind} needs zh and en")
         for c in item.checks:
             if c not in checks_module.REGISTRY:
                 raise CatalogError(f"{where}: unknown check {c!r}")

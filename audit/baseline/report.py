@@ -61,6 +61,8 @@ class BaselineReport:
         return {i.id: i for i in self.catalog.items}
 
     def system_of(self, host: str) -> str:
+        if host in self.inv.devices and host not in self.inv.hosts:  # devices carry many systems: their own group
+            return t("baseline.devices", self.lang)
         s = self.inv.owner(host)
         return s.id if s else ""
 

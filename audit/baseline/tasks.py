@@ -1,4 +1,5 @@
-"""`invoke baseline.*`: the graded-protection (等保 2.0) host baseline: check, report, remediate."""
+"""`invoke baseline.*`: the graded-protection (等保 2.0) baseline of hosts and network devices: check, report,
+remediate."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from collections import Counter
 from invoke import task
 from rich.table import Table
 
+from audit.baseline import devices as device_path
 from audit.baseline import engine, model
 from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, PASS
-from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
+from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory, out_dir
 from jiyue.store import Store
 
 PROFILE_HELP = "profile: level2, level3 or a YAML file overriding catalog parameters (default: level3's)"
@@ -38,18 +40,21 @@ def _level(level) -> int | None:
             "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
 def check(c, inventory=None, limit=None, store=None, level=None, profile=None, workers=100, timeout=60,
           trust_on_first_use=False):
-    """Check every host against its level's baseline over SSH (read-only, one session each); store the run."""
+    """Check every host and network device against its level's baseline over SSH (read-only, one session
+    each); store the run."""
     lv = _level(level)
     inv = load_inventory(inventory)
     hosts = limit_hosts(inv, limit)
+    devices = limit_devices(inv, limit)
     catalog, prof = _catalog_and_profile(profile, lv)
-    levels = engine.host_levels(inv, hosts, lv)
+    levels = {**engine.host_levels(inv, hosts, lv), **device_path.device_levels(inv, devices, lv)}
     if not any(levels.values()):
-        raise fail("none of the selected hosts belongs to a system of level 2 or 3: give --level 2 or --level 3")
+        raise fail("none of the selected hosts or devices belongs to (or carries) a system of level 2 or 3: "
+                   "give --level 2 or --level 3")
     options = engine.Options(workers=int(workers), timeout=float(timeout), trust_on_first_use=trust_on_first_use)
-    run_id, results, _ = engine.check(inv, hosts, prof, catalog, lv, options, store=Store(store))
+    run_id, results, _ = device_path.check(inv, hosts, devices, prof, catalog, lv, options, store=Store(store))
     table = Table(title=f"baseline run {run_id} (profile {prof.name})", title_justify="left")
-    for column in ("host", "level", "os", PASS, FAIL, NEEDS_EVIDENCE, "failed checks"):
+    for column in ("host / device", "level", "os / platform", PASS, FAIL, NEEDS_EVIDENCE, "failed checks"):
         table.add_column(column)
     failed_hosts = 0
     for r in results:
@@ -63,15 +68,20 @@ def check(c, inventory=None, limit=None, store=None, level=None, profile=None, w
                       f"[red]{counts[FAIL]}[/]" if counts[FAIL] else "0", str(counts[NEEDS_EVIDENCE]),
                       ", ".join(failed))
     console.print(table)
-    skipped = [h for h, v in levels.items() if not v]
+    skipped = [h for h, v in levels.items() if not v and h in inv.hosts]
     if skipped:
         console.print(f"{len(skipped)} hosts not checked: their system has no level 2 or 3 (use --level to check them)")
+    skipped = [d for d, v in levels.items() if not v and d in inv.devices]
+    if skipped:
+        console.print(f"{len(skipped)} devices not checked ({', '.join(skipped)}): they carry no system of level 2 "
+                      "or 3 (use --level to check them)")
     unreachable = [r for r in results if not r.ok]
-    console.print(f"{len(results) - len(unreachable)} hosts checked, {failed_hosts} with failed checks, "
+    console.print(f"{len(results) - len(unreachable)} hosts and devices checked, {failed_hosts} with failed checks, "
                   f"{len(unreachable)} not reachable. Evidence and remediation: invoke baseline.report; "
                   "fixable items: invoke baseline.remediate")
     if failed_hosts or unreachable:
-        raise fail(f"{failed_hosts} hosts fail their baseline, {len(unreachable)} could not be checked", code=PROBLEMS)
+        raise fail(f"{failed_hosts} hosts or devices fail their baseline, {len(unreachable)} could not be checked",
+                   code=PROBLEMS)
 
 
 @task(help={"inventory": HELP["inventory"], "store": HELP["store"], "out": HELP["out"], "lang": "zh (default) or en",

@@ -1,0 +1,145 @@
+"""The device path of the baseline: one read-only session per device, judged by the same engine.
+
+Each device's running configuration is read over netmiko through network/session.py (the one place
+jiyue opens device sessions: host keys verified, secrets kept out of messages), parsed with
+hier_config, and judged by `engine.evaluate(..., kind="device")` against the same catalog and
+profile as the hosts. Devices run in parallel through jiyue.runner with progress; an unreachable
+device is a result with its reason, never a stop. `check()` runs hosts and devices and stores them
+as one `baseline.check` run, so one report shows both.
+
+A device's level: `--level` when given, else the highest level (2 or 3) of the systems whose
+traffic it carries, because the device is inside each of those systems' assessment boundary: the
+systems of its own department and of its interfaces' departments, and of every device below it
+(whose `upstream` chain reaches it); a core device carries the whole city. A device that carries
+only unlevelled or level-1 systems is not checked unless `--level` says so (like hosts).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console
+
+from audit.baseline import engine
+from audit.baseline.device_checks import KIND as DEVICE_KIND
+from audit.baseline.device_evidence import DeviceEvidence
+from audit.baseline.model import Catalog, Profile
+from inventory.model import Device, DeviceRole, Inventory, SubnetKind
+from jiyue import runner
+from jiyue.runner import Result
+from jiyue.store import Store
+from network.session import open_session
+
+DEFAULT_OPTIONS = engine.Options()
+
+
+def _below(inv: Inventory, name: str) -> list[Device]:
+    """Devices whose upstream chain reaches `name` (loops in a bad inventory end the walk)."""
+    out = []
+    for device in inv.devices.values():
+        seen, up = {device.name}, device.upstream
+        while up and up not in seen:
+            if up == name:
+                out.append(device)
+                break
+            seen.add(up)
+            up = inv.devices[up].upstream if up in inv.devices else None
+    return out
+
+
+def _departments(device: Device) -> set[str]:
+    return {d for d in (device.department, *(i.department for i in device.interfaces)) if d}
+
+
+def carried_departments(inv: Inventory, name: str) -> set[str]:
+    device = inv.devices[name]
+    if device.role == DeviceRole.core:
+        return {s.department for s in inv.systems.values()}
+    out = _departments(device)
+    for below in _below(inv, name):
+        out |= _departments(below)
+    return out
+
+
+def device_levels(inv: Inventory, names: list[str], level: int | None) -> dict[str, int | None]:
+    """Each device's level: --level when given, else the highest level of the systems it carries (2 or 3)."""
+    out: dict[str, int | None] = {}
+    for name in names:
+        if level:
+            out[name] = level
+            continue
+        departments = carried_departments(inv, name)
+        levels = [s.protection.level for s in inv.systems.values() if s.department in departments and s.protection]
+        best = max(levels, default=None)
+        out[name] = best if best in (2, 3) else None
+    return out
+
+
+def management_networks(inv: Inventory) -> list[str]:
+    """Where management logins may come from: the inventory's management subnets."""
+    return [str(s.prefix) for s in inv.subnets.values() if s.kind == SubnetKind.management]
+
+
+def read_config(inv: Inventory, name: str, options: engine.Options = DEFAULT_OPTIONS) -> tuple[str, float]:
+    """The device's running configuration, read in one session (no configuration mode entered)."""
+    began = time.monotonic()
+    with open_session(inv, name, trust_on_first_use=options.trust_on_first_use,
+                      connect_timeout=min(10.0, options.timeout), read_timeout=options.timeout) as session:
+        raw = session.running_config()
+    return raw, time.monotonic() - began
+
+
+def judge_device(name: str, platform: str, config: str, level: int, params: dict[str, Any], catalog: Catalog,
+                 context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One device's verdicts, shaped like a host's (level, os, rows) so reports treat both alike."""
+    ev = DeviceEvidence(name, platform, config, context)
+    rows = engine.evaluate(ev, level, params, catalog, kind=DEVICE_KIND)
+    return {"kind": DEVICE_KIND, "level": level, "platform": platform, "os": ev.label,
+            "rows": [asdict(r) for r in rows]}
+
+
+def check_devices(inv: Inventory, names: list[str], profile: Profile, catalog: Catalog, level: int | None = None,
+                  options: engine.Options = DEFAULT_OPTIONS, console: Console | None = None,
+                  progress: bool = True) -> tuple[list[Result], dict[str, int | None]]:
+    """Every device that has a level, in parallel; not stored (see `check`)."""
+    levels = device_levels(inv, names, level)
+    targets = [n for n in names if levels[n]]
+    params = profile.params(catalog)
+    context = {"management_networks": management_networks(inv)}
+
+    def one(name: str) -> dict[str, Any]:
+        raw, seconds = read_config(inv, name, options)
+        device = inv.devices[name]
+        value = judge_device(name, device.platform.value, raw, levels[name], params, catalog, context)
+        value.update(address=str(device.address), site=device.site, role=device.role.value,
+                     collect_seconds=round(seconds, 3))
+        return value
+
+    results = runner.run(targets, one, workers=options.workers, label="baseline devices", console=console,
+                         progress=progress) if targets else []
+    return results, levels
+
+
+def check(inv: Inventory, hosts: list[str], devices: list[str], profile: Profile, catalog: Catalog,
+          level: int | None = None, options: engine.Options = DEFAULT_OPTIONS, store: Store | None = None,
+          console: Console | None = None, progress: bool = True
+          ) -> tuple[int | None, list[Result], dict[str, int | None]]:
+    """Hosts (the fleet path) then devices, stored as one baseline run; levels of both by name."""
+    host_results: list[Result] = []
+    levels: dict[str, int | None] = {}
+    if hosts:
+        _, host_results, levels = engine.check(inv, hosts, profile, catalog, level, options, store=None,
+                                               console=console, progress=progress)
+    device_results, dlevels = check_devices(inv, devices, profile, catalog, level, options, console, progress)
+    levels.update(dlevels)
+    results = host_results + device_results
+    run_id = None
+    if store is not None:
+        params = profile.params(catalog)
+        run_id = store.record(engine.KIND, results, inventory=str(inv.root),
+                              params={"profile": profile.name, "level": level,
+                                      "hosts": len(host_results), "devices": len(device_results),
+                                      "parameters": params})
+    return run_id, results, levels
