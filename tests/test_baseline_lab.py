@@ -124,3 +124,23 @@ def test_reports_from_the_stored_run(inventory_levels, demo, catalog, tmp_path):
     assert data["run"] == run_id and set(data["hosts"]) == {r.target for r in results}
     html = (tmp_path / "baseline.html").read_text()
     assert "<script" not in html and "<svg" in html and "不符合" in html
+
+
+def test_testinfra_path_gives_the_fleet_paths_verdicts(all_level3, demo, lab, tmp_path):
+    """`pytest --hosts=…` on the generated suite agrees with the fleet path, check by check."""
+    import subprocess
+
+    from audit.baseline import testinfra as suite
+
+    names = ["dsj-zwfw-app1", "fgw-xyxx-app1", "dxjyj-zhxy-app1", "zjj-wxzj-app1", "jyj-web-app1", "dsj-zwfw-db1"]
+    address = {n: str(demo.hosts[n].address) for n in names}
+    config = suite.ssh_config(tmp_path / "ssh_config", lab.key, lab.known_hosts)
+    junit = tmp_path / "junit.xml"
+    proc = subprocess.run(suite.command(list(address.values()), config, junit, level=3,
+                                        inventory=str(demo.root)), capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # failed checks fail their tests
+    testinfra = suite.verdicts(junit)
+    fleet = {(address[r.target], row["item"], row["check"]): row["status"]
+             for r in all_level3 if r.target in names for row in r.value["rows"]}
+    assert len(fleet) > 6 * 40
+    assert testinfra == fleet

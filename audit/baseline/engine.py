@@ -15,6 +15,7 @@ parameters and the catalog give the result rows. Where the evidence comes from d
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -114,6 +115,24 @@ def collect_facts(target: ssh.Target, options: Options = Options()) -> dict[str,
         raise ssh.SSHError("error", f"the baseline script's output is incomplete (exit {out.exit_status}): "
                                     f"{out.stderr.decode('utf-8', 'replace')[:200]}")
     facts["collect_seconds"] = round(out.elapsed, 3)
+    return facts
+
+
+# The testinfra path runs each probe as its own command, as a testinfra test would (Processes and
+# Sockets share one: Sockets names each socket's process from the pids Processes finds).
+PROBE_GROUPS: tuple[tuple[str, ...], ...] = tuple(
+    (("processes", "sockets") if p.name == "processes" else (p.name,)) for p in PROBES
+    if p.name not in ("clock", "sockets"))
+
+
+def collect_facts_by_commands(run: Callable[[str], str]) -> dict[str, Any]:
+    """Evidence gathered one probe per command through `run(shell_text) -> stdout` (e.g. a testinfra
+    host's `run`); each command carries the clock probe, so times are read in the host's zone."""
+    by_name = {p.name: p for p in PROBES}
+    facts: dict[str, Any] = {}
+    for group in PROBE_GROUPS:
+        sc = Script(secrets.token_hex(8), Context(), probes=(by_name["clock"], *(by_name[n] for n in group)))
+        facts.update(sc.parse(run(sc.text).encode()))
     return facts
 
 

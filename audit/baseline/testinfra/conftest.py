@@ -1,0 +1,33 @@
+"""Options and parametrisation of the baseline's testinfra suite (see test_baseline.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.baseline import model
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("jiyue baseline")
+    group.addoption("--baseline-level", default="3", choices=("2", "3"), help="level to judge the hosts at")
+    group.addoption("--baseline-profile", default=None, help="level2, level3 or a profile YAML file")
+    group.addoption("--baseline-inventory", default=None,
+                    help="inventory directory: the hosts' declared service ports count as declared")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per (requirement, check) of the level, straight from the catalog."""
+    if "row" in metafunc.fixturenames:
+        catalog = model.load_catalog()
+        level = int(metafunc.config.getoption("--baseline-level"))
+        rows = [(item.id, c) for item in catalog.items_at(level) for c in (item.checks or ("-",))]
+        metafunc.parametrize("row", rows, ids=[f"{i.replace(' ', '')}-{c}" for i, c in rows])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist's `--dist loadgroup`, every test of one host runs in the same worker, so a
+    worker gathers a host's evidence once."""
+    for item in items:
+        host = getattr(item, "callspec", None) and item.callspec.params.get("_testinfra_host")
+        if host is not None:
+            item.add_marker(pytest.mark.xdist_group(host.backend.get_hostname()))
