@@ -425,17 +425,12 @@ class Session:
         return f"{pad}^\n{text}" + ("\n" if self.style in ("cisco", "ruijie") else "")
 
     def unknown(self, line: str) -> str:
-        view = self.grammar.view(self.grammar.root)
+        """An exec command the device does not have: the caret goes under the first word it does not know."""
         words = line.split(" ")
-        kind = "unrecognized"
-        caret = 0
-        # an exec command mistyped after a known first word still points past that word
-        if words[0] in ("display", "show", "save", "write", "copy", "configure", "terminal", "screen-length",
-                        "system-view", "commit", "rollback", "archive", "configuration", "enable"):
-            caret = len(words[0]) + 1 if len(words) > 1 else len(line)
-            kind = "wrong_parameter" if len(words) > 1 else "incomplete"
-        del view
-        return self.error(line, kind, caret)
+        known = ("display", "show", "save", "write", "copy", "configure", "terminal", "screen-length", "commit",
+                 "rollback", "archive", "configuration", "enable", "abort")
+        caret = len(words[0]) + 1 if words[0] in known and len(words) > 1 else 0
+        return self.error(line, "unrecognized", caret)
 
     # --- exec (user view / privileged EXEC) ------------------------------------------------------
 
