@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hier_config import Platform as HCPlatform
@@ -198,18 +199,24 @@ def test_weak_baseline_devices_are_seeded_as_recorded(demo):
 
 def test_demo_devices_answer_netmiko_with_verified_host_keys(lab, demo):
     sim = netsim(lab)
-    for device in demo.devices.values():
+
+    def show(device) -> str:
         creds = demo.credentials_for(device)
-        platform = device.platform.value
         conn = ConnectHandler(device_type=device.platform.netmiko_device_type, host=str(device.address),
                               username=creds.username, password=creds.password.resolve(demo.root),
                               ssh_strict=True, system_host_keys=False, alt_host_keys=True,
                               alt_key_file=str(lab.known_hosts), conn_timeout=10,
-                              **({"global_cmd_verify": True} if platform == "hp_comware" else {}))
+                              **({"global_cmd_verify": True} if device.platform == "hp_comware" else {}))
         try:
-            shown = conn.send_command(SHOW_RUN[platform])
+            return conn.send_command(SHOW_RUN[device.platform.value])
         finally:
             conn.disconnect()
+
+    devices = list(demo.devices.values())
+    with ThreadPoolExecutor(len(devices)) as pool:
+        shown_all = list(pool.map(show, devices))
+    for device, shown in zip(devices, shown_all, strict=True):
+        platform = device.platform.value
         assert shown.strip() == sim.running_config(device.name).strip(), device.name
         parsed = get_hconfig(HC[platform], hier_config_text(platform, shown))
         vlan_interfaces = [i.name for i in device.interfaces if i.vlan and not i.golden_network]
@@ -229,6 +236,12 @@ def test_lab_status_lists_the_devices(lab, demo):
 # --- every platform: show, config with error_pattern, negation, save ------------------------------------------
 
 
+ENTER = {"huawei_vrp": "system-view", "huawei_vrpv8": "system-view", "hp_comware": "system-view",
+         "cisco_ios": "configure terminal", "ruijie_os": "configure terminal"}
+LEAVE = {"huawei_vrp": "return", "huawei_vrpv8": "return", "hp_comware": "return", "cisco_ios": "end",
+         "ruijie_os": "end"}
+
+
 @pytest.mark.parametrize("platform", PLATFORMS)
 def test_config_rejects_show_and_save(sims, platform):
     sim, spec = fresh(sims, platform)
@@ -239,17 +252,17 @@ def test_config_rejects_show_and_save(sims, platform):
         if platform == "huawei_vrpv8":
             assert "[*" in conn.find_prompt()  # uncommitted
             assert "Vlanif120" not in sim.running_config(spec.name)
-            conn.commit()
-        else:
-            conn.exit_config_mode()
+            conn.send_config_set(["commit"], enter_config_mode=False, error_pattern=ERROR[platform])
+        conn.exit_config_mode()
         shown = conn.send_command(SHOW_RUN[platform])
         for line in EXPECTED[platform]:
             assert line in shown.splitlines(), line
         assert "frobnicate" not in shown
         assert "description fgw extranet" in shown
-        conn.send_config_set(NEGATE[platform], error_pattern=ERROR[platform])
-        if platform == "huawei_vrpv8":
-            conn.commit()
+        # netmiko's checks of the config mode cost 2 s each on Huawei and Ruijie: enter and leave by hand here
+        commit = ["commit"] if platform == "huawei_vrpv8" else []
+        conn.send_config_set([ENTER[platform], *NEGATE[platform], *commit, LEAVE[platform]], enter_config_mode=False,
+                             exit_config_mode=False, error_pattern=ERROR[platform])
         assert "description fgw extranet" not in sim.running_config(spec.name)
         assert sim.startup_config(spec.name) != sim.running_config(spec.name)
         conn.save_config()
@@ -317,21 +330,23 @@ def test_vrp8_two_stage_commit_trial_and_rollback(sims):
         conn.read_until_pattern(r"<t-vrp8>")
         assert "LoopBack1" not in sim.running_config(name)
         # commit trial, not confirmed: rolled back by the device
-        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60"])
+        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60"])  # enters system view
         assert "interface LoopBack2" in sim.running_config(name)
         assert [d["pending_rollback"] for d in sim.status() if d["name"] == name] == ["trial"]
         assert wait_for(lambda: "LoopBack2" not in sim.running_config(name))
         assert "automatic rollback (trial)" in sim.command_log(name)
         # commit trial, then commit: confirmed, nothing pending
-        conn.send_config_set(["interface LoopBack3", "description confirmed", "commit trial 60", "commit"])
+        # VRP8's driver stays in system view: no need to check the mode again
+        conn.send_config_set(["interface LoopBack3", "description confirmed", "commit trial 60", "commit"],
+                             enter_config_mode=False)
         assert [d["pending_rollback"] for d in sim.status() if d["name"] == name] == [None]
         # abort trial goes back at once
-        conn.send_config_set(["interface LoopBack4", "commit trial 60", "abort trial"])
+        conn.send_config_set(["interface LoopBack4", "commit trial 60", "abort trial"], enter_config_mode=False)
         assert "LoopBack4" not in sim.running_config(name)
         assert "interface LoopBack3" in sim.running_config(name)
         # rollback configuration last 1, in user view, undoes the last commit point
-        conn.send_config_set(["interface LoopBack5"])
-        conn.commit()
+        conn.send_config_set(["interface LoopBack5"], enter_config_mode=False)
+        conn.commit()  # netmiko's own commit, which returns to user view
         assert "interface LoopBack5" in sim.running_config(name)
         conn.send_command("rollback configuration last 1", expect_string=r"<t-vrp8>")
         assert "LoopBack5" not in sim.running_config(name) and "interface LoopBack3" in sim.running_config(name)
@@ -425,7 +440,7 @@ def test_fault_drops_the_session_mid_push(sims):
     conn = connect(sim, spec)
     lines = ["interface Loopback7", "description first", "ipv6 enable", "ipv6 address 2001:db8::7/64", "exit"]
     with pytest.raises((ReadTimeout, OSError, EOFError)):
-        conn.send_config_set(lines, read_timeout=3)
+        conn.send_config_set(lines, read_timeout=2)
     conn.disconnect()
     running = sim.running_config(spec.name)
     assert "description first" in running and "ipv6 enable" in running and "2001:DB8::7" not in running
@@ -435,7 +450,7 @@ def test_fault_drops_the_session_mid_push(sims):
     sim.set_faults(spec.name, drop_after=2)
     conn = connect(sim, spec)
     with pytest.raises((ReadTimeout, OSError, EOFError)):
-        conn.send_config_set([*lines[:4], "commit"], read_timeout=3)
+        conn.send_config_set([*lines[:4], "commit"], read_timeout=2)
     conn.disconnect()
     assert sim.running_config(spec.name) == before
     assert "dropping the session" in sim.command_log(spec.name)
