@@ -27,7 +27,8 @@ from typing import Any
 
 import paramiko
 
-from tests.lab.netsim.device import Device, DeviceSpec, Session
+from tests.lab.netsim.device import Device, DeviceSpec
+from tests.lab.netsim.session import Session
 
 log = logging.getLogger("netsim")
 
@@ -118,7 +119,7 @@ class Listener:
 
 def shell(device: Device, channel: paramiko.Channel, user: str) -> None:
     """Run the CLI on one channel: echo what is typed, answer each line, print the prompt."""
-    session: Session = device.new_session(user)
+    session = Session(device, user)
     session.kill_hook = channel.get_transport().close
     device.log(session.sid, "login", f"{user} from {channel.getpeername()[0] if channel.getpeername() else '?'}")
 
