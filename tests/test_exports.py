@@ -13,6 +13,7 @@ from nornir import InitNornir
 
 from inventory import export
 from inventory.groups import all_groups, select
+from inventory.model import DeviceCredentials, SecretRef
 from jiyue import ansible
 from jiyue.ansible import tool
 
@@ -22,6 +23,17 @@ def exported(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports")
     for fmt in export.FORMATS:
         export.write(demo, fmt, sorted(demo.hosts), sorted(demo.devices), out)
+    return out / "inventory"
+
+
+@pytest.fixture(scope="module")
+def exported_env(demo, tmp_path_factory):
+    """The devices exported from the sample city with its password referenced by an environment variable
+    (the sample city itself references the file the lab writes)."""
+    creds = DeviceCredentials(username="netops", password=SecretRef(env="JIYUE_NET_PASSWORD"))
+    inv = demo.model_copy(update={"defaults": demo.defaults.model_copy(update={"device_credentials": creds})})
+    out = tmp_path_factory.mktemp("exports-env")
+    export.write(inv, "nornir", [], sorted(inv.devices), out)
     return out / "inventory"
 
 
@@ -76,7 +88,8 @@ def test_pyinfra_groups_match_ours(demo, exported):
     assert namespace["all_hosts"][0][1]["ssh_strict_host_key_checking"] == "yes"
 
 
-def test_nornir_loads_devices_and_resolves_passwords_at_load_time(demo, exported, monkeypatch):
+def test_nornir_loads_devices_and_resolves_passwords_at_load_time(demo, exported_env, monkeypatch):
+    exported = exported_env
     secret = "s3cret-from-env"
     monkeypatch.setenv("JIYUE_NET_PASSWORD", secret)
     nr = InitNornir(config_file=str(exported / "nornir" / "config.yaml"))
@@ -90,10 +103,10 @@ def test_nornir_loads_devices_and_resolves_passwords_at_load_time(demo, exported
     assert core.inventory.hosts
 
 
-def test_nornir_without_the_secret_says_which_variable(demo, exported, monkeypatch):
+def test_nornir_without_the_secret_says_which_variable(demo, exported_env, monkeypatch):
     monkeypatch.delenv("JIYUE_NET_PASSWORD", raising=False)
     with pytest.raises(LookupError, match="JIYUE_NET_PASSWORD"):
-        InitNornir(config_file=str(exported / "nornir" / "config.yaml"))
+        InitNornir(config_file=str(exported_env / "nornir" / "config.yaml"))
 
 
 def test_exports_are_stable(demo, tmp_path):

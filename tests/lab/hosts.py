@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from inventory.model import Host, Inventory
+from tests.lab.netsim.lab import DeviceStatus, devices_status, devices_up, netsim
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE = REPO / ".lab"
@@ -161,6 +162,7 @@ class Lab:
         self.key = self.state_dir / "ssh" / "id_ed25519"
         self.known_hosts = self.state_dir / "ssh" / "known_hosts"
         self._state_file = self.state_dir / "state.json"
+        self.started_devices: list[str] = []
 
     # --- paths ---------------------------------------------------------------------------------
 
@@ -242,6 +244,8 @@ class Lab:
 
         with ThreadPoolExecutor(workers) as pool:
             started = [n for n in pool.map(one, hosts) if n]
+        # The inventory's network devices: simulated, all in one process at their management addresses.
+        self.started_devices = devices_up(self, inv) if inv.devices else []
         self._write_known_hosts(state)
         return started
 
@@ -350,6 +354,7 @@ class Lab:
             addr = info["address"] if info["port"] == 22 else f"[{info['address']}]:{info['port']}"
             alias = name if info["port"] == 22 else f"[{name}]:{info['port']}"
             lines.append(f"{alias},{addr} {keytype} {key}")
+        lines += netsim(self).known_hosts_lines()  # the simulated devices' keys, for the network engine
         self.known_hosts.write_text("\n".join(lines) + "\n")
 
     # --- status, stop, down ---------------------------------------------------------------------
@@ -374,6 +379,10 @@ class Lab:
 
         with ThreadPoolExecutor(16) as pool:
             return list(pool.map(one, wanted))
+
+    def device_status(self, names: Iterable[str] | None = None) -> list[DeviceStatus]:
+        """Each simulated device: whether the simulator runs it and whether it answers SSH."""
+        return devices_status(self, None if names is None else list(names))
 
     def stop_host(self, name: str) -> None:
         """Stop one host's sshd and every process in its namespace (it becomes unreachable)."""

@@ -8,27 +8,33 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory
+from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory
 from jiyue.store import Store
 from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
+from tests.lab.netsim import NetsimError
 from tests.lab.seed import DEFAULT_SCENARIO, ScenarioError
 from tests.lab.seed import seed as seed_lab
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
 def up(c, inventory=None, limit=None):
-    """Start a network namespace with its own sshd for every inventory host (again: harmless)."""
+    """Start a network namespace with its own sshd for every inventory host, and a simulated device (SSH, the
+    vendor's CLI) for every inventory device (again: harmless)."""
     inv = load_inventory(inventory)
     names = limit_hosts(inv, limit)
-    inv = inv.model_copy(update={"hosts": {n: inv.hosts[n] for n in names}})
+    devices = limit_devices(inv, limit)
+    inv = inv.model_copy(update={"hosts": {n: inv.hosts[n] for n in names},
+                                 "devices": {n: inv.devices[n] for n in devices}})
     began = time.monotonic()
+    lab = Lab()
     try:
-        started = Lab().up(inv)
-    except LabError as exc:
+        started = lab.up(inv)
+    except (LabError, NetsimError, LookupError) as exc:
         raise fail(str(exc)) from None
     console.print(f"lab: {len(names)} hosts up ({len(started)} started, {len(names) - len(started)} already "
-                  f"running) in {time.monotonic() - began:.1f} s. See: invoke lab.status")
+                  f"running), {len(devices)} devices up ({len(lab.started_devices)} started) in "
+                  f"{time.monotonic() - began:.1f} s. See: invoke lab.status")
 
 
 @task
@@ -43,9 +49,10 @@ def down(c):
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
 def status(c, inventory=None, limit=None):
-    """Show each lab host: namespace, sshd and whether it answers SSH (exit 1 if any host is down)."""
+    """Show each lab host (namespace, sshd, SSH) and simulated device (exit 1 if any is down)."""
     inv = load_inventory(inventory)
-    statuses = Lab().status(limit_hosts(inv, limit))
+    lab = Lab()
+    statuses = lab.status(limit_hosts(inv, limit))
     table = Table(title="lab hosts", title_justify="left")
     for column in ("host", "address", "netns", "sshd pid", "ssh"):
         table.add_column(column)
@@ -54,11 +61,24 @@ def status(c, inventory=None, limit=None):
                       "[green]up[/]" if s.up else "[red]down[/]")
     console.print(table)
     down_hosts = [s.name for s in statuses if not s.up]
+    device_names = limit_devices(inv, limit)
+    if device_names:
+        devices = lab.device_status(device_names)
+        table = Table(title="lab devices (simulated)", title_justify="left")
+        for column in ("device", "platform", "address", "simulator", "ssh"):
+            table.add_column(column)
+        for d in devices:
+            table.add_row(d.name, d.platform, f"{d.address}:{d.port}", "yes" if d.running else "[red]no[/]",
+                          "[green]up[/]" if d.up else "[red]down[/]")
+        console.print(table)
+        down_hosts += [d.name for d in devices if not d.up]
+        statuses = [*statuses, *devices]
     if down_hosts:
-        console.print(f"{len(down_hosts)} of {len(statuses)} hosts are down. Start them with: invoke lab.up")
+        console.print(f"{len(down_hosts)} of {len(statuses)} hosts and devices are down. "
+                      "Start them with: invoke lab.up")
         raise fail(f"lab hosts down: {', '.join(down_hosts[:10])}{' …' if len(down_hosts) > 10 else ''}",
                    code=PROBLEMS)
-    console.print(f"all {len(statuses)} hosts up")
+    console.print(f"all {len(statuses)} hosts and devices up")
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
