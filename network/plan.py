@@ -172,7 +172,9 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
                 kept_addresses.append(a)
             else:
                 released.append(f"address {a.device} {a.interface} (VLAN {a.vlan}): {a.ipv4}, {a.ipv6}")
-        kept = previous.model_copy(update={"subnets": kept_subnets, "addresses": kept_addresses})
+        # the inventory's VPN and city blocks win; what the plan allocated must still fit them
+        kept = previous.model_copy(update={"subnets": kept_subnets, "addresses": kept_addresses,
+                                           "vpn_instance": ext.vpn_instance, "ipv4": ext.ipv4, "ipv6": ext.ipv6})
         problems = kept.check(inv)
         if problems:
             where = previous_path or "the previous plan"

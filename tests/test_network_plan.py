@@ -265,3 +265,50 @@ def test_the_command_line_plans_and_exits_2_on_bad_input(tmp_path):
     assert bad.returncode == 2
     assert "qs-jr1 VLAN321" in bad.stderr and "exhausted" in bad.stderr and "nothing was written" in bad.stderr
     assert plan_file.read_text(encoding="utf-8") == text  # the plan on disk is untouched
+
+
+def test_the_inventory_rules_for_the_network_fields_point_at_their_lines(tmp_path):
+    root = copy_city(tmp_path)
+
+    def bad_city(data):
+        ext = data["extranet"]
+        ext["departments"][0]["ipv4"] = "10.80.0.0/25"  # smaller than one VLAN subnet (/24)
+        ext["ospfv3"]["devices"] += ["swj-jr1", "nowhere", "sj-hx1"]
+
+    def bad_network(data):
+        device(data, "gaj-jr1")["upstream"] = "swj-jr1"
+        device(data, "rsj-jr1")["upstream"] = "rsj-jr1"
+        device(data, "qs-jr1")["upstream"] = "nowhere"
+
+    edit(root, "city.yaml", bad_city)
+    edit(root, "network.yaml", bad_network)
+    with pytest.raises(InventoryError) as info:
+        inventory.load(root)
+    found = {(p.path, p.message) for p in info.value.problems}
+    paths = {p for p, _ in found}
+    assert "extranet.departments[0].ipv4" in paths
+    assert any(p == "extranet.ospfv3.devices[4]" and "golden network 金税" in m for p, m in found)
+    assert any(p == "extranet.ospfv3.devices[5]" and "unknown device" in m for p, m in found)
+    assert any(p == "extranet.ospfv3.devices[6]" and "listed twice" in m for p, m in found)
+    assert any(p == "devices[gaj-jr1].upstream" and "golden network 金税" in m for p, m in found)
+    assert any(p == "devices[rsj-jr1].upstream" and "its own upstream" in m for p, m in found)
+    assert any(p == "devices[qs-jr1].upstream" and "unknown device 'nowhere'" in m for p, m in found)
+    assert all(p.line > 1 for p in info.value.problems)
+
+
+def test_a_new_city_block_under_an_existing_plan_is_refused(tmp_path):
+    root = copy_city(tmp_path)
+    before = build_plan(inventory.load(root))
+
+    def move(data):  # a new /14 and every share with it: nothing of the old plan fits
+        ext = data["extranet"]
+        ext["ipv4"] = "10.96.0.0/14"
+        ext["interconnect"]["ipv4"] = "10.99.255.0/24"
+        for a in ext["departments"]:
+            a["ipv4"] = a["ipv4"].replace("10.80.", "10.96.").replace("10.81.", "10.97.")
+
+    edit(root, "city.yaml", move)
+    moved = inventory.load(root)
+    with pytest.raises(PlanningError, match=r"subnets\[VLAN 110 \(szfb\)\]: 10.80.0.0/24 is outside"):
+        build_plan(moved, before)
+    assert any("the plan was made for the city blocks 10.80.0.0/14" in p for p in before.check(moved))

@@ -288,3 +288,40 @@ def test_vendor_rules(demo):
     with pytest.raises(vendor.VendorRuleError):
         vendor.acl_name(Platform.cisco_ios, "100")
     assert vendor.vpn_name(Platform.cisco_ios, "E" * 32) == "E" * 32
+
+
+# --- data, not code --------------------------------------------------------------------------------------
+
+
+def test_the_baseline_is_tuned_by_data_and_checked(demo, plan, tmp_path):
+    from network.render import DEFAULT_BASELINE, load_baseline
+
+    data = yaml.safe_load(DEFAULT_BASELINE.read_text(encoding="utf-8"))
+    data["idle_timeout_minutes"] = 5
+    data["acl"]["management"]["name"] = "OPS-ONLY"
+    tuned = tmp_path / "baseline.yaml"
+    tuned.write_text(yaml.safe_dump(data), encoding="utf-8")
+    r = render_device(demo, plan, "gaj-jr1", load_baseline(tuned))
+    assert " exec-timeout 5 0" in r.lines and " access-class OPS-ONLY in" in r.lines
+    data["idle_timeout_minutes"] = 0  # 0 disables the timeout: graded protection forbids it
+    tuned.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(RenderError, match="idle_timeout_minutes"):
+        load_baseline(tuned)
+    data["idle_timeout_minutes"] = 10
+    data["acl"]["management"]["number"] = 3001  # an advanced number where a basic ACL belongs
+    tuned.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(RenderError, match=r"sj-hj1 baseline acl.management: .*2000-2999"):
+        render_device(demo, plan, "sj-hj1", load_baseline(tuned))
+
+
+def test_without_management_services_the_baseline_cannot_be_rendered(demo, plan):
+    tampered = demo.model_copy(update={"extranet": demo.extranet.model_copy(update={"management": None})})
+    with pytest.raises(RenderError, match=r"extranet\.management"):
+        render_device(tampered, plan, "gaj-jr1")
+
+
+def test_a_golden_interface_beside_extranet_ones_is_left_alone(rendered):
+    r = rendered["rsj-jr1"]
+    assert "interface GigabitEthernet 0/2" not in r.lines and "GigabitEthernet0/2: golden network 金保" in r.skipped
+    county = rendered["dx-hj1"]
+    assert not any("GigabitEthernet1/0/24" in line for line in county.lines)
