@@ -240,7 +240,8 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
 
     subnets.sort(key=lambda s: (s.department is None, order.get(s.department, 0), s.vlan))
     addresses.sort(key=lambda a: a.key)
-    warnings = [f"{d.name}: not planned, part of the golden network {d.golden_network}"
+    warnings = [f"{d.name}：属于金字工程（{d.golden_network}），不参与规划 / {d.name}: not planned, part of the golden "
+                f"network {d.golden_network}"
                 for d in sorted(inv.devices.values(), key=lambda d: d.name) if d.golden_network]
     plan = AddressPlan(generated=now or datetime.now(UTC).replace(microsecond=0), inventory=Path(inv.root).name,
                        vpn_instance=ext.vpn_instance, ipv4=ext.ipv4, ipv6=ext.ipv6, subnets=subnets,
@@ -268,21 +269,21 @@ def read_previous(path: Path) -> AddressPlan | None:
                              + "; ".join(exc.problems) + " (fix it, or move it away to start afresh)"]) from None
 
 
-def write_plan(plan: AddressPlan, path: Path, previous: AddressPlan | None = None) -> Path:
-    """Save the plan; a plan equal to the previous one but for its time keeps that time (same inputs, same file)."""
+def keep_time(plan: AddressPlan, previous: AddressPlan | None) -> AddressPlan:
+    """A plan equal to the previous one but for its time keeps that time: same inputs, same file."""
     if previous is not None:
         dump = {**plan.model_dump(mode="json"), "generated": None}
         if dump == {**previous.model_dump(mode="json"), "generated": None}:
-            plan = plan.model_copy(update={"generated": previous.generated})
-    return save_plan(plan, path)
+            return plan.model_copy(update={"generated": previous.generated})
+    return plan
 
 
 def plan_inventory(inv: Inventory, path: Path | None = None) -> tuple[AddressPlan, Path]:
     """Plan against the file at `path` (default: network/plans/<inventory>.yaml) and write it back."""
     path = path or default_plan_path(inv)
     previous = read_previous(path)
-    plan = build_plan(inv, previous, previous_path=path)
-    return plan, write_plan(plan, path, previous)
+    plan = keep_time(build_plan(inv, previous, previous_path=path), previous)
+    return plan, save_plan(plan, path)
 
 
 def summary(plan: AddressPlan) -> Iterator[str]:
