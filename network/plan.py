@@ -8,9 +8,10 @@ them; a subnet of `interconnect.ipv4_prefix` and a /64 from `extranet.interconne
 on a VLAN gets the next free host address of the VLAN's subnet (::1, ::2, ... and .1, .2, ...).
 
 Allocation is first-fit in a fixed order (departments as the inventory lists them, then VLAN number;
-devices by role, core first, then by name), so the same inventory gives the same plan. The previous plan file is
-the memory: every entry it holds that the inventory still asks for is kept as it is, and only the rest
-is allocated around it, so adding a department, a VLAN or a device never renumbers anything. An entry
+devices by role, core first, then by name), so the same inventory gives the same plan. The previous
+plan file is the memory: every entry it holds that the inventory still asks for is kept as it is, and
+only the rest is allocated around it, so adding a department, a VLAN or a device never renumbers
+anything (keep the plan file in the city's own repository: this one ignores network/plans/). An entry
 the inventory no longer asks for is released (listed in the plan's `released`); one that no longer fits
 (its department's share was moved) is an error, never a silent renumbering.
 
