@@ -77,6 +77,8 @@ def commands(config: HConfig, platform: str | None = None) -> list[str]:
             for child in sorted(node.children):
                 emit(child)
             exit_text = node.sectional_exit
+            if exit_text == "exit" and platform is not None and cli(platform).section_exit:
+                exit_text = cli(platform).section_exit
             if exit_text:
                 out.append(exit_text)
 
@@ -110,13 +112,55 @@ class DeviceDiff:
         return not self.remediation
 
 
+def _node(config: HConfig | HConfigChild, path: Sequence[str]) -> HConfig | HConfigChild | None:
+    node: HConfig | HConfigChild | None = config
+    for text in path:
+        node = node.get_child(equals=text) if node is not None else None
+    return node
+
+
+def split_negations(target: HConfig) -> list[tuple[list[str], str]]:
+    """Take the intended negations (`undo telnet server enable`, `no ip http server`) out of `target`.
+
+    A rendered negation says what must *not* be configured, and a device does not print the absence
+    of a default-off command: such a line is met when the device shows it, or does not show its
+    positive form. Returned as (parent path, line)."""
+    negation = target.driver.negation_prefix
+    found = []
+    for child in list(target.all_children()):
+        if child.text.startswith(negation) and not child.children:
+            found.append((list(child.path())[:-1], child.text))
+            child.delete()
+    return found
+
+
+def negation_met(running: HConfig, path: Sequence[str], line: str) -> bool:
+    node = _node(running, path)
+    if node is None:
+        return True
+    positive = line.removeprefix(running.driver.negation_prefix)
+    return node.get_child(equals=line) is not None or node.get_child(equals=positive) is None
+
+
 def diff(device: str, platform: str, running_text: str, intended: str | Sequence[str]) -> DeviceDiff:
     """The scoped remediation from the running configuration to the intended lines."""
     running = parse(platform, running_text)
+    full = running.deep_copy()
     target = parse(platform, intended)
+    negations = split_negations(target)
     scoped(running, target)
     remediation = running.config_to_get_to(target).set_order_weight()
     rollback = target.config_to_get_to(running).set_order_weight()
+    for path, line in negations:
+        if not negation_met(full, path, line):
+            node: HConfig | HConfigChild = remediation
+            for text in path:
+                node = node.get_child(equals=text) or node.add_child(text)
+            node.add_child(line)
+            undo: HConfig | HConfigChild = rollback
+            for text in path:
+                undo = undo.get_child(equals=text) or undo.add_child(text)
+            undo.add_child(line.removeprefix(running.driver.negation_prefix))
     return DeviceDiff(device, platform, commands(remediation, platform), commands(rollback, platform),
                       indented(remediation))
 
@@ -135,18 +179,17 @@ def same_config(platform: str, a: str, b: str) -> bool:
 
 
 def missing_lines(platform: str, running_text: str, intended: str | Sequence[str]) -> list[str]:
-    """Intended lines the running configuration lacks (what verification after a push looks for)."""
+    """Intended lines the running configuration lacks (what verification after a push looks for);
+    an intended negation is missing while the device still shows its positive form."""
     running = parse(platform, running_text)
     target = parse(platform, intended)
-    missing = HConfig(running.driver)
+    missing = [" > ".join([*path, line]) for path, line in split_negations(target)
+               if not negation_met(running, path, line)]
     for child in target.all_children():
         path = list(child.path())
-        node: HConfig | HConfigChild | None = running
-        for text in path:
-            node = node.get_child(equals=text) if node is not None else None
-        if node is None:
-            missing.add_child(" > ".join(path))
-    return [c.text for c in missing.children]
+        if _node(running, path) is None:
+            missing.append(" > ".join(path))
+    return missing
 
 
 def golden_refusals(device_name: str, golden_interfaces: Iterable[str], lines: Iterable[str]) -> list[str]:

@@ -80,6 +80,9 @@ class AddressPlan(Model):
         ext = inv.extranet
         if ext is None:
             return ["the inventory has no extranet section, but a plan exists for it"]
+        if (self.ipv4, self.ipv6) != (ext.ipv4, ext.ipv6):
+            problems.append(f"the plan was made for the city blocks {self.ipv4} and {self.ipv6}; the inventory now "
+                            f"says {ext.ipv4} and {ext.ipv6}")
         shares = {a.department: a for a in ext.departments}
         seen: dict[tuple[str | None, int], VlanSubnet] = {}
         for s in self.subnets:

@@ -8,9 +8,10 @@ them; a subnet of `interconnect.ipv4_prefix` and a /64 from `extranet.interconne
 on a VLAN gets the next free host address of the VLAN's subnet (::1, ::2, ... and .1, .2, ...).
 
 Allocation is first-fit in a fixed order (departments as the inventory lists them, then VLAN number;
-devices by role, core first, then by name), so the same inventory gives the same plan. The previous plan file is
-the memory: every entry it holds that the inventory still asks for is kept as it is, and only the rest
-is allocated around it, so adding a department, a VLAN or a device never renumbers anything. An entry
+devices by role, core first, then by name), so the same inventory gives the same plan. The previous
+plan file is the memory: every entry it holds that the inventory still asks for is kept as it is, and
+only the rest is allocated around it, so adding a department, a VLAN or a device never renumbers
+anything (keep the plan file in the city's own repository: this one ignores network/plans/). An entry
 the inventory no longer asks for is released (listed in the plan's `released`); one that no longer fits
 (its department's share was moved) is an error, never a silent renumbering.
 
@@ -172,7 +173,9 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
                 kept_addresses.append(a)
             else:
                 released.append(f"address {a.device} {a.interface} (VLAN {a.vlan}): {a.ipv4}, {a.ipv6}")
-        kept = previous.model_copy(update={"subnets": kept_subnets, "addresses": kept_addresses})
+        # the inventory's VPN and city blocks win; what the plan allocated must still fit them
+        kept = previous.model_copy(update={"subnets": kept_subnets, "addresses": kept_addresses,
+                                           "vpn_instance": ext.vpn_instance, "ipv4": ext.ipv4, "ipv6": ext.ipv6})
         problems = kept.check(inv)
         if problems:
             where = previous_path or "the previous plan"
@@ -238,7 +241,8 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
 
     subnets.sort(key=lambda s: (s.department is None, order.get(s.department, 0), s.vlan))
     addresses.sort(key=lambda a: a.key)
-    warnings = [f"{d.name}: not planned, part of the golden network {d.golden_network}"
+    warnings = [f"{d.name}：属于金字工程（{d.golden_network}），不参与规划 / {d.name}: not planned, part of the golden "
+                f"network {d.golden_network}"
                 for d in sorted(inv.devices.values(), key=lambda d: d.name) if d.golden_network]
     plan = AddressPlan(generated=now or datetime.now(UTC).replace(microsecond=0), inventory=Path(inv.root).name,
                        vpn_instance=ext.vpn_instance, ipv4=ext.ipv4, ipv6=ext.ipv6, subnets=subnets,
@@ -266,21 +270,21 @@ def read_previous(path: Path) -> AddressPlan | None:
                              + "; ".join(exc.problems) + " (fix it, or move it away to start afresh)"]) from None
 
 
-def write_plan(plan: AddressPlan, path: Path, previous: AddressPlan | None = None) -> Path:
-    """Save the plan; a plan equal to the previous one but for its time keeps that time (same inputs, same file)."""
+def keep_time(plan: AddressPlan, previous: AddressPlan | None) -> AddressPlan:
+    """A plan equal to the previous one but for its time keeps that time: same inputs, same file."""
     if previous is not None:
         dump = {**plan.model_dump(mode="json"), "generated": None}
         if dump == {**previous.model_dump(mode="json"), "generated": None}:
-            plan = plan.model_copy(update={"generated": previous.generated})
-    return save_plan(plan, path)
+            return plan.model_copy(update={"generated": previous.generated})
+    return plan
 
 
 def plan_inventory(inv: Inventory, path: Path | None = None) -> tuple[AddressPlan, Path]:
     """Plan against the file at `path` (default: network/plans/<inventory>.yaml) and write it back."""
     path = path or default_plan_path(inv)
     previous = read_previous(path)
-    plan = build_plan(inv, previous, previous_path=path)
-    return plan, write_plan(plan, path, previous)
+    plan = keep_time(build_plan(inv, previous, previous_path=path), previous)
+    return plan, save_plan(plan, path)
 
 
 def summary(plan: AddressPlan) -> Iterator[str]:

@@ -201,13 +201,14 @@ class Pusher:
             step("save")
             outcome.status = APPLIED
             return outcome.as_dict()
-        except DeviceError as exc:
-            outcome.status, outcome.kind, outcome.reason = (REFUSED if exc.kind == "refused" else FAILED,
-                                                            exc.kind, str(exc))
+        except Exception as exc:  # whatever failed, a changed device goes back to its backup
+            kind = exc.kind if isinstance(exc, DeviceError) else "error"
+            reason = str(exc) if isinstance(exc, DeviceError) else f"{type(exc).__name__}: {exc}"
+            outcome.status, outcome.kind, outcome.reason = REFUSED if kind == "refused" else FAILED, kind, reason
             if backup_text is not None:
                 outcome.rollback = self._rollback(session, name, backup_text)
                 step("rollback")
-            raise PushFailed(exc.kind, str(exc), outcome) from exc
+            raise PushFailed(kind, reason, outcome) from exc
         finally:
             session.close()
 
@@ -239,7 +240,15 @@ class Pusher:
             s.configure([commit.arm_command(), *d.remediation])
         elif commit.method == "revert_timer":  # IOS: configuration mode entered with a revert timer
             outcome.safety = f"{commit.arm_command()} → {commit.confirm}"
-            s.configure(d.remediation, enter=commit.arm_command())
+            try:
+                s.configure(d.remediation, enter=commit.arm_command())
+            except DeviceError as exc:
+                if exc.kind != "unsupported":
+                    raise
+                # e.g. IOS without `archive` / `path`: no revert timer on this device; nothing was sent
+                outcome.safety = "apply, verify, restore the backup on failure (revert timer unavailable)"
+                outcome.notes.append(f"revert timer unavailable: {exc}")
+                s.configure(d.remediation)
         else:
             outcome.safety = "apply, verify, restore the backup on failure"
             s.configure(d.remediation)

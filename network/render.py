@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, Undefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inventory.groups import PatternError, _split, all_groups, select
@@ -218,6 +218,8 @@ def select_devices(inv: Inventory, limit: str | None) -> Selection:
 
 def _finalize(value: Any) -> Any:
     """Every printed value: an int, or one printable-ASCII argument. Anything else stops the render."""
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined: raises UndefinedError naming the missing value
     if isinstance(value, bool) or value is None:
         raise RenderError(f"a template printed {value!r}: only text and numbers reach a config")
     if isinstance(value, int):

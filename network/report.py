@@ -74,7 +74,7 @@ class PlanReport:
             device = self.inv.devices.get(a.device)
             iface = next((i for i in device.interfaces if i.name == a.interface), None) if device else None
             rows.append([a.device, str(device.platform) if device else "", device.site if device else "",
-                         str(device.role) if device else "", a.interface,
+                         i18n.enum_label("network.role", device.role, self.lang) if device else "", a.interface,
                          (iface.description or "") if iface else "", self._dept(a.department), a.vlan,
                          str(a.ipv4), str(a.ipv6)])
         return self._headers(keys), rows
@@ -88,7 +88,7 @@ class PlanReport:
         out.append(reports.Sheet(t("network.released.sheet", self.lang), self._headers(("released",)),
                                  [[r] for r in self.plan.released]))
         out.append(reports.Sheet(t("network.warnings.sheet", self.lang), self._headers(("note",)),
-                                 [[w] for w in self.plan.warnings]))
+                                 [[i18n.bilingual(w, self.lang)] for w in self.plan.warnings]))
         return out
 
     def html_context(self) -> dict[str, Any]:
@@ -115,7 +115,8 @@ class PlanReport:
                       {"label": t("network.html.addresses", lang), "value": len(plan.addresses)}],
             "chart": reports.svg_bar_chart(use, title=t("network.html.use_chart", lang), unit="%",
                                            value_format="{:,.0f}"),
-            "tables": tables, "released": plan.released, "warnings": plan.warnings,
+            "tables": tables, "released": plan.released,
+            "warnings": [i18n.bilingual(w, lang) for w in plan.warnings],
         }
 
 

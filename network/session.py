@@ -20,8 +20,10 @@ drives a CLI:
 
 from __future__ import annotations
 
+import codecs
 import re
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -44,7 +46,7 @@ from inventory.model import Device, Inventory
 from jiyue.ssh import SSHError, _KnownHosts, _TrustOnFirstUse
 
 CLI_FILE = Path(__file__).resolve().with_name("cli.yaml")
-_SEPARATOR = re.compile(r"^\s*[#!]\s*$")
+_SEPARATOR = re.compile(r"^[#!]\s*$")  # at column 0; IOS's indented " !" inside a section is not one
 
 # netmiko's own delays, tuned: fast_cli scales every fixed sleep by the delay factor (netmiko's
 # fast_cli default is 0.1). Reads that wait for a prompt are not shortened by it, only sleeps.
@@ -95,6 +97,7 @@ class PlatformCLI:
     leave_answer: str = "n"
     cmd_verify: bool = True
     negate_rewrite: tuple[tuple[str, str], ...] = ()
+    section_exit: str = ""
     _ignore_re: re.Pattern = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
@@ -147,7 +150,8 @@ def cli(platform: str) -> PlatformCLI:
         ignore=tuple(data.get("ignore", ())), paging_off=data.get("paging_off", ""),
         leave_question=data.get("leave_question", ""), leave_answer=data.get("leave_answer", "n"),
         cmd_verify=bool(data.get("cmd_verify", True)),
-        negate_rewrite=tuple((str(a), str(b)) for a, b in data.get("negate_rewrite", ())))
+        negate_rewrite=tuple((str(a), str(b)) for a, b in data.get("negate_rewrite", ())),
+        section_exit=data.get("section_exit", ""))
 
 
 @cache
@@ -241,6 +245,8 @@ class DeviceSession:
         self._prompt_re = re.compile(self.cli.config_prompt)
         self._error_re = re.compile(self.cli.error_pattern, re.M)
         self._leave_order = list(self.cli.leave_config)
+        self._prompt: str | None = None  # the last prompt seen (None: unknown, ask the device)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     # context manager
     def __enter__(self) -> DeviceSession:
@@ -295,16 +301,22 @@ class DeviceSession:
                 self.conn.enable()
 
     def close(self) -> None:
+        """Log out and close. netmiko's own cleanup probes the mode with a timed read (two seconds on
+        Huawei and Ruijie); a session being closed needs none: leave, log out, close the transport."""
         if self.conn is None:
             return
         conn, self.conn = self.conn, None
         with suppress(Exception):  # closing a dead session must not hide why it died
-            conn.disconnect()
+            if self._prompt is not None and self._prompt_re.search(self._prompt):
+                self.leave_config()
+            conn.write_channel(conn.RETURN.join(("quit" if self.cli.section_exit == "quit" else "exit", "")))
+        with suppress(Exception):
+            conn.paramiko_cleanup()
 
     @property
     def alive(self) -> bool:
         try:
-            return self.conn is not None and bool(self.conn.is_alive())
+            return self.conn is not None and bool(self.conn.remote_conn.get_transport().is_active())
         except Exception:
             return False
 
@@ -314,7 +326,9 @@ class DeviceSession:
         """Run one exec-mode command and return its output (prompt and echo stripped)."""
         self.open()
         with _named(f"{command!r} failed"):
-            return self.conn.send_command(command, read_timeout=read_timeout or self.read_timeout)
+            out = self.conn.send_command(command, read_timeout=read_timeout or self.read_timeout)
+        self._prompt = None
+        return out
 
     def running_config(self) -> str:
         """The running configuration exactly as the device printed it."""
@@ -324,40 +338,102 @@ class DeviceSession:
         """The running configuration as configuration lines only (see PlatformCLI.config_text)."""
         return self.cli.config_text(self.running_config())
 
-    # --- configuring --------------------------------------------------------------------------
+    # --- the line exchange --------------------------------------------------------------------
+    # One line out, its answer read up to the next prompt. Reads block on the SSH channel until data
+    # arrives (no polling and no fixed sleeps), so a line costs what the device takes to answer it.
+
+    def _prompt_pattern(self) -> re.Pattern:
+        base = re.escape(self.conn.base_prompt)
+        return re.compile(rf"^[^\n]*{base}[^\n]*[\]>#]\s*\Z", re.M)
+
+    def _read_until(self, pattern: re.Pattern, timeout: float | None = None, echo: str = "") -> str:
+        """Read until `pattern` matches the end of what arrived (after the echo of `echo`, if given:
+        a prompt left over from before cannot end the read early)."""
+        conn = self.conn
+        chan = conn.remote_conn
+        buf = conn._read_buffer  # what netmiko read past its last pattern
+        conn._read_buffer = ""
+        deadline = time.monotonic() + (timeout or self.read_timeout)
+        echo = echo.strip()[:20]
+
+        def done() -> bool:
+            start = buf.find(echo) if echo else 0
+            return start >= 0 and pattern.search(buf, start) is not None
+
+        while not done():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waited = timeout or self.read_timeout
+                raise DeviceError("timeout", f"no answer matching the prompt within {waited:g} s; "
+                                             f"last output: {buf[-200:]!r}")
+            chan.settimeout(remaining)
+            try:
+                data = chan.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                raise DeviceError("session_lost", "the device closed the session")
+            text = self._decoder.decode(data)
+            buf += conn.strip_ansi_escape_codes(conn.normalize_linefeeds(text))
+        return buf
+
+    def _exchange(self, command: str, question: str = "", answer: str = "") -> str:
+        """Send one line; answer a question if the device asks one; return everything up to the prompt."""
+        self.open()
+        with _named(f"sending {command!r} failed"):
+            prompt = self._prompt_pattern()
+            pattern = re.compile(f"(?:{question})[:?]?\\s*\\Z|{prompt.pattern}", re.M) if question else prompt
+            self.conn.write_channel(command + self.conn.RETURN)
+            out = self._read_until(pattern, echo=command)
+            if question and not prompt.search(out):
+                self.conn.write_channel(answer + self.conn.RETURN)
+                out += self._read_until(prompt)
+        self._prompt = out.rstrip().rsplit("\n", 1)[-1].strip()
+        return out
+
+    def _check(self, command: str, out: str) -> str:
+        # The answer is everything after the echoed line; a rejection names the line.
+        answer = out.split("\n", 1)[1] if "\n" in out else ""
+        match = self._error_re.search(answer)
+        if match:
+            raise DeviceError("rejected", f"the device rejected {command!r}: {match.group(0).strip()}")
+        return out
 
     def prompt(self) -> str:
-        with _named("cannot read the prompt"):
-            return self.conn.find_prompt()
+        if self._prompt is None:
+            self._exchange("")
+        return self._prompt or ""
 
     def in_config_mode(self) -> bool:
         return bool(self._prompt_re.search(self.prompt()))
 
+    # --- configuring --------------------------------------------------------------------------
+
     def configure(self, lines: Iterable[str], *, enter: str | None = None, leave: bool = True) -> str:
         """Send configuration lines, each read up to its prompt; the first rejected line raises
         DeviceError(kind="rejected") naming it. `enter` replaces the command that enters
-        configuration mode (e.g. IOS's `configure terminal revert timer 10`)."""
+        configuration mode (e.g. IOS's `configure terminal revert timer 10`): a device that refuses
+        it, or is not in configuration mode after it, raises DeviceError(kind="unsupported")."""
         self.open()
-        lines = [line for line in lines if line.strip()]
+        lines = [line.strip() for line in lines if line.strip()]
         for line in lines:
             if re.search(r"[\x00-\x1f\x7f]", line):
                 raise DeviceError("error", f"refusing a configuration line with a control character: {line!r}")
         output = ""
-        with _named("entering configuration mode failed"):
-            output += self.conn.config_mode(enter or self.cli.enter_config)
-        if self._error_re.search(output):
-            raise DeviceError("rejected", f"{enter or self.cli.enter_config!r} was rejected: "
-                                          f"{self._error_re.search(output).group(0).strip()}")
-        try:
-            with _named("sending configuration failed"):
-                output += self.conn.send_config_set(
-                    lines, enter_config_mode=False, exit_config_mode=False, error_pattern=self.cli.error_pattern,
-                    read_timeout=self.read_timeout, cmd_verify=self.cli.cmd_verify,
-                    terminator=r"[\]#]" if self.cli.device_type != "cisco_ios" else r"#")
-        except DeviceError as exc:
-            if exc.kind == "rejected":
-                raise DeviceError("rejected", _rejected_message(str(exc))) from exc
-            raise
+        if not self.in_config_mode():
+            command = enter or self.cli.enter_config
+            out = self._exchange(command)
+            output += out
+            try:
+                self._check(command, out)
+            except DeviceError as exc:
+                raise DeviceError("unsupported" if enter else "rejected", str(exc)) from exc
+            if not self.in_config_mode():
+                answer = " ".join(x.strip() for x in out.splitlines()[1:-1] if x.strip())
+                raise DeviceError("unsupported" if enter else "error",
+                                  f"{command!r} did not enter configuration mode: {answer or 'no answer'}")
+        for line in lines:
+            output += self._check(line, self._exchange(line))
         if leave:
             output += self.leave_config()
         return output
@@ -370,67 +446,32 @@ class DeviceSession:
         """Back to exec mode: the platform's leave commands in order while the prompt still says
         configuration mode; a 'commit first?' question is answered no (nothing half-done is kept)."""
         output = ""
-        with _named("leaving configuration mode failed"):
-            for _ in range(8):
-                if not self._prompt_re.search(self.conn.find_prompt()):
+        for _ in range(8):
+            if not self.in_config_mode():
+                return output
+            for command in list(self._leave_order):
+                answer = self._exchange(command, self.cli.leave_question, self.cli.leave_answer)
+                output += answer
+                if not self.in_config_mode():
                     return output
-                for command in list(self._leave_order):
-                    answer = self._answering(command)
-                    output += answer
-                    if not self._prompt_re.search(self.conn.find_prompt()):
-                        return output
-                    if not self._error_re.search(answer):
-                        break  # accepted, but only one level up: repeat it
-                    # Refused: this device does not know it; try it last from now on.
-                    self._leave_order.remove(command)
-                    self._leave_order.append(command)
+                if not self._error_re.search(answer):
+                    break  # accepted, but only one level up: repeat it
+                # Refused: this device does not know it; try it last from now on.
+                self._leave_order.remove(command)
+                self._leave_order.append(command)
         raise DeviceError("error", f"still in configuration mode after {', '.join(self.cli.leave_config)}")
 
-    def _answering(self, command: str) -> str:
-        """Send a command; if the device asks a Y/N question, give the platform's answer."""
-        conn = self.conn
-        question = self.cli.leave_question
-        pattern = rf"(?:{question})|[\]>#]\s*$" if question else r"[\]>#]\s*$"
-        conn.write_channel(conn.normalize_cmd(command))
-        out = conn.read_until_pattern(pattern=pattern, read_timeout=self.read_timeout, re_flags=re.M)
-        if question and re.search(question, out):
-            conn.write_channel(conn.normalize_cmd(self.cli.leave_answer))
-            out += conn.read_until_pattern(pattern=r"[\]>#]\s*$", read_timeout=self.read_timeout, re_flags=re.M)
-        return out
-
     def exec_checked(self, command: str, answer_pattern: str = "", answer: str = "") -> str:
-        """An exec-mode (or current-mode) command whose answer must not match the error pattern;
-        an optional question is answered. Raises DeviceError(kind="rejected") otherwise."""
-        self.open()
-        conn = self.conn
-        with _named(f"{command!r} failed"):
-            prompt_re = r"[\]>#]\s*$"
-            pattern = f"(?:{answer_pattern})|{prompt_re}" if answer_pattern else prompt_re
-            conn.write_channel(conn.normalize_cmd(command))
-            out = conn.read_until_pattern(pattern=pattern, read_timeout=self.read_timeout, re_flags=re.M)
-            if answer_pattern and re.search(answer_pattern, out):
-                conn.write_channel(conn.normalize_cmd(answer))
-                out += conn.read_until_pattern(pattern=prompt_re, read_timeout=self.read_timeout, re_flags=re.M)
-        match = self._error_re.search(out)
-        if match:
-            raise DeviceError("rejected", f"{command!r} was rejected: {match.group(0).strip()}")
-        return out
+        """A command in the current mode whose answer must not match the error pattern; an optional
+        question is answered. Raises DeviceError(kind="rejected") otherwise."""
+        return self._check(command, self._exchange(command, answer_pattern, answer))
 
     def save(self) -> str:
         """Write the running configuration to the startup configuration (answering its question)."""
+        if self.in_config_mode():
+            self.leave_config()
         save = self.cli.save
-        with _named("leaving configuration mode before saving failed"):
-            if self.in_config_mode():
-                self.leave_config()
         return self.exec_checked(save["command"], save.get("question", ""), save.get("answer", ""))
-
-
-def _rejected_message(text: str) -> str:
-    """netmiko's 'Invalid input detected at command: X, matched error: Y' as a message for people."""
-    m = re.search(r"at command: (.*), matched error: (.*)", text, re.S)
-    if not m:
-        return text
-    return f"the device rejected {m.group(1).strip()!r}: {m.group(2).strip()}"
 
 
 def open_session(inv: Inventory, name: str, **options: Any) -> DeviceSession:

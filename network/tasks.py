@@ -44,7 +44,7 @@ def plan(c, inventory=None, out=None, plan=None, lang="zh"):
     for line in planner.summary(result):
         console.print(line, highlight=False)
     for warning in result.warnings:
-        console.print(f"[yellow]note:[/] {warning}", highlight=False)
+        console.print(f"[yellow]note:[/] {warning.partition(' / ')[2] or warning}", highlight=False)
     for written in write_reports(inv, result, out_dir(out), lang=lang):
         console.print(f"wrote {written}", highlight=False)
 

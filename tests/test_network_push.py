@@ -249,10 +249,10 @@ def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
     assert again.outcomes[0].status == UNCHANGED and again.outcomes[0].lines == 0
 
     # a rejected line: the device is rolled back to its backup (restored line by line: no vendor undo here)
-    bad = [*FSW_CHANGE, "interface FastEthernet0/3", " description will be undone", " no such thing here"]
+    bad = [*FSW_CHANGE, "interface FastEthernet0/3", " description will be undone", " bogus-command here"]
     failed = Pusher(inv, {"fsw1": bad}, Options(apply=True, backups=backups, progress=False)).run(["fsw1"])
     f = failed.outcomes[0]
-    assert f.status == FAILED and f.kind == "rejected" and "no such thing here" in f.reason
+    assert f.status == FAILED and f.kind == "rejected" and "bogus-command here" in f.reason
     assert "verified: the device equals its backup" in f.rollback
     with DeviceSession(target) as s:
         assert same_config("cisco_ios", s.config_text(), after)
