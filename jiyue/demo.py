@@ -11,6 +11,10 @@ import re
 from invoke import Context, Exit
 
 from audit import collect as collector
+from audit.baseline import engine as baseline_engine
+from audit.baseline import model as baseline_model
+from audit.baseline.report import BaselineReport
+from audit.baseline.report import write_reports as write_baseline_reports
 from audit.report import write_reports
 from audit.zombies import Judge
 from inventory import export
@@ -18,6 +22,7 @@ from jiyue import ansible
 from jiyue.cli import PROBLEMS, console, fail, load_inventory, out_dir
 from jiyue.store import Store
 from migrations import tasks as migrate_tasks
+from tests.lab.baseline_seed import seed_baseline
 from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
 from tests.lab.seed import seed as seed_lab
@@ -63,10 +68,21 @@ def run(inventory: str | None, out: str | None, store: str | None = None) -> Non
         console.print(f"wrote {path}")
     console.rule("5. migration plan: dispositions, targets, waves, work orders")
     migrate_tasks.plan(Context(), inventory=inventory, store=store, out=str(target))
+    console.rule("6. graded protection (等保 2.0): every host against its system's level")
+    seed_baseline(lab, inv)
+    catalog = baseline_model.load_catalog()
+    _, checked, _ = baseline_engine.check(inv, sorted(inv.hosts), baseline_model.load_profile(None, catalog), catalog,
+                                          store=history)
+    failing = {r.target: sorted({row["check"] for row in r.value["rows"] if row["status"] == "fail"})
+               for r in checked if r.ok}
+    console.print(f"checked {len(checked)} hosts of level-2 and level-3 systems; "
+                  f"{sum(bool(v) for v in failing.values())} fail some check (the lab seeds them on purpose)")
+    for path in write_baseline_reports(BaselineReport.latest(inv, catalog, history), target):
+        console.print(f"wrote {path}")
     unreachable = sorted(set(inv.hosts) - set(ok)) + failed
     if unreachable:
         console.print(proc.stdout[-3000:], markup=False, highlight=False)
         raise Exit(f"unreachable: {', '.join(unreachable)}. Check them with: invoke lab.status", code=PROBLEMS)
     console.rule("next")
-    console.print(f"Open {target}/archive.html or {target}/archive.xlsx. invoke --list shows every task; "
+    console.print(f"Open {target}/archive.html, {target}/baseline.html or their .xlsx. invoke --list shows every task; "
                   "invoke lab.down removes the lab.")

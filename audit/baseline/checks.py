@@ -323,7 +323,7 @@ def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> Outcome:
     return _ok(f"system accounts (uid < {uid_min}) cannot log in")
 
 
-@check("accounts.defaults", fixable=True, params=("default_accounts", "nologin_shells", "system_shell_exceptions"))
+@check("accounts.defaults", params=("default_accounts", "nologin_shells", "system_shell_exceptions"))
 def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> Outcome:
     bad, present = [], []
     for line, f in ev.passwd:

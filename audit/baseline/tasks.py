@@ -102,3 +102,45 @@ def report(c, inventory=None, store=None, out=None, lang="zh", format="xlsx,html
         raise fail(str(exc)) from None
     for path in write_reports(rep, out_dir(out), formats):
         console.print(f"wrote {path}")
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"], "apply": HELP["apply"],
+            "level": "judge every selected host at this level (default: its system's level)", "profile": PROFILE_HELP})
+def remediate(c, inventory=None, limit=None, store=None, level=None, profile=None, apply=False):
+    """Fix the failed, fixable checks with playbooks/baseline_remediate.yml (--check --diff unless --apply)."""
+    from audit.baseline import remediate as rem
+
+    lv = _level(level)
+    inv = load_inventory(inventory)
+    hosts = limit_hosts(inv, limit)
+    catalog, prof = _catalog_and_profile(profile, lv)
+    db = Store(store)
+    _, results, _ = engine.check(inv, hosts, prof, catalog, lv, store=db)
+    fixes, families = rem.planned_fixes(results)
+    if not fixes:
+        console.print("nothing to fix: no host has a failed check the playbook handles")
+        return
+    for host, checks in sorted(fixes.items()):
+        console.print(f"{host}: {', '.join(checks)}")
+    outcome = rem.run(inv, fixes, families, prof, catalog, apply=apply)
+    for host, tasks in sorted(outcome.changed.items()):
+        console.print(f"[bold]{host}[/]: {'changed' if apply else 'would change'}: {'; '.join(tasks)}")
+        if not apply:
+            for diff in outcome.diffs.get(host, [])[:10]:
+                console.print(diff, markup=False, highlight=False)
+    for line in outcome.failures:
+        console.print(f"[red]{line}[/]")
+    if not outcome.ok:
+        raise fail("remediation failed on some hosts (see above); nothing else was changed there", code=PROBLEMS)
+    if not apply:
+        console.print("dry run (--check --diff): nothing changed. Run again with --apply to change the hosts.")
+        return
+    _, after, _ = engine.check(inv, sorted(fixes), prof, catalog, lv, store=db)
+    left = {r.target: sorted({row["check"] for row in r.value["rows"] if row["status"] == FAIL} & set(fixes[r.target]))
+            for r in after if r.ok}
+    still = {h: c for h, c in left.items() if c}
+    total = sum(len(v) for v in fixes.values())
+    console.print(f"re-checked {len(after)} hosts: {total - sum(len(v) for v in still.values())} of {total} "
+                  "fixable failures are gone")
+    if still:
+        raise fail(f"still failing after remediation: {still}", code=PROBLEMS)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory
 from jiyue.store import Store
+from tests.lab import baseline_seed
 from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
 from tests.lab.netsim import NetsimError
@@ -105,3 +106,22 @@ def seed(c, inventory=None, limit=None, scenario=None, store=None):
                   "after the scenario's lifetime (seed again to restart them; lab.down stops everything)")
     if any(p.state == "failed" for p in result.services):
         raise fail("some services did not start", code=PROBLEMS)
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
+            "baseline": "each host's graded-protection state (default: tests/lab/baseline.yaml)"})
+def seed_baseline(c, inventory=None, limit=None, baseline=None):
+    """Write each lab host's PAM, login, sshd, audit, log and account files from the baseline data (等保 state)."""
+    inv = load_inventory(inventory)
+    names = limit_hosts(inv, limit)
+    began = time.monotonic()
+    try:
+        faults = baseline_seed.seed_baseline(Lab(), inv, Path(baseline) if baseline else baseline_seed.DEFAULT_BASELINE,
+                                             hosts=names)
+    except (LabError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    for host, names_ in sorted(faults.items()):
+        if names_:
+            console.print(f"{host}: {', '.join(names_)}")
+    console.print(f"lab: {len(faults)} hosts given their baseline state in {time.monotonic() - began:.1f} s "
+                  f"({sum(bool(v) for v in faults.values())} with seeded faults)")

@@ -26,6 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("row", rows, ids=[f"{i.replace(' ', '')}-{c}" for i, c in rows])
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With pytest-xdist's `--dist loadgroup`, every test of one host runs in the same worker, so a
     worker gathers a host's evidence once."""

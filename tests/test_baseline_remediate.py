@@ -1,0 +1,85 @@
+"""Remediation on the lab: dry run changes nothing, --apply makes the fixable items pass, a second
+run changes nothing, and the operator can still log in with its key."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from audit.baseline import checks as checks_module
+from audit.baseline import engine, model
+from audit.baseline import remediate as rem
+from audit.baseline.checks import FAIL
+from jiyue import ssh
+from tests.lab.baseline_seed import expected_failures, load, seed_baseline
+from tests.lab.hosts import SSHD
+
+HOSTS = ["dsj-zwfw-app1", "szfb-dcdb-app1", "szfb-web-app1", "fgw-xyxx-app1", "dxzf-wgzl-app1", "zjj-wxzj-app1"]
+WATCHED = ["/etc/ssh/sshd_config", "/etc/login.defs", "/etc/security/pwquality.conf", "/etc/security/faillock.conf",
+           "/etc/pam.d/system-auth", "/etc/pam.d/common-password", "/etc/pam.d/common-auth",
+           "/etc/profile.d/jiyue-security.sh", "/etc/logrotate.conf", "/etc/shadow"]
+
+
+def _state(lab, host: str) -> dict[str, tuple[str, int]]:
+    out = {}
+    for f in [*WATCHED, "/var/log/secure", "/var/log/auth.log"]:
+        p = lab.path(host, f)
+        if p.exists():
+            out[f] = (p.read_text(errors="replace"), p.stat().st_mode & 0o777)
+    return out
+
+
+def _failed(results) -> dict[str, set[str]]:
+    return {r.target: {row["check"] for row in r.value["rows"] if row["status"] == FAIL} for r in results}
+
+
+@pytest.fixture
+def fresh(baseline_seeded, lab, demo):
+    """The remediated hosts get their seeded state back afterwards (other tests expect it)."""
+    yield
+    seed_baseline(lab, demo, hosts=HOSTS)
+
+
+def test_remediation_fixes_what_it_can_and_is_idempotent(fresh, lab, demo):
+    catalog = model.load_catalog()
+    profile = model.load_profile(None, catalog)
+    data = load()
+    _, before, _ = engine.check(demo, HOSTS, profile, catalog, progress=False)
+    fixes, families = rem.planned_fixes(before)
+    fixable = {c for c, chk in checks_module.REGISTRY.items() if chk.fixable}
+    levels = {r.target: r.value["level"] for r in before}
+    for host in HOSTS:
+        seeded = {c for c in expected_failures(data, host) if any(
+            c in item.checks for item in catalog.items_at(levels[host]))}
+        assert _failed(before)[host] == seeded
+        assert set(fixes.get(host, [])) == seeded & fixable
+    assert fixes["dsj-zwfw-app1"] == ["login.lockout", "password.complexity", "session.tmout"]
+    allow_users = {h: [x for x in _state(lab, h)["/etc/ssh/sshd_config"][0].splitlines()
+                       if x.startswith(("AllowUsers", "PasswordAuthentication", "PubkeyAuthentication"))]
+                   for h in HOSTS}
+    state = {h: _state(lab, h) for h in HOSTS}
+
+    dry = rem.run(demo, fixes, families, profile, catalog, apply=False)
+    assert dry.ok, dry.failures
+    assert set(dry.changed) == set(fixes)  # it says what it would change …
+    assert {h: _state(lab, h) for h in HOSTS} == state  # … and changes nothing
+
+    applied = rem.run(demo, fixes, families, profile, catalog, apply=True)
+    assert applied.ok, applied.failures
+    _, after, _ = engine.check(demo, HOSTS, profile, catalog, progress=False)
+    for host in HOSTS:
+        assert _failed(after)[host] == _failed(before)[host] - fixable, host  # only the unfixable remain
+
+    again = rem.run(demo, fixes, families, profile, catalog, apply=True)
+    assert again.ok and again.changed == {}, again.changed
+
+    for host in HOSTS:  # the operator still gets in with its key; sshd's config is valid; access unchanged
+        out = ssh.run(ssh.Target.of(demo, host), "id -u; grep -i '^PermitRootLogin' /etc/ssh/sshd_config")
+        assert out.stdout.decode().split("\n")[0] == "0"
+        config = lab.path(host, "/etc/ssh/sshd_config")
+        assert subprocess.run([str(SSHD), "-t", "-f", str(config)]).returncode == 0
+        assert [x for x in config.read_text().splitlines() if x.startswith(
+            ("AllowUsers", "PasswordAuthentication", "PubkeyAuthentication"))] == allow_users[host]
+    root_login = ssh.run(ssh.Target.of(demo, "fgw-xyxx-app1"), "grep -i '^PermitRootLogin' /etc/ssh/sshd_config")
+    assert root_login.stdout.decode().split() == ["PermitRootLogin", "prohibit-password"]
