@@ -432,3 +432,42 @@ def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
     refused_run = Pusher(inv, {"fake-sw1": golden}, Options(apply=True, backups=backups, progress=False)).run(
         ["fake-sw1"])
     assert refused_run.outcomes[0].status == REFUSED
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def _jiyue(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "jiyue", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+
+
+@pytest.mark.lab
+def test_command_line_diff_push_dry_run_apply_and_again(lab, demo, city, tmp_path):
+    """`network.diff` and `network.push` as an operator runs them: plan first, a dry run, --apply, a no-op."""
+    for name in ("gaj-jr1", "rsj-jr1"):
+        netsim(lab).reset(name)
+    plan = tmp_path / "plan.yaml"
+    assert _jiyue("network.plan", "--plan", str(plan), "--out", str(tmp_path / "out")).returncode == 0
+    common = ("--limit", "gaj-jr1,rsj-jr1", "--plan", str(plan))
+    shown = _jiyue("network.diff", *common)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "gaj-jr1 (cisco_ios)" in shown.stdout and "vrf definition EGOV-EXTRANET" in shown.stdout
+    out, store = tmp_path / "out", f"sqlite:///{tmp_path / 'history.sqlite'}"
+    dry = _jiyue("network.push", *common, "--out", str(out), "--store", store, "--lang", "en")
+    assert dry.returncode == 0 and "dry run" in dry.stdout and "dry_run" in dry.stdout, dry.stdout + dry.stderr
+    applied = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store, "--format",
+                     "json,html,xlsx", "--backups", str(tmp_path / "backups"))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert sorted(p.name for p in out.glob("network-push.*")) == [
+        "network-push.html", "network-push.json", "network-push.xlsx"]
+    assert len(list((tmp_path / "backups").glob("*/*.cfg"))) == 2
+    again = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store)
+    assert again.returncode == 0 and again.stdout.count("unchanged") >= 2
+    assert len(Store(store).history("network.push")) == 6
+    # a golden device named explicitly is bad input; a mistyped option value too
+    assert _jiyue("network.push", "--limit", "swj-jr1", "--plan", str(plan)).returncode == 2
+    assert _jiyue("network.push", *common, "--max-fail-percent", "abc").returncode == 2
