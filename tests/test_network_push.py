@@ -355,6 +355,27 @@ def test_failures_past_the_threshold_stop_the_rollout(test_devices, tmp_path):
     sim.clear_faults(names[1])
 
 
+@pytest.mark.lab
+def test_unreachable_and_refused_logins_are_reported_and_never_stop_the_others(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = list(changes)[:2]
+    _fresh(sim, names)
+    os.environ["JIYUE_TEST_PUSH_WRONG"] = "not-the-password"
+    wrong = DeviceCredentials(username="netops", password=SecretRef(env="JIYUE_TEST_PUSH_WRONG"))
+    extra = {"t-push-gone": Device(name="t-push-gone", platform=Platform.cisco_ios, address="198.18.30.239",
+                                   site="test", role=DeviceRole.access, credentials=wrong),
+             "t-push-wrong": inv.devices[names[0]].model_copy(update={"name": "t-push-wrong", "credentials": wrong})}
+    inv2 = inv.model_copy(update={"devices": {**inv.devices, **extra}})
+    intended = {**changes, "t-push-gone": changes[names[0]], "t-push-wrong": changes[names[0]]}
+    run = Pusher(inv2, intended, _options(sim, tmp_path, connect_timeout=2)).run([*names, *extra])
+    by = {o.device: o for o in run.outcomes}
+    assert by["t-push-gone"].kind in ("unreachable", "timeout") and by["t-push-gone"].status == FAILED
+    assert by["t-push-wrong"].kind == "auth_failed" and not by["t-push-wrong"].backup
+    assert all(by[n].status == APPLIED for n in names)
+    text = json.dumps([o.as_dict() for o in run.outcomes])
+    assert "not-the-password" not in text and os.environ["JIYUE_TEST_PUSH_PASSWORD"] not in text
+
+
 # --- fake-switches: a Cisco simulator nobody here wrote ---------------------------------------------------------
 
 FSW_PASSWORD_ENV = "JIYUE_TEST_FSW_PASSWORD"
