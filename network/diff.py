@@ -23,7 +23,7 @@ from functools import cache
 from hier_config import HConfig, Platform, get_hconfig
 from hier_config.child import HConfigChild
 
-from network.session import PlatformCLI, cli, owned_section_rules, scope_key_rules
+from network.session import cli, owned_section_rules, scope_key_rules
 
 
 @cache
@@ -201,7 +201,3 @@ def golden_refusals(device_name: str, golden_interfaces: Iterable[str], lines: I
         if m and re.sub(r"\s+", "", m.group(1)).lower() in names:
             hits.append(line.strip())
     return hits
-
-
-def platform_cli(platform: str) -> PlatformCLI:
-    return cli(platform)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,10 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# An answer that says the command did nothing (beyond the platform's error pattern): IOS's "% No …".
+_REFUSAL = re.compile(r"^\s*(%|Error)", re.M)
 
 
 class PushFailed(DeviceError):
@@ -323,10 +328,10 @@ class Pusher:
                 s.leave_config()
         elif commit.method == "revert_timer" and commit.abort:
             try:
-                s.exec_checked(commit.abort)
+                out = s.exec_checked(commit.abort)
                 if s.in_config_mode():  # read as `configure …`: the device has no revert timer
                     s.leave_config()
-                else:
+                elif not _REFUSAL.search(out.split("\n", 1)[-1]):  # "% No Rollback Confirmed Change pending"
                     done.append(commit.abort)
             except DeviceError as exc:
                 if exc.kind != "rejected":

@@ -230,7 +230,17 @@ def _named(action: str) -> Iterator[None]:
 
 
 class DeviceSession:
-    """One CLI session to one device. Use as a context manager; `open()` is idempotent."""
+    """One CLI session to one device. Use as a context manager; `open()` is idempotent.
+
+    Reading (what the graded-protection device checks need)::
+
+        with open_session(inv, "sj-hj1") as s:        # host key checked against the inventory's known_hosts
+            s.command("display ssh server status")     # any exec-mode command, its output
+            s.running_config()                         # as the device printed it
+            s.config_text()                            # configuration lines only, parsed by network.diff.parse
+
+    Changing: `configure(lines)` (each line checked), `exec_checked(command)`, `leave_config()`, `save()`.
+    """
 
     def __init__(self, target: DeviceTarget, *, trust_on_first_use: bool = False,
                  connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
@@ -437,10 +447,6 @@ class DeviceSession:
         if leave:
             output += self.leave_config()
         return output
-
-    def send_in_config(self, command: str) -> str:
-        """One line in configuration mode (entered if needed), its answer checked like `configure`'s."""
-        return self.configure([command], leave=False)
 
     def leave_config(self) -> str:
         """Back to exec mode: the platform's leave commands in order while the prompt still says

@@ -121,13 +121,14 @@ def _intended(inv, limit: str | None, intended: str | None, plan: str | None = N
     return {name: r.lines for name, r in rendered.items()}, selection.skipped
 
 
-def _pusher(inv, configs, *, apply=False, workers=DEFAULT_WORKERS, canary=None, batch_size=None,
-            max_fail_percent=0.0, backups=None, trust_on_first_use=False):
+def _pusher(inv, configs, *, apply=False, workers=None, canary=None, batch_size=None,
+            max_fail_percent=None, backups=None, trust_on_first_use=False):
     from network.push import DEFAULT_BACKUPS, Options, Pusher
 
+    # Options without a typed default arrive as text, so a bad value is our message, not a traceback.
     try:
-        percent = float(max_fail_percent)
-        n_workers = int(workers)
+        percent = float(max_fail_percent) if max_fail_percent is not None else 0.0
+        n_workers = int(workers) if workers is not None else DEFAULT_WORKERS
     except ValueError:
         raise fail("--max-fail-percent and --workers take numbers") from None
     if not 0 <= percent <= 100 or n_workers < 1:
@@ -173,7 +174,7 @@ def _exit(run) -> None:
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "workers": "devices read at once (default 100)",
             "plan": PLAN_HELP, "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
-def diff(c, inventory=None, limit=None, workers=DEFAULT_WORKERS, plan=None, intended=None, trust_on_first_use=False):
+def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, trust_on_first_use=False):
     """Show, per device, the lines a push would send (read-only: the running config against the rendered one)."""
     inv = load_inventory(inventory)
     configs, skipped = _intended(inv, limit, intended, plan)
@@ -193,8 +194,8 @@ def diff(c, inventory=None, limit=None, workers=DEFAULT_WORKERS, plan=None, inte
             "out": HELP["out"], "store": HELP["store"], "lang": "zh (default) or en",
             "format": "comma-separated: json,html,xlsx (default: json,html)", "plan": PLAN_HELP,
             "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
-def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=None, max_fail_percent=0,
-         workers=DEFAULT_WORKERS, backups=None, out=None, store=None, lang="zh", format="json,html", plan=None,
+def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=None, max_fail_percent=None,
+         workers=None, backups=None, out=None, store=None, lang="zh", format="json,html", plan=None,
          intended=None, trust_on_first_use=False):
     """Push the rendered configs: dry run unless --apply; backup, commit safety, verify, save, roll back on failure."""
     from network.push import results_for_store
@@ -217,7 +218,7 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
     run.run_id = Store(store).record("network.push", results_for_store(run), inventory=str(inv.root),
                                      params={"apply": apply, "limit": limit, "canary": canary,
                                              "batch_size": batch_size, "max_fail_percent": max_fail_percent,
-                                             "workers": int(workers)}, started=run.started)
+                                             "workers": run.options.workers}, started=run.started)
     if not apply:
         _show_diffs(run)
     _table(run, skipped, "push" if apply else "push: dry run (nothing changed; --apply to change devices)")
@@ -225,6 +226,6 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
         console.print(f"wrote {path}")
     if run.staged.stopped_after is not None:
         err.print(f"[bold red]the rollout stopped after batch {run.staged.stopped_after + 1}[/]: failures passed "
-                  f"--max-fail-percent {float(max_fail_percent):g}; {len(run.staged.not_attempted)} devices were "
+                  f"--max-fail-percent {run.options.max_fail_percent:g}; {len(run.staged.not_attempted)} devices were "
                   "not attempted")
     _exit(run)

@@ -8,20 +8,26 @@ hier_config, both ways), and a second push finds nothing to do.
 
 from __future__ import annotations
 
+import json
 import os
-import socket
-import subprocess
-import sys
-import time
+import secrets
+import threading
 from pathlib import Path
 
 import pytest
 
 from inventory.model import Device, DeviceCredentials, DeviceRole, Interface, Platform, SecretRef
 from jiyue.runner import Result, run_staged
-from network.diff import diff, restore_commands, same_config, scope_key
-from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Options, Pusher
+from jiyue.store import Store
+from network.diff import diff, missing_lines, restore_commands, same_config, scope_key
+from network.plan import build_plan
+from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Options, Pusher, results_for_store
+from network.push_report import write_reports
+from network.render import render, select_devices
 from network.session import DeviceError, DeviceSession, DeviceTarget, cli
+from tests.lab.netsim import DeviceSpec
+from tests.lab.netsim.fakeswitches import start_fake_switch
+from tests.lab.netsim.lab import netsim, start_devices
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,103 +168,327 @@ def test_golden_device_and_golden_interface_are_refused_before_any_session(demo)
     assert not any(o.backup for o in run.outcomes)  # refused before connecting: nothing read, nothing saved
 
 
-# --- fake-switches: a Cisco simulator nobody here wrote -----------------------------------------------------
-
-FSW_PASSWORD_ENV = "JIYUE_TEST_FSW_PASSWORD"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# --- the sample city on the lab: plan, render, diff, push on all five platforms ------------------------------
 
 
 @pytest.fixture(scope="module")
-def fake_switch(tmp_path_factory):
-    """fake-switches' cisco_generic on a free local port; its host key is recorded by TOFU in a test file."""
-    pytest.importorskip("fake_switches", reason="fake-switches is installed by bin/jiyue setup")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("fsw") / "fake-switches.log"
-    code = "import sys; from fake_switches.cmd.main import main; sys.exit(main())"
-    with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-c", code, "--model", "cisco_generic", "--hostname", "fsw1",
-                                 "--username", "netops", "--password", "fsw-secret", "--listen-host", "127.0.0.1",
-                                 "--listen-port", str(port)], stdout=fh, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"fake-switches did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    os.environ[FSW_PASSWORD_ENV] = "fsw-secret"
-    yield port
-    proc.terminate()
-    proc.wait(10)
+def city(lab, demo):
+    """The sample city's rendered configs; the lab's devices are put back as they booted afterwards."""
+    selection = select_devices(demo, None)
+    rendered = render(demo, build_plan(demo), selection.names)
+    yield {name: r.lines for name, r in rendered.items()}, selection, rendered
+    sim = netsim(lab)
+    for name in demo.devices:
+        sim.reset(name)
 
 
-def _fsw_inventory(demo, port: int, known_hosts: Path):
-    device = Device(name="fsw1", platform=Platform.cisco_ios, address="127.0.0.1", port=port, site="test",
-                    role=DeviceRole.access, interfaces=[Interface(name="FastEthernet0/4", golden_network="金保")],
-                    credentials=DeviceCredentials(username="netops", password=SecretRef(env=FSW_PASSWORD_ENV)))
-    ssh = demo.defaults.ssh.model_copy(update={"known_hosts": str(known_hosts)})
-    return demo.model_copy(update={"devices": {"fsw1": device},
-                                   "defaults": demo.defaults.model_copy(update={"ssh": ssh})})
+def _config(sim, platform: str, name: str) -> str:
+    return cli(platform).config_text(sim.running_config(name))
 
 
+@pytest.mark.lab
+def test_city_plan_render_diff_push_end_to_end_then_a_second_push_is_a_no_op(lab, demo, city, tmp_path):
+    intended, selection, _ = city
+    sim = netsim(lab)
+    names = list(intended)
+    assert {demo.devices[n].platform.value for n in names} == {p.value for p in Platform}
+    assert "swj-jr1" in selection.skipped and "swj-jr1" not in names  # the golden device is left out
+    before = {n: sim.running_config(n) for n in demo.devices}
+
+    # dry run: every device read and diffed, nothing changed, nothing backed up
+    dry = Pusher(demo, intended, Options(backups=tmp_path / "b", progress=False)).run(names)
+    assert {o.status for o in dry.outcomes} == {DRY_RUN}, [(o.device, o.kind, o.reason) for o in dry.outcomes]
+    assert all(o.diff and o.lines for o in dry.outcomes)
+    assert {n: sim.running_config(n) for n in demo.devices} == before and not (tmp_path / "b").exists()
+
+    run = Pusher(demo, intended, Options(apply=True, backups=tmp_path / "b", progress=False)).run(names)
+    problems = [(o.device, o.kind, o.reason, o.rollback) for o in run.outcomes if o.status != APPLIED]
+    assert not problems, problems
+    for o in run.outcomes:
+        platform = o.platform
+        assert not missing_lines(platform, _config(sim, platform, o.device), intended[o.device]), o.device
+        assert sim.startup_config(o.device).strip() == sim.running_config(o.device).strip()  # saved
+        backup = cli(platform).config_text(Path(o.backup).read_text())
+        assert same_config(platform, backup, cli(platform).config_text(before[o.device]))
+        assert oct(Path(o.backup).stat().st_mode & 0o777) == "0o600"
+        assert "->" in o.safety or "→" in o.safety or "restore" in o.safety
+    assert sim.running_config("swj-jr1") == before["swj-jr1"]  # the golden device untouched
+    pending = [d for d in sim.status() if d.get("pending_rollback")]
+    assert not pending, pending  # every trial / delay / revert timer was confirmed
+
+    # results: the store and the reports
+    run.run_id = Store(f"sqlite:///{tmp_path / 'h.sqlite'}").record("network.push", results_for_store(run))
+    paths = write_reports(run, tmp_path / "out", inventory="demo", lang="en", formats=("json", "html", "xlsx"))
+    data = json.loads((tmp_path / "out" / "network-push.json").read_text())
+    assert data["counts"]["applied"] == len(names) and all(d["backup"] for d in data["devices"])
+    html = (tmp_path / "out" / "network-push.html").read_text()
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert all(p.exists() for p in paths)
+
+    again = Pusher(demo, intended, Options(apply=True, backups=tmp_path / "b2", progress=False)).run(names)
+    assert {o.status for o in again.outcomes} == {UNCHANGED}, [(o.device, o.diff) for o in again.outcomes]
+    assert not (tmp_path / "b2").exists()
+
+
+@pytest.mark.lab
+def test_golden_device_is_refused_at_push_and_left_untouched(lab, demo, city, tmp_path):
+    sim = netsim(lab)
+    before = sim.running_config("swj-jr1")
+    run = Pusher(demo, {"swj-jr1": ["interface Vlanif150", " description changed"]},
+                 Options(apply=True, backups=tmp_path, progress=False)).run(["swj-jr1"])
+    assert run.outcomes[0].status == REFUSED and "金税" in run.outcomes[0].reason
+    assert sim.running_config("swj-jr1") == before
+
+
+# --- failures: rejected lines, dropped sessions, the threshold ------------------------------------------------
+
+TEST_DEVICES = {p: f"t-push-{i}" for i, p in enumerate(p.value for p in Platform)}
+
+
+@pytest.fixture(scope="module")
+def test_devices(lab, demo, city):
+    """One fresh device per platform (198.18.30.221-225) and an inventory holding them; each change is the
+    sample city's rendered config of a device of the same platform."""
+    _, _, rendered = city
+    password = secrets.token_urlsafe(12)
+    os.environ["JIYUE_TEST_PUSH_PASSWORD"] = password
+    specs = [DeviceSpec(name=name, platform=p, address=f"198.18.30.{221 + i}", password=password)
+             for i, (p, name) in enumerate(TEST_DEVICES.items())]
+    sim = start_devices(lab, specs)
+    creds = DeviceCredentials(username="netops", password=SecretRef(env="JIYUE_TEST_PUSH_PASSWORD"))
+    devices = {s.name: Device(name=s.name, platform=Platform(s.platform), address=s.address, site="test",
+                              role=DeviceRole.access, credentials=creds) for s in specs}
+    inv = demo.model_copy(update={"devices": devices})
+    by_platform: dict[str, list[str]] = {}
+    for name, r in rendered.items():  # the extranet features (VPN instance, ACLs, interfaces, routes)
+        lines = []
+        for section in r.sections:
+            kids = [line for line, feature in section.children if feature != "baseline"]
+            if section.feature != "baseline" or kids:
+                lines += [section.header, *kids]
+        by_platform.setdefault(demo.devices[name].platform.value, lines)
+    changes = {TEST_DEVICES[p]: lines for p, lines in by_platform.items()}
+    yield sim, inv, changes
+    sim.stop(list(TEST_DEVICES.values()))
+
+
+def _unchanged(sim, o, before) -> bool:
+    return same_config(o.platform, _config(sim, o.platform, o.device), cli(o.platform).config_text(before[o.device]))
+
+
+def _fresh(sim, names):
+    for name in names:
+        sim.reset(name)
+        sim.set_time_scale(name, 1 / 60)
+
+
+def _options(sim, tmp_path, **kw) -> Options:
+    return Options(apply=True, backups=tmp_path / "b", known_hosts=sim.known_hosts, progress=False, **kw)
+
+
+@pytest.mark.lab
+def test_a_rejected_line_rolls_every_platform_back_to_its_backup(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = list(changes)
+    _fresh(sim, names)
+    before = {n: sim.running_config(n) for n in names}
+    for name in names:  # a line in the middle of the change is refused by the device
+        sim.set_faults(name, reject=[r"^ ?ip(v6)? address "])
+    run = Pusher(inv, changes, _options(sim, tmp_path)).run(names)
+    for o in run.outcomes:
+        assert o.status == FAILED and o.kind == "rejected" and "address" in o.reason, o
+        assert o.rollback.endswith("verified: the device equals its backup"), o.rollback
+        assert _unchanged(sim, o, before)
+    assert not [d for d in sim.status() if d["name"] in names and d.get("pending_rollback")]
+    for name in names:
+        sim.clear_faults(name)
+
+
+@pytest.mark.lab
+def test_a_dropped_session_leaves_the_device_as_it_was(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = list(changes)
+    _fresh(sim, names)
+    before = {n: sim.running_config(n) for n in names}
+    for name in names:
+        sim.set_faults(name, drop_after=6)  # the session closes after six configuration lines, once
+    stop = threading.Event()
+
+    def heal() -> None:  # a dropped session is a transient fault: the device answers again afterwards
+        dropped: set[str] = set()
+        while not stop.is_set() and len(dropped) < len(names):
+            for name in set(names) - dropped:
+                if "dropping the session" in sim.command_log(name):
+                    sim.clear_faults(name)
+                    dropped.add(name)
+            stop.wait(0.01)
+
+    healer = threading.Thread(target=heal, daemon=True)
+    healer.start()
+    try:
+        run = Pusher(inv, changes, _options(sim, tmp_path)).run(names)
+    finally:
+        stop.set()
+        healer.join()
+    for o in run.outcomes:
+        assert o.status == FAILED and o.kind in ("session_lost", "timeout"), o
+        assert "reconnected" in o.rollback and o.rollback.endswith("verified: the device equals its backup"), o
+        assert _unchanged(sim, o, before)
+    for name in names:
+        sim.clear_faults(name)
+
+
+@pytest.mark.lab
+def test_failures_past_the_threshold_stop_the_rollout(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = list(changes)  # canary: the first; then batches of two
+    _fresh(sim, names)
+    before = {n: sim.running_config(n) for n in names}
+    sim.set_faults(names[1], reject=[r"^ ?ip address "])  # batch 2 = names[1:3]: one of two fails = 50%
+    run = Pusher(inv, changes, _options(sim, tmp_path, canary="1", batch_size="2", max_fail_percent=40)).run(names)
+    status = {o.device: o.status for o in run.outcomes}
+    assert status[names[0]] == APPLIED and status[names[1]] == FAILED and status[names[2]] == APPLIED
+    assert [status[n] for n in names[3:]] == [NOT_ATTEMPTED] * len(names[3:])
+    assert run.staged.stopped_after == 1 and not run.ok
+    for n in names[3:]:  # never touched
+        assert sim.running_config(n) == before[n]
+    sim.clear_faults(names[1])
+
+
+@pytest.mark.lab
+def test_unreachable_and_refused_logins_are_reported_and_never_stop_the_others(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = list(changes)[:2]
+    _fresh(sim, names)
+    os.environ["JIYUE_TEST_PUSH_WRONG"] = "not-the-password"
+    wrong = DeviceCredentials(username="netops", password=SecretRef(env="JIYUE_TEST_PUSH_WRONG"))
+    extra = {"t-push-gone": Device(name="t-push-gone", platform=Platform.cisco_ios, address="198.18.30.239",
+                                   site="test", role=DeviceRole.access, credentials=wrong),
+             "t-push-wrong": inv.devices[names[0]].model_copy(update={"name": "t-push-wrong", "credentials": wrong})}
+    inv2 = inv.model_copy(update={"devices": {**inv.devices, **extra}})
+    intended = {**changes, "t-push-gone": changes[names[0]], "t-push-wrong": changes[names[0]]}
+    run = Pusher(inv2, intended, _options(sim, tmp_path, connect_timeout=2)).run([*names, *extra])
+    by = {o.device: o for o in run.outcomes}
+    assert by["t-push-gone"].kind in ("unreachable", "timeout") and by["t-push-gone"].status == FAILED
+    assert by["t-push-wrong"].kind == "auth_failed" and not by["t-push-wrong"].backup
+    assert all(by[n].status == APPLIED for n in names)
+    text = json.dumps([o.as_dict() for o in run.outcomes])
+    assert "not-the-password" not in text and os.environ["JIYUE_TEST_PUSH_PASSWORD"] not in text
+
+
+# --- fake-switches: a Cisco simulator nobody here wrote ---------------------------------------------------------
+
+FSW_PASSWORD_ENV = "JIYUE_TEST_FSW_PASSWORD"
 FSW_CHANGE = ["vlan 130", " name gaj-extranet", "interface FastEthernet0/2", " description gaj office floor 3",
               " switchport access vlan 130", " switchport mode access"]
 
 
+@pytest.fixture(scope="module")
+def fake_switch(lab):
+    pytest.importorskip("fake_switches", reason="bin/jiyue setup installs fake-switches (requirements-nodeps.txt)")
+    password = secrets.token_urlsafe(12)
+    os.environ[FSW_PASSWORD_ENV] = password
+    switch = start_fake_switch(lab, "198.18.30.250", username="netops", password=password)
+    yield switch
+    switch.stop()
+
+
+def _fsw_inventory(demo, switch, known_hosts: Path):
+    device = Device(name="fake-sw1", platform=Platform.cisco_ios, address=switch.address, port=switch.port,
+                    site="test", role=DeviceRole.access,
+                    interfaces=[Interface(name="FastEthernet0/4", golden_network="金保")],
+                    credentials=DeviceCredentials(username="netops", password=SecretRef(env=FSW_PASSWORD_ENV)))
+    ssh = demo.defaults.ssh.model_copy(update={"known_hosts": str(known_hosts)})
+    return demo.model_copy(update={"devices": {"fake-sw1": device},
+                                   "defaults": demo.defaults.model_copy(update={"ssh": ssh})})
+
+
+@pytest.mark.lab
 def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
     known_hosts = tmp_path / "known_hosts"
     inv = _fsw_inventory(demo, fake_switch, known_hosts)
-    target = DeviceTarget.of(inv, "fsw1")
-    # unknown host key: refused; trust on first use records it; after that the key is checked
+    target = DeviceTarget.of(inv, "fake-sw1")
+    # unknown host key: refused; trust on first use records it (the key the package ships); then it is checked
     with pytest.raises(DeviceError) as refused:
         DeviceSession(target).open()
     assert refused.value.kind == "host_key"
     with DeviceSession(target, trust_on_first_use=True) as s:
         before = s.config_text()
-    assert known_hosts.read_text().startswith(f"[127.0.0.1]:{fake_switch} ")
-    assert "fsw-secret" not in known_hosts.read_text()
+    assert known_hosts.read_text().split()[1:] == fake_switch.known_hosts.read_text().split()[1:]
+    assert os.environ[FSW_PASSWORD_ENV] not in known_hosts.read_text()
 
     backups = tmp_path / "backups"
-    dry = Pusher(inv, {"fsw1": FSW_CHANGE}, Options(backups=backups, progress=False)).run(["fsw1"])
+    dry = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(backups=backups, progress=False)).run(["fake-sw1"])
     assert dry.outcomes[0].status == DRY_RUN and "vlan 130" in dry.outcomes[0].diff and not backups.exists()
     with DeviceSession(target) as s:
         assert same_config("cisco_ios", s.config_text(), before)  # the dry run changed nothing
 
-    run = Pusher(inv, {"fsw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(["fsw1"])
+    run = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
     o = run.outcomes[0]
     assert o.status == APPLIED, o
-    # fake-switches takes `configure terminal revert timer` as plain `configure terminal` and knows no
-    # `configure confirm`: detected, and the engine said so; it has no `end` either (left with `exit`)
+    # fake-switches reads `configure terminal revert timer` as plain `configure terminal` and knows no `configure
+    # confirm` (it reads that as `configure` too): detected and said; it has no `end` either (left with `exit`)
     assert "no revert timer" in o.safety and o.notes
-    assert Path(o.backup).read_text() and same_config("cisco_ios", cli("cisco_ios").config_text(
-        Path(o.backup).read_text()), before)
+    assert same_config("cisco_ios", cli("cisco_ios").config_text(Path(o.backup).read_text()), before)
     with DeviceSession(target) as s:
         after = s.config_text()
         assert not s.in_config_mode()
     assert " description gaj office floor 3" in after and "vlan 130" in after
 
-    again = Pusher(inv, {"fsw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(["fsw1"])
+    again = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(
+        ["fake-sw1"])
     assert again.outcomes[0].status == UNCHANGED and again.outcomes[0].lines == 0
 
-    # a rejected line: the device is rolled back to its backup (restored line by line: no vendor undo here)
+    # a rejected line: the device is restored from its backup line by line (it has no vendor undo)
     bad = [*FSW_CHANGE, "interface FastEthernet0/3", " description will be undone", " bogus-command here"]
-    failed = Pusher(inv, {"fsw1": bad}, Options(apply=True, backups=backups, progress=False)).run(["fsw1"])
+    failed = Pusher(inv, {"fake-sw1": bad}, Options(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
     f = failed.outcomes[0]
     assert f.status == FAILED and f.kind == "rejected" and "bogus-command here" in f.reason
     assert "verified: the device equals its backup" in f.rollback
     with DeviceSession(target) as s:
         assert same_config("cisco_ios", s.config_text(), after)
 
-    # a golden-network interface on this device is refused before anything is sent
+    # a golden-network interface of this device is refused before anything is sent
     golden = [*FSW_CHANGE, "interface FastEthernet0/4", " description not ours"]
-    refused_run = Pusher(inv, {"fsw1": golden}, Options(apply=True, backups=backups, progress=False)).run(["fsw1"])
+    refused_run = Pusher(inv, {"fake-sw1": golden}, Options(apply=True, backups=backups, progress=False)).run(
+        ["fake-sw1"])
     assert refused_run.outcomes[0].status == REFUSED
-    assert NOT_ATTEMPTED not in refused_run.counts() or refused_run.counts()[NOT_ATTEMPTED] == 0
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def _jiyue(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "jiyue", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=600)
+
+
+@pytest.mark.lab
+def test_command_line_diff_push_dry_run_apply_and_again(lab, demo, city, tmp_path):
+    """`network.diff` and `network.push` as an operator runs them: plan first, a dry run, --apply, a no-op."""
+    for name in ("gaj-jr1", "rsj-jr1"):
+        netsim(lab).reset(name)
+    plan = tmp_path / "plan.yaml"
+    assert _jiyue("network.plan", "--plan", str(plan), "--out", str(tmp_path / "out")).returncode == 0
+    common = ("--limit", "gaj-jr1,rsj-jr1", "--plan", str(plan))
+    shown = _jiyue("network.diff", *common)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "gaj-jr1 (cisco_ios)" in shown.stdout and "vrf definition EGOV-EXTRANET" in shown.stdout
+    out, store = tmp_path / "out", f"sqlite:///{tmp_path / 'history.sqlite'}"
+    dry = _jiyue("network.push", *common, "--out", str(out), "--store", store, "--lang", "en")
+    assert dry.returncode == 0 and "dry run" in dry.stdout and "dry_run" in dry.stdout, dry.stdout + dry.stderr
+    applied = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store, "--format",
+                     "json,html,xlsx", "--backups", str(tmp_path / "backups"))
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert sorted(p.name for p in out.glob("network-push.*")) == [
+        "network-push.html", "network-push.json", "network-push.xlsx"]
+    assert len(list((tmp_path / "backups").glob("*/*.cfg"))) == 2
+    again = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store)
+    assert again.returncode == 0 and again.stdout.count("unchanged") >= 2
+    assert len(Store(store).history("network.push")) == 6
+    # a golden device named explicitly is bad input; a mistyped option value too
+    assert _jiyue("network.push", "--limit", "swj-jr1", "--plan", str(plan)).returncode == 2
+    assert _jiyue("network.push", *common, "--max-fail-percent", "abc").returncode == 2
