@@ -55,6 +55,9 @@ def test_profiles_override_parameters_without_code(catalog, tmp_path):
     bad.write_text("extends: level2\nparameters: {pass_max_days: ninety}\n")
     with pytest.raises(model.CatalogError, match="expected int"):
         model.load_profile(bad, catalog)
+    bad.write_text('extends: level2\nparameters: {umask: "027\\nPermitRootLogin yes"}\n')
+    with pytest.raises(model.CatalogError, match="line breaks are not allowed"):
+        model.load_profile(bad, catalog)
 
 
 @pytest.mark.parametrize(("os_id", "like", "family"), [

@@ -71,6 +71,16 @@ def _need(data: dict, key: str, where: str) -> Any:
     return data[key]
 
 
+def _has_control_chars(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(ord(c) < 32 or ord(c) == 127 for c in value)
+    if isinstance(value, dict):
+        return any(_has_control_chars(k) or _has_control_chars(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_control_chars(v) for v in value)
+    return False
+
+
 def load_catalog(path: Path = CATALOG) -> Catalog:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -131,6 +141,9 @@ def load_profile(spec: str | Path | None, catalog: Catalog, level: int | None = 
         if type(default) is not type(value) and not numbers:
             raise CatalogError(f"{path}: parameters.{name}: expected {type(default).__name__} like the catalog's "
                                f"default {default!r}, got {value!r}")
+        if _has_control_chars(value):
+            raise CatalogError(f"{path}: parameters.{name}: control characters or line breaks are not allowed "
+                               "(values reach configuration files through remediation)")
         params[name] = value
     lv = data.get("level", base.level if base else None)
     if lv not in LEVELS:
