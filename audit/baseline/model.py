@@ -8,6 +8,7 @@ check is an error that names the file, never silently ignored.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog.yaml"
 PROFILES = HERE / "profiles"
 LEVELS = (2, 3)
+# Modules whose checks the catalog may name (each registers with checks.check); device checks add theirs.
+CHECK_MODULES = ("audit.baseline.checks",)
 
 
 class CatalogError(ValueError):
@@ -82,6 +85,8 @@ def _has_control_chars(value: Any) -> bool:
 
 
 def load_catalog(path: Path = CATALOG) -> Catalog:
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
