@@ -8,6 +8,7 @@ check is an error that names the file, never silently ignored.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from typing import Any
 import yaml
 
 from audit.baseline import checks as checks_module
-from audit.baseline import device_checks  # noqa: F401  (registers the device.* checks the catalog names)
 
 HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog.yaml"
 PROFILES = HERE / "profiles"
 LEVELS = (2, 3)
+# Modules whose checks the catalog may name (each registers with checks.check); device checks add theirs.
+CHECK_MODULES = ("audit.baseline.checks", "audit.baseline.device_checks")
 
 
 class CatalogError(ValueError):
@@ -76,7 +78,19 @@ def _need(data: dict, key: str, where: str) -> Any:
     return data[key]
 
 
+def _has_control_chars(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(ord(c) < 32 or ord(c) == 127 for c in value)
+    if isinstance(value, dict):
+        return any(_has_control_chars(k) or _has_control_chars(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_control_chars(v) for v in value)
+    return False
+
+
 def load_catalog(path: Path = CATALOG) -> Catalog:
+    for module in CHECK_MODULES:
+        importlib.import_module(module)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -139,6 +153,9 @@ def load_profile(spec: str | Path | None, catalog: Catalog, level: int | None = 
         if type(default) is not type(value) and not numbers:
             raise CatalogError(f"{path}: parameters.{name}: expected {type(default).__name__} like the catalog's "
                                f"default {default!r}, got {value!r}")
+        if _has_control_chars(value):
+            raise CatalogError(f"{path}: parameters.{name}: control characters or line breaks are not allowed "
+                               "(values reach configuration files through remediation)")
         params[name] = value
     lv = data.get("level", base.level if base else None)
     if lv not in LEVELS:

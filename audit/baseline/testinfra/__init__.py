@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SUITE = Path(__file__).resolve().parent
@@ -18,9 +20,9 @@ def ssh_config(path: Path, key: Path, known_hosts: Path, user: str = "root") -> 
     return path
 
 
-def command(addresses: list[str], config: Path, junit: Path, level: int = 3, workers: int = 0,
+def command(addresses: list[str], config: Path, junit: Path, level: int = 3,
             profile: str | None = None, inventory: str | None = None) -> list[str]:
-    """`pytest … --hosts=ssh://ADDR,…` for the suite; `workers` > 1 runs it with pytest-xdist, one host per group."""
+    """`pytest … --hosts=ssh://ADDR,…` for the suite (testinfra runs the hosts one after another)."""
     cmd = [sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO),
            f"--hosts={','.join(f'ssh://{a}' for a in addresses)}", f"--ssh-config={config}",
            f"--baseline-level={level}", f"--junitxml={junit}", "-o", "junit_family=xunit2"]
@@ -28,9 +30,28 @@ def command(addresses: list[str], config: Path, junit: Path, level: int = 3, wor
         cmd.append(f"--baseline-profile={profile}")
     if inventory:
         cmd.append(f"--baseline-inventory={inventory}")
-    if workers > 1:
-        cmd += ["-n", str(workers), "--dist", "loadgroup"]
     return cmd
+
+
+def run_parallel(addresses: list[str], config: Path, junit_dir: Path, level: int = 3, workers: int = 8,
+                 inventory: str | None = None) -> tuple[list[int], dict[tuple[str, str, str], str]]:
+    """One `pytest --hosts=ssh://ADDR` per host, `workers` at a time: testinfra across a fleet with the same
+    parallelism as the fleet path. Returns the exit codes and the merged verdicts."""
+    junit_dir.mkdir(parents=True, exist_ok=True)
+
+    def one(address: str) -> int:
+        junit = junit_dir / f"{address}.xml"
+        return subprocess.run(command([address], config, junit, level, inventory=inventory),
+                              capture_output=True, text=True).returncode
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        codes = list(pool.map(one, addresses))
+    merged: dict[tuple[str, str, str], str] = {}
+    for address in addresses:
+        junit = junit_dir / f"{address}.xml"
+        if junit.exists():
+            merged.update(verdicts(junit))
+    return codes, merged
 
 
 def verdicts(junit: Path) -> dict[tuple[str, str, str], str]:

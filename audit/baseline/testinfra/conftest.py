@@ -24,13 +24,3 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         rows = [(item.id, c) for item in catalog.items_at(level)  # the hosts' checks: device.* run on devices
                 for c in ([x for x in item.checks if REGISTRY[x].kind == "linux"] or ["-"])]
         metafunc.parametrize("row", rows, ids=[f"{i.replace(' ', '')}-{c}" for i, c in rows])
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the markers
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist's `--dist loadgroup`, every test of one host runs in the same worker, so a
-    worker gathers a host's evidence once."""
-    for item in items:
-        host = getattr(item, "callspec", None) and item.callspec.params.get("_testinfra_host")
-        if host is not None:
-            item.add_marker(pytest.mark.xdist_group(host.backend.get_hostname()))

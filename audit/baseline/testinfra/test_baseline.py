@@ -1,12 +1,11 @@
 """The baseline as a pytest-testinfra suite: the same probes and checks as `invoke baseline.check`.
 
     pytest audit/baseline/testinfra --hosts=ssh://root@198.18.10.11,ssh://root@198.18.10.12 \\
-        --ssh-identity-file=.lab/ssh/id_ed25519 --baseline-level 3 [--baseline-profile FILE] \\
-        [-n 8 --dist loadgroup]
+        --ssh-config=FILE --baseline-level 3 [--baseline-profile FILE] [--baseline-inventory DIR]
 
 One test per host and (requirement, check) of the level: a failed check fails its test (the message
 carries the evidence), "needs evidence" and "not applicable" skip it with their reason. Evidence is
-gathered once per host and worker, one command per probe (testinfra's way), and judged by the
+gathered once per host, one command per probe (testinfra's way), and judged by the
 engine's `evaluate()`: the verdicts are the fleet path's.
 """
 
