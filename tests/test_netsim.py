@@ -177,6 +177,13 @@ def test_unknown_lines_and_negation_follow_the_grammar():
     assert config.apply(["interface Vlanif100"], "undo description").changed
     assert config.apply([], "undo interface Vlanif100").changed
     assert config.root.children == []
+    # ACL rules typed without a number get the next multiple of 5; typing the same rule again changes nothing
+    acl = config.apply([], "acl ipv6 number 3000").path
+    assert config.apply(acl, "rule permit ipv6 source 2001:DB8::/56").changed
+    assert not config.apply(acl, "rule permit ipv6 source 2001:DB8::/56").changed
+    config.apply(acl, "rule deny ipv6")
+    assert [c.text for c in config.resolve(acl)[-1].children] == ["rule 5 permit ipv6 source 2001:DB8::/56",
+                                                                 "rule 10 deny ipv6"]
 
 
 def test_weak_baseline_devices_are_seeded_as_recorded(demo):

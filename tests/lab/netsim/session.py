@@ -303,13 +303,8 @@ class Session:
         huawei = self.style in ("huawei", "comware")
         if huawei and not line.startswith("display "):
             return None
-        if not huawei:
-            if line.startswith("do ") and self.config_mode:
-                line = line[3:]
-            elif self.config_mode and self.style == "cisco":
-                return None
-            if not line.startswith("show ") or not self.privileged:
-                return None
+        if not huawei and (not line.startswith("show ") or not self.privileged):
+            return None
         cmd, _, pipe = line.partition(" | ")
         words = cmd.split(" ", 1)
         what = words[1] if len(words) > 1 else ""
@@ -472,10 +467,10 @@ class Session:
             if rule.closer and line == rule.closer:
                 self.path = self.path[:-1]
                 return ""
-        shown = self._show(line)
-        if shown is not None and ((huawei and line.startswith("display ")) or (not huawei and (
-                line.startswith("do ") or (self.style == "ruijie" and line.startswith("show "))))):
-            return shown
+        if not huawei and line.startswith("do "):
+            return self._exec_line(line[3:], raw)  # IOS and RGOS run an exec command from config mode
+        if (huawei and line.startswith("display ")) or (self.style == "ruijie" and line.startswith("show ")):
+            return self._show(line) or ""
         if huawei:
             saved = self._save(line)
             if saved is not None:
