@@ -242,6 +242,8 @@ class Device:
     def log(self, session: int, where: str, text: str) -> None:
         stamp = now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         with self.lock:
+            if self._log.closed:  # a session still ending after the device stopped
+                return
             self._log.write(f"{stamp} s{session} [{where}] {text}\n")
             self._log.flush()
 
