@@ -337,10 +337,13 @@ def test_vrp8_two_stage_commit_trial_and_rollback(sims):
         conn.read_until_pattern(r"<t-vrp8>")
         assert "LoopBack1" not in sim.running_config(name)
         # commit trial, not confirmed: rolled back by the device
-        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60"])  # enters system view
-        assert "interface LoopBack2" in sim.running_config(name)
+        # (a second trial before confirming still goes back to before the first)
+        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60",
+                              "interface LoopBack6", "commit trial 60"])  # enters system view
+        assert "interface LoopBack2" in sim.running_config(name) and "interface LoopBack6" in sim.running_config(name)
         assert [d["pending_rollback"] for d in sim.status() if d["name"] == name] == ["trial"]
         assert wait_for(lambda: "LoopBack2" not in sim.running_config(name))
+        assert "LoopBack6" not in sim.running_config(name)
         assert "automatic rollback (trial)" in sim.command_log(name)
         # commit trial, then commit: confirmed, nothing pending
         # VRP8's driver stays in system view: no need to check the mode again

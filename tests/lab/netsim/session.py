@@ -256,6 +256,8 @@ class Session:
                 minutes = int(m.group(1))
                 if not 1 <= minutes <= 120:
                     return self.error(line, "wrong_parameter", len("configure terminal revert timer "))
+                if d.pending is not None:
+                    return "% Rollback Confirmed Change: a revert timer is already running; configure confirm first"
                 archive = self._ios_archive_name()
                 if archive is None:
                     return "% Rollback Confirmed Change: archive path must be configured (archive / path)"
@@ -504,7 +506,8 @@ class Session:
                     seconds = int(m.group(3) or 600)
                     if not 60 <= seconds <= 65535:
                         return self.error(line, "wrong_parameter", len("commit trial "))
-                    before = d.running.render()
+                    # a second trial before confirming still rolls back to before the first
+                    before = d.pending.before if d.pending and d.pending.kind == "trial" else d.running.render()
                     self._commit()
                     d.schedule_rollback("trial", seconds, before)
                     return ""
