@@ -177,6 +177,13 @@ def test_unknown_lines_and_negation_follow_the_grammar():
     assert config.apply(["interface Vlanif100"], "undo description").changed
     assert config.apply([], "undo interface Vlanif100").changed
     assert config.root.children == []
+    # ACL rules typed without a number get the next multiple of 5; typing the same rule again changes nothing
+    acl = config.apply([], "acl ipv6 number 3000").path
+    assert config.apply(acl, "rule permit ipv6 source 2001:DB8::/56").changed
+    assert not config.apply(acl, "rule permit ipv6 source 2001:DB8::/56").changed
+    config.apply(acl, "rule deny ipv6")
+    assert [c.text for c in config.resolve(acl)[-1].children] == ["rule 5 permit ipv6 source 2001:DB8::/56",
+                                                                 "rule 10 deny ipv6"]
 
 
 def test_weak_baseline_devices_are_seeded_as_recorded(demo):
@@ -330,10 +337,13 @@ def test_vrp8_two_stage_commit_trial_and_rollback(sims):
         conn.read_until_pattern(r"<t-vrp8>")
         assert "LoopBack1" not in sim.running_config(name)
         # commit trial, not confirmed: rolled back by the device
-        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60"])  # enters system view
-        assert "interface LoopBack2" in sim.running_config(name)
+        # (a second trial before confirming still goes back to before the first)
+        conn.send_config_set(["interface LoopBack2", "description trial", "commit trial 60",
+                              "interface LoopBack6", "commit trial 60"])  # enters system view
+        assert "interface LoopBack2" in sim.running_config(name) and "interface LoopBack6" in sim.running_config(name)
         assert [d["pending_rollback"] for d in sim.status() if d["name"] == name] == ["trial"]
         assert wait_for(lambda: "LoopBack2" not in sim.running_config(name))
+        assert "LoopBack6" not in sim.running_config(name)
         assert "automatic rollback (trial)" in sim.command_log(name)
         # commit trial, then commit: confirmed, nothing pending
         # VRP8's driver stays in system view: no need to check the mode again

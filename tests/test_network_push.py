@@ -467,8 +467,8 @@ def _jiyue(*args: str):
 
 
 @pytest.mark.lab
-def test_command_line_diff_push_dry_run_apply_and_again(lab, demo, city, tmp_path):
-    """`network.diff` and `network.push` as an operator runs them: plan first, a dry run, --apply, a no-op."""
+def test_command_line_diff_push_apply_and_again(lab, demo, city, tmp_path):
+    """`network.diff` and `network.push` as an operator runs them: plan first, the diff, --apply, a no-op."""
     for name in ("gaj-jr1", "rsj-jr1"):
         netsim(lab).reset(name)
     plan = tmp_path / "plan.yaml"
@@ -478,8 +478,6 @@ def test_command_line_diff_push_dry_run_apply_and_again(lab, demo, city, tmp_pat
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "gaj-jr1 (cisco_ios)" in shown.stdout and "vrf definition EGOV-EXTRANET" in shown.stdout
     out, store = tmp_path / "out", f"sqlite:///{tmp_path / 'history.sqlite'}"
-    dry = _jiyue("network.push", *common, "--out", str(out), "--store", store, "--lang", "en")
-    assert dry.returncode == 0 and "dry run" in dry.stdout and "dry_run" in dry.stdout, dry.stdout + dry.stderr
     applied = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store, "--format",
                      "json,html,xlsx", "--backups", str(tmp_path / "backups"))
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -488,7 +486,7 @@ def test_command_line_diff_push_dry_run_apply_and_again(lab, demo, city, tmp_pat
     assert len(list((tmp_path / "backups").glob("*/*.cfg"))) == 2
     again = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store)
     assert again.returncode == 0 and again.stdout.count("unchanged") >= 2
-    assert len(Store(store).history("network.push")) == 6
+    assert len(Store(store).history("network.push")) == 4
     # a golden device named explicitly is bad input; a mistyped option value too
     assert _jiyue("network.push", "--limit", "swj-jr1", "--plan", str(plan)).returncode == 2
     assert _jiyue("network.push", *common, "--max-fail-percent", "abc").returncode == 2

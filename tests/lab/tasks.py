@@ -63,6 +63,7 @@ def status(c, inventory=None, limit=None):
     console.print(table)
     down_hosts = [s.name for s in statuses if not s.up]
     device_names = limit_devices(inv, limit)
+    devices = []
     if device_names:
         devices = lab.device_status(device_names)
         table = Table(title="lab devices (simulated)", title_justify="left")
@@ -73,13 +74,12 @@ def status(c, inventory=None, limit=None):
                           "[green]up[/]" if d.up else "[red]down[/]")
         console.print(table)
         down_hosts += [d.name for d in devices if not d.up]
-        statuses = [*statuses, *devices]
     if down_hosts:
-        console.print(f"{len(down_hosts)} of {len(statuses)} hosts and devices are down. "
+        console.print(f"{len(down_hosts)} of {len(statuses) + len(devices)} hosts and devices are down. "
                       "Start them with: invoke lab.up")
         raise fail(f"lab hosts down: {', '.join(down_hosts[:10])}{' …' if len(down_hosts) > 10 else ''}",
                    code=PROBLEMS)
-    console.print(f"all {len(statuses)} hosts and devices up")
+    console.print(f"all {len(statuses)} hosts up" + (f", all {len(devices)} devices up" if devices else ""))
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],

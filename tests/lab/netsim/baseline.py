@@ -135,7 +135,7 @@ class _Flags(dict):
         return bool(self.get(name))
 
 
-def resolve_secret(ref: SecretRef, inv: Inventory, lab_state: Path, what: str) -> str:
+def resolve_secret(ref: SecretRef, inv: Inventory, lab_state: Path) -> str:
     """Read a device secret; a missing secret *file* inside the lab's state dir is created with a fresh random
     value (the lab owns it: the sample city's devices get a password nobody has to set). Anything else
     missing is an error naming the reference."""
@@ -161,8 +161,8 @@ def device_specs(inv: Inventory, lab_state: Path, names: list[str] | None = None
         if names is not None and device.name not in names:
             continue
         creds = inv.credentials_for(device)
-        password = resolve_secret(creds.password, inv, lab_state, f"{device.name} password")
-        secret = resolve_secret(creds.secret, inv, lab_state, f"{device.name} secret") if creds.secret else None
+        password = resolve_secret(creds.password, inv, lab_state)
+        secret = resolve_secret(creds.secret, inv, lab_state) if creds.secret else None
         specs.append(DeviceSpec(name=device.name, platform=device.platform.value, address=str(device.address),
                                 port=device.port, username=creds.username, password=password, secret=secret,
                                 config=device_config(inv, device)))

@@ -97,6 +97,14 @@ class Config:
 
     def _apply_in(self, node: Node, path: list[str], line: str) -> Outcome | None:
         view = self.grammar.view(node.view)
+        if view.autonumber is not None and (auto := view.autonumber.match(line)):
+            prefix, body = line[:auto.end()], line[auto.end():]
+            numbered = re.compile(re.escape(prefix) + r"(\d+) (.*)")
+            taken = [(int(m.group(1)), m.group(2)) for c in node.children if (m := numbered.fullmatch(c.text))]
+            if any(b == body for _, b in taken):
+                return Outcome(path)  # the same rule is there already, under its number
+            step = view.autonumber_step
+            line = f"{prefix}{(max((n for n, _ in taken), default=0) // step + 1) * step} {body}"
         found = view.match(line)
         negation = self.grammar.negation + " "
         if found:

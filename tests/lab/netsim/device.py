@@ -33,6 +33,10 @@ from tests.lab.netsim.grammar import Grammar, load
 DEFAULT_TIME_SCALE = float(os.environ.get("JIYUE_NETSIM_TIME_SCALE", "1.0"))
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))  # the devices keep Beijing time, like the lab's hosts
 FILE_NAME = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")
+# Secret values in config lines: masked in the command log, as devices mask them in their own logs.
+SECRET_VALUE = re.compile(r"\b(password|secret|cipher|irreversible-cipher|simple|hash|community(?: (?:read|write))?"
+                          r"|authentication-mode \S+|privacy-mode \S+|auth (?:md5|sha)|priv (?:des|3des|aes(?: \d+)?))"
+                          r"((?: \d)?) (?!(?:cipher|simple|irreversible-cipher|hash)\b)\S+")
 
 
 @dataclass
@@ -242,7 +246,10 @@ class Device:
     def log(self, session: int, where: str, text: str) -> None:
         stamp = now().strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         with self.lock:
-            self._log.write(f"{stamp} s{session} [{where}] {text}\n")
+            if self._log.closed:  # a session still ending after the device stopped
+                return
+            masked = SECRET_VALUE.sub(r"\1\2 ******", text)
+            self._log.write(f"{stamp} s{session} [{where}] {masked}\n")
             self._log.flush()
 
     def next_session_id(self) -> int:

@@ -70,6 +70,9 @@ class Rule:
 class View:
     name: str
     rules: list[Rule] = field(default_factory=list)
+    # Huawei and Comware number ACL rules typed without a number: `rule permit ...` becomes `rule 5 permit ...`
+    autonumber: re.Pattern[str] | None = None  # matches up to where the number goes
+    autonumber_step: int = 5
 
     def match(self, line: str) -> tuple[Rule, re.Match[str]] | None:
         for rule in self.rules:
@@ -206,7 +209,9 @@ def load(platform: str) -> Grammar:
     views: dict[str, View] = {}
     for name, body in data["views"].items():
         rules = [_rule(source, name, i, raw) for i, raw in enumerate(body.get("rules", []))]
-        views[name] = View(name, rules)
+        auto = body.get("autonumber") or {}
+        views[name] = View(name, rules, _compile(source, f"views.{name}.autonumber", auto["before"]) if auto else None,
+                           int(auto.get("step", 5)))
     for view in views.values():
         for rule in view.rules:
             if rule.view is not None and rule.view not in views:

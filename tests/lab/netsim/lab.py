@@ -67,7 +67,8 @@ def start_devices(lab: Lab, specs: list[DeviceSpec], prefixlen: int = 24) -> Net
     about 150 more devices), or use other ports on one address."""
     ensure_addresses(lab, [ipaddress.ip_interface(f"{s.address}/{prefixlen}") for s in specs])
     sim = netsim(lab)
-    sim.start(specs)
+    sim.start(specs)  # writes sim.known_hosts; the lab's own known_hosts gets the new keys too
+    lab._write_known_hosts(lab._load_state())
     return sim
 
 

@@ -13,6 +13,7 @@ each cost about 300 idle threads.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import json
 import logging
@@ -101,7 +102,13 @@ class Listener:
             channel = transport.accept(timeout=30)
             if channel is None or not server.shell.wait(10) or server.user is None:
                 return
-            shell(self.device, channel, server.user)
+            if shell(self.device, channel, server.user) == "logout":
+                # as a device does on quit/exit: close the channel and let the client hang up, rather than
+                # resetting a connection the client is still reading from
+                channel.close()
+                deadline = time.monotonic() + 2
+                while transport.is_active() and time.monotonic() < deadline:
+                    time.sleep(0.02)
         except (paramiko.SSHException, EOFError, OSError) as exc:
             log.debug("%s: session ended: %s", self.device.name, exc)
         finally:
@@ -117,8 +124,9 @@ class Listener:
             transport.close()
 
 
-def shell(device: Device, channel: paramiko.Channel, user: str) -> None:
-    """Run the CLI on one channel: echo what is typed, answer each line, print the prompt."""
+def shell(device: Device, channel: paramiko.Channel, user: str) -> str:
+    """Run the CLI on one channel: echo what is typed, answer each line, print the prompt. Return how it
+    ended: "logout" (the user quit), "dropped" (a fault cut it) or "closed" (the client went away)."""
     session = Session(device, user)
     session.kill_hook = channel.get_transport().close
     device.log(session.sid, "login", f"{user} from {channel.getpeername()[0] if channel.getpeername() else '?'}")
@@ -130,12 +138,13 @@ def shell(device: Device, channel: paramiko.Channel, user: str) -> None:
         send(session.banner() + session.prompt())
         line = ""
         last = ""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span two reads
         while True:
             data = channel.recv(65536)
             if not data:
-                return
+                return "closed"
             out: list[str] = []
-            for ch in data.decode("utf-8", "replace"):
+            for ch in decoder.decode(data):
                 if ch == "\n" and last == "\r":
                     last = ch
                     continue
@@ -145,7 +154,7 @@ def shell(device: Device, channel: paramiko.Channel, user: str) -> None:
                     line = ""
                     if session.dropped:
                         channel.get_transport().close()
-                        return
+                        return "dropped"
                     latency = device.faults().latency_ms
                     if latency:
                         send("".join(out))
@@ -154,7 +163,7 @@ def shell(device: Device, channel: paramiko.Channel, user: str) -> None:
                     out.append("\n" + (answer + "\n" if answer else ""))
                     if session.closed:
                         send("".join(out))
-                        return
+                        return "logout"
                     out.append(session.prompt())
                 elif ch in "\x7f\x08":
                     if line:

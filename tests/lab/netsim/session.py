@@ -256,6 +256,8 @@ class Session:
                 minutes = int(m.group(1))
                 if not 1 <= minutes <= 120:
                     return self.error(line, "wrong_parameter", len("configure terminal revert timer "))
+                if d.pending is not None:
+                    return "% Rollback Confirmed Change: a revert timer is already running; configure confirm first"
                 archive = self._ios_archive_name()
                 if archive is None:
                     return "% Rollback Confirmed Change: archive path must be configured (archive / path)"
@@ -303,13 +305,8 @@ class Session:
         huawei = self.style in ("huawei", "comware")
         if huawei and not line.startswith("display "):
             return None
-        if not huawei:
-            if line.startswith("do ") and self.config_mode:
-                line = line[3:]
-            elif self.config_mode and self.style == "cisco":
-                return None
-            if not line.startswith("show ") or not self.privileged:
-                return None
+        if not huawei and (not line.startswith("show ") or not self.privileged):
+            return None
         cmd, _, pipe = line.partition(" | ")
         words = cmd.split(" ", 1)
         what = words[1] if len(words) > 1 else ""
@@ -472,10 +469,10 @@ class Session:
             if rule.closer and line == rule.closer:
                 self.path = self.path[:-1]
                 return ""
-        shown = self._show(line)
-        if shown is not None and ((huawei and line.startswith("display ")) or (not huawei and (
-                line.startswith("do ") or (self.style == "ruijie" and line.startswith("show "))))):
-            return shown
+        if not huawei and line.startswith("do "):
+            return self._exec_line(line[3:], raw)  # IOS and RGOS run an exec command from config mode
+        if (huawei and line.startswith("display ")) or (self.style == "ruijie" and line.startswith("show ")):
+            return self._show(line) or ""
         if huawei:
             saved = self._save(line)
             if saved is not None:
@@ -509,7 +506,8 @@ class Session:
                     seconds = int(m.group(3) or 600)
                     if not 60 <= seconds <= 65535:
                         return self.error(line, "wrong_parameter", len("commit trial "))
-                    before = d.running.render()
+                    # a second trial before confirming still rolls back to before the first
+                    before = d.pending.before if d.pending and d.pending.kind == "trial" else d.running.render()
                     self._commit()
                     d.schedule_rollback("trial", seconds, before)
                     return ""
