@@ -163,6 +163,12 @@ def journal(store: Store, run_key: str, system: str) -> list[tuple[str, str]]:
     return [(e.step, e.status) for e in store.journal_entries(run_key=run_key, subject=system)]
 
 
+def failures(store: Store, run_key: str, system: str) -> str:
+    """The journal's failed rows with their errors, for an assertion's message."""
+    return "\n".join(f"{e.step}: {e.detail}" for e in store.journal_entries(run_key=run_key, subject=system)
+                     if e.status == "failed") or "no failed step"
+
+
 def assert_each_step_done_once(store: Store, run_key: str, system: str) -> None:
     rows = journal(store, run_key, system)
     for step in STEPS:
@@ -369,7 +375,8 @@ def test_broken_verification_rolls_back_to_the_source(env, monkeypatch):
         outcomes = m.run_wave(5)
     assert [(o.system, o.result) for o in outcomes] == [("gaj-web", "rolled_back")], outcomes
     rows = journal(store, outcomes[0].run_key, "gaj-web")
-    assert ("switch", "failed") in rows and ("rollback", "done") in rows and ("switch", "rolled_back") in rows
+    assert ("switch", "failed") in rows and ("rollback", "done") in rows and ("switch", "rolled_back") in rows, \
+        failures(store, outcomes[0].run_key, "gaj-web")
     serving(lab, inv, "gaj-web", "gaj-web-app1")
     assert svc.control(lab, "zwy-07", "gaj-web", "status").returncode == 3
     clients.assert_ok("gaj-web", "gaj-web-app1", lab)
