@@ -244,6 +244,8 @@ def main() -> None:
         down.add_row("  final sync: rsync's own time", f"{final.get('final_s')}")
         down.add_row("  final sync: data sent (MiB)", f"{final.get('final_bytes_sent', 0) / MIB:.1f}")
         console.print(down)
+        if outcome.result != "migrated":
+            console.print(f"[red]the cutover did not finish: {outcome.message}[/]")
         if args.timeline:
             for at, kind, host, task in timeline(tmp / "work"):
                 console.print(f"{at:7.2f} {kind:8} {host:10} {task}", highlight=False, markup=False)

@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -83,6 +84,9 @@ DEFAULT_GRACE_DAYS = 30
 # to the measured delta pass when weighing a freeze against the downtime budget.
 CUTOVER_ALLOWANCE_S = 30.0
 DISK_MARGIN = 1.2
+# Systems of one wave migrating at once (`--parallel`): each has its own hosts, journal rows and lock; on
+# 2 cores four keep the machine busy without stretching each system's downtime much.
+DEFAULT_PARALLEL = 4
 # Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}.
 HOOKS_ENV = "JIYUE_MIGRATE_HOOKS"
 AGENT_PREFIX = "jiyue-agent-"
@@ -120,7 +124,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in ("migrated", "rehearsed", "decommissioned")
+        return self.result in ("migrated", "rehearsed", "decommissioned", "already_migrated")
 
 
 @dataclass
@@ -242,18 +246,23 @@ class Migrator:
     def __init__(self, inv: Inventory, plan: Plan, store: Store, *, apply: bool = False,
                  workdir: Path | str | None = None, console: Console | None = None, progress: bool = True,
                  allowance_s: float = CUTOVER_ALLOWANCE_S, margin: float = DISK_MARGIN,
-                 planning: Path = PLANNING) -> None:
+                 planning: Path = PLANNING, parallel: int = DEFAULT_PARALLEL) -> None:
         self.inv, self.plan, self.store, self.apply = inv, plan, store, apply
         self.workdir = Path(workdir) if workdir else DEFAULT_WORKDIR
         self.console = console or Console(stderr=True)
         self.progress = progress
         self.allowance_s, self.margin = allowance_s, margin
+        if parallel < 1:
+            raise MigrationError(f"parallel must be at least 1, got {parallel}")
+        self.parallel = parallel
+        self._stop = threading.Event()  # set on Ctrl-C: the systems in flight stop and roll back
         self.grace_days = grace_days(planning)
         self.hooks = hooks()
         self._agent: subprocess.Popen | None = None
         self._agent_dir: str | None = None
         self._bar: Progress | None = None
         self._bar_task: Any = None
+        self._bar_rows: dict[str, Any] = {}
         problems = plan.check(inv)
         if problems:
             raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
@@ -263,7 +272,7 @@ class Migrator:
     # --- public API ------------------------------------------------------------------------------
 
     def run_wave(self, number: int) -> list[Outcome]:
-        """Migrate every cloud rehost of wave `number`, one system after another."""
+        """Migrate every cloud rehost of wave `number`, up to `parallel` systems at once."""
         try:
             wave = self.plan.wave(number)
         except StopIteration:
@@ -291,7 +300,7 @@ class Migrator:
         else:
             out_key = f"{REHEARSAL_PREFIX}resume-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         with self._session(len(pending)):
-            return [self._one(s, out_key, state_key=key) for s in pending]
+            return self._many(pending, out_key, state_key=key)
 
     def rollback(self, system_id: str) -> Outcome:
         """Bring a system back to its source (also after a finished migration: the target's data comes back)."""
@@ -385,6 +394,12 @@ class Migrator:
                 raise MigrationError(f"{s} is not in the plan") from None
             if sp.disposition != Disposition.cloud_rehost or not sp.targets:
                 raise MigrationError(f"{s} is not a cloud rehost with targets ({sp.disposition})")
+        done_before = {s: k for s in systems if (k := self.migrated_by(s))}
+        systems = [s for s in systems if s not in done_before]
+        skipped = [Outcome(s, k, "already_migrated", f"migrated by run {k}; nothing to do (migrate.rollback undoes it)")
+                   for s, k in done_before.items()]
+        if not systems:
+            return skipped
         key = self._new_key(label)
         for s in systems:
             sp = self.plan.system(s)
@@ -392,11 +407,50 @@ class Migrator:
                 "apply": self.apply, "wave": sp.wave,
                 "targets": [t.model_dump(mode="json") for t in sp.targets], "budget_s": sp.downtime_budget_s})
         with self._session(len(systems)):
-            outcomes = [self._one(s, key, state_key=key) for s in systems]
+            outcomes = self._many(systems, key, state_key=key)
         self.store.record("migrate.run", [Result(o.system, o.ok, asdict(o), None if o.ok else o.result, o.message)
                                           for o in outcomes],
                           inventory=str(self.inv.root), params={"run_key": key, "apply": self.apply})
-        return outcomes
+        return skipped + outcomes
+
+    def _many(self, systems: list[str], run_key: str, state_key: str) -> list[Outcome]:
+        """Each system in a thread of its own, at most `parallel` at once; one system's failure (or a bug in
+        its run) is its own outcome and never stops the others. Ctrl-C stops the systems in flight (each
+        rolls back to its source) and starts no more; `migrate.resume` carries on."""
+        if self.parallel == 1 or len(systems) == 1:
+            return [self._guarded(s, run_key, state_key) for s in systems]
+        with ThreadPoolExecutor(min(self.parallel, len(systems)), thread_name_prefix="migrate") as pool:
+            futures = [pool.submit(self._guarded, s, run_key, state_key) for s in systems]
+            try:
+                return [f.result() for f in futures]
+            except KeyboardInterrupt:
+                self._stop.set()
+                self.console.print("[yellow]interrupted: the systems in flight stop and roll back; "
+                                   "`migrate.resume --apply` carries on the others[/]")
+                for f in futures:
+                    with contextlib.suppress(Exception):
+                        f.result()
+                raise
+
+    def _guarded(self, system_id: str, run_key: str, state_key: str) -> Outcome:
+        if self._stop.is_set():
+            return Outcome(system_id, run_key, "interrupted", "not started: the run was interrupted")
+        try:
+            outcome = self._one(system_id, run_key, state_key)
+        except Exception as exc:  # a bug: this system's outcome, the others carry on
+            with contextlib.suppress(Exception):
+                self.store.journal(run_key, system_id, "engine", "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            outcome = Outcome(system_id, run_key, "failed", f"{type(exc).__name__}: {exc}")
+        self._finished(outcome)
+        return outcome
+
+    def migrated_by(self, system_id: str) -> str | None:
+        """The applied run that migrated the system, if that is where it stands (not rolled back since)."""
+        key = self._latest_run_of(system_id)
+        if key is None:
+            return None
+        status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        return key if outcome_of(status) in ("migrated", "decommissioned") else None
 
     def _one(self, system_id: str, run_key: str, state_key: str) -> Outcome:
         ctx = self._ctx(system_id, run_key, state_key)
@@ -747,7 +801,7 @@ class Migrator:
             env["SSH_AUTH_SOCK"] = os.path.join(self._agent_dir, "agent.sock")
             # Shared SSH connections only within this run: a control socket is a file, and another process's
             # (another lab in another network namespace, another operator) must never carry our commands.
-            env["ANSIBLE_CONTROL_PATH_DIR"] = os.path.join(self._agent_dir, "cp")
+            env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = os.path.join(self._agent_dir, "cp")
         return env
 
     def _playbook(self, name: str, extravars: dict[str, Any], tags: list[str] | None = None,
@@ -771,7 +825,8 @@ class Migrator:
             private_data_dir=str(private), playbook=str(PLAYBOOKS / f"{name}.yml"), inventory=str(self.inventory_file),
             extravars=extravars, cmdline=None if self.apply else "--check --diff", envvars=env,
             tags=",".join(tags) if tags else None, quiet=True, event_handler=handler,
-            cancel_callback=cancel or (lambda: False), rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
+            cancel_callback=lambda: name != "rollback" and (self._stop.is_set() or bool(cancel and cancel())),
+            rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
             # Never env/ files: ansible-runner would reuse an earlier run's (its cmdline, extravars, agent socket).
             suppress_env_files=True)
         seconds = time.monotonic() - began
@@ -790,19 +845,36 @@ class Migrator:
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
         try:
             with Progress(*columns, console=self.console, disable=not self.progress, transient=False) as bar:
-                self._bar = bar
-                self._bar_task = bar.add_task(f"{'migrating' if self.apply else 'rehearsing'} {total} system(s)")
+                self._bar, self._bar_rows = bar, {}
+                self._bar_task = bar.add_task(f"{'migrating' if self.apply else 'rehearsing'} {total} system(s), "
+                                              f"{min(total, self.parallel)} at once", total=total)
                 yield
         finally:
             self._bar = None
             self._stop_agent()
 
     def _say(self, ctx: Ctx, what: str) -> None:
+        """One progress row per system (they run at once), showing its current step."""
         line = f"{ctx.plan.system}: {what}"
         if self._bar is not None:
-            self._bar.update(self._bar_task, description=line)
+            row = self._bar_rows.get(ctx.plan.system)
+            if row is None:
+                row = self._bar_rows[ctx.plan.system] = self._bar.add_task(line)
+            self._bar.update(row, description=line)
             if what.startswith("["):
                 self._bar.console.print(line)
+
+    def _finished(self, outcome: Outcome) -> None:
+        if self._bar is None:
+            return
+        colour = "green" if outcome.ok else "red"
+        line = f"{outcome.system}: [{colour}]{outcome.result}[/]" + (
+            f" (downtime {outcome.downtime_s:.1f} s)" if outcome.downtime_s is not None else "")
+        row = self._bar_rows.get(outcome.system)
+        if row is None:
+            row = self._bar_rows[outcome.system] = self._bar.add_task(line)
+        self._bar.update(row, description=line, total=1, completed=1)
+        self._bar.update(self._bar_task, advance=1)
 
     def _start_agent(self) -> None:
         """An ssh-agent for this run holding the operator's key(s): the sources reach the targets through it."""
@@ -934,7 +1006,7 @@ class FunctionalCheck:
     def __init__(self, argv: list[str], env: dict[str, str], folder: Path) -> None:
         self.argv, self.folder = argv, folder
         # Only testinfra's plugin (no plugin autoload: faster), and its SSH commands multiplexed.
-        control = env.get("ANSIBLE_CONTROL_PATH_DIR", str(folder))
+        control = env.get("ANSIBLE_SSH_CONTROL_PATH_DIR", str(folder))
         self.env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                     "ANSIBLE_SSH_EXTRA_ARGS": f"-o ControlPath={control}/ti-%C"}
         self.proc: subprocess.Popen | None = None
