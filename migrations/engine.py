@@ -5,6 +5,17 @@ ansible-runner against the exported Ansible inventory (`playbooks/<step>.yml` sa
 
     precheck → presync → freeze → final_sync → verify_data → switch → verify_function → done
 
+The cutover, freeze to verify_function (the downtime), is one ansible-playbook run
+(`playbooks/cutover.yml` imports the five step playbooks, tagged by step, and opens every SSH
+connection before the freeze); each step is journaled from ansible-runner's event stream as it
+starts and ends (`_CutoverJournal`), and a resumed run passes only the steps still to do as tags.
+The system's testinfra check (`FunctionalCheck`) is a pytest process the engine starts the moment
+the switch has the targets' services running, beside the rest of the cutover.
+
+The systems of a wave migrate at once, up to `parallel` (default 4), each in a thread of its own
+with its own journal rows and lock; one system's failure never stops the others. A system an
+applied run already migrated is never moved again (`already_migrated`).
+
 Data goes straight from each source host to its target: rsync runs on the source and reaches the
 target over SSH with the operator's key through agent forwarding (the engine runs an ssh-agent for
 the run, holding the inventory's key; only its socket is passed to Ansible), checking the target's
@@ -13,7 +24,7 @@ pre-sync's delta pass (plus a fixed allowance for the cutover steps) is weighed 
 system's downtime budget: over budget, the run stops cleanly (`refused`) with the source serving.
 
 Every step transition is journaled in the store (`journal` table: started, done, failed,
-rolled_back, refused) before and after it runs, so a killed run resumes where it stopped: a step
+rolled_back, refused) as it starts and ends, so a killed run resumes where it stopped: a step
 journaled `done` is never repeated, a step `started` but not done runs again (every playbook is
 idempotent). A lock per system (`locks` table, primary key = subject) keeps two runs from
 migrating one system at once; the lock of a dead process is taken over by `resume` of its own

@@ -440,6 +440,9 @@ def test_tasks_status_and_bad_input(env):
         assert system in status.stdout
     bad = subprocess.run([*base, "migrate.run", "--wave", "99", *common], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "no wave 99" in bad.stderr, bad.stderr
+    none_at_once = subprocess.run([*base, "migrate.run", "--wave", "1", "--parallel", "0", *common], cwd=REPO,
+                                  capture_output=True, text=True)
+    assert none_at_once.returncode == 2 and "--parallel" in none_at_once.stderr, none_at_once.stderr
     early = subprocess.run([*base, "migrate.decommission", "--system", "fgw-oa", "--signed-off-by", "x", *common],
                            cwd=REPO, capture_output=True, text=True)
     assert early.returncode == 1 and "grace period" in early.stderr, shlex.join(early.args)
