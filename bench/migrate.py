@@ -24,6 +24,7 @@ data are removed at the end (`--keep` keeps them).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shlex
@@ -143,12 +144,31 @@ def engine_copy(inv, plan: Plan, store: Store, work: Path) -> tuple[float, float
     return float(detail["first_s"]), wall
 
 
+def timeline(work: Path) -> list[tuple[float, str, str, str]]:
+    """The last cutover run's task events, in seconds from the freeze (from ansible-runner's artifacts)."""
+    runs = sorted((work / "runner" / SYSTEM / "artifacts").glob("cutover-*"), key=lambda d: d.stat().st_mtime)
+    if not runs:
+        return []
+    events = sorted((json.loads(f.read_text()) for f in (runs[-1] / "job_events").glob("*.json")),
+                    key=lambda e: e["counter"])
+    frozen = next((e["created"] for e in events if e["event"] == "playbook_on_task_start"
+                   and e["event_data"].get("task", "").startswith("Stop the service")), None)
+    if frozen is None:
+        return []
+    t0 = datetime.fromisoformat(frozen)
+    kinds = {"playbook_on_task_start": "start", "runner_on_ok": "ok", "runner_on_failed": "FAILED",
+             "runner_on_skipped": "skipped", "playbook_on_stats": "end"}
+    return [((datetime.fromisoformat(e["created"]) - t0).total_seconds(), kinds[e["event"]],
+             e["event_data"].get("host", ""), e["event_data"].get("task", "")) for e in events if e["event"] in kinds]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=1.0, help="data set size in GiB")
     parser.add_argument("--changed", type=float, default=0.01, help="share of the files changed after the pre-sync")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="leave the bench lab running")
+    parser.add_argument("--timeline", action="store_true", help="print the cutover's tasks in time from the freeze")
     args = parser.parse_args()
     console = Console()
     tmp = Path(tempfile.mkdtemp(prefix="jiyue-bench-migrate-"))
@@ -220,10 +240,15 @@ def main() -> None:
         down.add_row("downtime: freeze → verified (target 5 s)", f"{outcome.downtime_s}")
         down.add_row("client outage: freeze → gateway on the target", f"{outcome.outage_s}")
         for step in ("freeze", "final_sync", "verify_data", "switch", "verify_function"):
-            down.add_row(f"  step {step} (playbook wall)", f"{steps.get(step)}")
+            down.add_row(f"  step {step} (in the one cutover run)", f"{steps.get(step)}")
         down.add_row("  final sync: rsync's own time", f"{final.get('final_s')}")
         down.add_row("  final sync: data sent (MiB)", f"{final.get('final_bytes_sent', 0) / MIB:.1f}")
         console.print(down)
+        if outcome.result != "migrated":
+            console.print(f"[red]the cutover did not finish: {outcome.message}[/]")
+        if args.timeline:
+            for at, kind, host, task in timeline(tmp / "work"):
+                console.print(f"{at:7.2f} {kind:8} {host:10} {task}", highlight=False, markup=False)
         console.print(f"ratios: engine copy / rsync throughput = {best_rsync / best_ours:.2f} (rsync inside the "
                       f"step), {best_rsync / best_wall:.2f} (whole step); downtime / 5 s target = "
                       f"{(outcome.downtime_s or 0) / 5:.2f}", highlight=False)

@@ -5,6 +5,17 @@ ansible-runner against the exported Ansible inventory (`playbooks/<step>.yml` sa
 
     precheck → presync → freeze → final_sync → verify_data → switch → verify_function → done
 
+The cutover, freeze to verify_function (the downtime), is one ansible-playbook run
+(`playbooks/cutover.yml` imports the five step playbooks, tagged by step, and opens every SSH
+connection before the freeze); each step is journaled from ansible-runner's event stream as it
+starts and ends (`_CutoverJournal`), and a resumed run passes only the steps still to do as tags.
+The system's testinfra check (`FunctionalCheck`) is a pytest process the engine starts the moment
+the switch has the targets' services running, beside the rest of the cutover.
+
+The systems of a wave migrate at once, up to `parallel` (default 4), each in a thread of its own
+with its own journal rows and lock; one system's failure never stops the others. A system an
+applied run already migrated is never moved again (`already_migrated`).
+
 Data goes straight from each source host to its target: rsync runs on the source and reaches the
 target over SSH with the operator's key through agent forwarding (the engine runs an ssh-agent for
 the run, holding the inventory's key; only its socket is passed to Ansible), checking the target's
@@ -13,7 +24,7 @@ pre-sync's delta pass (plus a fixed allowance for the cutover steps) is weighed 
 system's downtime budget: over budget, the run stops cleanly (`refused`) with the source serving.
 
 Every step transition is journaled in the store (`journal` table: started, done, failed,
-rolled_back, refused) before and after it runs, so a killed run resumes where it stopped: a step
+rolled_back, refused) as it starts and ends, so a killed run resumes where it stopped: a step
 journaled `done` is never repeated, a step `started` but not done runs again (every playbook is
 idempotent). A lock per system (`locks` table, primary key = subject) keeps two runs from
 migrating one system at once; the lock of a dead process is taken over by `resume` of its own
@@ -42,9 +53,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +82,10 @@ PLANNING = Path(__file__).resolve().parent / "planning.yaml"
 DEFAULT_WORKDIR = REPO / "state" / "migrate"
 
 STEPS = ("precheck", "presync", "freeze", "final_sync", "verify_data", "switch", "verify_function", "done")
+# The downtime, run as one playbook (playbooks/cutover.yml), each step journaled from the event stream as it ends.
+CUTOVER = STEPS[2:7]
+# The switch's task that starts once every target's service runs: the engine starts the testinfra check then.
+TARGETS_RUNNING_TASK = "Route the system to the target and reload the gateway (graceful)"
 RUN_PREFIX = "migrate-"
 APPLY_PREFIX = RUN_PREFIX + "apply-"
 REHEARSAL_PREFIX = RUN_PREFIX + "rehearsal-"
@@ -78,6 +95,9 @@ DEFAULT_GRACE_DAYS = 30
 # to the measured delta pass when weighing a freeze against the downtime budget.
 CUTOVER_ALLOWANCE_S = 30.0
 DISK_MARGIN = 1.2
+# Systems of one wave migrating at once (`--parallel`): each has its own hosts, journal rows and lock; on
+# 2 cores four keep the machine busy without stretching each system's downtime much.
+DEFAULT_PARALLEL = 4
 # Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}.
 HOOKS_ENV = "JIYUE_MIGRATE_HOOKS"
 AGENT_PREFIX = "jiyue-agent-"
@@ -115,7 +135,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.result in ("migrated", "rehearsed", "decommissioned")
+        return self.result in ("migrated", "rehearsed", "decommissioned", "already_migrated")
 
 
 @dataclass
@@ -237,18 +257,23 @@ class Migrator:
     def __init__(self, inv: Inventory, plan: Plan, store: Store, *, apply: bool = False,
                  workdir: Path | str | None = None, console: Console | None = None, progress: bool = True,
                  allowance_s: float = CUTOVER_ALLOWANCE_S, margin: float = DISK_MARGIN,
-                 planning: Path = PLANNING) -> None:
+                 planning: Path = PLANNING, parallel: int = DEFAULT_PARALLEL) -> None:
         self.inv, self.plan, self.store, self.apply = inv, plan, store, apply
         self.workdir = Path(workdir) if workdir else DEFAULT_WORKDIR
         self.console = console or Console(stderr=True)
         self.progress = progress
         self.allowance_s, self.margin = allowance_s, margin
+        if parallel < 1:
+            raise MigrationError(f"parallel must be at least 1, got {parallel}")
+        self.parallel = parallel
+        self._stop = threading.Event()  # set on Ctrl-C: the systems in flight stop and roll back
         self.grace_days = grace_days(planning)
         self.hooks = hooks()
         self._agent: subprocess.Popen | None = None
         self._agent_dir: str | None = None
         self._bar: Progress | None = None
         self._bar_task: Any = None
+        self._bar_rows: dict[str, Any] = {}
         problems = plan.check(inv)
         if problems:
             raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
@@ -258,7 +283,7 @@ class Migrator:
     # --- public API ------------------------------------------------------------------------------
 
     def run_wave(self, number: int) -> list[Outcome]:
-        """Migrate every cloud rehost of wave `number`, one system after another."""
+        """Migrate every cloud rehost of wave `number`, up to `parallel` systems at once."""
         try:
             wave = self.plan.wave(number)
         except StopIteration:
@@ -286,7 +311,7 @@ class Migrator:
         else:
             out_key = f"{REHEARSAL_PREFIX}resume-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         with self._session(len(pending)):
-            return [self._one(s, out_key, state_key=key) for s in pending]
+            return self._many(pending, out_key, state_key=key)
 
     def rollback(self, system_id: str) -> Outcome:
         """Bring a system back to its source (also after a finished migration: the target's data comes back)."""
@@ -380,6 +405,12 @@ class Migrator:
                 raise MigrationError(f"{s} is not in the plan") from None
             if sp.disposition != Disposition.cloud_rehost or not sp.targets:
                 raise MigrationError(f"{s} is not a cloud rehost with targets ({sp.disposition})")
+        done_before = {s: k for s in systems if (k := self.migrated_by(s))}
+        systems = [s for s in systems if s not in done_before]
+        skipped = [Outcome(s, k, "already_migrated", f"migrated by run {k}; nothing to do (migrate.rollback undoes it)")
+                   for s, k in done_before.items()]
+        if not systems:
+            return skipped
         key = self._new_key(label)
         for s in systems:
             sp = self.plan.system(s)
@@ -387,11 +418,50 @@ class Migrator:
                 "apply": self.apply, "wave": sp.wave,
                 "targets": [t.model_dump(mode="json") for t in sp.targets], "budget_s": sp.downtime_budget_s})
         with self._session(len(systems)):
-            outcomes = [self._one(s, key, state_key=key) for s in systems]
+            outcomes = self._many(systems, key, state_key=key)
         self.store.record("migrate.run", [Result(o.system, o.ok, asdict(o), None if o.ok else o.result, o.message)
                                           for o in outcomes],
                           inventory=str(self.inv.root), params={"run_key": key, "apply": self.apply})
-        return outcomes
+        return skipped + outcomes
+
+    def _many(self, systems: list[str], run_key: str, state_key: str) -> list[Outcome]:
+        """Each system in a thread of its own, at most `parallel` at once; one system's failure (or a bug in
+        its run) is its own outcome and never stops the others. Ctrl-C stops the systems in flight (each
+        rolls back to its source) and starts no more; `migrate.resume` carries on."""
+        if self.parallel == 1 or len(systems) == 1:
+            return [self._guarded(s, run_key, state_key) for s in systems]
+        with ThreadPoolExecutor(min(self.parallel, len(systems)), thread_name_prefix="migrate") as pool:
+            futures = [pool.submit(self._guarded, s, run_key, state_key) for s in systems]
+            try:
+                return [f.result() for f in futures]
+            except KeyboardInterrupt:
+                self._stop.set()
+                self.console.print("[yellow]interrupted: the systems in flight stop and roll back; "
+                                   "`migrate.resume --apply` carries on the others[/]")
+                for f in futures:
+                    with contextlib.suppress(Exception):
+                        f.result()
+                raise
+
+    def _guarded(self, system_id: str, run_key: str, state_key: str) -> Outcome:
+        if self._stop.is_set():
+            return Outcome(system_id, run_key, "interrupted", "not started: the run was interrupted")
+        try:
+            outcome = self._one(system_id, run_key, state_key)
+        except Exception as exc:  # a bug: this system's outcome, the others carry on
+            with contextlib.suppress(Exception):
+                self.store.journal(run_key, system_id, "engine", "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            outcome = Outcome(system_id, run_key, "failed", f"{type(exc).__name__}: {exc}")
+        self._finished(outcome)
+        return outcome
+
+    def migrated_by(self, system_id: str) -> str | None:
+        """The applied run that migrated the system, if that is where it stands (not rolled back since)."""
+        key = self._latest_run_of(system_id)
+        if key is None:
+            return None
+        status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        return key if outcome_of(status) in ("migrated", "decommissioned") else None
 
     def _one(self, system_id: str, run_key: str, state_key: str) -> Outcome:
         ctx = self._ctx(system_id, run_key, state_key)
@@ -416,19 +486,25 @@ class Migrator:
         if status.get("rollback") in ("started", "failed") or (
                 any(s == "failed" for s in status.values()) and status.get("rollback") != "done"):
             return self._rollback(ctx, "resumed: a rollback was due")
+        handled: set[str] = set()
         for step in STEPS:
-            if status.get(step) == "done":
+            if status.get(step) == "done" or step in handled:
                 continue  # never repeat a finished step
             if step == "freeze":
                 refused = self._weigh_budget(ctx)
                 if refused:
                     return refused
             try:
-                self._step(ctx, step)
+                if step in CUTOVER:  # the rest of the cutover, in one run
+                    rest = [s for s in CUTOVER[CUTOVER.index(step):] if status.get(s) != "done"]
+                    self._cutover(ctx, rest)
+                    handled.update(rest)
+                else:
+                    self._step(ctx, step)
             except StepFailed as exc:
                 if not self.apply:
-                    return Outcome(sid, ctx.run_key, "failed", f"rehearsal: {step}: {exc}", steps_run=ctx.steps_run)
-                return self._rollback(ctx, f"{step} failed: {exc}", failed_step=step)
+                    return Outcome(sid, ctx.run_key, "failed", f"rehearsal: {exc.step}: {exc}", steps_run=ctx.steps_run)
+                return self._rollback(ctx, f"{exc.step} failed: {exc}", failed_step=exc.step)
         verified = ctx.details.get("verify_function", {})
         if not self.apply:
             return Outcome(sid, ctx.run_key, "rehearsed", "rehearsal: every step ran in check mode",
@@ -472,6 +548,37 @@ class Migrator:
         self.store.journal(ctx.run_key, sid, step, "done", detail)
         ctx.details[step] = detail
         return detail
+
+    def _cutover(self, ctx: Ctx, steps: list[str]) -> None:
+        """Run `steps` (the cutover's steps still to do, in order) as one playbook, journaling each as it goes."""
+        extravars = self._vars(ctx, "cutover")
+        check = FunctionalCheck(self._testinfra(ctx), self._env(), self.workdir / "testinfra" / ctx.run_key) \
+            if self.apply and "verify_function" in steps else None
+        tracker = _CutoverJournal(self, ctx, steps, check)
+        tracker.begin(steps[0])
+        try:
+            if check is not None and "switch" not in steps:
+                check.start()  # resumed after the switch: nothing to wait for
+            result = self._playbook("cutover", extravars, tags=steps, on_event=tracker.event,
+                                    cancel=tracker.cancelled)
+            if tracker.error is not None:
+                raise tracker.error
+            if not result.ok:
+                step = tracker.failed_step or tracker.current or steps[0]
+                events = tracker.events.get(step, [])
+                detail = self._failure_detail(ctx, step, summarise(events, False, result.status, 0.0))
+                raise StepFailed(step, "; ".join(result.failures) or result.status, detail)
+            tracker.finish(tracker.stats_at)
+        except StepFailed as exc:
+            self.store.journal(ctx.run_key, ctx.plan.system, exc.step, "failed", {"error": str(exc), **exc.detail})
+            raise
+        except Exception as exc:  # a bug or a broken runner: journaled, then rolled back like a failure
+            step = tracker.current or steps[0]
+            self.store.journal(ctx.run_key, ctx.plan.system, step, "failed", {"error": f"{type(exc).__name__}: {exc}"})
+            raise StepFailed(step, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if check is not None:
+                check.stop()
 
     def _rollback(self, ctx: Ctx, reason: str, failed_step: str | None = None, was_done: bool = False) -> Outcome:
         """Back to the source serving, nothing lost; journaled as the step `rollback`."""
@@ -554,7 +661,6 @@ class Migrator:
                  "source": _hostport(pairs[web.host]["source_address"], web.port) if web else "",
                  "target": _hostport(pairs[web.host]["target_address"], web.port) if web else ""}
         service_sources = [s for s, p in pairs.items() if p["ports"]]
-        pause = (self.hooks.get("pause") or {}).get(step, 0)
         done = ctx.details.get("done", {})
         return {
             "jiyue_system": system.id, "jiyue_run_key": ctx.state_key,
@@ -573,36 +679,50 @@ class Migrator:
                              "target": target_health},
             "jiyue_ports": [{"address": pairs[v.host]["target_address"], "port": v.port}
                             for v in system.services if v.host in pairs and v.protocol == "tcp"],
-            "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS, "jiyue_pause_s": pause,
+            "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS,
+            "jiyue_pause": {k: int(v) for k, v in (self.hooks.get("pause") or {}).items()},
             "jiyue_migrated_at": done.get("migrated_at") or _now().isoformat(timespec="seconds"),
-            "jiyue_testinfra_argv": self._testinfra(ctx, pairs, dirs) if step == "verify_function" else [],
+            "jiyue_forward_ssh_args": self._forward_ssh_args(),
             "jiyue_reverse_sync": False,
         }
 
-    def _testinfra(self, ctx: Ctx, pairs: dict[str, dict], dirs: dict[str, list[str]]) -> list[str]:
+    def _forward_ssh_args(self) -> str:
+        """SSH options of the plays whose hosts use the run's agent (rsync host to host): agent forwarding, and
+        connection sharing only through a control socket in the agent's own directory (so only this run's
+        connections, forwarding this run's agent, are ever shared)."""
+        if not self._agent_dir:
+            return "-o ControlMaster=no -o ControlPath=none -o ForwardAgent=yes"
+        return (f"-o ControlMaster=auto -o ControlPersist=60s -o ControlPath={self._agent_dir}/cm-%C "
+                "-o ForwardAgent=yes")
+
+    def _testinfra(self, ctx: Ctx) -> list[str]:
         """Write the system's testinfra check and return the pytest command line that runs it on the targets."""
+        pairs = {t.source: t.target for t in ctx.plan.targets}
+        found = ctx.details.get("precheck", {}).get("dirs")
+        dirs = found or {s: [*ctx.system.data_paths, f"/etc/app/{ctx.system.id}"] for s in pairs}
         folder = self.workdir / "testinfra" / ctx.run_key
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "pytest.ini").write_text("[pytest]\n")
         expect: dict[str, dict] = {}
-        for s, p in pairs.items():  # keyed by name and address: testinfra's backends name a host either way
-            e = expect.setdefault(p["target"], {"host": p["target"], "service": False, "dirs": [], "ports": []})
-            e["service"] = e["service"] or bool(p["ports"])
+        for s, target in pairs.items():  # keyed by name and address: testinfra's backends name a host either way
+            ports = [v.port for v in ctx.system.services if v.host == s and v.protocol == "tcp"]
+            e = expect.setdefault(target, {"host": target, "service": False, "dirs": [], "ports": []})
+            e["service"] = e["service"] or bool(ports)
             e["dirs"] += [d for d in dirs.get(s, []) if d not in e["dirs"]]
-            e["ports"] += p["ports"]
-            expect[p["target_address"]] = e
+            e["ports"] += ports
+            expect[self.inv.ssh_for(self.inv.hosts[target]).address] = e
         module = folder / f"test_{ctx.system.id.replace('-', '_')}.py"
         module.write_text(TESTINFRA_TEMPLATE.format(system=ctx.system.id, run_key=ctx.run_key,
                                                     config_dir=f"/etc/app/{ctx.system.id}",
                                                     expect=pprint.pformat(expect, sort_dicts=True)))
-        hosts = ",".join(f"ansible://{p['target']}" for p in pairs.values())
-        return [str(Path(sys.executable).parent / "pytest"), "-q", "-p", "no:cacheprovider", "-c",
-                str(folder / "pytest.ini"), "--rootdir", str(folder), f"--hosts={hosts}",
+        hosts = ",".join(f"ansible://{t}" for t in dict.fromkeys(pairs.values()))
+        return [str(Path(sys.executable).parent / "pytest"), "-q", "-p", "testinfra.plugin", "-p", "no:cacheprovider",
+                "-c", str(folder / "pytest.ini"), "--rootdir", str(folder), f"--hosts={hosts}",
                 f"--ansible-inventory={self.inventory_file}", str(module)]
 
     # --- reading playbook results ------------------------------------------------------------------
 
-    def _detail(self, ctx: Ctx, step: str, r: PlaybookResult) -> dict:
+    def _detail(self, ctx: Ctx, step: str, r: PlaybookResult, ended: datetime | None = None) -> dict:
         detail: dict[str, Any] = {"seconds": round(r.seconds, 2), "apply": self.apply}
         if step == "precheck":
             found = r.by_task("Find the directories to copy (data paths and config dir that exist here) and their size")
@@ -639,10 +759,10 @@ class Migrator:
             detail["files"] = sum(int(m.get("files", 0)) for h, m in manifests.items() if h in ctx.details.get(
                 "precheck", {}).get("dirs", {}))
         elif step == "switch":
-            served = r.task_ok.get("Reload the gateway (graceful)") or r.task_ok.get("Route the system to the target")
+            served = r.task_ok.get("Route the system to the target and reload the gateway (graceful)")
             detail["served_at"] = (served or _now()).isoformat()
         elif step == "verify_function":
-            verified = _now()
+            verified = ended or _now()
             frozen = ctx.details.get("freeze", {}).get("frozen_at")
             served = ctx.details.get("switch", {}).get("served_at")
             detail["verified_at"] = verified.isoformat()
@@ -686,51 +806,47 @@ class Migrator:
         env = ansible.env()
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
         env["ANSIBLE_HOST_KEY_CHECKING"] = "True"  # ansible-runner turns it off by default: not here
+        # Ansible's default minus -C: compressing module payloads on a LAN costs CPU inside the downtime.
+        env["ANSIBLE_SSH_ARGS"] = "-o ControlMaster=auto -o ControlPersist=60s"
         if self._agent_dir:
             env["SSH_AUTH_SOCK"] = os.path.join(self._agent_dir, "agent.sock")
+            # Shared SSH connections only within this run: a control socket is a file, and another process's
+            # (another lab in another network namespace, another operator) must never carry our commands.
+            env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = os.path.join(self._agent_dir, "cp")
         return env
 
-    def _playbook(self, name: str, extravars: dict[str, Any]) -> PlaybookResult:
+    def _playbook(self, name: str, extravars: dict[str, Any], tags: list[str] | None = None,
+                  on_event: Any = None, cancel: Any = None) -> PlaybookResult:
+        """Run playbooks/<name>.yml; `on_event(event)` sees each event as it happens, `cancel()` True stops the run."""
         events: list[dict] = []
 
         def handler(event: dict) -> bool:
             events.append(event)
+            if on_event is not None:
+                on_event(event)
             return True
 
         private = self.workdir / "runner" / str(extravars.get("jiyue_system", "x"))
         private.mkdir(parents=True, exist_ok=True)
+        env = self._env()
+        if tags:  # a cutover: a failed step ends the run, nothing after it runs
+            env["ANSIBLE_ANY_ERRORS_FATAL"] = "True"
         began = time.monotonic()
         runner = ansible_runner.run(
             private_data_dir=str(private), playbook=str(PLAYBOOKS / f"{name}.yml"), inventory=str(self.inventory_file),
-            extravars=extravars, cmdline=None if self.apply else "--check --diff", envvars=self._env(),
-            quiet=True, event_handler=handler, rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
+            extravars=extravars, cmdline=None if self.apply else "--check --diff", envvars=env,
+            tags=",".join(tags) if tags else None, quiet=True, event_handler=handler,
+            cancel_callback=lambda: name != "rollback" and (self._stop.is_set() or bool(cancel and cancel())),
+            rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
             # Never env/ files: ansible-runner would reuse an earlier run's (its cmdline, extravars, agent socket).
             suppress_env_files=True)
         seconds = time.monotonic() - began
-        results: dict[tuple[str, str], dict] = {}
-        failures: list[str] = []
-        started: dict[str, datetime] = {}
-        ok_at: dict[str, datetime] = {}
-        for ev in events:
-            data = ev.get("event_data") or {}
-            kind = ev.get("event")
-            task = data.get("task", "")
-            when = _parse_time(ev["created"]) if ev.get("created") else _now()
-            if kind == "playbook_on_task_start":
-                started.setdefault(task, when)
-            elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
-                results[(data.get("host", ""), task)] = data.get("res") or {}
-                if kind == "runner_on_ok":
-                    ok_at[task] = when
-                if kind == "runner_on_failed" and not data.get("ignore_errors"):
-                    failures.append(f"{data.get('host')}: {task}: {_message(data.get('res') or {})}")
-                if kind == "runner_on_unreachable" and not (data.get("res") or {}).get("skip_reason"):
-                    failures.append(f"{data.get('host')}: unreachable: {_message(data.get('res') or {})}")
         ok = runner.status == "successful" and runner.rc == 0
-        if not ok and not failures:
+        result = summarise(events, ok, runner.status, seconds)
+        if not ok and not result.failures:
             tail = (runner.stdout.read() if runner.stdout else "").strip().splitlines()[-5:]
-            failures.append(f"{name}.yml {runner.status} (rc {runner.rc}): " + " | ".join(tail))
-        return PlaybookResult(ok, runner.status, results, failures, started, ok_at, seconds)
+            result.failures.append(f"{name}.yml {runner.status} (rc {runner.rc}): " + " | ".join(tail))
+        return result
 
     # --- session: agent, progress, locks -------------------------------------------------------------
 
@@ -740,19 +856,36 @@ class Migrator:
         columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn())
         try:
             with Progress(*columns, console=self.console, disable=not self.progress, transient=False) as bar:
-                self._bar = bar
-                self._bar_task = bar.add_task(f"{'migrating' if self.apply else 'rehearsing'} {total} system(s)")
+                self._bar, self._bar_rows = bar, {}
+                self._bar_task = bar.add_task(f"{'migrating' if self.apply else 'rehearsing'} {total} system(s), "
+                                              f"{min(total, self.parallel)} at once", total=total)
                 yield
         finally:
             self._bar = None
             self._stop_agent()
 
     def _say(self, ctx: Ctx, what: str) -> None:
+        """One progress row per system (they run at once), showing its current step."""
         line = f"{ctx.plan.system}: {what}"
         if self._bar is not None:
-            self._bar.update(self._bar_task, description=line)
+            row = self._bar_rows.get(ctx.plan.system)
+            if row is None:
+                row = self._bar_rows[ctx.plan.system] = self._bar.add_task(line)
+            self._bar.update(row, description=line)
             if what.startswith("["):
                 self._bar.console.print(line)
+
+    def _finished(self, outcome: Outcome) -> None:
+        if self._bar is None:
+            return
+        colour = "green" if outcome.ok else "red"
+        line = f"{outcome.system}: [{colour}]{outcome.result}[/]" + (
+            f" (downtime {outcome.downtime_s:.1f} s)" if outcome.downtime_s is not None else "")
+        row = self._bar_rows.get(outcome.system)
+        if row is None:
+            row = self._bar_rows[outcome.system] = self._bar.add_task(line)
+        self._bar.update(row, description=line, total=1, completed=1)
+        self._bar.update(self._bar_task, advance=1)
 
     def _start_agent(self) -> None:
         """An ssh-agent for this run holding the operator's key(s): the sources reach the targets through it."""
@@ -780,6 +913,10 @@ class Migrator:
                 self._agent.wait(5)
             self._agent = None
         if self._agent_dir:
+            for sock in Path(self._agent_dir).rglob("*"):  # the run's shared SSH connections end with it
+                if sock.is_socket() and sock.name != "agent.sock":
+                    subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "jiyue"], capture_output=True,
+                                   timeout=10, check=False)
             shutil.rmtree(self._agent_dir, ignore_errors=True)
             self._agent_dir = None
 
@@ -823,6 +960,44 @@ class Migrator:
         return worked[-1] if worked else None
 
 
+def event_time(event: dict) -> datetime:
+    return _parse_time(event["created"]) if event.get("created") else _now()
+
+
+def summarise(events: list[dict], ok: bool, status: str, seconds: float) -> PlaybookResult:
+    """What a playbook run's events say: each task's last result per host, failures, task start and ok times."""
+    results: dict[tuple[str, str], dict] = {}
+    failures: list[str] = []
+    started: dict[str, datetime] = {}
+    ok_at: dict[str, datetime] = {}
+    for ev in events:
+        data = ev.get("event_data") or {}
+        kind = ev.get("event")
+        task = data.get("task", "")
+        when = event_time(ev)
+        if kind == "playbook_on_task_start":
+            started.setdefault(task, when)
+        elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped"):
+            results[(data.get("host", ""), task)] = data.get("res") or {}
+            if kind == "runner_on_ok":
+                ok_at[task] = when
+            if failed_event(ev):
+                failures.append(f"{data.get('host')}: {task}: {_message(data.get('res') or {})}"
+                                if kind == "runner_on_failed" else
+                                f"{data.get('host')}: unreachable: {_message(data.get('res') or {})}")
+    return PlaybookResult(ok, status, results, failures, started, ok_at, seconds)
+
+
+def failed_event(event: dict) -> bool:
+    """A task failed on a host (not an ignored error, not a tolerated unreachable host)."""
+    data = event.get("event_data") or {}
+    if event.get("event") == "runner_on_failed":
+        return not data.get("ignore_errors")
+    if event.get("event") == "runner_on_unreachable":
+        return not (data.get("res") or {}).get("skip_reason")
+    return False
+
+
 def _message(res: dict) -> str:
     msg = res.get("msg") or res.get("stderr") or ""
     if msg == "non-zero return code":  # a command: what it said is more useful
@@ -831,6 +1006,134 @@ def _message(res: dict) -> str:
     if not msg and res.get("results"):
         msg = "; ".join(str(r.get("msg") or r.get("stderr") or "") for r in res["results"] if r.get("failed"))
     return str(msg).strip()[:500]
+
+
+class FunctionalCheck:
+    """The system's testinfra check (pytest on the targets through the Ansible inventory), run by the engine
+    beside the cutover's playbook: started the moment the targets' services run, awaited at the end of the
+    functional verification. A pytest process of its own, so its start-up overlaps the route switch and the
+    health checks instead of adding to the downtime."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], folder: Path) -> None:
+        self.argv, self.folder = argv, folder
+        # Only testinfra's plugin (no plugin autoload: faster), and its SSH commands multiplexed.
+        control = env.get("ANSIBLE_SSH_CONTROL_PATH_DIR", str(folder))
+        self.env = {**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+                    "ANSIBLE_SSH_EXTRA_ARGS": f"-o ControlPath={control}/ti-%C"}
+        self.proc: subprocess.Popen | None = None
+        self.ended: datetime | None = None
+        self.log = folder / "testinfra.log"
+
+    def start(self) -> None:
+        if self.proc is not None:
+            return
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=self.env, cwd=self.folder)
+        threading.Thread(target=self._reap, daemon=True).start()
+
+    def _reap(self) -> None:
+        assert self.proc is not None
+        self.proc.wait()
+        self.ended = _now()
+
+    def wait(self, timeout: float = 300) -> tuple[bool, str, datetime]:
+        """(passed, the end of its output, when it ended)."""
+        self.start()
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return False, f"no result within {timeout:.0f} s", _now()
+        for _ in range(100):  # the reaper thread stamps the end
+            if self.ended is not None:
+                break
+            time.sleep(0.01)
+        lines = self.log.read_text(errors="replace").strip().splitlines()
+        return rc == 0, " | ".join(lines[-12:]), self.ended or _now()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class _CutoverJournal:
+    """Journals the cutover's steps from ansible-runner's events: a step starts with its first task (the
+    task's file, playbooks/<step>.yml, names it) and is done when the next step's first task starts or the
+    playbook ends well. A step whose plays had no host to run on is started and done in passing."""
+
+    def __init__(self, migrator: Migrator, ctx: Ctx, steps: list[str], check: FunctionalCheck | None) -> None:
+        self.m, self.ctx, self.steps, self.check = migrator, ctx, steps, check
+        self.current: str | None = None  # the step running now (None between closing one and starting the next)
+        self.last: str | None = None  # the last step started
+        self.began: dict[str, float] = {}
+        self.events: dict[str, list[dict]] = {}
+        self.failed_step: str | None = None
+        self.error: StepFailed | None = None
+        self.stats_at: datetime | None = None
+
+    def begin(self, step: str) -> None:
+        self.m._say(self.ctx, step)
+        self.m.store.journal(self.ctx.run_key, self.ctx.plan.system, step, "started", {"apply": self.m.apply})
+        self.ctx.steps_run.append(step)
+        self.current = self.last = step
+        self.began[step] = time.monotonic()
+        self.events.setdefault(step, [])
+
+    def close(self, ended: datetime | None) -> None:
+        step = self.current
+        assert step is not None
+        r = summarise(self.events.get(step, []), True, "successful", time.monotonic() - self.began[step])
+        detail = self.m._detail(self.ctx, step, r, ended)
+        self.m.store.journal(self.ctx.run_key, self.ctx.plan.system, step, "done", detail)
+        self.ctx.details[step] = detail
+        self.current = None
+
+    def advance(self, step: str, at: datetime) -> None:
+        """Everything before `step` is done; `step` starts."""
+        while self.current != step:
+            if self.current is not None:
+                self.close(at)
+            self.begin(self.steps[self.steps.index(self.last) + 1] if self.last else self.steps[0])
+
+    def finish(self, at: datetime | None) -> None:
+        """The playbook ended well: the current step and any not reached (nothing to run) are done."""
+        self.advance(self.steps[-1], at or _now())
+        ended = at or _now()
+        if self.check is not None and self.current == "verify_function":
+            ok, output, finished = self.check.wait()
+            if not ok:
+                raise StepFailed("verify_function", f"the testinfra check failed on the targets: {output}")
+            ended = max(ended, finished)
+        self.close(ended)
+
+    def event(self, event: dict) -> None:
+        if self.error is not None:
+            return
+        try:
+            data = event.get("event_data") or {}
+            step = Path(data.get("task_path") or "x").name.split(".yml")[0]
+            later = step in self.steps and (self.last is None or self.steps.index(step) > self.steps.index(self.last))
+            if event.get("event") == "playbook_on_task_start" and later:
+                self.advance(step, event_time(event))
+            if (event.get("event") == "playbook_on_task_start" and self.check is not None
+                    and data.get("task") == TARGETS_RUNNING_TASK):
+                self.check.start()  # the targets' services run: the testinfra check goes beside the rest
+            if self.current is not None:
+                self.events[self.current].append(event)
+            if failed_event(event) and self.failed_step is None:
+                self.failed_step = step if step in self.steps else self.current
+            if event.get("event") == "playbook_on_stats":
+                self.stats_at = event_time(event)
+        except StepFailed as exc:
+            self.error = exc
+        except Exception as exc:  # journaling failed: stop the cutover rather than run on unjournaled
+            self.error = StepFailed(self.current or self.steps[0], f"journal: {type(exc).__name__}: {exc}")
+
+    def cancelled(self) -> bool:
+        return self.error is not None
 
 
 TESTINFRA_TEMPLATE = '''\

@@ -91,18 +91,25 @@ WORKDIR_HELP = "where runs keep the exported inventory, runner artifacts, testin
 COMMON = {"inventory": HELP["inventory"], "plan": PLAN_HELP, "store": HELP["store"], "workdir": WORKDIR_HELP}
 
 
-def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None):
-    from migrations.engine import MigrationError, Migrator
+def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None,
+              parallel: int | str | None = None):
+    from migrations.engine import DEFAULT_PARALLEL, MigrationError, Migrator
     from migrations.model import PlanError, load_plan
     from migrations.plan import default_plan_path
 
+    try:
+        at_once = int(parallel) if parallel is not None else DEFAULT_PARALLEL
+    except ValueError:
+        raise fail(f"--parallel must be a number, got {parallel!r}") from None
+    if at_once < 1:
+        raise fail(f"--parallel must be at least 1, got {at_once}")
     inv = load_inventory(inventory)
     path = Path(plan) if plan else default_plan_path(inv)
     if not path.exists():
         raise fail(f"no plan at {path}: write one with `invoke migrate.plan` (or give --plan)")
     try:
         loaded = load_plan(path, inv)
-        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir)
+        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir, parallel=at_once)
     except (PlanError, MigrationError, ValueError) as exc:
         raise fail(f"{path}: {exc}") from None
 
@@ -136,9 +143,12 @@ def _engine_errors(call):
         raise fail(str(exc), code=BAD_INPUT) from None
 
 
+PARALLEL_HELP = "systems migrating at once, each with its own journal and lock (default 4)"
+
+
 @task(help={**COMMON, "wave": "the wave's number in the plan", "system": "one system of the plan instead of a wave",
-            "apply": HELP["apply"]})
-def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+            "apply": HELP["apply"], "parallel": PARALLEL_HELP})
+def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None):
     """Migrate a wave (or one system): precheck, pre-sync, freeze, final sync, verify, switch, verify, done."""
     if (wave is None) == (system is None):
         raise fail("give --wave N or --system ID")
@@ -146,15 +156,16 @@ def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=
         number = int(wave) if wave is not None else None
     except ValueError:
         raise fail(f"--wave must be a number, got {wave!r}") from None
-    m = _migrator(inventory, plan, store, apply, workdir)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel)
     outcomes = _engine_errors(lambda: m.run_wave(number) if number is not None else [m.run_system(system)])
     _report(outcomes, apply)
 
 
-@task(help={**COMMON, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"]})
-def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+@task(help={**COMMON, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"],
+            "parallel": PARALLEL_HELP})
+def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None):
     """Carry on an interrupted run where it stopped: finished steps are never repeated."""
-    m = _migrator(inventory, plan, store, apply, workdir)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel)
     _report(_engine_errors(lambda: m.resume(run_key)), apply)
 
 

@@ -1,7 +1,7 @@
-"""The migration engine on the lab: a wave end to end with clients writing through the gateway, a rehearsal
-that changes nothing, runs killed during the pre-sync and the final sync and resumed, a verification broken on
-purpose, a full target disk, an over-budget freeze, two runs on one system, rollback after a finished migration
-and the decommission sign-off.
+"""The migration engine on the lab: a wave end to end (its systems at once, one of them refused at its freeze)
+with clients writing through the gateway, a rehearsal that changes nothing, runs killed during the pre-sync and
+the final sync and resumed, a verification broken on purpose, a full target disk, two runs on one system, rollback
+after a finished migration and the decommission sign-off.
 
 Every scenario ends with proof that nothing was lost: the checker (tests/lab/checker.py) saw no wrong answer
 and every write it got acknowledged is in the serving side's app.db; file checksums compare both sides.
@@ -41,14 +41,15 @@ REPO = Path(__file__).resolve().parent.parent
 # wave -> {system: [(source, target)]}; one wave per scenario, its own targets.
 WAVES = {
     1: {"fgw-xmk": [("fgw-xmk-app1", "zwy-01"), ("fgw-xmk-db1", "zwy-02")],
-        "wjw-jkda": [("wjw-jkda-app1", "zwy-03"), ("wjw-jkda-db1", "zwy-04")]},
+        "wjw-jkda": [("wjw-jkda-app1", "zwy-03"), ("wjw-jkda-db1", "zwy-04")],
+        "rsj-rczp": [("rsj-rczp-app1", "zwy-09")]},  # over its downtime budget: refused, the others go on
     2: {"zjj-jzsc": [("zjj-jzsc-app1", "zwy-10")]},  # rehearsal
     3: {"fgw-oa": [("fgw-oa-app1", "zwy-05")]},  # killed in the pre-sync; a second run refused
     4: {"szfb-web": [("szfb-web-app1", "zwy-06")]},  # killed in the final sync
     5: {"gaj-web": [("gaj-web-app1", "zwy-07")]},  # verification broken
     6: {"jyj-web": [("jyj-web-app1", "zwy-08")]},  # target disk full
-    7: {"rsj-rczp": [("rsj-rczp-app1", "zwy-09")]},  # over the downtime budget
 }
+MIGRATED_IN_1 = ("fgw-xmk", "wjw-jkda")
 BUDGETS = {"rsj-rczp": 1}
 RUNTIME = {"pid", "out", "MIGRATED", "DECOMMISSIONED"}  # service runtime files and the engine's markers
 
@@ -163,6 +164,12 @@ def journal(store: Store, run_key: str, system: str) -> list[tuple[str, str]]:
     return [(e.step, e.status) for e in store.journal_entries(run_key=run_key, subject=system)]
 
 
+def failures(store: Store, run_key: str, system: str) -> str:
+    """The journal's failed rows with their errors, for an assertion's message."""
+    return "\n".join(f"{e.step}: {e.detail}" for e in store.journal_entries(run_key=run_key, subject=system)
+                     if e.status == "failed") or "no failed step"
+
+
 def assert_each_step_done_once(store: Store, run_key: str, system: str) -> None:
     rows = journal(store, run_key, system)
     for step in STEPS:
@@ -247,11 +254,24 @@ def test_rehearsal_changes_nothing(env, monkeypatch):
 
 
 def test_wave_end_to_end(env, monkeypatch):
+    """The wave's three systems migrate at once (the default --parallel 4): two move, the third is refused at its
+    freeze (over budget, see test_over_budget_freeze_is_refused) and that stops neither of the others."""
     lab, inv, store = env["lab"], env["inv"], env["store"]
     m = migrator(env, monkeypatch=monkeypatch)
-    with Clients(inv, ["fgw-xmk", "wjw-jkda"]) as clients:
+    with Clients(inv, list(WAVES[1])) as clients:
         outcomes = m.run_wave(1)
-    assert [(o.system, o.result) for o in outcomes] == [("fgw-xmk", "migrated"), ("wjw-jkda", "migrated")], outcomes
+    assert [(o.system, o.result) for o in outcomes] == [("fgw-xmk", "migrated"), ("wjw-jkda", "migrated"),
+                                                        ("rsj-rczp", "refused")], outcomes
+    env["wave1"] = outcomes[0].run_key
+    # Concurrently: each system's run started before each other's ended (journal order, not timing).
+    rows = store.journal_entries(run_key=outcomes[0].run_key)
+    span = {s: (next(e.id for e in rows if e.subject == s and e.step == "precheck"),
+                max(e.id for e in rows if e.subject == s)) for s in WAVES[1]}
+    for a in WAVES[1]:
+        for b in WAVES[1]:
+            assert span[a][0] < span[b][1], (a, b, span)
+    clients.assert_ok("rsj-rczp", "rsj-rczp-app1", lab)
+    outcomes = outcomes[:2]
     for o in outcomes:
         assert o.downtime_s is not None and 0 < o.downtime_s < 300, o
         assert o.outage_s is not None and 0 < o.outage_s <= o.downtime_s, o
@@ -277,16 +297,20 @@ def test_wave_end_to_end(env, monkeypatch):
             assert tree(lab, source, f"/srv/{o.system}", skip_db=True) == tree(lab, target, f"/srv/{o.system}",
                                                                               skip_db=True)
             assert tree(lab, source, f"/etc/app/{o.system}") == tree(lab, target, f"/etc/app/{o.system}")
-    locations = store.history("migrate.location", targets=["fgw-xmk", "wjw-jkda"])
-    assert {r.target: r.data["hosts"] for r in locations} == {s: dict(p) for s, p in WAVES[1].items()}
+    locations = store.history("migrate.location", targets=list(MIGRATED_IN_1))
+    assert {r.target: r.data["hosts"] for r in locations} == {s: dict(WAVES[1][s]) for s in MIGRATED_IN_1}
     assert not store.locks()
     # the archive records the new location
     judge = Judge(inv, store)
     records = {r["id"]: r for r in archive_records(inv, judge.judge_all(), {}, "en", locations=judge.locations)}
-    for system, pairs in WAVES[1].items():
+    for system in MIGRATED_IN_1:
+        pairs = WAVES[1][system]
         assert records[system]["location"].startswith("Migrated to the cloud")
         assert all(f"{source} → {target}" in records[system]["location"] for source, target in pairs)
     assert records["szfb-oa"]["location"] == "Its department's hosts"
+    # Running it again never moves a migrated system a second time.
+    again = migrator(env, monkeypatch=monkeypatch).run_system("fgw-xmk")
+    assert (again.result, again.run_key) == ("already_migrated", outcomes[0].run_key), again
 
 
 def test_rollback_after_migration_brings_back_what_the_target_received(env, monkeypatch):
@@ -369,7 +393,8 @@ def test_broken_verification_rolls_back_to_the_source(env, monkeypatch):
         outcomes = m.run_wave(5)
     assert [(o.system, o.result) for o in outcomes] == [("gaj-web", "rolled_back")], outcomes
     rows = journal(store, outcomes[0].run_key, "gaj-web")
-    assert ("switch", "failed") in rows and ("rollback", "done") in rows and ("switch", "rolled_back") in rows
+    assert ("switch", "failed") in rows and ("rollback", "done") in rows and ("switch", "rolled_back") in rows, \
+        failures(store, outcomes[0].run_key, "gaj-web")
     serving(lab, inv, "gaj-web", "gaj-web-app1")
     assert svc.control(lab, "zwy-07", "gaj-web", "status").returncode == 3
     clients.assert_ok("gaj-web", "gaj-web-app1", lab)
@@ -394,13 +419,12 @@ def test_full_target_disk_stops_cleanly(env, monkeypatch):
     assert tree(lab, "jyj-web-app1", "/srv/jyj-web", skip_db=True) == before
 
 
-def test_over_budget_freeze_is_refused(env, monkeypatch):
+def test_over_budget_freeze_is_refused(env):
+    """rsj-rczp was refused in wave 1 (test_wave_end_to_end): cleanly, before any freeze."""
     lab, inv, store = env["lab"], env["inv"], env["store"]
-    outcomes = migrator(env, monkeypatch=monkeypatch).run_wave(7)
-    assert [(o.system, o.result) for o in outcomes] == [("rsj-rczp", "refused")], outcomes
-    rows = journal(store, outcomes[0].run_key, "rsj-rczp")
+    rows = journal(store, env["wave1"], "rsj-rczp")
     assert rows[-1] == ("freeze", "refused") and ("rollback", "started") not in rows, rows
-    detail = store.journal_entries(run_key=outcomes[0].run_key, subject="rsj-rczp")[-1].detail
+    detail = store.journal_entries(run_key=env["wave1"], subject="rsj-rczp")[-1].detail
     assert detail["budget_s"] == 1 and detail["estimate_s"] > 1
     serving(lab, inv, "rsj-rczp", "rsj-rczp-app1")
     assert not store.locks()
@@ -416,6 +440,9 @@ def test_tasks_status_and_bad_input(env):
         assert system in status.stdout
     bad = subprocess.run([*base, "migrate.run", "--wave", "99", *common], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 2 and "no wave 99" in bad.stderr, bad.stderr
+    none_at_once = subprocess.run([*base, "migrate.run", "--wave", "1", "--parallel", "0", *common], cwd=REPO,
+                                  capture_output=True, text=True)
+    assert none_at_once.returncode == 2 and "--parallel" in none_at_once.stderr, none_at_once.stderr
     early = subprocess.run([*base, "migrate.decommission", "--system", "fgw-oa", "--signed-off-by", "x", *common],
                            cwd=REPO, capture_output=True, text=True)
     assert early.returncode == 1 and "grace period" in early.stderr, shlex.join(early.args)

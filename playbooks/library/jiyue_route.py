@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Ansible module: write a small config file (a gateway route) if it differs, then reload, in one round trip.
+
+The copy module plus a reload task take three SSH round trips and two module runs inside the cutover's
+downtime; this takes one. With `check_urls`, the host first checks that the new backend answers (from
+the gateway: the very path the proxied requests will take) and changes nothing if it does not.
+The file is replaced atomically (temporary file, fsync, rename); the reload
+command runs only when the content changed. If the reload fails, the previous content is put back (the
+running server keeps its old configuration, the file on disk matches it again) and the task fails.
+
+Check mode changes nothing and reports whether the file would change; with --diff it shows the change.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jiyue_checks import retry, url_ok
+
+DOCUMENTATION = r"""
+module: jiyue_route
+short_description: write a config file atomically if it differs, then run a reload command
+options:
+  path: {type: str, required: true}
+  content: {type: str, required: true}
+  mode: {type: str, default: "0644"}
+  reload: {type: list, elements: str, default: [], description: command (argv) run after a change}
+  check_urls: {type: list, elements: str, default: [], description: must answer 200 (with retries) before any change}
+  check_timeout: {type: float, default: 5}
+"""
+
+
+def read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def write(path: str, content: str, mode: int) -> None:
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".jiyue-route-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={"path": {"type": "str", "required": True},
+                                          "content": {"type": "str", "required": True},
+                                          "mode": {"type": "str", "default": "0644"},
+                                          "reload": {"type": "list", "elements": "str", "default": []},
+                                          "check_urls": {"type": "list", "elements": "str", "default": []},
+                                          "check_timeout": {"type": "float", "default": 5}},
+                           supports_check_mode=True)
+    p = module.params
+    for url in p["check_urls"]:
+        problem = retry(lambda t, u=url: url_ok(u, t), p["check_timeout"], 0.2)
+        if problem is not None:
+            module.fail_json(msg=f"{url} does not answer from here ({problem}): the route is left as it was")
+    before = read(p["path"])
+    changed = before != p["content"]
+    result: dict = {"changed": changed, "path": p["path"], "reloaded": False}
+    if module._diff:
+        result["diff"] = {"before": before or "", "after": p["content"], "before_header": p["path"],
+                          "after_header": p["path"]}
+    if not changed or module.check_mode:
+        module.exit_json(**result)
+    write(p["path"], p["content"], int(p["mode"], 8))
+    if p["reload"]:
+        proc = subprocess.run(p["reload"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            if before is None:
+                os.unlink(p["path"])
+            else:
+                write(p["path"], before, int(p["mode"], 8))
+            module.fail_json(msg=f"reload failed (exit {proc.returncode}), the previous {p['path']} is back: "
+                                 f"{(proc.stderr or proc.stdout).strip()[-1000:]}", **result)
+        result["reloaded"] = True
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
