@@ -196,7 +196,7 @@ class DeviceTarget:
 def _kind_of(exc: BaseException) -> tuple[str, str]:
     """A netmiko/paramiko/socket exception as (kind, message for people)."""
     text = str(exc).strip()
-    if isinstance(exc, DeviceError):
+    if isinstance(exc, SSHError):  # DeviceError, or jiyue.ssh's trust-on-first-use refusing to record a key
         return exc.kind, text
     if isinstance(exc, NetmikoAuthenticationException | paramiko.AuthenticationException):
         return "auth_failed", "authentication failed (user name or password refused)"
@@ -299,7 +299,7 @@ class DeviceSession:
                 raise
         self.conn = conn
         del password, secret
-        if self.cli.device_type in ("cisco_ios",):
+        if self.cli.enter_config == "configure terminal":  # Cisco-like: configuration needs privileged EXEC
             self._enable()
         return self
 
@@ -315,10 +315,11 @@ class DeviceSession:
         Huawei and Ruijie); a session being closed needs none: leave, log out, close the transport."""
         if self.conn is None:
             return
-        conn, self.conn = self.conn, None
         with suppress(Exception):  # closing a dead session must not hide why it died
             if self._prompt is not None and self._prompt_re.search(self._prompt):
                 self.leave_config()
+        conn, self.conn = self.conn, None
+        with suppress(Exception):
             conn.write_channel(conn.RETURN.join(("quit" if self.cli.section_exit == "quit" else "exit", "")))
         with suppress(Exception):
             conn.paramiko_cleanup()

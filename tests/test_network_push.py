@@ -376,6 +376,28 @@ def test_unreachable_and_refused_logins_are_reported_and_never_stop_the_others(t
     assert "not-the-password" not in text and os.environ["JIYUE_TEST_PUSH_PASSWORD"] not in text
 
 
+@pytest.mark.lab
+def test_a_user_landing_in_user_exec_enables_with_the_secret(lab, test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    password, secret = os.environ["JIYUE_TEST_PUSH_PASSWORD"], secrets.token_urlsafe(12)
+    os.environ["JIYUE_TEST_PUSH_SECRET"] = secret
+    spec = DeviceSpec(name="t-push-en", platform="ruijie_os", address="198.18.30.229", password=password,
+                      secret=secret, privilege=1)
+    start_devices(lab, [spec])
+    creds = DeviceCredentials(username="netops", password=SecretRef(env="JIYUE_TEST_PUSH_PASSWORD"),
+                              secret=SecretRef(env="JIYUE_TEST_PUSH_SECRET"))
+    device = Device(name="t-push-en", platform=Platform.ruijie_os, address=spec.address, site="test",
+                    role=DeviceRole.access, credentials=creds)
+    inv2 = inv.model_copy(update={"devices": {**inv.devices, "t-push-en": device}})
+    try:
+        change = {"t-push-en": changes[TEST_DEVICES["ruijie_os"]]}
+        run = Pusher(inv2, change, _options(sim, tmp_path)).run(["t-push-en"])
+        assert run.outcomes[0].status == APPLIED, run.outcomes[0]
+        assert secret not in json.dumps(run.outcomes[0].as_dict()) and secret not in sim.command_log("t-push-en")
+    finally:
+        sim.stop(["t-push-en"])
+
+
 # --- fake-switches: a Cisco simulator nobody here wrote ---------------------------------------------------------
 
 FSW_PASSWORD_ENV = "JIYUE_TEST_FSW_PASSWORD"
