@@ -1,6 +1,6 @@
 """The main job on the sample city (`invoke demo`): every stage the toolkit has, end to end.
 
-Later stages (network, baseline) join here as they arrive, each as a function of its own, so that one
+Each stage is a function of its own, so that one
 command shows a new operator the whole flow on the lab.
 """
 
@@ -28,6 +28,7 @@ from migrations import tasks as migrate_tasks
 from migrations.engine import Migrator
 from migrations.model import Disposition, load_plan
 from migrations.plan import default_plan_path
+from network import tasks as network_tasks
 from tests.lab.baseline_seed import seed_baseline
 from tests.lab.history import seed_history
 from tests.lab.hosts import Lab, LabError
@@ -74,15 +75,17 @@ def run(inventory: str | None, out: str | None, store: str | None = None) -> Non
         console.print(f"wrote {path}")
     problems = migration_plan(inventory, store, target)
     problems += migration_run(inv, history, target)
+    problems += network(inventory, store, target)
     problems += baseline(lab, inv, history, target)
     unreachable = sorted(set(inv.hosts) - set(ok)) + failed
     if unreachable:
         console.print(proc.stdout[-3000:], markup=False, highlight=False)
         raise Exit(f"unreachable: {', '.join(unreachable)}. Check them with: invoke lab.status", code=PROBLEMS)
     if problems:
-        raise Exit("migration: " + "; ".join(problems), code=PROBLEMS)
+        raise Exit("; ".join(problems), code=PROBLEMS)
     console.rule("next")
-    console.print(f"Open {target}/archive.html, {target}/baseline.html or their .xlsx. invoke --list shows every task; "
+    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
+                  "invoke --list shows every task; "
                   "invoke lab.down removes the lab.")
 
 
@@ -137,6 +140,24 @@ def _outcomes(title: str, outcomes: list) -> None:
         table.add_row(o.system, f"[{colour}]{o.result}[/]", "" if o.downtime_s is None else f"{o.downtime_s:.1f}",
                       "" if o.outage_s is None else f"{o.outage_s:.1f}", o.message)
     console.print(table)
+
+
+def network(inventory: str | None, store: str | None, target: Path) -> list[str]:
+    """Plan the extranet addresses, render every device's config, push it to the lab's simulated devices
+    (a canary first) and push again: the second push must find nothing to change. Returns the problems."""
+    console.rule("7. network: extranet address plan, configs rendered, pushed (--apply), pushed again (no-op)")
+    network_tasks.plan(Context(), inventory=inventory, out=str(target))
+    network_tasks.render(Context(), inventory=inventory, out=str(target))
+    try:
+        network_tasks.push(Context(), inventory=inventory, apply=True, canary="1", store=store, out=str(target))
+        console.print("[bold]second push (dry run): nothing may be left to change[/]")
+        again = network_tasks.push(Context(), inventory=inventory, store=store, out=str(target))
+    except Exit as exc:
+        if exc.code != PROBLEMS:
+            raise
+        return [f"network push: {exc.message}"]
+    left = [o.device for o in again.outcomes if o.lines]
+    return [f"network: after the push, {', '.join(left)} still differ from the rendered config"] if left else []
 
 
 def baseline(lab: Lab, inv: Inventory, history: Store, target: Path) -> list[str]:

@@ -229,3 +229,4 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
                   f"--max-fail-percent {run.options.max_fail_percent:g}; {len(run.staged.not_attempted)} devices were "
                   "not attempted")
     _exit(run)
+    return run
