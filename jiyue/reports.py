@@ -32,6 +32,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import yaml
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 from openpyxl import Workbook
@@ -242,6 +243,15 @@ def write_json(path: Path | str, data: Any) -> Path:
     path = Path(path)
     with _atomic(path) as tmp:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=json_default) + "\n", encoding="utf-8")
+    return path
+
+
+def write_yaml(path: Path | str, data: Any, header: str = "") -> Path:
+    """A reviewable YAML file (plans people read and edit): comment header, keys in their order, Chinese
+    kept readable; written atomically, so an interrupted write never leaves half a plan behind."""
+    path = Path(path)
+    with _atomic(path) as tmp:
+        tmp.write_text(header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 

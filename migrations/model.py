@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inventory.model import Classification, Inventory
+from jiyue.reports import write_yaml
 
 
 class Disposition(StrEnum):
@@ -261,9 +262,6 @@ def load_plan(path: Path, inv: Inventory | None = None) -> Plan:
 
 
 def save_plan(plan: Plan, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Migration plan written by `invoke migrate.plan`; review it, edit it if you must (it is\n"
               "# checked again on load), then `invoke migrate.run --wave N`.\n")
-    path.write_text(header + yaml.safe_dump(plan.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
-                    encoding="utf-8")
-    return path
+    return write_yaml(path, plan.model_dump(mode="json"), header)

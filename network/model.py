@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inventory.model import Inventory
+from jiyue.reports import write_yaml
 
 
 class Model(BaseModel):
@@ -178,9 +179,6 @@ def load_plan(path: Path, inv: Inventory | None = None) -> AddressPlan:
 
 
 def save_plan(plan: AddressPlan, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = ("# Extranet address plan written by `invoke network.plan`. Planning again keeps every entry\n"
               "# below (nothing is renumbered); edit by hand only with care: it is checked again on load.\n")
-    path.write_text(header + yaml.safe_dump(plan.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
-                    encoding="utf-8")
-    return path
+    return write_yaml(path, plan.model_dump(mode="json"), header)
