@@ -89,6 +89,7 @@ TARGETS_RUNNING_TASK = "Route the system to the target and reload the gateway (g
 RUN_PREFIX = "migrate-"
 APPLY_PREFIX = RUN_PREFIX + "apply-"
 REHEARSAL_PREFIX = RUN_PREFIX + "rehearsal-"
+MANIFEST_CACHE_DIR = "/var/lib/jiyue/manifests"  # on each source and target, root only (jiyue_manifest)
 RSYNC_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]  # see jiyue_sync
 DEFAULT_GRACE_DAYS = 30
 # Allowance for the cutover steps after the final copy (stop, verify, start, switch, verify), added
@@ -680,6 +681,7 @@ class Migrator:
             "jiyue_ports": [{"address": pairs[v.host]["target_address"], "port": v.port}
                             for v in system.services if v.host in pairs and v.protocol == "tcp"],
             "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS,
+            "jiyue_manifest_cache": f"{MANIFEST_CACHE_DIR}/{system.id}.json",
             "jiyue_pause": {k: int(v) for k, v in (self.hooks.get("pause") or {}).items()},
             "jiyue_migrated_at": done.get("migrated_at") or _now().isoformat(timespec="seconds"),
             "jiyue_forward_ssh_args": self._forward_ssh_args(),
@@ -758,6 +760,7 @@ class Migrator:
             detail["manifests"] = {h: m.get("per_dir", {}) for h, m in manifests.items()}
             detail["files"] = sum(int(m.get("files", 0)) for h, m in manifests.items() if h in ctx.details.get(
                 "precheck", {}).get("dirs", {}))
+            detail["hashed_files"] = sum(int(m.get("hashed", 0)) for m in manifests.values())
         elif step == "switch":
             served = r.task_ok.get("Route the system to the target and reload the gateway (graceful)")
             detail["served_at"] = (served or _now()).isoformat()

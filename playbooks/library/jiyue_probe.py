@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Ansible module: health URLs answer 200 and TCP ports accept connections, all checked at once.
+"""Ansible module: health URLs answer 200, TCP ports accept connections, files hold a text, all checked at once.
 
-One module run instead of a `uri` per URL and a `wait_for` per port: inside the cutover's downtime
-each task costs a module start. Each check retries until it passes or `timeout` seconds have gone;
-the checks run concurrently. Read-only, so it runs the same in check mode.
+One module run instead of a `uri` per URL, a `wait_for` per port and a `slurp` plus `assert` per file:
+inside the cutover's downtime each task costs a module start. Each check retries until it passes or
+`timeout` seconds have gone; the checks run concurrently. Read-only, so it runs the same in check mode.
 """
 
 from __future__ import annotations
@@ -19,14 +19,24 @@ short_description: health URLs answer 200 and TCP ports accept connections (conc
 options:
   urls: {type: list, elements: str, default: []}
   ports: {type: list, elements: dict, default: [], description: "[{address, port}]"}
+  files: {type: list, elements: dict, default: [], description: "[{path, contains}]: the file holds the text"}
   timeout: {type: float, default: 10, description: seconds each check may take, retries included}
   delay: {type: float, default: 0.2, description: seconds between tries}
 """
 
 
+def file_holds(path: str, text: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return None if text in f.read() else f"does not contain {text!r}"
+    except OSError as exc:
+        return str(exc)
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec={"urls": {"type": "list", "elements": "str", "default": []},
                                           "ports": {"type": "list", "elements": "dict", "default": []},
+                                          "files": {"type": "list", "elements": "dict", "default": []},
                                           "timeout": {"type": "float", "default": 10},
                                           "delay": {"type": "float", "default": 0.2}},
                            supports_check_mode=True)
@@ -35,6 +45,9 @@ def main() -> None:
     for item in p["ports"]:
         address, port = str(item["address"]), int(item["port"])
         checks[f"port {address}:{port}"] = lambda t, a=address, n=port: port_ok(a, n, t)
+    for item in p["files"]:
+        path, text = str(item["path"]), str(item["contains"])
+        checks[f"file {path}"] = lambda t, f=path, x=text: file_holds(f, x)
     with ThreadPoolExecutor(max(1, len(checks))) as pool:
         futures = {name: pool.submit(retry, check, p["timeout"], p["delay"]) for name, check in checks.items()}
         problems = {name: f.result() for name, f in futures.items()}

@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Ansible module: copy directories from this host to another with rsync over SSH, directly host to host.
 
-Runs rsync on the host it is called on (the sending side). The SSH connection to the receiving host
-authenticates with the operator's key through the forwarded agent (the play connects with
-ForwardAgent=yes); the receiving host's key is verified against the one known_hosts line given,
-written to a private temporary file that is removed again whatever happens.
+Runs one rsync for all the directories on the host it is called on (the sending side). The SSH
+connection to the receiving host authenticates with the operator's key through the forwarded agent
+(the play connects with ForwardAgent=yes); the receiving host's key is verified against the one
+known_hosts line given, written to a private temporary file that is removed again whatever happens.
 
 In check mode rsync runs with --dry-run: it connects and reports what it would transfer, changing
 nothing on either side.
@@ -39,6 +39,9 @@ options:
 # Nanosecond timestamps (--modify-window=-1): a file rewritten in the same second with the same size
 # must not pass rsync's quick check, or an acknowledged write could stay behind.
 DEFAULT_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]
+# All directories in one rsync (one SSH connection), each to the same absolute path on the receiver: the
+# parents (/srv, /etc/app) are not part of the copy, so they are created if missing and never changed.
+RELATIVE = ["--relative", "--no-implied-dirs"]
 VANISHED = 24
 STATS = {
     "files_transferred": r"Number of regular files transferred: ([\d,]+)",
@@ -73,9 +76,12 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    for d in p["dirs"]:
+        if not d.startswith("/") or not d.strip("/") or not os.path.isdir(d):
+            module.fail_json(msg=f"{d} is not an absolute directory below / on the sending host")
+    if not p["dirs"]:
+        module.exit_json(changed=False, seconds=0.0, dirs=[], **dict.fromkeys(STATS, 0))
     fd, known_hosts = tempfile.mkstemp(prefix="jiyue-known-hosts-")
-    totals: dict[str, int] = dict.fromkeys(STATS, 0)
-    per_dir = []
     began = time.monotonic()
     try:
         with os.fdopen(fd, "w") as f:
@@ -83,29 +89,22 @@ def main() -> None:
         ssh = shlex.join(["ssh", "-p", str(p["dest_port"]), "-o", "BatchMode=yes", "-o", "ForwardAgent=no",
                           "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
                           "-o", "ConnectTimeout=10"])
-        for d in p["dirs"]:
-            if not os.path.isdir(d):
-                module.fail_json(msg=f"{d} is not a directory on the sending host")
-            argv = ["rsync", *p["options"], "--stats", "-e", ssh]
-            if p["checksum"]:
-                argv.append("--checksum")
-            if module.check_mode:
-                argv.append("--dry-run")
-            dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
-            argv += [d.rstrip("/") + "/", f"{p['dest_user']}@{dest}:{d.rstrip('/')}/"]
-            t = time.monotonic()
-            proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
-            if proc.returncode != 0 and not (p["live"] and proc.returncode == VANISHED):
-                module.fail_json(msg=f"rsync of {d} failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}",
-                                 rc=proc.returncode, dir=d, cmd=shlex.join(argv))
-            s = stats(proc.stdout)
-            per_dir.append({"dir": d, "seconds": round(time.monotonic() - t, 3), **s})
-            for key, value in s.items():
-                totals[key] += value
+        argv = ["rsync", *p["options"], *RELATIVE, "--stats", "-e", ssh]
+        if p["checksum"]:
+            argv.append("--checksum")
+        if module.check_mode:
+            argv.append("--dry-run")
+        dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
+        argv += [d.rstrip("/") + "/" for d in p["dirs"]] + [f"{p['dest_user']}@{dest}:/"]
+        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     finally:
         os.unlink(known_hosts)
+    if proc.returncode != 0 and not (p["live"] and proc.returncode == VANISHED):
+        module.fail_json(msg=f"rsync failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}",
+                         rc=proc.returncode, cmd=shlex.join(argv))
+    totals = stats(proc.stdout)
     changed = bool(totals["files_transferred"] or totals["deleted"])
-    module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=per_dir, **totals)
+    module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=p["dirs"], **totals)
 
 
 if __name__ == "__main__":

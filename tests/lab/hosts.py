@@ -69,6 +69,7 @@ PER_HOST_PATHS: dict[str, str] = {
         "/etc/sudoers.d", "/etc/selinux", "/etc/audit", "/etc/rsyslog.d", "/etc/logrotate.d")},
     "/etc/ssh/sshd_config": "sshd/sshd_config",
     "/var/lib/aide": "var-lib-aide",
+    "/var/lib/jiyue": "var-lib-jiyue",  # the migration's manifest caches: each host has its own, as real hosts do
 }
 # Those of PER_HOST_PATHS that are single files (the rest are directories).
 PER_HOST_FILES = frozenset({"/etc/hosts", "/etc/resolv.conf", "/etc/hostname", "/etc/os-release", "/etc/crontab",
