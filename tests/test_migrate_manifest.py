@@ -75,6 +75,8 @@ def test_check_mode_writes_no_cache_and_a_damaged_cache_is_ignored(tmp_path):
     damaged = manifest(tmp_path, top, cache)
     assert (damaged["hashed"], damaged["digest"]) == (1, digest_of(top))
     assert manifest(tmp_path, top, cache)["reused"] == 1
+    cache.write_text(json.dumps({str(top / "a.bin"): 5}))
+    assert manifest(tmp_path, top, cache)["hashed"] == 1
 
 
 def test_settle_hashes_fresh_files_again_once_they_can_be_cached(tmp_path):

@@ -134,7 +134,7 @@ def main() -> None:
     stale = []
     for path, st in files.items():
         hit = cache.get(path)
-        if hit and hit[:-1] == identity(st):
+        if isinstance(hit, list) and hit[:-1] == identity(st):
             digests[path] = hit[-1]
         else:
             stale.append(path)
