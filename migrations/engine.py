@@ -13,7 +13,9 @@ The system's testinfra check (`FunctionalCheck`) is a pytest process the engine 
 the switch has the targets' services running, beside the rest of the cutover.
 
 The systems of a wave migrate at once, up to `parallel` (default 4), each in a thread of its own
-with its own journal rows and lock; one system's failure never stops the others. A system an
+with its own journal rows and lock; one system's failure never stops the others. Their cutovers take
+turns (`cutovers` at once, default 1): a system ready to freeze waits, still live, while another is
+in its downtime, so the machine serves one downtime at a time and each stays short. A system an
 applied run already migrated is never moved again (`already_migrated`).
 
 Data goes straight from each source host to its target: rsync runs on the source and reaches the
@@ -99,6 +101,9 @@ DISK_MARGIN = 1.2
 # Systems of one wave migrating at once (`--parallel`): each has its own hosts, journal rows and lock; on
 # 2 cores four keep the machine busy without stretching each system's downtime much.
 DEFAULT_PARALLEL = 4
+# Of those, systems in their cutover (frozen: the downtime) at once (`--cutovers`). The copies run side by side;
+# the cutovers take turns, so the machine's cores serve one downtime at a time and each stays short.
+DEFAULT_CUTOVERS = 1
 # Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}.
 HOOKS_ENV = "JIYUE_MIGRATE_HOOKS"
 AGENT_PREFIX = "jiyue-agent-"
@@ -258,7 +263,8 @@ class Migrator:
     def __init__(self, inv: Inventory, plan: Plan, store: Store, *, apply: bool = False,
                  workdir: Path | str | None = None, console: Console | None = None, progress: bool = True,
                  allowance_s: float = CUTOVER_ALLOWANCE_S, margin: float = DISK_MARGIN,
-                 planning: Path = PLANNING, parallel: int = DEFAULT_PARALLEL) -> None:
+                 planning: Path = PLANNING, parallel: int = DEFAULT_PARALLEL,
+                 cutovers: int = DEFAULT_CUTOVERS) -> None:
         self.inv, self.plan, self.store, self.apply = inv, plan, store, apply
         self.workdir = Path(workdir) if workdir else DEFAULT_WORKDIR
         self.console = console or Console(stderr=True)
@@ -266,7 +272,10 @@ class Migrator:
         self.allowance_s, self.margin = allowance_s, margin
         if parallel < 1:
             raise MigrationError(f"parallel must be at least 1, got {parallel}")
+        if cutovers < 1:
+            raise MigrationError(f"cutovers must be at least 1, got {cutovers}")
         self.parallel = parallel
+        self._cutover_slots = threading.BoundedSemaphore(cutovers)
         self._stop = threading.Event()  # set on Ctrl-C: the systems in flight stop and roll back
         self.grace_days = grace_days(planning)
         self.hooks = hooks()
@@ -498,7 +507,15 @@ class Migrator:
             try:
                 if step in CUTOVER:  # the rest of the cutover, in one run
                     rest = [s for s in CUTOVER[CUTOVER.index(step):] if status.get(s) != "done"]
-                    self._cutover(ctx, rest)
+                    # A cutover not yet frozen waits for its turn (live meanwhile); one resumed mid-way goes at once.
+                    if step == "freeze" and not self._take_cutover_slot(ctx):
+                        return Outcome(sid, ctx.run_key, "interrupted", "stopped before the freeze: the source "
+                                       "serves on; `migrate.resume --apply` carries on", steps_run=ctx.steps_run)
+                    try:
+                        self._cutover(ctx, rest)
+                    finally:
+                        if step == "freeze":
+                            self._cutover_slots.release()
                     handled.update(rest)
                 else:
                     self._step(ctx, step)
@@ -512,6 +529,16 @@ class Migrator:
                            steps_run=ctx.steps_run)
         return Outcome(sid, ctx.run_key, "migrated", f"now on {', '.join(t.target for t in ctx.plan.targets)}",
                        verified.get("downtime_s"), verified.get("outage_s"), ctx.steps_run)
+
+    def _take_cutover_slot(self, ctx: Ctx) -> bool:
+        """Wait until fewer than `cutovers` systems are in their cutover; False when the run is interrupted."""
+        if self._cutover_slots.acquire(blocking=False):
+            return True
+        self._say(ctx, "waiting for its turn to cut over (live)")
+        while not self._cutover_slots.acquire(timeout=0.5):
+            if self._stop.is_set():
+                return False
+        return True
 
     def _weigh_budget(self, ctx: Ctx) -> Outcome | None:
         """Refuse to freeze when the final sync would not fit the downtime budget (a clean stop)."""

@@ -91,25 +91,31 @@ WORKDIR_HELP = "where runs keep the exported inventory, runner artifacts, testin
 COMMON = {"inventory": HELP["inventory"], "plan": PLAN_HELP, "store": HELP["store"], "workdir": WORKDIR_HELP}
 
 
+def _count(option: str, value: int | str | None, default: int) -> int:
+    try:
+        number = int(value) if value is not None else default
+    except ValueError:
+        raise fail(f"--{option} must be a number, got {value!r}") from None
+    if number < 1:
+        raise fail(f"--{option} must be at least 1, got {number}")
+    return number
+
+
 def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None,
-              parallel: int | str | None = None):
-    from migrations.engine import DEFAULT_PARALLEL, MigrationError, Migrator
+              parallel: int | str | None = None, cutovers: int | str | None = None):
+    from migrations.engine import DEFAULT_CUTOVERS, DEFAULT_PARALLEL, MigrationError, Migrator
     from migrations.model import PlanError, load_plan
     from migrations.plan import default_plan_path
 
-    try:
-        at_once = int(parallel) if parallel is not None else DEFAULT_PARALLEL
-    except ValueError:
-        raise fail(f"--parallel must be a number, got {parallel!r}") from None
-    if at_once < 1:
-        raise fail(f"--parallel must be at least 1, got {at_once}")
+    at_once = _count("parallel", parallel, DEFAULT_PARALLEL)
+    cutting = _count("cutovers", cutovers, DEFAULT_CUTOVERS)
     inv = load_inventory(inventory)
     path = Path(plan) if plan else default_plan_path(inv)
     if not path.exists():
         raise fail(f"no plan at {path}: write one with `invoke migrate.plan` (or give --plan)")
     try:
         loaded = load_plan(path, inv)
-        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir, parallel=at_once)
+        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir, parallel=at_once, cutovers=cutting)
     except (PlanError, MigrationError, ValueError) as exc:
         raise fail(f"{path}: {exc}") from None
 
@@ -144,11 +150,14 @@ def _engine_errors(call):
 
 
 PARALLEL_HELP = "systems migrating at once, each with its own journal and lock (default 4)"
+CUTOVERS_HELP = ("of those, systems in their cutover (frozen) at once; the others wait their turn, still live "
+                 "(default 1: each downtime as short as the machine allows)")
 
 
 @task(help={**COMMON, "wave": "the wave's number in the plan", "system": "one system of the plan instead of a wave",
-            "apply": HELP["apply"], "parallel": PARALLEL_HELP})
-def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None):
+            "apply": HELP["apply"], "parallel": PARALLEL_HELP, "cutovers": CUTOVERS_HELP})
+def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None,
+        cutovers=None):
     """Migrate a wave (or one system): precheck, pre-sync, freeze, final sync, verify, switch, verify, done."""
     if (wave is None) == (system is None):
         raise fail("give --wave N or --system ID")
@@ -156,16 +165,17 @@ def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=
         number = int(wave) if wave is not None else None
     except ValueError:
         raise fail(f"--wave must be a number, got {wave!r}") from None
-    m = _migrator(inventory, plan, store, apply, workdir, parallel)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers)
     outcomes = _engine_errors(lambda: m.run_wave(number) if number is not None else [m.run_system(system)])
     _report(outcomes, apply)
 
 
 @task(help={**COMMON, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"],
-            "parallel": PARALLEL_HELP})
-def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None):
+            "parallel": PARALLEL_HELP, "cutovers": CUTOVERS_HELP})
+def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None,
+           cutovers=None):
     """Carry on an interrupted run where it stopped: finished steps are never repeated."""
-    m = _migrator(inventory, plan, store, apply, workdir, parallel)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers)
     _report(_engine_errors(lambda: m.resume(run_key)), apply)
 
 

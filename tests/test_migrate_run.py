@@ -255,7 +255,8 @@ def test_rehearsal_changes_nothing(env, monkeypatch):
 
 def test_wave_end_to_end(env, monkeypatch):
     """The wave's three systems migrate at once (the default --parallel 4): two move, the third is refused at its
-    freeze (over budget, see test_over_budget_freeze_is_refused) and that stops neither of the others."""
+    freeze (over budget, see test_over_budget_freeze_is_refused) and that stops neither of the others; the two
+    cutovers take turns (the default --cutovers 1)."""
     lab, inv, store = env["lab"], env["inv"], env["store"]
     m = migrator(env, monkeypatch=monkeypatch)
     with Clients(inv, list(WAVES[1])) as clients:
@@ -270,6 +271,12 @@ def test_wave_end_to_end(env, monkeypatch):
     for a in WAVES[1]:
         for b in WAVES[1]:
             assert span[a][0] < span[b][1], (a, b, span)
+    # ... but their cutovers took turns (the default --cutovers 1): one froze only after the other was verified.
+    cut = {s: (next(e.id for e in rows if e.subject == s and e.step == "freeze" and e.status == "started"),
+               next(e.id for e in rows if e.subject == s and e.step == "verify_function" and e.status == "done"))
+           for s in ("fgw-xmk", "wjw-jkda")}
+    first, second = sorted(cut.values())
+    assert first[1] < second[0], cut
     clients.assert_ok("rsj-rczp", "rsj-rczp-app1", lab)
     outcomes = outcomes[:2]
     for o in outcomes:
@@ -443,6 +450,9 @@ def test_tasks_status_and_bad_input(env):
     none_at_once = subprocess.run([*base, "migrate.run", "--wave", "1", "--parallel", "0", *common], cwd=REPO,
                                   capture_output=True, text=True)
     assert none_at_once.returncode == 2 and "--parallel" in none_at_once.stderr, none_at_once.stderr
+    no_turns = subprocess.run([*base, "migrate.run", "--wave", "1", "--cutovers", "none", *common], cwd=REPO,
+                              capture_output=True, text=True)
+    assert no_turns.returncode == 2 and "--cutovers must be a number" in no_turns.stderr, no_turns.stderr
     early = subprocess.run([*base, "migrate.decommission", "--system", "fgw-oa", "--signed-off-by", "x", *common],
                            cwd=REPO, capture_output=True, text=True)
     assert early.returncode == 1 and "grace period" in early.stderr, shlex.join(early.args)
