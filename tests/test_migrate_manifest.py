@@ -11,7 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-MODULE = Path(__file__).resolve().parent.parent / "playbooks" / "library" / "jiyue_manifest.py"
+PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+MODULE = PLAYBOOKS / "library" / "jiyue_manifest.py"
+# Run the module as Ansible would, with the playbooks' module_utils in the ansible.module_utils namespace.
+HARNESS = """
+import runpy, sys
+import ansible.module_utils
+ansible.module_utils.__path__.append(sys.argv[1])
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 SETTLE = 2.1  # the module's RACY_NS (2 s) and a little: files older than that may be cached
 
 
@@ -19,7 +28,8 @@ def manifest(tmp_path: Path, top: Path, cache: Path, check_mode: bool = False, s
     args = tmp_path / "args.json"
     args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"dirs": [str(top)], "cache": str(cache), "settle": settle,
                                                          "_ansible_check_mode": check_mode}}))
-    proc = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", HARNESS, str(PLAYBOOKS / "module_utils"), str(MODULE), str(args)],
+                          capture_output=True, text=True)
     result = json.loads(proc.stdout)
     assert proc.returncode == 0 and not result.get("failed"), result
     return result

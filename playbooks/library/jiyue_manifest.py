@@ -21,11 +21,11 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jiyue_files import write_atomic
 
 DOCUMENTATION = r"""
 module: jiyue_manifest
@@ -90,15 +90,7 @@ def load_cache(path: str | None) -> dict[str, list]:
 
 def save_cache(path: str, entries: dict[str, list]) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".jiyue-manifest-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(entries), 0o600)
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.jiyue_checks import retry, url_ok
+from ansible.module_utils.jiyue_files import write_atomic
 
 DOCUMENTATION = r"""
 module: jiyue_route
@@ -39,21 +39,6 @@ def read(path: str) -> str | None:
             return f.read()
     except FileNotFoundError:
         return None
-
-
-def write(path: str, content: str, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".jiyue-route-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main() -> None:
@@ -77,14 +62,14 @@ def main() -> None:
                           "after_header": p["path"]}
     if not changed or module.check_mode:
         module.exit_json(**result)
-    write(p["path"], p["content"], int(p["mode"], 8))
+    write_atomic(p["path"], p["content"], int(p["mode"], 8))
     if p["reload"]:
         proc = subprocess.run(p["reload"], capture_output=True, text=True)
         if proc.returncode != 0:
             if before is None:
                 os.unlink(p["path"])
             else:
-                write(p["path"], before, int(p["mode"], 8))
+                write_atomic(p["path"], before, int(p["mode"], 8))
             module.fail_json(msg=f"reload failed (exit {proc.returncode}), the previous {p['path']} is back: "
                                  f"{(proc.stderr or proc.stdout).strip()[-1000:]}", **result)
         result["reloaded"] = True
