@@ -497,32 +497,32 @@ class Migrator:
                 any(s == "failed" for s in status.values()) and status.get("rollback") != "done"):
             return self._rollback(ctx, "resumed: a rollback was due")
         handled: set[str] = set()
-        for step in STEPS:
-            if status.get(step) == "done" or step in handled:
-                continue  # never repeat a finished step
-            if step == "freeze":
-                refused = self._weigh_budget(ctx)
-                if refused:
-                    return refused
-            try:
-                if step in CUTOVER:  # the rest of the cutover, in one run
-                    rest = [s for s in CUTOVER[CUTOVER.index(step):] if status.get(s) != "done"]
-                    # A cutover not yet frozen waits for its turn (live meanwhile); one resumed mid-way goes at once.
-                    if step == "freeze" and not self._take_cutover_slot(ctx):
+        with contextlib.ExitStack() as turn:  # the system's turn to cut over, held through a rollback too
+            for step in STEPS:
+                if status.get(step) == "done" or step in handled:
+                    continue  # never repeat a finished step
+                if step == "freeze":
+                    refused = self._weigh_budget(ctx)
+                    if refused:
+                        return refused
+                    # Not frozen yet: wait for its turn, live meanwhile (a cutover resumed mid-way goes at once).
+                    if not self._take_cutover_slot(ctx):
                         return Outcome(sid, ctx.run_key, "interrupted", "stopped before the freeze: the source "
                                        "serves on; `migrate.resume --apply` carries on", steps_run=ctx.steps_run)
-                    try:
+                    turn.callback(self._cutover_slots.release)
+                try:
+                    if step in CUTOVER:  # the rest of the cutover, in one run
+                        rest = [s for s in CUTOVER[CUTOVER.index(step):] if status.get(s) != "done"]
                         self._cutover(ctx, rest)
-                    finally:
-                        if step == "freeze":
-                            self._cutover_slots.release()
-                    handled.update(rest)
-                else:
-                    self._step(ctx, step)
-            except StepFailed as exc:
-                if not self.apply:
-                    return Outcome(sid, ctx.run_key, "failed", f"rehearsal: {exc.step}: {exc}", steps_run=ctx.steps_run)
-                return self._rollback(ctx, f"{exc.step} failed: {exc}", failed_step=exc.step)
+                        handled.update(rest)
+                        turn.close()  # verified: the next system may freeze
+                    else:
+                        self._step(ctx, step)
+                except StepFailed as exc:
+                    if not self.apply:
+                        return Outcome(sid, ctx.run_key, "failed", f"rehearsal: {exc.step}: {exc}",
+                                       steps_run=ctx.steps_run)
+                    return self._rollback(ctx, f"{exc.step} failed: {exc}", failed_step=exc.step)
         verified = ctx.details.get("verify_function", {})
         if not self.apply:
             return Outcome(sid, ctx.run_key, "rehearsed", "rehearsal: every step ran in check mode",
