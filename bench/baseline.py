@@ -15,7 +15,6 @@ and the ratio. Targets: fleet path at least 20x faster, the whole fleet run unde
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import sys
 import tempfile
 import time
@@ -26,24 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import inventory
 from audit.baseline import engine, model
 from audit.baseline import testinfra as suite
+from bench.fleet import host_inventory
 from tests.lab.baseline_seed import seed_baseline
 from tests.lab.hosts import Lab
 
 OSES = ("Kylin V10 SP3", "openEuler 24.03 LTS SP1", "UOS 20 1060a", "Anolis 8.8", "Debian 12")
-
-
-def make_inventory(root: Path, lab: Lab, n: int) -> Path:
-    inv_dir = root / "inventory"
-    inv_dir.mkdir()
-    net = ipaddress.ip_network("198.19.108.0/22")
-    lines = ["defaults:", f"  ssh: {{user: root, key: {lab.key}, known_hosts: {lab.known_hosts}}}",
-             "subnets:", f"  - {{name: bench, kind: source, prefix: {net}, gateway: {net[1]}}}", "hosts:"]
-    for i in range(n):
-        os_ = OSES[i % len(OSES)]
-        family = "debian" if os_.startswith(("UOS", "Debian")) else "redhat"
-        lines.append(f"  - {{name: bl{i:03d}, address: {net[10 + i]}, os_family: {family}, os: {os_}, role: app}}")
-    (inv_dir / "hosts.yaml").write_text("\n".join(lines) + "\n")
-    return inv_dir
 
 
 def main() -> None:
@@ -56,7 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jiyue-bench-") as tmp:
         root = Path(tmp)
         lab = Lab(root / "lab", tag="bb")
-        inv = inventory.load(make_inventory(root, lab, n))
+        inv = inventory.load(host_inventory(root, lab, n, "198.19.108.0/22", "bl", OSES))
         lab.up(inv)
         try:
             seed_baseline(lab, inv)

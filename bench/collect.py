@@ -13,7 +13,6 @@ measures; the README records what it printed.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inventory
 from audit.collect import Options, collect
+from bench.fleet import host_inventory
 from inventory import export
 from jiyue import ansible
 from tests.lab.hosts import Lab
@@ -31,18 +31,6 @@ from tests.lab.hosts import Lab
 PYINFRA_FACTS = ["server.Hostname", "server.Kernel", "server.LinuxDistribution", "server.Os", "server.Arch",
                  "server.Mounts", "server.Crontab", "server.Users", "server.Date", "server.Command",
                  "command=ss -H -tulnp"]
-
-
-def make_inventory(root: Path, lab: Lab, n: int) -> Path:
-    inv_dir = root / "inventory"
-    inv_dir.mkdir()
-    net = ipaddress.ip_network("198.19.100.0/22")
-    lines = ["defaults:", f"  ssh: {{user: root, key: {lab.key}, known_hosts: {lab.known_hosts}}}",
-             "subnets:", f"  - {{name: bench, kind: source, prefix: {net}, gateway: {net[1]}}}", "hosts:"]
-    for i in range(n):
-        lines.append(f"  - {{name: b{i:03d}, address: {net[10 + i]}, os_family: debian, os: Debian 12, role: app}}")
-    (inv_dir / "hosts.yaml").write_text("\n".join(lines) + "\n")
-    return inv_dir
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -59,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jiyue-bench-") as tmp:
         root = Path(tmp)
         lab = Lab(root / "lab", tag="jb")
-        inv = inventory.load(make_inventory(root, lab, max(sizes)))
+        inv = inventory.load(host_inventory(root, lab, max(sizes), "198.19.100.0/22", "b"))
         lab.up(inv)
         rows = []
         try:
