@@ -1,6 +1,6 @@
 """jiyue's command line: `invoke --list` shows every task, `invoke --help TASK` its options.
 
-Each domain keeps its tasks beside its code (inventory/tasks.py, tests/lab/tasks.py, …); this file
+Each domain keeps its tasks beside its code (inventory/tasks.py, lab/tasks.py, …); this file
 assembles them and holds `demo`, the main job on the sample city.
 """
 
@@ -9,11 +9,11 @@ from invoke import Collection, task
 from audit import tasks as audit_tasks
 from audit.baseline import tasks as baseline_tasks
 from inventory import tasks as inventory_tasks
-from jiyue import demo as demo_module
 from jiyue.cli import HELP
+from lab import demo as demo_module
+from lab import tasks as lab_tasks
 from migrations import tasks as migrate_tasks
 from network import tasks as network_tasks
-from tests.lab import tasks as lab_tasks
 
 
 @task(help={"inventory": HELP["inventory"], "out": HELP["out"],

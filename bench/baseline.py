@@ -4,7 +4,7 @@ Run as root from the checkout: `.venv/bin/python bench/baseline.py [--hosts 50]`
 on a shared machine).
 
 It starts a lab of its own (bridge `bblab0`, 198.19.108.0/22, beside the main lab) with a mix of the
-domestic distributions, seeds each host's graded-protection files (tests/lab/baseline.yaml: all
+domestic distributions, seeds each host's graded-protection files (lab/baseline.yaml: all
 compliant here), then checks the same hosts the same way twice with the same parallelism: the fleet
 path (`invoke baseline.check`: one SSH session and one script per host, workers = hosts) and the
 testinfra path (the generated pytest-testinfra suite, one `pytest --hosts=ssh://HOST` per host, all of
@@ -26,8 +26,8 @@ import inventory
 from audit.baseline import engine, model
 from audit.baseline import testinfra as suite
 from bench.fleet import host_inventory
-from tests.lab.baseline_seed import seed_baseline
-from tests.lab.hosts import Lab
+from lab.baseline_seed import seed_baseline
+from lab.hosts import Lab
 
 OSES = ("Kylin V10 SP3", "openEuler 24.03 LTS SP1", "UOS 20 1060a", "Anolis 8.8", "Debian 12")
 

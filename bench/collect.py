@@ -26,7 +26,7 @@ from audit.collect import Options, collect
 from bench.fleet import host_inventory
 from inventory import export
 from jiyue import ansible
-from tests.lab.hosts import Lab
+from lab.hosts import Lab
 
 PYINFRA_FACTS = ["server.Hostname", "server.Kernel", "server.LinuxDistribution", "server.Os", "server.Arch",
                  "server.Mounts", "server.Crontab", "server.Users", "server.Date", "server.Command",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from tests.lab.hosts import Lab
+from lab.hosts import Lab
 
 
 def host_inventory(root: Path, lab: Lab, n: int, network: str, prefix: str,

@@ -4,7 +4,7 @@ Run as root from the checkout: `.venv/bin/python bench/migrate.py [--gib 1] [--c
 
 It starts a lab of its own (bridge `jmblab0`, 198.19.150.0/24, tag jmb, beside the other labs) with three
 hosts: a source running one system (the lab's app behind its control script), a cloud target and the
-gateway (nginx), seeded by tests/lab/seed.py. The source's data path gets `--gib` GiB of files (1 MiB
+gateway (nginx), seeded by lab/seed.py. The source's data path gets `--gib` GiB of files (1 MiB
 each, random).
 
 1. Copy: the engine's sync step (the pre-sync playbook's first pass, rsync run on the source through the
@@ -43,10 +43,10 @@ from rich.table import Table
 
 import inventory
 from jiyue.store import Store
+from lab.hosts import Lab
+from lab.seed import seed
 from migrations.engine import RSYNC_OPTIONS, Migrator
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave
-from tests.lab.hosts import Lab
-from tests.lab.seed import seed
 
 SYSTEM = "bench-app"
 NET = "198.19.150"

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from netmiko import ConnectHandler
 
 import inventory
-from tests.lab.hosts import Lab
-from tests.lab.netsim.lab import netsim
+from lab.hosts import Lab
+from lab.netsim.lab import netsim
 
 PLATFORMS = ["huawei_vrp", "huawei_vrpv8", "hp_comware", "cisco_ios", "ruijie_os"]
 SHOW = {"cisco_ios": "show running-config", "ruijie_os": "show running-config"}

@@ -4,7 +4,7 @@ sequential netmiko `send_config_set` and Nornir + nornir_netmiko at the same wor
 Run as root inside the sandbox from the checkout: `/work/sandbox .venv/bin/python bench/push.py
 [--sizes 50,100] [--workers 100] [--latency-ms 0]`.
 
-It starts its own simulator (tests/lab/netsim) with the largest size of devices on loopback addresses
+It starts its own simulator (lab/netsim) with the largest size of devices on loopback addresses
 (127.77.0.0/16, port 10022), the five platforms in turn. Each device's change is the first ~40 lines
 (whole sections) of the sample city's rendered config for a device of its platform; every tool sends
 the same lines (jiyue's remediation from the device's initial config), and every device is reset to its
@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inventory
 from inventory.model import Device, DeviceCredentials, DeviceRole, Inventory, Platform, SecretRef, Subnet, SubnetKind
+from lab.netsim.api import Netsim
+from lab.netsim.device import DeviceSpec
 from network.diff import diff, missing_lines
 from network.plan import build_plan
 from network.push import Options, Pusher
 from network.render import render
 from network.session import cli
-from tests.lab.netsim.api import Netsim
-from tests.lab.netsim.device import DeviceSpec
 
 PASSWORD_ENV = "JIYUE_BENCH_NET_PASSWORD"
 PASSWORD = "bench-Passw0rd"

@@ -9,16 +9,24 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-# SSH control sockets of this checkout's runs: a socket is a file, so two checkouts on one machine (two
-# operators, or labs in separate network namespaces) must not share a directory, or one's connection
-# could carry the other's commands. Short, for the socket path limit.
-CONTROL_PATH_DIR = f"/tmp/jiyue-cp-{hashlib.sha256(str(REPO).encode()).hexdigest()[:10]}"
+
+
+def control_path_dir() -> str:
+    """Where this checkout's runs keep their SSH control sockets.
+
+    A socket is a file, so two checkouts on one machine (two operators) must not share a directory, or one's
+    connection could carry the other's commands; nor may two network namespaces (the test suite's own lab
+    runs in one): a master connected to a host in one namespace would answer for the same address in the
+    other. Short, for the socket path limit.
+    """
+    netns = os.stat("/proc/self/ns/net").st_ino
+    return f"/tmp/jiyue-cp-{hashlib.sha256(f'{REPO}:{netns}'.encode()).hexdigest()[:10]}"
 
 
 def env() -> dict[str, str]:
     """ansible-core refuses a non-UTF-8 locale; the checkout's ansible.cfg holds the rest."""
     return {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": CONTROL_PATH_DIR}
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": control_path_dir()}
 
 
 def tool(name: str) -> str:

@@ -1,5 +1,9 @@
 """Shared fixtures. The lab fixture starts the sample city's hosts once per test session.
 
+The suite's lab is its own: as root, the test session first moves into a network and mount namespace
+of its own (`lab.isolate`), so it never adopts, changes or stops a lab started by `invoke lab.up` or the
+demo, and they never see it.
+
 Without root or sshd the lab tests skip on a developer's machine, but fail under CI (CI=true):
 a lab test that did not run proves nothing.
 """
@@ -11,10 +15,28 @@ import os
 import pytest
 
 import inventory
-from tests.lab.hosts import Lab, LabError
-from tests.lab.seed import seed
+from lab.hosts import DEFAULT_STATE, Lab, LabError
+from lab.isolate import IsolationError, cleanup, isolate
+from lab.seed import seed
 
 IN_CI = bool(os.environ.get("CI"))
+_ISOLATION: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test (and any thread): the session's own namespaces, when it may make them."""
+    if os.geteuid() != 0 or _ISOLATION:
+        return
+    try:
+        _ISOLATION["backing"] = isolate(DEFAULT_STATE)
+    except (IsolationError, OSError) as exc:
+        _ISOLATION["error"] = f"cannot give the tests a lab of their own: {exc}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    backing = _ISOLATION.get("backing")
+    if backing is not None:
+        cleanup(backing)
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +47,8 @@ def demo():
 
 def require_lab(lab: Lab) -> None:
     try:
+        if "error" in _ISOLATION:
+            raise LabError(_ISOLATION["error"])
         lab.preflight()
     except LabError as exc:
         if IN_CI:
@@ -34,19 +58,17 @@ def require_lab(lab: Lab) -> None:
 
 @pytest.fixture(scope="session")
 def lab(demo):
-    """The sample city's hosts, up. Left running if it was running before the tests."""
+    """The sample city's hosts, up in the session's own namespaces, and down at the end."""
     lab = Lab()
     require_lab(lab)
-    was_running = lab.known_hosts.exists()
     lab.up(demo)
     yield lab
-    if not was_running:
-        lab.down()
+    lab.down()
 
 
 @pytest.fixture(scope="session")
 def seeded(lab, demo):
-    """The lab with tests/lab/scenario.yaml written into its hosts, services and live traffic running."""
+    """The lab with lab/scenario.yaml written into its hosts, services and live traffic running."""
     return seed(lab, demo)
 
 
@@ -61,8 +83,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def baseline_seeded(seeded, lab, demo):
-    """The lab with tests/lab/baseline.yaml's graded-protection state on every host (after the audit seed,
+    """The lab with lab/baseline.yaml's graded-protection state on every host (after the audit seed,
     whose package history decides 8.1.4.4 e)."""
-    from tests.lab.baseline_seed import seed_baseline
+    from lab.baseline_seed import seed_baseline
 
     return seed_baseline(lab, demo)

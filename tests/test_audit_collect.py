@@ -11,7 +11,7 @@ import pytest
 from audit.collect import KIND, Options, collect, collect_host
 from jiyue import ssh
 from jiyue.store import Store
-from tests.lab.hosts import PER_HOST_PATHS
+from lab.hosts import PER_HOST_PATHS
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_changed_host_key_is_always_refused(lab, demo, tmp_path):
 
 
 def test_wrong_key_is_an_auth_failure(lab, demo, tmp_path):
-    from tests.lab.hosts import _keypair
+    from lab.hosts import _keypair
 
     private, _ = _keypair("stranger")
     key = tmp_path / "id_stranger"

@@ -1,8 +1,8 @@
 """Zombie verdicts on the seeded lab: every intended zombie found by its criterion, every other system active.
 
 The lab's hosts carry real evidence (access logs, wtmp, package logs, os-release, running
-services, live traffic, TCP connections: tests/lab/seed.py). Utilisation needs weeks of history,
-so thirty earlier runs are seeded into the store and marked `seeded` (tests/lab/history.py); the
+services, live traffic, TCP connections: lab/seed.py). Utilisation needs weeks of history,
+so thirty earlier runs are seeded into the store and marked `seeded` (lab/history.py); the
 last two runs are real collections.
 """
 
@@ -17,7 +17,7 @@ import pytest
 from audit.collect import KIND, Options, collect
 from audit.zombies import ACTIVE, NO_DATA, ZOMBIE, Judge
 from jiyue.store import Store
-from tests.lab.history import seed_history
+from lab.history import seed_history
 
 DEMO_README = Path(__file__).resolve().parent.parent / "inventory" / "demo" / "README.md"
 

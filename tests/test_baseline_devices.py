@@ -1,6 +1,6 @@
 """The baseline's network-device checks on the lab's simulated devices (all five platforms).
 
-The devices boot from tests/lab/netsim: a compliant management baseline, except the devices listed
+The devices boot from lab/netsim: a compliant management baseline, except the devices listed
 in its baseline.yaml under `weak`, whose flags name the weaknesses. The checks read each device's
 running configuration over SSH (netmiko through network/session.py) and must find exactly those
 weaknesses, at level 2 and level 3, with the config lines as evidence.
@@ -22,11 +22,11 @@ from audit.baseline.device_checks import KIND
 from audit.baseline.device_evidence import rules
 from jiyue.i18n import t
 from jiyue.store import Store
-from tests.lab.netsim.baseline import weak_devices
+from lab.netsim.baseline import weak_devices
 
 REPO = Path(__file__).resolve().parent.parent
 
-# What each weakness flag of tests/lab/netsim/baseline.yaml must fail (and nothing else).
+# What each weakness flag of lab/netsim/baseline.yaml must fail (and nothing else).
 FLAG_CHECKS = {
     "telnet": {"device.ssh_only"},
     "snmp_v2c": {"device.snmp_v3"},
@@ -199,8 +199,8 @@ def test_device_rows_in_the_reports(level2, tmp_path):
 
 def test_the_verdict_follows_the_live_config(lab, demo, catalog):
     """Fix sj-hj1's telnet through a real session, check again: the check reads the device, not a copy."""
+    from lab.netsim.lab import netsim
     from network.session import open_session
-    from tests.lab.netsim.lab import netsim
 
     profile = model.load_profile("level3", catalog)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from audit.baseline import engine, model
 from audit.baseline.checks import FAIL, PASS
-from tests.lab.baseline_seed import expected_failures, load
+from lab.baseline_seed import expected_failures, load
 
 
 @pytest.fixture(scope="module")

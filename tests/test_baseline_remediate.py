@@ -12,8 +12,8 @@ from audit.baseline import engine, model
 from audit.baseline import remediate as rem
 from audit.baseline.checks import FAIL
 from jiyue import ssh
-from tests.lab.baseline_seed import expected_failures, load, seed_baseline
-from tests.lab.hosts import SSHD
+from lab.baseline_seed import expected_failures, load, seed_baseline
+from lab.hosts import SSHD
 
 HOSTS = ["dsj-zwfw-app1", "szfb-dcdb-app1", "szfb-web-app1", "fgw-xyxx-app1", "dxzf-wgzl-app1", "zjj-wxzj-app1"]
 WATCHED = ["/etc/ssh/sshd_config", "/etc/login.defs", "/etc/security/pwquality.conf", "/etc/security/faillock.conf",

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import paramiko
 import pytest
 
 import inventory
+from lab import remote
+from lab.hosts import DEFAULT_STATE, REPO, Lab
 from tests.conftest import require_lab
-from tests.lab import remote
-from tests.lab.hosts import Lab
 
 
 def ssh(lab: Lab, inv, name: str, command: str) -> str:
@@ -94,7 +96,8 @@ def test_a_second_lab_comes_up_and_goes_down_without_a_trace(tmp_path):
         assert all(s.up for s in lab.status())
     finally:
         assert lab.down() == 2
-    assert not (tmp_path / "state").exists()
+    assert not any((tmp_path / "state").iterdir())
+    assert Path("/etc/app").is_dir() and Path("/var/lib/jiyue").is_dir()  # mount points stay for other labs
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "jt-" not in netns
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
@@ -103,9 +106,44 @@ def test_a_second_lab_comes_up_and_goes_down_without_a_trace(tmp_path):
 
 def test_lab_without_root_explains_what_is_missing():
     proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           sys.executable, "-c", "from tests.lab.hosts import Lab; Lab().up(None)"],
+                           sys.executable, "-c", "from lab.hosts import Lab; Lab().up(None)"],
                           capture_output=True, text=True)
     if proc.returncode != 0 and "Permission denied" in proc.stderr and "LabError" not in proc.stderr:
         pytest.skip("the checkout is not readable by an unprivileged user here")
     assert proc.returncode != 0
     assert "the lab needs root" in proc.stderr
+
+
+OUTSIDE = """\
+subnets:
+  - {name: o, kind: source, prefix: 198.19.251.0/24, gateway: 198.19.251.1}
+hosts:
+  - {name: o1, address: 198.19.251.11, os_family: debian, os: Debian 12, role: app}
+"""
+
+
+def test_the_suite_lab_cannot_see_or_stop_a_lab_outside_it(lab, tmp_path):
+    """A lab an operator started (here: in the namespaces the suite was started from) is not the suite's:
+    the suite's network, netns names and .lab are its own, and its `down` leaves the outside lab up."""
+    outside = ["nsenter", "-t", str(os.getppid()), "-n", "-m", "--"]
+    if os.stat(f"/proc/{os.getppid()}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino:
+        pytest.fail("the test session runs in the machine's network namespace, not its own")
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts.yaml").write_text(OUTSIDE)
+    state = tmp_path / "outside"
+    code = ("import sys, inventory; from lab.hosts import Lab; "
+            "lab = Lab(sys.argv[1], tag='jo'); inv = inventory.load(sys.argv[2]); ")
+    run = [*outside, sys.executable, "-c"]
+    subprocess.run([*run, code + "lab.up(inv)", str(state), str(tmp_path / "inv")], check=True, cwd=REPO)
+    try:
+        up = code + "sys.exit(0 if all(s.up for s in lab.status()) else 1)"
+        assert subprocess.run([*run, up, str(state), str(tmp_path / "inv")], cwd=REPO).returncode == 0
+        assert not any(s.up for s in Lab(state, tag="jo").status())  # not reachable from in here
+        Lab(tmp_path / "inside", tag="jo").down()  # a down in here finds nothing of it to stop
+        assert subprocess.run([*run, up, str(state), str(tmp_path / "inv")], cwd=REPO).returncode == 0
+        theirs = subprocess.run([*outside, "stat", "-c", "%d:%i", str(DEFAULT_STATE)], capture_output=True,
+                                text=True).stdout.strip()
+        ours = os.stat(DEFAULT_STATE)
+        assert theirs != f"{ours.st_dev}:{ours.st_ino}"  # the suite's .lab is not the checkout's
+    finally:
+        subprocess.run([*run, code + "lab.down()", str(state), str(tmp_path / "inv")], cwd=REPO)

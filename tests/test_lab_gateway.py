@@ -19,12 +19,12 @@ import uuid
 
 import pytest
 
-from tests.lab import gateway as gw
-from tests.lab import remote
-from tests.lab import service as svc
-from tests.lab.checker import Checker, verify_db
-from tests.lab.hosts import LabError
-from tests.lab.seed import APP, HERE, PYTHON, TRAFFIC, running_processes, seed
+from lab import gateway as gw
+from lab import remote
+from lab import service as svc
+from lab.checker import Checker, verify_db
+from lab.hosts import LabError
+from lab.seed import APP, HERE, PYTHON, TRAFFIC, running_processes, seed
 
 CHECKER = HERE / "checker.py"
 

@@ -1,4 +1,4 @@
-"""The seeded lab: each host presents its declared OS and the history tests/lab/scenario.yaml gives its
+"""The seeded lab: each host presents its declared OS and the history lab/scenario.yaml gives its
 system, its services answer and hold their dependencies' connections, and the gateway sends live traffic.
 
 Everything is read over real SSH, as the fact collectors do.
@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tests.lab import remote
-from tests.lab.seed import APP, MONTHS, TRAFFIC, load_scenario, running_processes, seed
+from lab import remote
+from lab.seed import APP, MONTHS, TRAFFIC, load_scenario, running_processes, seed
 
 CST = timezone(timedelta(hours=8))
 

@@ -1,7 +1,7 @@
 """The migration planner (`invoke migrate.plan`): dispositions, sizing, targets, waves, work orders, reports.
 
 No lab needed: a temporary store gets the lab's seeded history (30 daily utilisation samples a host,
-tests/lab/history.py) plus one full collection shaped like real facts (memory, disks, data paths,
+lab/history.py) plus one full collection shaped like real facts (memory, disks, data paths,
 listening ports, connections), so verdicts, sizes and measured dependencies come from history as they
 do after `invoke audit`. The hard rule is tested from every side: a classified (涉密) system never goes
 to the cloud or the site cluster, whatever the inventory, the audit, the planning file or a hand edit says.
@@ -27,11 +27,11 @@ from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
 from inventory.model import Classification, Inventory
 from jiyue.runner import Result
 from jiyue.store import Store
+from lab.history import seed_history
 from migrations import plan as planner
 from migrations.model import Disposition, Plan, PlanError, WorkOrderStatus, load_plan, save_plan
 from migrations.plan import AuditView, HostMeasure, Planning, PoolProvider, build_plan, load_planning
 from migrations.report import write_reports
-from tests.lab.history import seed_history
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC).replace(microsecond=0)

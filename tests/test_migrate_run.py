@@ -3,7 +3,7 @@ with clients writing through the gateway, a rehearsal that changes nothing, runs
 the final sync and resumed, a verification broken on purpose, a full target disk, two runs on one system, rollback
 after a finished migration and the decommission sign-off.
 
-Every scenario ends with proof that nothing was lost: the checker (tests/lab/checker.py) saw no wrong answer
+Every scenario ends with proof that nothing was lost: the checker (lab/checker.py) saw no wrong answer
 and every write it got acknowledged is in the serving side's app.db; file checksums compare both sides.
 Each scenario uses its own systems and cloud-pool targets; the module puts the lab back as seeded at the end.
 """
@@ -28,12 +28,12 @@ import pytest
 from audit.archive import archive_records
 from audit.zombies import Judge
 from jiyue.store import Store
+from lab import gateway as gw
+from lab import service as svc
+from lab.checker import Checker, verify_db
+from lab.seed import seed
 from migrations.engine import HOOKS_ENV, STEPS, Migrator, Refused
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave, save_plan
-from tests.lab import gateway as gw
-from tests.lab import service as svc
-from tests.lab.checker import Checker, verify_db
-from tests.lab.seed import seed
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parent.parent

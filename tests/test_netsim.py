@@ -19,12 +19,12 @@ from netmiko import ConnectHandler
 from netmiko.exceptions import ConfigInvalidException, ReadTimeout
 
 from inventory.model import Platform
-from tests.lab.netsim import DeviceSpec, Netsim
-from tests.lab.netsim.baseline import device_config, weak_devices
-from tests.lab.netsim.config import Config
-from tests.lab.netsim.fakeswitches import start_fake_switch
-from tests.lab.netsim.grammar import PLATFORMS, load
-from tests.lab.netsim.lab import netsim, start_devices
+from lab.netsim import DeviceSpec, Netsim
+from lab.netsim.baseline import device_config, weak_devices
+from lab.netsim.config import Config
+from lab.netsim.fakeswitches import start_fake_switch
+from lab.netsim.grammar import PLATFORMS, load
+from lab.netsim.lab import netsim, start_devices
 
 # netmiko error_pattern per vendor (shared/reference/network-cli.md)
 ERROR = {"huawei_vrp": "Error:", "huawei_vrpv8": "Error:", "hp_comware": "% Unrecognized command",

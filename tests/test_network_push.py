@@ -1,4 +1,4 @@
-"""The push engine against simulated devices: the lab's five platforms (tests/lab/netsim) and
+"""The push engine against simulated devices: the lab's five platforms (lab/netsim) and
 fake-switches, a Cisco simulator nobody here wrote.
 
 Every change is checked on the device itself: after a push the running configuration holds every
@@ -19,15 +19,15 @@ import pytest
 from inventory.model import Device, DeviceCredentials, DeviceRole, Interface, Platform, SecretRef
 from jiyue.runner import Result, run_staged
 from jiyue.store import Store
+from lab.netsim import DeviceSpec
+from lab.netsim.fakeswitches import start_fake_switch
+from lab.netsim.lab import netsim, start_devices
 from network.diff import diff, missing_lines, restore_commands, same_config, scope_key
 from network.plan import build_plan
 from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Options, Pusher, results_for_store
 from network.push_report import write_reports
 from network.render import render, select_devices
 from network.session import DeviceError, DeviceSession, DeviceTarget, cli
-from tests.lab.netsim import DeviceSpec
-from tests.lab.netsim.fakeswitches import start_fake_switch
-from tests.lab.netsim.lab import netsim, start_devices
 
 REPO = Path(__file__).resolve().parent.parent
 

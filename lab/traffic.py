@@ -3,7 +3,7 @@
     traffic.py --url http://198.18.40.11/fgw-oa/health --url http://198.18.40.11/fgw-oa/api/list ...
                [--rate 8] [--duration 3600] [--max-requests 30000]
 
-lab.seed gives it the systems' URLs through the gateway's nginx (tests/lab/gateway.py), as clients
+lab.seed gives it the systems' URLs through the gateway's nginx (lab/gateway.py), as clients
 reach them: the apps see nginx connect and log the client it forwards (here the gateway's own address).
 
 Stdlib only (the machine's /usr/bin/python3). Bounded twice: it stops after --duration seconds or

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tests.lab.hosts import Lab
+    from lab.hosts import Lab
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -54,13 +54,13 @@ def host_public_key() -> str:
 def start_fake_switch(lab: Lab, address: str, port: int = 22, hostname: str = "fake-sw1", username: str = "root",
                       password: str = "root", model: str = "cisco_generic") -> FakeSwitch:
     """Run fake-switches in the lab's device namespace at `address:port`; wait until it answers SSH."""
-    from tests.lab.hosts import LabError, ssh_banner
-    from tests.lab.netsim.lab import NETNS_NAME, ensure_addresses
+    from lab.hosts import LabError, ssh_banner
+    from lab.netsim.lab import NETNS_NAME, ensure_addresses
 
     ensure_addresses(lab, [ipaddress.ip_interface(f"{address}/24")])
     state = lab.state_dir / "devices" / f"fake-{hostname}"
     state.mkdir(parents=True, exist_ok=True)
-    command = ["ip", "netns", "exec", lab.netns(NETNS_NAME), sys.executable, "-m", "tests.lab.netsim.fakeswitches",
+    command = ["ip", "netns", "exec", lab.netns(NETNS_NAME), sys.executable, "-m", "lab.netsim.fakeswitches",
                "--address", address, "--port", str(port), "--hostname", hostname, "--username", username,
                "--model", model]
     with (state / "fake-switches.log").open("ab") as out:

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from tests.lab.netsim.device import DeviceSpec
+from lab.netsim.device import DeviceSpec
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class NetsimError(Exception):
@@ -73,7 +73,7 @@ class Netsim:
         if self.alive():
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "tests.lab.netsim.server", "--state", str(self.state_dir)]
+        command = [sys.executable, "-m", "lab.netsim.server", "--state", str(self.state_dir)]
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
         env = {**os.environ, "PYTHONPATH": str(REPO)}

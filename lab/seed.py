@@ -12,12 +12,12 @@ For each system, by its profile (active, detached, idle, stale, small), on its h
 - /etc/cron.d/<system-id>.
 
 Then it writes, per declared service, the control script /etc/app/<system-id>/service and its
-service.env on the service's host (tests/lab/service.py: everything the service needs to run on
+service.env on the service's host (lab/service.py: everything the service needs to run on
 another host is there and in its data paths) and starts it with `service start`: one `app.py`
 process (http if the service has a health_url, keeping its records in <first data path>/app.db,
 else a plain TCP holder such as a database stand-in); an http service keeps a connection open to its
 own system's other services and to the first service of each system it depends on. The gateway host
-gets a real nginx with one route per system with an http service (tests/lab/gateway.py). Last,
+gets a real nginx with one route per system with an http service (lab/gateway.py). Last,
 `traffic.py` runs inside the gateway host and calls, through the gateway, the systems whose profile
 has live traffic. Every app and the traffic end by themselves after the scenario's `lifetime`
 (nginx runs until lab.down).
@@ -53,10 +53,10 @@ from pathlib import Path
 import yaml
 
 from inventory.model import Host, Inventory, System
-from tests.lab import gateway as gw
-from tests.lab import service as svc
-from tests.lab.appdb import SCHEMA as APP_SCHEMA
-from tests.lab.hosts import Lab, LabError
+from lab import gateway as gw
+from lab import service as svc
+from lab.appdb import SCHEMA as APP_SCHEMA
+from lab.hosts import Lab, LabError
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCENARIO = HERE / "scenario.yaml"

@@ -51,5 +51,5 @@ def seed_history(store: Store, inv: Inventory, days: int = 30, now: datetime | N
                       "net_bytes_per_s": round(rng.uniform(*level["net"]), 1)}
             results.append(Result(host, True, {"sample": sample, "cpu": {"count": 2}}, started=at))
         store.record(KIND, results, inventory=str(inv.root), started=at, seeded=True,
-                     params={"seeded_by": "tests/lab/history.py", "scenario": str(scenario_path.name)})
+                     params={"seeded_by": "lab/history.py", "scenario": str(scenario_path.name)})
     return days

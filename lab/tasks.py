@@ -10,12 +10,12 @@ from rich.table import Table
 
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory
 from jiyue.store import Store
-from tests.lab import baseline_seed
-from tests.lab.history import seed_history
-from tests.lab.hosts import Lab, LabError
-from tests.lab.netsim import NetsimError
-from tests.lab.seed import DEFAULT_SCENARIO, ScenarioError
-from tests.lab.seed import seed as seed_lab
+from lab import baseline_seed
+from lab.history import seed_history
+from lab.hosts import Lab, LabError
+from lab.netsim import NetsimError
+from lab.seed import DEFAULT_SCENARIO, ScenarioError
+from lab.seed import seed as seed_lab
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
@@ -109,7 +109,7 @@ def seed(c, inventory=None, limit=None, scenario=None, store=None):
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
-            "baseline": "each host's graded-protection state (default: tests/lab/baseline.yaml)"})
+            "baseline": "each host's graded-protection state (default: lab/baseline.yaml)"})
 def seed_baseline(c, inventory=None, limit=None, baseline=None):
     """Write each lab host's PAM, login, sshd, audit, log and account files from the baseline data (等保 state)."""
     inv = load_inventory(inventory)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 
-from tests.lab.hosts import Lab
+from lab.hosts import Lab
 
 ETC_APP = "/etc/app"
 
@@ -50,7 +50,7 @@ def pidfile(system_id: str) -> str:
 
 
 SERVICE_SCRIPT = r"""#!/bin/sh
-# {label}: service control on this host (jiyue lab, written by lab.seed; see tests/lab/service.py).
+# {label}: service control on this host (jiyue lab, written by lab.seed; see lab/service.py).
 #   service start | stop | status | restart
 # Exit: 0 done (status: running), 1 failed, 3 (status) not running, 2 usage.
 # The command line is in service.env beside this script; runtime files `pid` and `out` too.

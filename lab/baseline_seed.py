@@ -32,7 +32,7 @@ import yaml
 
 from audit.baseline.evidence import family_of
 from inventory.model import Inventory
-from tests.lab.hosts import SSHD, Lab, LabError, _pid_alive, os_release
+from lab.hosts import SSHD, Lab, LabError, _pid_alive, os_release
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.yaml"
@@ -125,7 +125,7 @@ def _sshd_config(current: str, seeded: str) -> str:
     keys = {line.split()[0].lower() for line in seeded.splitlines() if line.strip()}
     keep = [line for line in current.splitlines()
             if line.strip() and not line.startswith("# jiyue baseline") and line.split()[0].lower() not in keys]
-    return "# jiyue baseline (tests/lab/baseline.yaml)\n" + seeded.rstrip("\n") + "\n" + "\n".join(keep) + "\n"
+    return "# jiyue baseline (lab/baseline.yaml)\n" + seeded.rstrip("\n") + "\n" + "\n".join(keep) + "\n"
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:

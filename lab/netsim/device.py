@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from tests.lab.netsim.config import Config
-from tests.lab.netsim.grammar import Grammar, load
+from lab.netsim.config import Config
+from lab.netsim.grammar import Grammar, load
 
 DEFAULT_TIME_SCALE = float(os.environ.get("JIYUE_NETSIM_TIME_SCALE", "1.0"))
 LOCAL_TZ = dt.timezone(dt.timedelta(hours=8))  # the devices keep Beijing time, like the lab's hosts

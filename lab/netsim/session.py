@@ -15,8 +15,8 @@ import re
 import time
 from collections.abc import Callable
 
-from tests.lab.netsim.config import Config, Outcome
-from tests.lab.netsim.device import Device, now
+from lab.netsim.config import Config, Outcome
+from lab.netsim.device import Device, now
 
 ERRORS = {
     "huawei": {"unrecognized": "Error: Unrecognized command found at '^' position.",

@@ -5,7 +5,7 @@ plus an sshd started inside a private mount and UTS namespace, so it has its own
 its own `/srv`, `/etc/app`, `/var/log`, `/root`, `/etc/hosts`, `/etc/resolv.conf`, `/etc/os-release`,
 `/etc/crontab`, `/etc/cron.d` and `/var/spool/cron` (bind mounts of a per-host directory or file
 under the state dir). Everything else is the machine's own filesystem, read-only in spirit: the
-lab never writes outside its state dir except the empty mount points it creates and records.
+lab never writes outside its state dir except the empty mount points it creates (and keeps: see `down`).
 
 Each host presents its declared OS: `/etc/os-release` is written from the inventory's `os` string
 with the real-world values in `os_release.yaml` (an unknown `os` gets the machine's own file). Its
@@ -40,9 +40,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from inventory.model import Host, Inventory
-from tests.lab.netsim.lab import DeviceStatus, devices_status, devices_up, netsim
+from lab.netsim.lab import DeviceStatus, devices_status, devices_up, netsim
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATE = REPO / ".lab"
 SSHD = Path("/usr/sbin/sshd")
 
@@ -59,7 +59,7 @@ PER_HOST_PATHS: dict[str, str] = {
     "/etc/crontab": "etc/crontab",
     "/etc/cron.d": "etc/cron.d",
     "/var/spool/cron": "var-spool-cron",
-    # What the graded-protection baseline reads (seeded by tests/lab/baseline_seed.py). The host's
+    # What the graded-protection baseline reads (seeded by lab/baseline_seed.py). The host's
     # /etc/ssh/sshd_config is its lab sshd's own configuration; the account files start as copies
     # of the machine's own, so sshd finds its users until the baseline seed writes them.
     **{p: "etc" + p.removeprefix("/etc") for p in (
@@ -204,7 +204,7 @@ class Lab:
     def _load_state(self) -> dict:
         if self._state_file.exists():
             return json.loads(self._state_file.read_text())
-        return {"hosts": {}, "bridge_addresses": [], "mountpoints": []}
+        return {"hosts": {}, "bridge_addresses": []}
 
     def _save_state(self, state: dict) -> None:
         self._state_file.write_text(json.dumps(state, indent=2, sort_keys=True))
@@ -241,7 +241,7 @@ class Lab:
         self._client_key()
         self._bridge(inv, state)
         for mount in PER_HOST_PATHS:
-            state["mountpoints"] += _make_mountpoint(Path(mount), is_file=mount in PER_HOST_FILES)
+            _make_mountpoint(Path(mount), is_file=mount in PER_HOST_FILES)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         hosts_file = self._etc_hosts(inv, state)
         pub = self.key.with_suffix(".pub").read_text()
@@ -438,7 +438,6 @@ class Lab:
     def down(self) -> int:
         """Remove everything `up` made; return how many hosts were removed."""
         self.preflight()
-        state = self._load_state()
         namespaces = [ns for ns in _run("ip", "netns", "list", check=False).stdout.split()
                       if ns.startswith(self.netns_prefix)]
         with ThreadPoolExecutor(16) as pool:
@@ -451,29 +450,27 @@ class Lab:
         for ns in namespaces:
             _run("ip", "netns", "del", ns, check=False)
         _run("ip", "link", "del", self.bridge, check=False)
-        for mount in reversed(state["mountpoints"]):
-            path = Path(mount)
-            with contextlib.suppress(OSError):
-                if path.is_dir() and not path.is_symlink():
-                    path.rmdir()
-                elif path.is_file() and path.stat().st_size == 0:  # only the empty file `up` made
-                    path.unlink()
-        shutil.rmtree(self.state_dir, ignore_errors=True)
+        # The mount points `up` made on the machine's root filesystem stay: another lab (a test suite's, a
+        # bench's, a second operator's) may have hosts mounted on them, and removing one makes the kernel drop
+        # those mounts in every namespace. The state dir stays too (it may be a mount point itself); only its
+        # contents go.
+        for child in self.state_dir.iterdir() if self.state_dir.is_dir() else ():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
         return len(namespaces)
 
 
-def _make_mountpoint(path: Path, is_file: bool) -> list[str]:
-    """Create a missing mount point (an empty file or a directory); return what was created, outermost first."""
+def _make_mountpoint(path: Path, is_file: bool) -> None:
+    """Create a missing mount point (an empty file or a directory), once and for good (see `Lab.down`)."""
     if os.path.lexists(path):  # /etc/os-release is a symlink: mounting onto it mounts onto its target
-        return []
-    created = [p for p in reversed(path.parents) if not os.path.lexists(p)]
-    for parent in created:
-        parent.mkdir()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
     if is_file:
         path.touch()
     else:
         path.mkdir()
-    return [str(p) for p in [*created, path]]
 
 
 def _norm_os(declared: str) -> str:

@@ -1,6 +1,6 @@
 """The simulator process: every device of a lab in one process, one listening socket per device.
 
-Run it as `python -m tests.lab.netsim.server --state DIR` (the lab does, inside its `<tag>-netsim`
+Run it as `python -m lab.netsim.server --state DIR` (the lab does, inside its `<tag>-netsim`
 network namespace, where every device's management address is configured). It is driven through a
 Unix socket, `DIR/control.sock`, one JSON request per line (see `api.py`); configs, logs and faults
 are plain files under `DIR/<device>/`.
@@ -28,8 +28,8 @@ from typing import Any
 
 import paramiko
 
-from tests.lab.netsim.device import Device, DeviceSpec
-from tests.lab.netsim.session import Session
+from lab.netsim.device import Device, DeviceSpec
+from lab.netsim.session import Session
 
 log = logging.getLogger("netsim")
 
@@ -195,7 +195,7 @@ class Simulator:
         self.done = threading.Event()
 
     def host_key(self, name: str) -> paramiko.PKey:
-        from tests.lab.hosts import _keypair  # the lab's own key maker: OpenSSH ed25519
+        from lab.hosts import _keypair  # the lab's own key maker: OpenSSH ed25519
 
         path = self.state_dir / name / "ssh_host_ed25519_key"
         if not path.exists():
@@ -309,7 +309,7 @@ class Simulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="jiyue's network device simulator (see tests/lab/netsim)")
+    parser = argparse.ArgumentParser(description="jiyue's network device simulator (see lab/netsim)")
     parser.add_argument("--state", required=True, type=Path, help="state directory (one subdirectory per device)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

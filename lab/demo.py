@@ -21,15 +21,15 @@ from inventory.model import Inventory
 from jiyue import ansible
 from jiyue.cli import PROBLEMS, console, fail, load_inventory, out_dir
 from jiyue.store import Store
+from lab.baseline_seed import seed_baseline
+from lab.history import seed_history
+from lab.hosts import Lab, LabError
+from lab.seed import seed as seed_lab
 from migrations import tasks as migrate_tasks
 from migrations.engine import Migrator
 from migrations.model import Disposition, load_plan
 from migrations.plan import default_plan_path
 from network import tasks as network_tasks
-from tests.lab.baseline_seed import seed_baseline
-from tests.lab.history import seed_history
-from tests.lab.hosts import Lab, LabError
-from tests.lab.seed import seed as seed_lab
 
 
 def run(inventory: str | None, out: str | None, store: str | None = None) -> None:
@@ -168,5 +168,5 @@ def baseline(lab: Lab, inventory: str | None, inv: Inventory, store: str | None,
     except Exit as exc:
         if exc.code != PROBLEMS:
             raise
-        console.print(f"[yellow]{exc.message}[/] (the lab seeds these on purpose: tests/lab/baseline.yaml)")
+        console.print(f"[yellow]{exc.message}[/] (the lab seeds these on purpose: lab/baseline.yaml)")
     baseline_tasks.report(Context(), inventory=inventory, store=store, out=str(target))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from tests.lab.netsim.grammar import Grammar, Rule, View
+from lab.netsim.grammar import Grammar, Rule, View
 
 
 class Node:

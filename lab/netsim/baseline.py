@@ -21,7 +21,7 @@ import jinja2
 import yaml
 
 from inventory.model import Device, GoldenNetwork, Inventory, SecretRef, SubnetKind
-from tests.lab.netsim.device import DeviceSpec
+from lab.netsim.device import DeviceSpec
 
 HERE = Path(__file__).parent
 BASELINE = HERE / "baseline.yaml"

@@ -40,7 +40,7 @@ import re
 import shlex
 
 from inventory.model import Inventory, Service, System
-from tests.lab.hosts import Lab, LabError
+from lab.hosts import Lab, LabError
 
 NGINX = "/usr/sbin/nginx"
 GATEWAY_DIR = "/etc/app/gateway"
@@ -52,7 +52,7 @@ LOG_DIR = "/var/log/gateway"
 ROUTE_RE = re.compile(r"^\s*proxy_pass\s+http://(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d+)/;", re.M)
 
 NGINX_CONF = """\
-# The lab gateway's reverse proxy (jiyue lab, written by lab.seed; see tests/lab/gateway.py).
+# The lab gateway's reverse proxy (jiyue lab, written by lab.seed; see lab/gateway.py).
 # Runs only inside the gateway host; apply changes with {reload}.
 user root;
 worker_processes 2;
@@ -97,7 +97,7 @@ http {{
 """
 
 RELOAD_SCRIPT = r"""#!/bin/sh
-# Apply the gateway's nginx config gracefully (jiyue lab, written by lab.seed; see tests/lab/gateway.py).
+# Apply the gateway's nginx config gracefully (jiyue lab, written by lab.seed; see lab/gateway.py).
 # Exit: 0 applied (nginx running with it), 1 invalid config (nothing changed), 2 nginx failed.
 set -u
 NGINX={nginx}

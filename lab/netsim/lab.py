@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory.model import Inventory
-from tests.lab.netsim.api import Netsim
-from tests.lab.netsim.baseline import device_specs
-from tests.lab.netsim.device import DeviceSpec
+from lab.netsim.api import Netsim
+from lab.netsim.baseline import device_specs
+from lab.netsim.device import DeviceSpec
 
 if TYPE_CHECKING:
-    from tests.lab.hosts import Lab
+    from lab.hosts import Lab
 
 NETNS_NAME = "netsim"
 
@@ -44,7 +44,7 @@ def netsim(lab: Lab) -> Netsim:
 
 def devices_up(lab: Lab, inv: Inventory, names: list[str] | None = None) -> list[str]:
     """Start the inventory's devices (those in `names`) that are not running; return the names started."""
-    from tests.lab.hosts import LabError
+    from lab.hosts import LabError
 
     if NETNS_NAME in inv.hosts:
         raise LabError(f"a host is named {NETNS_NAME!r}: that name is the lab's device namespace; rename the host")
@@ -74,7 +74,7 @@ def start_devices(lab: Lab, specs: list[DeviceSpec], prefixlen: int = 24) -> Net
 
 def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]) -> None:
     """The simulator's namespace on the lab bridge, holding these addresses (added if missing)."""
-    from tests.lab.hosts import LabError, _run
+    from lab.hosts import LabError, _run
 
     ns = lab.netns(NETNS_NAME)
     if not Path("/run/netns", ns).exists():
@@ -104,7 +104,7 @@ def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddre
 def devices_status(lab: Lab, names: list[str] | None = None) -> list[DeviceStatus]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.lab.hosts import ssh_banner
+    from lab.hosts import ssh_banner
 
     sim = netsim(lab)
     running = {d["name"]: d for d in sim.status()}
