@@ -17,9 +17,7 @@ from audit.probes import Context, Script
 from inventory.model import Inventory
 from jiyue import runner, ssh
 from jiyue.runner import Result
-from jiyue.store import Store
-
-KIND = "audit.collect"
+from jiyue.store import AUDIT_COLLECT, Store
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,6 @@ def collect(inv: Inventory, hosts: list[str], options: Options = Options(), stor
                          label="collect", console=console, progress=progress)
     run_id = None
     if store is not None:
-        run_id = store.record(KIND, results, inventory=str(inv.root),
+        run_id = store.record(AUDIT_COLLECT, results, inventory=str(inv.root),
                               params={"hosts": len(hosts), "sample_seconds": options.sample_seconds})
     return run_id, results

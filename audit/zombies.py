@@ -16,9 +16,8 @@ from typing import Any
 
 import yaml
 
-from audit.collect import KIND
 from inventory.model import Inventory, System
-from jiyue.store import Record, Store
+from jiyue.store import AUDIT_COLLECT, MIGRATE_LOCATION, Record, Store
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POLICY = HERE / "policy.yaml"
@@ -162,7 +161,7 @@ class Judge:
         self.now = now or datetime.now(UTC)
         window = timedelta(days=self.policy["observation"]["window_days"])
         self.since = self.now - window
-        records = store.history(KIND, list(inv.hosts), since=self.since, ok_only=True)
+        records = store.history(AUDIT_COLLECT, list(inv.hosts), since=self.since, ok_only=True)
         by_host: dict[str, list[Record]] = defaultdict(list)
         for r in records:
             by_host[r.target].append(r)
@@ -170,7 +169,7 @@ class Judge:
         self.dependents = self._dependents()
         # Where each system runs now, as the migration engine recorded it (latest record wins).
         self.locations = {r.target: {**(r.data or {}), "at": r.at.isoformat()}
-                          for r in store.history("migrate.location", list(inv.systems))}
+                          for r in store.history(MIGRATE_LOCATION, list(inv.systems))}
 
     # --- shared measurements -------------------------------------------------------------------
 

@@ -30,6 +30,14 @@ from jiyue.runner import Result
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_URL = f"sqlite:///{REPO / 'state' / 'history.sqlite'}"
 
+# The kinds of run the domains record, named once: one domain reads what another wrote (the audit reads
+# where migrations moved each system), so a kind is never spelled out as a string at its use.
+AUDIT_COLLECT = "audit.collect"
+BASELINE_CHECK = "baseline.check"
+MIGRATE_RUN = "migrate.run"
+MIGRATE_LOCATION = "migrate.location"
+NETWORK_PUSH = "network.push"
+
 
 class Base(DeclarativeBase):
     pass

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import yaml
 
-from audit.collect import KIND
 from inventory.model import Inventory
 from jiyue.runner import Result
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 
 SCENARIO = Path(__file__).resolve().parent / "scenario.yaml"
 
@@ -36,7 +35,7 @@ def profile_of(scenario: dict, system_id: str) -> dict:
 def seed_history(store: Store, inv: Inventory, days: int = 30, now: datetime | None = None,
                  scenario_path: Path = SCENARIO) -> int:
     """Write one seeded run a day for `days` days before `now`; return runs written (0 if present)."""
-    if any(r.seeded for r in store.history(KIND, list(inv.hosts))):
+    if any(r.seeded for r in store.history(AUDIT_COLLECT, list(inv.hosts))):
         return 0
     scenario = yaml.safe_load(scenario_path.read_text(encoding="utf-8"))
     now = now or datetime.now(UTC)
@@ -50,6 +49,6 @@ def seed_history(store: Store, inv: Inventory, days: int = 30, now: datetime | N
             sample = {"interval_s": 1.0, "cpu_pct_of_one_core": round(rng.uniform(*level["cpu"]), 2),
                       "net_bytes_per_s": round(rng.uniform(*level["net"]), 1)}
             results.append(Result(host, True, {"sample": sample, "cpu": {"count": 2}}, started=at))
-        store.record(KIND, results, inventory=str(inv.root), started=at, seeded=True,
+        store.record(AUDIT_COLLECT, results, inventory=str(inv.root), started=at, seeded=True,
                      params={"seeded_by": "lab/history.py", "scenario": str(scenario_path.name)})
     return days

@@ -75,7 +75,7 @@ from inventory import export
 from inventory.model import Inventory, System
 from jiyue import ansible
 from jiyue.runner import Result
-from jiyue.store import JournalEntry, Store
+from jiyue.store import MIGRATE_LOCATION, MIGRATE_RUN, JournalEntry, Store
 from migrations.model import Disposition, Plan, SystemPlan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -429,7 +429,7 @@ class Migrator:
                 "targets": [t.model_dump(mode="json") for t in sp.targets], "budget_s": sp.downtime_budget_s})
         with self._session(len(systems)):
             outcomes = self._many(systems, key, state_key=key)
-        self.store.record("migrate.run", [Result(o.system, o.ok, asdict(o), None if o.ok else o.result, o.message)
+        self.store.record(MIGRATE_RUN, [Result(o.system, o.ok, asdict(o), None if o.ok else o.result, o.message)
                                           for o in outcomes],
                           inventory=str(self.inv.root), params={"run_key": key, "apply": self.apply})
         return skipped + outcomes
@@ -825,7 +825,7 @@ class Migrator:
         return {"differing_files": differ[:100]}
 
     def _record_location(self, ctx: Ctx, location: dict[str, str], what: str) -> None:
-        self.store.record("migrate.location", [Result(ctx.system.id, True, {
+        self.store.record(MIGRATE_LOCATION, [Result(ctx.system.id, True, {
             "system": ctx.system.id, "hosts": location, "what": what, "run_key": ctx.state_key,
             "at": _now().isoformat(timespec="seconds")})], inventory=str(self.inv.root),
             params={"run_key": ctx.state_key})

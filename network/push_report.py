@@ -12,6 +12,7 @@ from typing import Any
 
 from jiyue import reports
 from jiyue.i18n import t
+from jiyue.store import NETWORK_PUSH
 from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, PushRun
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -24,7 +25,7 @@ STATUS_COLORS = {APPLIED: "#2e8b57", UNCHANGED: "#4e79a7", DRY_RUN: "#8e99a4", F
 def as_json(run: PushRun, inventory: str = "") -> dict[str, Any]:
     o = run.options
     return {
-        "kind": "network.push", "run_id": run.run_id, "started": run.started, "inventory": inventory,
+        "kind": NETWORK_PUSH, "run_id": run.run_id, "started": run.started, "inventory": inventory,
         "apply": o.apply, "workers": o.workers, "canary": o.canary, "batch_size": o.batch_size,
         "max_fail_percent": o.max_fail_percent, "batches": run.staged.batches,
         "stopped_after_batch": None if run.staged.stopped_after is None else run.staged.stopped_after + 1,

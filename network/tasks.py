@@ -20,7 +20,7 @@ from rich.table import Table
 
 from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, load_inventory, out_dir
 from jiyue.runner import DEFAULT_WORKERS
-from jiyue.store import Store
+from jiyue.store import NETWORK_PUSH, Store
 
 PLAN_HELP = "the address plan file (default: network/plans/<inventory directory name>.yaml)"
 
@@ -215,7 +215,7 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
     except ValueError as exc:
         raise fail(str(exc)) from None
     run = pusher.run(list(configs))
-    run.run_id = Store(store).record("network.push", results_for_store(run), inventory=str(inv.root),
+    run.run_id = Store(store).record(NETWORK_PUSH, results_for_store(run), inventory=str(inv.root),
                                      params={"apply": apply, "limit": limit, "canary": canary,
                                              "batch_size": batch_size, "max_fail_percent": max_fail_percent,
                                              "workers": run.options.workers}, started=run.started)

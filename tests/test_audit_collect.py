@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from audit.collect import KIND, Options, collect, collect_host
+from audit.collect import Options, collect, collect_host
 from jiyue import ssh
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 from lab.hosts import PER_HOST_PATHS
 
 
@@ -30,7 +30,7 @@ def test_every_lab_host_is_collected_and_stored(lab, demo, store):
         assert facts["sample"]["interval_s"] >= 1.0
     stored = store.run_results(run_id)
     assert {s.target for s in stored} == set(demo.hosts) and all(s.status == "ok" for s in stored)
-    assert {s.target for s in store.history(KIND)} == set(demo.hosts)
+    assert {s.target for s in store.history(AUDIT_COLLECT)} == set(demo.hosts)
 
 
 def _tree(lab, host: str) -> str:

@@ -22,12 +22,11 @@ import openpyxl
 import pytest
 
 from audit.archive import archive_headers, is_single_office
-from audit.collect import KIND
 from audit.report import write_reports
 from audit.zombies import Judge
 from jiyue import i18n, reports
 from jiyue.runner import Result
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
@@ -121,7 +120,7 @@ def audit(demo, tmp_path_factory):
     base = tmp_path_factory.mktemp("audit")
     store = Store(f"sqlite:///{base}/h.sqlite")
     for n, at in enumerate(RUNS):
-        store.record(KIND, city_run(demo, at, n), started=at, seeded=True)
+        store.record(AUDIT_COLLECT, city_run(demo, at, n), started=at, seeded=True)
     judge = Judge(demo, store, now=NOW)
     verdicts = judge.judge_all()
     zh = write_reports(demo, judge, verdicts, base / "zh")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from audit.collect import KIND, Options, collect
+from audit.collect import Options, collect
 from audit.zombies import ACTIVE, NO_DATA, ZOMBIE, Judge
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
 
 DEMO_README = Path(__file__).resolve().parent.parent / "inventory" / "demo" / "README.md"
@@ -73,7 +73,7 @@ def test_measured_connections_confirm_declared_dependencies(judged, demo):
 
 def test_seeded_history_is_marked_and_the_real_run_is_not(judged):
     store, _, _ = judged
-    records = store.history(KIND)
+    records = store.history(AUDIT_COLLECT)
     assert sum(r.seeded for r in records) == 30 * len({r.target for r in records})
     latest = max(records, key=lambda r: r.at)
     assert not latest.seeded

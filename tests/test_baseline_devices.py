@@ -21,7 +21,7 @@ from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, RE
 from audit.baseline.device_checks import KIND
 from audit.baseline.device_evidence import rules
 from jiyue.i18n import t
-from jiyue.store import Store
+from jiyue.store import BASELINE_CHECK, Store
 from lab.netsim.baseline import weak_devices
 
 REPO = Path(__file__).resolve().parent.parent
@@ -227,7 +227,7 @@ def test_the_command_line_checks_hosts_and_devices_in_one_run(lab, tmp_path):
     proc = jiyue("baseline.check", "--limit", "platform_ruijie_os:dsj-zwfw-db1", "--level", "2", "--store", store)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "qs-jr1" in proc.stdout and "device.ssh_only" in proc.stdout and "rsj-jr1" in proc.stdout
-    records = Store(store).history("baseline.check")
+    records = Store(store).history(BASELINE_CHECK)
     assert {r.target for r in records} == {"qs-jr1", "rsj-jr1", "dsj-zwfw-db1"}
     assert len({r.run_id for r in records}) == 1  # hosts and devices: one run
     qs = next(r for r in records if r.target == "qs-jr1")

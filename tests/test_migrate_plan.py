@@ -22,11 +22,10 @@ import pytest
 import yaml
 
 import inventory
-from audit.collect import KIND
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
 from inventory.model import Classification, Inventory
 from jiyue.runner import Result
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
 from migrations import plan as planner
 from migrations.model import Disposition, Plan, PlanError, WorkOrderStatus, load_plan, save_plan
@@ -82,7 +81,7 @@ def make_history(inv: Inventory, url: str, extra: dict[str, list[dict]] | None =
     at = NOW - timedelta(minutes=30)
     results = [Result(h, True, full_facts(inv, h, at, (extra or {}).get(h)), started=at)
                for h in sorted(inv.hosts) if h != UNMEASURED]
-    store.record(KIND, results, inventory=str(inv.root), started=at, seeded=True)
+    store.record(AUDIT_COLLECT, results, inventory=str(inv.root), started=at, seeded=True)
     return store
 
 

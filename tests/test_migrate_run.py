@@ -27,7 +27,7 @@ import pytest
 
 from audit.archive import archive_records
 from audit.zombies import Judge
-from jiyue.store import Store
+from jiyue.store import MIGRATE_LOCATION, Store
 from lab import gateway as gw
 from lab import service as svc
 from lab.checker import Checker, verify_db
@@ -304,7 +304,7 @@ def test_wave_end_to_end(env, monkeypatch):
             assert tree(lab, source, f"/srv/{o.system}", skip_db=True) == tree(lab, target, f"/srv/{o.system}",
                                                                               skip_db=True)
             assert tree(lab, source, f"/etc/app/{o.system}") == tree(lab, target, f"/etc/app/{o.system}")
-    locations = store.history("migrate.location", targets=list(MIGRATED_IN_1))
+    locations = store.history(MIGRATE_LOCATION, targets=list(MIGRATED_IN_1))
     assert {r.target: r.data["hosts"] for r in locations} == {s: dict(WAVES[1][s]) for s in MIGRATED_IN_1}
     assert not store.locks()
     # the archive records the new location

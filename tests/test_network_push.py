@@ -18,7 +18,7 @@ import pytest
 
 from inventory.model import Device, DeviceCredentials, DeviceRole, Interface, Platform, SecretRef
 from jiyue.runner import Result, run_staged
-from jiyue.store import Store
+from jiyue.store import NETWORK_PUSH, Store
 from lab.netsim import DeviceSpec
 from lab.netsim.fakeswitches import start_fake_switch
 from lab.netsim.lab import netsim, start_devices
@@ -217,7 +217,7 @@ def test_city_plan_render_diff_push_end_to_end_then_a_second_push_is_a_no_op(lab
     assert not pending, pending  # every trial / delay / revert timer was confirmed
 
     # results: the store and the reports
-    run.run_id = Store(f"sqlite:///{tmp_path / 'h.sqlite'}").record("network.push", results_for_store(run))
+    run.run_id = Store(f"sqlite:///{tmp_path / 'h.sqlite'}").record(NETWORK_PUSH, results_for_store(run))
     paths = write_reports(run, tmp_path / "out", inventory="demo", lang="en", formats=("json", "html", "xlsx"))
     data = json.loads((tmp_path / "out" / "network-push.json").read_text())
     assert data["counts"]["applied"] == len(names) and all(d["backup"] for d in data["devices"])
@@ -508,7 +508,7 @@ def test_command_line_diff_push_apply_and_again(lab, demo, city, tmp_path):
     assert len(list((tmp_path / "backups").glob("*/*.cfg"))) == 2
     again = _jiyue("network.push", *common, "--apply", "--out", str(out), "--store", store)
     assert again.returncode == 0 and again.stdout.count("unchanged") >= 2
-    assert len(Store(store).history("network.push")) == 4
+    assert len(Store(store).history(NETWORK_PUSH)) == 4
     # a golden device named explicitly is bad input; a mistyped option value too
     assert _jiyue("network.push", "--limit", "swj-jr1", "--plan", str(plan)).returncode == 2
     assert _jiyue("network.push", *common, "--max-fail-percent", "abc").returncode == 2

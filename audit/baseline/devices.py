@@ -29,7 +29,7 @@ from audit.baseline.model import Catalog, Profile
 from inventory.model import Device, DeviceRole, Inventory, SubnetKind
 from jiyue import runner
 from jiyue.runner import Result
-from jiyue.store import Store
+from jiyue.store import BASELINE_CHECK, Store
 from network.session import open_session
 
 DEFAULT_OPTIONS = engine.Options()
@@ -138,7 +138,7 @@ def check(inv: Inventory, hosts: list[str], devices: list[str], profile: Profile
     run_id = None
     if store is not None:
         params = profile.params(catalog)
-        run_id = store.record(engine.KIND, results, inventory=str(inv.root),
+        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
                               params={"profile": profile.name, "level": level,
                                       "hosts": len(host_results), "devices": len(device_results),
                                       "parameters": params})

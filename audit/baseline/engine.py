@@ -30,9 +30,7 @@ from audit.probes import Context, Script
 from inventory.model import Inventory
 from jiyue import runner, ssh
 from jiyue.runner import Result
-from jiyue.store import Store
-
-KIND = "baseline.check"
+from jiyue.store import BASELINE_CHECK, Store
 
 
 @dataclass(frozen=True)
@@ -163,7 +161,7 @@ def check(inv: Inventory, hosts: list[str], profile: Profile, catalog: Catalog, 
     results = runner.run(targets, one, workers=options.workers, label="baseline", console=console, progress=progress)
     run_id = None
     if store is not None:
-        run_id = store.record(KIND, results, inventory=str(inv.root),
+        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
                               params={"profile": profile.name, "level": level, "hosts": len(targets),
                                       "parameters": params})
     return run_id, results, levels

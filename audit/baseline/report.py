@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, SEVERITY
-from audit.baseline.engine import KIND
 from audit.baseline.model import Catalog
 from inventory.model import Inventory
 from jiyue import reports
 from jiyue.i18n import t
-from jiyue.store import Record, Store
+from jiyue.store import BASELINE_CHECK, Record, Store
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -49,7 +48,7 @@ class BaselineReport:
     @classmethod
     def latest(cls, inv: Inventory, catalog: Catalog, store: Store, lang: str = "zh",
                run_id: int | None = None) -> BaselineReport:
-        history = store.history(KIND)
+        history = store.history(BASELINE_CHECK)
         if not history:
             raise NoRun("no baseline run in the store: run `invoke baseline.check` first")
         run_id = run_id or max(r.run_id for r in history)
@@ -162,7 +161,7 @@ class BaselineReport:
         return sheets
 
     def json(self) -> dict[str, Any]:
-        return {"run": self.run_id, "kind": KIND, "at": min((r.at for r in self.records), default=None),
+        return {"run": self.run_id, "kind": BASELINE_CHECK, "at": min((r.at for r in self.records), default=None),
                 "systems": self.systems(),
                 "hosts": {r.target: r.data for r in self.checked()},
                 "not_checked": {r.target: {"reason": r.status, "detail": r.error} for r in self.not_checked()}}
