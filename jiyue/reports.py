@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
@@ -50,6 +50,23 @@ FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 EXCEL_CELL_MAX = 32767  # characters in one Excel cell
 SHEET_TITLE_MAX = 31
 _SHEET_TITLE_BAD = re.compile(r"[\[\]:*?/\\]")
+
+
+# --- the one report protocol ---------------------------------------------------------------------
+
+R_contra = TypeVar("R_contra", contravariant=True)
+
+
+class WriteReports(Protocol[R_contra]):
+    """What every domain's `report.py` exposes as `write_reports`: the domain's result in, the files out.
+
+    `result` is the one object the domain's service returned (it carries whatever the report needs, the
+    inventory included); `formats` picks among the domain's outputs (each domain names its own, e.g.
+    `("xlsx", "html", "json")`), in a stable file name per output under `out`; `lang` is "zh" or "en".
+    """
+
+    def __call__(self, result: R_contra, out: Path | str, formats: Sequence[str] = ...,
+                 lang: str = i18n.DEFAULT_LANG) -> list[Path]: ...
 
 
 # --- cells ---------------------------------------------------------------------------------------
