@@ -7,6 +7,7 @@ smuggle a classified system onto the cloud or point a wave at an unknown host.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from inventory.model import Classification, Inventory
 from jiyue.reports import write_yaml
+from jiyue.runner import Result
 
 
 class Disposition(StrEnum):
@@ -265,3 +267,36 @@ def save_plan(plan: Plan, path: Path) -> Path:
     header = ("# Migration plan written by `invoke migrate.plan`; review it, edit it if you must (it is\n"
               "# checked again on load), then `invoke migrate.run --wave N`.\n")
     return write_yaml(path, plan.model_dump(mode="json"), header)
+
+
+# --- a run's results --------------------------------------------------------------------------------------
+
+GOALS = ("migrated", "rehearsed", "decommissioned", "already_migrated")  # ends that count as ok
+
+
+@dataclass
+class MigrationOutcome:
+    """How one system's migration run ended: `result` names the end (migrated, rehearsed, refused, rolled_back,
+    failed, locked, interrupted, decommissioned, already_migrated), the downtime and client outage are measured
+    on the controller's clock, `changed` and `diff` say what the steps changed (in a rehearsal: would change)."""
+
+    system: str
+    run_key: str
+    result: str
+    message: str = ""
+    downtime_s: float | None = None
+    outage_s: float | None = None
+    steps_run: list[str] = field(default_factory=list)
+    changed: bool = False
+    diff: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result in GOALS
+
+    def to_result(self) -> Result:
+        """The kernel's `Result` of this system, as every domain's runs report and the store records it."""
+        extra = {k: getattr(self, k) for k in ("changed", "diff")
+                 if k in {f.name for f in fields(Result)}}  # until jiyue.runner.Result carries them (issue #11)
+        return Result(self.system, self.ok, asdict(self), None if self.ok else self.result, self.message,
+                      **extra)

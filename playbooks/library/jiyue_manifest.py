@@ -36,6 +36,7 @@ options:
   cache: {type: str, description: a file (root only) keeping hashes for files whose identity has not changed}
   settle: {type: bool, default: false, description: "files changed within the racy window are hashed again once it
            has passed (up to 2 s more), so that they can be cached too: for a run ahead of the one that counts"}
+  report: {type: str, description: the name the migration engine reads this result by (returned as `report`)}
 """
 
 CHUNK = 1 << 20
@@ -97,7 +98,8 @@ def main() -> None:
     module = AnsibleModule(argument_spec={"dirs": {"type": "list", "elements": "str", "required": True},
                                           "exclude": {"type": "list", "elements": "str", "default": []},
                                           "cache": {"type": "str"},
-                                          "settle": {"type": "bool", "default": False}},
+                                          "settle": {"type": "bool", "default": False},
+                                          "report": {"type": "str"}},
                            supports_check_mode=True)
     began = time.time_ns()
     cache = load_cache(module.params["cache"])
@@ -159,7 +161,8 @@ def main() -> None:
         mine = [row for row in manifest if row[0].startswith(prefix)] if top not in missing else []
         per_dir[top] = summary(mine) if top not in missing else {"missing": True}
     module.exit_json(changed=False, missing=missing, manifest=manifest, per_dir=per_dir, hashed=len(stale),
-                     reused=len(digests) - len(stale), vanished=sorted(vanished), **summary(manifest))
+                     reused=len(digests) - len(stale), vanished=sorted(vanished), report=module.params["report"],
+                     **summary(manifest))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ options:
   reload: {type: list, elements: str, default: [], description: command (argv) run after a change}
   check_urls: {type: list, elements: str, default: [], description: must answer 200 (with retries) before any change}
   check_timeout: {type: float, default: 5}
+  report: {type: str, description: the name the migration engine reads this result by (returned as `report`)}
 """
 
 
@@ -47,7 +48,8 @@ def main() -> None:
                                           "mode": {"type": "str", "default": "0644"},
                                           "reload": {"type": "list", "elements": "str", "default": []},
                                           "check_urls": {"type": "list", "elements": "str", "default": []},
-                                          "check_timeout": {"type": "float", "default": 5}},
+                                          "check_timeout": {"type": "float", "default": 5},
+                                          "report": {"type": "str"}},
                            supports_check_mode=True)
     p = module.params
     for url in p["check_urls"]:
@@ -56,7 +58,7 @@ def main() -> None:
             module.fail_json(msg=f"{url} does not answer from here ({problem}): the route is left as it was")
     before = read(p["path"])
     changed = before != p["content"]
-    result: dict = {"changed": changed, "path": p["path"], "reloaded": False}
+    result: dict = {"changed": changed, "path": p["path"], "reloaded": False, "report": p["report"]}
     if module._diff:
         result["diff"] = {"before": before or "", "after": p["content"], "before_header": p["path"],
                           "after_header": p["path"]}

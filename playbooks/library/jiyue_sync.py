@@ -34,6 +34,8 @@ options:
   checksum: {type: bool, default: false, description: compare by checksum instead of size and time}
   live: {type: bool, default: false, description: the sender is still in use (pre-sync), so a file that vanished
          during the copy (rsync exit 24, e.g. a database journal) is expected; the final sync never sets it}
+  report: {type: str, description: the name the migration engine reads this result by (returned as `report`), so that
+           the journal's details never depend on a task's title}
 """
 
 # Nanosecond timestamps (--modify-window=-1): a file rewritten in the same second with the same size
@@ -72,6 +74,7 @@ def main() -> None:
             "options": {"type": "list", "elements": "str", "default": DEFAULT_OPTIONS},
             "checksum": {"type": "bool", "default": False},
             "live": {"type": "bool", "default": False},
+            "report": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -80,7 +83,7 @@ def main() -> None:
         if not d.startswith("/") or not d.strip("/") or not os.path.isdir(d):
             module.fail_json(msg=f"{d} is not an absolute directory below / on the sending host")
     if not p["dirs"]:
-        module.exit_json(changed=False, seconds=0.0, dirs=[], **dict.fromkeys(STATS, 0))
+        module.exit_json(changed=False, seconds=0.0, dirs=[], report=p["report"], **dict.fromkeys(STATS, 0))
     fd, known_hosts = tempfile.mkstemp(prefix="jiyue-known-hosts-")
     began = time.monotonic()
     try:
@@ -104,7 +107,8 @@ def main() -> None:
                          rc=proc.returncode, cmd=shlex.join(argv))
     totals = stats(proc.stdout)
     changed = bool(totals["files_transferred"] or totals["deleted"])
-    module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=p["dirs"], **totals)
+    module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=p["dirs"], report=p["report"],
+                     **totals)
 
 
 if __name__ == "__main__":
