@@ -24,7 +24,7 @@ Everything is sorted before it is used, so the same inputs give the same plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -53,7 +53,6 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_PLANNING = HERE / "planning.yaml"
 PLANS_DIR = HERE / "plans"
 GB = 1024**3
-RESOURCES = ("cpu", "memory", "disk")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # The order dispositions are listed in reports and counted.
 DISPOSITION_ORDER = (Disposition.cloud_rehost, Disposition.site_cluster, Disposition.idc_move,
@@ -730,7 +729,7 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
                start: date | None = None, systems: Iterable[str] | None = None,
                provider: TargetProvider | None = None, previous: Plan | Mapping[str, Any] | None = None,
                limit: str | None = None, planning_path: str | None = None, now: datetime | None = None) -> Plan:
-    """The migration plan for `systems` (default: every system of the inventory).
+    """The migration plan for `systems` (default: every system of the inventory), in six stages, each a function.
 
     `audit` is what the history says (`AuditView.from_judge`; empty: no history). `start` is the first day a
     wave may start (default: the next change window from `now`). `previous` is the plan this one replaces:
@@ -745,16 +744,36 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
     if unknown:
         raise ValueError(f"not in the inventory: {', '.join(unknown)}")
     warnings: list[str] = []
+    decided = decide_all(inv, audit, planning, warnings)
+    edges = dependency_edges(inv, audit)
+    plans = system_plans(inv, audit, scope, decided, edges, warnings)
+    groups, needs = move_groups(inv, plans, edges)
+    placed, shortfalls = place_groups(inv, audit, planning, provider, plans, groups, needs, warnings)
+    start, waves = schedule_waves(planning, plans, groups, needs, placed, start, now, warnings)
+    orders = plan_work_orders(inv, audit, plans, scope, decided, edges, previous,
+                              now.astimezone(planning.tz).date(), warnings)
+    return Plan(generated=now, inventory=str(inv.root), systems=list(plans.values()), waves=waves,
+                work_orders=orders, start=start, timezone=planning.timezone, limit=limit, planning=planning_path,
+                history=audit.describe(), awaiting_capacity=shortfalls, warnings=warnings)
 
-    # 1. dispositions, for every system (a dependency outside the scope still needs its disposition)
+
+Decided = dict[str, tuple[Disposition, str, list[str]]]
+
+
+def decide_all(inv: Inventory, audit: AuditView, planning: Planning, warnings: list[str]) -> Decided:
+    """1. The disposition of every system, in scope or not (a dependency outside the scope still needs its own)."""
     decided = {sid: decide(s, audit.verdicts.get(sid), planning, audit.has_history)
                for sid, s in sorted(inv.systems.items())}
     for sid in sorted(planning.overrides):
         if sid not in inv.systems:
             warnings.append(f"planning.yaml overrides {sid}, which is not in the inventory")
+    return decided
 
-    # 2. dependencies: declared plus measured, among all systems
-    edges = dependency_edges(inv, audit)
+
+def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided: Decided,
+                 edges: Mapping[tuple[str, str], str], warnings: list[str]) -> dict[str, SystemPlan]:
+    """2. Each system's plan with its dependencies (declared plus measured, among all systems) and what they mean
+    for its move."""
     deps_of: dict[str, dict[str, str]] = {}
     for (dependent, provider_id), how in edges.items():
         deps_of.setdefault(dependent, {})[provider_id] = how
@@ -788,8 +807,13 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
             depends_on=sorted(deps_of.get(sid, {})), data_bytes=sum(d or 0 for d in data),
             downtime_budget_s=s.downtime_budget, classification=s.classification,
             verdict=verdict.verdict if verdict else None, notes=notes)
+    return plans
 
-    # 3. groups of cloud rehosts that must move together, in dependency order then priority
+
+def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tuple[str, str], str]
+                ) -> tuple[dict[str, _Group], dict[str, set[str]]]:
+    """3. The cloud rehosts that must move together (they depend on each other), and what each group needs first;
+    each group's priority is the highest of those that wait for it."""
     movers = sorted(sid for sid, p in plans.items() if p.disposition == Disposition.cloud_rehost)
     graph = nx.DiGraph()
     graph.add_nodes_from(movers)
@@ -818,8 +842,14 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
                 plans[m].notes.append(f"与 {', '.join(x for x in grp.systems if x != m)} 相互依赖，同批迁移 / "
                                       f"depends on {', '.join(x for x in grp.systems if x != m)} and back: they move "
                                       "together")
+    return groups, needs
 
-    # 4. targets, group by group in dependency order and priority: all of a group or none of it
+
+def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider: TargetProvider,
+                 plans: dict[str, SystemPlan], groups: dict[str, _Group], needs: Mapping[str, set[str]],
+                 warnings: list[str]) -> tuple[set[str], list[Shortfall]]:
+    """4. Targets, group by group in dependency order and priority: all of a group or none of it. Returns the
+    groups placed and what the others lack (the flavors to request)."""
     dag = nx.DiGraph()
     dag.add_nodes_from(groups)
     dag.add_edges_from((d, g) for g, ds in needs.items() for d in ds)  # what is needed comes first
@@ -881,8 +911,14 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
         systems_waiting = sorted({p.system for p in plans.values() if p.awaiting_capacity})
         warnings.append(f"{len(systems_waiting)} cloud rehosts await capacity ({', '.join(systems_waiting)}): "
                         f"request {ask} from the cloud, or enlarge the pool, and plan again")
+    return placed, shortfalls
 
-    # 5. waves within the limits, one per change window
+
+def schedule_waves(planning: Planning, plans: dict[str, SystemPlan], groups: dict[str, _Group],
+                   needs: Mapping[str, set[str]], placed: set[str], start: date | None, now: datetime,
+                   warnings: list[str]) -> tuple[date, list[Wave]]:
+    """5. The placed groups in waves within the limits, one per change window from `start` (default: the next
+    window after `now`)."""
     placed_groups = {g: groups[g] for g in placed}
     wave_groups, wave_warnings = _schedule(placed_groups, {g: needs[g] & placed for g in placed}, planning.waves)
     warnings += wave_warnings
@@ -904,11 +940,15 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
                           hosts=sum(groups[g].hosts for g in members),
                           data_bytes=sum(groups[g].data_bytes for g in members),
                           groups=[groups[g].systems for g in members if len(groups[g].systems) > 1]))
+    return start, waves
 
-    # 6. work orders, their status carried over from the plan this one replaces
+
+def plan_work_orders(inv: Inventory, audit: AuditView, plans: dict[str, SystemPlan], scope: Sequence[str],
+                     decided: Decided, edges: Mapping[tuple[str, str], str],
+                     previous: Plan | Mapping[str, Any] | None, today: date, warnings: list[str]) -> list[WorkOrder]:
+    """6. Work orders for the moves no playbook makes, their status carried over from the plan this one replaces."""
     old_status = _statuses(previous)
     orders: list[WorkOrder] = []
-    today = now.astimezone(planning.tz).date()
     for sid in scope:
         dependents = sorted(d for (d, p) in edges if p == sid and decided[d][0] != Disposition.decommission)
         order_ = work_order(inv, plans[sid], IDC_RACK_UNITS_PER_HOST, audit, today, dependents)
@@ -920,10 +960,7 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
     for wid, status in sorted(old_status.items()):
         if status != WorkOrderStatus.open:
             warnings.append(f"work order {wid} ({status}) of the previous plan is no longer needed: check it")
-
-    return Plan(generated=now, inventory=str(inv.root), systems=list(plans.values()), waves=waves,
-                work_orders=orders, start=start, timezone=planning.timezone, limit=limit, planning=planning_path,
-                history=audit.describe(), awaiting_capacity=shortfalls, warnings=warnings)
+    return orders
 
 
 def _statuses(previous: Plan | Mapping[str, Any] | None) -> dict[str, WorkOrderStatus]:
