@@ -217,6 +217,14 @@ class Migrator:
         systems = [s for s in wave.systems if self.plan.system(s).disposition == Disposition.cloud_rehost]
         return self._run(systems, f"wave{number}")
 
+    def next_wave(self) -> int | None:
+        """The first wave with a cloud rehost that no applied run has migrated (None: every wave has moved)."""
+        for wave in sorted(self.plan.waves, key=lambda w: w.number):
+            if any(self.plan.system(s).disposition == Disposition.cloud_rehost and self.migrated_by(s) is None
+                   for s in wave.systems):
+                return wave.number
+        return None
+
     def run_system(self, system_id: str) -> MigrationOutcome:
         """Migrate one system of the plan."""
         return self._run([system_id], system_id)[0]

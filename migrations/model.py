@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from inventory.model import Classification, Inventory
 from jiyue.reports import write_yaml
 from jiyue.runner import Result
+
+if TYPE_CHECKING:
+    from migrations.plan import Planning
 
 
 class Disposition(StrEnum):
@@ -267,6 +270,22 @@ def save_plan(plan: Plan, path: Path) -> Path:
     header = ("# Migration plan written by `invoke migrate.plan`; review it, edit it if you must (it is\n"
               "# checked again on load), then `invoke migrate.run --wave N`.\n")
     return write_yaml(path, plan.model_dump(mode="json"), header)
+
+
+@dataclass
+class PlannedMigration:
+    """What planning returns (`migrations.service.plan_migration`) and the plan's reports are written from: the
+    plan, the inventory it is for, the planning data it was made with and where the plan file was written."""
+
+    inventory: Inventory
+    plan: Plan
+    planning: Planning | None = None
+    path: Path | None = None
+
+    @property
+    def awaiting_capacity(self) -> list[str]:
+        """The cloud rehosts that wait for capacity (a problem to report: the planned waves can still move)."""
+        return sorted({s.system for s in self.plan.awaiting_capacity})
 
 
 # --- a run's results --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from markupsafe import Markup, escape
 from inventory.model import Inventory
 from jiyue import i18n, reports
 from jiyue.i18n import t
-from migrations.model import Disposition, Plan, SystemPlan, Wave
+from migrations.model import Disposition, Plan, PlannedMigration, SystemPlan, Wave
 from migrations.plan import DISPOSITION_ORDER, GB, Planning, PlanningError, counts, load_planning
 
 HERE = Path(__file__).resolve().parent
@@ -251,17 +251,29 @@ class PlanReport:
         }
 
 
-def write_reports(inv: Inventory, plan: Plan, out_dir: Path | str, lang: str = "zh",
-                  planning: Planning | None = None) -> list[Path]:
-    """Write `migration-plan.xlsx` and `migration-plan.html` under `out_dir`; return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+FORMATS = ("xlsx", "html")
+
+
+def write_reports(result: PlannedMigration, out: Path | str, formats: Sequence[str] = FORMATS,
+                  lang: str = i18n.DEFAULT_LANG) -> list[Path]:
+    """Write `migration-plan.xlsx` and/or `migration-plan.html` under `out`; return the paths
+    (`jiyue.reports.WriteReports`)."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown report format(s) {', '.join(unknown)}: choose from {', '.join(FORMATS)}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    planning = result.planning
     if planning is None:
         try:
-            planning = load_planning(Path(plan.planning) if plan.planning else None)
+            planning = load_planning(Path(result.plan.planning) if result.plan.planning else None)
         except PlanningError:  # the report still renders, without blackout shading
             planning = None
-    report = PlanReport(inv, plan, lang, planning)
-    return [reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()),
-            reports.write_html(out / f"{BASENAME}.html", "plan.html.j2", report.html_context(), lang=lang,
-                               search_paths=[TEMPLATES])]
+    report = PlanReport(result.inventory, result.plan, lang, planning)
+    written = []
+    if "xlsx" in formats:
+        written.append(reports.write_xlsx(folder / f"{BASENAME}.xlsx", report.sheets()))
+    if "html" in formats:
+        written.append(reports.write_html(folder / f"{BASENAME}.html", "plan.html.j2", report.html_context(),
+                                          lang=lang, search_paths=[TEMPLATES]))
+    return written

@@ -29,9 +29,8 @@ PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>
             "planning": "planning data (default: migrations/planning.yaml)"})
 def plan(c, inventory=None, limit=None, store=None, out=None, start=None, lang="zh", plan=None, planning=None):
     """Plan the migration: where every system goes and why, cloud targets and sizes, waves, work orders."""
-    from audit.zombies import Judge
-    from migrations import plan as planner
     from migrations.report import write_reports
+    from migrations.service import MigrationInputError, PlanUnsafe, plan_migration
 
     if lang not in ("zh", "en"):
         raise fail("--lang is zh or en")
@@ -39,33 +38,21 @@ def plan(c, inventory=None, limit=None, store=None, out=None, start=None, lang="
         first = date.fromisoformat(start) if start else None
     except ValueError:
         raise fail(f"--start must be a date as YYYY-MM-DD, got {start!r}") from None
-    try:
-        rules = planner.load_planning(Path(planning) if planning else None)
-    except planner.PlanningError as exc:
-        raise fail(f"planning data: {exc}") from None
     inv = load_inventory(inventory)
-    systems = None
-    if limit:
-        hosts = set(limit_hosts(inv, limit))
-        systems = sorted(s.id for s in inv.systems.values() if hosts & set(s.hosts))
-        if not systems:
-            raise fail(f"--limit {limit!r} selects no host of any system")
-    judge = Judge(inv, Store(store))
-    audit = planner.AuditView.from_judge(judge, judge.judge_all(systems=sorted(inv.systems)),
-                                         percentile=rules.sizing.percentile)
-    path = Path(plan) if plan else planner.default_plan_path(inv)
-    previous = planner.read_previous(path)
-    result = planner.build_plan(inv, audit, rules, start=first, systems=systems, previous=previous, limit=limit,
-                                planning_path=str(Path(planning)) if planning else "migrations/planning.yaml")
-    problems = result.check(inv)
-    if problems:  # a planner bug, never an input: refuse to write an unsafe plan
-        raise fail("the plan failed its own checks: " + "; ".join(problems), code=PROBLEMS)
-    console.print(f"wrote {planner.write_plan(result, path, previous)}")
-    for written in write_reports(inv, result, out_dir(out), lang=lang, planning=rules):
+    hosts = limit_hosts(inv, limit) if limit else None
+    try:
+        planned = plan_migration(inv, Store(store), planning_path=Path(planning) if planning else None, start=first,
+                                 hosts=hosts, limit=limit, plan_path=Path(plan) if plan else None)
+    except MigrationInputError as exc:
+        raise fail(str(exc)) from None
+    except PlanUnsafe as exc:  # a planner bug, never an input: the unsafe plan is not written
+        raise fail(str(exc), code=PROBLEMS) from None
+    console.print(f"wrote {planned.path}")
+    for written in write_reports(planned, out_dir(out), lang=lang):
         console.print(f"wrote {written}")
-    _summary(result)
-    if result.awaiting_capacity:
-        raise fail(f"{len({s.system for s in result.awaiting_capacity})} cloud rehosts await capacity: see the plan's "
+    _summary(planned.plan)
+    if planned.awaiting_capacity:
+        raise fail(f"{len(planned.awaiting_capacity)} cloud rehosts await capacity: see the plan's "
                    "awaiting_capacity (what to request), then plan again", code=PROBLEMS)
 
 
@@ -103,20 +90,21 @@ def _count(option: str, value: int | str | None, default: int) -> int:
 
 def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None,
               parallel: int | str | None = None, cutovers: int | str | None = None):
-    from migrations.engine import DEFAULT_CUTOVERS, DEFAULT_PARALLEL, MigrationError, Migrator
-    from migrations.model import PlanError, load_plan
+    from migrations.engine import DEFAULT_CUTOVERS, DEFAULT_PARALLEL, MigrationError
     from migrations.plan import default_plan_path
+    from migrations.service import MigrationInputError, load_migration_plan, migrator
 
     at_once = _count("parallel", parallel, DEFAULT_PARALLEL)
     cutting = _count("cutovers", cutovers, DEFAULT_CUTOVERS)
     inv = load_inventory(inventory)
     path = Path(plan) if plan else default_plan_path(inv)
-    if not path.exists():
-        raise fail(f"no plan at {path}: write one with `invoke migrate.plan` (or give --plan)")
     try:
-        loaded = load_plan(path, inv)
-        return Migrator(inv, loaded, Store(store), apply=apply, workdir=workdir, parallel=at_once, cutovers=cutting)
-    except (PlanError, MigrationError, ValueError) as exc:
+        loaded = load_migration_plan(inv, path)
+        return migrator(inv, Store(store), plan=loaded, apply=apply, workdir=workdir, parallel=at_once,
+                        cutovers=cutting)
+    except MigrationInputError as exc:
+        raise fail(str(exc)) from None
+    except (MigrationError, ValueError) as exc:
         raise fail(f"{path}: {exc}") from None
 
 

@@ -28,7 +28,7 @@ from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
 from migrations import plan as planner
-from migrations.model import Disposition, Plan, PlanError, WorkOrderStatus, load_plan, save_plan
+from migrations.model import Disposition, Plan, PlanError, PlannedMigration, WorkOrderStatus, load_plan, save_plan
 from migrations.plan import AuditView, HostMeasure, Planning, PoolProvider, build_plan, load_planning
 from migrations.report import write_reports
 
@@ -522,7 +522,7 @@ def test_the_plan_is_deterministic(demo_inv, history, rules, tmp_path):
 def test_reports_neutralise_cells_and_stay_static(demo_inv, history, rules, tmp_path):
     inv = variant(demo_inv, "qszf-nyfw", name='=HYPERLINK("http://x","<script>alert(1)</script>")')
     plan = build_plan(inv, history, rules, start=START, now=NOW)
-    paths = write_reports(inv, plan, tmp_path, lang="en", planning=rules)
+    paths = write_reports(PlannedMigration(inv, plan, rules), tmp_path, lang="en")
     assert [p.name for p in paths] == ["migration-plan.xlsx", "migration-plan.html"]
     wb = openpyxl.load_workbook(paths[0])
     assert wb.sheetnames == ["Systems", "Waves", "Work orders", "Target hosts", "Awaiting capacity", "Warnings"]
