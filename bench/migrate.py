@@ -47,6 +47,7 @@ from lab.hosts import Lab
 from lab.seed import seed
 from migrations.engine import RSYNC_OPTIONS, Migrator
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave
+from migrations.playbook import event_step
 
 SYSTEM = "bench-app"
 NET = "198.19.150"
@@ -138,14 +139,8 @@ def plain_rsync(lab: Lab, inv) -> float:
 def engine_copy(inv, plan: Plan, store: Store, work: Path) -> tuple[float, float]:
     """The engine's pre-sync step into an empty target: (rsync's own seconds of the first pass, step wall time)."""
     m = Migrator(inv, plan, store, apply=True, workdir=work, progress=False)
-    ctx = m._ctx(SYSTEM, m._new_key("bench-copy"), "")
-    ctx.state_key = ctx.run_key
-    with m._session(1), m._locked(ctx):
-        m._step(ctx, "precheck")
-        began = time.perf_counter()
-        detail = m._step(ctx, "presync")
-        wall = time.perf_counter() - began
-    return float(detail["first_s"]), wall
+    _, details = m.run_steps(SYSTEM, ["precheck", "presync"])
+    return float(details["presync"]["first_s"]), float(details["presync"]["seconds"])
 
 
 def timeline(work: Path) -> list[tuple[float, str, str, str]]:
@@ -156,7 +151,7 @@ def timeline(work: Path) -> list[tuple[float, str, str, str]]:
     events = sorted((json.loads(f.read_text()) for f in (runs[-1] / "job_events").glob("*.json")),
                     key=lambda e: e["counter"])
     frozen = next((e["created"] for e in events if e["event"] == "playbook_on_task_start"
-                   and e["event_data"].get("task", "").startswith("Stop the service")), None)
+                   and event_step(e) == "freeze"), None)  # the downtime starts with the freeze's first task
     if frozen is None:
         return []
     t0 = datetime.fromisoformat(frozen)
@@ -215,19 +210,14 @@ def main() -> None:
 
         # Downtime: pre-sync, change a share of the files, then the cutover.
         m = Migrator(inv, plan, store, apply=True, workdir=tmp / "work", progress=False)
-        ctx = m._ctx(SYSTEM, m._new_key("bench-downtime"), "")
-        ctx.state_key = ctx.run_key
-        store.journal(ctx.run_key, SYSTEM, "queued", "done", {"apply": True, "bench": True})
-        with m._session(1), m._locked(ctx):
-            m._step(ctx, "precheck")
-            m._step(ctx, "presync")
-            changed = random.Random(7).sample(files, max(1, int(len(files) * args.changed)))
-            for path in changed:
-                path.write_bytes(os.urandom(MIB))
-            outcome = m._drive(ctx)
-        steps = {e.step: e.detail.get("seconds") for e in store.journal_entries(run_key=ctx.run_key)
+        key, _ = m.run_steps(SYSTEM, ["precheck", "presync"])
+        changed = random.Random(7).sample(files, max(1, int(len(files) * args.changed)))
+        for path in changed:
+            path.write_bytes(os.urandom(MIB))
+        outcome = m.resume(key)[0]
+        steps = {e.step: e.detail.get("seconds") for e in store.journal_entries(run_key=key)
                  if e.status == "done"}
-        final = next(e.detail for e in store.journal_entries(run_key=ctx.run_key)
+        final = next(e.detail for e in store.journal_entries(run_key=key)
                      if e.step == "final_sync" and e.status == "done")
 
         gib = size / (1 << 30)
@@ -259,7 +249,7 @@ def main() -> None:
             down.add_row(f"  step {step} (in the one cutover run)", f"{steps.get(step)}")
         down.add_row("  final sync: rsync's own time", f"{final.get('final_s')}")
         down.add_row("  final sync: data sent (MiB)", f"{final.get('final_bytes_sent', 0) / MIB:.1f}")
-        verified = next(e.detail for e in store.journal_entries(run_key=ctx.run_key)
+        verified = next(e.detail for e in store.journal_entries(run_key=key)
                         if e.step == "verify_data" and e.status == "done")
         down.add_row("  verify data: files hashed (the rest cached by the pre-sync)",
                      f"{verified.get('hashed_files')} of {2 * verified.get('files', 0)}")

@@ -229,6 +229,21 @@ class Migrator:
         """Migrate one system of the plan."""
         return self._run([system_id], system_id)[0]
 
+    def run_steps(self, system_id: str, steps: Sequence[str], run_key: str | None = None
+                  ) -> tuple[str, dict[str, dict]]:
+        """Run only `steps` of one cloud rehost, in order, each as its own playbook, under a new run (or `run_key`,
+        one this method started): the run key and every step's detail so far. For measuring a step alone
+        (bench/migrate.py); `resume(run_key)` carries the run on. A failing step raises StepFailed, no rollback."""
+        self._run_checks([system_id])
+        key = run_key or self._new_key(f"{system_id}-steps")
+        journal = MigrationJournal(self.store, key, self.plan, apply=self.apply, queue=run_key is None)
+        ctx = self._ctx(system_id, key, key, journal)
+        _, ctx.details = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        with self._session(key, [system_id], journal), self._locked(ctx):
+            for step in steps:
+                self._step(ctx, step)
+        return key, ctx.details
+
     def resume(self, run_key: str | None = None) -> list[MigrationOutcome]:
         """Carry on an interrupted run (the latest unfinished one by default) where it stopped."""
         key = run_key or self._latest_unfinished()
@@ -337,7 +352,8 @@ class Migrator:
         prefix = APPLY_PREFIX if self.apply else REHEARSAL_PREFIX
         return f"{prefix}{label}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
 
-    def _run(self, systems: list[str], label: str) -> list[MigrationOutcome]:
+    def _run_checks(self, systems: Sequence[str]) -> None:
+        """Every system is a cloud rehost of the plan with its targets."""
         for s in systems:
             try:
                 sp = self.plan.system(s)
@@ -345,6 +361,9 @@ class Migrator:
                 raise MigrationError(f"{s} is not in the plan") from None
             if sp.disposition != Disposition.cloud_rehost or not sp.targets:
                 raise MigrationError(f"{s} is not a cloud rehost with targets ({sp.disposition})")
+
+    def _run(self, systems: list[str], label: str) -> list[MigrationOutcome]:
+        self._run_checks(systems)
         done_before = {s: k for s in systems if (k := self.migrated_by(s))}
         systems = [s for s in systems if s not in done_before]
         skipped = [MigrationOutcome(s, k, "already_migrated",
