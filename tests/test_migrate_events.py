@@ -3,7 +3,8 @@ journaled step by step from its event stream, how a journal decodes into a syste
 
 The event lists under tests/fixtures/migrate/ were captured from ansible-runner in a real lab migration of
 fgw-xmk (two sources onto two targets; `cutover-rehearsal` is zjj-jzsc's rehearsal, check mode with
---diff), trimmed to the fields the engine reads.
+--diff; `precheck-failed` is jyj-web's precheck onto a full target disk, `cutover-failed` gaj-web's cutover
+with its target's health check broken), trimmed to the fields the engine reads.
 """
 
 from __future__ import annotations
@@ -221,3 +222,23 @@ def test_a_migration_outcome_reports_like_every_domain():
     assert getattr(result, "changed", True) is True
     failed = refused.to_result()
     assert (failed.ok, failed.error_kind, failed.error) == (False, "refused", "over budget")
+
+
+def test_the_failed_precheck_names_the_host_the_check_and_what_it_found():
+    result = summarise(failed_fixture(), False, "failed", 1.0, step="precheck")
+    assert result.failures == ["zwy-08: The target has room for the data (free >= size x margin): "
+                               "zwy-08 has 16384 bytes free, needs 78440"]
+
+
+def test_a_failed_cutover_names_the_step_that_failed_and_journals_the_ones_before():
+    """gaj-web's cutover with its target's health check broken on purpose: the gateway refuses the route."""
+    ended: list[str] = []
+    tracker = CutoverTracker(CUTOVER, begin=lambda step: None, end=lambda step, result, at: ended.append(step))
+    tracker.begin(CUTOVER[0])
+    for ev in renamed(events("cutover-failed")):  # by file and module, not by title
+        tracker.event(ev)
+    assert tracker.failed_step == "switch" and tracker.current == "switch"
+    assert ended == ["freeze", "final_sync", "verify_data"]
+    failures = tracker.result("switch", False, "failed").failures
+    assert len(failures) == 1 and failures[0].startswith("zwy-wg: ")
+    assert "does not answer from here (HTTP 404): the route is left as it was" in failures[0]
