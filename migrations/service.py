@@ -82,7 +82,10 @@ def migrator(inv: Inventory, store: Store, *, plan: Plan | None = None, apply: b
 
 
 def run_wave(inv: Inventory, store: Store, wave: int, *, apply: bool = False, plan: Plan | None = None,
-             **engine: object) -> list[MigrationOutcome]:
+             workdir: Path | str | None = None, parallel: int = DEFAULT_PARALLEL, cutovers: int = DEFAULT_CUTOVERS,
+             console: Console | None = None, progress: bool = True,
+             observers: Sequence[object] = ()) -> list[MigrationOutcome]:
     """Migrate (or, without `apply`, rehearse) a wave's cloud rehosts: each system's result, downtime and
-    client outage. `engine` goes to `migrator` (workdir, parallel, cutovers, console, progress, observers)."""
-    return migrator(inv, store, plan=plan, apply=apply, **engine).run_wave(wave)  # type: ignore[arg-type]
+    client outage (`migrator` says what the other arguments are)."""
+    return migrator(inv, store, plan=plan, apply=apply, workdir=workdir, parallel=parallel, cutovers=cutovers,
+                    console=console, progress=progress, observers=observers).run_wave(wave)

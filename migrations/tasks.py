@@ -1,9 +1,10 @@
 """`invoke migrate.*`: plan the migration (dispositions, targets, waves, work orders), then run it.
 
-`plan` writes the plan (migrations/plan.py); `run`, `status`, `resume`, `rollback`, `decommission` and
-`unlock` carry out its cloud rehosts (the engine, migrations/engine.py). Without --apply every run is a
-rehearsal: the playbooks run in check mode and nothing changes. Exit codes: 0 every system reached its
-goal, 1 a system was refused, rolled back, failed or locked (or awaits capacity), 2 bad input.
+`plan` writes the plan (migrations/service.py, over the planner in migrations/plan.py); `run`, `status`,
+`resume`, `rollback`, `decommission` and `unlock` carry out its cloud rehosts (the engine,
+migrations/engine.py). Without --apply every run is a rehearsal: the playbooks run in check mode and
+nothing changes. Exit codes: 0 every system reached its goal, 1 a system was refused, rolled back,
+failed or locked (or awaits capacity), 2 bad input.
 """
 
 from __future__ import annotations
