@@ -29,6 +29,7 @@ PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>
             "planning": "planning data (default: migrations/planning.yaml)"})
 def plan(c, inventory=None, limit=None, store=None, out=None, start=None, lang="zh", plan=None, planning=None):
     """Plan the migration: where every system goes and why, cloud targets and sizes, waves, work orders."""
+    from audit.history import AuditView
     from audit.zombies import Judge
     from migrations import plan as planner
     from migrations.report import write_reports
@@ -51,8 +52,8 @@ def plan(c, inventory=None, limit=None, store=None, out=None, start=None, lang="
         if not systems:
             raise fail(f"--limit {limit!r} selects no host of any system")
     judge = Judge(inv, Store(store))
-    audit = planner.AuditView.from_judge(judge, judge.judge_all(systems=sorted(inv.systems)),
-                                         percentile=rules.sizing.percentile)
+    audit = AuditView.from_judge(judge, judge.judge_all(systems=sorted(inv.systems)),
+                                 percentile=rules.sizing.percentile)
     path = Path(plan) if plan else planner.default_plan_path(inv)
     previous = planner.read_previous(path)
     result = planner.build_plan(inv, audit, rules, start=first, systems=systems, previous=previous, limit=limit,

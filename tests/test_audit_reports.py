@@ -21,9 +21,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from audit import service
 from audit.archive import archive_headers, is_single_office
 from audit.report import write_reports
-from audit.zombies import Judge
 from jiyue import i18n, reports
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
@@ -121,12 +121,11 @@ def audit(demo, tmp_path_factory):
     store = Store(f"sqlite:///{base}/h.sqlite")
     for n, at in enumerate(RUNS):
         store.record(AUDIT_COLLECT, city_run(demo, at, n), started=at, seeded=True)
-    judge = Judge(demo, store, now=NOW)
-    verdicts = judge.judge_all()
-    zh = write_reports(demo, judge, verdicts, base / "zh")
-    en = write_reports(demo, judge, verdicts, base / "en", lang="en")
-    return {"judge": judge, "verdicts": {v.system: v for v in verdicts}, "zh": base / "zh", "en": base / "en",
-            "written": (zh, en)}
+    result = service.judge(demo, store, now=NOW)
+    zh = write_reports(result, base / "zh")
+    en = write_reports(result, base / "en", lang="en")
+    return {"judge": result.judge, "verdicts": {v.system: v for v in result.verdicts}, "zh": base / "zh",
+            "en": base / "en", "written": (zh, en)}
 
 
 # --- the scenario is what the reports are about -------------------------------------------------
@@ -140,7 +139,7 @@ def test_scenario_verdicts(audit):
     assert v["fgw-oa"].verdict == "zombie" and 2 in v["fgw-oa"].met  # replaced by szfb-oa, in use
     assert v["qszf-nyfw"].verdict == "suspect"
     assert v["zjj-wxzj"].verdict == "insufficient_data"
-    assert "gaj-hjyy" in audit["judge"].dependents["dsj-gxjh"]  # measured
+    assert "gaj-hjyy" in audit["judge"].history.dependents["dsj-gxjh"]  # measured
 
 
 def test_stable_file_names(audit):
