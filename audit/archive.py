@@ -134,7 +134,7 @@ def measured(verdict: Verdict | None) -> dict[str, Any]:
         out["requests_per_day"] = small.numbers["requests_per_day"]
         out["users"] = small.numbers.get("users")
     idle = _criterion(verdict, "idle")
-    hosts = (idle.numbers.get("hosts") or {}) if idle is not None else {}
+    hosts = idle.numbers.get("hosts", {}) if idle is not None else {}
     if hosts:
         out["hosts"] = hosts
         out["cpu_p95_pct"] = max(h["cpu_p95_pct"] for h in hosts.values())
@@ -148,15 +148,15 @@ def host_resources(facts: HostFacts) -> dict[str, Any]:
     size = sum(int(d.get("size_kb") or 0) for d in disks)
     used = sum(int(d.get("used_kb") or 0) for d in disks)
     return {
-        "cpus": (facts.get("cpu") or {}).get("count") if facts else None,
-        "memory_gb": _gb((facts.get("memory") or {}).get("total_kb")) if facts else None,
+        "cpus": facts.get("cpu", {}).get("count") if facts else None,
+        "memory_gb": _gb(facts.get("memory", {}).get("total_kb")) if facts else None,
         "disk_gb": _gb(size) if disks else None,
         "disk_used_pct": round(100 * used / size) if size else None,
     }
 
 
 def host_os(inv: Inventory, host: str, facts: HostFacts, lang: str) -> str:
-    pretty = (facts.get("os") or {}).get("pretty_name") if facts else None
+    pretty = facts.get("os", {}).get("pretty_name") if facts else None
     if pretty:
         return str(pretty)
     return t("resources.declared_os", lang, os=inv.hosts[host].os if host in inv.hosts else "?")
@@ -216,7 +216,7 @@ def location_text(location: Location | None, lang: str) -> str:
     """Where a system runs now, from the migration engine's record (`MIGRATE_LOCATION` in the store)."""
     if not location or location.get("what") != "migrated":
         return t("archive.location_source", lang)
-    moves = ", ".join(f"{src} → {dst}" for src, dst in sorted((location.get("hosts") or {}).items()))
+    moves = ", ".join(f"{src} → {dst}" for src, dst in sorted(location.get("hosts", {}).items()))
     return f"{t('archive.location_migrated', lang)} {moves} ({_short_time(location.get('at'))})"
 
 
@@ -450,12 +450,13 @@ def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, 
         if v is None or v.verdict != ZOMBIE:
             continue
         maintenance = _criterion(v, "maintenance")
-        eol_by_host = (maintenance.numbers.get("hosts") or {}) if maintenance else {}
+        eol_by_host = maintenance.numbers.get("hosts", {}) if maintenance else {}
         dept = inv.departments.get(s.department)
         for h in s.hosts:
             f = facts.get(h) or {}
             r = host_resources(f)
             eol = (eol_by_host.get(h) or {}).get("eol")
+            reason: tuple[str, dict[str, str]]
             if not f:
                 disposal, reason = SCRAP, ("disposal.reason.unreachable", {})
             elif eol and date.fromisoformat(eol) < today:

@@ -53,32 +53,32 @@ class HostHistory:
 
     def users_last(self) -> dict[str, str]:
         """Each login user's last login over every run (logs rotate: an older run may remember more)."""
-        return _newest(((f.get("logins") or {}).get("users_last") or {}) for f in self.facts())
+        return _newest((f.get("logins", {}).get("users_last") or {}) for f in self.facts())
 
     def clients_last_day(self) -> dict[str, str]:
         """Each web client's last day seen over every run."""
-        return _newest(((f.get("web") or {}).get("clients_last_day") or {}) for f in self.facts())
+        return _newest((f.get("web", {}).get("clients_last_day") or {}) for f in self.facts())
 
     def requests_per_day(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for f in self.facts():
-            for day, (n, _) in ((f.get("web") or {}).get("requests_per_day") or {}).items():
+            for day, (n, _) in (f.get("web", {}).get("requests_per_day") or {}).items():
                 out[day] = max(out.get(day, 0), int(n))
         return out
 
     def last_request(self) -> str | None:
-        values = [v for f in self.facts() if (v := (f.get("web") or {}).get("last_request"))]
+        values = [v for f in self.facts() if (v := f.get("web", {}).get("last_request"))]
         return max(values) if values else None
 
     def last_package_transaction(self) -> str | None:
-        values = [v for f in self.facts() if (v := (f.get("packages") or {}).get("last_transaction"))]
+        values = [v for f in self.facts() if (v := f.get("packages", {}).get("last_transaction"))]
         return max(values) if values else None
 
     def logins_collected(self) -> bool:
         return any(f.get("logins") is not None for f in self.facts())
 
     def access_logs_found(self) -> bool:
-        return any((f.get("web") or {}).get("found") for f in self.facts())
+        return any(f.get("web", {}).get("found") for f in self.facts())
 
     def samples(self) -> list[tuple[datetime, float, float]]:
         """(time, CPU % of the host's CPUs, network MB/day) from each run's sample and counter deltas."""
@@ -88,11 +88,12 @@ class HostHistory:
         latest_cpu = self.latest.get("cpu")
         for r, data in zip(self.records, self.facts(), strict=True):
             sample = data.get("sample")
-            cpus = max(int((data.get("cpu") or latest_cpu or {}).get("count") or 1), 1)
+            cpu_facts = data.get("cpu") or latest_cpu
+            cpus = max(int((cpu_facts.get("count") if cpu_facts else None) or 1), 1)
             if sample:
                 cpu = sample.get("cpu_pct_of_one_core", 0.0) / cpus
                 out.append((r.at, cpu, sample.get("net_bytes_per_s", 0.0) * 86400 / 1e6))
-                prev = (previous.get("sample") or {}).get("net_counters") if previous else None
+                prev = previous.get("sample", {}).get("net_counters") if previous else None
                 now = sample.get("net_counters")
                 if prev and now and previous_at is not None:
                     seconds = (r.at - previous_at).total_seconds()
@@ -232,15 +233,15 @@ class AuditView:
             latest = history.latest
             facts[name] = latest
             samples = [s for s in history.samples() if s[0] >= judge.since]
-            cpus = (latest.get("cpu") or {}).get("count")
-            memory = latest.get("memory") or {}
+            cpus = latest.get("cpu", {}).get("count")
+            memory = latest.get("memory", {})
             total, available = memory.get("total_kb"), memory.get("available_kb")
             disks = [d for d in latest.get("disks") or [] if isinstance(d, dict)]
             owner = inv.owner(name)
             data = latest.get("data")
             data_bytes = None
             if isinstance(data, dict) and owner is not None:
-                data_bytes = sum(int((data.get(p) or {}).get("bytes") or 0) for p in owner.data_paths)
+                data_bytes = sum(int(data[p].get("bytes") or 0) for p in owner.data_paths if p in data)
             hosts[name] = HostMeasure(
                 cpus=int(cpus) if cpus else None,
                 cpu_pct=percentile_of([s[1] for s in samples], percentile) if samples else None,

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from audit.model import (
     ClockFacts,
+    Connection,
     CronEntry,
     DataPathFacts,
     Disk,
@@ -290,13 +291,13 @@ class Sockets(Probe[SocketFacts]):
     @staticmethod
     def _owners(fds: str, comms: str) -> dict[str, tuple[str, int]]:
         """socket inode -> (process name, pid), from `ls -l /proc/PID/fd …` and "PID NAME" lines."""
-        names = {}
+        names: dict[int, str] = {}
         for line in comms.splitlines():
-            pid, _, name = line.partition(" ")
-            if pid.isdigit():
-                names[int(pid)] = name
+            number, _, name = line.partition(" ")
+            if number.isdigit():
+                names[int(number)] = name
         owners: dict[str, tuple[str, int]] = {}
-        pid = None
+        pid: int | None = None
         for line in fds.splitlines():
             m = re.match(r"/proc/(\d+)/fd:$", line)
             if m:
@@ -311,7 +312,7 @@ class Sockets(Probe[SocketFacts]):
         sockets, fds, comms = ([*text.split("@@\n"), "", ""])[:3]
         owners = self._owners(fds, comms)
         listening: list[Listening] = []
-        connections = []
+        connections: list[Connection] = []
         seen = set()
         for line in sockets.splitlines():
             f = line.split()

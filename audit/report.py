@@ -110,7 +110,7 @@ class AuditReport:
                 host = self.inv.hosts.get(h)
                 hosts.append({"name": h, "address": str(host.address) if host else None,
                               "os_declared": host.os if host else None,
-                              "os_measured": (f.get("os") or {}).get("pretty_name"),
+                              "os_measured": f.get("os", {}).get("pretty_name"),
                               "collected": bool(f), "last_collected": self.collected_at.get(h),
                               **archive.host_resources(f)})
             systems.append({

@@ -80,7 +80,7 @@ class Judge:
 
     def detached(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p = self.policy["detached"]
-        signals: list[tuple[datetime, Evidence]] = []
+        signals: list[tuple[datetime | None, Evidence]] = []
         for h in hosts:
             users = h.users_last()
             if users:
@@ -89,19 +89,19 @@ class Judge:
             last_request = h.last_request()
             if last_request:
                 signals.append((_dt(last_request), Evidence(h.name, "last_request", "", last_request, "access log")))
-            for path, info in ((h.latest.get("data") or {}).items()):
+            for path, info in (h.latest.get("data", {}).items()):
                 if info.get("last_modified"):
                     signals.append((_dt(info["last_modified"]), Evidence(h.name, "data_modified", path,
                                                                          info["last_modified"], "data path")))
-        signals = [(at, e) for at, e in signals if at is not None]
-        if not signals:
+        dated = [(at, e) for at, e in signals if at is not None]
+        if not dated:
             return Criterion("detached", INSUFFICIENT, "没有登录记录、访问日志或数据目录可供判断 / no logins, "
                                                         "access logs or data paths were measured")
-        last_at, _ = max(signals, key=lambda s: s[0])
+        last_at, _ = max(dated, key=lambda s: s[0])
         days = (self.now - last_at).days
         numbers = {"days_since_last_activity": days, "last_activity": last_at.isoformat(),
                    "threshold_days": p["inactive_days"]}
-        evidence = [e for _, e in sorted(signals, key=lambda s: s[0], reverse=True)]
+        evidence = [e for _, e in sorted(dated, key=lambda s: s[0], reverse=True)]
         outcome = MET if days > p["inactive_days"] else NEAR if days > p["suspect_days"] else NOT_MET
         return Criterion("detached", outcome, f"最近一次使用在 {days} 天前 / last use {days} days ago "
                                               f"(threshold {p['inactive_days']})", numbers, evidence)
@@ -151,7 +151,9 @@ class Judge:
 
     def idle(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p, obs = self.policy["idle"], self.policy["observation"]
-        evidence, host_outcomes, numbers = [], [], {"hosts": {}}
+        evidence: list[Evidence] = []
+        host_outcomes: list[str] = []
+        numbers: dict[str, Any] = {"hosts": {}}
         for h in hosts:
             samples = [s for s in h.samples() if s[0] >= self.since]
             span = (max(s[0] for s in samples) - min(s[0] for s in samples)).days if samples else 0
@@ -201,12 +203,14 @@ class Judge:
 
     def maintenance(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p = self.policy["maintenance"]
-        outcomes, evidence, numbers = [], [], {"hosts": {}}
+        outcomes: list[str] = []
+        evidence: list[Evidence] = []
+        numbers: dict[str, Any] = {"hosts": {}}
         for h in hosts:
             os_facts: OsRelease | dict[str, Any] = h.latest.get("os") or {}
             eol = self._eol(os_facts)
             last = _dt(h.last_package_transaction())
-            detail = (h.latest.get("packages") or {}).get("detail")
+            detail = h.latest.get("packages", {}).get("detail")
             days = (self.now - last).days if last else None
             numbers["hosts"][h.name] = {"os": os_facts.get("pretty_name"), "eol": eol[0].isoformat() if eol else None,
                                         "days_since_update": days}
@@ -215,7 +219,7 @@ class Judge:
                                          + (" (vendor statement, verify)" if eol[2] else ""), None, eol[1]))
             if last:
                 evidence.append(Evidence(h.name, "last_update", detail or "", last.isoformat(),
-                                         (h.latest.get("packages") or {}).get("source")))
+                                         h.latest.get("packages", {}).get("source")))
             if (eol and eol[0] < self.now.date()) or (days is not None and days > p["no_update_days"]):
                 outcomes.append(MET)
             elif days is None and not eol:
@@ -245,7 +249,7 @@ class Judge:
         has_logins = has_web = False
         for h in hosts:
             logins = h.users_last()
-            has_logins |= h.logins_collected() and bool((h.latest.get("logins") or {}).get("sources"))
+            has_logins |= h.logins_collected() and bool(h.latest.get("logins", {}).get("sources"))
             users |= {u for u, at in logins.items() if at >= self.since.isoformat()}
             web = h.clients_last_day()
             has_web |= h.access_logs_found()
