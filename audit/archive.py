@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from audit.history import declared_dependents
 from audit.model import (
     MET,
     NEAR,
@@ -195,14 +196,6 @@ def ordered_systems(inv: Inventory) -> list[System]:
     """Systems by department (inventory order), then by id."""
     dept_order = {code: i for i, code in enumerate(inv.departments)}
     return sorted(inv.systems.values(), key=lambda s: (dept_order.get(s.department, len(dept_order)), s.id))
-
-
-def declared_dependents(inv: Inventory) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for s in inv.systems.values():
-        for dep in s.depends_on:
-            out.setdefault(dep, {})[s.id] = "declared depends_on"
-    return out
 
 
 # --- the archive -----------------------------------------------------------------------------------

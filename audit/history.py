@@ -114,12 +114,18 @@ def _newest(maps: Iterable[dict[str, str]]) -> dict[str, str]:
     return out
 
 
-def measured_dependents(inv: Inventory, hosts: dict[str, HostHistory]) -> dict[str, dict[str, str]]:
-    """system -> {dependent system: how we know}: "declared depends_on", "TCP a -> b:port", or both."""
+def declared_dependents(inv: Inventory) -> dict[str, dict[str, str]]:
+    """system -> {dependent system: "declared depends_on"}, from the inventory alone."""
     out: dict[str, dict[str, str]] = defaultdict(dict)
     for s in inv.systems.values():
         for dep in s.depends_on:
             out[dep][s.id] = "declared depends_on"
+    return out
+
+
+def measured_dependents(inv: Inventory, hosts: dict[str, HostHistory]) -> dict[str, dict[str, str]]:
+    """system -> {dependent system: how we know}: "declared depends_on", "TCP a -> b:port", or both."""
+    out = declared_dependents(inv)
     by_address = {str(h.address): name for name, h in inv.hosts.items()}
     for name, history in hosts.items():
         latest = history.latest
