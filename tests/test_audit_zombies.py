@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from audit import service
 from audit.collect import CollectOptions, collect
 from audit.zombies import ACTIVE, NO_DATA, ZOMBIE, Judge
 from jiyue.store import AUDIT_COLLECT, Store
@@ -33,11 +34,15 @@ def dispositions() -> dict[str, str]:
 def judged(seeded, demo, tmp_path_factory):
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('zombies')}/history.sqlite")
     assert seed_history(store, demo) == 30
-    for _ in range(2):  # two real runs: the second also measures traffic between runs (counter deltas)
-        _, results = collect(demo, sorted(demo.hosts), CollectOptions(), store=store, progress=False)
-        assert [(r.target, r.error_kind, r.error) for r in results if not r.ok] == []
-    judge = Judge(demo, store)
-    return store, judge, {v.system: v for v in judge.judge_all()}
+    # Two real runs: the second also measures traffic between runs (counter deltas). It goes through the
+    # service, as the demo runs it: every host collected, then every system judged.
+    _, results = collect(demo, sorted(demo.hosts), CollectOptions(), store=store, progress=False)
+    assert [(r.target, r.error_kind, r.error) for r in results if not r.ok] == []
+    result = service.collect_and_judge(demo, store, progress=False)
+    assert [(r.target, r.error_kind, r.error) for r in result.not_collected] == []
+    assert {r.target for r in result.collection} == set(demo.hosts) and result.run_id is not None
+    assert [v.system for v in result.verdicts] == sorted(demo.systems)
+    return store, result.judge, {v.system: v for v in result.verdicts}
 
 
 def _explain(verdict) -> str:
@@ -102,7 +107,6 @@ def test_hostile_host_output_is_inert_in_every_report(judged, demo, lab, tmp_pat
 
     import openpyxl
 
-    from audit import service
     from audit.report import write_reports
 
     store, _, _ = judged
