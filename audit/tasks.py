@@ -16,7 +16,6 @@ from audit import service
 from audit.collect import CollectOptions
 from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
-from audit.report import FORMATS, write_reports
 from audit.zombies import load_policy
 from inventory.model import Inventory
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
@@ -39,6 +38,8 @@ def _systems(inv: Inventory, limit: str | None) -> list[str] | None:
 
 
 def _formats(lang: str, format: str) -> tuple[str, ...]:
+    from audit.report import FORMATS  # the writers (openpyxl, Jinja2) load only for a task that writes
+
     formats = tuple(f.strip() for f in format.split(",") if f.strip())
     if lang not in ("zh", "en") or not formats or any(f not in FORMATS for f in formats):
         raise fail(f"--lang is zh or en; --format is a comma-separated subset of {','.join(FORMATS)}")
@@ -74,6 +75,8 @@ def _print_verdicts(result: AuditResult) -> None:
 
 
 def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang: str) -> None:
+    from audit.report import write_reports
+
     for path in write_reports(result, out_dir(out), formats, lang):
         console.print(f"wrote {path}")
 
@@ -118,7 +121,7 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lan
                           "out": HELP["out"], "lang": "zh (default) or en"})
 def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh"):
     """Collect, then write every report (unreachable hosts are reported; the rest are still judged)."""
-    formats = _formats(lang, ",".join(FORMATS))
+    formats = _formats(lang, "xlsx,csv,json,html")
     inv = load_inventory(inventory)
     hosts = limit_hosts(inv, limit) if limit else None
     result = service.collect_and_judge(inv, Store(store), hosts)
