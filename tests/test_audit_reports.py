@@ -449,7 +449,8 @@ class _PrintedPdf:
         self.fills: set[tuple[int, int, int]] = set()
         for body in self.objects.values():
             if body.startswith(b"<</Type /Page\n"):
-                fonts = dict(re.findall(rb"/(F\d+) (\d+) 0 R", body.split(b"/Font <<", 1)[1].split(b">>", 1)[0]))
+                resources = body.partition(b"/Font <<")[2].partition(b">>")[0]  # empty on a page without text
+                fonts = dict(re.findall(rb"/(F\d+) (\d+) 0 R", resources))
                 self._content(self._stream(int(re.search(rb"/Contents (\d+) 0 R", body).group(1))),
                               {name.decode(): self._font(int(ref)) for name, ref in fonts.items()})
 
