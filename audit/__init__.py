@@ -1,6 +1,16 @@
 """Audit: agentless fact collection, the system archive (档案库) and zombie verdicts with evidence.
 
-Same inner shape as every domain: `probes.py` and `collect.py` (the engine: what runs on hosts),
-`zombies.py` (rules over the stored history), `archive.py` (the archive and integration list as
-rows), `report.py` (Excel, CSV, JSON, HTML), `tasks.py` (the command line).
+Same inner shape as every domain:
+- `model.py`: the records, declared once: each probe's facts (a TypedDict per probe, the stored
+  schema), verdicts with their criteria and evidence, the integration and asset list entries, and
+  `AuditResult`, what the service returns;
+- `probes.py` and `collect.py`: what runs on hosts (one composed script per host) and the fleet run;
+- `history.py`: the read model over the store (each host's history, measured dependents, current
+  locations) and `AuditView`, what the migration planner takes from the audit;
+- `zombies.py`: the five criteria as rules over that history (`Judge`);
+- `archive.py`: the archive, the integration list and the asset list as rows;
+- `service.py`: collect and judge, returning an `AuditResult` (no printing, no exit codes);
+- `report.py`: `write_reports(result, out, formats, lang)`: Excel, CSV, JSON, HTML;
+- `tasks.py`: the command line.
+`baseline/` is the graded-protection (等保 2.0) check, built on the same probes and script.
 """

@@ -1,7 +1,7 @@
 """The system archive (档案库), the integration list (整合共享清单) and the asset list (资产清单) as rows.
 
 Inputs are the inventory, the zombie verdicts (`Judge(inv, store).judge_all()`) and the latest
-facts per host (`judge.hosts[name].latest`, `{}` for a host never reached). Everything here is
+facts per host (`judge.history.facts()`, `{}` for a host never reached). Everything here is
 data: language-dependent text is produced per row with `jiyue.i18n`, and escaping or formula
 neutralising is the writers' job (`jiyue.reports`), so host strings pass through unchanged.
 
@@ -17,11 +17,25 @@ neutralising is the writers' job (`jiyue.reports`), so host strings pass through
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from audit.zombies import MET, NEAR, ZOMBIE, Criterion, Evidence, Verdict
+from audit.history import declared_dependents
+from audit.model import (
+    MET,
+    NEAR,
+    SCRAP,
+    TRANSFER,
+    VERDICT_ORDER,
+    ZOMBIE,
+    AssetEntry,
+    Criterion,
+    Evidence,
+    HostFacts,
+    IntegrationEntry,
+    Location,
+    Verdict,
+)
 from inventory.model import Inventory, System
 from jiyue.i18n import bilingual, enum_label, t
 
@@ -34,9 +48,8 @@ ARCHIVE_COLUMNS = (
 )
 EVIDENCE_LINES_PER_CRITERION = 12  # more are counted, not listed: a cell stays readable
 
-SUMMARY_COLUMNS = ("department", "department.level", "summary.systems", "verdict.zombie", "verdict.suspect",
-                   "verdict.active", "verdict.insufficient_data", "summary.hosts", "summary.zombie_hosts")
-VERDICT_ORDER = ("zombie", "suspect", "active", "insufficient_data")
+SUMMARY_COLUMNS = ("department", "department.level", "summary.systems", *(f"verdict.{v}" for v in VERDICT_ORDER),
+                   "summary.hosts", "summary.zombie_hosts")
 
 INTEGRATION_COLUMNS = ("integration.kind", "archive.department", "integration.group", "archive.id", "archive.name",
                        "archive.office", "archive.user_units", "archive.verdict", "integration.target",
@@ -44,7 +57,6 @@ INTEGRATION_COLUMNS = ("integration.kind", "archive.department", "integration.gr
 ASSET_COLUMNS = ("assets.host", "assets.address", "assets.os", "assets.cpu", "assets.memory_gb", "assets.disk_gb",
                  "assets.system", "assets.system_name", "archive.department", "assets.listening", "assets.cron",
                  "assets.last_collected", "assets.eol", "assets.disposal", "assets.disposal_reason")
-TRANSFER, SCRAP = "transfer", "scrap"
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -123,7 +135,7 @@ def measured(verdict: Verdict | None) -> dict[str, Any]:
         out["requests_per_day"] = small.numbers["requests_per_day"]
         out["users"] = small.numbers.get("users")
     idle = _criterion(verdict, "idle")
-    hosts = (idle.numbers.get("hosts") or {}) if idle is not None else {}
+    hosts = idle.numbers.get("hosts", {}) if idle is not None else {}
     if hosts:
         out["hosts"] = hosts
         out["cpu_p95_pct"] = max(h["cpu_p95_pct"] for h in hosts.values())
@@ -131,27 +143,27 @@ def measured(verdict: Verdict | None) -> dict[str, Any]:
     return out
 
 
-def host_resources(facts: Mapping[str, Any]) -> dict[str, Any]:
+def host_resources(facts: HostFacts) -> dict[str, Any]:
     """CPU count, memory and disk (GB) from a host's facts; None where not collected."""
     disks = [d for d in facts.get("disks") or [] if isinstance(d, dict)]
     size = sum(int(d.get("size_kb") or 0) for d in disks)
     used = sum(int(d.get("used_kb") or 0) for d in disks)
     return {
-        "cpus": (facts.get("cpu") or {}).get("count") if facts else None,
-        "memory_gb": _gb((facts.get("memory") or {}).get("total_kb")) if facts else None,
+        "cpus": facts.get("cpu", {}).get("count") if facts else None,
+        "memory_gb": _gb(facts.get("memory", {}).get("total_kb")) if facts else None,
         "disk_gb": _gb(size) if disks else None,
         "disk_used_pct": round(100 * used / size) if size else None,
     }
 
 
-def host_os(inv: Inventory, host: str, facts: Mapping[str, Any], lang: str) -> str:
-    pretty = (facts.get("os") or {}).get("pretty_name") if facts else None
+def host_os(inv: Inventory, host: str, facts: HostFacts, lang: str) -> str:
+    pretty = facts.get("os", {}).get("pretty_name") if facts else None
     if pretty:
         return str(pretty)
     return t("resources.declared_os", lang, os=inv.hosts[host].os if host in inv.hosts else "?")
 
 
-def resources_text(system: System, facts: Mapping[str, Mapping[str, Any]], verdict: Verdict | None,
+def resources_text(system: System, facts: Mapping[str, HostFacts], verdict: Verdict | None,
                    lang: str) -> str:
     m = measured(verdict)
     lines = []
@@ -186,14 +198,6 @@ def ordered_systems(inv: Inventory) -> list[System]:
     return sorted(inv.systems.values(), key=lambda s: (dept_order.get(s.department, len(dept_order)), s.id))
 
 
-def declared_dependents(inv: Inventory) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for s in inv.systems.values():
-        for dep in s.depends_on:
-            out.setdefault(dep, {})[s.id] = "declared depends_on"
-    return out
-
-
 # --- the archive -----------------------------------------------------------------------------------
 
 
@@ -201,18 +205,18 @@ def archive_headers(lang: str = "zh") -> list[str]:
     return [t(f"archive.{c}", lang) for c in ARCHIVE_COLUMNS]
 
 
-def location_text(location: Mapping[str, Any] | None, lang: str) -> str:
-    """Where a system runs now, from the migration engine's record (`migrate.location` in the store)."""
+def location_text(location: Location | None, lang: str) -> str:
+    """Where a system runs now, from the migration engine's record (`MIGRATE_LOCATION` in the store)."""
     if not location or location.get("what") != "migrated":
         return t("archive.location_source", lang)
-    moves = ", ".join(f"{src} → {dst}" for src, dst in sorted((location.get("hosts") or {}).items()))
+    moves = ", ".join(f"{src} → {dst}" for src, dst in sorted(location.get("hosts", {}).items()))
     return f"{t('archive.location_migrated', lang)} {moves} ({_short_time(location.get('at'))})"
 
 
 def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
-                   facts: Mapping[str, Mapping[str, Any]], lang: str = "zh",
+                   facts: Mapping[str, HostFacts], lang: str = "zh",
                    dependents: Mapping[str, Mapping[str, str]] | None = None,
-                   location: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   location: Location | None = None) -> dict[str, Any]:
     """One system's archive row as {column key: value}, texts in `lang`."""
     dept = inv.departments.get(system.department)
     m = measured(verdict)
@@ -256,23 +260,14 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
     }
 
 
-def archive_records(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, Mapping[str, Any]],
+def archive_records(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, HostFacts],
                     lang: str = "zh", dependents: Mapping[str, Mapping[str, str]] | None = None,
                     department: str | None = None,
-                    locations: Mapping[str, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+                    locations: Mapping[str, Location] | None = None) -> list[dict[str, Any]]:
     """Archive rows ({column key: value}) for every system, or one department's, in archive order."""
     by_id = verdicts_by_system(verdicts)
     return [archive_record(inv, s, by_id.get(s.id), facts, lang, dependents, (locations or {}).get(s.id))
             for s in ordered_systems(inv) if department is None or s.department == department]
-
-
-def archive_rows(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, Mapping[str, Any]],
-                 lang: str = "zh", dependents: Mapping[str, Mapping[str, str]] | None = None,
-                 department: str | None = None,
-                 locations: Mapping[str, Mapping[str, Any]] | None = None) -> list[list[Any]]:
-    """The same as lists, in the order of `archive_headers`."""
-    return [[r[c] for c in ARCHIVE_COLUMNS]
-            for r in archive_records(inv, verdicts, facts, lang, dependents, department, locations)]
 
 
 # --- the city summary ------------------------------------------------------------------------------
@@ -317,20 +312,6 @@ def summary_rows(rows: Sequence[Mapping[str, Any]], lang: str = "zh") -> tuple[l
 
 
 # --- the integration list --------------------------------------------------------------------------
-
-
-@dataclass
-class IntegrationEntry:
-    """One system on the integration list; `target` is the system it should merge into (None: keep
-    it as the merged system, or no target found in its department)."""
-
-    kind: str  # overlap | single_office
-    department: str
-    group: list[str]  # the systems considered together
-    system: str
-    target: str | None
-    action: str  # keep | merge | merge_none | decommission
-    reasons: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (label key, arguments)
 
 
 def is_single_office(inv: Inventory, system: System) -> bool:
@@ -444,26 +425,7 @@ def integration_rows(inv: Inventory, entries: Sequence[IntegrationEntry], verdic
 # --- the asset list --------------------------------------------------------------------------------
 
 
-@dataclass
-class AssetEntry:
-    host: str
-    address: str
-    os: str
-    cpus: int | None
-    memory_gb: float | None
-    disk_gb: float | None
-    system: str
-    system_name: str
-    department: str
-    listening: list[str]
-    cron: list[str]
-    last_collected: datetime | None
-    eol: str | None
-    disposal: str  # transfer | scrap
-    reason: tuple[str, dict[str, str]]
-
-
-def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, Mapping[str, Any]],
+def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, HostFacts],
                today: date | None = None, collected_at: Mapping[str, datetime] | None = None,
                lang: str = "zh") -> list[AssetEntry]:
     """Every host of every zombie system, with the suggested disposal.
@@ -481,12 +443,13 @@ def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, 
         if v is None or v.verdict != ZOMBIE:
             continue
         maintenance = _criterion(v, "maintenance")
-        eol_by_host = (maintenance.numbers.get("hosts") or {}) if maintenance else {}
+        eol_by_host = maintenance.numbers.get("hosts", {}) if maintenance else {}
         dept = inv.departments.get(s.department)
         for h in s.hosts:
             f = facts.get(h) or {}
             r = host_resources(f)
             eol = (eol_by_host.get(h) or {}).get("eol")
+            reason: tuple[str, dict[str, str]]
             if not f:
                 disposal, reason = SCRAP, ("disposal.reason.unreachable", {})
             elif eol and date.fromisoformat(eol) < today:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from audit.model import HostFacts
 from audit.probes import Context, Script
 from inventory.model import Inventory
 from jiyue import runner, ssh
@@ -21,7 +22,9 @@ from jiyue.store import AUDIT_COLLECT, Store
 
 
 @dataclass(frozen=True)
-class Options:
+class CollectOptions:
+    """How a collection runs: hosts at once, the time each may take, the sample, host-key trust."""
+
     workers: int = runner.DEFAULT_WORKERS
     timeout: float = 60.0  # per host, connect included
     sample_seconds: int = 1
@@ -29,6 +32,7 @@ class Options:
 
 
 def context(inv: Inventory, host: str, sample_seconds: int = 1) -> Context:
+    """The probes' context for one host: its system's declared log and data paths."""
     system = inv.owner(host)
     if system is None:
         return Context(sample_seconds=sample_seconds)
@@ -40,7 +44,7 @@ def script_for(inv: Inventory, host: str, sample_seconds: int = 1) -> Script:
     return Script(secrets.token_hex(8), context(inv, host, sample_seconds))
 
 
-def collect_host(inv: Inventory, host: str, options: Options) -> dict:
+def collect_host(inv: Inventory, host: str, options: CollectOptions) -> HostFacts:
     script = script_for(inv, host, options.sample_seconds)
     out = ssh.run(ssh.Target.of(inv, host), script.text, timeout=options.timeout,
                   trust_on_first_use=options.trust_on_first_use)
@@ -52,7 +56,7 @@ def collect_host(inv: Inventory, host: str, options: Options) -> dict:
     return facts
 
 
-def collect(inv: Inventory, hosts: list[str], options: Options = Options(), store: Store | None = None,
+def collect(inv: Inventory, hosts: list[str], options: CollectOptions = CollectOptions(), store: Store | None = None,
             console: Console | None = None, progress: bool = True) -> tuple[int | None, list[Result]]:
     """Collect from every host; store the run (when a store is given) and return its id and results."""
     results = runner.run(hosts, lambda h: collect_host(inv, h, options), workers=options.workers,

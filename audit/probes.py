@@ -3,7 +3,9 @@
 Like pyinfra's facts, a probe is a small class: `command(ctx)` is the shell run remotely and
 `process(text, ctx)` is pure parsing, testable on captured output. `audit.collect` composes all
 probes into one script, so each host costs one SSH session and one round trip. Every command is
-read-only; declared paths reach the shell only through `shlex.quote`.
+read-only; declared paths reach the shell only through `shlex.quote`. What each probe returns is
+declared in audit/model.py (one TypedDict per probe); whatever a probe needs beyond its own output
+(the host's time zone, the sample's start) comes in its `Context`, so every probe parses alike.
 
 Host output is untrusted: it is decoded with replacement characters, bounded in size per probe,
 and only ever turned into data (numbers, strings), never into markup or formulas here.
@@ -14,9 +16,26 @@ from __future__ import annotations
 import re
 import shlex
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
+
+from audit.model import (
+    ClockFacts,
+    Connection,
+    CronEntry,
+    DataPathFacts,
+    Disk,
+    HostFacts,
+    HostOSFacts,
+    Listening,
+    LoginFacts,
+    PackageFacts,
+    SampleFacts,
+    ServiceFacts,
+    SocketFacts,
+    WebFacts,
+)
 
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
@@ -32,21 +51,36 @@ DISTRIBUTIONS = {
 
 @dataclass(frozen=True)
 class Context:
-    """What a probe needs to know about the host beyond itself: the owning system's declarations."""
+    """What a probe needs to know about the host beyond its own output.
+
+    Before the run: the owning system's declarations and the sampling settings. While parsing,
+    `Script.parse` adds what the run itself told: the host's clock (`now`) and zone (`tz`: log files
+    without a zone are read in it) and the sample's start snapshot (`sample_start`).
+    """
 
     log_paths: tuple[str, ...] = ()
     data_paths: tuple[str, ...] = ()
     sample_seconds: int = 1
     max_clients: int = 5000  # distinct web clients kept per host per run
+    tz: timezone = UTC
+    now: datetime | None = None
+    sample_start: str = ""
 
 
-class Probe:
+F = TypeVar("F")
+
+
+class Probe(Generic[F]):
+    """One question to a host: `command(ctx)` (POSIX sh, read-only) and `process(text, ctx)` (pure)."""
+
     name: ClassVar[str]
+    # The facts are keys of the host's facts themselves (HostOS: `os`, `cpu`, …), not one section.
+    top_level: ClassVar[bool] = False
 
     def command(self, ctx: Context) -> str:
         raise NotImplementedError
 
-    def process(self, text: str, ctx: Context) -> Any:
+    def process(self, text: str, ctx: Context) -> F:
         raise NotImplementedError
 
 
@@ -66,7 +100,7 @@ def _num(value: str, default: float = 0.0) -> float:
         return default
 
 
-class Clock(Probe):
+class Clock(Probe[ClockFacts]):
     """The host's time and zone: log files without a zone are read in it; skew is reported."""
 
     name = "clock"
@@ -74,7 +108,7 @@ class Clock(Probe):
     def command(self, ctx: Context) -> str:
         return "date '+%s %z'"
 
-    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> ClockFacts:
         lines = text.split()
         epoch = int(_num(lines[0])) if lines else 0
         offset = lines[1] if len(lines) > 1 and re.fullmatch(r"[+-]\d{4}", lines[1]) else "+0000"
@@ -86,10 +120,12 @@ def _tz(offset: str) -> timezone:
     return timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])))
 
 
-class System(Probe):
-    """OS identity, kernel, uptime, CPU, memory, disks, load."""
+class HostOS(Probe[HostOSFacts]):
+    """The operating system and what it reports about the machine: OS identity, kernel, uptime, CPU,
+    memory, disks, load, hostname."""
 
-    name = "system"
+    name = "host_os"
+    top_level = True
 
     def command(self, ctx: Context) -> str:
         return ("rd /etc/os-release; echo '@@'; rd /proc/sys/kernel/osrelease; echo '@@'; rd /proc/uptime; "
@@ -97,7 +133,7 @@ class System(Probe):
                 "df -P -k -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null; echo '@@'; rd /proc/loadavg; "
                 "echo '@@'; rd /proc/sys/kernel/hostname")
 
-    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> HostOSFacts:
         parts = (text.split("@@\n") + [""] * 8)[:8]
         osr = _kv(parts[0])
         os_id = osr.get("ID", "").lower()
@@ -109,7 +145,7 @@ class System(Probe):
         count = sum(line.startswith("processor") for line in cpu_lines)
         mem = {f[0].rstrip(":"): int(_num(f[1])) for f in (line.split() for line in parts[4].splitlines())
                if len(f) >= 2}
-        disks = []
+        disks: list[Disk] = []
         for line in parts[5].splitlines():
             f = line.split()
             if len(f) >= 6 and f[1].isdigit():
@@ -130,7 +166,7 @@ class System(Probe):
         }
 
 
-class Sample(Probe):
+class Sample(Probe[SampleFacts]):
     """CPU and network over a short interval that spans the other probes (no time is spent idle).
 
     CPU is that of the processes in the host's network namespace (on a VM: the whole host; in the
@@ -198,9 +234,9 @@ class Sample(Probe):
                     proc[int(m.group(1))] = (int(rest[9]) + int(rest[10]), int(m.group(4)), int(rest[19]), m.group(2))
         return {"uptime": up, "cpu": cpu, "rx": rx, "tx": tx, "proc": proc}
 
-    def process(self, text: str, ctx: Context, start: str = "") -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> SampleFacts:
         ids, _, end = text.partition("@@\n")
-        a, b = self._snapshot(start), self._snapshot(end)
+        a, b = self._snapshot(ctx.sample_start), self._snapshot(end)
         interval = max(b["uptime"] - a["uptime"], 1e-3)
         own = {int(x) for x in ids.split() if x.isdigit()}
         # the session's sshd processes are the parents of our shell's parent
@@ -235,7 +271,7 @@ def _split_hostport(value: str) -> tuple[str, int]:
     return host, int(port) if port.isdigit() else 0
 
 
-class Sockets(Probe):
+class Sockets(Probe[SocketFacts]):
     """Listening ports with their processes, and established TCP connections (the dependency map).
 
     One `ss` call (with socket inodes, without `-p`, which walks every process of the machine), and the
@@ -244,6 +280,7 @@ class Sockets(Probe):
     """
 
     name = "sockets"
+    top_level = True
 
     def command(self, ctx: Context) -> str:
         return ("ss -H -tuane 2>/dev/null | head -n 20000; echo '@@'; set --; "
@@ -254,13 +291,13 @@ class Sockets(Probe):
     @staticmethod
     def _owners(fds: str, comms: str) -> dict[str, tuple[str, int]]:
         """socket inode -> (process name, pid), from `ls -l /proc/PID/fd …` and "PID NAME" lines."""
-        names = {}
+        names: dict[int, str] = {}
         for line in comms.splitlines():
-            pid, _, name = line.partition(" ")
-            if pid.isdigit():
-                names[int(pid)] = name
+            number, _, name = line.partition(" ")
+            if number.isdigit():
+                names[int(number)] = name
         owners: dict[str, tuple[str, int]] = {}
-        pid = None
+        pid: int | None = None
         for line in fds.splitlines():
             m = re.match(r"/proc/(\d+)/fd:$", line)
             if m:
@@ -271,10 +308,12 @@ class Sockets(Probe):
                 owners.setdefault(m.group(1), (names.get(pid, ""), pid))
         return owners
 
-    def process(self, text: str, ctx: Context) -> dict[str, list[dict[str, Any]]]:
+    def process(self, text: str, ctx: Context) -> SocketFacts:
         sockets, fds, comms = ([*text.split("@@\n"), "", ""])[:3]
         owners = self._owners(fds, comms)
-        listening, connections, seen = [], [], set()
+        listening: list[Listening] = []
+        connections: list[Connection] = []
+        seen = set()
         for line in sockets.splitlines():
             f = line.split()
             if len(f) < 6 or f[0] not in ("tcp", "udp"):
@@ -301,8 +340,9 @@ _UTMP = re.compile(r"^\[(\d+)\] \[\s*(\d+)\] \[([^\]]*)\] \[([^\]]*)\] \[([^\]]*
                    r"\[([^\]]*)\] \[([^\]]*)\]")
 
 
-class Logins(Probe):
-    """Interactive logins from wtmp (utmpdump, or `last`), lastlog, and wtmpdb where present."""
+class Logins(Probe[LoginFacts]):
+    """Interactive logins from wtmp (utmpdump, or `last`), lastlog, and wtmpdb where present; with the
+    host's clock in the context, the distinct users of the last 30, 90 and 365 days."""
 
     name = "logins"
 
@@ -313,7 +353,8 @@ class Logins(Probe):
                 "echo '@@'; lastlog 2>/dev/null | tail -n +2 | grep -v 'Never logged in'; echo '@@'; "
                 "command -v wtmpdb >/dev/null 2>&1 && wtmpdb last -F 2>/dev/null")
 
-    def process(self, text: str, ctx: Context, tz: timezone = UTC) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> LoginFacts:
+        tz = ctx.tz
         wtmp, _, rest = text.partition("@@\n")
         lastlog, _, wtmpdb = rest.partition("@@\n")
         last: dict[str, datetime] = {}
@@ -354,8 +395,12 @@ class Logins(Probe):
                 if at:
                     sources.add("wtmpdb")
                     seen(f[0], at)
-        return {"users_last": {u: t.isoformat() for u, t in sorted(last.items())},
-                "logins_per_day": dict(sorted(per_day.items())), "sources": sorted(sources)}
+        facts: LoginFacts = {"users_last": {u: t.isoformat() for u, t in sorted(last.items())},
+                             "logins_per_day": dict(sorted(per_day.items())), "sources": sorted(sources)}
+        if ctx.now is not None:
+            facts["distinct_users"] = {str(days): sum(1 for at in last.values() if at >= ctx.now - timedelta(days=days))
+                                       for days in (30, 90, 365)}
+        return facts
 
 
 def _iso(text: str) -> datetime | None:
@@ -380,7 +425,7 @@ def _ctime(text: str, tz: timezone) -> datetime | None:
         return None
 
 
-class WebAccess(Probe):
+class WebAccess(Probe[WebFacts]):
     """Requests per day, distinct clients and the last request, from the declared access logs.
 
     Aggregated on the host with awk, so a busy log costs a few kilobytes of output, not its size.
@@ -400,7 +445,7 @@ class WebAccess(Probe):
         return (f"for f in {files}; do [ -f \"$f\" ] && echo \"F $f\"; done; "
                 f"for f in {files}; do [ -f \"$f\" ] && cat \"$f\"; done | awk '{awk}'")
 
-    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> WebFacts:
         days: dict[str, list[int]] = {}
         clients: dict[str, str] = {}
         last = None
@@ -440,7 +485,7 @@ def _clf_time(text: str) -> datetime | None:
         return None
 
 
-class Packages(Probe):
+class Packages(Probe[PackageFacts]):
     """The last package-manager transaction, from whichever records the host keeps."""
 
     name = "packages"
@@ -459,7 +504,8 @@ class Packages(Probe):
                 f"[ $# -gt 0 ] && awk -v year=\"$y\" '{awk}' \"$@\"; "
                 "command -v rpm >/dev/null 2>&1 && rpm -qa --last 2>/dev/null | head -1 | sed 's/^/rpm /'; true")
 
-    def process(self, text: str, ctx: Context, tz: timezone = UTC) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> PackageFacts:
+        tz = ctx.tz
         found: list[tuple[datetime, str, str]] = []
         for line in text.splitlines():
             source, _, rest = line.partition(" ")
@@ -498,7 +544,9 @@ def _naive(text: str, tz: timezone) -> datetime | None:
         return None
 
 
-class Services(Probe):
+class Services(Probe[ServiceFacts]):
+    """Enabled and running services (systemd), or the init scripts (SysV)."""
+
     name = "services"
 
     def command(self, ctx: Context) -> str:
@@ -509,7 +557,7 @@ class Services(Probe):
                 "| awk '{print \"R\", $1}'; "
                 "else echo sysv; ls /etc/init.d 2>/dev/null | sed 's/^/E /'; fi")
 
-    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+    def process(self, text: str, ctx: Context) -> ServiceFacts:
         lines = text.splitlines()
         manager = lines[0].strip() if lines else "unknown"
         enabled = sorted({line[2:].strip() for line in lines[1:] if line.startswith("E ")})
@@ -517,15 +565,17 @@ class Services(Probe):
         return {"manager": manager, "enabled": enabled, "running": running}
 
 
-class Cron(Probe):
+class Cron(Probe[list[CronEntry]]):
+    """Every active crontab line of the system crontabs, cron.d and the users' spools."""
+
     name = "cron"
 
     def command(self, ctx: Context) -> str:
         return ("grep -H -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' /etc/crontab /etc/cron.d/* "
                 "/var/spool/cron/crontabs/* /var/spool/cron/* 2>/dev/null | head -n 500")
 
-    def process(self, text: str, ctx: Context) -> list[dict[str, str]]:
-        out = []
+    def process(self, text: str, ctx: Context) -> list[CronEntry]:
+        out: list[CronEntry] = []
         for line in text.splitlines():
             file, sep, entry = line.partition(":")
             if sep and entry.strip() and not re.match(r"^\s*[A-Z_]+=", entry):
@@ -533,7 +583,7 @@ class Cron(Probe):
         return out
 
 
-class DataPaths(Probe):
+class DataPaths(Probe[dict[str, DataPathFacts]]):
     """Files, bytes and the newest modification under each declared data path."""
 
     name = "data"
@@ -549,8 +599,8 @@ class DataPaths(Probe):
                          f"else echo \"M {p}\"; fi")
         return "; ".join(lines)
 
-    def process(self, text: str, ctx: Context) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def process(self, text: str, ctx: Context) -> dict[str, DataPathFacts]:
+        out: dict[str, DataPathFacts] = {}
         for line in text.splitlines():
             f = line.split(" ", 4)
             if f[0] == "P" and len(f) == 5 and f[4] in ctx.data_paths:
@@ -565,7 +615,7 @@ class DataPaths(Probe):
 # rd: cat without a process (shell builtins only), since most reads are small /proc files.
 PREAMBLE = "exec 2>/dev/null\nrd() { while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < \"$1\"; }"
 
-PROBES: tuple[Probe, ...] = (Clock(), System(), Sockets(), Logins(), WebAccess(), Packages(), Services(), Cron(),
+PROBES: tuple[Probe[Any], ...] = (Clock(), HostOS(), Sockets(), Logins(), WebAccess(), Packages(), Services(), Cron(),
                              DataPaths(), Sample())
 
 
@@ -575,7 +625,7 @@ class Script:
 
     token: str
     ctx: Context
-    probes: tuple[Probe, ...] = PROBES
+    probes: tuple[Probe[Any], ...] = PROBES
     text: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -595,31 +645,19 @@ class Script:
         # The marker carries a per-run random token: host output cannot forge a section.
         return f"echo '<<<{self.token}:{name}>>>'\n{{ {command} ; }} < /dev/null"
 
-    def parse(self, output: bytes) -> dict[str, Any]:
+    def parse(self, output: bytes) -> HostFacts:
         text = output.decode("utf-8", errors="replace")
         sections = dict(re.findall(rf"<<<{self.token}:(\w+)>>>\n(.*?)(?=<<<{self.token}:\w+>>>\n|\Z)", text, re.S))
+        ctx = replace(self.ctx, sample_start=sections.get("sample_begin", ""))
+        if "clock" in sections:  # the host's own clock and zone, for the probes that read times
+            clock = Clock().process(sections["clock"], ctx)
+            ctx = replace(ctx, tz=_tz(clock["utc_offset"]), now=datetime.fromtimestamp(clock["epoch"], UTC))
         facts: dict[str, Any] = {}
-        tz = UTC
-        if "clock" in sections:
-            facts["clock"] = Clock().process(sections["clock"], self.ctx)
-            tz = _tz(facts["clock"]["utc_offset"])
         for probe in self.probes:
-            if probe.name == "clock" or probe.name not in sections:
-                continue
-            body = sections[probe.name]
-            if isinstance(probe, Sample):
-                facts[probe.name] = probe.process(body, self.ctx, start=sections.get("sample_begin", ""))
-            elif isinstance(probe, Logins | Packages):
-                facts[probe.name] = probe.process(body, self.ctx, tz=tz)
-            else:
-                facts[probe.name] = probe.process(body, self.ctx)
-        logins, clock = facts.get("logins"), facts.get("clock")
-        if logins is not None and clock:
-            now = datetime.fromtimestamp(clock["epoch"], UTC)
-            logins["distinct_users"] = {str(days): sum(1 for at in logins["users_last"].values()
-                                                       if datetime.fromisoformat(at) >= now - timedelta(days=days))
-                                        for days in (30, 90, 365)}
-        for merged in ("system", "sockets"):  # probes that return several top-level facts
-            if isinstance(facts.get(merged), dict):
-                facts.update(facts.pop(merged))
-        return facts
+            if probe.name in sections:
+                value = probe.process(sections[probe.name], ctx)
+                if probe.top_level:
+                    facts.update(value)
+                else:
+                    facts[probe.name] = value
+        return cast(HostFacts, facts)

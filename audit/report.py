@@ -8,7 +8,8 @@ list, as Excel, CSV, JSON and one self-contained HTML page. Stable names under t
 - `archive.html`: overview, verdicts by department, utilisation, the dependency graph, evidence
   per zombie; static (no scripts) and self-contained (no external resources).
 
-Writers and escaping are `jiyue.reports`'; rows are `audit.archive`'s.
+Writers and escaping are `jiyue.reports`'; rows are `audit.archive`'s. `write_reports` follows
+`jiyue.reports.WriteReports`: it writes the `AuditResult` the audit service returned.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from audit import archive
-from audit.archive import ARCHIVE_COLUMNS, VERDICT_ORDER
-from audit.zombies import SUSPECT, ZOMBIE, Judge, Verdict
-from inventory.model import Inventory
+from audit.archive import ARCHIVE_COLUMNS
+from audit.model import SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult, Verdict
 from jiyue import i18n, reports
 from jiyue.i18n import t
 
@@ -58,17 +58,17 @@ def _verdict_json(v: Verdict) -> dict[str, Any]:
 class AuditReport:
     """Everything the audit writes, computed once and shared by the formats."""
 
-    def __init__(self, inv: Inventory, judge: Judge, verdicts: Sequence[Verdict], lang: str = "zh") -> None:
-        self.inv, self.judge, self.verdicts, self.lang = inv, judge, list(verdicts), i18n.check_lang(lang)
+    def __init__(self, result: AuditResult, lang: str = i18n.DEFAULT_LANG) -> None:
+        inv, judge = result.inventory, result.judge
+        self.inv, self.judge, self.verdicts, self.lang = inv, judge, list(result.verdicts), i18n.check_lang(lang)
         self.by_id = archive.verdicts_by_system(self.verdicts)
-        self.facts = {h: judge.hosts[h].latest if h in judge.hosts else {} for h in inv.hosts}
-        self.collected_at = {h: judge.hosts[h].records[-1].at for h in inv.hosts
-                             if h in judge.hosts and judge.hosts[h].records}
-        self.dependents = judge.dependents
+        self.facts = judge.history.facts()
+        self.collected_at = judge.history.collected_at()
+        self.dependents = judge.history.dependents
         self.generated_at = datetime.now(UTC)
         self.today = judge.now.date()
         self.records = archive.archive_records(inv, self.verdicts, self.facts, lang, self.dependents,
-                                               locations=judge.locations)
+                                               locations=judge.history.locations)
         self.summary = archive.summary(inv, self.verdicts)
         self.integration = archive.integration_list(inv, self.verdicts)
         self.assets = archive.asset_list(inv, self.verdicts, self.facts, self.today, self.collected_at, lang)
@@ -110,7 +110,7 @@ class AuditReport:
                 host = self.inv.hosts.get(h)
                 hosts.append({"name": h, "address": str(host.address) if host else None,
                               "os_declared": host.os if host else None,
-                              "os_measured": (f.get("os") or {}).get("pretty_name"),
+                              "os_measured": f.get("os", {}).get("pretty_name"),
                               "collected": bool(f), "last_collected": self.collected_at.get(h),
                               **archive.host_resources(f)})
             systems.append({
@@ -234,23 +234,23 @@ class AuditReport:
         }
 
 
-def write_reports(inv: Inventory, judge: Judge, verdicts: Sequence[Verdict], out_dir: Path | str,
-                  lang: str = "zh", formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Write the audit reports under `out_dir` (created if missing); return the paths written."""
+def write_reports(result: AuditResult, out: Path | str, formats: Sequence[str] = FORMATS,
+                  lang: str = i18n.DEFAULT_LANG) -> list[Path]:
+    """Write the audit reports of `result` under `out` (created if missing); return the paths written."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s) {', '.join(unknown)}: use {', '.join(FORMATS)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = AuditReport(inv, judge, verdicts, lang)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    report = AuditReport(result, lang)
     written = []
     if "xlsx" in formats:
-        written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()))
+        written.append(reports.write_xlsx(folder / f"{BASENAME}.xlsx", report.sheets()))
     if "csv" in formats:
-        written.append(reports.write_csv(out / f"{BASENAME}.csv", report.headers(), report.rows()))
+        written.append(reports.write_csv(folder / f"{BASENAME}.csv", report.headers(), report.rows()))
     if "json" in formats:
-        written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
+        written.append(reports.write_json(folder / f"{BASENAME}.json", report.json()))
     if "html" in formats:
-        written.append(reports.write_html(out / f"{BASENAME}.html", "archive.html.j2", report.html_context(),
+        written.append(reports.write_html(folder / f"{BASENAME}.html", "archive.html.j2", report.html_context(),
                                           lang=lang, search_paths=[TEMPLATES]))
     return written

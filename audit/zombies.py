@@ -9,61 +9,34 @@ a history too short to judge is reported as such, never guessed.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from audit.history import AuditHistory, HostHistory, percentile_of
+from audit.model import (
+    ACTIVE,
+    CRITERIA,
+    INSUFFICIENT,
+    MET,
+    NEAR,
+    NO_DATA,
+    NOT_MET,
+    SUSPECT,
+    ZOMBIE,
+    Criterion,
+    Evidence,
+    OsRelease,
+    Verdict,
+)
 from inventory.model import Inventory, System
-from jiyue.store import AUDIT_COLLECT, MIGRATE_LOCATION, Record, Store
+from jiyue.store import Store
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_POLICY = HERE / "policy.yaml"
 LIFECYCLE = HERE / "lifecycle.yaml"
-
-CRITERIA = ("detached", "replaceable", "idle", "maintenance", "small")
-MET, NEAR, NOT_MET, INSUFFICIENT = "met", "near", "not_met", "insufficient"
-ZOMBIE, SUSPECT, ACTIVE, NO_DATA = "zombie", "suspect", "active", "insufficient_data"
-
-
-@dataclass
-class Evidence:
-    host: str
-    signal: str
-    value: str
-    at: str | None = None
-    source: str | None = None
-
-
-@dataclass
-class Criterion:
-    key: str
-    outcome: str
-    summary: str
-    numbers: dict[str, Any] = field(default_factory=dict)
-    evidence: list[Evidence] = field(default_factory=list)
-
-    @property
-    def number(self) -> int:
-        return CRITERIA.index(self.key) + 1
-
-
-@dataclass
-class Verdict:
-    system: str
-    verdict: str
-    criteria: list[Criterion]
-    window_start: str | None
-    window_end: str | None
-    runs: int
-    hosts_measured: list[str]
-    hosts_missing: list[str]
-
-    @property
-    def met(self) -> list[int]:
-        return [c.number for c in self.criteria if c.outcome == MET]
 
 
 def load_policy(path: Path | None = None) -> dict[str, Any]:
@@ -84,72 +57,6 @@ def _dt(text: str | None) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def percentile_of(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    k = (len(ordered) - 1) * pct / 100.0
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-@dataclass
-class HostHistory:
-    """One host's records merged: what the logs remember plus what the store remembers."""
-
-    name: str
-    records: list[Record]
-
-    @property
-    def latest(self) -> dict[str, Any]:
-        """The newest full collection (seeded history carries utilisation samples only)."""
-        full = [r for r in self.records if (r.data or {}).get("os")]
-        return (full or self.records)[-1].data or {} if self.records else {}
-
-    def merged_max(self, section: str, key: str) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for r in self.records:
-            for k, v in ((r.data or {}).get(section, {}) or {}).get(key, {}).items():
-                if isinstance(v, str) and (k not in out or v > out[k]):
-                    out[k] = v
-        return out
-
-    def requests_per_day(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.records:
-            for day, (n, _) in ((r.data or {}).get("web", {}) or {}).get("requests_per_day", {}).items():
-                out[day] = max(out.get(day, 0), int(n))
-        return out
-
-    def latest_of(self, section: str, key: str) -> str | None:
-        values = [v for r in self.records if (v := ((r.data or {}).get(section) or {}).get(key))]
-        return max(values) if values else None
-
-    def has(self, section: str) -> bool:
-        return any((r.data or {}).get(section) is not None for r in self.records)
-
-    def samples(self) -> list[tuple[datetime, float, float]]:
-        """(time, CPU % of the host's CPUs, network MB/day) from each run's sample and counter deltas."""
-        out = []
-        previous: Record | None = None
-        for r in self.records:
-            data = r.data or {}
-            sample = data.get("sample")
-            cpus = max(int((data.get("cpu") or self.latest.get("cpu") or {}).get("count") or 1), 1)
-            if sample:
-                out.append((r.at, sample.get("cpu_pct_of_one_core", 0.0) / cpus,
-                            sample.get("net_bytes_per_s", 0.0) * 86400 / 1e6))
-                prev = ((previous.data or {}).get("sample") or {}).get("net_counters") if previous else None
-                now = sample.get("net_counters")
-                if prev and now and previous is not None:
-                    seconds = (r.at - previous.at).total_seconds()
-                    delta = (now["rx"] + now["tx"]) - (prev["rx"] + prev["tx"])
-                    if seconds >= 60 and delta >= 0:
-                        out.append((r.at, sample.get("cpu_pct_of_one_core", 0.0) / cpus, delta / seconds * 86400 / 1e6))
-                previous = r
-        return out
-
-
 class Judge:
     """Evaluates every system of an inventory against the policy, over one window of history."""
 
@@ -161,76 +68,40 @@ class Judge:
         self.now = now or datetime.now(UTC)
         window = timedelta(days=self.policy["observation"]["window_days"])
         self.since = self.now - window
-        records = store.history(AUDIT_COLLECT, list(inv.hosts), since=self.since, ok_only=True)
-        by_host: dict[str, list[Record]] = defaultdict(list)
-        for r in records:
-            by_host[r.target].append(r)
-        self.hosts = {h: HostHistory(h, by_host.get(h, [])) for h in inv.hosts}
-        self.dependents = self._dependents()
-        # Where each system runs now, as the migration engine recorded it (latest record wins).
-        self.locations = {r.target: {**(r.data or {}), "at": r.at.isoformat()}
-                          for r in store.history(MIGRATE_LOCATION, list(inv.systems))}
-
-    # --- shared measurements -------------------------------------------------------------------
-
-    def _dependents(self) -> dict[str, dict[str, str]]:
-        """system -> {dependent system: how we know}: "declared depends_on", "TCP a -> b:port", or both."""
-        out: dict[str, dict[str, str]] = defaultdict(dict)
-        for s in self.inv.systems.values():
-            for dep in s.depends_on:
-                out[dep][s.id] = "declared depends_on"
-        by_address = {str(h.address): name for name, h in self.inv.hosts.items()}
-        for name, history in self.hosts.items():
-            latest = history.latest
-            listening = {x["port"] for x in latest.get("listening", []) if x.get("proto") == "tcp"}
-            owner = self.inv.owner(name)
-            for conn in latest.get("connections", []):
-                peer_host = by_address.get(conn.get("peer", ""))
-                peer = self.inv.owner(peer_host) if peer_host else None
-                if owner is None or peer is None or peer.id == owner.id:
-                    continue
-                if conn.get("local_port") in listening:  # they connect to us: they depend on us
-                    server, client, how = owner.id, peer.id, f"TCP {conn['peer']} -> {name}:{conn['local_port']}"
-                else:  # we connect to them
-                    server, client, how = peer.id, owner.id, f"TCP {name} -> {conn['peer']}:{conn['peer_port']}"
-                known = out[server].get(client)
-                if known is None:
-                    out[server][client] = how
-                elif "TCP" not in known:  # declared and also seen on the wire
-                    out[server][client] = f"{known}; {how}"
-        return out
+        self.history = AuditHistory.load(inv, store, self.since)
 
     def _window(self, system: System) -> tuple[list[HostHistory], list[str]]:
-        measured = [self.hosts[h] for h in system.hosts if self.hosts[h].records]
-        missing = [h for h in system.hosts if not self.hosts[h].records]
+        hosts = self.history.hosts
+        measured = [hosts[h] for h in system.hosts if hosts[h].records]
+        missing = [h for h in system.hosts if not hosts[h].records]
         return measured, missing
 
     # --- the five criteria ---------------------------------------------------------------------
 
     def detached(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p = self.policy["detached"]
-        signals: list[tuple[datetime, Evidence]] = []
+        signals: list[tuple[datetime | None, Evidence]] = []
         for h in hosts:
-            users = h.merged_max("logins", "users_last")
+            users = h.users_last()
             if users:
                 user, at = max(users.items(), key=lambda kv: kv[1])
                 signals.append((_dt(at), Evidence(h.name, "last_login", user, at, "wtmp/lastlog")))
-            last_request = h.latest_of("web", "last_request")
+            last_request = h.last_request()
             if last_request:
                 signals.append((_dt(last_request), Evidence(h.name, "last_request", "", last_request, "access log")))
-            for path, info in ((h.latest.get("data") or {}).items()):
+            for path, info in (h.latest.get("data", {}).items()):
                 if info.get("last_modified"):
                     signals.append((_dt(info["last_modified"]), Evidence(h.name, "data_modified", path,
                                                                          info["last_modified"], "data path")))
-        signals = [(at, e) for at, e in signals if at is not None]
-        if not signals:
+        dated = [(at, e) for at, e in signals if at is not None]
+        if not dated:
             return Criterion("detached", INSUFFICIENT, "没有登录记录、访问日志或数据目录可供判断 / no logins, "
                                                         "access logs or data paths were measured")
-        last_at, _ = max(signals, key=lambda s: s[0])
+        last_at, _ = max(dated, key=lambda s: s[0])
         days = (self.now - last_at).days
         numbers = {"days_since_last_activity": days, "last_activity": last_at.isoformat(),
                    "threshold_days": p["inactive_days"]}
-        evidence = [e for _, e in sorted(signals, key=lambda s: s[0], reverse=True)]
+        evidence = [e for _, e in sorted(dated, key=lambda s: s[0], reverse=True)]
         outcome = MET if days > p["inactive_days"] else NEAR if days > p["suspect_days"] else NOT_MET
         return Criterion("detached", outcome, f"最近一次使用在 {days} 天前 / last use {days} days ago "
                                               f"(threshold {p['inactive_days']})", numbers, evidence)
@@ -257,7 +128,7 @@ class Judge:
                 covering.append((other, "overlaps_with"))
         if not covering:
             return Criterion("replaceable", NOT_MET, "未声明替代或覆盖本系统功能的系统 / no declared replacement")
-        dependents = self.dependents.get(system.id, {})
+        dependents = self.history.dependents.get(system.id, {})
         evidence = [Evidence("", "dependent", f"{dep}: {how}") for dep, how in sorted(dependents.items())]
         active = [(sid, how) for sid, how in covering if self._in_use(sid)]
         unknown = [(sid, how) for sid, how in covering if self._in_use(sid) is None]
@@ -280,7 +151,9 @@ class Judge:
 
     def idle(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p, obs = self.policy["idle"], self.policy["observation"]
-        evidence, host_outcomes, numbers = [], [], {"hosts": {}}
+        evidence: list[Evidence] = []
+        host_outcomes: list[str] = []
+        numbers: dict[str, Any] = {"hosts": {}}
         for h in hosts:
             samples = [s for s in h.samples() if s[0] >= self.since]
             span = (max(s[0] for s in samples) - min(s[0] for s in samples)).days if samples else 0
@@ -319,7 +192,7 @@ class Judge:
                 "idle thresholds", NOT_MET: "资源在使用中 / resources in use"}[outcome]
         return Criterion("idle", outcome, text, numbers, evidence)
 
-    def _eol(self, os_facts: dict[str, Any]) -> tuple[date, str, bool] | None:
+    def _eol(self, os_facts: OsRelease | dict[str, Any]) -> tuple[date, str, bool] | None:
         table = self.lifecycle.get(os_facts.get("distribution") or "", {})
         version = str(os_facts.get("version_id") or "")
         for key in (version, version.split(".")[0], version.lstrip("Vv").split(".")[0], version.split(" ")[0]):
@@ -330,12 +203,14 @@ class Judge:
 
     def maintenance(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p = self.policy["maintenance"]
-        outcomes, evidence, numbers = [], [], {"hosts": {}}
+        outcomes: list[str] = []
+        evidence: list[Evidence] = []
+        numbers: dict[str, Any] = {"hosts": {}}
         for h in hosts:
-            os_facts = h.latest.get("os") or {}
+            os_facts: OsRelease | dict[str, Any] = h.latest.get("os") or {}
             eol = self._eol(os_facts)
-            last = _dt(h.latest_of("packages", "last_transaction"))
-            detail = (h.latest.get("packages") or {}).get("detail")
+            last = _dt(h.last_package_transaction())
+            detail = h.latest.get("packages", {}).get("detail")
             days = (self.now - last).days if last else None
             numbers["hosts"][h.name] = {"os": os_facts.get("pretty_name"), "eol": eol[0].isoformat() if eol else None,
                                         "days_since_update": days}
@@ -344,7 +219,7 @@ class Judge:
                                          + (" (vendor statement, verify)" if eol[2] else ""), None, eol[1]))
             if last:
                 evidence.append(Evidence(h.name, "last_update", detail or "", last.isoformat(),
-                                         (h.latest.get("packages") or {}).get("source")))
+                                         h.latest.get("packages", {}).get("source")))
             if (eol and eol[0] < self.now.date()) or (days is not None and days > p["no_update_days"]):
                 outcomes.append(MET)
             elif days is None and not eol:
@@ -373,11 +248,11 @@ class Judge:
         per_day: dict[str, int] = {}
         has_logins = has_web = False
         for h in hosts:
-            logins = h.merged_max("logins", "users_last")
-            has_logins |= h.has("logins") and bool((h.latest.get("logins") or {}).get("sources"))
+            logins = h.users_last()
+            has_logins |= h.logins_collected() and bool(h.latest.get("logins", {}).get("sources"))
             users |= {u for u, at in logins.items() if at >= self.since.isoformat()}
-            web = h.merged_max("web", "clients_last_day")
-            has_web |= any((r.data or {}).get("web", {}).get("found") for r in h.records)
+            web = h.clients_last_day()
+            has_web |= h.access_logs_found()
             clients |= {ip for ip, day in web.items() if day >= since_day}
             for day, n in h.requests_per_day().items():
                 if day >= since_day:

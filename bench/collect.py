@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inventory
-from audit.collect import Options, collect
+from audit.collect import CollectOptions, collect
 from bench.fleet import host_inventory
 from inventory import export
 from jiyue import ansible
@@ -56,8 +56,9 @@ def main() -> None:
                 out = root / f"out{n}"
                 export.write(inv, "ansible", names, [], out)
                 export.write(inv, "pyinfra", names, [], out)
-                t_sample, (_, res) = timed(collect, inv, names, Options(workers=n), progress=False)
-                t_plain, (_, res0) = timed(collect, inv, names, Options(workers=n, sample_seconds=0), progress=False)
+                t_sample, (_, res) = timed(collect, inv, names, CollectOptions(workers=n), progress=False)
+                t_plain, (_, res0) = timed(collect, inv, names, CollectOptions(workers=n, sample_seconds=0),
+                                           progress=False)
                 bad = sum(not r.ok for r in [*res, *res0])
                 t_ansible, proc = timed(ansible.run, "ansible", "all", "-i", str(out / "inventory/ansible.yml"),
                                         "-m", "setup", "-f", str(n))

@@ -35,7 +35,8 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from audit.zombies import ZOMBIE, Judge, Verdict, percentile_of
+from audit.history import AuditView, HostMeasure
+from audit.model import ZOMBIE, Verdict
 from inventory.model import Classification, Flavor, Inventory, System
 from migrations.model import (
     Disposition,
@@ -206,90 +207,6 @@ def load_planning(path: Path | None = None) -> Planning:
     except ValidationError as exc:
         lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise PlanningError(f"{path}: " + "; ".join(lines)) from None
-
-
-# --- what the audit measured ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostMeasure:
-    """One host as the audit history saw it; None wherever nothing was measured."""
-
-    cpus: int | None = None
-    cpu_pct: float | None = None  # the planning percentile of CPU % of the host's CPUs
-    samples: int = 0
-    memory_used_gb: float | None = None
-    memory_total_gb: float | None = None
-    disk_used_gb: float | None = None  # used on the host's disks (OS included)
-    data_bytes: int | None = None  # under the system's data paths on this host
-    collected: datetime | None = None
-
-
-@dataclass
-class AuditView:
-    """What the planner takes from the audit (`AuditView.from_judge`) or from nothing (`AuditView()`)."""
-
-    verdicts: dict[str, Verdict] = field(default_factory=dict)
-    hosts: dict[str, HostMeasure] = field(default_factory=dict)
-    dependents: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> {dependent: how}
-    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest facts per host (asset lists)
-    runs: int = 0
-    seeded_runs: int = 0
-    since: datetime | None = None
-    until: datetime | None = None
-
-    @property
-    def has_history(self) -> bool:
-        return self.runs > 0
-
-    def describe(self) -> str:
-        if not self.has_history:
-            return ("无审计历史：未判定僵尸系统，规格按申报或默认值 / no audit history: no zombie verdicts, sizes "
-                    "declared or default")
-        seeded = f"，其中 {self.seeded_runs} 次为补录 / , {self.seeded_runs} seeded" if self.seeded_runs else ""
-        zh, _, en = seeded.partition(" / ")
-        span = f"{self.since:%Y-%m-%d} – {self.until:%Y-%m-%d}" if self.since and self.until else ""
-        return f"审计历史 {span}，{self.runs} 次采集{zh} / audit history {span}, {self.runs} runs{en}"
-
-    @classmethod
-    def from_judge(cls, judge: Judge, verdicts: Iterable[Verdict] | None = None,
-                   percentile: float = 95) -> AuditView:
-        inv = judge.inv
-        verdicts = list(verdicts) if verdicts is not None else judge.judge_all()
-        hosts, facts, runs, seeded, times = {}, {}, set(), set(), []
-        for name, history in sorted(judge.hosts.items()):
-            records = history.records
-            if not records:
-                continue
-            runs |= {r.run_id for r in records}
-            seeded |= {r.run_id for r in records if r.seeded}
-            times += [r.at for r in records]
-            latest = history.latest
-            facts[name] = latest
-            samples = [s for s in history.samples() if s[0] >= judge.since]
-            cpus = (latest.get("cpu") or {}).get("count")
-            memory = latest.get("memory") or {}
-            total, available = memory.get("total_kb"), memory.get("available_kb")
-            disks = [d for d in latest.get("disks") or [] if isinstance(d, dict)]
-            owner = inv.owner(name)
-            data = latest.get("data")
-            data_bytes = None
-            if isinstance(data, dict) and owner is not None:
-                data_bytes = sum(int((data.get(p) or {}).get("bytes") or 0) for p in owner.data_paths)
-            hosts[name] = HostMeasure(
-                cpus=int(cpus) if cpus else None,
-                cpu_pct=percentile_of([s[1] for s in samples], percentile) if samples else None,
-                samples=len(samples),
-                memory_used_gb=(int(total) - int(available)) / 1024**2 if total and available is not None else None,
-                memory_total_gb=int(total) / 1024**2 if total else None,
-                disk_used_gb=sum(int(d.get("used_kb") or 0) for d in disks) / 1024**2 if disks else None,
-                data_bytes=data_bytes,
-                collected=records[-1].at,
-            )
-        # Without a single collection every verdict is "insufficient data": no verdict is the honest value.
-        return cls({v.system: v for v in verdicts} if runs else {}, hosts,
-                   {k: dict(v) for k, v in judge.dependents.items()}, facts, len(runs), len(seeded),
-                   min(times) if times else None, max(times) if times else None)
 
 
 # --- dispositions -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from audit.history import AuditView
 from audit.zombies import Judge
 from inventory.model import Inventory
 from jiyue.store import Store
@@ -49,7 +50,7 @@ def plan_migration(inv: Inventory, store: Store, *, planning_path: Path | None =
         if not systems:
             raise MigrationInputError(f"--limit {limit!r} selects no host of any system")
     judge = Judge(inv, store)
-    audit = planner.AuditView.from_judge(judge, judge.judge_all(systems=sorted(inv.systems)),
+    audit = AuditView.from_judge(judge, judge.judge_all(systems=sorted(inv.systems)),
                                          percentile=rules.sizing.percentile)
     path = plan_path or planner.default_plan_path(inv)
     previous = planner.read_previous(path)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from audit.collect import Options, collect, collect_host
+from audit.collect import CollectOptions, collect, collect_host
 from jiyue import ssh
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.hosts import PER_HOST_PATHS
@@ -20,7 +20,7 @@ def store(tmp_path):
 
 
 def test_every_lab_host_is_collected_and_stored(lab, demo, store):
-    run_id, results = collect(demo, sorted(demo.hosts), Options(), store=store, progress=False)
+    run_id, results = collect(demo, sorted(demo.hosts), CollectOptions(), store=store, progress=False)
     assert [r.target for r in results if not r.ok] == []
     for r in results:
         facts = r.value
@@ -47,7 +47,7 @@ def _tree(lab, host: str) -> str:
 def test_collection_writes_nothing_on_the_host(lab, demo):
     host = demo.cloud.pool[0].host  # a cloud host runs no services that write on their own
     before = _tree(lab, host)
-    collect_host(demo, host, Options())
+    collect_host(demo, host, CollectOptions())
     assert _tree(lab, host) == before
 
 
@@ -55,9 +55,9 @@ def test_a_host_stopped_mid_run_is_reported_while_the_rest_complete(lab, demo, s
     hosts = sorted(demo.hosts)[:9]
     victim = hosts[-1]
     done: dict = {}
+    options = CollectOptions(workers=3, timeout=10)
     worker = threading.Thread(target=lambda: done.update(
-        zip(("run", "results"), collect(demo, hosts, Options(workers=3, timeout=10), store=store, progress=False),
-            strict=True)))
+        zip(("run", "results"), collect(demo, hosts, options, store=store, progress=False), strict=True)))
     try:
         worker.start()
         time.sleep(0.5)  # the first round is under way; the victim's turn comes in the third

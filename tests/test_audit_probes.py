@@ -10,12 +10,12 @@ from audit.probes import (
     Context,
     Cron,
     DataPaths,
+    HostOS,
     Logins,
     Packages,
     Sample,
     Script,
     Sockets,
-    System,
     WebAccess,
 )
 
@@ -72,7 +72,7 @@ def test_logins_from_utmpdump_and_lastlog():
         "ops              pts/2    10.80.1.7        Sat Nov 21 10:00:00 +0800 2026\n"
         "@@\n"
     )
-    facts = Logins().process(text, Context(), tz=CST)
+    facts = Logins().process(text, Context(tz=CST))
     assert facts["users_last"] == {
         "liqiang": datetime(2026, 10, 1, 1, 0, tzinfo=UTC).isoformat(),
         "ops": datetime(2026, 11, 21, 2, 0, tzinfo=UTC).isoformat(),
@@ -90,10 +90,10 @@ def test_packages_take_the_newest_transaction_of_any_manager():
             "apt End-Date: 2024-03-01  10:00:05\n"
             "dnf 2025-06-01T09:12:01+0800 SUBDEBUG Upgrade: openssl-1:3.0.7-25.el9.x86_64\n"
             "yum 2019 Mar 01 09:12:01 Updated: openssl-1.0.2k-26.el7_9.x86_64\n")
-    facts = Packages().process(text, Context(), tz=CST)
+    facts = Packages().process(text, Context(tz=CST))
     assert facts["source"] == "dnf"
     assert facts["last_transaction"] == datetime(2025, 6, 1, 1, 12, 1, tzinfo=UTC).isoformat()
-    only_yum = Packages().process("yum 2019 Mar 01 09:12:01 Updated: x\n", Context(), tz=CST)
+    only_yum = Packages().process("yum 2019 Mar 01 09:12:01 Updated: x\n", Context(tz=CST))
     assert only_yum["last_transaction"].startswith("2019-03-01T01:12:01")
     assert Packages().process("", Context())["last_transaction"] is None
 
@@ -102,9 +102,9 @@ def test_os_identity_recognises_domestic_distributions_by_id_or_id_like():
     cpus = "".join(f"processor\t: {i}\nmodel name\t: Kunpeng 920\n" for i in range(4))
     base = (f"@@\n6.1.0\n@@\n100.0 50.0\n@@\n{cpus}@@\nMemTotal: 8000 kB\n@@\n@@\n"
             "0.1 0.2 0.3 1/100 5\n@@\nh\n")
-    kylin = System().process('ID=kylin\nVERSION_ID="V10"\nPRETTY_NAME="Kylin V10 SP2"\n' + base, Context())
+    kylin = HostOS().process('ID=kylin\nVERSION_ID="V10"\nPRETTY_NAME="Kylin V10 SP2"\n' + base, Context())
     assert kylin["os"]["distribution"] == "Kylin" and kylin["cpu"] == {"model": "Kunpeng 920", "count": 4}
-    derived = System().process('ID=nfs\nID_LIKE="uos debian"\n' + base, Context())
+    derived = HostOS().process('ID=nfs\nID_LIKE="uos debian"\n' + base, Context())
     assert derived["os"]["distribution"] == "UOS"
 
 
@@ -149,7 +149,7 @@ def test_sample_measures_this_machines_processes_over_a_real_interval():
     busy = "python3 -c 'import time; t=time.time()\nwhile time.time()-t<2.5: pass'"
     out = sh(f"{busy} & sleep 0.3; {script}; wait")
     begin, end = out.split("@@BEGIN\n", 1)[1].split("@@END\n", 1)
-    facts = sample.process(end, ctx, start=begin)
+    facts = sample.process(end, Context(sample_seconds=1, sample_start=begin))
     assert facts["interval_s"] >= 1.0
     # a long-running busy process in this namespace is counted (one core, most of the interval)
     assert facts["cpu_seconds"] >= 0.5 and facts["cpu_pct_of_one_core"] >= 40
@@ -184,5 +184,5 @@ def test_network_counts_unicast_ip_not_arp_noise_or_loopback():
     start = _snapshot(100.0, eth_rx=1000, lo=50, in_octets=2050, out_octets=3050)
     # every host on the segment hears 6 kB of ARP; the host itself sent 4 kB and looped 100 B back
     end = _snapshot(101.0, eth_rx=7000, lo=150, in_octets=2150, out_octets=7150)
-    facts = sample.process("1 2\n@@\n" + end, Context(), start=start)
+    facts = sample.process("1 2\n@@\n" + end, Context(sample_start=start))
     assert facts["net_bytes"] == 4000 and facts["net_bytes_per_s"] == 4000.0

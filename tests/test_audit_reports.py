@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import zlib
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,9 +22,17 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from audit.archive import archive_headers, is_single_office
-from audit.report import write_reports
-from audit.zombies import Judge
+from audit import service
+from audit.archive import (
+    ARCHIVE_COLUMNS,
+    ASSET_COLUMNS,
+    INTEGRATION_COLUMNS,
+    SUMMARY_COLUMNS,
+    archive_headers,
+    is_single_office,
+)
+from audit.model import CRITERIA, INSUFFICIENT, MET, NEAR, NOT_MET, SCRAP, TRANSFER, VERDICT_ORDER
+from audit.report import VERDICT_COLORS, write_reports
 from jiyue import i18n, reports
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
@@ -121,12 +130,11 @@ def audit(demo, tmp_path_factory):
     store = Store(f"sqlite:///{base}/h.sqlite")
     for n, at in enumerate(RUNS):
         store.record(AUDIT_COLLECT, city_run(demo, at, n), started=at, seeded=True)
-    judge = Judge(demo, store, now=NOW)
-    verdicts = judge.judge_all()
-    zh = write_reports(demo, judge, verdicts, base / "zh")
-    en = write_reports(demo, judge, verdicts, base / "en", lang="en")
-    return {"judge": judge, "verdicts": {v.system: v for v in verdicts}, "zh": base / "zh", "en": base / "en",
-            "written": (zh, en)}
+    result = service.judge(demo, store, now=NOW)
+    zh = write_reports(result, base / "zh")
+    en = write_reports(result, base / "en", lang="en")
+    return {"judge": result.judge, "verdicts": {v.system: v for v in result.verdicts}, "zh": base / "zh",
+            "en": base / "en", "written": (zh, en)}
 
 
 # --- the scenario is what the reports are about -------------------------------------------------
@@ -140,7 +148,7 @@ def test_scenario_verdicts(audit):
     assert v["fgw-oa"].verdict == "zombie" and 2 in v["fgw-oa"].met  # replaced by szfb-oa, in use
     assert v["qszf-nyfw"].verdict == "suspect"
     assert v["zjj-wxzj"].verdict == "insufficient_data"
-    assert "gaj-hjyy" in audit["judge"].dependents["dsj-gxjh"]  # measured
+    assert "gaj-hjyy" in audit["judge"].history.dependents["dsj-gxjh"]  # measured
 
 
 def test_stable_file_names(audit):
@@ -383,9 +391,25 @@ def test_dependency_layers_with_cycles():
     assert {layers["d"], layers["e"]} <= {0, 1}
 
 
-def test_labels_complete():
-    for key, texts in i18n.labels().items():
-        assert texts["zh"] and texts["en"], key
+LABEL_CALL = re.compile(r"""(?<![\w.])t\(\s*['"]([a-z_]+(?:\.[a-z0-9_]+)+)['"]""")
+
+
+def test_every_label_the_audit_shows_exists():
+    """Every label key the audit's code and template name, literally or by a family of values, is defined.
+
+    i18n checks at load that each defined label has both languages; this checks the other side: no
+    report asks for a key nobody defined (which would fail only when that branch is reached)."""
+    sources = [*(REPO / "audit").glob("*.py"), *(REPO / "audit" / "templates").glob("*.j2")]
+    literal = {key for path in sources for key in LABEL_CALL.findall(path.read_text(encoding="utf-8"))}
+    assert {"audit.title", "html.zombies", "archive.window", "report.total"} <= literal  # the scan sees calls
+    families = {
+        *(f"archive.{c}" for c in ARCHIVE_COLUMNS), *SUMMARY_COLUMNS, *INTEGRATION_COLUMNS, *ASSET_COLUMNS,
+        *(f"verdict.{v}" for v in VERDICT_ORDER), *(f"criterion.{c}" for c in CRITERIA),
+        *(f"outcome.{o}" for o in (MET, NEAR, NOT_MET, INSUFFICIENT)), *(f"disposal.{d}" for d in (TRANSFER, SCRAP)),
+        *(f"integration.kind.{k}" for k in ("overlap", "single_office")),
+        *(f"integration.action.{a}" for a in ("keep", "merge", "merge_none", "decommission")),
+    }
+    assert sorted(k for k in literal | families if not i18n.has(k)) == []
     assert i18n.bilingual("中文 / English", "en") == "English"
     with pytest.raises(i18n.LabelError):
         i18n.t("report.total", "fr")
@@ -394,21 +418,121 @@ def test_labels_complete():
 # --- rendered by a browser --------------------------------------------------------------------------
 
 
-def test_chromium_screenshot(audit, tmp_path):
-    """The page renders in headless Chromium (no network needed); the PNG is kept for people to see."""
+def _chromium() -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         if IN_CI:
             pytest.fail("chromium is required under CI (Debian package: chromium, fonts: fonts-noto-cjk)")
         pytest.skip("chromium is not installed (apt-get install chromium fonts-noto-cjk)")
-    png = tmp_path / "archive.png"
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    return browser
+
+
+def _render(page: Path, tmp_path: Path, *output: str) -> subprocess.CompletedProcess:
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
-           f"--screenshot={png}", "--window-size=1400,2000", (audit["zh"] / "archive.html").as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *output,
+           page.as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+class _PrintedPdf:
+    """What Chromium printed, read back from its PDF: the text drawn (in drawing order, each character
+    with the font it was drawn in) and the fill colours painted.
+
+    Enough of PDF for Skia's output: objects, Flate streams, each font's ToUnicode map, the pages'
+    content streams (`Tf`, `Tj`, `TJ`, `rg`) and the `ActualText` spans Skia writes where a glyph
+    maps to a different code point (a CJK radical for its unified ideograph)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.objects = {int(m.group(1)): m.group(2) for m in re.finditer(rb"(\d+) 0 obj\s*(.*?)endobj", data, re.S)}
+        self.chars: list[tuple[str, str]] = []  # (character, font name)
+        self.fills: set[tuple[int, int, int]] = set()
+        for body in self.objects.values():
+            if body.startswith(b"<</Type /Page\n"):
+                resources = body.partition(b"/Font <<")[2].partition(b">>")[0]  # empty on a page without text
+                fonts = dict(re.findall(rb"/(F\d+) (\d+) 0 R", resources))
+                self._content(self._stream(int(re.search(rb"/Contents (\d+) 0 R", body).group(1))),
+                              {name.decode(): self._font(int(ref)) for name, ref in fonts.items()})
+
+    @property
+    def text(self) -> str:
+        return "".join(c for c, _ in self.chars)
+
+    def _stream(self, ref: int) -> bytes:
+        head, _, raw = self.objects[ref].partition(b"stream")
+        raw = raw.lstrip(b"\r\n")
+        return zlib.decompressobj().decompress(raw) if b"/FlateDecode" in head else raw
+
+    def _font(self, ref: int) -> tuple[str, int, dict[int, str]]:
+        """(font name, bytes per character code, code -> text) of one font object."""
+        body = self.objects[ref]
+        descriptor = re.search(rb"/FontDescriptor (\d+) 0 R", body)
+        name = re.search(rb"/FontName /(\S+)", self.objects[int(descriptor.group(1))]) if descriptor else \
+            re.search(rb"/BaseFont /(\S+)", body)  # a Type0 font names itself
+        cmap: dict[int, str] = {}
+        unicode = re.search(rb"/ToUnicode (\d+) 0 R", body)
+        text = self._stream(int(unicode.group(1))).decode("latin-1") if unicode else ""
+        space = re.search(r"begincodespacerange\s*<([0-9A-Fa-f]+)>", text)
+        width = len(space.group(1)) // 2 if space else 1
+        for block in re.findall(r"beginbfchar(.*?)endbfchar", text, re.S):
+            for code, uni in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+                cmap[int(code, 16)] = bytes.fromhex(uni).decode("utf-16-be")
+        for block in re.findall(r"beginbfrange(.*?)endbfrange", text, re.S):
+            for lo, hi, uni in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+                for i, code in enumerate(range(int(lo, 16), int(hi, 16) + 1)):
+                    cmap[code] = chr(int(uni, 16) + i)
+        return (name.group(1).decode() if name else "?"), width, cmap
+
+    def _content(self, stream: bytes, fonts: dict[str, tuple[str, int, dict[int, str]]]) -> None:
+        font: tuple[str, int, dict[int, str]] = ("?", 1, {})
+        actual: str | None = None
+        ops = re.finditer(rb"/(F\d+) [\d.]+ Tf|<<\s*/ActualText <([0-9A-Fa-f]+)>\s*>>\s*BDC|(EMC)"
+                          rb"|\[((?:[^\]])*)\]\s*TJ|<([0-9A-Fa-f]*)>\s*Tj|([\d.]+) ([\d.]+) ([\d.]+) rg", stream)
+        for m in ops:
+            if m.group(1):
+                font = fonts[m.group(1).decode()]
+            elif m.group(2):
+                actual = bytes.fromhex(m.group(2).decode())[2:].decode("utf-16-be")  # after the BOM
+                self.chars += [(c, font[0]) for c in actual]
+            elif m.group(3):
+                actual = None
+            elif m.group(4) is not None or m.group(5) is not None:
+                if actual is not None:  # the span already gave the text these glyphs draw
+                    continue
+                hexes = re.findall(rb"<([0-9A-Fa-f]*)>", m.group(4)) if m.group(4) is not None else [m.group(5)]
+                name, width, cmap = font
+                for h in hexes:
+                    codes = bytes.fromhex(h.decode())
+                    self.chars += [(cmap.get(int.from_bytes(codes[i:i + width]), "\ufffd"), name)
+                                   for i in range(0, len(codes), width)]
+            else:
+                self.fills.add(tuple(round(float(m.group(i)) * 255) for i in (6, 7, 8)))
+
+
+def test_chromium_prints_the_charts_and_the_chinese_text(audit, tmp_path):
+    """What a person sees in headless Chromium (no network needed): the page printed to PDF has the Chinese
+    headings and the hostile host strings as text, drawn in the CJK font (not as empty boxes), and its
+    charts painted in the verdict colours. A screenshot is kept for people to look at."""
+    page = audit["zh"] / "archive.html"
+    pdf = tmp_path / "archive.pdf"
+    proc = _render(page, tmp_path, f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    assert pdf.exists(), f"no PDF (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    printed = _PrintedPdf(pdf.read_bytes())
+    text = printed.text
+    for label in ("audit.title", "html.overview", "html.verdict_chart", "html.cpu_chart", "html.dependencies",
+                  "html.zombies", "html.integration", "html.assets"):
+        assert i18n.t(label, "zh") in text, label
+    assert "fgw-hgjj" in text and "市发展和改革委员会" in text
+    assert SCRIPT_USER in text and FORMULA in text  # hostile strings are shown, as text
+    cjk = {font for c, font in printed.chars if "\u4e00" <= c <= "\u9fff"}
+    assert cjk and all("CJK" in font for font in cjk), cjk
+    for colour in VERDICT_COLORS.values():
+        rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        assert any(all(abs(a - b) <= 1 for a, b in zip(rgb, fill, strict=True)) for fill in printed.fills), colour
+
+    png = tmp_path / "archive.png"
+    proc = _render(page, tmp_path, f"--screenshot={png}", "--window-size=1400,2000")
     assert png.exists(), f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    assert png.stat().st_size > 20_000
     keep = REPO / "reports" / "test-screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(png, keep / "archive.png")

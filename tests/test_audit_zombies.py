@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.collect import Options, collect
+from audit import service
+from audit.collect import CollectOptions, collect
 from audit.zombies import ACTIVE, NO_DATA, ZOMBIE, Judge
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
@@ -33,11 +34,15 @@ def dispositions() -> dict[str, str]:
 def judged(seeded, demo, tmp_path_factory):
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('zombies')}/history.sqlite")
     assert seed_history(store, demo) == 30
-    for _ in range(2):  # two real runs: the second also measures traffic between runs (counter deltas)
-        _, results = collect(demo, sorted(demo.hosts), Options(), store=store, progress=False)
-        assert [(r.target, r.error_kind, r.error) for r in results if not r.ok] == []
-    judge = Judge(demo, store)
-    return store, judge, {v.system: v for v in judge.judge_all()}
+    # Two real runs: the second also measures traffic between runs (counter deltas). It goes through the
+    # service, as the demo runs it: every host collected, then every system judged.
+    _, results = collect(demo, sorted(demo.hosts), CollectOptions(), store=store, progress=False)
+    assert [(r.target, r.error_kind, r.error) for r in results if not r.ok] == []
+    result = service.collect_and_judge(demo, store, progress=False)
+    assert [(r.target, r.error_kind, r.error) for r in result.not_collected] == []
+    assert {r.target for r in result.collection} == set(demo.hosts) and result.run_id is not None
+    assert [v.system for v in result.verdicts] == sorted(demo.systems)
+    return store, result.judge, {v.system: v for v in result.verdicts}
 
 
 def _explain(verdict) -> str:
@@ -65,7 +70,7 @@ def test_every_other_system_is_active(judged):
 
 def test_measured_connections_confirm_declared_dependencies(judged, demo):
     _, judge, _ = judged
-    measured = {(dependency, dependent) for dependency, deps in judge.dependents.items()
+    measured = {(dependency, dependent) for dependency, deps in judge.history.dependents.items()
                 for dependent, how in deps.items() if "TCP" in how}
     declared = {(dep, s.id) for s in demo.systems.values() for dep in s.depends_on}
     assert declared & measured, "no declared dependency was seen on the wire"
@@ -81,7 +86,7 @@ def test_seeded_history_is_marked_and_the_real_run_is_not(judged):
 
 def test_a_short_history_is_said_so_not_guessed(seeded, demo, tmp_path):
     store = Store(f"sqlite:///{tmp_path}/history.sqlite")
-    collect(demo, sorted(demo.hosts), Options(), store=store, progress=False)
+    collect(demo, sorted(demo.hosts), CollectOptions(), store=store, progress=False)
     verdicts = {v.system: v for v in Judge(demo, store).judge_all()}
     for system, disposition in dispositions().items():
         idle = verdicts[system].criteria[2]
@@ -124,11 +129,10 @@ def test_hostile_host_output_is_inert_in_every_report(judged, demo, lab, tmp_pat
             if HOSTILE_PROCESS in lab.exec(host, "ss -H -tlnp").stdout:
                 break
             time.sleep(0.1)
-        _, results = collect(demo, [host], Options(), store=store, progress=False)
+        _, results = collect(demo, [host], CollectOptions(), store=store, progress=False)
         assert results[0].ok
         assert any(p["process"] == HOSTILE_PROCESS for p in results[0].value["listening"])
-        judge = Judge(demo, store)
-        paths = write_reports(demo, judge, judge.judge_all(), tmp_path)
+        paths = write_reports(service.judge(demo, store), tmp_path)
     finally:
         lab.exec(host, f"kill {pid}")
         log.write_bytes(original_log)

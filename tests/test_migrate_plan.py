@@ -22,14 +22,16 @@ import pytest
 import yaml
 
 import inventory
+from audit.history import AuditView, HostMeasure
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
 from inventory.model import Classification, Inventory
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
 from migrations import plan as planner
+from audit.history import AuditView, HostMeasure
 from migrations.model import Disposition, Plan, PlanError, PlannedMigration, WorkOrderStatus, load_plan, save_plan
-from migrations.plan import AuditView, HostMeasure, Planning, PoolProvider, build_plan, load_planning
+from migrations.plan import Planning, PoolProvider, build_plan, load_planning
 from migrations.report import write_reports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,7 +222,7 @@ def test_classified_never_to_the_cloud_whatever_the_audit_says(demo_inv, history
     audit = copy.copy(history)
     audit.verdicts = {**history.verdicts, "gaj-qbyp": Verdict("gaj-qbyp", verdict, [], None, None, 30,
                                                              ["gaj-qbyp-app1"], [])}
-    audit.hosts = {**history.hosts, "gaj-qbyp-app1": HostMeasure(2, 50.0, 30, 2.0, 8.0, 30.0, GB, NOW)}
+    audit.hosts = {**history.hosts, "gaj-qbyp-app1": HostMeasure(2, 50.0, 30, 2.0, 30.0, GB, NOW)}
     plan = build_plan(demo_inv, audit, rules, start=START, now=NOW)
     _assert_handed_over(plan, "gaj-qbyp")
     if verdict == ZOMBIE:

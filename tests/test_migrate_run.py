@@ -309,7 +309,7 @@ def test_wave_end_to_end(env, monkeypatch):
     assert not store.locks()
     # the archive records the new location
     judge = Judge(inv, store)
-    records = {r["id"]: r for r in archive_records(inv, judge.judge_all(), {}, "en", locations=judge.locations)}
+    records = {r["id"]: r for r in archive_records(inv, judge.judge_all(), {}, "en", locations=judge.history.locations)}
     for system in MIGRATED_IN_1:
         pairs = WAVES[1][system]
         assert records[system]["location"].startswith("Migrated to the cloud")

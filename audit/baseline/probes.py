@@ -14,9 +14,9 @@ another file's header.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
-from audit.probes import Clock, Context, Cron, Logins, Packages, Probe, Sample, Services, Sockets, System
+from audit.probes import Clock, Context, Cron, HostOS, Logins, Packages, Probe, Sample, Services, Sockets
 
 # Configuration the checks read, RHEL family and Debian family alike (globs expanded on the host).
 CONFIG_FILES = (
@@ -49,13 +49,33 @@ INTEGRITY_FILES = ("/var/lib/aide/aide.db", "/var/lib/aide/aide.db.gz", "/var/li
 MAX_LINES = 20000
 
 
+class FileMode(TypedDict):
+    mode: str  # octal, three digits at least: "640"
+    uid: int
+    gid: int
+
+
+class ShadowEntry(TypedDict):
+    """One /etc/shadow line without its hash; the aging fields are None where empty."""
+
+    line: int
+    status: str  # empty | locked | hash
+    scheme: str  # "6", "y", "des", or "-"
+    lastchg: int | None
+    min: int | None
+    max: int | None
+    warn: int | None
+    inactive: int | None
+    expire: int | None
+
+
 def _globs(paths: tuple[str, ...]) -> str:
     """Paths for a shell `for` list: globs stay unquoted (expanded on the host), nothing else is variable."""
     assert all(re.fullmatch(r"[\w./*-]+", p) for p in paths)
     return " ".join(paths)
 
 
-class ConfigFiles(Probe):
+class ConfigFiles(Probe[dict[str, list[str]]]):
     """The content of every configuration file a check reads: {path: [lines]}, line numbers = index + 1."""
 
     name = "config"
@@ -81,7 +101,7 @@ class ConfigFiles(Probe):
         return files
 
 
-class FileModes(Probe):
+class FileModes(Probe[dict[str, FileMode]]):
     """Owner and mode of the security files and logs: {path: {"mode": "640", "uid": 0, "gid": 42}}."""
 
     name = "modes"
@@ -89,8 +109,8 @@ class FileModes(Probe):
     def command(self, ctx: Context) -> str:
         return f"stat -L -c 'M %a %u %g %n' {_globs(MODE_FILES)} 2>/dev/null"
 
-    def process(self, text: str, ctx: Context) -> dict[str, dict[str, Any]]:
-        out = {}
+    def process(self, text: str, ctx: Context) -> dict[str, FileMode]:
+        out: dict[str, FileMode] = {}
         for line in text.splitlines():
             f = line.split(" ", 4)
             if len(f) == 5 and f[0] == "M" and f[1].isdigit():
@@ -98,7 +118,7 @@ class FileModes(Probe):
         return out
 
 
-class Shadow(Probe):
+class Shadow(Probe[dict[str, ShadowEntry]]):
     """/etc/shadow reduced on the host: per user its line, password status (empty, locked, hash), the
     hash scheme ($6$ -> "6", DES -> "des") and the aging fields. The hash itself never leaves the host."""
 
@@ -112,8 +132,8 @@ class Shadow(Probe):
                "for (i = 3; i <= 8; i++) printf \" %s\", ($i == \"\" ? \"-\" : $i); print \"\" }")
         return f"[ -r /etc/shadow ] && awk -F: '{awk}' /etc/shadow"
 
-    def process(self, text: str, ctx: Context) -> dict[str, dict[str, Any]]:
-        out = {}
+    def process(self, text: str, ctx: Context) -> dict[str, ShadowEntry]:
+        out: dict[str, ShadowEntry] = {}
         for line in text.splitlines():
             f = line.split()
             if len(f) == 11 and f[0] == "S" and f[1].isdigit():
@@ -125,7 +145,7 @@ class Shadow(Probe):
         return out
 
 
-class Processes(Probe):
+class Processes(Probe[list[str]]):
     """Names of the processes running on the host (in the lab: in the host's own network namespace)."""
 
     name = "processes"
@@ -138,7 +158,7 @@ class Processes(Probe):
         return sorted({line.strip() for line in text.splitlines() if line.strip()})
 
 
-class Runtime(Probe):
+class Runtime(Probe[dict[str, Any]]):
     """Runtime state the configuration files cannot show: MAC, audit rules loaded, time sync, the
     risky packages installed, second-factor modules, integrity databases, trust files, boot trust."""
 
@@ -201,5 +221,5 @@ class LastLogins(Logins):
 
 # Order matters only for reading the output: Clock first (Script parses it first anyway).
 # Processes defines $jy_pids, which Sockets reads: it comes first.
-PROBES: tuple[Probe, ...] = (Clock(), System(), ConfigFiles(), FileModes(), Shadow(), Processes(), Services(),
+PROBES: tuple[Probe[Any], ...] = (Clock(), HostOS(), ConfigFiles(), FileModes(), Shadow(), Processes(), Services(),
                              Sockets(), Runtime(), LastLogins(), Packages(), Cron())

@@ -1,0 +1,313 @@
+"""The audit's records, declared once: the facts each probe returns, the verdicts, the archive's lists.
+
+Facts travel as plain dicts (they are stored as JSON in the history store and read back years
+later), so their shapes are TypedDicts: the schema each probe documents here is the schema every
+reader (zombies, archive, reports, the migration planner's `AuditView`) types against, and a key
+spelled wrong is a type error, not a silent `None`.
+
+One collection of one host is a `HostFacts`: the probes' sections, with `HostOS` and `Sockets`
+merged at the top level (`facts["os"]`, `facts["listening"]`). Seeded history (lab/history.py)
+stores only `sample` and `cpu`, so every reader treats every key as possibly missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+
+if TYPE_CHECKING:
+    from audit.zombies import Judge
+    from inventory.model import Inventory
+    from jiyue.runner import Result
+
+# --- facts, one shape per probe (audit/probes.py) -------------------------------------------------
+
+
+class ClockFacts(TypedDict):
+    """`Clock`: the host's time (epoch seconds) and its UTC offset, `+0800`."""
+
+    epoch: int
+    utc_offset: str
+
+
+class OsRelease(TypedDict):
+    """From /etc/os-release; `distribution` is the name the lifecycle table knows (Kylin, UOS, …)."""
+
+    id: str
+    id_like: list[str]
+    version_id: str
+    name: str
+    pretty_name: str
+    distribution: str
+
+
+class CpuFacts(TypedDict):
+    model: str
+    count: int
+
+
+class MemoryFacts(TypedDict):
+    total_kb: int
+    available_kb: int
+
+
+class Disk(TypedDict):
+    device: str
+    mount: str
+    size_kb: int
+    used_kb: int
+
+
+class HostOSFacts(TypedDict):
+    """`HostOS`: the operating system and what it reports about the machine."""
+
+    os: OsRelease
+    kernel: str
+    uptime_s: float
+    cpu: CpuFacts
+    memory: MemoryFacts
+    disks: list[Disk]
+    load: list[float]  # 1, 5 and 15 minutes
+    hostname: str
+
+
+class NetCounters(TypedDict):
+    """Unicast IP bytes since boot at the sample's end: deltas between runs measure long-term traffic."""
+
+    rx: int
+    tx: int
+
+
+class SampleFacts(TypedDict):
+    """`Sample`: CPU and network over the sampling interval (the host's own processes, not ours)."""
+
+    interval_s: float
+    cpu_seconds: float
+    cpu_pct_of_one_core: float
+    host_cpu_pct: float  # the whole machine, /proc/stat
+    net_bytes: int
+    net_bytes_per_s: float
+    net_counters: NetCounters
+    processes: int
+    rss_kb: int
+
+
+class Listening(TypedDict):
+    proto: str  # tcp | udp
+    address: str
+    port: int
+    process: str  # "" when no process of the host's namespace holds the socket
+    pid: int | None
+
+
+class Connection(TypedDict):
+    """An established TCP connection (loopback left out): one edge of the measured dependency map."""
+
+    local: str
+    local_port: int
+    peer: str
+    peer_port: int
+    process: str
+
+
+class SocketFacts(TypedDict):
+    """`Sockets`: listening ports with their processes, established TCP connections."""
+
+    listening: list[Listening]
+    connections: list[Connection]
+
+
+class LoginFacts(TypedDict):
+    """`Logins`: each user's last interactive login (UTC ISO time), logins per day and where they came from."""
+
+    users_last: dict[str, str]
+    logins_per_day: dict[str, int]
+    sources: list[str]  # wtmp, lastlog, wtmpdb
+    distinct_users: NotRequired[dict[str, int]]  # "30", "90", "365" days back from the host's clock
+
+
+class WebFacts(TypedDict):
+    """`WebAccess`: from the system's declared access logs, aggregated on the host."""
+
+    requests_per_day: dict[str, list[int]]  # ISO day -> [requests, distinct clients]
+    clients_last_day: dict[str, str]  # client address -> the last ISO day it was seen
+    last_request: str | None
+    logs: list[str]  # declared
+    found: list[str]  # present on the host
+
+
+class PackageFacts(TypedDict):
+    """`Packages`: the newest package transaction of any manager (dpkg, apt, dnf, yum, rpm)."""
+
+    last_transaction: str | None
+    source: str | None
+    detail: str | None
+
+
+class ServiceFacts(TypedDict):
+    manager: str  # systemd | sysv | unknown
+    enabled: list[str]
+    running: list[str]
+
+
+class CronEntry(TypedDict):
+    file: str
+    entry: str
+
+
+class DataPathFacts(TypedDict):
+    """`DataPaths`: one declared data path (the facts are {path: DataPathFacts})."""
+
+    exists: bool
+    files: int
+    bytes: int
+    last_modified: str | None
+
+
+class HostFacts(TypedDict, total=False):
+    """One host's collection as stored (`audit.collect` records): every probe's facts, and its timing."""
+
+    clock: ClockFacts
+    os: OsRelease
+    kernel: str
+    uptime_s: float
+    cpu: CpuFacts
+    memory: MemoryFacts
+    disks: list[Disk]
+    load: list[float]
+    hostname: str
+    listening: list[Listening]
+    connections: list[Connection]
+    logins: LoginFacts
+    web: WebFacts
+    packages: PackageFacts
+    services: ServiceFacts
+    cron: list[CronEntry]
+    data: dict[str, DataPathFacts]
+    sample: SampleFacts
+    collect_seconds: float
+
+
+class Location(TypedDict, total=False):
+    """Where a system runs now, as the migration engine recorded it (`MIGRATE_LOCATION` in the store)."""
+
+    system: str
+    hosts: dict[str, str]  # source host -> target host
+    what: str  # migrated | rolled_back
+    run_key: str
+    at: str
+
+
+# --- verdicts (audit/zombies.py) ------------------------------------------------------------------
+
+CRITERIA = ("detached", "replaceable", "idle", "maintenance", "small")
+MET, NEAR, NOT_MET, INSUFFICIENT = "met", "near", "not_met", "insufficient"
+ZOMBIE, SUSPECT, ACTIVE, NO_DATA = "zombie", "suspect", "active", "insufficient_data"
+VERDICT_ORDER = (ZOMBIE, SUSPECT, ACTIVE, NO_DATA)
+
+
+@dataclass
+class Evidence:
+    """One observation behind a criterion: on which host, what signal, its value, when and from where."""
+
+    host: str
+    signal: str
+    value: str
+    at: str | None = None
+    source: str | None = None
+
+
+@dataclass
+class Criterion:
+    """One of the five criteria for one system: its outcome, the numbers and the evidence behind it."""
+
+    key: str  # one of CRITERIA
+    outcome: str  # MET | NEAR | NOT_MET | INSUFFICIENT
+    summary: str  # "中文 / English"
+    numbers: dict[str, Any] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return CRITERIA.index(self.key) + 1
+
+
+@dataclass
+class Verdict:
+    """A system's verdict over the observation window, with every criterion that led to it."""
+
+    system: str
+    verdict: str  # ZOMBIE | SUSPECT | ACTIVE | NO_DATA
+    criteria: list[Criterion]
+    window_start: str | None
+    window_end: str | None
+    runs: int
+    hosts_measured: list[str]
+    hosts_missing: list[str]
+
+    @property
+    def met(self) -> list[int]:
+        return [c.number for c in self.criteria if c.outcome == MET]
+
+
+# --- the archive's lists (audit/archive.py) -------------------------------------------------------
+
+TRANSFER, SCRAP = "transfer", "scrap"
+
+
+@dataclass
+class IntegrationEntry:
+    """One system on the integration list; `target` is the system it should merge into (None: keep
+    it as the merged system, or no target found in its department)."""
+
+    kind: str  # overlap | single_office
+    department: str
+    group: list[str]  # the systems considered together
+    system: str
+    target: str | None
+    action: str  # keep | merge | merge_none | decommission
+    reasons: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (label key, arguments)
+
+
+@dataclass
+class AssetEntry:
+    """One host of a zombie system on the asset list, with its suggested disposal and why."""
+
+    host: str
+    address: str
+    os: str
+    cpus: int | None
+    memory_gb: float | None
+    disk_gb: float | None
+    system: str
+    system_name: str
+    department: str
+    listening: list[str]
+    cron: list[str]
+    last_collected: datetime | None
+    eol: str | None
+    disposal: str  # TRANSFER | SCRAP
+    reason: tuple[str, dict[str, str]]
+
+
+# --- what the audit service returns (audit/service.py) ---------------------------------------------
+
+
+@dataclass
+class AuditResult:
+    """One audit: the verdicts over the stored history and, when it collected, this run's outcome per host.
+
+    `audit.report.write_reports` writes it; `judge` holds the window, the policy and the history read
+    from the store (each host's facts, the measured dependents, each system's current location).
+    """
+
+    inventory: Inventory
+    judge: Judge
+    verdicts: list[Verdict]
+    collection: list[Result] = field(default_factory=list)  # empty when the audit only judged
+    run_id: int | None = None  # the stored collection run
+
+    @property
+    def not_collected(self) -> list[Result]:
+        return [r for r in self.collection if not r.ok]
