@@ -32,7 +32,8 @@ import yaml
 
 from audit.baseline.evidence import family_of
 from inventory.model import Inventory
-from lab.hosts import SSHD, Lab, LabError, _pid_alive, os_release
+from lab.hosts import SSHD, Lab, LabError, os_release
+from lab.procs import pid_alive
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.yaml"
@@ -149,7 +150,7 @@ def _stop_previous(pid_file: Path) -> None:
     if not pid_file.exists():
         return
     for token in pid_file.read_text().split():
-        if token.isdigit() and _pid_alive(int(token)):
+        if token.isdigit() and pid_alive(int(token)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(token), signal.SIGTERM)
     pid_file.unlink()
@@ -215,7 +216,7 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
     if starts:
         proc = lab.exec(host, "; ".join(starts))
         pid_file.write_text(proc.stdout)
-    pid = lab._sshd_pid(host)
+    pid = lab.sshd_pid(host)
     if pid:
         os.kill(pid, signal.SIGHUP)  # reload the seeded sshd_config (validated above)
     return host_faults(data, host)
