@@ -13,6 +13,7 @@ restarts those processes: never two.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import shlex
@@ -64,6 +65,27 @@ def expected_failures(data: dict[str, Any], host: str, audit_seeded: bool = True
     """The checks the seeded faults of `host` must make fail (with the audit scenario's, when it was seeded)."""
     found = {c for f in host_faults(data, host) for c in data["faults"][f]["expect"]}
     return found | set(data.get("scenario_expect", {}).get(host, [])) if audit_seeded else found
+
+
+def ssh_sources(inv: Inventory) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Where SSH management may come from on a lab host: the inventory's own address space, both families.
+
+    Every subnet (the operator is the lab machine, on each subnet's gateway; hosts reach each other, as
+    the migration's rsync does), the extranet's management sources, and any host address outside them.
+    """
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [s.prefix for s in inv.subnets.values()]
+    if inv.extranet and inv.extranet.management:
+        nets += inv.extranet.management.sources
+    nets += [ipaddress.ip_network(h.address) for h in inv.hosts.values() if not any(h.address in n for n in nets)]
+    return [*ipaddress.collapse_addresses(n for n in nets if n.version == 4),
+            *ipaddress.collapse_addresses(n for n in nets if n.version == 6)]
+
+
+def wrapper_source(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A network in hosts.allow's notation: 198.18.10.0/255.255.255.0, [2001:db8::]/64."""
+    if net.version == 6:
+        return f"[{net.network_address}]/{net.prefixlen}"
+    return f"{net.network_address}/{net.netmask}"
 
 
 def host_vars(data: dict[str, Any], host: str, family: str) -> dict[str, Any]:
@@ -163,6 +185,8 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
     os_id = release.get("ID", "").strip('"')
     family = family_of(os_id, release.get("ID_LIKE", "").strip('"').split(), h.os_family.value) or "redhat"
     v = host_vars(data, host, family)
+    sources = ssh_sources(inv)
+    v |= {"ssh_sources": [str(n) for n in sources], "wrapper_sources": [wrapper_source(n) for n in sources]}
     for d in OWNED_DIRS:
         target = lab.path(host, d)  # emptied, never removed: it is the source of the host's bind mount
         target.mkdir(parents=True, exist_ok=True)

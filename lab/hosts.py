@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -264,7 +265,7 @@ class Lab:
         for subnet in inv.subnets.values():
             cidr = f"{subnet.gateway}/{subnet.prefix.prefixlen}"
             if cidr not in state["bridge_addresses"]:
-                run("ip", "addr", "replace", cidr, "dev", self.bridge)
+                run("ip", "addr", "replace", cidr, "dev", self.bridge, *_no_dad(subnet.gateway))
                 state["bridge_addresses"].append(cidr)
 
     def _etc_hosts(self, inv: Inventory, state: dict) -> str:
@@ -340,7 +341,7 @@ class Lab:
         run("ip", "netns", "add", ns)
         run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
         run("ip", "link", "set", link, "master", self.bridge, "up")
-        run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0")
+        run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0", *_no_dad(host.address))
         run("ip", "-n", ns, "link", "set", "lo", "up")
         run("ip", "-n", ns, "link", "set", "eth0", "up")
         family = "-6" if host.address.version == 6 else "-4"
@@ -442,6 +443,13 @@ class Lab:
             else:
                 child.unlink(missing_ok=True)
         return len(namespaces)
+
+
+def _no_dad(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, ...]:
+    """`ip addr` flags for an address usable at once: an IPv6 address otherwise stays tentative for its
+    duplicate address detection (a second or more), and sshd cannot bind it. The inventory's addresses are
+    unique by validation, so there is nothing to detect."""
+    return ("nodad",) if address.version == 6 else ()
 
 
 def _make_mountpoint(path: Path, is_file: bool) -> None:
