@@ -25,6 +25,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from audit.baseline.evidence import family_of
 from inventory.model import Inventory
 from lab.hosts import SSHD, Lab, LabError, os_release
 from lab.procs import pid_alive
+from lab.seed import DEFAULT_SCENARIO, administrators_last_login, load_scenario
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.yaml"
@@ -61,10 +63,10 @@ def host_faults(data: dict[str, Any], host: str) -> list[str]:
     return list(data["hosts"].get(host, []))
 
 
-def expected_failures(data: dict[str, Any], host: str, audit_seeded: bool = True) -> set[str]:
-    """The checks the seeded faults of `host` must make fail (with the audit scenario's, when it was seeded)."""
+def expected_failures(data: dict[str, Any], host: str) -> set[str]:
+    """The checks the seeded faults of `host`, and the audit scenario (lab.seed's), must make fail."""
     found = {c for f in host_faults(data, host) for c in data["faults"][f]["expect"]}
-    return found | set(data.get("scenario_expect", {}).get(host, [])) if audit_seeded else found
+    return found | set(data.get("scenario_expect", {}).get(host, []))
 
 
 def ssh_sources(inv: Inventory) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -178,8 +180,20 @@ def _stop_previous(pid_file: Path) -> None:
     pid_file.unlink()
 
 
-def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list[str]:
-    """Write one host's baseline state; return its faults."""
+def lastlog(users: list[dict[str, Any]], last_login: datetime | None, source: str) -> bytes:
+    """The lastlog file: each account's last login `last_login_days` before `last_login` (from `source`); none
+    at all when `last_login` is None (the accounts never logged in)."""
+    records = bytearray(LASTLOG_RECORD.size * (max((u["uid"] for u in users), default=0) + 1))
+    if last_login is not None:
+        for user in users:
+            at = int(last_login.timestamp()) - int(user["last_login_days"]) * 86400
+            LASTLOG_RECORD.pack_into(records, user["uid"] * LASTLOG_RECORD.size, at, b"pts/0", source.encode())
+    return bytes(records)
+
+
+def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str, last_login: datetime | None) -> list[str]:
+    """Write one host's baseline state, its administrators' last logins before `last_login` (the newest the
+    audit scenario allows; None: they never logged in); return its faults."""
     h = inv.hosts[host]
     release = dict(line.split("=", 1) for line in os_release(h.os).splitlines() if "=" in line)
     os_id = release.get("ID", "").strip('"')
@@ -222,13 +236,10 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
         line = f"{time.strftime('%b %d %H:%M:%S')} {host} jiyue-lab: seeded\n"
         _write(lab.path(host, log), line, int(v["log_mode"], 8))
     _write(lab.path(host, "/var/log/audit/audit.log"), f"type=DAEMON_START msg=audit({now}.000:1): seeded\n", 0o600)
-    uids = {u["name"]: u["uid"] for u in v["users"]}
-    records = bytearray(LASTLOG_RECORD.size * (max(uids.values(), default=0) + 1))
-    for user in v["users"]:
-        at = now - int(user["last_login_days"]) * 86400
-        LASTLOG_RECORD.pack_into(records, user["uid"] * LASTLOG_RECORD.size, at, b"pts/0", b"198.18.0.1")
+    subnet = inv.subnet_of(h.address)  # the operator logs in from the lab machine, the subnet's gateway
+    source = str(subnet.gateway) if subnet else ""
     _write(lab.path(host, "/var/log/lastlog"), "", 0o664)
-    lab.path(host, "/var/log/lastlog").write_bytes(bytes(records))
+    lab.path(host, "/var/log/lastlog").write_bytes(lastlog(v["users"], last_login, source))
     # daemons and listeners
     pid_file = lab.host_dir(host) / "baseline.pids"
     _stop_previous(pid_file)
@@ -247,13 +258,23 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
 
 
 def seed_baseline(lab: Lab, inv: Inventory, path: Path = DEFAULT_BASELINE, hosts: list[str] | None = None,
-                  workers: int = 16) -> dict[str, list[str]]:
-    """Seed every (or the given) host; return each host's faults. Waits until every sshd answers again."""
+                  workers: int = 16, scenario: Path = DEFAULT_SCENARIO) -> dict[str, list[str]]:
+    """Seed every (or the given) host; return each host's faults. Waits until every sshd answers again.
+
+    The administrators' logins (lastlog) follow the audit `scenario` (the one lab.seed writes), so the two
+    seeds compose in either order: the audit finds each system's scenario as it would without this seed.
+    """
     data = load(path)
+    plan = load_scenario(scenario)
+    now = datetime.now(UTC)
     names = list(hosts if hosts is not None else inv.hosts)
     _standins(lab)
+
+    def one(name: str) -> list[str]:
+        return seed_host(lab, inv, data, name, administrators_last_login(inv, plan, name, now))
+
     with ThreadPoolExecutor(workers) as pool:
-        faults = dict(zip(names, pool.map(lambda n: seed_host(lab, inv, data, n), names), strict=True))
+        faults = dict(zip(names, pool.map(one, names), strict=True))
     deadline = time.monotonic() + 10
     pending = set(names)
     while pending and time.monotonic() < deadline:

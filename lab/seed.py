@@ -229,15 +229,38 @@ def access_log(inv: Inventory, system: System, params: dict, now: datetime, rng:
     return "".join(lines), last
 
 
-def wtmp_text(inv: Inventory, system: System, params: dict, now: datetime, rng: random.Random) -> tuple[str, float]:
+def newest_login(system: System, host: str, params: dict, now: datetime) -> datetime:
+    """The newest interactive login the scenario's `logins` params give `host` (stable per system and host, so
+    the baseline seed, which places the administrators' lastlog entries before it, finds the same moment)."""
+    last_ago = params.get("last_ago", [0, 3])
+    if isinstance(last_ago, list):  # between lo days and hi days back (at least 3 h back)
+        rng = _rng(system.id, host, "newest login")
+        return now - timedelta(seconds=rng.uniform(max(last_ago[0] * DAY, 3 * 3600), last_ago[1] * DAY))
+    return now - timedelta(days=float(last_ago))
+
+
+def administrators_last_login(inv: Inventory, scenario: Scenario, host: str, now: datetime) -> datetime | None:
+    """The latest moment the host's administrator accounts (lab/baseline.yaml's) can have logged in, by the scenario.
+
+    Their logins are part of the host's login history, so they are no newer than its newest login; None where the
+    scenario's `logins.admins` is false (a detached or small system: their logins would change what the audit
+    finds). A host of no system has no scenario: `now`.
+    """
+    system = next((s for s in inv.systems.values() if host in s.hosts), None)
+    if system is None:
+        return now
+    _, params = scenario.plan(system.id)
+    if not params["logins"].get("admins", True):
+        return None
+    return newest_login(system, host, params["logins"], now)
+
+
+def wtmp_text(inv: Inventory, system: System, host: str, params: dict, now: datetime,
+              rng: random.Random) -> tuple[str, float]:
     """utmpdump text of boot, logins and logouts (UTC, as utmpdump reads it); and the last logout's time."""
     users = rng.sample(USERS, int(_pick(rng, params.get("users", [4, 8]))))
     days = float(params.get("days", 30))
-    last_ago = params.get("last_ago", [0, 3])
-    if isinstance(last_ago, list):  # newest login between lo days and hi days back (at least 3 h back)
-        newest = now - timedelta(seconds=rng.uniform(max(last_ago[0] * DAY, 3 * 3600), last_ago[1] * DAY))
-    else:
-        newest = now - timedelta(days=float(last_ago))
+    newest = newest_login(system, host, params, now)
     sources = _clients(inv, system, rng, 6)
     starts = [newest] + [newest - timedelta(seconds=rng.uniform(0, days * DAY)) for _ in range(len(users) * 3)]
     sessions = []
@@ -718,7 +741,7 @@ def _seed_files(lab: Lab, inv: Inventory, system: System, params: dict, host: Ho
             real = lab.path(host.name, log_path)
             _write(real, text, mtime=last_entry)
             os.utime(real.parent, (last_entry, last_entry))
-    text, last_logout = wtmp_text(inv, system, params["logins"], now, _rng(rng.random()))
+    text, last_logout = wtmp_text(inv, system, host.name, params["logins"], now, _rng(rng.random()))
     _write(lab.path(host.name, "/var/log/wtmp"), _utmp(text), mtime=last_logout, mode=0o664)
     files, last = package_logs(host, params["updates"], now, _rng(rng.random()))
     for in_host in PACKAGE_LOGS:
