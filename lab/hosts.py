@@ -33,14 +33,14 @@ import subprocess
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from inventory.model import Host, Inventory
 from lab.keys import ed25519_keypair
-from lab.netsim.lab import DeviceStatus, devices_status, devices_up, netsim
+from lab.model import DeviceStatus, HostStatus
+from lab.netsim.lab import devices_status, devices_up, netsim
 from lab.procs import LabError, pid_alive, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,19 +118,6 @@ AcceptEnv LANG LC_*
 Subsystem sftp internal-sftp
 """
 
-
-
-@dataclass
-class HostStatus:
-    name: str
-    address: str
-    netns: bool
-    sshd_pid: int | None
-    ssh_banner: str | None
-
-    @property
-    def up(self) -> bool:
-        return self.netns and self.sshd_pid is not None and bool(self.ssh_banner)
 
 
 def ssh_banner(address: str, port: int, timeout: float = 2.0) -> str | None:

@@ -57,6 +57,7 @@ from lab import gateway as gw
 from lab import service as svc
 from lab.appdb import SCHEMA as APP_SCHEMA
 from lab.hosts import Lab, LabError
+from lab.model import PROFILES, Proc, SeedResult
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCENARIO = HERE / "scenario.yaml"
@@ -64,7 +65,6 @@ APP = HERE / "app.py"
 TRAFFIC = HERE / "traffic.py"
 PYTHON = "/usr/bin/python3"  # the machine's own: lab hosts see the machine's /usr
 TZ = timezone(timedelta(hours=8), "CST")  # Asia/Shanghai, no DST since 1991
-PROFILES = ("active", "detached", "idle", "stale", "small")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DAY = 86400.0
 
@@ -478,22 +478,6 @@ def _utmp(text: str) -> bytes:
 
 # --- processes -----------------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    """A process the seeder runs inside a host: a service (through its control script) or the traffic generator."""
-
-    host: str
-    label: str  # system/service, or "traffic"
-    argv: list[str]
-    pidfile: Path  # where its pid file really is on this machine (a service's is in the host's /etc/app)
-    address: str = ""
-    port: int = 0
-    pid: int | None = None
-    state: str = ""  # started, kept, failed
-    system_id: str = ""  # a service: started by /etc/app/<system_id>/service inside its host
-    out: Path | None = None  # where its output goes (on this machine)
-
-
 def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
@@ -643,40 +627,6 @@ def _wait_listening(procs: list[Proc], timeout: float = 8.0) -> None:
 
 
 # --- the whole -----------------------------------------------------------------------------------
-
-@dataclass
-class SeedResult:
-    profiles: dict[str, str] = field(default_factory=dict)  # system id -> profile
-    hosts: list[str] = field(default_factory=list)
-    services: list[Proc] = field(default_factory=list)
-    traffic: Proc | None = None
-    traffic_systems: list[str] = field(default_factory=list)
-    gateway: str = ""  # what happened to the gateway's nginx: started, reloaded, unchanged, failed: ...
-    routes: dict[str, tuple[str, int]] = field(default_factory=dict)  # system id -> backend (address, port)
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> list[str]:
-        by_profile: dict[str, list[str]] = {}
-        for system_id, profile in sorted(self.profiles.items()):
-            by_profile.setdefault(profile, []).append(system_id)
-        parts = [f"{p} {len(ids)}" + ("" if p == "active" else f" ({', '.join(ids)})")
-                 for p, ids in sorted(by_profile.items(), key=lambda kv: PROFILES.index(kv[0]))]
-        states = {s: sum(1 for p in self.services if p.state == s) for s in ("started", "kept", "failed")}
-        lines = [f"seeded {len(self.profiles)} systems on {len(self.hosts)} hosts: {', '.join(parts)}",
-                 f"services: {len(self.services)} ({states['started']} started, {states['kept']} already running, "
-                 f"{states['failed']} failed)"]
-        if self.gateway:
-            lines.append(f"gateway: nginx with {len(self.routes)} routes ({self.gateway})")
-        if self.traffic:
-            lines.append(f"traffic: from {self.traffic.host} through the gateway to {len(self.traffic_systems)} "
-                         f"systems ({self.traffic.state})")
-        else:
-            lines.append("traffic: not started")
-        lines += [f"note: {n}" for n in self.notes]
-        lines += [f"failed: {p.label} on {p.host} (see {p.out or p.pidfile.with_suffix('.out')})"
-                  for p in self.services if p.state == "failed"]
-        return lines
-
 
 def seed(lab: Lab, inv: Inventory, scenario_path: Path | str = DEFAULT_SCENARIO, hosts: Iterable[str] | None = None,
          now: datetime | None = None) -> SeedResult:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory.model import Inventory
+from lab.model import DeviceStatus
 from lab.netsim.api import Netsim
 from lab.netsim.baseline import device_specs
 from lab.netsim.device import DeviceSpec
@@ -23,20 +23,6 @@ if TYPE_CHECKING:
     from lab.hosts import Lab
 
 NETNS_NAME = "netsim"
-
-
-@dataclass
-class DeviceStatus:
-    name: str
-    platform: str
-    address: str
-    port: int
-    running: bool
-    ssh_banner: str | None
-
-    @property
-    def up(self) -> bool:
-        return self.running and bool(self.ssh_banner)
 
 
 def netsim(lab: Lab) -> Netsim:
