@@ -33,7 +33,7 @@ import jinja2
 import yaml
 
 from audit.baseline.evidence import family_of
-from inventory.model import Inventory
+from inventory.model import Host, Inventory
 from lab.hosts import SSHD, Lab, LabError, os_release
 from lab.procs import pid_alive
 from lab.seed import DEFAULT_SCENARIO, administrators_last_login, load_scenario
@@ -88,6 +88,17 @@ def wrapper_source(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
     if net.version == 6:
         return f"[{net.network_address}]/{net.prefixlen}"
     return f"{net.network_address}/{net.netmask}"
+
+
+def management_servers(inv: Inventory, host: Host) -> dict[str, str]:
+    """The host's syslog host (bracketed if IPv6, for rsyslog's @@HOST:PORT) and NTP server, from the extranet's
+    management settings; without them, the lab machine on the host's subnet (its gateway)."""
+    mgmt = inv.extranet.management if inv.extranet else None
+    subnet = inv.subnet_of(host.address)
+    fallback = subnet.gateway if subnet else host.address
+    syslog = mgmt.syslog_hosts[0] if mgmt else fallback
+    ntp = mgmt.ntp_servers[0] if mgmt else fallback
+    return {"syslog_host": f"[{syslog}]" if syslog.version == 6 else str(syslog), "ntp_server": str(ntp)}
 
 
 def host_vars(data: dict[str, Any], host: str, family: str) -> dict[str, Any]:
@@ -200,7 +211,8 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str, last_lo
     family = family_of(os_id, release.get("ID_LIKE", "").strip('"').split(), h.os_family.value) or "redhat"
     v = host_vars(data, host, family)
     sources = ssh_sources(inv)
-    v |= {"ssh_sources": [str(n) for n in sources], "wrapper_sources": [wrapper_source(n) for n in sources]}
+    v |= {"ssh_sources": [str(n) for n in sources], "wrapper_sources": [wrapper_source(n) for n in sources],
+          **management_servers(inv, h)}
     for d in OWNED_DIRS:
         target = lab.path(host, d)  # emptied, never removed: it is the source of the host's bind mount
         target.mkdir(parents=True, exist_ok=True)
