@@ -10,7 +10,9 @@ address, local time in --utc-offset). A request from a --trusted-proxy (the gate
 with the client it names last in X-Forwarded-For. For each --depends HOST:PORT it keeps one
 long-lived, silent TCP connection open (reconnecting a few seconds after it drops), so the dependency
 shows as an ESTABLISHED connection on both hosts. `tcp` accepts TCP connections and holds them (a
-stand-in database). Both listen on 0.0.0.0: the same command line runs on any host.
+stand-in database). Both listen on 0.0.0.0 and, on a host with a global IPv6 address, on [::] too (IPv6 only,
+so IPv4 clients keep their own addresses in the logs and connection tables): the same command line runs
+on any host, whichever addresses the inventory gives it.
 
 Real data (http with --data DIR): the records live in DIR/app.db (SQLite, rollback journal, so the
 file alone is complete whenever no request is in flight, and always after a clean stop). The seeded
@@ -256,6 +258,36 @@ def make_handler(name: str, log_path: str, tz: timezone, store: Store | None,
     return Handler
 
 
+def has_global_ipv6() -> bool:
+    """Whether this host has a global IPv6 address (scope 00 in /proc/net/if_inet6): then it also listens on [::]."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            return any(len(fields) >= 4 and fields[3] == "00" for fields in (line.split() for line in f))
+    except OSError:
+        return False
+
+
+def listeners(port: int) -> list[socket.socket]:
+    """Listening sockets on `port`: 0.0.0.0, and [::] (IPv6 only) where the host has an IPv6 address."""
+    sockets = [socket.create_server(("0.0.0.0", port), backlog=64)]
+    if has_global_ipv6():
+        sockets.append(socket.create_server(("::", port), family=socket.AF_INET6, backlog=64, dualstack_ipv6=False))
+    return sockets
+
+
+class SocketHTTPServer(ThreadingHTTPServer):
+    """An HTTP server on a socket already listening (one per address family)."""
+
+    daemon_threads = True  # idle connections must not keep a stopping service alive
+
+    def __init__(self, sock: socket.socket, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(sock.getsockname()[:2], handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.address_family = sock.family
+        self.server_name, self.server_port = self.server_address[:2]  # what server_bind would have set
+
+
 def hold_dependency(address: str) -> None:
     """Keep one silent TCP connection to HOST:PORT open until `stop`, reconnecting when it drops."""
     host, _, port = address.rpartition(":")
@@ -322,20 +354,20 @@ def main(argv: list[str] | None = None) -> int:
         store = Store(args.data) if args.data else None
         handler = make_handler(args.name, args.log, parse_offset(args.utc_offset), store,
                                frozenset(args.trusted_proxy))
-        ThreadingHTTPServer.daemon_threads = True  # idle connections must not keep a stopping service alive
-        server = ThreadingHTTPServer(("0.0.0.0", args.port), handler)
-        threads.append(threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True))
+        servers = [SocketHTTPServer(sock, handler) for sock in listeners(args.port)]
+        threads += [threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+                    for server in servers]
     else:
-        listener = socket.create_server(("0.0.0.0", args.port), backlog=64, reuse_port=False)
-        threads.append(threading.Thread(target=serve_tcp, args=(listener,), daemon=True))
+        threads += [threading.Thread(target=serve_tcp, args=(sock,), daemon=True) for sock in listeners(args.port)]
     with held(args.pidfile):  # written once listening: `service start` waits for it
         for t in threads:
             t.start()
         stop.wait(args.lifetime)
         stop.set()
         if args.mode == "http":
-            server.shutdown()  # no new connections from here on
-            server.server_close()
+            for server in servers:
+                server.shutdown()  # no new connections from here on
+                server.server_close()
             deadline = time.monotonic() + DRAIN_S
             while handler.inflight[0] > 0 and time.monotonic() < deadline:  # type: ignore[attr-defined]
                 time.sleep(0.02)

@@ -13,6 +13,7 @@ restarts those processes: never two.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import shlex
@@ -24,6 +25,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,10 @@ import jinja2
 import yaml
 
 from audit.baseline.evidence import family_of
-from inventory.model import Inventory
-from lab.hosts import SSHD, Lab, LabError, _pid_alive, os_release
+from inventory.model import Host, Inventory
+from lab.hosts import SSHD, Lab, LabError, os_release
+from lab.procs import pid_alive
+from lab.seed import DEFAULT_SCENARIO, administrators_last_login, load_scenario
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_BASELINE = HERE / "baseline.yaml"
@@ -59,10 +63,42 @@ def host_faults(data: dict[str, Any], host: str) -> list[str]:
     return list(data["hosts"].get(host, []))
 
 
-def expected_failures(data: dict[str, Any], host: str, audit_seeded: bool = True) -> set[str]:
-    """The checks the seeded faults of `host` must make fail (with the audit scenario's, when it was seeded)."""
+def expected_failures(data: dict[str, Any], host: str) -> set[str]:
+    """The checks the seeded faults of `host`, and the audit scenario (lab.seed's), must make fail."""
     found = {c for f in host_faults(data, host) for c in data["faults"][f]["expect"]}
-    return found | set(data.get("scenario_expect", {}).get(host, [])) if audit_seeded else found
+    return found | set(data.get("scenario_expect", {}).get(host, []))
+
+
+def ssh_sources(inv: Inventory) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Where SSH management may come from on a lab host: the inventory's own address space, both families.
+
+    Every subnet (the operator is the lab machine, on each subnet's gateway; hosts reach each other, as
+    the migration's rsync does), the extranet's management sources, and any host address outside them.
+    """
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [s.prefix for s in inv.subnets.values()]
+    if inv.extranet and inv.extranet.management:
+        nets += inv.extranet.management.sources
+    nets += [ipaddress.ip_network(h.address) for h in inv.hosts.values() if not any(h.address in n for n in nets)]
+    return [*ipaddress.collapse_addresses(n for n in nets if n.version == 4),
+            *ipaddress.collapse_addresses(n for n in nets if n.version == 6)]
+
+
+def wrapper_source(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A network in hosts.allow's notation: 198.18.10.0/255.255.255.0, [2001:db8::]/64."""
+    if net.version == 6:
+        return f"[{net.network_address}]/{net.prefixlen}"
+    return f"{net.network_address}/{net.netmask}"
+
+
+def management_servers(inv: Inventory, host: Host) -> dict[str, str]:
+    """The host's syslog host (bracketed if IPv6, for rsyslog's @@HOST:PORT) and NTP server, from the extranet's
+    management settings; without them, the lab machine on the host's subnet (its gateway)."""
+    mgmt = inv.extranet.management if inv.extranet else None
+    subnet = inv.subnet_of(host.address)
+    fallback = subnet.gateway if subnet else host.address
+    syslog = mgmt.syslog_hosts[0] if mgmt else fallback
+    ntp = mgmt.ntp_servers[0] if mgmt else fallback
+    return {"syslog_host": f"[{syslog}]" if syslog.version == 6 else str(syslog), "ntp_server": str(ntp)}
 
 
 def host_vars(data: dict[str, Any], host: str, family: str) -> dict[str, Any]:
@@ -149,19 +185,34 @@ def _stop_previous(pid_file: Path) -> None:
     if not pid_file.exists():
         return
     for token in pid_file.read_text().split():
-        if token.isdigit() and _pid_alive(int(token)):
+        if token.isdigit() and pid_alive(int(token)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(token), signal.SIGTERM)
     pid_file.unlink()
 
 
-def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list[str]:
-    """Write one host's baseline state; return its faults."""
+def lastlog(users: list[dict[str, Any]], last_login: datetime | None, source: str) -> bytes:
+    """The lastlog file: each account's last login `last_login_days` before `last_login` (from `source`); none
+    at all when `last_login` is None (the accounts never logged in)."""
+    records = bytearray(LASTLOG_RECORD.size * (max((u["uid"] for u in users), default=0) + 1))
+    if last_login is not None:
+        for user in users:
+            at = int(last_login.timestamp()) - int(user["last_login_days"]) * 86400
+            LASTLOG_RECORD.pack_into(records, user["uid"] * LASTLOG_RECORD.size, at, b"pts/0", source.encode())
+    return bytes(records)
+
+
+def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str, last_login: datetime | None) -> list[str]:
+    """Write one host's baseline state, its administrators' last logins before `last_login` (the newest the
+    audit scenario allows; None: they never logged in); return its faults."""
     h = inv.hosts[host]
     release = dict(line.split("=", 1) for line in os_release(h.os).splitlines() if "=" in line)
     os_id = release.get("ID", "").strip('"')
     family = family_of(os_id, release.get("ID_LIKE", "").strip('"').split(), h.os_family.value) or "redhat"
     v = host_vars(data, host, family)
+    sources = ssh_sources(inv)
+    v |= {"ssh_sources": [str(n) for n in sources], "wrapper_sources": [wrapper_source(n) for n in sources],
+          **management_servers(inv, h)}
     for d in OWNED_DIRS:
         target = lab.path(host, d)  # emptied, never removed: it is the source of the host's bind mount
         target.mkdir(parents=True, exist_ok=True)
@@ -197,13 +248,10 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
         line = f"{time.strftime('%b %d %H:%M:%S')} {host} jiyue-lab: seeded\n"
         _write(lab.path(host, log), line, int(v["log_mode"], 8))
     _write(lab.path(host, "/var/log/audit/audit.log"), f"type=DAEMON_START msg=audit({now}.000:1): seeded\n", 0o600)
-    uids = {u["name"]: u["uid"] for u in v["users"]}
-    records = bytearray(LASTLOG_RECORD.size * (max(uids.values(), default=0) + 1))
-    for user in v["users"]:
-        at = now - int(user["last_login_days"]) * 86400
-        LASTLOG_RECORD.pack_into(records, user["uid"] * LASTLOG_RECORD.size, at, b"pts/0", b"198.18.0.1")
+    subnet = inv.subnet_of(h.address)  # the operator logs in from the lab machine, the subnet's gateway
+    source = str(subnet.gateway) if subnet else ""
     _write(lab.path(host, "/var/log/lastlog"), "", 0o664)
-    lab.path(host, "/var/log/lastlog").write_bytes(bytes(records))
+    lab.path(host, "/var/log/lastlog").write_bytes(lastlog(v["users"], last_login, source))
     # daemons and listeners
     pid_file = lab.host_dir(host) / "baseline.pids"
     _stop_previous(pid_file)
@@ -215,20 +263,30 @@ def seed_host(lab: Lab, inv: Inventory, data: dict[str, Any], host: str) -> list
     if starts:
         proc = lab.exec(host, "; ".join(starts))
         pid_file.write_text(proc.stdout)
-    pid = lab._sshd_pid(host)
+    pid = lab.sshd_pid(host)
     if pid:
         os.kill(pid, signal.SIGHUP)  # reload the seeded sshd_config (validated above)
     return host_faults(data, host)
 
 
 def seed_baseline(lab: Lab, inv: Inventory, path: Path = DEFAULT_BASELINE, hosts: list[str] | None = None,
-                  workers: int = 16) -> dict[str, list[str]]:
-    """Seed every (or the given) host; return each host's faults. Waits until every sshd answers again."""
+                  workers: int = 16, scenario: Path = DEFAULT_SCENARIO) -> dict[str, list[str]]:
+    """Seed every (or the given) host; return each host's faults. Waits until every sshd answers again.
+
+    The administrators' logins (lastlog) follow the audit `scenario` (the one lab.seed writes), so the two
+    seeds compose in either order: the audit finds each system's scenario as it would without this seed.
+    """
     data = load(path)
+    plan = load_scenario(scenario)
+    now = datetime.now(UTC)
     names = list(hosts if hosts is not None else inv.hosts)
     _standins(lab)
+
+    def one(name: str) -> list[str]:
+        return seed_host(lab, inv, data, name, administrators_last_login(inv, plan, name, now))
+
     with ThreadPoolExecutor(workers) as pool:
-        faults = dict(zip(names, pool.map(lambda n: seed_host(lab, inv, data, n), names), strict=True))
+        faults = dict(zip(names, pool.map(one, names), strict=True))
     deadline = time.monotonic() + 10
     pending = set(names)
     while pending and time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -32,15 +33,15 @@ import subprocess
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from inventory.model import Host, Inventory
-from lab.netsim.lab import DeviceStatus, devices_status, devices_up, netsim
+from lab.keys import ed25519_keypair
+from lab.model import DeviceStatus, HostStatus
+from lab.netsim.lab import devices_status, devices_up, netsim
+from lab.procs import LabError, pid_alive, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATE = REPO / ".lab"
@@ -118,40 +119,6 @@ Subsystem sftp internal-sftp
 """
 
 
-class LabError(Exception):
-    """Something the lab needs is missing; the message says what to do."""
-
-
-@dataclass
-class HostStatus:
-    name: str
-    address: str
-    netns: bool
-    sshd_pid: int | None
-    ssh_banner: str | None
-
-    @property
-    def up(self) -> bool:
-        return self.netns and self.sshd_pid is not None and bool(self.ssh_banner)
-
-
-def _run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, input=input)
-    if check and proc.returncode != 0:
-        raise LabError(f"{shlex.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc
-
-
-
-
-def _pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
 
 def ssh_banner(address: str, port: int, timeout: float = 2.0) -> str | None:
     try:
@@ -195,7 +162,7 @@ class Lab:
     def netns(self, name: str) -> str:
         return self.netns_prefix + name
 
-    def _link_name(self, host: str) -> str:
+    def link_name(self, host: str) -> str:
         """Interface names are limited to 15 bytes: derive a stable short one from the host name."""
         return f"{self.tag[:3]}v" + hashlib.sha1(host.encode()).hexdigest()[:10]
 
@@ -225,10 +192,10 @@ class Lab:
         if missing:
             raise LabError("the lab is missing: " + ", ".join(missing))
         probe = f"{self.netns_prefix}probe-{os.getpid()}"
-        proc = _run("ip", "netns", "add", probe, check=False)
+        proc = run("ip", "netns", "add", probe, check=False)
         if proc.returncode != 0:
             raise LabError(f"cannot create network namespaces here: {proc.stderr.strip()}")
-        _run("ip", "netns", "del", probe, check=False)
+        run("ip", "netns", "del", probe, check=False)
 
     # --- up ------------------------------------------------------------------------------------
 
@@ -261,7 +228,7 @@ class Lab:
             started = [n for n in pool.map(one, hosts) if n]
         # The inventory's network devices: simulated, all in one process at their management addresses.
         self.started_devices = devices_up(self, inv) if inv.devices else []
-        self._write_known_hosts(state)
+        self.write_known_hosts(state)
         return started
 
     @staticmethod
@@ -272,20 +239,20 @@ class Lab:
         if self.key.exists():
             return
         self.key.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        private, public = _keypair("jiyue-lab-operator")
+        private, public = ed25519_keypair("jiyue-lab-operator")
         self.key.write_bytes(private)
         self.key.chmod(0o600)
         self.key.with_suffix(".pub").write_text(public)
 
     def _bridge(self, inv: Inventory, state: dict) -> None:
-        if _run("ip", "link", "show", self.bridge, check=False).returncode != 0:
-            _run("ip", "link", "add", self.bridge, "type", "bridge")
+        if run("ip", "link", "show", self.bridge, check=False).returncode != 0:
+            run("ip", "link", "add", self.bridge, "type", "bridge")
             state["bridge_addresses"] = []
-        _run("ip", "link", "set", self.bridge, "up")
+        run("ip", "link", "set", self.bridge, "up")
         for subnet in inv.subnets.values():
             cidr = f"{subnet.gateway}/{subnet.prefix.prefixlen}"
             if cidr not in state["bridge_addresses"]:
-                _run("ip", "addr", "replace", cidr, "dev", self.bridge)
+                run("ip", "addr", "replace", cidr, "dev", self.bridge, *_no_dad(subnet.gateway))
                 state["bridge_addresses"].append(cidr)
 
     def _etc_hosts(self, inv: Inventory, state: dict) -> str:
@@ -325,11 +292,11 @@ class Lab:
                     own.touch()
         host_key = d / "sshd/ssh_host_ed25519_key"
         if not host_key.exists():
-            private, public = _keypair(f"root@{host.name}")
+            private, public = ed25519_keypair(f"root@{host.name}")
             host_key.write_bytes(private)
             host_key.chmod(0o600)
             host_key.with_suffix(".pub").write_text(public)
-        if self._sshd_pid(host.name) is not None:
+        if self.sshd_pid(host.name) is not None:
             if not restart:
                 return None
             self._kill_netns(ns)  # started with older per-host paths or zone
@@ -345,7 +312,7 @@ class Lab:
                            for dst, src in PER_HOST_PATHS.items())
         script = (f"set -e; {mounts}; hostname {shlex.quote(host.name)}; export TZ={HOST_TZ}; "
                   f"exec {SSHD} -f {shlex.quote(str(d / 'sshd/sshd_config'))} -E {shlex.quote(str(d / 'sshd.log'))}")
-        _run("ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
+        run("ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
              "--", "/bin/sh", "-c", script)
         for _ in range(100):  # sshd writes its pid file once it listens
             if pid_file.exists() and pid_file.read_text().strip():
@@ -356,18 +323,20 @@ class Lab:
     def _plumb(self, inv: Inventory, host: Host, ns: str) -> None:
         subnet = inv.subnet_of(host.address)
         prefixlen = subnet.prefix.prefixlen if subnet else (24 if host.address.version == 4 else 64)
-        link = self._link_name(host.name)
-        _run("ip", "link", "del", link, check=False)
-        _run("ip", "netns", "add", ns)
-        _run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _run("ip", "link", "set", link, "master", self.bridge, "up")
-        _run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0")
-        _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "-n", ns, "link", "set", "eth0", "up")
+        link = self.link_name(host.name)
+        run("ip", "link", "del", link, check=False)
+        run("ip", "netns", "add", ns)
+        run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        run("ip", "link", "set", link, "master", self.bridge, "up")
+        run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0", *_no_dad(host.address))
+        run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", ns, "link", "set", "eth0", "up")
         family = "-6" if host.address.version == 6 else "-4"
-        _run("ip", "-n", ns, family, "route", "add", "default", "dev", "eth0")
+        run("ip", "-n", ns, family, "route", "add", "default", "dev", "eth0")
 
-    def _write_known_hosts(self, state: dict) -> None:
+    def write_known_hosts(self, state: dict | None = None) -> None:
+        """The lab's known_hosts: every host's and simulated device's key (again after devices are added)."""
+        state = self._load_state() if state is None else state
         lines = []
         for name, info in sorted(state["hosts"].items()):
             pub = self.host_dir(name) / "sshd/ssh_host_ed25519_key.pub"
@@ -382,13 +351,14 @@ class Lab:
 
     # --- status, stop, down ---------------------------------------------------------------------
 
-    def _sshd_pid(self, name: str) -> int | None:
+    def sshd_pid(self, name: str) -> int | None:
+        """The pid of the host's running sshd (the process whose namespaces are the host's), or None."""
         pid_file = self.host_dir(name) / "sshd.pid"
         try:
             pid = int(pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def status(self, names: Iterable[str] | None = None) -> list[HostStatus]:
         hosts = self._load_state()["hosts"]
@@ -396,7 +366,7 @@ class Lab:
 
         def one(name: str) -> HostStatus:
             info = hosts.get(name, {"address": "?", "port": 22})
-            pid = self._sshd_pid(name)
+            pid = self.sshd_pid(name)
             banner = ssh_banner(info["address"], info["port"]) if pid else None
             return HostStatus(name, info["address"], Path("/run/netns", self.netns(name)).exists(), pid, banner)
 
@@ -413,15 +383,15 @@ class Lab:
 
     def exec(self, name: str, command: str) -> subprocess.CompletedProcess[str]:
         """Run a shell command as the host sees the world (its namespaces), for seeding and tests."""
-        pid = self._sshd_pid(name)
+        pid = self.sshd_pid(name)
         if pid is None:
             raise LabError(f"lab host {name} is not running")
-        return _run("nsenter", "-t", str(pid), "-n", "-m", "-u", "--", "env", f"TZ={HOST_TZ}", "/bin/sh", "-c", command,
+        return run("nsenter", "-t", str(pid), "-n", "-m", "-u", "--", "env", f"TZ={HOST_TZ}", "/bin/sh", "-c", command,
                     check=False)
 
     @staticmethod
     def _kill_netns(ns: str) -> None:
-        proc = _run("ip", "netns", "pids", ns, check=False)
+        proc = run("ip", "netns", "pids", ns, check=False)
         pids = [int(p) for p in proc.stdout.split()]
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
@@ -429,7 +399,7 @@ class Lab:
                     os.kill(pid, sig)
             deadline = time.monotonic() + 2
             while pids and time.monotonic() < deadline:
-                pids = [p for p in pids if _pid_alive(p)]
+                pids = [p for p in pids if pid_alive(p)]
                 if pids:
                     time.sleep(0.02)
             if not pids:
@@ -438,18 +408,18 @@ class Lab:
     def down(self) -> int:
         """Remove everything `up` made; return how many hosts were removed."""
         self.preflight()
-        namespaces = [ns for ns in _run("ip", "netns", "list", check=False).stdout.split()
+        namespaces = [ns for ns in run("ip", "netns", "list", check=False).stdout.split()
                       if ns.startswith(self.netns_prefix)]
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(self._kill_netns, namespaces))
         # Delete the veths ourselves: a deleted namespace takes its links down asynchronously, and
         # `down` must leave nothing behind when it returns.
-        links = _run("ip", "-o", "link", "show", "master", self.bridge, check=False).stdout
+        links = run("ip", "-o", "link", "show", "master", self.bridge, check=False).stdout
         for link in re.findall(r"^\d+: ([^@:]+)", links, re.M):
-            _run("ip", "link", "del", link, check=False)
+            run("ip", "link", "del", link, check=False)
         for ns in namespaces:
-            _run("ip", "netns", "del", ns, check=False)
-        _run("ip", "link", "del", self.bridge, check=False)
+            run("ip", "netns", "del", ns, check=False)
+        run("ip", "link", "del", self.bridge, check=False)
         # The mount points `up` made on the machine's root filesystem stay: another lab (a test suite's, a
         # bench's, a second operator's) may have hosts mounted on them, and removing one makes the kernel drop
         # those mounts in every namespace. The state dir stays too (it may be a mount point itself); only its
@@ -460,6 +430,13 @@ class Lab:
             else:
                 child.unlink(missing_ok=True)
         return len(namespaces)
+
+
+def _no_dad(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, ...]:
+    """`ip addr` flags for an address usable at once: an IPv6 address otherwise stays tentative for its
+    duplicate address detection (a second or more), and sshd cannot bind it. The inventory's addresses are
+    unique by validation, so there is nothing to detect."""
+    return ("nodad",) if address.version == 6 else ()
 
 
 def _make_mountpoint(path: Path, is_file: bool) -> None:
@@ -497,10 +474,3 @@ def os_release(declared: str) -> str:
 
     return "".join(f"{key}={quote(value)}\n" for key, value in fields.items())
 
-
-def _keypair(comment: str) -> tuple[bytes, str]:
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return private, f"{public.decode()} {comment}\n"

@@ -57,6 +57,7 @@ from lab import gateway as gw
 from lab import service as svc
 from lab.appdb import SCHEMA as APP_SCHEMA
 from lab.hosts import Lab, LabError
+from lab.model import PROFILES, Proc, SeedResult
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCENARIO = HERE / "scenario.yaml"
@@ -64,7 +65,6 @@ APP = HERE / "app.py"
 TRAFFIC = HERE / "traffic.py"
 PYTHON = "/usr/bin/python3"  # the machine's own: lab hosts see the machine's /usr
 TZ = timezone(timedelta(hours=8), "CST")  # Asia/Shanghai, no DST since 1991
-PROFILES = ("active", "detached", "idle", "stale", "small")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DAY = 86400.0
 
@@ -229,15 +229,38 @@ def access_log(inv: Inventory, system: System, params: dict, now: datetime, rng:
     return "".join(lines), last
 
 
-def wtmp_text(inv: Inventory, system: System, params: dict, now: datetime, rng: random.Random) -> tuple[str, float]:
+def newest_login(system: System, host: str, params: dict, now: datetime) -> datetime:
+    """The newest interactive login the scenario's `logins` params give `host` (stable per system and host, so
+    the baseline seed, which places the administrators' lastlog entries before it, finds the same moment)."""
+    last_ago = params.get("last_ago", [0, 3])
+    if isinstance(last_ago, list):  # between lo days and hi days back (at least 3 h back)
+        rng = _rng(system.id, host, "newest login")
+        return now - timedelta(seconds=rng.uniform(max(last_ago[0] * DAY, 3 * 3600), last_ago[1] * DAY))
+    return now - timedelta(days=float(last_ago))
+
+
+def administrators_last_login(inv: Inventory, scenario: Scenario, host: str, now: datetime) -> datetime | None:
+    """The latest moment the host's administrator accounts (lab/baseline.yaml's) can have logged in, by the scenario.
+
+    Their logins are part of the host's login history, so they are no newer than its newest login; None where the
+    scenario's `logins.admins` is false (a detached or small system: their logins would change what the audit
+    finds). A host of no system has no scenario: `now`.
+    """
+    system = next((s for s in inv.systems.values() if host in s.hosts), None)
+    if system is None:
+        return now
+    _, params = scenario.plan(system.id)
+    if not params["logins"].get("admins", True):
+        return None
+    return newest_login(system, host, params["logins"], now)
+
+
+def wtmp_text(inv: Inventory, system: System, host: str, params: dict, now: datetime,
+              rng: random.Random) -> tuple[str, float]:
     """utmpdump text of boot, logins and logouts (UTC, as utmpdump reads it); and the last logout's time."""
     users = rng.sample(USERS, int(_pick(rng, params.get("users", [4, 8]))))
     days = float(params.get("days", 30))
-    last_ago = params.get("last_ago", [0, 3])
-    if isinstance(last_ago, list):  # newest login between lo days and hi days back (at least 3 h back)
-        newest = now - timedelta(seconds=rng.uniform(max(last_ago[0] * DAY, 3 * 3600), last_ago[1] * DAY))
-    else:
-        newest = now - timedelta(days=float(last_ago))
+    newest = newest_login(system, host, params, now)
     sources = _clients(inv, system, rng, 6)
     starts = [newest] + [newest - timedelta(seconds=rng.uniform(0, days * DAY)) for _ in range(len(users) * 3)]
     sessions = []
@@ -455,22 +478,6 @@ def _utmp(text: str) -> bytes:
 
 # --- processes -----------------------------------------------------------------------------------
 
-@dataclass
-class Proc:
-    """A process the seeder runs inside a host: a service (through its control script) or the traffic generator."""
-
-    host: str
-    label: str  # system/service, or "traffic"
-    argv: list[str]
-    pidfile: Path  # where its pid file really is on this machine (a service's is in the host's /etc/app)
-    address: str = ""
-    port: int = 0
-    pid: int | None = None
-    state: str = ""  # started, kept, failed
-    system_id: str = ""  # a service: started by /etc/app/<system_id>/service inside its host
-    out: Path | None = None  # where its output goes (on this machine)
-
-
 def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
@@ -621,40 +628,6 @@ def _wait_listening(procs: list[Proc], timeout: float = 8.0) -> None:
 
 # --- the whole -----------------------------------------------------------------------------------
 
-@dataclass
-class SeedResult:
-    profiles: dict[str, str] = field(default_factory=dict)  # system id -> profile
-    hosts: list[str] = field(default_factory=list)
-    services: list[Proc] = field(default_factory=list)
-    traffic: Proc | None = None
-    traffic_systems: list[str] = field(default_factory=list)
-    gateway: str = ""  # what happened to the gateway's nginx: started, reloaded, unchanged, failed: ...
-    routes: dict[str, tuple[str, int]] = field(default_factory=dict)  # system id -> backend (address, port)
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> list[str]:
-        by_profile: dict[str, list[str]] = {}
-        for system_id, profile in sorted(self.profiles.items()):
-            by_profile.setdefault(profile, []).append(system_id)
-        parts = [f"{p} {len(ids)}" + ("" if p == "active" else f" ({', '.join(ids)})")
-                 for p, ids in sorted(by_profile.items(), key=lambda kv: PROFILES.index(kv[0]))]
-        states = {s: sum(1 for p in self.services if p.state == s) for s in ("started", "kept", "failed")}
-        lines = [f"seeded {len(self.profiles)} systems on {len(self.hosts)} hosts: {', '.join(parts)}",
-                 f"services: {len(self.services)} ({states['started']} started, {states['kept']} already running, "
-                 f"{states['failed']} failed)"]
-        if self.gateway:
-            lines.append(f"gateway: nginx with {len(self.routes)} routes ({self.gateway})")
-        if self.traffic:
-            lines.append(f"traffic: from {self.traffic.host} through the gateway to {len(self.traffic_systems)} "
-                         f"systems ({self.traffic.state})")
-        else:
-            lines.append("traffic: not started")
-        lines += [f"note: {n}" for n in self.notes]
-        lines += [f"failed: {p.label} on {p.host} (see {p.out or p.pidfile.with_suffix('.out')})"
-                  for p in self.services if p.state == "failed"]
-        return lines
-
-
 def seed(lab: Lab, inv: Inventory, scenario_path: Path | str = DEFAULT_SCENARIO, hosts: Iterable[str] | None = None,
          now: datetime | None = None) -> SeedResult:
     """Write every system's history into its hosts and start its services and the live traffic.
@@ -718,7 +691,7 @@ def _seed_files(lab: Lab, inv: Inventory, system: System, params: dict, host: Ho
             real = lab.path(host.name, log_path)
             _write(real, text, mtime=last_entry)
             os.utime(real.parent, (last_entry, last_entry))
-    text, last_logout = wtmp_text(inv, system, params["logins"], now, _rng(rng.random()))
+    text, last_logout = wtmp_text(inv, system, host.name, params["logins"], now, _rng(rng.random()))
     _write(lab.path(host.name, "/var/log/wtmp"), _utmp(text), mtime=last_logout, mode=0o664)
     files, last = package_logs(host, params["updates"], now, _rng(rng.random()))
     for in_host in PACKAGE_LOGS:

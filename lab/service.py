@@ -9,7 +9,7 @@ lab.seed writes, on each host that runs one of a system's services (in the host'
     /etc/app/<system-id>/out          runtime: the app's stdout/stderr
 
 plus the system's data paths (/srv/<system-id>: app.db, uploads/, export/) and its log directory.
-The command line names nothing of the host it was written on: the app listens on 0.0.0.0, its
+The command line names nothing of the host it was written on: the app listens on 0.0.0.0 (and [::]), its
 script is the repository's app.py (the machine's filesystem outside the private paths is shared by
 every lab host), its data and logs are in-host paths. So copying /etc/app/<system-id>/ and the data
 paths to another host (a cloud pool host) and running `/etc/app/<system-id>/service start` there

@@ -109,16 +109,18 @@ def seed(c, inventory=None, limit=None, scenario=None, store=None):
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
-            "baseline": "each host's graded-protection state (default: lab/baseline.yaml)"})
-def seed_baseline(c, inventory=None, limit=None, baseline=None):
+            "baseline": "each host's graded-protection state (default: lab/baseline.yaml)",
+            "scenario": "the audit scenario lab.seed writes, which the administrators' logins follow "
+                        f"(default: {DEFAULT_SCENARIO.name} beside the lab)"})
+def seed_baseline(c, inventory=None, limit=None, baseline=None, scenario=None):
     """Write each lab host's PAM, login, sshd, audit, log and account files from the baseline data (等保 state)."""
     inv = load_inventory(inventory)
     names = limit_hosts(inv, limit)
     began = time.monotonic()
     try:
         faults = baseline_seed.seed_baseline(Lab(), inv, Path(baseline) if baseline else baseline_seed.DEFAULT_BASELINE,
-                                             hosts=names)
-    except (LabError, ValueError) as exc:
+                                             hosts=names, scenario=Path(scenario or DEFAULT_SCENARIO))
+    except (LabError, ScenarioError, ValueError) as exc:
         raise fail(str(exc)) from None
     for host, names_ in sorted(faults.items()):
         if names_:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,10 +24,32 @@ def test_list_shows_every_task_group():
         assert name in proc.stdout
 
 
-def test_invoke_itself_finds_the_same_tasks():
+def task_names(listing: str) -> dict[str, set[str]]:
+    """Each task of an Invoke `--list` (a name starts a line after two spaces) with the names it answers to
+    (itself and its aliases)."""
+    return {name: {name, *(a.strip() for a in aliases.split(",") if a.strip())}
+            for name, aliases in re.findall(r"^  ([a-z][\w.-]*)(?: \(([^)]*)\))?", listing, re.M)}
+
+
+def readme_task_mentions() -> tuple[set[str], set[str]]:
+    """The README's English part: the names it runs as `invoke NAME …`, and every code span's first word."""
+    english = (REPO / "README.md").read_text(encoding="utf-8").split("## English", 1)[1]
+    spans = re.findall(r"`([^`\n]+)`", english)
+    invoked = {m.group(1) for s in spans if (m := re.match(r"invoke ([a-z][\w.-]*)", s))}
+    return invoked, {s.removeprefix("invoke ").split()[0] for s in spans if s.strip()}
+
+
+def test_invoke_itself_finds_the_same_tasks_the_readme_names():
     proc = subprocess.run([str(Path(sys.executable).parent / "invoke"), "--list"], capture_output=True, text=True,
                           cwd=REPO)
-    assert proc.returncode == 0 and "inventory.check" in proc.stdout
+    assert proc.returncode == 0, proc.stderr
+    ours = jiyue("--list")
+    tasks = task_names(proc.stdout)
+    assert {"demo", "inventory.check", "lab.seed-baseline", "audit.audit"} <= set(tasks)  # the parse found them
+    assert task_names(ours.stdout) == tasks
+    invoked, mentioned = readme_task_mentions()
+    assert invoked - set().union(*tasks.values()) == set(), "the README runs tasks that do not exist"
+    assert [t for t, names in tasks.items() if not names & mentioned] == [], "tasks the README does not describe"
 
 
 def test_check_passes_on_the_sample_city():

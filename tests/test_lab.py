@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -147,3 +148,68 @@ def test_the_suite_lab_cannot_see_or_stop_a_lab_outside_it(lab, tmp_path):
         assert theirs != f"{ours.st_dev}:{ours.st_ino}"  # the suite's .lab is not the checkout's
     finally:
         subprocess.run([*run, code + "lab.down()", str(state), str(tmp_path / "inv")], cwd=REPO)
+
+
+DUAL_STACK = """\
+defaults:
+  ssh: {{user: root, port: 22, key: {state}/ssh/id_ed25519, known_hosts: {state}/ssh/known_hosts}}
+departments:
+  - {{code: tst, name: 测试局, level: city}}
+subnets:
+  - {{name: v4, kind: source, prefix: 198.19.252.0/24, gateway: 198.19.252.1}}
+  - {{name: v6, kind: cloud, prefix: "2001:db8:252::/64", gateway: "2001:db8:252::1"}}
+systems:
+  - id: tst-web
+    name: 测试系统
+    department: tst
+    function: 只用于测试实验环境的 IPv6 主机。
+    category: public_service
+    scope: {{user_units: [测试科], declared_users: 10}}
+    frequency: daily
+    approval: {{department: 测试局, date: 2024-01-01}}
+    funding: {{source: 财政资金, amount: 1000.00}}
+    build_year: 2024
+    vendor: 测试公司
+    classification: non_classified
+    protection: {{level: 2, filing_number: 21010099099-24001}}
+    zone: extranet
+    hosts: [v6web1]
+    services:
+      - {{name: web, host: v6web1, port: 8080, health_url: "http://[2001:db8:252::11]:8080/health"}}
+    data_paths: [/srv/tst-web]
+    log_paths: [/var/log/app/tst-web/access.log]
+hosts:
+  - {{name: v6web1, address: "2001:db8:252::11", os_family: debian, os: Debian 12, role: app}}
+  - {{name: v4app1, address: 198.19.252.11, os_family: redhat, os: Kylin V10 SP3, role: app}}
+"""
+
+
+def test_an_ipv6_host_comes_up_serves_its_app_and_stays_reachable_after_the_baseline_seed(tmp_path):
+    """Every address comes from the inventory, IPv6 ones too: sshd listens at once (no duplicate address
+    detection to wait for), the seeded app answers over IPv6, and the baseline seed's AllowUsers and
+    hosts.allow name the inventory's subnets of both families, so the operator still gets in."""
+    from lab.baseline_seed import seed_baseline
+    from lab.seed import seed
+
+    lab = Lab(tmp_path / "state", tag="j6")
+    require_lab(lab)
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "city.yaml").write_text(DUAL_STACK.format(state=tmp_path / "state"))
+    inv = inventory.load(tmp_path / "inv")
+    try:
+        assert sorted(lab.up(inv)) == ["v4app1", "v6web1"]
+        assert all(s.up for s in lab.status())
+        assert ssh(lab, inv, "v6web1", "hostname").strip() == "v6web1"
+        result = seed(lab, inv)
+        assert [p.state for p in result.services] != [] and all(p.state != "failed" for p in result.services)
+        web = inv.systems["tst-web"].services[0]
+        with urllib.request.urlopen(web.health_url, timeout=5) as response:
+            assert response.status == 200 and response.headers["X-Served-By"] == "v6web1"
+        seed_baseline(lab, inv, hosts=["v6web1", "v4app1"])
+        sshd_config = lab.path("v6web1", "/etc/ssh/sshd_config").read_text()
+        assert "root@2001:db8:252::/64" in sshd_config and "root@198.19.252.0/24" in sshd_config
+        assert "198.18." not in sshd_config and "198.18." not in lab.path("v6web1", "/etc/hosts.allow").read_text()
+        for name in ("v6web1", "v4app1"):
+            assert ssh(lab, inv, name, "hostname").strip() == name
+    finally:
+        assert lab.down() == 2

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from audit.collect import Options, collect_host
 from lab import remote
+from lab.baseline_seed import seed_baseline
 from lab.seed import APP, MONTHS, TRAFFIC, load_scenario, running_processes, seed
 
 CST = timezone(timedelta(hours=8))
@@ -190,3 +192,30 @@ def test_request_volume_follows_the_profile(seeded, demo, profile):
         assert int(clients) >= 20 and 150 <= int(per_day) <= 400
     else:
         assert int(clients) <= 3 and 1 <= int(per_day) <= 3
+
+
+def _logins(inv, host: str) -> dict[str, str]:
+    """The audit's view of a host's logins: each user's last login, as the collector reads wtmp and lastlog."""
+    return collect_host(inv, host, Options())["logins"]["users_last"]
+
+
+@pytest.mark.parametrize("order", ["seed, then seed-baseline", "seed-baseline, then seed"])
+def test_the_two_seeds_compose_in_either_order(order, seeded, lab, demo):
+    """lab.seed-baseline's administrators do not log in on a detached system's host (its zombie facts stay:
+    no login for over a year, the scenario's users only), and elsewhere not after the scenario's newest login."""
+    detached = demo.systems[systems(seeded, "detached")[0]].hosts[0]
+    active = demo.systems[systems(seeded, "active")[0]].hosts[0]
+    hosts = [detached, active]
+    seed(lab, demo, hosts=hosts)
+    alone = {h: _logins(demo, h) for h in hosts}
+    steps = [lambda: seed(lab, demo, hosts=hosts), lambda: seed_baseline(lab, demo, hosts=hosts)]
+    for step in steps if order.startswith("seed,") else reversed(steps):
+        step()
+    both = {h: _logins(demo, h) for h in hosts}
+    admins = {"sysadmin", "secadmin", "auditadmin"}
+    year_ago = (datetime.now(UTC) - timedelta(days=365)).isoformat()
+    assert set(both[detached]) == set(alone[detached]) and not admins & set(both[detached])
+    assert max(both[detached].values()) < year_ago
+    assert admins <= set(both[active])  # the active host's administrators did log in ...
+    scenario_newest = max(v for u, v in both[active].items() if u not in admins)
+    assert max(both[active][u] for u in admins) < scenario_newest  # ... but before its users' newest login

@@ -9,33 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inventory.model import Inventory
+from lab.model import DeviceStatus
 from lab.netsim.api import Netsim
 from lab.netsim.baseline import device_specs
 from lab.netsim.device import DeviceSpec
+from lab.procs import LabError, run
 
 if TYPE_CHECKING:
     from lab.hosts import Lab
 
 NETNS_NAME = "netsim"
-
-
-@dataclass
-class DeviceStatus:
-    name: str
-    platform: str
-    address: str
-    port: int
-    running: bool
-    ssh_banner: str | None
-
-    @property
-    def up(self) -> bool:
-        return self.running and bool(self.ssh_banner)
 
 
 def netsim(lab: Lab) -> Netsim:
@@ -68,28 +55,26 @@ def start_devices(lab: Lab, specs: list[DeviceSpec], prefixlen: int = 24) -> Net
     ensure_addresses(lab, [ipaddress.ip_interface(f"{s.address}/{prefixlen}") for s in specs])
     sim = netsim(lab)
     sim.start(specs)  # writes sim.known_hosts; the lab's own known_hosts gets the new keys too
-    lab._write_known_hosts(lab._load_state())
+    lab.write_known_hosts()
     return sim
 
 
 def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]) -> None:
     """The simulator's namespace on the lab bridge, holding these addresses (added if missing)."""
-    from lab.hosts import LabError, _run
-
     ns = lab.netns(NETNS_NAME)
     if not Path("/run/netns", ns).exists():
-        link = lab._link_name(NETNS_NAME)
-        _run("ip", "link", "del", link, check=False)
-        _run("ip", "netns", "add", ns)
-        _run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _run("ip", "link", "set", link, "master", lab.bridge, "up")
-        _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "-n", ns, "link", "set", "eth0", "up")
-        _run("ip", "-n", ns, "-4", "route", "add", "default", "dev", "eth0")
-        _run("ip", "-n", ns, "-6", "route", "add", "default", "dev", "eth0", check=False)
-    bridge = _run("ip", "-o", "addr", "show", "dev", lab.bridge).stdout
+        link = lab.link_name(NETNS_NAME)
+        run("ip", "link", "del", link, check=False)
+        run("ip", "netns", "add", ns)
+        run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        run("ip", "link", "set", link, "master", lab.bridge, "up")
+        run("ip", "-n", ns, "link", "set", "lo", "up")
+        run("ip", "-n", ns, "link", "set", "eth0", "up")
+        run("ip", "-n", ns, "-4", "route", "add", "default", "dev", "eth0")
+        run("ip", "-n", ns, "-6", "route", "add", "default", "dev", "eth0", check=False)
+    bridge = run("ip", "-o", "addr", "show", "dev", lab.bridge).stdout
     bridge_nets = [ipaddress.ip_interface(m).network for m in re.findall(r"inet6? (\S+)", bridge)]
-    present = _run("ip", "-n", ns, "-o", "addr", "show", "dev", "eth0").stdout
+    present = run("ip", "-n", ns, "-o", "addr", "show", "dev", "eth0").stdout
     for iface in addresses:
         if f" {iface.ip}/" in present:
             continue
@@ -97,7 +82,7 @@ def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddre
             raise LabError(f"{iface.ip} is in no subnet of the lab bridge {lab.bridge} "
                            f"({', '.join(map(str, bridge_nets)) or 'none'}): the root namespace could not reach it")
         extra = ["nodad"] if iface.version == 6 else []
-        _run("ip", "-n", ns, "addr", "add", str(iface), "dev", "eth0", *extra)
+        run("ip", "-n", ns, "addr", "add", str(iface), "dev", "eth0", *extra)
         present += f" {iface.ip}/"
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import paramiko
 
+from lab.keys import ed25519_keypair
 from lab.netsim.device import Device, DeviceSpec
 from lab.netsim.session import Session
 
@@ -195,12 +196,10 @@ class Simulator:
         self.done = threading.Event()
 
     def host_key(self, name: str) -> paramiko.PKey:
-        from lab.hosts import _keypair  # the lab's own key maker: OpenSSH ed25519
-
         path = self.state_dir / name / "ssh_host_ed25519_key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            private, public = _keypair(f"netsim@{name}")
+            private, public = ed25519_keypair(f"netsim@{name}")
             path.write_bytes(private)
             path.chmod(0o600)
             path.with_suffix(".pub").write_text(public)
