@@ -64,22 +64,23 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
         raise NothingToCheck("none of the selected hosts or devices belongs to (or carries) a system of level 2 "
                              "or 3: give --level 2 or --level 3")
     params = profile.params(catalog)
-    paths: list[tuple[str, Sequence[str], Callable[..., TargetVerdicts]]] = [
-        ("baseline", hosts, engine.check_host), ("baseline devices", devices, device_path.check_device)]
+    selected = {"hosts": [h for h in hosts if by_target[h]], "devices": [d for d in devices if by_target[d]]}
+    paths: list[tuple[str, list[str], Callable[..., TargetVerdicts]]] = [
+        ("baseline", selected["hosts"], engine.check_host),
+        ("baseline devices", selected["devices"], device_path.check_device)]
     results: list[Result] = []
-    counts: dict[str, int] = {}
-    for label, names, check_one in paths:
-        targets = [n for n in names if by_target[n]]
-        counts[label] = len(targets)
+    for label, targets, check_one in paths:
+        def one(name: str, check_one: Callable[..., TargetVerdicts] = check_one) -> TargetVerdicts:
+            return check_one(inv, name, by_target[name], params, catalog, options)
+
         if targets:
-            results += runner.run(targets, lambda name, one=check_one: one(inv, name, by_target[name], params,
-                                                                            catalog, options),
-                                  workers=options.workers, label=label, console=console, progress=progress)
+            results += runner.run(targets, one, workers=options.workers, label=label, console=console,
+                                  progress=progress)
     run_id = None
     if store is not None:
         run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
-                              params={"profile": profile.name, "level": level, "hosts": counts["baseline"],
-                                      "devices": counts["baseline devices"], "parameters": params})
+                              params={"profile": profile.name, "level": level, "hosts": len(selected["hosts"]),
+                                      "devices": len(selected["devices"]), "parameters": params})
     return BaselineRun(inv, catalog, profile.name, results, by_target, level, run_id)
 
 
