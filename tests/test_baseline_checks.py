@@ -10,7 +10,7 @@ import pytest
 
 from audit.baseline import engine, model
 from audit.baseline.evidence import Evidence, family_of, logrotate_days
-from audit.baseline.model import FAIL, NEEDS_EVIDENCE, PASS, REGISTRY, Verdict
+from audit.baseline.model import FAIL, NEEDS_EVIDENCE, PASS, REGISTRY, CheckVerdict
 from audit.baseline.probes import ConfigFiles, Shadow
 from audit.probes import Context
 from jiyue import i18n
@@ -136,9 +136,9 @@ def test_device_evidence_plugs_into_the_same_engine(catalog, params):
     """The device-check helper's API: register checks of another kind, list them in catalog items, evaluate
     the device's evidence (any object) with kind=…: the same rows, reports and store."""
     @model.check("test.device_ssh_only", kind="device")
-    def device_ssh_only(cfg: str, p: dict) -> Verdict:
+    def device_ssh_only(cfg: str, p: dict) -> CheckVerdict:
         bad = [line for line in cfg.splitlines() if "protocol inbound telnet" in line]
-        return Verdict(FAIL, "telnet allowed", tuple(bad)) if bad else Verdict(PASS, "SSH only")
+        return CheckVerdict(FAIL, "telnet allowed", tuple(bad)) if bad else CheckVerdict(PASS, "SSH only")
 
     try:
         items = tuple(replace(i, checks=(*i.checks, "test.device_ssh_only")) if i.id == "8.1.4.1 c" else i

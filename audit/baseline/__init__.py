@@ -1,6 +1,6 @@
 """The graded-protection (等保 2.0) baseline of hosts and network devices.
 
-- model.py: the typed records: statuses, `Verdict`, the check registry, the catalog and profiles
+- model.py: the typed records: statuses, `CheckVerdict`, the check registry, the catalog and profiles
   (catalog.yaml, profiles/), `Row`, `BaselineRun`, `Remediation`;
 - checks.py (hosts) and device_checks.py (devices): the checks, pure functions of a target's
   evidence, read by evidence.py (host files) and device_evidence.py (running configurations,

@@ -2,7 +2,7 @@
 
 A check registers with model.check: the kind of target it reads (`linux` here; the device checks
 register theirs in the same registry), whether the remediation playbook can fix it, and
-`evaluate(evidence, params)` returning a `Verdict`: status, the evidence lines that decided it
+`evaluate(evidence, params)` returning a `CheckVerdict`: status, the evidence lines that decided it
 (file:line or an output excerpt) and a one-line summary. Thresholds are never written here: they
 come from the catalog's parameters as overridden by the profile. Both the fleet path and the
 testinfra path call these functions.
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
-from audit.baseline.model import Verdict, check, failed, needs_evidence, passed
+from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
 
 
 def _searched(ev: Evidence, *patterns: str) -> list[str]:
@@ -57,7 +57,7 @@ def _interactive(ev: Evidence, p: dict[str, Any]) -> list[tuple[Line, list[str]]
 # --- 8.1.4.1 identification and authentication ---------------------------------------------------
 
 @check("accounts.unique")
-def accounts_unique(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def accounts_unique(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     names = Counter(f[0] for _, f in ev.passwd)
     uids = Counter(f[2] for _, f in ev.passwd)
     bad = [line.cite() for line, f in ev.passwd if names[f[0]] > 1 or uids[f[2]] > 1]
@@ -81,7 +81,7 @@ def _pwquality(ev: Evidence) -> tuple[dict[str, str], list[str]]:
 
 
 @check("password.complexity", fixable=True, params=("password_min_length", "password_min_classes"))
-def password_complexity(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def password_complexity(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     files = ev.pam_files(PAM_PASSWORD)
     lines = [x for x in ev.pam(*files) if x.type == "password" and x.module in ("pam_pwquality", "pam_cracklib")]
     if not lines:
@@ -103,7 +103,7 @@ def password_complexity(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("password.aging", fixable=True, params=("pass_max_days", "pass_min_days", "pass_warn_age"))
-def password_aging(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def password_aging(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     defs = ev.login_defs()
     problems, evidence = [], []
     for key, limit, worse in (("PASS_MAX_DAYS", p["pass_max_days"], lambda v, lim: v > lim),
@@ -126,7 +126,7 @@ def password_aging(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("ssh.empty_passwords", fixable=True)
-def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     line = ev.sshd_value("PermitEmptyPasswords")
     if line and line.text.lower() == "yes":
         return failed("sshd accepts empty passwords", [line.cite()])
@@ -134,7 +134,7 @@ def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("trust.rhosts")
-def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = (ev.facts.get("runtime") or {}).get("trust", [])
     if found:
         return failed(f"trust files present: {', '.join(found)}", found)
@@ -146,7 +146,7 @@ def _faillock_conf(ev: Evidence) -> dict[str, Line]:
 
 
 @check("login.lockout", fixable=True, params=("lockout_deny", "lockout_unlock_time"))
-def login_lockout(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def login_lockout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
     pam = [x for x in ev.pam(*files) if x.type == "auth"]
     faillock = [x for x in pam if x.module == "pam_faillock"]
@@ -178,7 +178,7 @@ _TMOUT = re.compile(r"^\s*(?:export\s+|readonly\s+|declare\s+-[a-zA-Z]+\s+|types
 
 
 @check("session.tmout", fixable=True, params=("idle_timeout",))
-def session_tmout(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def session_tmout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [(int(m.group(1)), line) for line in ev.lines(*PROFILE_FILES) if (m := _TMOUT.match(line.text))]
     if not found:
         return failed("TMOUT is not set in /etc/profile, /etc/profile.d, /etc/bashrc or /etc/bash.bashrc",
@@ -191,7 +191,7 @@ def session_tmout(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("ssh.idle", fixable=True, params=("idle_timeout", "require_ssh_client_alive"))
-def ssh_idle(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def ssh_idle(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     interval_line, count_line = ev.sshd_value("ClientAliveInterval"), ev.sshd_value("ClientAliveCountMax")
     interval = _int(interval_line.text) if interval_line else 0
     count = _int(count_line.text) if count_line else 3
@@ -229,7 +229,7 @@ def _sshd_running(ev: Evidence) -> tuple[bool, list[str]]:
 
 
 @check("remote.ssh_only", params=("plaintext_admin_ports",))
-def remote_ssh_only(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def remote_ssh_only(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running, evidence = _sshd_running(ev)
     plain = _listeners(ev, set(p["plaintext_admin_ports"]))
     daemons = sorted(ev.processes() & {"in.telnetd", "telnetd", "in.rlogind", "in.rshd", "in.rexecd"})
@@ -242,7 +242,7 @@ def remote_ssh_only(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("remote.second_factor", params=("second_factor_modules",))
-def remote_second_factor(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def remote_second_factor(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     lines = [x for x in ev.pam("/etc/pam.d/*") if x.module in p["second_factor_modules"]]
     libs = (ev.facts.get("runtime") or {}).get("mfa", [])
     if lines:
@@ -254,7 +254,7 @@ def remote_second_factor(ev: Evidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.2 access control ------------------------------------------------------------------------
 
 @check("accounts.uid0")
-def accounts_uid0(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def accounts_uid0(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     extra = [line.cite() for line, f in ev.passwd if f[2] == "0" and f[0] != "root"]
     if extra:
         return failed(f"{len(extra)} accounts besides root have UID 0", extra)
@@ -262,7 +262,7 @@ def accounts_uid0(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("accounts.system_shells", params=("uid_min", "nologin_shells", "system_shell_exceptions"))
-def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     uid_min = ev.uid_min(p["uid_min"])
     bad = []
     for line, f in ev.passwd:
@@ -279,7 +279,7 @@ def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("accounts.defaults", params=("default_accounts", "nologin_shells", "system_shell_exceptions"))
-def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     bad, present = [], []
     for line, f in ev.passwd:
         if f[0] not in p["default_accounts"]:
@@ -297,7 +297,7 @@ def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("accounts.dormant", params=("dormant_days", "uid_min", "nologin_shells"))
-def accounts_dormant(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def accounts_dormant(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     epoch = (ev.facts.get("clock") or {}).get("epoch")
     if not epoch:
         return needs_evidence("the host's clock could not be read")
@@ -320,7 +320,7 @@ _NOPASSWD_ALL = re.compile(r"NOPASSWD\s*:\s*ALL\s*$")
 
 
 @check("sudo.nopasswd")
-def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     lines = list(ev.lines("/etc/sudoers", "/etc/sudoers.d/*"))
     bad = [x.cite() for x in lines if _NOPASSWD_ALL.search(x.text) and x.text.split()[0] not in ("root", "Defaults")]
     if bad:
@@ -330,7 +330,7 @@ def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("ssh.root_login", fixable=True, params=("permit_root_login",))
-def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     line = ev.sshd_value("PermitRootLogin")
     value = line.text.lower() if line else "prohibit-password"  # OpenSSH >= 7.0 default
     evidence = [line.cite()] if line else ["sshd_config: PermitRootLogin not set (default prohibit-password)"]
@@ -340,7 +340,7 @@ def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("files.owners")
-def files_owners(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def files_owners(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     watched = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/ssh/sshd_config", "/etc/sudoers")
     bad = [f"stat: {path} owner uid {m['uid']}" for path, m in modes.items() if path in watched and m["uid"] != 0]
@@ -351,7 +351,7 @@ def files_owners(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("files.modes", fixable=True, params=("file_modes",))
-def files_modes(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def files_modes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     bad, good = [], []
     for path, allowed in p["file_modes"].items():
@@ -369,7 +369,7 @@ _UMASK = re.compile(r"^\s*umask\s+(0?[0-7]{3})\b")
 
 
 @check("umask", fixable=True, params=("umask",))
-def umask(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def umask(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     required = int(str(p["umask"]), 8)
     found = [(int(m.group(1), 8), line) for line in ev.lines(*PROFILE_FILES) if (m := _UMASK.match(line.text))]
     defs = ev.login_defs().get("UMASK")
@@ -385,7 +385,7 @@ def umask(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("mac.enforcing", params=("mac_required",))
-def mac_enforcing(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def mac_enforcing(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     state = rt.get("getenforce") or {"1": "Enforcing", "0": "Permissive"}.get(rt.get("selinuxfs", ""), "")
     if state:
@@ -409,7 +409,7 @@ def mac_enforcing(ev: Evidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.3 security audit ---------------------------------------------------------------------
 
 @check("audit.auditd", params=("audit_daemons",))
-def audit_auditd(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def audit_auditd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["audit_daemons"])
     if not running:
         return failed("auditd is not running", _procs(ev))
@@ -425,7 +425,7 @@ def _audit_rule_lines(ev: Evidence) -> list[Line]:
 
 
 @check("audit.rules", fixable=True)
-def audit_rules(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def audit_rules(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     loaded = [x for x in (ev.facts.get("runtime") or {}).get("auditctl", []) if re.match(r"^-[aw]\s", x)]
     if loaded:
         return passed(f"{len(loaded)} audit rules loaded", [f"auditctl -l: {x}" for x in loaded[:10]])
@@ -438,7 +438,7 @@ def audit_rules(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("audit.syslog", params=("log_daemons",))
-def audit_syslog(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def audit_syslog(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["log_daemons"])
     if running:
         return passed(f"{running[0]} running", [f"process: {running[0]}"])
@@ -452,7 +452,7 @@ def audit_syslog(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("time.sync", params=("time_daemons",))
-def time_sync(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def time_sync(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["time_daemons"])
     rt = ev.facts.get("runtime") or {}
     servers = [x for x in ev.lines("/etc/chrony.conf", "/etc/chrony/chrony.conf", "/etc/ntp.conf")
@@ -470,7 +470,7 @@ def time_sync(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("history.timestamps", fixable=True)
-def history_timestamps(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def history_timestamps(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [x for x in ev.lines(*PROFILE_FILES) if re.match(r"^\s*(export\s+)?HISTTIMEFORMAT=\S", x.text)]
     if found:
         return passed("shell history carries timestamps", [x.cite() for x in found])
@@ -483,7 +483,7 @@ def _protected_logs(ev: Evidence, p: dict[str, Any]) -> list[str]:
 
 
 @check("logs.permissions", fixable=True, params=("protected_logs",))
-def logs_permissions(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def logs_permissions(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     present = [(path, modes[path]) for path in _protected_logs(ev, p) if path in modes]
     bad = [f"stat: {path} mode {m['mode']} (world-readable)" for path, m in present if int(m["mode"][-1]) & 4]
@@ -496,7 +496,7 @@ def logs_permissions(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("logs.retention", fixable=True, params=("log_retention_days", "protected_logs"))
-def logs_retention(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def logs_retention(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     targets = [x for x in _protected_logs(ev, p) if not x.startswith("/var/log/audit/")]  # auditd rotates its own
     kept = logrotate_days(ev, targets)
     bad, evidence = [], []
@@ -513,7 +513,7 @@ _FORWARD = re.compile(r"^\s*[^#\s]+\s+@@?\[?[\w.:-]+|type\s*=\s*\"omfwd\"|^\s*de
 
 
 @check("logs.remote")
-def logs_remote(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def logs_remote(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [x for x in ev.lines("/etc/rsyslog.conf", "/etc/rsyslog.d/*.conf", "/etc/syslog-ng/syslog-ng.conf")
              if _FORWARD.search(x.text)]
     if found:
@@ -523,7 +523,7 @@ def logs_remote(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("audit.protected", params=("audit_immutable",))
-def audit_protected(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def audit_protected(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     loaded = (ev.facts.get("runtime") or {}).get("auditctl", [])
     locked = [f"auditctl -l: {x}" for x in loaded if "enabled 2" in x] + \
         [x.cite() for x in ev.lines("/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules")
@@ -540,7 +540,7 @@ def audit_protected(ev: Evidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.4 intrusion prevention -----------------------------------------------------------------
 
 @check("packages.risky", params=("risky_packages",))
-def packages_risky(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def packages_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     if rt.get("pkgdb", "none") == "none":
         return needs_evidence("no package database could be read (dpkg or rpm)")
@@ -551,7 +551,7 @@ def packages_risky(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("ports.risky", params=("risky_ports", "declared_ports"))
-def ports_risky(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def ports_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     allowed = set(p["declared_ports"]) | set(p.get("_declared_services", []))
     found = [s for s in _listeners(ev, set(p["risky_ports"]) - allowed, exposed_only=True)]
     if found:
@@ -561,7 +561,7 @@ def ports_risky(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("mgmt.restricted")
-def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     settings, matches = ev.sshd
     evidence = [settings[k].cite() for k in ("allowusers", "allowgroups") if k in settings and
                 (k != "allowusers" or "@" in settings[k].text)]
@@ -578,7 +578,7 @@ def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("vuln.updates", params=("max_days_since_update",))
-def vuln_updates(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def vuln_updates(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     pk = ev.facts.get("packages") or {}
     epoch = (ev.facts.get("clock") or {}).get("epoch")
     if not pk.get("last_transaction") or not epoch:
@@ -592,14 +592,14 @@ def vuln_updates(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("ids.evidence")
-def ids_evidence(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def ids_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     agents = sorted(ev.processes() & {"ossec-agentd", "wazuh-agentd", "suricata", "snort", "osqueryd", "falco"})
     return needs_evidence("intrusion detection with alerting is shown by the IDS/HIDS console",
                           [f"process: {x}" for x in agents])
 
 
 @check("malware.protection", params=("malware_processes", "integrity_databases"))
-def malware_protection(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def malware_protection(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     procs = ev.running(p["malware_processes"])
     dbs = {path: t for path, t in ((ev.facts.get("runtime") or {}).get("integrity") or {}).items()
            if path in p["integrity_databases"] or "/clamav/" in path}
@@ -612,7 +612,7 @@ def malware_protection(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("trusted.evidence")
-def trusted_evidence(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def trusted_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     firmware = "UEFI" if rt.get("efi") else "BIOS or unknown"
     evidence = [f"firmware: {firmware}", *(f"tpm: {x}" for x in rt.get("tpm", []))]
@@ -622,7 +622,7 @@ def trusted_evidence(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("crypto.transit")
-def crypto_transit(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def crypto_transit(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running, evidence = _sshd_running(ev)
     plain = _listeners(ev, {21, 23, 512, 513, 514}, exposed_only=True)
     if plain:
@@ -633,7 +633,7 @@ def crypto_transit(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("crypto.password_hashes", params=("strong_hash_schemes",))
-def crypto_password_hashes(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def crypto_password_hashes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     if not ev.shadow:
         return needs_evidence("/etc/shadow could not be read")
     weak = [f"/etc/shadow:{s['line']}: {user}: scheme {'DES' if s['scheme'] == 'des' else '$' + s['scheme'] + '$'}"
@@ -646,12 +646,12 @@ def crypto_password_hashes(ev: Evidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("backup.evidence")
-def backup_evidence(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def backup_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     jobs = [f"{c['file']}: {c['entry']}" for c in ev.facts.get("cron") or []
             if re.search(r"backup|rsync|dump|xtrabackup|tar\s|borg|restic", c["entry"], re.I)]
     return needs_evidence("backup, off-site copies and redundancy are shown by the backup system's records", jobs[:5])
 
 
 @check("residual.evidence")
-def residual_evidence(ev: Evidence, p: dict[str, Any]) -> Verdict:
+def residual_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("clearing of released storage is shown by the vendor's statement or test report")

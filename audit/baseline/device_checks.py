@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from audit.baseline.device_evidence import DeviceEvidence, Found
-from audit.baseline.model import Verdict, check, failed, needs_evidence, passed
+from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
 
 KIND = "device"
 
@@ -23,14 +23,14 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
 
 
-def _vty_missing(ev: DeviceEvidence) -> Verdict:
+def _vty_missing(ev: DeviceEvidence) -> CheckVerdict:
     return failed("no vty (remote login) section in the running configuration", [ev.absent("vty section")])
 
 
 # --- 8.1.4.1 identification and authentication ---------------------------------------------------
 
 @check("device.ssh_only", kind=KIND)
-def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """SSH (v2) on, no telnet server, no vty that accepts telnet."""
     bad, good = [], []
     for found in ev.find("telnet_server"):
@@ -58,7 +58,7 @@ def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.snmp_v3", kind=KIND)
-def snmp_v3(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def snmp_v3(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """SNMP off, or v3 with authentication and privacy only: a v1/v2c community is a cleartext credential."""
     old = ev.find("snmp_v1v2c")
     if old:
@@ -73,7 +73,7 @@ def snmp_v3(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.lockout", kind=KIND, params=("device_lockout_attempts", "device_lockout_min_seconds"))
-def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     found = ev.find("lockout")
     if not found:
         return failed("no lockout or session end after failed logins", [ev.absent("login-failure lockout")])
@@ -91,7 +91,7 @@ def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.idle_timeout", kind=KIND, params=("device_idle_timeout",))
-def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     vtys = ev.sections("vty")
     if not vtys:
         return _vty_missing(ev)
@@ -117,7 +117,7 @@ def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.password_policy", kind=KIND, params=("password_min_length", "pass_max_days"))
-def password_policy(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def password_policy(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     policy = ev.find("password_policy")
     if not policy:
         return failed("no local password policy (length, complexity, aging)", [ev.absent("password policy")])
@@ -155,7 +155,7 @@ def _users(ev: DeviceEvidence) -> dict[str, list[Found]]:
 
 
 @check("device.second_factor", kind=KIND)
-def second_factor(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def second_factor(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("a device login is a password: show the bastion host's (堡垒机) or AAA server's "
                           "second factor", [ev.cite(f) for f in ev.find("aaa_required")])
 
@@ -163,7 +163,7 @@ def second_factor(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.2 access control ------------------------------------------------------------------------
 
 @check("device.aaa", kind=KIND)
-def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """Every vty authenticates users by name (AAA, local users), never a shared line password."""
     vtys = ev.sections("vty")
     if not vtys:
@@ -196,7 +196,7 @@ def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.default_accounts", kind=KIND, params=("device_default_accounts",))
-def default_accounts(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def default_accounts(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     users = _users(ev)
     defaults = {u.lower() for u in p["device_default_accounts"]}
     bad = [ev.cite(found[0]) for user, found in sorted(users.items()) if user.lower() in defaults]
@@ -206,7 +206,7 @@ def default_accounts(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.accounts_review", kind=KIND)
-def accounts_review(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def accounts_review(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     users = _users(ev)
     listed = []
     for user, found in sorted(users.items()):
@@ -219,7 +219,7 @@ def accounts_review(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.3 security audit -----------------------------------------------------------------------
 
 @check("device.syslog", kind=KIND)
-def syslog(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def syslog(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     off = ev.find("syslog_off")
     if off:
         return failed("logging is switched off", [ev.cite(f) for f in off])
@@ -230,7 +230,7 @@ def syslog(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.ntp", kind=KIND)
-def ntp(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def ntp(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     servers = ev.find("ntp")
     if not servers:
         return failed("no NTP server: log timestamps cannot be trusted", [ev.absent("NTP server")])
@@ -238,7 +238,7 @@ def ntp(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.audit_protection", kind=KIND)
-def audit_protection(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def audit_protection(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("show that only administrators can change the logging settings (user levels / roles)",
                           [ev.cite(f) for f in ev.find("syslog")])
 
@@ -246,7 +246,7 @@ def audit_protection(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.4 intrusion prevention -----------------------------------------------------------------
 
 @check("device.services", kind=KIND)
-def services(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def services(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     found = ev.find("risky_services")
     if found:
         return failed("plaintext or unneeded services are on", [ev.cite(f) for f in found])
@@ -276,7 +276,7 @@ def _networks(source: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @check("device.mgmt_acl", kind=KIND)
-def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """Every vty (or the SSH server) is bound to an ACL that exists and permits only management networks."""
     vtys = ev.sections("vty")
     if not vtys:
@@ -314,14 +314,14 @@ def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.patches", kind=KIND)
-def patches(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def patches(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("compare the software version with the vendor's security advisories; show the patch records",
                           [ev.cite(f) for f in ev.find_text("version")]
                           or [f"{ev.name}: {ev.label}, no version line in the configuration (display version)"])
 
 
 @check("device.ids", kind=KIND)
-def ids(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def ids(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("intrusion detection for this node is shown by the IDS/IPS or the security management "
                           "platform")
 
@@ -329,12 +329,12 @@ def ids(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 # --- 8.1.4.6 - 8.1.4.10 -------------------------------------------------------------------------------
 
 @check("device.trusted", kind=KIND)
-def trusted(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def trusted(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("trusted verification of the device's boot and software is shown by the vendor's evidence")
 
 
 @check("device.password_storage", kind=KIND)
-def password_storage(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def password_storage(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     weak = ev.find("password_weak")
     if weak:
         return failed("passwords are stored in clear text or a reversible form", [ev.cite(f) for f in weak])
@@ -343,11 +343,11 @@ def password_storage(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
 
 
 @check("device.backup", kind=KIND)
-def backup(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def backup(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("show the configuration backups (and the redundancy of important devices)",
                           [ev.cite(f) for f in ev.find("backup")])
 
 
 @check("device.residual", kind=KIND)
-def residual(ev: DeviceEvidence, p: dict[str, Any]) -> Verdict:
+def residual(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     return needs_evidence("clearing of released memory and storage is shown by the vendor's statement or test report")

@@ -25,9 +25,9 @@ from audit.baseline.model import (
     REGISTRY,
     Catalog,
     CheckOptions,
+    CheckVerdict,
     Row,
     TargetVerdicts,
-    Verdict,
 )
 from audit.baseline.probes import PROBES
 from audit.probes import Context, Script
@@ -53,7 +53,7 @@ def evaluate(evidence: Any, level: int, params: dict[str, Any], catalog: Catalog
             try:
                 verdict = chk.evaluate(evidence, params)
             except Exception as exc:  # a parser bug on odd host output must be visible, not a silent pass
-                verdict = Verdict(NEEDS_EVIDENCE, f"could not evaluate: {type(exc).__name__}: {exc}")
+                verdict = CheckVerdict(NEEDS_EVIDENCE, f"could not evaluate: {type(exc).__name__}: {exc}")
             rows.append(Row(item.id, clause, item.test_id, check_id, verdict.status, verdict.summary,
                             verdict.evidence, chk.fixable))
     return rows

@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 CATALOG = HERE / "catalog.yaml"
 PROFILES = HERE / "profiles"
 LEVELS = (2, 3)
-# Modules whose checks the catalog may name (each registers with checks.check); device checks add theirs.
+# Modules whose checks the catalog may name (each registers with model.check); device checks add theirs.
 CHECK_MODULES = ("audit.baseline.checks", "audit.baseline.device_checks")
 
 PASS, FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE = "pass", "fail", "needs_evidence", "not_applicable"
@@ -37,7 +37,7 @@ SEVERITY = {FAIL: 3, NEEDS_EVIDENCE: 2, PASS: 1, NOT_APPLICABLE: 0}  # an item i
 
 
 @dataclass(frozen=True)
-class Verdict:
+class CheckVerdict:
     """What one check concluded from one target's evidence: the status, a one-line summary and the
     evidence lines that decided it (file:line, a config line or an output excerpt)."""
 
@@ -46,24 +46,24 @@ class Verdict:
     evidence: tuple[str, ...] = ()
 
 
-def passed(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Verdict:
-    return Verdict(PASS, summary, tuple(evidence))
+def passed(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> CheckVerdict:
+    return CheckVerdict(PASS, summary, tuple(evidence))
 
 
-def failed(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Verdict:
-    return Verdict(FAIL, summary, tuple(evidence))
+def failed(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> CheckVerdict:
+    return CheckVerdict(FAIL, summary, tuple(evidence))
 
 
-def needs_evidence(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Verdict:
+def needs_evidence(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> CheckVerdict:
     """The target cannot show it: the assessor needs other evidence (a document, another system's)."""
-    return Verdict(NEEDS_EVIDENCE, summary, tuple(evidence))
+    return CheckVerdict(NEEDS_EVIDENCE, summary, tuple(evidence))
 
 
 @dataclass(frozen=True)
 class Check:
     id: str
     kind: str  # "linux", or "device" for the network-device checks
-    evaluate: Callable[[Any, dict[str, Any]], Verdict]
+    evaluate: Callable[[Any, dict[str, Any]], CheckVerdict]
     fixable: bool = False  # the remediation playbook handles it
     params: tuple[str, ...] = field(default=())  # catalog parameters it reads (validated at load)
 
@@ -74,7 +74,7 @@ REGISTRY: dict[str, Check] = {}
 def check(id: str, *, kind: str = "linux", fixable: bool = False, params: tuple[str, ...] = ()) -> Callable:
     """Register an evaluation function as check `id`: host and device checks share one registry, so the
     catalog names either and the engine judges both alike."""
-    def register(fn: Callable[[Any, dict[str, Any]], Verdict]) -> Callable:
+    def register(fn: Callable[[Any, dict[str, Any]], CheckVerdict]) -> Callable:
         if id in REGISTRY:
             raise ValueError(f"check {id} is defined twice")
         REGISTRY[id] = Check(id, kind, fn, fixable, params)
@@ -84,7 +84,7 @@ def check(id: str, *, kind: str = "linux", fixable: bool = False, params: tuple[
 
 @dataclass(frozen=True)
 class Row:
-    """One line of a target's result: a control point decided by one check (one `Verdict`, placed)."""
+    """One line of a target's result: a control point decided by one check (one `CheckVerdict`, placed)."""
 
     item: str  # the level-3 clause id (catalog key)
     clause: str  # the clause at the target's level (7.1.4.x at level 2)
