@@ -269,7 +269,7 @@ class BaselineRun:
 
     inv: Inventory
     catalog: Catalog
-    profile: str
+    profile: str  # its name; "" when read back from the store (load_run)
     results: list[Result]
     levels: dict[str, int | None]  # every selected target's level; None: not checked (no level 2 or 3)
     level: int | None = None  # --level, when it was given
