@@ -93,6 +93,8 @@ def test_a_device_is_checked_at_the_highest_level_it_carries(demo):
     assert levels == {"sj-hx1": 3, "sj-hx2": 3, "sj-hj1": 3, "gaj-jr1": 3, "swj-jr1": 3, "rsj-jr1": 3,
                       "dx-hj1": 3, "dxjyj-jr1": 2, "qs-jr1": None}
     assert set(device_path.device_levels(demo, ["qs-jr1"], 2).values()) == {2}
+    with pytest.raises(service.NothingToCheck, match="give --level"):  # before any session is opened
+        service.check(demo, [], ["qs-jr1"])
 
 
 # --- on the lab ----------------------------------------------------------------------------------------
