@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inventory
-from audit.baseline import engine, model
+from audit.baseline import model, service
 from audit.baseline import testinfra as suite
 from bench.fleet import host_inventory
 from lab.baseline_seed import seed_baseline
@@ -48,8 +48,8 @@ def main() -> None:
             seed_baseline(lab, inv)
             names = sorted(inv.hosts)
             began = time.perf_counter()
-            _, results, _ = engine.check(inv, names, profile, catalog, level=3,
-                                         options=engine.Options(workers=n), progress=False)
+            results = service.check(inv, names, level=3, profile=profile, catalog=catalog,
+                                    options=model.CheckOptions(workers=n), progress=False).results
             t_fleet = time.perf_counter() - began
             bad = [r.target for r in results if not r.ok]
             config = suite.ssh_config(root / "ssh_config", lab.key, lab.known_hosts)

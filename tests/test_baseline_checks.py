@@ -8,10 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from audit.baseline import checks as checks_module
 from audit.baseline import engine, model
-from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, PASS, Outcome
 from audit.baseline.evidence import Evidence, family_of, logrotate_days
+from audit.baseline.model import FAIL, NEEDS_EVIDENCE, PASS, REGISTRY, CheckVerdict
 from audit.baseline.probes import ConfigFiles, Shadow
 from audit.probes import Context
 from jiyue import i18n
@@ -37,7 +36,7 @@ def test_catalog_covers_both_levels_with_labels(catalog):
     assert not any(i.id.startswith("8.1.4.8") for i in l2)  # level 2 has no 数据保密性
     assert {i.clause_at(2) for i in l2 if i.id.startswith("8.1.4.9")} == {"7.1.4.8 a", "7.1.4.8 b"}
     used = {c for i in catalog.items for c in i.checks}
-    linux = {c for c, chk in checks_module.REGISTRY.items() if chk.kind == "linux"}
+    linux = {c for c, chk in REGISTRY.items() if chk.kind == "linux"}
     assert linux <= used  # every Linux check decides some item (device checks join the same items)
     for c in used:  # a name and a remediation hint in both languages for every check
         assert i18n.t(f"baseline.check.{c}", "zh") and i18n.t(f"baseline.hint.{c}", "en")
@@ -72,19 +71,19 @@ def test_distributions_by_id_then_id_like(os_id, like, family):
 def test_faillock_is_read_before_tally2_and_its_defaults_count(params):
     files = {"/etc/pam.d/system-auth": "auth required pam_tally2.so deny=10\nauth required pam_faillock.so preauth\n"}
     e = ev(files, os={"id": "anolis", "id_like": ["rhel"]})
-    out = checks_module.REGISTRY["login.lockout"].evaluate(e, params)
+    out = REGISTRY["login.lockout"].evaluate(e, params)
     assert out.status == PASS and out.summary == "pam_faillock: deny 3, unlock_time 600 s"
     files["/etc/security/faillock.conf"] = "deny = 8\n"
-    out = checks_module.REGISTRY["login.lockout"].evaluate(ev(files, os={"id": "anolis"}), params)
+    out = REGISTRY["login.lockout"].evaluate(ev(files, os={"id": "anolis"}), params)
     assert out.status == FAIL and "/etc/security/faillock.conf:1: 8" in out.evidence[1]
     debian = ev({"/etc/pam.d/system-auth": "auth required pam_faillock.so preauth\n"}, os={"id": "uos"})
-    assert checks_module.REGISTRY["login.lockout"].evaluate(debian, params).status == FAIL  # wrong family's file
+    assert REGISTRY["login.lockout"].evaluate(debian, params).status == FAIL  # wrong family's file
 
 
 def test_pwquality_arguments_override_the_config_file(params):
     files = {"/etc/pam.d/common-password": "password requisite pam_pwquality.so minlen=12 dcredit=-1 ucredit=-1 "
                                             "ocredit=-1\n", "/etc/security/pwquality.conf": "minlen = 6\n"}
-    out = checks_module.REGISTRY["password.complexity"].evaluate(ev(files, os={"id": "debian"}), params)
+    out = REGISTRY["password.complexity"].evaluate(ev(files, os={"id": "debian"}), params)
     assert out.status == PASS and out.summary.startswith("pam_pwquality: minlen 12, 3 character classes")
 
 
@@ -94,8 +93,8 @@ def test_sshd_first_value_wins_includes_and_match_blocks(params):
              "/etc/ssh/sshd_config.d/50-cloud.conf": "PermitRootLogin yes\n"}
     e = ev(files)
     assert e.sshd_value("PermitRootLogin").path == "/etc/ssh/sshd_config.d/50-cloud.conf"
-    assert checks_module.REGISTRY["ssh.root_login"].evaluate(e, params).status == FAIL
-    assert checks_module.REGISTRY["mgmt.restricted"].evaluate(e, params).status == PASS  # Match Address
+    assert REGISTRY["ssh.root_login"].evaluate(e, params).status == FAIL
+    assert REGISTRY["mgmt.restricted"].evaluate(e, params).status == PASS  # Match Address
 
 
 def test_logrotate_retention_is_rotate_times_period():
@@ -136,10 +135,10 @@ def test_a_check_that_breaks_needs_evidence_never_passes(catalog, params):
 def test_device_evidence_plugs_into_the_same_engine(catalog, params):
     """The device-check helper's API: register checks of another kind, list them in catalog items, evaluate
     the device's evidence (any object) with kind=…: the same rows, reports and store."""
-    @checks_module.check("test.device_ssh_only", kind="device")
-    def device_ssh_only(cfg: str, p: dict) -> Outcome:
+    @model.check("test.device_ssh_only", kind="device")
+    def device_ssh_only(cfg: str, p: dict) -> CheckVerdict:
         bad = [line for line in cfg.splitlines() if "protocol inbound telnet" in line]
-        return Outcome(FAIL, "telnet allowed", tuple(bad)) if bad else Outcome(PASS, "SSH only")
+        return CheckVerdict(FAIL, "telnet allowed", tuple(bad)) if bad else CheckVerdict(PASS, "SSH only")
 
     try:
         items = tuple(replace(i, checks=(*i.checks, "test.device_ssh_only")) if i.id == "8.1.4.1 c" else i
@@ -150,4 +149,4 @@ def test_device_evidence_plugs_into_the_same_engine(catalog, params):
         assert [(r.item, r.check, r.status, r.evidence) for r in device_rows] == [
             ("8.1.4.1 c", "test.device_ssh_only", FAIL, (" protocol inbound telnet",))]
     finally:
-        del checks_module.REGISTRY["test.device_ssh_only"]
+        del REGISTRY["test.device_ssh_only"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from audit.baseline import devices as device_path
-from audit.baseline import model
-from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, REGISTRY
+from audit.baseline import model, service
 from audit.baseline.device_checks import KIND
 from audit.baseline.device_evidence import rules
+from audit.baseline.model import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, REGISTRY
 from jiyue.i18n import t
 from jiyue.store import BASELINE_CHECK, Store
 from lab.netsim.baseline import weak_devices
@@ -93,6 +93,8 @@ def test_a_device_is_checked_at_the_highest_level_it_carries(demo):
     assert levels == {"sj-hx1": 3, "sj-hx2": 3, "sj-hj1": 3, "gaj-jr1": 3, "swj-jr1": 3, "rsj-jr1": 3,
                       "dx-hj1": 3, "dxjyj-jr1": 2, "qs-jr1": None}
     assert set(device_path.device_levels(demo, ["qs-jr1"], 2).values()) == {2}
+    with pytest.raises(service.NothingToCheck, match="give --level"):  # before any session is opened
+        service.check(demo, [], ["qs-jr1"])
 
 
 # --- on the lab ----------------------------------------------------------------------------------------
@@ -100,9 +102,8 @@ def test_a_device_is_checked_at_the_highest_level_it_carries(demo):
 
 @pytest.fixture(scope="module")
 def level3(lab, demo, catalog):
-    results, _ = device_path.check_devices(demo, sorted(demo.devices), model.load_profile("level3", catalog), catalog,
-                                           level=3, progress=False)
-    return results
+    return service.check(demo, [], sorted(demo.devices), level=3, profile=model.load_profile("level3", catalog),
+                         catalog=catalog, progress=False).results
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +112,9 @@ def level2(lab, demo, catalog, tmp_path_factory):
     gone = demo.devices["qs-jr1"].model_copy(update={"name": "gone-jr1", "port": 2299})
     inv = demo.model_copy(update={"devices": {**demo.devices, "gone-jr1": gone}})
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('devstore') / 'd.sqlite'}")
-    run_id, results, _ = device_path.check(inv, [], sorted(inv.devices), model.load_profile("level2", catalog),
-                                           catalog, level=2, store=store, progress=False)
-    return inv, store, run_id, results
+    run = service.check(inv, [], sorted(inv.devices), level=2, profile=model.load_profile("level2", catalog),
+                        catalog=catalog, store=store, progress=False)
+    return inv, store, run.run_id, run.results
 
 
 def test_exactly_the_seeded_weaknesses_at_level_3(level3, catalog):
@@ -179,10 +180,10 @@ def test_level_2_and_an_unreachable_device(level2, catalog):
 def test_device_rows_in_the_reports(level2, tmp_path):
     import openpyxl
 
-    from audit.baseline.report import BaselineReport, write_reports
+    from audit.baseline.report import write_reports
 
     inv, store, _, _ = level2
-    write_reports(BaselineReport.latest(inv, model.load_catalog(), store), tmp_path)
+    write_reports(service.load_run(inv, store), tmp_path)
     wb = openpyxl.load_workbook(tmp_path / "baseline.xlsx")
     ws = wb["检查结果"]
     header = [c.value for c in ws[1]]
@@ -206,13 +207,14 @@ def test_the_verdict_follows_the_live_config(lab, demo, catalog):
     try:
         with open_session(demo, "sj-hj1") as session:
             session.configure(["undo telnet server enable", "user-interface vty 0 4", "protocol inbound ssh"])
-        results, _ = device_path.check_devices(demo, ["sj-hj1"], profile, catalog, level=3, progress=False)
+        results = service.check(demo, [], ["sj-hj1"], level=3, profile=profile, catalog=catalog,
+                                progress=False).results
         statuses = {row["check"]: row["status"] for row in results[0].value["rows"]}
         assert statuses["device.ssh_only"] == PASS
         assert statuses["device.idle_timeout"] == FAIL and statuses["device.snmp_v3"] == FAIL  # still as seeded
     finally:
         netsim(lab).reset("sj-hj1")
-    results, _ = device_path.check_devices(demo, ["sj-hj1"], profile, catalog, level=3, progress=False)
+    results = service.check(demo, [], ["sj-hj1"], level=3, profile=profile, catalog=catalog, progress=False).results
     assert {row["check"] for row in results[0].value["rows"] if row["status"] == FAIL} == {
         "device.ssh_only", "device.idle_timeout", "device.snmp_v3"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from audit.baseline import engine, model
-from audit.baseline.checks import FAIL, PASS
+from audit.baseline import model, service
+from audit.baseline.model import FAIL, PASS
 from lab.baseline_seed import expected_failures, load
 
 
@@ -20,16 +20,15 @@ def inventory_levels(baseline_seeded, demo, catalog, tmp_path_factory):
     from jiyue.store import Store
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'h.sqlite'}")
-    run_id, results, levels = engine.check(demo, sorted(demo.hosts), model.load_profile(None, catalog), catalog,
-                                           store=store, progress=False)
-    return run_id, results, levels, store
+    run = service.check(demo, sorted(demo.hosts), profile=model.load_profile(None, catalog), catalog=catalog,
+                        store=store, progress=False)
+    return run.run_id, run.results, run.levels, store, run
 
 
 @pytest.fixture(scope="module")
 def all_level3(baseline_seeded, demo, catalog):
-    _, results, _ = engine.check(demo, sorted(demo.hosts), model.load_profile("level3", catalog), catalog, level=3,
-                                 progress=False)
-    return results
+    return service.check(demo, sorted(demo.hosts), level=3, profile=model.load_profile("level3", catalog),
+                         catalog=catalog, progress=False).results
 
 
 def _expected(catalog, host: str, level: int) -> set[tuple[str, str]]:
@@ -42,7 +41,7 @@ def _failed(result) -> set[tuple[str, str]]:
 
 
 def test_exactly_the_seeded_failures_at_each_hosts_level(inventory_levels, catalog):
-    _, results, levels, _ = inventory_levels
+    _, results, levels, _, _ = inventory_levels
     assert all(r.ok for r in results), [(r.target, r.error) for r in results if not r.ok]
     assert {r.target for r in results} == {h for h, lv in levels.items() if lv}
     assert {levels[r.target] for r in results} == {2, 3}
@@ -85,7 +84,7 @@ def test_failures_carry_evidence_and_distribution_awareness(all_level3):
 
 
 def test_the_run_is_stored(inventory_levels):
-    run_id, results, _, store = inventory_levels
+    run_id, results, _, store, _ = inventory_levels
     stored = store.run_results(run_id)
     assert {r.target for r in stored} == {r.target for r in results}
     assert all(r.data["rows"] for r in stored)
@@ -97,10 +96,10 @@ def test_reports_from_the_stored_run(inventory_levels, demo, catalog, tmp_path):
 
     import openpyxl
 
-    from audit.baseline.report import BaselineReport, write_reports
+    from audit.baseline.report import write_reports
 
-    run_id, results, _, store = inventory_levels
-    written = write_reports(BaselineReport.latest(demo, catalog, store), tmp_path)
+    run_id, results, _, store, run = inventory_levels
+    written = write_reports(service.load_run(demo, store), tmp_path)
     assert sorted(p.name for p in written) == ["baseline.html", "baseline.json", "baseline.junit.xml", "baseline.xlsx"]
     wb = openpyxl.load_workbook(tmp_path / "baseline.xlsx")
     ws = wb["检查结果"]
@@ -124,6 +123,9 @@ def test_reports_from_the_stored_run(inventory_levels, demo, catalog, tmp_path):
     assert data["run"] == run_id and set(data["hosts"]) == {r.target for r in results}
     html = (tmp_path / "baseline.html").read_text()
     assert "<script" not in html and "<svg" in html and "不符合" in html
+    # the run just checked reports exactly as the run read back from the store
+    write_reports(run, tmp_path / "live", ("json",))
+    assert json.loads((tmp_path / "live" / "baseline.json").read_text()) == data
 
 
 def test_testinfra_path_gives_the_fleet_paths_verdicts(all_level3, demo, lab, tmp_path):

@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 
-from audit.baseline import checks as checks_module
-from audit.baseline import engine, model
+from audit.baseline import model, service
 from audit.baseline import remediate as rem
-from audit.baseline.checks import FAIL
+from audit.baseline.model import FAIL, REGISTRY
 from jiyue import ssh
 from lab.baseline_seed import expected_failures, load, seed_baseline
 from lab.hosts import SSHD
@@ -45,9 +44,17 @@ def test_remediation_fixes_what_it_can_and_is_idempotent(fresh, lab, demo):
     catalog = model.load_catalog()
     profile = model.load_profile(None, catalog)
     data = load()
-    _, before, _ = engine.check(demo, HOSTS, profile, catalog, progress=False)
+    fixable = {c for c, chk in REGISTRY.items() if chk.fixable}
+    allow_users = {h: [x for x in _state(lab, h)["/etc/ssh/sshd_config"][0].splitlines()
+                       if x.startswith(("AllowUsers", "PasswordAuthentication", "PubkeyAuthentication"))]
+                   for h in HOSTS}
+    state = {h: _state(lab, h) for h in HOSTS}
+
+    dry = service.remediate(demo, HOSTS, profile=profile, catalog=catalog, progress=False)
+    assert dry.ok, dry.failures
+    before = dry.before.results
     fixes, families = rem.planned_fixes(before)
-    fixable = {c for c, chk in checks_module.REGISTRY.items() if chk.fixable}
+    assert dry.fixes == fixes
     levels = {r.target: r.value["level"] for r in before}
     for host in HOSTS:
         seeded = {c for c in expected_failures(data, host) if any(
@@ -55,24 +62,20 @@ def test_remediation_fixes_what_it_can_and_is_idempotent(fresh, lab, demo):
         assert _failed(before)[host] == seeded
         assert set(fixes.get(host, [])) == seeded & fixable
     assert fixes["dsj-zwfw-app1"] == ["login.lockout", "password.complexity", "session.tmout"]
-    allow_users = {h: [x for x in _state(lab, h)["/etc/ssh/sshd_config"][0].splitlines()
-                       if x.startswith(("AllowUsers", "PasswordAuthentication", "PubkeyAuthentication"))]
-                   for h in HOSTS}
-    state = {h: _state(lab, h) for h in HOSTS}
-
-    dry = rem.run(demo, fixes, families, profile, catalog, apply=False)
-    assert dry.ok, dry.failures
-    assert set(dry.changed) == set(fixes)  # it says what it would change …
+    assert {h for h, x in dry.hosts.items() if x.changed} == set(fixes)  # it says what it would change …
+    assert any(x.diff for x in dry.hosts.values()) and dry.after is None
     assert {h: _state(lab, h) for h in HOSTS} == state  # … and changes nothing
 
-    applied = rem.run(demo, fixes, families, profile, catalog, apply=True)
+    applied = service.remediate(demo, HOSTS, profile=profile, catalog=catalog, apply=True, progress=False)
     assert applied.ok, applied.failures
-    _, after, _ = engine.check(demo, HOSTS, profile, catalog, progress=False)
+    assert applied.fixes == fixes and applied.still_failing == {}
+    assert {r.target for r in applied.after.results} == set(fixes)  # the remediated hosts, checked again
+    after = service.check(demo, HOSTS, profile=profile, catalog=catalog, progress=False).results
     for host in HOSTS:
         assert _failed(after)[host] == _failed(before)[host] - fixable, host  # only the unfixable remain
 
     again = rem.run(demo, fixes, families, profile, catalog, apply=True)
-    assert again.ok and again.changed == {}, again.changed
+    assert again.ok and not any(x.changed for x in again.hosts.values()), {h: x.tasks for h, x in again.hosts.items()}
 
     for host in HOSTS:  # the operator still gets in with its key; sshd's config is valid; access unchanged
         out = ssh.run(ssh.Target.of(demo, host), "id -u; grep -i '^PermitRootLogin' /etc/ssh/sshd_config")

@@ -1,67 +1,22 @@
 """The host checks: one definition each, a pure evaluation of collected evidence against parameters.
 
-A check names the kind of target it reads (`linux` here; device platforms register their own
-checks the same way), whether the remediation playbook can fix it, and `evaluate(evidence, params)`
-returning an `Outcome`: status, the evidence lines that decided it (file:line or an output excerpt)
-and a one-line summary. Thresholds are never written here: they come from the catalog's parameters
-as overridden by the profile. Both the fleet path and the testinfra path call these functions.
+A check registers with model.check: the kind of target it reads (`linux` here; the device checks
+register theirs in the same registry), whether the remediation playbook can fix it, and
+`evaluate(evidence, params)` returning a `CheckVerdict`: status, the evidence lines that decided it
+(file:line or an output excerpt) and a one-line summary. Thresholds are never written here: they
+come from the catalog's parameters as overridden by the profile. Both the fleet path and the
+testinfra path call these functions.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
-
-PASS, FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE = "pass", "fail", "needs_evidence", "not_applicable"
-STATUSES = (PASS, FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE)
-SEVERITY = {FAIL: 3, NEEDS_EVIDENCE: 2, PASS: 1, NOT_APPLICABLE: 0}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    summary: str
-    evidence: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Check:
-    id: str
-    kind: str  # "linux", or a device platform family registered by the device checks
-    evaluate: Callable[[Any, dict[str, Any]], Outcome]
-    fixable: bool = False  # the remediation playbook handles it
-    params: tuple[str, ...] = field(default=())  # catalog parameters it reads (validated at load)
-
-
-REGISTRY: dict[str, Check] = {}
-
-
-def check(id: str, *, kind: str = "linux", fixable: bool = False, params: tuple[str, ...] = ()) -> Callable:
-    """Register an evaluation function as check `id` (device checks use the same decorator)."""
-    def register(fn: Callable[[Any, dict[str, Any]], Outcome]) -> Callable:
-        if id in REGISTRY:
-            raise ValueError(f"check {id} is defined twice")
-        REGISTRY[id] = Check(id, kind, fn, fixable, params)
-        return fn
-    return register
-
-
-def _ok(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Outcome:
-    return Outcome(PASS, summary, tuple(evidence))
-
-
-def _fail(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Outcome:
-    return Outcome(FAIL, summary, tuple(evidence))
-
-
-def _manual(summary: str, evidence: list[str] | tuple[str, ...] = ()) -> Outcome:
-    return Outcome(NEEDS_EVIDENCE, summary, tuple(evidence))
+from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
 
 
 def _searched(ev: Evidence, *patterns: str) -> list[str]:
@@ -102,17 +57,17 @@ def _interactive(ev: Evidence, p: dict[str, Any]) -> list[tuple[Line, list[str]]
 # --- 8.1.4.1 identification and authentication ---------------------------------------------------
 
 @check("accounts.unique")
-def accounts_unique(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def accounts_unique(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     names = Counter(f[0] for _, f in ev.passwd)
     uids = Counter(f[2] for _, f in ev.passwd)
     bad = [line.cite() for line, f in ev.passwd if names[f[0]] > 1 or uids[f[2]] > 1]
     empty = [f"/etc/shadow:{s['line']}: {user}: empty password field" for user, s in sorted(ev.shadow.items())
              if s["status"] == "empty"]
     if not ev.passwd:
-        return _manual("/etc/passwd could not be read")
+        return needs_evidence("/etc/passwd could not be read")
     if bad or empty:
-        return _fail(f"{len(bad)} accounts share a name or UID, {len(empty)} have no password", bad + empty)
-    return _ok(f"{len(ev.passwd)} accounts, names and UIDs unique, no empty password")
+        return failed(f"{len(bad)} accounts share a name or UID, {len(empty)} have no password", bad + empty)
+    return passed(f"{len(ev.passwd)} accounts, names and UIDs unique, no empty password")
 
 
 def _pwquality(ev: Evidence) -> tuple[dict[str, str], list[str]]:
@@ -126,12 +81,12 @@ def _pwquality(ev: Evidence) -> tuple[dict[str, str], list[str]]:
 
 
 @check("password.complexity", fixable=True, params=("password_min_length", "password_min_classes"))
-def password_complexity(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def password_complexity(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     files = ev.pam_files(PAM_PASSWORD)
     lines = [x for x in ev.pam(*files) if x.type == "password" and x.module in ("pam_pwquality", "pam_cracklib")]
     if not lines:
-        return _fail(f"no pam_pwquality or pam_cracklib in the password stack ({', '.join(files)})",
-                     [f"{f}: present" if ev.has(f) else f"{f}: missing" for f in files])
+        return failed(f"no pam_pwquality or pam_cracklib in the password stack ({', '.join(files)})",
+                      [f"{f}: present" if ev.has(f) else f"{f}: missing" for f in files])
     module = lines[0]
     conf, cited = _pwquality(ev) if module.module == "pam_pwquality" else ({}, [])
     settings = {**conf, **module.args}  # module arguments override pwquality.conf
@@ -142,13 +97,13 @@ def password_complexity(ev: Evidence, p: dict[str, Any]) -> Outcome:
     evidence = [x.line.cite() for x in lines] + cited
     summary = f"{module.module}: minlen {minlen}, {classes} character classes required"
     if minlen < p["password_min_length"] or classes < p["password_min_classes"]:
-        return _fail(summary + f" (needs minlen >= {p['password_min_length']}, >= {p['password_min_classes']} classes)",
-                     evidence)
-    return _ok(summary, evidence)
+        needs = f" (needs minlen >= {p['password_min_length']}, >= {p['password_min_classes']} classes)"
+        return failed(summary + needs, evidence)
+    return passed(summary, evidence)
 
 
 @check("password.aging", fixable=True, params=("pass_max_days", "pass_min_days", "pass_warn_age"))
-def password_aging(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def password_aging(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     defs = ev.login_defs()
     problems, evidence = [], []
     for key, limit, worse in (("PASS_MAX_DAYS", p["pass_max_days"], lambda v, lim: v > lim),
@@ -166,24 +121,24 @@ def password_aging(ev: Evidence, p: dict[str, Any]) -> Outcome:
             problems.append(f"{f[0]} max {s['max']}")
             evidence.append(f"/etc/shadow:{s['line']}: {f[0]} maximum password age {s['max']}")
     if problems:
-        return _fail("; ".join(problems), evidence)
-    return _ok(f"max {p['pass_max_days']} / min {p['pass_min_days']} / warn {p['pass_warn_age']} days met", evidence)
+        return failed("; ".join(problems), evidence)
+    return passed(f"max {p['pass_max_days']} / min {p['pass_min_days']} / warn {p['pass_warn_age']} days met", evidence)
 
 
 @check("ssh.empty_passwords", fixable=True)
-def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     line = ev.sshd_value("PermitEmptyPasswords")
     if line and line.text.lower() == "yes":
-        return _fail("sshd accepts empty passwords", [line.cite()])
-    return _ok("PermitEmptyPasswords no" + ("" if line else " (sshd default)"), [line.cite()] if line else [])
+        return failed("sshd accepts empty passwords", [line.cite()])
+    return passed("PermitEmptyPasswords no" + ("" if line else " (sshd default)"), [line.cite()] if line else [])
 
 
 @check("trust.rhosts")
-def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = (ev.facts.get("runtime") or {}).get("trust", [])
     if found:
-        return _fail(f"trust files present: {', '.join(found)}", found)
-    return _ok("no .rhosts, .shosts, .netrc or hosts.equiv")
+        return failed(f"trust files present: {', '.join(found)}", found)
+    return passed("no .rhosts, .shosts, .netrc or hosts.equiv")
 
 
 def _faillock_conf(ev: Evidence) -> dict[str, Line]:
@@ -191,7 +146,7 @@ def _faillock_conf(ev: Evidence) -> dict[str, Line]:
 
 
 @check("login.lockout", fixable=True, params=("lockout_deny", "lockout_unlock_time"))
-def login_lockout(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def login_lockout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
     pam = [x for x in ev.pam(*files) if x.type == "auth"]
     faillock = [x for x in pam if x.module == "pam_faillock"]
@@ -211,45 +166,45 @@ def login_lockout(ev: Evidence, p: dict[str, Any]) -> Outcome:
         deny, unlock = _int(args.get("deny")) or 0, _int(args.get("unlock_time")) or 0
         evidence, name = [x.line.cite() for x in tally], tally[0].module
     else:
-        return _fail("no pam_faillock or pam_tally2 in the auth stack", _searched(ev, *files))
+        return failed("no pam_faillock or pam_tally2 in the auth stack", _searched(ev, *files))
     summary = f"{name}: deny {deny}, unlock_time {unlock} s"
     if deny == 0 or deny > p["lockout_deny"] or (0 < unlock < p["lockout_unlock_time"]):
-        return _fail(summary + f" (needs deny <= {p['lockout_deny']}, unlock_time >= {p['lockout_unlock_time']})",
-                     evidence)
-    return _ok(summary, evidence)
+        return failed(summary + f" (needs deny <= {p['lockout_deny']}, unlock_time >= {p['lockout_unlock_time']})",
+                      evidence)
+    return passed(summary, evidence)
 
 
 _TMOUT = re.compile(r"^\s*(?:export\s+|readonly\s+|declare\s+-[a-zA-Z]+\s+|typeset\s+-[a-zA-Z]+\s+)?TMOUT=['\"]?(\d+)")
 
 
 @check("session.tmout", fixable=True, params=("idle_timeout",))
-def session_tmout(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def session_tmout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [(int(m.group(1)), line) for line in ev.lines(*PROFILE_FILES) if (m := _TMOUT.match(line.text))]
     if not found:
-        return _fail("TMOUT is not set in /etc/profile, /etc/profile.d, /etc/bashrc or /etc/bash.bashrc",
-                     _searched(ev, *PROFILE_FILES))
+        return failed("TMOUT is not set in /etc/profile, /etc/profile.d, /etc/bashrc or /etc/bash.bashrc",
+                      _searched(ev, *PROFILE_FILES))
     bad = [(v, line) for v, line in found if v == 0 or v > p["idle_timeout"]]
     evidence = [line.cite() for _, line in found]
     if bad:
-        return _fail(f"TMOUT {bad[0][0]} s (needs 1..{p['idle_timeout']})", evidence)
-    return _ok(f"TMOUT {min(v for v, _ in found)} s", evidence)
+        return failed(f"TMOUT {bad[0][0]} s (needs 1..{p['idle_timeout']})", evidence)
+    return passed(f"TMOUT {min(v for v, _ in found)} s", evidence)
 
 
 @check("ssh.idle", fixable=True, params=("idle_timeout", "require_ssh_client_alive"))
-def ssh_idle(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def ssh_idle(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     interval_line, count_line = ev.sshd_value("ClientAliveInterval"), ev.sshd_value("ClientAliveCountMax")
     interval = _int(interval_line.text) if interval_line else 0
     count = _int(count_line.text) if count_line else 3
     evidence = [x.cite() for x in (interval_line, count_line) if x]
     if not p["require_ssh_client_alive"]:
-        return _ok("not required by the profile", evidence)
+        return passed("not required by the profile", evidence)
     if not interval:
-        return _fail("sshd ClientAliveInterval is 0 (disabled)",
-                     evidence or ["/etc/ssh/sshd_config: ClientAliveInterval not set (default 0)"])
+        return failed("sshd ClientAliveInterval is 0 (disabled)",
+                      evidence or ["/etc/ssh/sshd_config: ClientAliveInterval not set (default 0)"])
     idle = interval * max(count or 0, 1)
     if idle > p["idle_timeout"]:
-        return _fail(f"sshd idle limit {interval} x {count} = {idle} s (needs <= {p['idle_timeout']})", evidence)
-    return _ok(f"sshd idle limit {interval} x {count} = {idle} s", evidence)
+        return failed(f"sshd idle limit {interval} x {count} = {idle} s (needs <= {p['idle_timeout']})", evidence)
+    return passed(f"sshd idle limit {interval} x {count} = {idle} s", evidence)
 
 
 def _listeners(ev: Evidence, ports: list[int] | set[int], exposed_only: bool = False) -> list[dict[str, Any]]:
@@ -274,40 +229,40 @@ def _sshd_running(ev: Evidence) -> tuple[bool, list[str]]:
 
 
 @check("remote.ssh_only", params=("plaintext_admin_ports",))
-def remote_ssh_only(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def remote_ssh_only(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running, evidence = _sshd_running(ev)
     plain = _listeners(ev, set(p["plaintext_admin_ports"]))
     daemons = sorted(ev.processes() & {"in.telnetd", "telnetd", "in.rlogind", "in.rshd", "in.rexecd"})
     if plain or daemons:
-        return _fail("plaintext remote administration is open",
-                     [_cite_socket(s) for s in plain] + [f"process: {d}" for d in daemons])
+        return failed("plaintext remote administration is open",
+                      [_cite_socket(s) for s in plain] + [f"process: {d}" for d in daemons])
     if not running:
-        return _fail("sshd is not running", _procs(ev))
-    return _ok("administration over SSH only", evidence)
+        return failed("sshd is not running", _procs(ev))
+    return passed("administration over SSH only", evidence)
 
 
 @check("remote.second_factor", params=("second_factor_modules",))
-def remote_second_factor(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def remote_second_factor(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     lines = [x for x in ev.pam("/etc/pam.d/*") if x.module in p["second_factor_modules"]]
     libs = (ev.facts.get("runtime") or {}).get("mfa", [])
     if lines:
-        return _ok(f"second factor: {lines[0].module}", [x.line.cite() for x in lines])
-    return _manual("no second-factor PAM module configured; show the bastion host's (堡垒机) multi-factor login",
-                   [f"installed, not configured: {x}" for x in libs])
+        return passed(f"second factor: {lines[0].module}", [x.line.cite() for x in lines])
+    return needs_evidence("no second-factor PAM module configured; show the bastion host's (堡垒机) multi-factor login",
+                          [f"installed, not configured: {x}" for x in libs])
 
 
 # --- 8.1.4.2 access control ------------------------------------------------------------------------
 
 @check("accounts.uid0")
-def accounts_uid0(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def accounts_uid0(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     extra = [line.cite() for line, f in ev.passwd if f[2] == "0" and f[0] != "root"]
     if extra:
-        return _fail(f"{len(extra)} accounts besides root have UID 0", extra)
-    return _ok("only root has UID 0")
+        return failed(f"{len(extra)} accounts besides root have UID 0", extra)
+    return passed("only root has UID 0")
 
 
 @check("accounts.system_shells", params=("uid_min", "nologin_shells", "system_shell_exceptions"))
-def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     uid_min = ev.uid_min(p["uid_min"])
     bad = []
     for line, f in ev.passwd:
@@ -319,12 +274,12 @@ def accounts_system_shells(ev: Evidence, p: dict[str, Any]) -> Outcome:
             continue
         bad.append(line.cite())
     if bad:
-        return _fail(f"{len(bad)} system accounts (uid < {uid_min}) have a login shell", bad)
-    return _ok(f"system accounts (uid < {uid_min}) cannot log in")
+        return failed(f"{len(bad)} system accounts (uid < {uid_min}) have a login shell", bad)
+    return passed(f"system accounts (uid < {uid_min}) cannot log in")
 
 
 @check("accounts.defaults", params=("default_accounts", "nologin_shells", "system_shell_exceptions"))
-def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     bad, present = [], []
     for line, f in ev.passwd:
         if f[0] not in p["default_accounts"]:
@@ -337,15 +292,15 @@ def accounts_defaults(ev: Evidence, p: dict[str, Any]) -> Outcome:
             why = ", ".join(x for x in (why, "" if shell_ok else f"shell {f[6]}") if x) or "not locked"
             bad.append(f"{line.cite()} ({why})")
     if bad:
-        return _fail(f"{len(bad)} default accounts are neither removed nor locked", bad)
-    return _ok(f"default accounts removed or locked ({', '.join(present) or 'none present'})")
+        return failed(f"{len(bad)} default accounts are neither removed nor locked", bad)
+    return passed(f"default accounts removed or locked ({', '.join(present) or 'none present'})")
 
 
 @check("accounts.dormant", params=("dormant_days", "uid_min", "nologin_shells"))
-def accounts_dormant(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def accounts_dormant(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     epoch = (ev.facts.get("clock") or {}).get("epoch")
     if not epoch:
-        return _manual("the host's clock could not be read")
+        return needs_evidence("the host's clock could not be read")
     now = datetime.fromtimestamp(epoch, UTC)
     last = (ev.facts.get("lastlog") or {}).get("users_last", {})
     users = _interactive(ev, p)
@@ -356,47 +311,47 @@ def accounts_dormant(ev: Evidence, p: dict[str, Any]) -> Outcome:
         if days is None or days > p["dormant_days"]:
             bad.append(f"{line.cite()} (last login: {'never' if days is None else f'{days} days ago'})")
     if bad:
-        return _fail(f"{len(bad)} interactive accounts unused for over {p['dormant_days']} days", bad)
-    return _ok(f"{len(users)} interactive accounts, all used within {p['dormant_days']} days",
-               [f"lastlog: {f[0]} {last.get(f[0])}" for _, f in users])
+        return failed(f"{len(bad)} interactive accounts unused for over {p['dormant_days']} days", bad)
+    return passed(f"{len(users)} interactive accounts, all used within {p['dormant_days']} days",
+                  [f"lastlog: {f[0]} {last.get(f[0])}" for _, f in users])
 
 
 _NOPASSWD_ALL = re.compile(r"NOPASSWD\s*:\s*ALL\s*$")
 
 
 @check("sudo.nopasswd")
-def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     lines = list(ev.lines("/etc/sudoers", "/etc/sudoers.d/*"))
     bad = [x.cite() for x in lines if _NOPASSWD_ALL.search(x.text) and x.text.split()[0] not in ("root", "Defaults")]
     if bad:
-        return _fail("password-less sudo to every command for ordinary users", bad)
+        return failed("password-less sudo to every command for ordinary users", bad)
     grants = [x.cite() for x in lines if re.search(r"\bALL\s*=", x.text) and not x.text.startswith("Defaults")]
-    return _ok("no NOPASSWD: ALL grant", grants)
+    return passed("no NOPASSWD: ALL grant", grants)
 
 
 @check("ssh.root_login", fixable=True, params=("permit_root_login",))
-def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     line = ev.sshd_value("PermitRootLogin")
     value = line.text.lower() if line else "prohibit-password"  # OpenSSH >= 7.0 default
     evidence = [line.cite()] if line else ["sshd_config: PermitRootLogin not set (default prohibit-password)"]
     if value not in p["permit_root_login"]:
-        return _fail(f"PermitRootLogin {value}: root may log in with a password", evidence)
-    return _ok(f"PermitRootLogin {value}", evidence)
+        return failed(f"PermitRootLogin {value}: root may log in with a password", evidence)
+    return passed(f"PermitRootLogin {value}", evidence)
 
 
 @check("files.owners")
-def files_owners(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def files_owners(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     watched = ("/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/ssh/sshd_config", "/etc/sudoers")
     bad = [f"stat: {path} owner uid {m['uid']}" for path, m in modes.items() if path in watched and m["uid"] != 0]
     if bad:
-        return _fail("security files not owned by root", bad)
-    return _ok("security policy files owned by root",
-               [f"stat: {path} uid {m['uid']} mode {m['mode']}" for path, m in modes.items() if path in watched])
+        return failed("security files not owned by root", bad)
+    return passed("security policy files owned by root",
+                  [f"stat: {path} uid {m['uid']} mode {m['mode']}" for path, m in modes.items() if path in watched])
 
 
 @check("files.modes", fixable=True, params=("file_modes",))
-def files_modes(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def files_modes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     bad, good = [], []
     for path, allowed in p["file_modes"].items():
@@ -406,62 +361,62 @@ def files_modes(ev: Evidence, p: dict[str, Any]) -> Outcome:
         (good if m["mode"] in [str(a).rjust(3, "0") for a in allowed] else bad).append(
             f"stat: {path} mode {m['mode']} (allowed {', '.join(map(str, allowed))})")
     if bad:
-        return _fail(f"{len(bad)} files have a wider mode than allowed", bad)
-    return _ok(f"{len(good)} files with the required modes", good)
+        return failed(f"{len(bad)} files have a wider mode than allowed", bad)
+    return passed(f"{len(good)} files with the required modes", good)
 
 
 _UMASK = re.compile(r"^\s*umask\s+(0?[0-7]{3})\b")
 
 
 @check("umask", fixable=True, params=("umask",))
-def umask(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def umask(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     required = int(str(p["umask"]), 8)
     found = [(int(m.group(1), 8), line) for line in ev.lines(*PROFILE_FILES) if (m := _UMASK.match(line.text))]
     defs = ev.login_defs().get("UMASK")
     if defs and re.fullmatch(r"0?[0-7]{3}", defs.text):
         found.append((int(defs.text, 8), Line(defs.path, defs.number, f"UMASK {defs.text}")))
     if not found:
-        return _fail("no umask set in the login files or login.defs", _searched(ev, *PROFILE_FILES, "/etc/login.defs"))
+        return failed("no umask set in the login files or login.defs", _searched(ev, *PROFILE_FILES, "/etc/login.defs"))
     evidence = [line.cite() for _, line in found]
     weak = [(v, line) for v, line in found if v & required != required]
     if weak:
-        return _fail(f"umask {weak[0][0]:03o} is wider than {p['umask']}", evidence)
-    return _ok(f"umask {found[0][0]:03o}", evidence)
+        return failed(f"umask {weak[0][0]:03o} is wider than {p['umask']}", evidence)
+    return passed(f"umask {found[0][0]:03o}", evidence)
 
 
 @check("mac.enforcing", params=("mac_required",))
-def mac_enforcing(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def mac_enforcing(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     state = rt.get("getenforce") or {"1": "Enforcing", "0": "Permissive"}.get(rt.get("selinuxfs", ""), "")
     if state:
         if state.lower() == "enforcing":
-            return _ok("SELinux enforcing", [f"getenforce: {state}"])
-        return _fail(f"SELinux {state}", [f"getenforce: {state}"])
+            return passed("SELinux enforcing", [f"getenforce: {state}"])
+        return failed(f"SELinux {state}", [f"getenforce: {state}"])
     if rt.get("apparmor", "").upper().startswith("Y"):
         profiles = _int(rt.get("apparmor_profiles")) or 0
         if profiles:
-            return _ok(f"AppArmor enabled, {profiles} profiles loaded", [f"apparmor: {profiles} profiles"])
-        return _fail("AppArmor enabled but no profile loaded", ["apparmor: 0 profiles"])
+            return passed(f"AppArmor enabled, {profiles} profiles loaded", [f"apparmor: {profiles} profiles"])
+        return failed("AppArmor enabled but no profile loaded", ["apparmor: 0 profiles"])
     conf = ev.kv("/etc/selinux/config", sep="=").get("SELINUX")
     if conf and conf.text.lower() == "enforcing":
-        return _ok("SELinux configured enforcing (runtime state not readable)", [conf.cite()])
+        return passed("SELinux configured enforcing (runtime state not readable)", [conf.cite()])
     if conf:
-        return _fail(f"SELinux configured {conf.text}", [conf.cite()])
-    return _fail("neither SELinux nor AppArmor is enabled", ["getenforce, /sys/fs/selinux, /sys/module/apparmor: "
-                                                             "not present", *_searched(ev, "/etc/selinux/config")])
+        return failed(f"SELinux configured {conf.text}", [conf.cite()])
+    return failed("neither SELinux nor AppArmor is enabled", ["getenforce, /sys/fs/selinux, /sys/module/apparmor: "
+                                                              "not present", *_searched(ev, "/etc/selinux/config")])
 
 
 # --- 8.1.4.3 security audit ---------------------------------------------------------------------
 
 @check("audit.auditd", params=("audit_daemons",))
-def audit_auditd(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def audit_auditd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["audit_daemons"])
     if not running:
-        return _fail("auditd is not running", _procs(ev))
+        return failed("auditd is not running", _procs(ev))
     enabled = (ev.facts.get("services") or {}).get("enabled", [])
     if ev.systemd and not any(u.startswith(tuple(running)) for u in enabled):
-        return _fail(f"{running[0]} runs but is not enabled at boot", [f"systemctl: {running[0]} not enabled"])
-    return _ok(f"{running[0]} running", [f"process: {x}" for x in running])
+        return failed(f"{running[0]} runs but is not enabled at boot", [f"systemctl: {running[0]} not enabled"])
+    return passed(f"{running[0]} running", [f"process: {x}" for x in running])
 
 
 def _audit_rule_lines(ev: Evidence) -> list[Line]:
@@ -470,56 +425,56 @@ def _audit_rule_lines(ev: Evidence) -> list[Line]:
 
 
 @check("audit.rules", fixable=True)
-def audit_rules(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def audit_rules(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     loaded = [x for x in (ev.facts.get("runtime") or {}).get("auditctl", []) if re.match(r"^-[aw]\s", x)]
     if loaded:
-        return _ok(f"{len(loaded)} audit rules loaded", [f"auditctl -l: {x}" for x in loaded[:10]])
+        return passed(f"{len(loaded)} audit rules loaded", [f"auditctl -l: {x}" for x in loaded[:10]])
     files = _audit_rule_lines(ev)
     if files:
-        return _ok(f"{len(files)} audit rules configured (auditctl -l not readable)", [x.cite() for x in files[:10]])
-    return _fail("no audit rules loaded or configured",
-                 [f"auditctl -l: {x}" for x in (ev.facts.get("runtime") or {}).get("auditctl", [])[:3]]
-                 + _searched(ev, "/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules"))
+        return passed(f"{len(files)} audit rules configured (auditctl -l not readable)", [x.cite() for x in files[:10]])
+    return failed("no audit rules loaded or configured",
+                  [f"auditctl -l: {x}" for x in (ev.facts.get("runtime") or {}).get("auditctl", [])[:3]]
+                  + _searched(ev, "/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules"))
 
 
 @check("audit.syslog", params=("log_daemons",))
-def audit_syslog(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def audit_syslog(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["log_daemons"])
     if running:
-        return _ok(f"{running[0]} running", [f"process: {running[0]}"])
+        return passed(f"{running[0]} running", [f"process: {running[0]}"])
     storage = ev.kv("/etc/systemd/journald.conf", sep="=").get("Storage")
     for path in ev.paths("/etc/systemd/journald.conf.d/*.conf"):
         storage = ev.kv(path, sep="=").get("Storage", storage)
     if storage and storage.text == "persistent" and ev.running(["systemd-journald"]):
-        return _ok("journald with persistent storage", [storage.cite()])
-    return _fail("no system logger running (rsyslog, syslog-ng or persistent journald)",
-                 ([storage.cite()] if storage else []) + _procs(ev))
+        return passed("journald with persistent storage", [storage.cite()])
+    return failed("no system logger running (rsyslog, syslog-ng or persistent journald)",
+                  ([storage.cite()] if storage else []) + _procs(ev))
 
 
 @check("time.sync", params=("time_daemons",))
-def time_sync(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def time_sync(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running = ev.running(p["time_daemons"])
     rt = ev.facts.get("runtime") or {}
     servers = [x for x in ev.lines("/etc/chrony.conf", "/etc/chrony/chrony.conf", "/etc/ntp.conf")
                if re.match(r"^\s*(server|pool|peer)\s", x.text)]
     evidence = [f"process: {x}" for x in running] + [x.cite() for x in servers[:3]]
     if not running:
-        return _fail("no time synchronisation daemon running", evidence + _procs(ev))
+        return failed("no time synchronisation daemon running", evidence + _procs(ev))
     if rt.get("chrony") and "normal" not in rt["chrony"].lower():
-        return _fail(f"chrony: {rt['chrony']}", [*evidence, f"chronyc tracking: {rt['chrony']}"])
+        return failed(f"chrony: {rt['chrony']}", [*evidence, f"chronyc tracking: {rt['chrony']}"])
     if rt.get("timedatectl") == "NTPSynchronized=no":
-        return _fail("the clock is not synchronised", [*evidence, "timedatectl: NTPSynchronized=no"])
+        return failed("the clock is not synchronised", [*evidence, "timedatectl: NTPSynchronized=no"])
     if not servers and running != ["systemd-timesyncd"]:
-        return _fail(f"{running[0]} runs without a configured server", evidence)
-    return _ok(f"{running[0]} synchronising", evidence)
+        return failed(f"{running[0]} runs without a configured server", evidence)
+    return passed(f"{running[0]} synchronising", evidence)
 
 
 @check("history.timestamps", fixable=True)
-def history_timestamps(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def history_timestamps(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [x for x in ev.lines(*PROFILE_FILES) if re.match(r"^\s*(export\s+)?HISTTIMEFORMAT=\S", x.text)]
     if found:
-        return _ok("shell history carries timestamps", [x.cite() for x in found])
-    return _fail("HISTTIMEFORMAT is not set: shell history has no time", _searched(ev, *PROFILE_FILES))
+        return passed("shell history carries timestamps", [x.cite() for x in found])
+    return failed("HISTTIMEFORMAT is not set: shell history has no time", _searched(ev, *PROFILE_FILES))
 
 
 def _protected_logs(ev: Evidence, p: dict[str, Any]) -> list[str]:
@@ -528,19 +483,20 @@ def _protected_logs(ev: Evidence, p: dict[str, Any]) -> list[str]:
 
 
 @check("logs.permissions", fixable=True, params=("protected_logs",))
-def logs_permissions(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def logs_permissions(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     modes = ev.facts.get("modes") or {}
     present = [(path, modes[path]) for path in _protected_logs(ev, p) if path in modes]
     bad = [f"stat: {path} mode {m['mode']} (world-readable)" for path, m in present if int(m["mode"][-1]) & 4]
     if bad:
-        return _fail("security logs are world-readable", bad)
+        return failed("security logs are world-readable", bad)
     if not present:
-        return _manual("none of the security logs exists", [f"missing: {x}" for x in _protected_logs(ev, p)])
-    return _ok(f"{len(present)} security logs not world-readable", [f"stat: {x} mode {m['mode']}" for x, m in present])
+        return needs_evidence("none of the security logs exists", [f"missing: {x}" for x in _protected_logs(ev, p)])
+    return passed(f"{len(present)} security logs not world-readable",
+                  [f"stat: {x} mode {m['mode']}" for x, m in present])
 
 
 @check("logs.retention", fixable=True, params=("log_retention_days", "protected_logs"))
-def logs_retention(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def logs_retention(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     targets = [x for x in _protected_logs(ev, p) if not x.startswith("/var/log/audit/")]  # auditd rotates its own
     kept = logrotate_days(ev, targets)
     bad, evidence = [], []
@@ -549,63 +505,63 @@ def logs_retention(ev: Evidence, p: dict[str, Any]) -> Outcome:
         if days is None or days < p["log_retention_days"]:
             bad.append(f"{target}: {'no rotation with a count' if days is None else f'{days} days'}")
     if bad:
-        return _fail(f"logs kept less than {p['log_retention_days']} days: " + "; ".join(bad), evidence)
-    return _ok(f"logs kept at least {min(d for d, _ in kept.values())} days", evidence)
+        return failed(f"logs kept less than {p['log_retention_days']} days: " + "; ".join(bad), evidence)
+    return passed(f"logs kept at least {min(d for d, _ in kept.values())} days", evidence)
 
 
 _FORWARD = re.compile(r"^\s*[^#\s]+\s+@@?\[?[\w.:-]+|type\s*=\s*\"omfwd\"|^\s*destination\s.*\b(network|tcp|udp)\s*\(")
 
 
 @check("logs.remote")
-def logs_remote(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def logs_remote(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     found = [x for x in ev.lines("/etc/rsyslog.conf", "/etc/rsyslog.d/*.conf", "/etc/syslog-ng/syslog-ng.conf")
              if _FORWARD.search(x.text)]
     if found:
-        return _ok("logs forwarded to a log server", [x.cite() for x in found])
-    return _fail("logs are not forwarded to a remote log server",
-                 _searched(ev, "/etc/rsyslog.conf", "/etc/rsyslog.d/*.conf", "/etc/syslog-ng/syslog-ng.conf"))
+        return passed("logs forwarded to a log server", [x.cite() for x in found])
+    return failed("logs are not forwarded to a remote log server",
+                  _searched(ev, "/etc/rsyslog.conf", "/etc/rsyslog.d/*.conf", "/etc/syslog-ng/syslog-ng.conf"))
 
 
 @check("audit.protected", params=("audit_immutable",))
-def audit_protected(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def audit_protected(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     loaded = (ev.facts.get("runtime") or {}).get("auditctl", [])
     locked = [f"auditctl -l: {x}" for x in loaded if "enabled 2" in x] + \
         [x.cite() for x in ev.lines("/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules")
          if re.match(r"^\s*-e\s+2\b", x.text)]
     if locked:
-        return _ok("audit rules locked until reboot (-e 2)", locked)
+        return passed("audit rules locked until reboot (-e 2)", locked)
     if p["audit_immutable"]:
-        return _fail("audit rules are not locked (-e 2)", _searched(ev, "/etc/audit/audit.rules",
+        return failed("audit rules are not locked (-e 2)", _searched(ev, "/etc/audit/audit.rules",
                                                                      "/etc/audit/rules.d/*.rules"))
-    return _manual("show that only authorised administrators can stop auditd or change its rules",
-                   [x.cite() for x in _audit_rule_lines(ev)[:3]])
+    return needs_evidence("show that only authorised administrators can stop auditd or change its rules",
+                          [x.cite() for x in _audit_rule_lines(ev)[:3]])
 
 
 # --- 8.1.4.4 intrusion prevention -----------------------------------------------------------------
 
 @check("packages.risky", params=("risky_packages",))
-def packages_risky(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def packages_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     if rt.get("pkgdb", "none") == "none":
-        return _manual("no package database could be read (dpkg or rpm)")
+        return needs_evidence("no package database could be read (dpkg or rpm)")
     found = [x for x in rt.get("pkg", []) if any(x.startswith(name) for name in p["risky_packages"])]
     if found:
-        return _fail(f"high-risk packages installed: {', '.join(found)}", [f"{rt['pkgdb']}: {x}" for x in found])
-    return _ok(f"none of {len(p['risky_packages'])} high-risk packages installed ({rt['pkgdb']})")
+        return failed(f"high-risk packages installed: {', '.join(found)}", [f"{rt['pkgdb']}: {x}" for x in found])
+    return passed(f"none of {len(p['risky_packages'])} high-risk packages installed ({rt['pkgdb']})")
 
 
 @check("ports.risky", params=("risky_ports", "declared_ports"))
-def ports_risky(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def ports_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     allowed = set(p["declared_ports"]) | set(p.get("_declared_services", []))
     found = [s for s in _listeners(ev, set(p["risky_ports"]) - allowed, exposed_only=True)]
     if found:
-        return _fail(f"high-risk ports listening: {', '.join(str(s['port']) for s in found)}",
-                     [_cite_socket(s) for s in found])
-    return _ok(f"no undeclared high-risk port among {len(ev.listening())} listening sockets")
+        return failed(f"high-risk ports listening: {', '.join(str(s['port']) for s in found)}",
+                      [_cite_socket(s) for s in found])
+    return passed(f"no undeclared high-risk port among {len(ev.listening())} listening sockets")
 
 
 @check("mgmt.restricted")
-def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     settings, matches = ev.sshd
     evidence = [settings[k].cite() for k in ("allowusers", "allowgroups") if k in settings and
                 (k != "allowusers" or "@" in settings[k].text)]
@@ -615,87 +571,87 @@ def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> Outcome:
     if allow and deny:
         evidence += [x.cite() for x in allow + deny]
     if evidence:
-        return _ok("management access limited by address or user", evidence)
-    return _fail("nothing on the host limits where SSH management comes from (a firewall outside the host "
-                 "is evidence to attach)", ["/etc/ssh/sshd_config: no AllowUsers user@address, AllowGroups or "
+        return passed("management access limited by address or user", evidence)
+    return failed("nothing on the host limits where SSH management comes from (a firewall outside the host "
+                  "is evidence to attach)", ["/etc/ssh/sshd_config: no AllowUsers user@address, AllowGroups or "
                                             "Match Address", *_searched(ev, "/etc/hosts.allow", "/etc/hosts.deny")])
 
 
 @check("vuln.updates", params=("max_days_since_update",))
-def vuln_updates(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def vuln_updates(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     pk = ev.facts.get("packages") or {}
     epoch = (ev.facts.get("clock") or {}).get("epoch")
     if not pk.get("last_transaction") or not epoch:
-        return _manual("no package-manager history found: show the patch records")
+        return needs_evidence("no package-manager history found: show the patch records")
     days = (datetime.fromtimestamp(epoch, UTC) - datetime.fromisoformat(pk["last_transaction"])).days
     evidence = [f"{pk['source']}: {pk['detail']}"]
     if days > p["max_days_since_update"]:
-        return _fail(f"last package update {days} days ago (policy: {p['max_days_since_update']})", evidence)
-    return _manual(f"last package update {days} days ago; pending security updates and test records need the "
-                   "vulnerability scan report", evidence)
+        return failed(f"last package update {days} days ago (policy: {p['max_days_since_update']})", evidence)
+    return needs_evidence(f"last package update {days} days ago; pending security updates and test records need the "
+                          "vulnerability scan report", evidence)
 
 
 @check("ids.evidence")
-def ids_evidence(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def ids_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     agents = sorted(ev.processes() & {"ossec-agentd", "wazuh-agentd", "suricata", "snort", "osqueryd", "falco"})
-    return _manual("intrusion detection with alerting is shown by the IDS/HIDS console",
-                   [f"process: {x}" for x in agents])
+    return needs_evidence("intrusion detection with alerting is shown by the IDS/HIDS console",
+                          [f"process: {x}" for x in agents])
 
 
 @check("malware.protection", params=("malware_processes", "integrity_databases"))
-def malware_protection(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def malware_protection(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     procs = ev.running(p["malware_processes"])
     dbs = {path: t for path, t in ((ev.facts.get("runtime") or {}).get("integrity") or {}).items()
            if path in p["integrity_databases"] or "/clamav/" in path}
     evidence = [f"process: {x}" for x in procs] + [
         f"{path}: updated {datetime.fromtimestamp(t, UTC).date().isoformat()}" for path, t in sorted(dbs.items())]
     if procs or dbs:
-        return _ok("anti-malware or integrity monitoring present", evidence)
-    return _fail("no anti-malware process and no integrity database (AIDE) found",
-                 [*_procs(ev), f"not found: {', '.join(p['integrity_databases'])}"])
+        return passed("anti-malware or integrity monitoring present", evidence)
+    return failed("no anti-malware process and no integrity database (AIDE) found",
+                  [*_procs(ev), f"not found: {', '.join(p['integrity_databases'])}"])
 
 
 @check("trusted.evidence")
-def trusted_evidence(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def trusted_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     rt = ev.facts.get("runtime") or {}
     firmware = "UEFI" if rt.get("efi") else "BIOS or unknown"
     evidence = [f"firmware: {firmware}", *(f"tpm: {x}" for x in rt.get("tpm", []))]
     if rt.get("secureboot"):
         evidence.append(f"mokutil: {rt['secureboot']}")
-    return _manual("trusted verification needs the platform's trusted-computing evidence", evidence)
+    return needs_evidence("trusted verification needs the platform's trusted-computing evidence", evidence)
 
 
 @check("crypto.transit")
-def crypto_transit(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def crypto_transit(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     running, evidence = _sshd_running(ev)
     plain = _listeners(ev, {21, 23, 512, 513, 514}, exposed_only=True)
     if plain:
-        return _fail("plaintext protocols open for administration or file transfer", [_cite_socket(s) for s in plain])
+        return failed("plaintext protocols open for administration or file transfer", [_cite_socket(s) for s in plain])
     if not running:
-        return _fail("sshd is not running", _procs(ev))
-    return _ok("administration and transfer over SSH", evidence)
+        return failed("sshd is not running", _procs(ev))
+    return passed("administration and transfer over SSH", evidence)
 
 
 @check("crypto.password_hashes", params=("strong_hash_schemes",))
-def crypto_password_hashes(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def crypto_password_hashes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     if not ev.shadow:
-        return _manual("/etc/shadow could not be read")
+        return needs_evidence("/etc/shadow could not be read")
     weak = [f"/etc/shadow:{s['line']}: {user}: scheme {'DES' if s['scheme'] == 'des' else '$' + s['scheme'] + '$'}"
             for user, s in sorted(ev.shadow.items(), key=lambda x: x[1]["line"])
             if s["status"] == "hash" and s["scheme"] not in p["strong_hash_schemes"]]
     if weak:
-        return _fail(f"{len(weak)} passwords stored with a weak hash", weak)
-    return _ok("passwords stored as " + (", ".join(sorted({f"${s['scheme']}$" for s in ev.shadow.values()
+        return failed(f"{len(weak)} passwords stored with a weak hash", weak)
+    return passed("passwords stored as " + (", ".join(sorted({f"${s['scheme']}$" for s in ev.shadow.values()
                                                             if s["status"] == "hash"})) or "no password set"))
 
 
 @check("backup.evidence")
-def backup_evidence(ev: Evidence, p: dict[str, Any]) -> Outcome:
+def backup_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     jobs = [f"{c['file']}: {c['entry']}" for c in ev.facts.get("cron") or []
             if re.search(r"backup|rsync|dump|xtrabackup|tar\s|borg|restic", c["entry"], re.I)]
-    return _manual("backup, off-site copies and redundancy are shown by the backup system's records", jobs[:5])
+    return needs_evidence("backup, off-site copies and redundancy are shown by the backup system's records", jobs[:5])
 
 
 @check("residual.evidence")
-def residual_evidence(ev: Evidence, p: dict[str, Any]) -> Outcome:
-    return _manual("clearing of released storage is shown by the vendor's statement or test report")
+def residual_evidence(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("clearing of released storage is shown by the vendor's statement or test report")

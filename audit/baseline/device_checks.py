@@ -13,8 +13,8 @@ import ipaddress
 import re
 from typing import Any
 
-from audit.baseline.checks import Outcome, _fail, _manual, _ok, check
 from audit.baseline.device_evidence import DeviceEvidence, Found
+from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
 
 KIND = "device"
 
@@ -23,14 +23,14 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
 
 
-def _vty_missing(ev: DeviceEvidence) -> Outcome:
-    return _fail("no vty (remote login) section in the running configuration", [ev.absent("vty section")])
+def _vty_missing(ev: DeviceEvidence) -> CheckVerdict:
+    return failed("no vty (remote login) section in the running configuration", [ev.absent("vty section")])
 
 
 # --- 8.1.4.1 identification and authentication ---------------------------------------------------
 
 @check("device.ssh_only", kind=KIND)
-def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """SSH (v2) on, no telnet server, no vty that accepts telnet."""
     bad, good = [], []
     for found in ev.find("telnet_server"):
@@ -50,33 +50,33 @@ def ssh_only(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
     good += [ev.cite(f) for f in ev.find("ssh_required")]
     missing = ev.missing("ssh_required")
     if bad:
-        return _fail("telnet is accepted for remote management", bad)
+        return failed("telnet is accepted for remote management", bad)
     if missing:
-        return _fail(f"SSH v2 is not configured ({', '.join(missing)} missing)",
-                     [ev.absent(m) for m in missing] + good)
-    return _ok("remote management over SSH only", good)
+        return failed(f"SSH v2 is not configured ({', '.join(missing)} missing)",
+                      [ev.absent(m) for m in missing] + good)
+    return passed("remote management over SSH only", good)
 
 
 @check("device.snmp_v3", kind=KIND)
-def snmp_v3(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def snmp_v3(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """SNMP off, or v3 with authentication and privacy only: a v1/v2c community is a cleartext credential."""
     old = ev.find("snmp_v1v2c")
     if old:
-        return _fail("SNMP v1/v2c community access is enabled (cleartext community)", [ev.cite(f) for f in old])
+        return failed("SNMP v1/v2c community access is enabled (cleartext community)", [ev.cite(f) for f in old])
     if not ev.find("snmp_any"):
-        return _ok("SNMP is not enabled", [ev.absent("SNMP agent configuration")])
+        return passed("SNMP is not enabled", [ev.absent("SNMP agent configuration")])
     v3 = ev.find("snmp_v3_priv")
     if not v3:
-        return _fail("SNMP is on without an SNMPv3 group that requires authentication and privacy",
-                     [ev.cite(f) for f in ev.find("snmp_any")][:5])
-    return _ok("SNMPv3 with authentication and privacy only", [ev.cite(f) for f in v3])
+        return failed("SNMP is on without an SNMPv3 group that requires authentication and privacy",
+                      [ev.cite(f) for f in ev.find("snmp_any")][:5])
+    return passed("SNMPv3 with authentication and privacy only", [ev.cite(f) for f in v3])
 
 
 @check("device.lockout", kind=KIND, params=("device_lockout_attempts", "device_lockout_min_seconds"))
-def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     found = ev.find("lockout")
     if not found:
-        return _fail("no lockout or session end after failed logins", [ev.absent("login-failure lockout")])
+        return failed("no lockout or session end after failed logins", [ev.absent("login-failure lockout")])
     best = min(found, key=lambda f: _int(f.group("attempts")) or 10**6)
     attempts = _int(best.group("attempts"))
     lock = _int(best.group("lock"))
@@ -84,14 +84,14 @@ def lockout(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
     summary = f"locked after {attempts} failures" + (f" for {seconds} s" if seconds is not None else " (session ends)")
     evidence = [ev.cite(f) for f in found]
     if attempts is None or attempts == 0 or attempts > p["device_lockout_attempts"]:
-        return _fail(summary + f" (needs at most {p['device_lockout_attempts']} attempts)", evidence)
+        return failed(summary + f" (needs at most {p['device_lockout_attempts']} attempts)", evidence)
     if p["device_lockout_min_seconds"] and (seconds or 0) < p["device_lockout_min_seconds"]:
-        return _fail(summary + f" (needs a lock of at least {p['device_lockout_min_seconds']} s)", evidence)
-    return _ok(summary, evidence)
+        return failed(summary + f" (needs a lock of at least {p['device_lockout_min_seconds']} s)", evidence)
+    return passed(summary, evidence)
 
 
 @check("device.idle_timeout", kind=KIND, params=("device_idle_timeout",))
-def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     vtys = ev.sections("vty")
     if not vtys:
         return _vty_missing(ev)
@@ -112,15 +112,15 @@ def idle_timeout(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
         else:
             good.append(cited)
     if bad:
-        return _fail(f"idle vty sessions are not ended within {limit} s", bad)
-    return _ok(f"idle vty sessions end within {limit} s", good)
+        return failed(f"idle vty sessions are not ended within {limit} s", bad)
+    return passed(f"idle vty sessions end within {limit} s", good)
 
 
 @check("device.password_policy", kind=KIND, params=("password_min_length", "pass_max_days"))
-def password_policy(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def password_policy(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     policy = ev.find("password_policy")
     if not policy:
-        return _fail("no local password policy (length, complexity, aging)", [ev.absent("password policy")])
+        return failed("no local password policy (length, complexity, aging)", [ev.absent("password policy")])
     length_lines = ev.find("password_length")
     aging_lines = ev.find("password_aging")
     evidence = list(dict.fromkeys(ev.cite(f) for f in (*policy, *length_lines, *aging_lines)))
@@ -137,13 +137,14 @@ def password_policy(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
     summary = f"minimum length {length if length is not None else 'unset'}{default_note}" + \
         (f", aging {days} days" if days is not None else ", no aging")
     if problems:
-        return _fail("; ".join(problems), evidence)
+        return failed("; ".join(problems), evidence)
     if days is None:
         if ev.rules.get("aging_absent") == "needs_evidence":
-            return _manual(summary + f": {ev.label} has no local password aging; show the AAA server's policy",
-                           evidence)
-        return _fail(summary + f" (needs aging <= {p['pass_max_days']} days)", [*evidence, ev.absent("password aging")])
-    return _ok(summary, evidence)
+            return needs_evidence(summary + f": {ev.label} has no local password aging; show the AAA server's policy",
+                                  evidence)
+        return failed(summary + f" (needs aging <= {p['pass_max_days']} days)",
+                      [*evidence, ev.absent("password aging")])
+    return passed(summary, evidence)
 
 
 def _users(ev: DeviceEvidence) -> dict[str, list[Found]]:
@@ -154,15 +155,15 @@ def _users(ev: DeviceEvidence) -> dict[str, list[Found]]:
 
 
 @check("device.second_factor", kind=KIND)
-def second_factor(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("a device login is a password: show the bastion host's (堡垒机) or AAA server's second factor",
-                   [ev.cite(f) for f in ev.find("aaa_required")])
+def second_factor(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("a device login is a password: show the bastion host's (堡垒机) or AAA server's "
+                          "second factor", [ev.cite(f) for f in ev.find("aaa_required")])
 
 
 # --- 8.1.4.2 access control ------------------------------------------------------------------------
 
 @check("device.aaa", kind=KIND)
-def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """Every vty authenticates users by name (AAA, local users), never a shared line password."""
     vtys = ev.sections("vty")
     if not vtys:
@@ -190,67 +191,67 @@ def aaa(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
     if not users:
         bad.append(ev.absent("local user"))
     if bad:
-        return _fail("remote logins are not authenticated per user", bad)
-    return _ok(f"vty logins authenticated per user; {len(users)} local users: {', '.join(sorted(users))}", good)
+        return failed("remote logins are not authenticated per user", bad)
+    return passed(f"vty logins authenticated per user; {len(users)} local users: {', '.join(sorted(users))}", good)
 
 
 @check("device.default_accounts", kind=KIND, params=("device_default_accounts",))
-def default_accounts(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def default_accounts(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     users = _users(ev)
     defaults = {u.lower() for u in p["device_default_accounts"]}
     bad = [ev.cite(found[0]) for user, found in sorted(users.items()) if user.lower() in defaults]
     if bad:
-        return _fail("default or vendor account names are in use", bad)
-    return _ok(f"no default account among {len(users)} local users", [ev.cite(f[0]) for f in users.values()][:10])
+        return failed("default or vendor account names are in use", bad)
+    return passed(f"no default account among {len(users)} local users", [ev.cite(f[0]) for f in users.values()][:10])
 
 
 @check("device.accounts_review", kind=KIND)
-def accounts_review(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def accounts_review(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     users = _users(ev)
     listed = []
     for user, found in sorted(users.items()):
         level = next((f.group("level") for f in found if f.group("level")), None)
         listed.append(f"{ev.name}: local user {user}" + (f", privilege {level}" if level else ""))
-    return _manual("show that each local account belongs to one named administrator and roles are separated "
-                   f"({len(users)} local users)", listed or [ev.absent("local user")])
+    return needs_evidence("show that each local account belongs to one named administrator and roles are separated "
+                          f"({len(users)} local users)", listed or [ev.absent("local user")])
 
 
 # --- 8.1.4.3 security audit -----------------------------------------------------------------------
 
 @check("device.syslog", kind=KIND)
-def syslog(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def syslog(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     off = ev.find("syslog_off")
     if off:
-        return _fail("logging is switched off", [ev.cite(f) for f in off])
+        return failed("logging is switched off", [ev.cite(f) for f in off])
     hosts = ev.find("syslog")
     if not hosts:
-        return _fail("logs are not sent to a remote log server", [ev.absent("remote log host")])
-    return _ok(f"logs sent to {', '.join(f.group('host') for f in hosts)}", [ev.cite(f) for f in hosts])
+        return failed("logs are not sent to a remote log server", [ev.absent("remote log host")])
+    return passed(f"logs sent to {', '.join(f.group('host') for f in hosts)}", [ev.cite(f) for f in hosts])
 
 
 @check("device.ntp", kind=KIND)
-def ntp(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def ntp(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     servers = ev.find("ntp")
     if not servers:
-        return _fail("no NTP server: log timestamps cannot be trusted", [ev.absent("NTP server")])
-    return _ok(f"time from {', '.join(f.group('host') for f in servers)}", [ev.cite(f) for f in servers])
+        return failed("no NTP server: log timestamps cannot be trusted", [ev.absent("NTP server")])
+    return passed(f"time from {', '.join(f.group('host') for f in servers)}", [ev.cite(f) for f in servers])
 
 
 @check("device.audit_protection", kind=KIND)
-def audit_protection(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("show that only administrators can change the logging settings (user levels / roles)",
-                   [ev.cite(f) for f in ev.find("syslog")])
+def audit_protection(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("show that only administrators can change the logging settings (user levels / roles)",
+                          [ev.cite(f) for f in ev.find("syslog")])
 
 
 # --- 8.1.4.4 intrusion prevention -----------------------------------------------------------------
 
 @check("device.services", kind=KIND)
-def services(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def services(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     found = ev.find("risky_services")
     if found:
-        return _fail("plaintext or unneeded services are on", [ev.cite(f) for f in found])
-    return _ok("no plaintext web, file-transfer or small servers enabled",
-               [ev.absent("line matching " + " | ".join(ev.readable(x) for x in ev.patterns("risky_services")))])
+        return failed("plaintext or unneeded services are on", [ev.cite(f) for f in found])
+    return passed("no plaintext web, file-transfer or small servers enabled",
+                  [ev.absent("line matching " + " | ".join(ev.readable(x) for x in ev.patterns("risky_services")))])
 
 
 def _networks(source: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
@@ -275,7 +276,7 @@ def _networks(source: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @check("device.mgmt_acl", kind=KIND)
-def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     """Every vty (or the SSH server) is bound to an ACL that exists and permits only management networks."""
     vtys = ev.sections("vty")
     if not vtys:
@@ -289,7 +290,7 @@ def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
         elif not applied:
             unbound.append(ev.cite(vty) + " (no ACL limits who may log in)")
     if unbound or not applied:
-        return _fail("management logins are not limited to the management network", unbound)
+        return failed("management logins are not limited to the management network", unbound)
     allowed = [ipaddress.ip_network(n) for n in ev.context.get("management_networks", [])]
     bad, good = [], []
     for name, cited in applied:
@@ -308,44 +309,45 @@ def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
             else:
                 good.append(ev.cite(rule))
     if bad:
-        return _fail("the management ACL lets more than the management network in", bad)
-    return _ok("management logins limited by ACL to " + (", ".join(map(str, allowed)) or "the listed sources"), good)
+        return failed("the management ACL lets more than the management network in", bad)
+    return passed("management logins limited by ACL to " + (", ".join(map(str, allowed)) or "the listed sources"), good)
 
 
 @check("device.patches", kind=KIND)
-def patches(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("compare the software version with the vendor's security advisories; show the patch records",
-                   [ev.cite(f) for f in ev.find_text("version")]
-                   or [f"{ev.name}: {ev.label}, no version line in the configuration (display version)"])
+def patches(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("compare the software version with the vendor's security advisories; show the patch records",
+                          [ev.cite(f) for f in ev.find_text("version")]
+                          or [f"{ev.name}: {ev.label}, no version line in the configuration (display version)"])
 
 
 @check("device.ids", kind=KIND)
-def ids(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("intrusion detection for this node is shown by the IDS/IPS or the security management platform")
+def ids(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("intrusion detection for this node is shown by the IDS/IPS or the security management "
+                          "platform")
 
 
 # --- 8.1.4.6 - 8.1.4.10 -------------------------------------------------------------------------------
 
 @check("device.trusted", kind=KIND)
-def trusted(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("trusted verification of the device's boot and software is shown by the vendor's evidence")
+def trusted(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("trusted verification of the device's boot and software is shown by the vendor's evidence")
 
 
 @check("device.password_storage", kind=KIND)
-def password_storage(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
+def password_storage(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
     weak = ev.find("password_weak")
     if weak:
-        return _fail("passwords are stored in clear text or a reversible form", [ev.cite(f) for f in weak])
-    return _ok("no clear-text or reversible password in the configuration",
-               [ev.cite(f[0]) for f in _users(ev).values()][:5])
+        return failed("passwords are stored in clear text or a reversible form", [ev.cite(f) for f in weak])
+    return passed("no clear-text or reversible password in the configuration",
+                  [ev.cite(f[0]) for f in _users(ev).values()][:5])
 
 
 @check("device.backup", kind=KIND)
-def backup(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("show the configuration backups (and the redundancy of important devices)",
-                   [ev.cite(f) for f in ev.find("backup")])
+def backup(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("show the configuration backups (and the redundancy of important devices)",
+                          [ev.cite(f) for f in ev.find("backup")])
 
 
 @check("device.residual", kind=KIND)
-def residual(ev: DeviceEvidence, p: dict[str, Any]) -> Outcome:
-    return _manual("clearing of released memory and storage is shown by the vendor's statement or test report")
+def residual(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
+    return needs_evidence("clearing of released memory and storage is shown by the vendor's statement or test report")

@@ -3,9 +3,9 @@
 Each device's running configuration is read over netmiko through network/session.py (the one place
 jiyue opens device sessions: host keys verified, secrets kept out of messages), parsed with
 hier_config, and judged by `engine.evaluate(..., kind="device")` against the same catalog and
-profile as the hosts. Devices run in parallel through jiyue.runner with progress; an unreachable
-device is a result with its reason, never a stop. `check()` runs hosts and devices and stores them
-as one `baseline.check` run, so one report shows both.
+profile as the hosts. Devices run in parallel (service.check, through jiyue.runner); an unreachable
+device is a result with its reason, never a stop. service.check runs hosts and devices and stores
+them as one `baseline.check` run, so one report shows both.
 
 A device's level: `--level` when given, else the highest level (2 or 3) of the systems whose
 traffic it carries, because the device is inside each of those systems' assessment boundary: the
@@ -20,19 +20,12 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from rich.console import Console
-
 from audit.baseline import engine
 from audit.baseline.device_checks import KIND as DEVICE_KIND
 from audit.baseline.device_evidence import DeviceEvidence
-from audit.baseline.model import Catalog, Profile
+from audit.baseline.model import Catalog, CheckOptions, TargetVerdicts
 from inventory.model import Device, DeviceRole, Inventory, SubnetKind
-from jiyue import runner
-from jiyue.runner import Result
-from jiyue.store import BASELINE_CHECK, Store
 from network.session import open_session
-
-DEFAULT_OPTIONS = engine.Options()
 
 
 def _below(inv: Inventory, name: str) -> list[Device]:
@@ -82,8 +75,9 @@ def management_networks(inv: Inventory) -> list[str]:
     return [str(s.prefix) for s in inv.subnets.values() if s.kind == SubnetKind.management]
 
 
-def read_config(inv: Inventory, name: str, options: engine.Options = DEFAULT_OPTIONS) -> tuple[str, float]:
+def read_config(inv: Inventory, name: str, options: CheckOptions | None = None) -> tuple[str, float]:
     """The device's running configuration, read in one session (no configuration mode entered)."""
+    options = options or CheckOptions()
     began = time.monotonic()
     with open_session(inv, name, trust_on_first_use=options.trust_on_first_use,
                       connect_timeout=min(10.0, options.timeout), read_timeout=options.timeout) as session:
@@ -92,7 +86,7 @@ def read_config(inv: Inventory, name: str, options: engine.Options = DEFAULT_OPT
 
 
 def judge_device(name: str, platform: str, config: str, level: int, params: dict[str, Any], catalog: Catalog,
-                 context: dict[str, Any] | None = None) -> dict[str, Any]:
+                 context: dict[str, Any] | None = None) -> TargetVerdicts:
     """One device's verdicts, shaped like a host's (level, os, rows) so reports treat both alike."""
     ev = DeviceEvidence(name, platform, config, context)
     rows = engine.evaluate(ev, level, params, catalog, kind=DEVICE_KIND)
@@ -100,46 +94,13 @@ def judge_device(name: str, platform: str, config: str, level: int, params: dict
             "rows": [asdict(r) for r in rows]}
 
 
-def check_devices(inv: Inventory, names: list[str], profile: Profile, catalog: Catalog, level: int | None = None,
-                  options: engine.Options = DEFAULT_OPTIONS, console: Console | None = None,
-                  progress: bool = True) -> tuple[list[Result], dict[str, int | None]]:
-    """Every device that has a level, in parallel; not stored (see `check`)."""
-    levels = device_levels(inv, names, level)
-    targets = [n for n in names if levels[n]]
-    params = profile.params(catalog)
+def check_device(inv: Inventory, name: str, level: int, params: dict[str, Any], catalog: Catalog,
+                 options: CheckOptions | None = None) -> TargetVerdicts:
+    """The device path on one device: read its configuration in one session, judge at `level`."""
+    raw, seconds = read_config(inv, name, options)
+    device = inv.devices[name]
     context = {"management_networks": management_networks(inv)}
-
-    def one(name: str) -> dict[str, Any]:
-        raw, seconds = read_config(inv, name, options)
-        device = inv.devices[name]
-        value = judge_device(name, device.platform.value, raw, levels[name], params, catalog, context)
-        value.update(address=str(device.address), site=device.site, role=device.role.value,
-                     collect_seconds=round(seconds, 3))
-        return value
-
-    results = runner.run(targets, one, workers=options.workers, label="baseline devices", console=console,
-                         progress=progress) if targets else []
-    return results, levels
-
-
-def check(inv: Inventory, hosts: list[str], devices: list[str], profile: Profile, catalog: Catalog,
-          level: int | None = None, options: engine.Options = DEFAULT_OPTIONS, store: Store | None = None,
-          console: Console | None = None, progress: bool = True
-          ) -> tuple[int | None, list[Result], dict[str, int | None]]:
-    """Hosts (the fleet path) then devices, stored as one baseline run; levels of both by name."""
-    host_results: list[Result] = []
-    levels: dict[str, int | None] = {}
-    if hosts:
-        _, host_results, levels = engine.check(inv, hosts, profile, catalog, level, options, store=None,
-                                               console=console, progress=progress)
-    device_results, dlevels = check_devices(inv, devices, profile, catalog, level, options, console, progress)
-    levels.update(dlevels)
-    results = host_results + device_results
-    run_id = None
-    if store is not None:
-        params = profile.params(catalog)
-        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
-                              params={"profile": profile.name, "level": level,
-                                      "hosts": len(host_results), "devices": len(device_results),
-                                      "parameters": params})
-    return run_id, results, levels
+    value = judge_device(name, device.platform.value, raw, level, params, catalog, context)
+    value.update(address=str(device.address), site=device.site, role=device.role.value,
+                 collect_seconds=round(seconds, 3))
+    return value

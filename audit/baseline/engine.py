@@ -1,57 +1,38 @@
-"""The baseline engine: evidence in, one verdict per (target, control point, check) out.
+"""The baseline engine: evidence in, one verdict per (target, control point, check) out, and the host path.
 
 `evaluate()` is the whole judgement and is pure: a target's evidence, its level, the profile's
 parameters and the catalog give the result rows. Where the evidence comes from does not matter:
 
-- the fleet path (`check()`): one SSH session per host runs the one read-only script composed from
-  the baseline probes by audit's `Script`, through jiyue.ssh and the shared runner (parallel, with
-  progress; unreachable hosts are results, never a stop);
-- the testinfra path (testinfra_suite.py): the same probes' commands run through a testinfra host
-  and the same `evaluate()`;
-- device checks: a collector for network devices gives `evaluate()` its own evidence object and
-  `kind` (e.g. "device"); the catalog items list their device checks beside the Linux ones.
+- the fleet path (`check_host()`, run over the fleet by service.check): one SSH session per host
+  runs the one read-only script composed from the baseline probes by audit's `Script`;
+- the testinfra path (testinfra/): the same probes' commands run through a testinfra host and the
+  same `evaluate()`;
+- the device path (devices.py): a network device's running configuration as its own evidence
+  object, judged with `kind="device"`; the catalog items list their device checks beside the Linux ones.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from rich.console import Console
-
-from audit.baseline import checks as checks_module
-from audit.baseline.checks import NOT_APPLICABLE, SEVERITY, Outcome
 from audit.baseline.evidence import Evidence
-from audit.baseline.model import Catalog, Profile
+from audit.baseline.model import (
+    NEEDS_EVIDENCE,
+    NOT_APPLICABLE,
+    REGISTRY,
+    Catalog,
+    CheckOptions,
+    CheckVerdict,
+    Row,
+    TargetVerdicts,
+)
 from audit.baseline.probes import PROBES
 from audit.probes import Context, Script
 from inventory.model import Inventory
-from jiyue import runner, ssh
-from jiyue.runner import Result
-from jiyue.store import BASELINE_CHECK, Store
-
-
-@dataclass(frozen=True)
-class Row:
-    """One verdict: a control point decided by one check on one target."""
-
-    item: str  # the level-3 clause id (catalog key)
-    clause: str  # the clause at the target's level (7.1.4.x at level 2)
-    test_id: str
-    check: str
-    status: str
-    summary: str
-    evidence: tuple[str, ...]
-    fixable: bool
-
-
-@dataclass(frozen=True)
-class Options:
-    workers: int = runner.DEFAULT_WORKERS
-    timeout: float = 60.0
-    trust_on_first_use: bool = False
+from jiyue import ssh
 
 
 def evaluate(evidence: Any, level: int, params: dict[str, Any], catalog: Catalog, kind: str = "linux") -> list[Row]:
@@ -66,21 +47,16 @@ def evaluate(evidence: Any, level: int, params: dict[str, Any], catalog: Catalog
             rows.append(Row(item.id, clause, item.test_id, "-", NOT_APPLICABLE, not_applicable["en"], (), False))
             continue
         for check_id in item.checks:
-            chk = checks_module.REGISTRY[check_id]
+            chk = REGISTRY[check_id]
             if chk.kind != kind:
                 continue
             try:
-                outcome = chk.evaluate(evidence, params)
+                verdict = chk.evaluate(evidence, params)
             except Exception as exc:  # a parser bug on odd host output must be visible, not a silent pass
-                outcome = Outcome(checks_module.NEEDS_EVIDENCE, f"could not evaluate: {type(exc).__name__}: {exc}")
-            rows.append(Row(item.id, clause, item.test_id, check_id, outcome.status, outcome.summary,
-                            outcome.evidence, chk.fixable))
+                verdict = CheckVerdict(NEEDS_EVIDENCE, f"could not evaluate: {type(exc).__name__}: {exc}")
+            rows.append(Row(item.id, clause, item.test_id, check_id, verdict.status, verdict.summary,
+                            verdict.evidence, chk.fixable))
     return rows
-
-
-def item_status(rows: list[Row]) -> str:
-    """An item is as bad as its worst check."""
-    return max((r.status for r in rows), key=lambda s: SEVERITY[s])
 
 
 def host_params(inv: Inventory, host: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -104,8 +80,9 @@ def script() -> Script:
     return Script(secrets.token_hex(8), Context(), probes=PROBES)
 
 
-def collect_facts(target: ssh.Target, options: Options = Options()) -> dict[str, Any]:
+def collect_facts(target: ssh.Target, options: CheckOptions | None = None) -> dict[str, Any]:
     """The fleet path's evidence: one session, one script, parsed locally."""
+    options = options or CheckOptions()
     sc = script()
     out = ssh.run(target, sc.text, timeout=options.timeout, trust_on_first_use=options.trust_on_first_use)
     facts = sc.parse(out.stdout)
@@ -135,7 +112,8 @@ def collect_facts_by_commands(run: Callable[[str], str]) -> dict[str, Any]:
 
 
 def judge_host(facts: dict[str, Any], level: int, params: dict[str, Any], catalog: Catalog,
-               declared_family: str | None = None) -> dict[str, Any]:
+               declared_family: str | None = None) -> TargetVerdicts:
+    """One host's verdicts from its facts, in the shape a run and the store keep."""
     ev = Evidence(facts, declared_family)
     rows = evaluate(ev, level, params, catalog)
     os_ = facts.get("os") or {}
@@ -144,24 +122,8 @@ def judge_host(facts: dict[str, Any], level: int, params: dict[str, Any], catalo
             "rows": [asdict(r) for r in rows]}
 
 
-def check(inv: Inventory, hosts: list[str], profile: Profile, catalog: Catalog, level: int | None = None,
-          options: Options = Options(), store: Store | None = None, console: Console | None = None,
-          progress: bool = True) -> tuple[int | None, list[Result], dict[str, int | None]]:
-    """The fleet path on every host that has a level; store the run. Hosts without one are returned
-    with level None and not contacted."""
-    levels = host_levels(inv, hosts, level)
-    targets = [h for h in hosts if levels[h]]
-    params = profile.params(catalog)
-
-    def one(host: str) -> dict[str, Any]:
-        facts = collect_facts(ssh.Target.of(inv, host), options)
-        return judge_host(facts, levels[host], host_params(inv, host, params), catalog,
-                          inv.hosts[host].os_family.value)
-
-    results = runner.run(targets, one, workers=options.workers, label="baseline", console=console, progress=progress)
-    run_id = None
-    if store is not None:
-        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
-                              params={"profile": profile.name, "level": level, "hosts": len(targets),
-                                      "parameters": params})
-    return run_id, results, levels
+def check_host(inv: Inventory, host: str, level: int, params: dict[str, Any], catalog: Catalog,
+               options: CheckOptions | None = None) -> TargetVerdicts:
+    """The fleet path on one host: collect over one SSH session, judge at `level`."""
+    facts = collect_facts(ssh.Target.of(inv, host), options)
+    return judge_host(facts, level, host_params(inv, host, params), catalog, inv.hosts[host].os_family.value)

@@ -1,9 +1,9 @@
 """Remediation of the fixable baseline failures with playbooks/baseline_remediate.yml (ansible-runner).
 
-Driven by a fresh `baseline.check` run (stored like any other): each host gets the failed checks the playbook can
-fix (checks.py marks them `fixable`) and the profile's parameters. Without `apply` the playbook runs
-with `--check --diff`: nothing changes and the diff shows what would. After an applied run the hosts
-are checked again (fleet path) so the result says which failures are gone.
+Driven by a fresh `baseline.check` run (service.remediate): each host gets the failed checks the
+playbook can fix (checks.py marks them `fixable`) and the profile's parameters. Without `apply` the
+playbook runs with `--check --diff`: nothing changes and the diff shows what would. After an applied
+run service.remediate checks the hosts again, so the result says which failures are gone.
 """
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import ansible_runner
 
-from audit.baseline import checks as checks_module
-from audit.baseline.checks import FAIL
-from audit.baseline.model import Catalog, Profile
+from audit.baseline.model import FAIL, REGISTRY, Catalog, HostRemediation, Profile, Remediation
 from inventory import export
 from inventory.model import Inventory
 from jiyue import ansible
@@ -27,21 +24,12 @@ from jiyue.runner import Result
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "baseline_remediate.yml"
 
 
-@dataclass
-class Outcome:
-    ok: bool
-    fixes: dict[str, list[str]]
-    changed: dict[str, list[str]] = field(default_factory=dict)  # host -> tasks that changed (or would)
-    diffs: dict[str, list[str]] = field(default_factory=dict)
-    failures: list[str] = field(default_factory=list)
-
-
 def planned_fixes(results: list[Result]) -> tuple[dict[str, list[str]], dict[str, str]]:
     """From a check run's results: per host, its failed checks that the playbook fixes, and its family."""
     fixes, families = {}, {}
     for host, data in ((r.target, r.value) for r in results if r.ok):
         failed = sorted({row["check"] for row in data["rows"] if row["status"] == FAIL
-                         and checks_module.REGISTRY.get(row["check"]) and checks_module.REGISTRY[row["check"]].fixable})
+                         and REGISTRY.get(row["check"]) and REGISTRY[row["check"]].fixable})
         if failed:
             fixes[host] = failed
             families[host] = data.get("family") or "redhat"
@@ -49,10 +37,11 @@ def planned_fixes(results: list[Result]) -> tuple[dict[str, list[str]], dict[str
 
 
 def run(inv: Inventory, fixes: dict[str, list[str]], families: dict[str, str], profile: Profile, catalog: Catalog,
-        apply: bool = False, workdir: Path | None = None) -> Outcome:
-    """Run the playbook for `fixes`; a check-mode run unless `apply`."""
+        apply: bool = False, workdir: Path | None = None) -> Remediation:
+    """Run the playbook for `fixes`; a check-mode run unless `apply`. Each host's `changed` and `diff`
+    come from the playbook's events (in check mode: what would change)."""
     if not fixes:
-        return Outcome(True, fixes)
+        return Remediation(apply, {})
     with tempfile.TemporaryDirectory(prefix="jiyue-remediate-") as tmp:
         work = Path(workdir or tmp)
         inventory_file = export.write(inv, "ansible", sorted(fixes), [], work)[0].resolve()
@@ -69,19 +58,23 @@ def run(inv: Inventory, fixes: dict[str, list[str]], families: dict[str, str], p
             cmdline=None if apply else "--check --diff", envvars=env, quiet=True,
             event_handler=lambda e: events.append(e) or True, ident=f"baseline-{uuid.uuid4().hex[:8]}",
             suppress_env_files=True)
-    out = Outcome(result.status == "successful" and result.rc == 0, fixes)
+    tasks: dict[str, list[str]] = {}
+    diffs: dict[str, list[str]] = {}
+    failures: list[str] = []
     for ev in events:
         data = ev.get("event_data") or {}
         host, task, res = data.get("host", ""), data.get("task", ""), data.get("res") or {}
         if ev.get("event") == "runner_on_ok" and res.get("changed"):
-            out.changed.setdefault(host, []).append(task)
+            tasks.setdefault(host, []).append(task)
             for d in res.get("diff") or [] if isinstance(res.get("diff"), list) else [res.get("diff") or {}]:
                 if d.get("before") != d.get("after"):
-                    out.diffs.setdefault(host, []).append(
+                    diffs.setdefault(host, []).append(
                         f"{task}: {d.get('before_header', '')}\n- {str(d.get('before', ''))[:400]}\n"
                         f"+ {str(d.get('after', ''))[:400]}")
         elif ev.get("event") in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
-            out.failures.append(f"{host}: {task}: {res.get('msg') or res.get('stderr') or res}"[:500])
-    if not out.ok and not out.failures:
-        out.failures.append(f"ansible-playbook {result.status} (rc {result.rc})")
-    return out
+            failures.append(f"{host}: {task}: {res.get('msg') or res.get('stderr') or res}"[:500])
+    if not (result.status == "successful" and result.rc == 0) and not failures:
+        failures.append(f"ansible-playbook {result.status} (rc {result.rc})")
+    hosts = {h: HostRemediation(h, tuple(checks), changed=bool(tasks.get(h)), diff="\n".join(diffs.get(h, [])),
+                                tasks=tuple(tasks.get(h, ()))) for h, checks in fixes.items()}
+    return Remediation(apply, hosts, tuple(failures))

@@ -1,4 +1,5 @@
-"""Baseline reports from a stored `baseline.check` run: Excel, HTML, JSON and JUnit XML.
+"""Baseline reports of a `baseline.check` run (a `BaselineRun`, just checked or read from the store):
+Excel, HTML, JSON and JUnit XML, through `write_reports(run, out, formats, lang)`.
 
 Stable names under the output dir:
 - `baseline.xlsx`: 汇总 (one row per system: level, hosts, pass rate), 检查结果 (one row per host and
@@ -15,16 +16,16 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, SEVERITY
-from audit.baseline.model import Catalog
-from inventory.model import Inventory
-from jiyue import reports
+from audit.baseline.model import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, SEVERITY, BaselineRun
+from jiyue import i18n, reports
 from jiyue.i18n import t
-from jiyue.store import BASELINE_CHECK, Record, Store
+from jiyue.runner import Result
+from jiyue.store import BASELINE_CHECK
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -33,56 +34,43 @@ BASENAME = "baseline"
 STATUS_COLORS = {PASS: "#2e8b57", FAIL: "#c0392b", NEEDS_EVIDENCE: "#e67e22", NOT_APPLICABLE: "#8e99a4"}
 
 
-class NoRun(LookupError):
-    """No baseline run in the store."""
-
-
 @dataclass
 class BaselineReport:
-    inv: Inventory
-    catalog: Catalog
-    records: list[Record]
-    lang: str
-    run_id: int
+    """A run as the reports show it, labelled in one language."""
 
-    @classmethod
-    def latest(cls, inv: Inventory, catalog: Catalog, store: Store, lang: str = "zh",
-               run_id: int | None = None) -> BaselineReport:
-        history = store.history(BASELINE_CHECK)
-        if not history:
-            raise NoRun("no baseline run in the store: run `invoke baseline.check` first")
-        run_id = run_id or max(r.run_id for r in history)
-        return cls(inv, catalog, [r for r in history if r.run_id == run_id], lang, run_id)
+    run: BaselineRun
+    lang: str
 
     # --- shared shapes ---------------------------------------------------------------------------
 
     def _items(self) -> dict[str, Any]:
-        return {i.id: i for i in self.catalog.items}
+        return {i.id: i for i in self.run.catalog.items}
 
     def system_of(self, host: str) -> str:
-        if host in self.inv.devices and host not in self.inv.hosts:  # devices carry many systems: their own group
+        inv = self.run.inv
+        if host in inv.devices and host not in inv.hosts:  # devices carry many systems: their own group
             return t("baseline.devices", self.lang)
-        s = self.inv.owner(host)
+        s = inv.owner(host)
         return s.id if s else ""
 
-    def checked(self) -> list[Record]:
-        return [r for r in self.records if r.status == "ok"]
+    def checked(self) -> list[Result]:
+        return self.run.checked()
 
-    def not_checked(self) -> list[Record]:
-        return [r for r in self.records if r.status != "ok"]
+    def not_checked(self) -> list[Result]:
+        return self.run.not_checked()
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per host and check, labelled in the report's language."""
         items = self._items()
         out = []
         for rec in sorted(self.checked(), key=lambda r: (self.system_of(r.target), r.target)):
-            for row in rec.data["rows"]:
+            for row in rec.value["rows"]:
                 item = items.get(row["item"])
                 topic = item.topic[self.lang] if item else ""
                 text = item.text[self.lang] if item else ""
                 out.append({
-                    "host": rec.target, "system": self.system_of(rec.target), "level": rec.data["level"],
-                    "os": rec.data.get("os") or "", "item": row["item"], "clause": row["clause"],
+                    "host": rec.target, "system": self.system_of(rec.target), "level": rec.value["level"],
+                    "os": rec.value.get("os") or "", "item": row["item"], "clause": row["clause"],
                     "control_point": f"{row['clause'].split()[0]} {topic}", "requirement": f"{row['clause']} {text}",
                     "check_id": row["check"], "check": t(f"baseline.check.{row['check']}", self.lang),
                     "status": row["status"], "result": t(f"baseline.status.{row['status']}", self.lang),
@@ -96,7 +84,7 @@ class BaselineReport:
         """(host, item) -> the worst status of its checks."""
         worst: dict[tuple[str, str], str] = {}
         for rec in self.checked():
-            for row in rec.data["rows"]:
+            for row in rec.value["rows"]:
                 key = (rec.target, row["item"])
                 if key not in worst or SEVERITY[row["status"]] > SEVERITY[worst[key]]:
                     worst[key] = row["status"]
@@ -108,10 +96,10 @@ class BaselineReport:
         by_system: dict[str, dict[str, Any]] = {}
         for rec in self.checked():
             sid = self.system_of(rec.target) or "-"
-            s = by_system.setdefault(sid, {"system": sid, "name": self.inv.systems[sid].name if sid in
-                                           self.inv.systems else "", "levels": set(), "hosts": [],
+            s = by_system.setdefault(sid, {"system": sid, "name": self.run.inv.systems[sid].name if sid in
+                                           self.run.inv.systems else "", "levels": set(), "hosts": [],
                                            "counts": Counter()})
-            s["levels"].add(rec.data["level"])
+            s["levels"].add(rec.value["level"])
             s["hosts"].append(rec.target)
         for (host, _), status in statuses.items():
             by_system[self.system_of(host) or "-"]["counts"][status] += 1
@@ -157,20 +145,21 @@ class BaselineReport:
         if missing:
             sheets.append(reports.Sheet(t("baseline.unreachable_sheet", lang),
                                         [t("baseline.host", lang), t("baseline.reason", lang)],
-                                        [[r.target, f"{r.status}: {r.error}"] for r in missing]))
+                                        [[r.target, f"{r.error_kind}: {r.error}"] for r in missing]))
         return sheets
 
     def json(self) -> dict[str, Any]:
-        return {"run": self.run_id, "kind": BASELINE_CHECK, "at": min((r.at for r in self.records), default=None),
+        at = min((r.started for r in self.run.results if r.started), default=None)
+        return {"run": self.run.run_id, "kind": BASELINE_CHECK, "at": at,
                 "systems": self.systems(),
-                "hosts": {r.target: r.data for r in self.checked()},
-                "not_checked": {r.target: {"reason": r.status, "detail": r.error} for r in self.not_checked()}}
+                "hosts": {r.target: r.value for r in self.checked()},
+                "not_checked": {r.target: {"reason": r.error_kind, "detail": r.error} for r in self.not_checked()}}
 
     def junit(self) -> bytes:
         root = ET.Element("testsuites", name="jiyue baseline")
         totals = Counter()
         for rec in sorted(self.checked(), key=lambda r: r.target):
-            rows = rec.data["rows"]
+            rows = rec.value["rows"]
             counts = Counter(r["status"] for r in rows)
             suite = ET.SubElement(root, "testsuite", name=rec.target, tests=str(len(rows)),
                                   failures=str(counts[FAIL]), errors="0",
@@ -189,7 +178,7 @@ class BaselineReport:
         for rec in self.not_checked():
             suite = ET.SubElement(root, "testsuite", name=rec.target, tests="1", failures="0", errors="1")
             case = ET.SubElement(suite, "testcase", classname=rec.target, name="reachable")
-            ET.SubElement(case, "error", message=reports.clean_text(f"{rec.status}: {rec.error}")[:500])
+            ET.SubElement(case, "error", message=reports.clean_text(f"{rec.error_kind}: {rec.error}")[:500])
         root.set("tests", str(sum(totals.values()) + len(self.not_checked())))
         root.set("failures", str(totals[FAIL]))
         root.set("errors", str(len(self.not_checked())))
@@ -205,33 +194,37 @@ class BaselineReport:
         by_item: dict[str, Counter] = defaultdict(Counter)
         for (_, item), status in statuses.items():
             by_item[item][status] += 1
-        order = [i.id for i in self.catalog.items if i.id in by_item]
+        order = [i.id for i in self.run.catalog.items if i.id in by_item]
         item_chart = reports.svg_stacked_bar(
             order, [(t(f"baseline.status.{s}", lang), STATUS_COLORS[s], [by_item[i][s] for i in order])
                     for s in (PASS, FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE)],
             title=t("baseline.by_item", lang))
         rows = self.rows()
         totals = Counter(r["status"] for r in rows)
-        return {"title": t("baseline.title", lang), "run": self.run_id, "systems": systems,
+        return {"title": t("baseline.title", lang), "run": self.run.run_id, "systems": systems,
                 "system_chart": chart, "item_chart": item_chart, "totals": totals,
                 "failures": [r for r in rows if r["status"] == FAIL],
                 "evidence_needed": [r for r in rows if r["status"] == NEEDS_EVIDENCE],
-                "not_checked": [(r.target, f"{r.status}: {r.error}") for r in self.not_checked()],
+                "not_checked": [(r.target, f"{r.error_kind}: {r.error}") for r in self.not_checked()],
                 "hosts": len(self.checked())}
 
 
-def write_reports(report: BaselineReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+def write_reports(run: BaselineRun, out: Path | str, formats: Sequence[str] = FORMATS,
+                  lang: str = i18n.DEFAULT_LANG) -> list[Path]:
+    """The run's reports under `out` (stable names: baseline.xlsx, .html, .json, .junit.xml); the
+    jiyue.reports.WriteReports protocol."""
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s) {', '.join(unknown)}: use {', '.join(FORMATS)}")
-    out = Path(out_dir)
+    report = BaselineReport(run, lang)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if "xlsx" in formats:
         written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()))
     if "html" in formats:
         written.append(reports.write_html(out / f"{BASENAME}.html", "baseline.html.j2", report.html_context(),
-                                          lang=report.lang, search_paths=[TEMPLATES]))
+                                          lang=lang, search_paths=[TEMPLATES]))
     if "json" in formats:
         written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
     if "junit" in formats:

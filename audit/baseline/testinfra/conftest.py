@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.baseline import model
-from audit.baseline.checks import REGISTRY
+from audit.baseline.model import REGISTRY
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import pytest
 
 from audit.baseline import engine, model
-from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE
 from audit.baseline.evidence import Evidence
+from audit.baseline.model import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, Row
 
-_CACHE: dict[str, dict[tuple[str, str], engine.Row]] = {}
+_CACHE: dict[str, dict[tuple[str, str], Row]] = {}
 
 
-def _judge(host, config: pytest.Config) -> dict[tuple[str, str], engine.Row]:
+def _judge(host, config: pytest.Config) -> dict[tuple[str, str], Row]:
     name = host.backend.get_hostname()
     if name not in _CACHE:
         catalog = model.load_catalog()

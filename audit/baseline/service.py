@@ -1,0 +1,123 @@
+"""The baseline's service: check hosts and devices in one run, read a stored run back, remediate.
+
+What the command line (tasks.py) and the demo call; each returns its result object (model.py)
+and never prints or exits. `check()` runs the host path (engine.check_host: one SSH session and
+one script per host) and the device path (devices.check_device: one read-only session per device)
+through jiyue.runner, in parallel with progress; an unreachable target is a result, never a stop.
+The run is stored as one `baseline.check` run, so one report shows hosts and devices alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from audit.baseline import devices as device_path
+from audit.baseline import engine
+from audit.baseline import remediate as playbook
+from audit.baseline.model import (
+    BaselineRun,
+    Catalog,
+    CheckOptions,
+    Profile,
+    Remediation,
+    TargetVerdicts,
+    load_catalog,
+    load_profile,
+)
+from inventory.model import Inventory
+from jiyue import runner
+from jiyue.runner import Result
+from jiyue.store import BASELINE_CHECK, Store
+
+
+class NothingToCheck(ValueError):
+    """None of the selected hosts or devices has a level to be checked at: bad input (exit 2)."""
+
+
+class NoRun(LookupError):
+    """No (such) baseline run in the store."""
+
+
+def levels(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (),
+           level: int | None = None) -> dict[str, int | None]:
+    """Each target's level: `level` when given, else its own (a host: its system's; a device: the highest
+    of the systems it carries); None when that is not 2 or 3, and the target is not checked."""
+    return {**engine.host_levels(inv, list(hosts), level), **device_path.device_levels(inv, list(devices), level)}
+
+
+def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, level: int | None = None,
+          profile: Profile | None = None, catalog: Catalog | None = None, options: CheckOptions | None = None,
+          store: Store | None = None, console: Console | None = None, progress: bool = True) -> BaselineRun:
+    """Check every selected host, then every selected device, that has a level (`level` for all when
+    given); store the run when `store` is given. The profile defaults to level3's.
+
+    Raises NothingToCheck when no selected target has a level."""
+    catalog = catalog or load_catalog()
+    profile = profile or load_profile(None, catalog)
+    options = options or CheckOptions()
+    by_target = levels(inv, hosts, devices, level)
+    if not any(by_target.values()):
+        raise NothingToCheck("none of the selected hosts or devices belongs to (or carries) a system of level 2 "
+                             "or 3: give --level 2 or --level 3")
+    params = profile.params(catalog)
+    selected = {"hosts": [h for h in hosts if by_target[h]], "devices": [d for d in devices if by_target[d]]}
+    paths: list[tuple[str, list[str], Callable[..., TargetVerdicts]]] = [
+        ("baseline", selected["hosts"], engine.check_host),
+        ("baseline devices", selected["devices"], device_path.check_device)]
+    results: list[Result] = []
+    for label, targets, check_one in paths:
+        def one(name: str, check_one: Callable[..., TargetVerdicts] = check_one) -> TargetVerdicts:
+            return check_one(inv, name, by_target[name], params, catalog, options)
+
+        if targets:
+            results += runner.run(targets, one, workers=options.workers, label=label, console=console,
+                                  progress=progress)
+    run_id = None
+    if store is not None:
+        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
+                              params={"profile": profile.name, "level": level, "hosts": len(selected["hosts"]),
+                                      "devices": len(selected["devices"]), "parameters": params})
+    return BaselineRun(inv, catalog, profile.name, results, by_target, level, run_id)
+
+
+def load_run(inv: Inventory, store: Store, run_id: int | None = None, catalog: Catalog | None = None) -> BaselineRun:
+    """A stored baseline run (default: the latest) as the BaselineRun the check returned, for the reports.
+    Levels are known for the targets that were checked (the store keeps no level for the others)."""
+    history = store.history(BASELINE_CHECK)
+    if not history:
+        raise NoRun("no baseline run in the store: run `invoke baseline.check` first")
+    run_id = run_id or max(r.run_id for r in history)
+    records = [r for r in history if r.run_id == run_id]
+    if not records:
+        raise NoRun(f"no baseline run {run_id} in the store")
+    results = [Result(r.target, r.status == "ok", r.data, None if r.status == "ok" else r.status, r.error, r.at)
+               for r in records]
+    by_target = {r.target: (r.value or {}).get("level") if r.ok else None for r in results}
+    return BaselineRun(inv, catalog or load_catalog(), "", results, by_target, None, run_id)
+
+
+def remediate(inv: Inventory, hosts: Sequence[str], *, level: int | None = None, profile: Profile | None = None,
+              catalog: Catalog | None = None, store: Store | None = None, apply: bool = False,
+              workdir: Path | None = None, progress: bool = True) -> Remediation:
+    """Check the hosts (stored), fix their failed fixable checks with the playbook (check mode with a diff
+    unless `apply`) and, after an applied run, check the remediated hosts again (stored): each host's
+    `still_failing` are the fixes that did not take. Hosts without a level: nothing to fix."""
+    catalog = catalog or load_catalog()
+    profile = profile or load_profile(None, catalog)
+    if not any(levels(inv, hosts, (), level).values()):
+        return Remediation(apply, {})
+    before = check(inv, hosts, level=level, profile=profile, catalog=catalog, store=store, progress=progress)
+    fixes, families = playbook.planned_fixes(before.results)
+    if not fixes:
+        return Remediation(apply, {}, before=before)
+    done = playbook.run(inv, fixes, families, profile, catalog, apply=apply, workdir=workdir)
+    if not (done.ok and apply):
+        return replace(done, before=before)
+    after = check(inv, sorted(fixes), level=level, profile=profile, catalog=catalog, store=store, progress=progress)
+    still = {r.target: tuple(sorted(set(after.failed_checks(r)) & set(fixes[r.target]))) for r in after.checked()}
+    return replace(done, hosts={h: replace(x, still_failing=still.get(h, ())) for h, x in done.hosts.items()},
+                   before=before, after=after)
