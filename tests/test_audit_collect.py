@@ -101,9 +101,9 @@ def test_changed_host_key_is_always_refused(lab, demo, tmp_path):
 
 
 def test_wrong_key_is_an_auth_failure(lab, demo, tmp_path):
-    from lab.hosts import _keypair
+    from lab.keys import ed25519_keypair
 
-    private, _ = _keypair("stranger")
+    private, _ = ed25519_keypair("stranger")
     key = tmp_path / "id_stranger"
     key.write_bytes(private)
     key.chmod(0o600)

@@ -29,7 +29,6 @@ from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
 from migrations import plan as planner
-from audit.history import AuditView, HostMeasure
 from migrations.model import Disposition, Plan, PlanError, PlannedMigration, WorkOrderStatus, load_plan, save_plan
 from migrations.plan import Planning, PoolProvider, build_plan, load_planning
 from migrations.report import write_reports
