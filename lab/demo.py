@@ -1,134 +1,155 @@
-"""The main job on the sample city (`invoke demo`): every stage the toolkit has, end to end.
+"""The main job on the sample city (`invoke demo`): every stage the toolkit has, end to end, on the lab.
 
-Each stage is a function of its own, so that one
-command shows a new operator the whole flow on the lab.
+The demo is a client of the domains, like any script a city would write: each stage calls the domain's
+service functions (`audit.service`, `migrations.service`, `network.service`, `audit.baseline.service`) and
+their report writers, and tells a new operator what came back. It never calls a task, and it raises
+nothing for a finding: `run` returns the problems, and the `demo` task turns them into its exit code.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from invoke import Context, Exit
 from rich.table import Table
 
-from audit import collect as collector
-from audit.baseline import tasks as baseline_tasks
-from audit.report import write_reports
-from audit.zombies import Judge
+from audit import report as audit_report
+from audit import service as audit
+from audit.baseline import report as baseline_report
+from audit.baseline import service as baseline
 from inventory import export
 from inventory.model import Inventory
 from jiyue import ansible
-from jiyue.cli import PROBLEMS, console, fail, load_inventory, out_dir
+from jiyue.cli import console
 from jiyue.store import Store
 from lab.baseline_seed import seed_baseline
 from lab.history import seed_history
-from lab.hosts import Lab, LabError
+from lab.hosts import Lab
 from lab.seed import seed as seed_lab
-from migrations import tasks as migrate_tasks
-from migrations.engine import Migrator
-from migrations.model import Disposition, load_plan
-from migrations.plan import default_plan_path
-from network import tasks as network_tasks
+from migrations import report as migration_report
+from migrations import service as migrations
+from migrations.model import MigrationOutcome
+from network import report as network_report
+from network import service as network
+from network.push import PushOptions
 
 
-def run(inventory: str | None, out: str | None, store: str | None = None) -> None:
-    inv = load_inventory(inventory)
+@dataclass
+class DemoResult:
+    """What the demo found: hosts nobody could reach, and each stage's problems (empty: all went well)."""
+
+    unreachable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
+    """Every stage on the lab, in order; a stage's problem is reported and the next stage still runs.
+    Raises LabError when the lab cannot start."""
+    result = DemoResult()
     console.rule("1. inventory")
     console.print(f"{len(inv.departments)} departments, {len(inv.systems)} systems, {len(inv.hosts)} hosts, "
                   f"{len(inv.devices)} network devices: valid")
+    lab = start_lab(inv, history)
+    result.unreachable += exports(inv, target)
+    result.unreachable += audit_stage(inv, history, target)
+    result.problems += migration_plan(inv, history, target)
+    result.problems += migration_run(inv, history, target)
+    result.problems += network_stage(inv, history, target)
+    baseline_stage(lab, inv, history, target)
+    console.rule("next")
+    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
+                  "invoke --list shows every task; invoke lab.down removes the lab.")
+    return result
+
+
+def start_lab(inv: Inventory, history: Store) -> Lab:
     console.rule("2. lab: start the hosts, give them a past, start their services")
-    lab, history = Lab(), Store(store)
-    try:
-        started = lab.up(inv)
-        seeded = seed_lab(lab, inv)
-    except LabError as exc:
-        raise fail(str(exc)) from None
+    lab = Lab()
+    started = lab.up(inv)
+    seeded = seed_lab(lab, inv)
     console.print(f"{len(inv.hosts)} lab hosts up ({len(started)} started now)")
     for line in seeded.summary():
         console.print(line, highlight=False)
     days = seed_history(history, inv)
     console.print(f"store {history.url}: " + (f"{days} earlier daily runs written, marked seeded" if days
                                                else "seeded history already present"))
+    return lab
+
+
+def exports(inv: Inventory, target: Path) -> list[str]:
+    """Write the three exports and have Ansible ping every host through its own; returns the hosts it missed."""
     console.rule("3. exports, and Ansible reaches every host")
-    target = out_dir(out)
     for fmt in export.FORMATS:
         for path in export.write(inv, fmt, sorted(inv.hosts), sorted(inv.devices), target):
             console.print(f"wrote {path}")
     proc = ansible.run("ansible", "all", "-i", str(target / "inventory" / "ansible.yml"), "-m", "ping", "-o",
                        "-f", "50")
-    ok = sorted(set(re.findall(r"^(\S+) \| SUCCESS", proc.stdout, re.M)))
+    ok = set(re.findall(r"^(\S+) \| SUCCESS", proc.stdout, re.M))
     console.print(f"ansible ping: {len(ok)} of {len(inv.hosts)} hosts answered")
+    missed = sorted(set(inv.hosts) - ok)
+    if missed:
+        console.print(proc.stdout[-3000:], markup=False, highlight=False)
+    return missed
+
+
+def audit_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
+    """Collect every host, judge the zombies, write the archive; returns the hosts not collected."""
     console.rule("4. audit: collect, judge, write the archive")
-    _, results = collector.collect(inv, sorted(inv.hosts), store=history)
-    failed = [r.target for r in results if not r.ok]
-    console.print(f"collected {len(results) - len(failed)} of {len(results)} hosts")
-    judge = Judge(inv, history)
-    verdicts = judge.judge_all()
-    for verdict in (v for v in verdicts if v.verdict == "zombie"):
+    audited = audit.collect_and_judge(inv, history)
+    console.print(f"collected {len(audited.collection) - len(audited.not_collected)} of {len(audited.collection)} "
+                  "hosts")
+    for verdict in (v for v in audited.verdicts if v.verdict == "zombie"):
         console.print(f"zombie {verdict.system} {inv.systems[verdict.system].name}: criteria "
                       f"{', '.join(map(str, verdict.met))}")
-    for path in write_reports(inv, judge, verdicts, target):
+    for path in audit_report.write_reports(audited, target):
         console.print(f"wrote {path}")
-    problems = migration_plan(inventory, store, target)
-    problems += migration_run(inv, history, target)
-    problems += network(inventory, store, target)
-    baseline(lab, inventory, inv, store, target)
-    unreachable = sorted(set(inv.hosts) - set(ok)) + failed
-    if unreachable:
-        console.print(proc.stdout[-3000:], markup=False, highlight=False)
-        raise Exit(f"unreachable: {', '.join(unreachable)}. Check them with: invoke lab.status", code=PROBLEMS)
-    if problems:
-        raise Exit("; ".join(problems), code=PROBLEMS)
-    console.rule("next")
-    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
-                  "invoke --list shows every task; "
-                  "invoke lab.down removes the lab.")
+    return list(audited.not_collected)
 
 
-def migration_plan(inventory: str | None, store: str | None, target: Path) -> list[str]:
+def migration_plan(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Plan the migration; systems awaiting cloud capacity are a problem to report, not a reason to stop: the
-    planned waves can still move. Returns the problems."""
+    planned waves can still move."""
     console.rule("5. migration plan: dispositions, targets, waves, work orders")
     try:
-        migrate_tasks.plan(Context(), inventory=inventory, store=store, out=str(target))
-    except Exit as exc:
-        if exc.code != PROBLEMS:
-            raise
-        return [exc.message or "the plan has problems (above): some cloud rehosts await capacity"]
+        planned = migrations.plan_migration(inv, history)
+    except (migrations.MigrationInputError, migrations.PlanUnsafe) as exc:
+        return [f"migration plan: {exc}"]
+    console.print(f"wrote {planned.path}")
+    for path in migration_report.write_reports(planned, target):
+        console.print(f"wrote {path}")
+    waiting = sorted({s.system for s in planned.awaiting_capacity})
+    if waiting:
+        return [f"{len(waiting)} cloud rehosts await capacity ({', '.join(waiting)}): see the plan's awaiting_capacity"]
     return []
 
 
 def migration_run(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Rehearse the next wave (check mode: nothing changes), then migrate it for real on the lab, then write
     the archive again: it shows the new locations. The next wave is the first with a cloud rehost not
-    migrated yet (wave 1 on a fresh store; a migrated system is never moved twice). Returns the problems."""
+    migrated yet (wave 1 on a fresh store; a migrated system is never moved twice)."""
     console.rule("6. migration: rehearse the next wave, then run it (--apply) on the lab")
-    plan = load_plan(default_plan_path(inv), inv)
-    rehearsal = Migrator(inv, plan, history, apply=False, console=console)
-    rehosts = {w.number: [s for s in w.systems if plan.system(s).disposition == Disposition.cloud_rehost]
-               for w in plan.waves}
-    wave = next((n for n, systems in sorted(rehosts.items())
-                 if any(rehearsal.migrated_by(s) is None for s in systems)), None)
+    plan = migrations.load_migration_plan(inv)
+    rehearsal = migrations.migrator(inv, history, plan=plan, console=console)
+    wave = rehearsal.next_wave()
     if wave is None:
         console.print("every wave's cloud rehosts are migrated already (invoke migrate.status)")
         return []
-    console.print(f"wave {wave}: {', '.join(rehosts[wave])}; rehearsal first (check mode, nothing changes)")
+    console.print(f"wave {wave}: rehearsal first (check mode, nothing changes)")
     rehearsed = rehearsal.run_wave(wave)
     _outcomes(f"wave {wave}: rehearsal", rehearsed)
     bad = [f"{o.system} {o.result}: {o.message}" for o in rehearsed if not o.ok]
     if bad:
         return [f"the rehearsal of wave {wave} failed, nothing was migrated", *bad]
-    migrated = Migrator(inv, plan, history, apply=True, console=console).run_wave(wave)
+    migrated = migrations.run_wave(inv, history, wave, apply=True, plan=plan, console=console)
     _outcomes(f"wave {wave}: migrated (downtime = freeze to verified; client outage = freeze to the gateway "
               "on the target)", migrated)
-    judge = Judge(inv, history)
-    for path in write_reports(inv, judge, judge.judge_all(), target):
+    for path in audit_report.write_reports(audit.judge(inv, history), target):
         console.print(f"wrote {path} (with the new locations)")
     return [f"{o.system} {o.result}: {o.message}" for o in migrated if not o.ok]
 
 
-def _outcomes(title: str, outcomes: list) -> None:
+def _outcomes(title: str, outcomes: list[MigrationOutcome]) -> None:
     table = Table(title=title, title_justify="left")
     for column in ("system", "result", "downtime s", "client outage s", "now on"):
         table.add_column(column)
@@ -139,34 +160,46 @@ def _outcomes(title: str, outcomes: list) -> None:
     console.print(table)
 
 
-def network(inventory: str | None, store: str | None, target: Path) -> list[str]:
+def network_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Plan the extranet addresses, render every device's config, push it to the lab's simulated devices
-    (a canary first) and push again: the second push must find nothing to change. Returns the problems."""
+    (a canary first) and push again: the second push must find nothing to change."""
     console.rule("7. network: extranet address plan, configs rendered, pushed (--apply), pushed again (no-op)")
-    network_tasks.plan(Context(), inventory=inventory, out=str(target))
-    network_tasks.render(Context(), inventory=inventory, out=str(target))
     try:
-        network_tasks.push(Context(), inventory=inventory, apply=True, canary="1", store=store, out=str(target))
-        console.print("[bold]second push (dry run): nothing may be left to change[/]")
-        again = network_tasks.push(Context(), inventory=inventory, store=store, out=str(target))
-    except Exit as exc:
-        if exc.code != PROBLEMS:
-            raise
-        return [f"network push: {exc.message}"]
+        planned = network.plan(inv)
+        rendering = network.render(inv, target / "network")
+    except (network.NetworkInputError, ValueError) as exc:
+        return [f"network plan/render: {exc}"]
+    for path in [planned.path, *network_report.write_reports(planned, target), *rendering.written]:
+        console.print(f"wrote {path}")
+    pushed = network.push(inv, options=PushOptions(apply=True, canary="1"), store=history)
+    for path in network_report.write_reports(pushed, target):
+        console.print(f"wrote {path}")
+    console.print(f"push: {_counts(pushed.counts())}")
+    if not pushed.ok:
+        failed = [f"{o.device} {o.status}" for o in pushed.outcomes if o.status not in ("applied", "unchanged")]
+        return [f"network push: {', '.join(failed)}"]
+    again = network.push(inv, store=history)
+    console.print(f"second push (dry run), nothing may be left to change: {_counts(again.counts())}")
     left = [o.device for o in again.outcomes if o.lines]
     return [f"network: after the push, {', '.join(left)} still differ from the rendered config"] if left else []
 
 
-def baseline(lab: Lab, inventory: str | None, inv: Inventory, store: str | None, target: Path) -> None:
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{status} {n}" for status, n in counts.items() if n)
+
+
+def baseline_stage(lab: Lab, inv: Inventory, history: Store, target: Path) -> None:
     """Check every host and device against its level's baseline and write the reports. The lab seeds
-    failures on purpose, so the check's exit 1 is the expected finding here (shown, not a problem of the
-    demo); reachability was proven by the earlier stages."""
+    failures on purpose, so failures here are the expected finding (shown, not a problem of the demo);
+    reachability was proven by the earlier stages."""
     console.rule("8. graded protection (等保 2.0): every host and device against its level")
     seed_baseline(lab, inv)
-    try:
-        baseline_tasks.check(Context(), inventory=inventory, store=store)
-    except Exit as exc:
-        if exc.code != PROBLEMS:
-            raise
-        console.print(f"[yellow]{exc.message}[/] (the lab seeds these on purpose: lab/baseline.yaml)")
-    baseline_tasks.report(Context(), inventory=inventory, store=store, out=str(target))
+    checked = baseline.check(inv, sorted(inv.hosts), sorted(inv.devices), store=history, console=console)
+    failing = checked.with_failures()
+    console.print(f"{len(checked.checked())} hosts and devices checked, {len(failing)} fail an item, "
+                  f"{len(checked.not_checked())} could not be checked")
+    if failing:
+        console.print(f"[yellow]{len(failing)} fail their baseline[/] (the lab seeds these on purpose: "
+                      "lab/baseline.yaml)")
+    for path in baseline_report.write_reports(checked, target):
+        console.print(f"wrote {path}")
