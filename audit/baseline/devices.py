@@ -1,6 +1,6 @@
 """The device path of the baseline: one read-only session per device, judged by the same engine.
 
-Each device's running configuration is read over netmiko through network/session.py (the one place
+Each device's running configuration is read over netmiko through jiyue/device.py (the one place
 jiyue opens device sessions: host keys verified, secrets kept out of messages), parsed with
 hier_config, and judged by `engine.evaluate(..., kind="device")` against the same catalog and
 profile as the hosts. Devices run in parallel through jiyue.runner with progress; an unreachable
@@ -28,9 +28,9 @@ from audit.baseline.device_evidence import DeviceEvidence
 from audit.baseline.model import Catalog, Profile
 from inventory.model import Device, DeviceRole, Inventory, SubnetKind
 from jiyue import runner
+from jiyue.device import open_session
 from jiyue.runner import Result
 from jiyue.store import BASELINE_CHECK, Store
-from network.session import open_session
 
 DEFAULT_OPTIONS = engine.Options()
 
