@@ -191,6 +191,11 @@ class Staged:
     stopped_after: int | None = None
     batches: list[list[str]] = field(default_factory=list)
 
+    def not_attempted_results(self) -> list[Result]:
+        """A failed result (kind `not_attempted`) for each target the run stopped before."""
+        reason = f"the rollout stopped after batch {(self.stopped_after or 0) + 1}: failures passed the threshold"
+        return [Result(t, False, None, NOT_ATTEMPTED, reason) for t in self.not_attempted]
+
 
 def _attempt(target: str, task: Callable[[str], Any], notify: _Observers) -> Result:
     notify("target_started", target)
@@ -243,6 +248,5 @@ def run_staged(batches: Sequence[Sequence[str]], task: Callable[[str], Any], *, 
                 staged.not_attempted = [t for b in batches[number + 1:] for t in b]
                 staged.stopped_after = number
                 break
-    reason = f"the rollout stopped after batch {(staged.stopped_after or 0) + 1}: failures passed the threshold"
-    notify("run_finished", [*results, *(Result(t, False, None, NOT_ATTEMPTED, reason) for t in staged.not_attempted)])
+    notify("run_finished", [*results, *staged.not_attempted_results()])
     return staged
