@@ -23,6 +23,7 @@ from audit.baseline.checks import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, SE
 from audit.baseline.model import Catalog
 from inventory.model import Inventory
 from jiyue import reports
+from jiyue.files import write_atomic
 from jiyue.i18n import t
 from jiyue.store import BASELINE_CHECK, Record, Store
 
@@ -235,9 +236,5 @@ def write_reports(report: BaselineReport, out_dir: Path, formats: tuple[str, ...
     if "json" in formats:
         written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
     if "junit" in formats:
-        path = out / f"{BASENAME}.junit.xml"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(report.junit())
-        tmp.replace(path)
-        written.append(path)
+        written.append(write_atomic(out / f"{BASENAME}.junit.xml", report.junit()))
     return written
