@@ -8,7 +8,8 @@ a thread cannot be killed from outside.
 What happens during a run is told to observers (Nornir's processors): the progress bar, the store
 recorder and a migration's journal watch the same run instead of each domain recording after it.
 An observer implements any of `run_started`, `target_started`, `target_finished`, `run_finished`
-(and `batch_started` for staged runs); a missing method is skipped. The runner calls them one at a
+(and `batch_started` for staged runs, `run_aborted` for a run interrupted by an exception such as
+Ctrl-C, after which `run_finished` is not called); a missing method is skipped. The runner calls them one at a
 time, under one lock, so an observer needs no locking of its own.
 
 A task that knows why it failed raises `TargetError(kind, message)` (transports subclass it:
@@ -91,6 +92,8 @@ class Observer(Protocol):
 
     def run_finished(self, results: Sequence[Result]) -> None: ...
 
+    def run_aborted(self, error: BaseException) -> None: ...
+
 
 class _Observers:
     """Calls each observer's method if it has one, one call at a time."""
@@ -141,6 +144,9 @@ class ProgressBar:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+    def run_aborted(self, error: BaseException) -> None:
+        self.run_finished([])
 
 
 class StoreRecorder:
@@ -233,20 +239,24 @@ def run_staged(batches: Sequence[Sequence[str]], task: Callable[[str], Any], *, 
     staged = Staged(results, [], None, batches)
     notify("run_started", label, [t for b in batches for t in b])
     largest = max((len(b) for b in batches), default=1)
-    with ThreadPoolExecutor(max(1, min(workers, largest))) as pool:
-        for number, batch in enumerate(batches):
-            notify("batch_started", number, len(batches))
-            done: dict[str, Result] = {}
-            for future in as_completed([pool.submit(_attempt, t, task, notify) for t in batch]):
-                result = future.result()
-                done[result.target] = result
-                notify("target_finished", result)
-            results += [done[t] for t in batch]
-            batch_failed = sum(failure(done[t]) for t in batch)
-            if max_fail_percent is not None and batch_failed * 100 > max_fail_percent * len(batch) \
-                    and number < len(batches) - 1:
-                staged.not_attempted = [t for b in batches[number + 1:] for t in b]
-                staged.stopped_after = number
-                break
+    try:
+        with ThreadPoolExecutor(max(1, min(workers, largest))) as pool:
+            for number, batch in enumerate(batches):
+                notify("batch_started", number, len(batches))
+                done: dict[str, Result] = {}
+                for future in as_completed([pool.submit(_attempt, t, task, notify) for t in batch]):
+                    result = future.result()
+                    done[result.target] = result
+                    notify("target_finished", result)
+                results += [done[t] for t in batch]
+                batch_failed = sum(failure(done[t]) for t in batch)
+                if max_fail_percent is not None and batch_failed * 100 > max_fail_percent * len(batch) \
+                        and number < len(batches) - 1:
+                    staged.not_attempted = [t for b in batches[number + 1:] for t in b]
+                    staged.stopped_after = number
+                    break
+    except BaseException as exc:  # Ctrl-C: the progress bar gives the terminal back, nothing is recorded
+        notify("run_aborted", exc)
+        raise
     notify("run_finished", [*results, *staged.not_attempted_results()])
     return staged
