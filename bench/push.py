@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import inventory
 from inventory.model import Device, DeviceCredentials, DeviceRole, Inventory, Platform, SecretRef, Subnet, SubnetKind
+from jiyue.platforms import cli
 from lab.netsim.api import Netsim
 from lab.netsim.device import DeviceSpec
 from network.diff import diff, missing_lines
 from network.plan import build_plan
-from network.push import Options, Pusher
+from network.push import Pusher, PushOptions
 from network.render import render
-from network.session import cli
 
 PASSWORD_ENV = "JIYUE_BENCH_NET_PASSWORD"
 PASSWORD = "bench-Passw0rd"
@@ -204,7 +204,7 @@ def main() -> None:
 
                 print(f"{n} devices: jiyue …", flush=True)
                 reset(sim, names)
-                pusher = Pusher(inv, intended, Options(apply=True, workers=workers, backups=root / "backups",
+                pusher = Pusher(inv, intended, PushOptions(apply=True, workers=workers, backups=root / "backups",
                                                       progress=False))
                 t_ours, run = timed(pusher.run, names)
                 ours_bad = [f"{o.device}: {o.kind} {o.reason}" for o in run.outcomes if o.status != "applied"]

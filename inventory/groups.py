@@ -72,8 +72,10 @@ def device_groups(inv: Inventory) -> dict[str, list[str]]:
     return {name: sorted(members) for name, members in sorted(groups.items())}
 
 
-def _split(pattern: str) -> list[str]:
-    # Ansible separates terms by commas or colons; inventory names contain neither.
+def pattern_terms(pattern: str) -> list[str]:
+    """A pattern's terms, operators kept (`dept_fgw`, `&zone_extranet`, `!os_redhat`).
+
+    Ansible separates terms by commas or colons; inventory names contain neither."""
     return [p.strip() for p in re.split(r"[,:]", pattern) if p.strip()]
 
 
@@ -88,7 +90,7 @@ def select(names: list[str], groups: dict[str, list[str]], pattern: str | None, 
     if not pattern:
         return sorted(names)
     universe = set(names)
-    terms = _split(pattern)
+    terms = pattern_terms(pattern)
     ordered = [t for t in terms if t[0] not in "&!"] + [t for t in terms if t[0] == "&"] + \
         [t for t in terms if t[0] == "!"]
     selected: set[str] | None = None
@@ -104,6 +106,17 @@ def select(names: list[str], groups: dict[str, list[str]], pattern: str | None, 
         else:
             selected = (universe if selected is None else selected) - matched
     return sorted(selected or set())
+
+
+def select_targets(inv: Inventory, pattern: str | None, names: list[str]) -> list[str]:
+    """The members of `names` (the hosts, or the devices, a task handles) that a --limit selects.
+
+    This is every task's `--limit`: each term must match something among hosts and devices together
+    (a typo is an error), while `--limit core-sw1` is not one for the server side of a task that
+    handles both."""
+    groups = all_groups(inv)
+    select([*inv.hosts, *inv.devices], groups, pattern)
+    return select(names, groups, pattern, strict=False)
 
 
 def _match(body: str, universe: set[str], groups: dict[str, list[str]]) -> set[str]:

@@ -13,9 +13,9 @@ from invoke import Exit
 from rich.console import Console
 
 from inventory import DEFAULT_INVENTORY, Inventory, InventoryError, load
-from inventory.groups import PatternError, all_groups, select
+from inventory.groups import PatternError, select_targets
 
-OK, PROBLEMS, BAD_INPUT = 0, 1, 2
+PROBLEMS, BAD_INPUT = 1, 2  # and 0 for success
 DEFAULT_OUT = Path("reports")
 
 # Piped output (logs, CI) gets a wide console so tables do not fold into unreadable columns.
@@ -59,12 +59,8 @@ def limit_devices(inv: Inventory, limit: str | None) -> list[str]:
 
 
 def _limit(inv: Inventory, limit: str | None, names: list[str]) -> list[str]:
-    groups = all_groups(inv)
     try:
-        # Each term must match something among hosts and devices together: a typo is an error,
-        # while `--limit core-sw1` is not one for the server side of a task that handles both.
-        select([*inv.hosts, *inv.devices], groups, limit)
-        return select(names, groups, limit, strict=False)
+        return select_targets(inv, limit, names)
     except PatternError as exc:
         raise fail(str(exc)) from None
 

@@ -16,15 +16,13 @@ caller's, stable per output, and written atomically (a half-written report never
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import itertools
 import json
 import math
-import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -41,6 +39,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 
 from jiyue import i18n
+from jiyue.files import atomic_path
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -119,18 +118,6 @@ def cell_value(value: Any) -> Any:
 
 
 # --- files ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only when writing succeeded."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -214,7 +201,7 @@ def write_xlsx(path: Path | str, sheets: Iterable[Sheet]) -> Path:
                 cell.font = TOTAL_FONT
     if not wb.worksheets:
         wb.create_sheet("Sheet")
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         wb.save(tmp)
     return path
 
@@ -229,7 +216,7 @@ def write_csv(path: Path | str, headers: Sequence[str], rows: Iterable[Sequence[
             return value.isoformat()
         return value
 
-    with _atomic(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([text(h) for h in headers])
         for row in rows:
@@ -258,7 +245,7 @@ def json_default(value: Any) -> Any:
 def write_json(path: Path | str, data: Any) -> Path:
     """JSON in UTF-8, Chinese kept readable (ensure_ascii=False), dates as ISO 8601."""
     path = Path(path)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=json_default) + "\n", encoding="utf-8")
     return path
 
@@ -267,7 +254,7 @@ def write_yaml(path: Path | str, data: Any, header: str = "") -> Path:
     """A reviewable YAML file (plans people read and edit): comment header, keys in their order, Chinese
     kept readable; written atomically, so an interrupted write never leaves half a plan behind."""
     path = Path(path)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
@@ -320,7 +307,7 @@ def write_html(path: Path | str, template: str, context: Mapping[str, Any], *, l
                search_paths: Sequence[Path | str] = ()) -> Path:
     path = Path(path)
     html = render_html(template, context, lang=lang, search_paths=search_paths)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return path
 

@@ -3,7 +3,9 @@
 One connection per host runs one script fed on stdin to `sh -s`, so nothing is written to the
 host and the command line stays short whatever the script's size. Host keys come from the
 inventory's known_hosts file; an unknown key is refused unless trust-on-first-use was asked for,
-and a changed key is always refused.
+and a changed key is always refused. `verified_client` is that policy for any paramiko client, so
+device sessions (jiyue.device) check host keys exactly as host sessions do, from the same cached
+known_hosts reader.
 """
 
 from __future__ import annotations
@@ -12,19 +14,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import paramiko
 
 from inventory.model import Inventory
+from jiyue.runner import TargetError
 
 
-class SSHError(Exception):
+class SSHError(TargetError):
     """A failure with its kind: unreachable, auth_failed, timeout, host_key or error."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -50,26 +48,36 @@ class Output:
     elapsed: float
 
 
-class _KnownHosts:
-    """known_hosts files parsed once and shared by every connection (hundreds of hosts)."""
-
-    _lock = threading.Lock()
-    _cache: ClassVar[dict[Path, tuple[float, paramiko.HostKeys]]] = {}
-
-    @classmethod
-    def get(cls, path: Path | None) -> paramiko.HostKeys:
-        if path is None or not path.exists():
-            return paramiko.HostKeys()
-        with cls._lock:
-            mtime = path.stat().st_mtime
-            cached = cls._cache.get(path)
-            if cached is None or cached[0] != mtime:
-                cached = (mtime, paramiko.HostKeys(str(path)))
-                cls._cache[path] = cached
-            return cached[1]
+_known_hosts_lock = threading.Lock()
+_known_hosts_cache: dict[Path, tuple[float, paramiko.HostKeys]] = {}
 
 
-class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
+def known_hosts(path: Path | None) -> paramiko.HostKeys:
+    """A known_hosts file, parsed once per change and shared by every connection (hundreds of hosts);
+    no file: no known keys."""
+    if path is None or not path.exists():
+        return paramiko.HostKeys()
+    with _known_hosts_lock:
+        mtime = path.stat().st_mtime
+        cached = _known_hosts_cache.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, paramiko.HostKeys(str(path)))
+            _known_hosts_cache[path] = cached
+        return cached[1]
+
+
+def host_key_name(address: str, port: int) -> str:
+    """How known_hosts names a host: the address, or `[address]:port` off port 22."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def known_host_lines(path: Path | None, address: str, port: int = 22) -> list[str]:
+    """The known_hosts lines of one host (hashed entries too), e.g. for a remote side's own check."""
+    name = host_key_name(address, port)
+    return [f"{name} {keytype} {key.get_base64()}" for keytype, key in (known_hosts(path).lookup(name) or {}).items()]
+
+
+class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
     """Accept an unknown key once and append it to known_hosts; a changed key still fails."""
 
     _lock = threading.Lock()
@@ -84,6 +92,19 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
             self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
             with self.known_hosts.open("a") as f:
                 f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def verified_client(address: str, port: int, known_hosts_file: Path | None,
+                    trust_on_first_use: bool = False) -> paramiko.SSHClient:
+    """A paramiko client that knows the host's recorded keys and refuses any other (an unknown key is
+    accepted and recorded only with trust-on-first-use)."""
+    client = paramiko.SSHClient()
+    name = host_key_name(address, port)
+    for keytype, key in (known_hosts(known_hosts_file).lookup(name) or {}).items():
+        client.get_host_keys().add(name, keytype, key)
+    client.set_missing_host_key_policy(
+        TrustOnFirstUse(known_hosts_file) if trust_on_first_use else paramiko.RejectPolicy())
+    return client
 
 
 def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = False,
@@ -101,13 +122,7 @@ def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = Fa
 
 
 def _connect_once(target: Target, timeout: float, trust_on_first_use: bool) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    lookup = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
-    known = _KnownHosts.get(target.known_hosts).lookup(lookup) or {}
-    for keytype, key in known.items():
-        client.get_host_keys().add(lookup, keytype, key)
-    client.set_missing_host_key_policy(
-        _TrustOnFirstUse(target.known_hosts) if trust_on_first_use else paramiko.RejectPolicy())
+    client = verified_client(target.address, target.port, target.known_hosts, trust_on_first_use)
     try:
         client.connect(target.address, port=target.port, username=target.user,
                        key_filename=str(target.key) if target.key else None, timeout=timeout,

@@ -53,6 +53,7 @@ from pathlib import Path
 import yaml
 
 from inventory.model import Host, Inventory, System
+from jiyue.files import write_atomic
 from lab import gateway as gw
 from lab import service as svc
 from lab.appdb import SCHEMA as APP_SCHEMA
@@ -456,16 +457,7 @@ def cron_file(system: System) -> str:
 
 def _write(path: Path, text: str | bytes, mtime: float | None = None, mode: int = 0o644) -> None:
     """Replace a file atomically (a running app appending to it loses at most a line or two)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.seed-tmp")
-    if isinstance(text, bytes):
-        tmp.write_bytes(text)
-    else:
-        tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(mode)
-    if mtime is not None:
-        os.utime(tmp, (mtime, mtime))
-    os.replace(tmp, path)
+    write_atomic(path, text, mode=mode, mtime=mtime)
 
 
 def _utmp(text: str) -> bytes:

@@ -46,7 +46,6 @@ import contextlib
 import json
 import os
 import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -63,6 +62,7 @@ from rich.console import Console
 from inventory import export
 from inventory.model import Inventory, System
 from jiyue.runner import Result
+from jiyue.ssh import known_host_lines
 from jiyue.store import MIGRATE_LOCATION, Store
 from migrations.agent import SshAgent
 from migrations.journal import (
@@ -651,12 +651,8 @@ class Migrator:
         ssh = self.inv.ssh_for(self.inv.hosts[host])
         if ssh.known_hosts is None:
             raise MigrationError(f"{host}: no known_hosts file in the inventory: its host key cannot be verified")
-        lines: list[str] = []
-        for name in (ssh.address if ssh.port == 22 else f"[{ssh.address}]:{ssh.port}",
-                     host if ssh.port == 22 else f"[{host}]:{ssh.port}"):
-            proc = subprocess.run(["ssh-keygen", "-F", name, "-f", str(ssh.known_hosts)], capture_output=True,
-                                  text=True)
-            lines += [ln for ln in proc.stdout.splitlines() if ln and not ln.startswith("#")]
+        lines = [*known_host_lines(ssh.known_hosts, ssh.address, ssh.port),
+                 *known_host_lines(ssh.known_hosts, host, ssh.port)]
         if not lines:
             raise MigrationError(f"{host} ({ssh.address}) is not in {ssh.known_hosts}: its host key cannot be verified")
         return "\n".join(dict.fromkeys(lines))

@@ -1,13 +1,13 @@
 """What a push would change on a device: hier_config remediation, restricted to what jiyue manages.
 
-The running configuration comes from the device (network/session.py); the intended lines from the
-renderer (network/render.py). hier_config parses both (HUAWEI_VRP for both Huawei platforms,
-HP_COMWARE5, CISCO_IOS; Ruijie parses as CISCO_IOS, see network/cli.yaml) and computes the
-remediation and its rollback.
+The running configuration comes from the device (jiyue.device); the intended lines from the
+renderer (network/render.py). hier_config parses both (jiyue.platforms.parse: HUAWEI_VRP for both
+Huawei platforms, HP_COMWARE5, CISCO_IOS; Ruijie parses as CISCO_IOS, see jiyue/platforms.yaml) and
+computes the remediation and its rollback.
 
 Scope: a device carries much that jiyue did not render (other VPNs, port settings, users). Before
 diffing, the running configuration is cut down to the lines jiyue *manages*: a running line stays
-only when a line with the same key (network/cli.yaml `scope_keys`) is rendered at the same place
+only when a line with the same key (network/scope.yaml `scope_keys`) is rendered at the same place
 (under the same parent sections). So an old address on a department VLANIF or an old default
 route in the extranet VPN is replaced, while an unrelated line is never negated. Restoring a
 backup, by contrast, is unscoped (`restore_commands`): the device must become its backup again.
@@ -19,23 +19,31 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
+from typing import Any
 
-from hier_config import HConfig, Platform, get_hconfig
+import yaml
+from hier_config import HConfig
 from hier_config.child import HConfigChild
 
-from network.session import cli, owned_section_rules, scope_key_rules
+from jiyue.platforms import cli, parse
+
+SCOPE_FILE = Path(__file__).resolve().with_name("scope.yaml")
 
 
 @cache
-def _platform(name: str) -> Platform:
-    return Platform[cli(name).hier_config]
+def _scope_data() -> dict[str, Any]:
+    return yaml.safe_load(SCOPE_FILE.read_text(encoding="utf-8"))
 
 
-def parse(platform: str, text: str | Sequence[str]) -> HConfig:
-    """A configuration (running-config text, or intended lines with one-space indentation) as hier_config."""
-    if not isinstance(text, str):
-        text = "\n".join(text)
-    return get_hconfig(_platform(platform), cli(platform).config_text(text))
+@cache
+def scope_key_rules() -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in _scope_data().get("scope_keys", ()))
+
+
+@cache
+def owned_section_rules() -> tuple[re.Pattern, ...]:
+    return tuple(re.compile(p) for p in _scope_data().get("owned_sections", ()))
 
 
 def scope_key(text: str) -> str:
@@ -52,7 +60,7 @@ def owned(text: str) -> bool:
 
 def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) -> None:
     """Remove, in place, every running line whose key is not rendered at the same place; under a
-    section jiyue owns whole (network/cli.yaml `owned_sections`), everything stays in scope."""
+    section jiyue owns whole (network/scope.yaml `owned_sections`), everything stays in scope."""
     wanted: dict[str, list[HConfigChild]] = {}
     for child in intended.children:
         wanted.setdefault(scope_key(child.text), []).append(child)
@@ -68,7 +76,7 @@ def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) ->
 
 def commands(config: HConfig, platform: str | None = None) -> list[str]:
     """A remediation as the lines to type: each section entered, its lines, then its exit (quit/exit);
-    with the platform's negation rewrites (network/cli.yaml `negate_rewrite`)."""
+    with the platform's negation rewrites (jiyue/platforms.yaml `negate_rewrite`)."""
     out: list[str] = []
 
     def emit(node: HConfigChild) -> None:

@@ -8,12 +8,15 @@ lists, each entry keyed so that planning again finds it and keeps it:
 - `addresses`: one per VLAN interface, keyed by (device, interface).
 
 Loading a plan checks it again (`AddressPlan.check`), so a hand edit cannot put an address outside
-its subnet, a subnet outside its department's share, or two VLANs on one prefix.
+its subnet, a subnet outside its department's share, or two VLANs on one prefix. `PlannedAddresses`
+is what planning returns (the plan, where it was written, the inventory it was made for), the one
+object the plan report is written from.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -182,3 +185,12 @@ def save_plan(plan: AddressPlan, path: Path) -> Path:
     header = ("# Extranet address plan written by `invoke network.plan`. Planning again keeps every entry\n"
               "# below (nothing is renumbered); edit by hand only with care: it is checked again on load.\n")
     return write_yaml(path, plan.model_dump(mode="json"), header)
+
+
+@dataclass(frozen=True)
+class PlannedAddresses:
+    """The result of planning: the plan, the file it was written to, and the inventory it was made for."""
+
+    inv: Inventory
+    plan: AddressPlan
+    path: Path

@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inventory.loader import Problem
 from inventory.model import Device, Interface, Inventory
 from network import vendor
@@ -292,7 +290,3 @@ def summary(plan: AddressPlan) -> Iterator[str]:
            f"{len(plan.addresses)} interface addresses")
     for r in plan.released:
         yield f"released: {r}"
-
-
-def dump(plan: AddressPlan) -> str:
-    return yaml.safe_dump(plan.model_dump(mode="json"), allow_unicode=True, sort_keys=False)

@@ -1,13 +1,13 @@
 """The push engine: bring devices to their intended configuration, safely, in stages.
 
-Per device (one session, network/session.py):
+Per device (one session, jiyue.device):
 
 1. refuse a golden-network device, or a change touching a golden-network interface (the renderer
    refuses them too; this is the last check before a device is changed);
 2. read the running configuration and compute the scoped remediation (network/diff.py); an empty
    one means nothing to do (a second push is a no-op); without --apply stop here (dry run);
 3. save the running configuration under the backups directory (`<backups>/<device>/<UTC time>.cfg`);
-4. apply with the vendor's safety net (network/cli.yaml `commit`): VRP8 `commit trial N`, Comware
+4. apply with the vendor's safety net (jiyue/platforms.yaml `commit`): VRP8 `commit trial N`, Comware
    `configuration commit delay M`, IOS `configure terminal revert timer N`; a rejected line raises
    (the platform's error pattern);
 5. read the configuration again and check that every intended line is there;
@@ -20,13 +20,14 @@ the old one died), and the configuration is read once more to prove the device e
 The device is marked failed with the reason; the others go on.
 
 Devices go in stages (jiyue.runner.run_staged): a canary group first, then batches; after a batch
-whose failed share passes --max-fail-percent the rollout stops and the rest are not attempted.
+whose failed share passes --max-fail-percent the rollout stops and the rest are not attempted. The
+run's observers (the progress bar, the store recorder) watch it as it goes; each device's result
+carries `changed` (in a dry run: would change) and its diff.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -35,22 +36,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from inventory.groups import PatternError, all_groups, select
+from inventory.groups import PatternError, select_targets
 from inventory.model import Inventory
-from jiyue.runner import DEFAULT_WORKERS, Result, Staged, run_staged
+from jiyue.device import DeviceError, DeviceSession, DeviceTarget
+from jiyue.files import write_atomic
+from jiyue.runner import DEFAULT_WORKERS, NOT_ATTEMPTED, Changed, ProgressBar, Result, Staged, run_staged
 from jiyue.store import REPO
 from network.diff import DeviceDiff, diff, golden_refusals, missing_lines, restore_commands, same_config
-from network.session import DeviceError, DeviceSession, DeviceTarget
 
 DEFAULT_BACKUPS = REPO / "state" / "network-backups"
 
-# Outcomes of one device in a push.
-APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED, NOT_ATTEMPTED = (
-    "applied", "unchanged", "dry_run", "failed", "refused", "not_attempted")
+# What became of one device in a push (NOT_ATTEMPTED is the runner's own kind for a stopped rollout).
+APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED = "applied", "unchanged", "dry_run", "failed", "refused"
+STATUSES = (APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED, NOT_ATTEMPTED)
 
 
 @dataclass
-class Options:
+class PushOptions:
+    """How a push goes: for real or dry, in which stages, how many devices at once, where backups go."""
+
     apply: bool = False
     workers: int = DEFAULT_WORKERS
     canary: str | None = None  # a number of devices, or a --limit pattern naming the canary group
@@ -65,7 +69,7 @@ class Options:
 
 
 @dataclass
-class Outcome:
+class DevicePush:
     """One device's push, as stored and reported."""
 
     device: str
@@ -91,11 +95,10 @@ _REFUSAL = re.compile(r"^\s*(%|Error)", re.M)
 
 
 class PushFailed(DeviceError):
-    """A device's push failed; `value` is its Outcome (as a dict) for the store and the report."""
+    """A device's push failed; `value` is its DevicePush (as a dict) for the store and the report."""
 
-    def __init__(self, kind: str, message: str, outcome: Outcome) -> None:
-        super().__init__(kind, message)
-        self.value = outcome.as_dict()
+    def __init__(self, kind: str, message: str, outcome: DevicePush) -> None:
+        super().__init__(kind, message, outcome.as_dict())
 
 
 class VerifyError(DeviceError):
@@ -104,14 +107,18 @@ class VerifyError(DeviceError):
 
 @dataclass
 class PushRun:
-    outcomes: list[Outcome]
+    """A push (or diff, or dry run) of many devices: the one result the push service returns."""
+
+    outcomes: list[DevicePush]
     staged: Staged
-    options: Options
+    options: PushOptions
     started: datetime
-    run_id: int | None = None
+    run_id: int | None = None  # the run's id in the store, once recorded
+    inventory: str = ""  # the inventory directory, for the reports
+    skipped: dict[str, str] = field(default_factory=dict)  # devices left out (golden networks), with why
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in (APPLIED, UNCHANGED, DRY_RUN, FAILED, REFUSED, NOT_ATTEMPTED)}
+        out = dict.fromkeys(STATUSES, 0)
         for o in self.outcomes:
             out[o.status] = out.get(o.status, 0) + 1
         return out
@@ -144,10 +151,11 @@ def read_diff(session: DeviceSession, name: str, intended: Sequence[str]) -> tup
 class Pusher:
     """Pushes intended configurations (device name -> lines) to inventory devices."""
 
-    def __init__(self, inv: Inventory, intended: Mapping[str, Sequence[str]], options: Options | None = None) -> None:
+    def __init__(self, inv: Inventory, intended: Mapping[str, Sequence[str]],
+                 options: PushOptions | None = None) -> None:
         self.inv = inv
         self.intended = {k: list(v) for k, v in intended.items()}
-        self.options = options or Options()
+        self.options = options or PushOptions()
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._batch_of: dict[str, int] = {}
 
@@ -158,10 +166,10 @@ class Pusher:
         return DeviceSession(DeviceTarget.of(self.inv, name, o.known_hosts), trust_on_first_use=o.trust_on_first_use,
                              connect_timeout=o.connect_timeout, read_timeout=o.read_timeout)
 
-    def device(self, name: str) -> dict[str, Any]:
+    def device(self, name: str) -> Changed:
         """The runner's task: push one device; raises PushFailed (with the outcome) on failure."""
         device = self.inv.devices[name]
-        outcome = Outcome(name, device.platform.value, batch=self._batch_of.get(name))
+        outcome = DevicePush(name, device.platform.value, batch=self._batch_of.get(name))
         clock = time.monotonic()
 
         def step(label: str) -> None:
@@ -190,10 +198,10 @@ class Pusher:
             golden_check(self.inv, name, d.remediation)
             if d.empty:
                 outcome.status = UNCHANGED
-                return outcome.as_dict()
+                return Changed(outcome.as_dict(), False)
             if not self.options.apply:
                 outcome.status = DRY_RUN
-                return outcome.as_dict()
+                return Changed(outcome.as_dict(), True, "\n".join(d.shown))
             backup_text = session.cli.config_text(raw)
             outcome.backup = str(self._write_backup(name, raw))
             step("backup")
@@ -205,7 +213,7 @@ class Pusher:
             session.save()
             step("save")
             outcome.status = APPLIED
-            return outcome.as_dict()
+            return Changed(outcome.as_dict(), True, "\n".join(d.shown))
         except Exception as exc:  # whatever failed, a changed device goes back to its backup
             kind = exc.kind if isinstance(exc, DeviceError) else "error"
             reason = str(exc) if isinstance(exc, DeviceError) else f"{type(exc).__name__}: {exc}"
@@ -226,14 +234,9 @@ class Pusher:
         while path.exists():  # two pushes in one second keep both backups
             n += 1
             path = folder / f"{self.stamp}-{n}.cfg"
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(raw)
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, raw, mode=0o600)
 
-    def _apply(self, s: DeviceSession, d: DeviceDiff, outcome: Outcome) -> None:
+    def _apply(self, s: DeviceSession, d: DeviceDiff, outcome: DevicePush) -> None:
         commit = s.cli.commit
         if commit.method == "trial":  # VRP8: candidate, then a trial that reverts by itself
             outcome.safety = f"{commit.arm_command()} → {commit.confirm}"
@@ -265,7 +268,7 @@ class Pusher:
             raise VerifyError("verify", f"after the change, {len(missing)} intended line(s) are not in the running "
                                         f"configuration: {shown}")
 
-    def _confirm(self, s: DeviceSession, outcome: Outcome) -> None:
+    def _confirm(self, s: DeviceSession, outcome: DevicePush) -> None:
         commit = s.cli.commit
         if commit.method in ("trial", "delay"):
             s.configure([commit.confirm])
@@ -356,7 +359,7 @@ class Pusher:
                 first = names[: int(canary)]
             else:
                 try:
-                    chosen = set(select(list(self.inv.devices), all_groups(self.inv), canary, strict=False))
+                    chosen = set(select_targets(self.inv, canary, list(self.inv.devices)))
                 except PatternError as exc:
                     raise ValueError(f"--canary: {exc}") from None
                 first = [n for n in names if n in chosen]
@@ -376,39 +379,38 @@ class Pusher:
         batches += [rest[i:i + size] for i in range(0, len(rest), size)]
         return batches
 
-    def run(self, names: Sequence[str], label: str | None = None) -> PushRun:
+    def run(self, names: Sequence[str], label: str | None = None, observers: Sequence[object] = ()) -> PushRun:
+        """Push (or diff) the named devices in stages; `observers` watch the run beside the progress bar
+        (`store_rows` makes the store's rows: see `jiyue.runner.StoreRecorder`)."""
         started = datetime.now(UTC)
         batches = self.batches(names)
         self._batch_of = {n: i for i, b in enumerate(batches) for n in b}
+        bar = [ProgressBar()] if self.options.progress else []
         staged = run_staged(batches, self.device, workers=self.options.workers,
                             max_fail_percent=self.options.max_fail_percent,
-                            counts_as_failure=lambda r: not r.ok and r.error_kind != "refused",
+                            counts_as_failure=lambda r: r.failed and r.error_kind != REFUSED,
                             label=label or ("push" if self.options.apply else "push (dry run)"),
-                            progress=self.options.progress)
-        outcomes = [outcome_of(r, self.inv) for r in staged.results]
-        for name in staged.not_attempted:
-            outcomes.append(Outcome(name, self.inv.devices[name].platform.value, NOT_ATTEMPTED,
-                                    batch=self._batch_of.get(name),
-                                    reason=f"the rollout stopped after batch {(staged.stopped_after or 0) + 1}: "
-                                           "failures passed the threshold"))
-        return PushRun(outcomes, staged, self.options, started)
+                            observers=[*bar, *observers])
+        outcomes = [self.outcome_of(r) for r in staged.results]
+        outcomes += [self.outcome_of(r) for r in staged.not_attempted_results()]
+        return PushRun(outcomes, staged, self.options, started, inventory=str(self.inv.root))
 
+    def outcome_of(self, result: Result) -> DevicePush:
+        """A runner result as a DevicePush (a crash inside the engine still yields one, marked failed)."""
+        if isinstance(result.value, dict):
+            return DevicePush(**result.value)
+        platform = self.inv.devices[result.target].platform.value
+        if result.error_kind == NOT_ATTEMPTED:
+            return DevicePush(result.target, platform, NOT_ATTEMPTED, batch=self._batch_of.get(result.target),
+                              reason=result.error)
+        return DevicePush(result.target, platform, FAILED, kind=result.error_kind or "error", reason=result.error)
 
-def outcome_of(result: Result, inv: Inventory) -> Outcome:
-    """A runner result as an Outcome (a crash inside the engine still yields one, marked failed)."""
-    if isinstance(result.value, dict):
-        return Outcome(**result.value)
-    return Outcome(result.target, inv.devices[result.target].platform.value, FAILED,
-                   kind=result.error_kind or "error", reason=result.error)
-
-
-def results_for_store(run: PushRun) -> list[Result]:
-    """One store row per device, the not-attempted ones included."""
-    rows = []
-    by_target = {r.target: r for r in run.staged.results}
-    for o in run.outcomes:
-        r = by_target.get(o.device)
-        ok = o.status in (APPLIED, UNCHANGED, DRY_RUN)
-        rows.append(Result(o.device, ok, o.as_dict(), None if ok else (o.kind or o.status), o.reason,
-                           r.started if r else None, r.elapsed if r else 0.0))
-    return rows
+    def store_rows(self, results: Sequence[Result]) -> list[Result]:
+        """One store row per device, the not-attempted ones included: its DevicePush as the data."""
+        rows = []
+        for r in results:
+            o = self.outcome_of(r)
+            ok = o.status in (APPLIED, UNCHANGED, DRY_RUN)
+            rows.append(Result(o.device, ok, o.as_dict(), None if ok else (o.kind or o.status), o.reason,
+                               r.started, r.elapsed, r.changed, r.diff))
+        return rows

@@ -7,10 +7,11 @@ and the remediation it sent (or would send, in a dry run). Writers and escaping 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jiyue import reports
+from jiyue import i18n, reports
 from jiyue.i18n import t
 from jiyue.store import NETWORK_PUSH
 from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, PushRun
@@ -18,14 +19,15 @@ from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHA
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 BASENAME = "network-push"
 FORMATS = ("json", "html", "xlsx")
+DEFAULT_FORMATS = ("json", "html")
 STATUS_COLORS = {APPLIED: "#2e8b57", UNCHANGED: "#4e79a7", DRY_RUN: "#8e99a4", FAILED: "#c0392b",
                  REFUSED: "#e67e22", NOT_ATTEMPTED: "#bab0ac"}
 
 
-def as_json(run: PushRun, inventory: str = "") -> dict[str, Any]:
+def as_json(run: PushRun) -> dict[str, Any]:
     o = run.options
     return {
-        "kind": NETWORK_PUSH, "run_id": run.run_id, "started": run.started, "inventory": inventory,
+        "kind": NETWORK_PUSH, "run_id": run.run_id, "started": run.started, "inventory": run.inventory,
         "apply": o.apply, "workers": o.workers, "canary": o.canary, "batch_size": o.batch_size,
         "max_fail_percent": o.max_fail_percent, "batches": run.staged.batches,
         "stopped_after_batch": None if run.staged.stopped_after is None else run.staged.stopped_after + 1,
@@ -47,15 +49,16 @@ def _rows(run: PushRun, lang: str) -> list[dict[str, Any]]:
 COLUMNS = ("device", "platform", "batch", "status", "lines", "safety", "reason", "rollback", "backup", "seconds")
 
 
-def write_reports(run: PushRun, out_dir: Path | str, *, inventory: str = "", lang: str = "zh",
-                  formats: tuple[str, ...] = ("json", "html")) -> list[Path]:
-    out = Path(out_dir)
+def write_push_reports(run: PushRun, out: Path | str, formats: Sequence[str] = DEFAULT_FORMATS,
+                       lang: str = i18n.DEFAULT_LANG) -> list[Path]:
+    """Write `network-push.{json,html,xlsx}` (those of `formats`) under `out`; return the paths."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     rows = _rows(run, lang)
     headers = [t(f"push.col.{c}", lang) for c in COLUMNS]
     if "json" in formats:
-        written.append(reports.write_json(out / f"{BASENAME}.json", as_json(run, inventory)))
+        written.append(reports.write_json(out / f"{BASENAME}.json", as_json(run)))
     if "html" in formats:
         counts = run.counts()
         cards = [{"value": n, "label": t(f"push.status.{s}", lang), "color": STATUS_COLORS[s]}
@@ -69,7 +72,7 @@ def write_reports(run: PushRun, out_dir: Path | str, *, inventory: str = "", lan
                                       title=t("push.chart", lang), value_format="{:,.2f}",
                                       colors=[r["color"] for r in rows if r["status"] != NOT_ATTEMPTED])
         context = {"title": t("push.title" if run.options.apply else "push.title_dry", lang),
-                   "subtitle": t("push.subtitle", lang, inventory=inventory, devices=len(rows),
+                   "subtitle": t("push.subtitle", lang, inventory=run.inventory, devices=len(rows),
                                  workers=run.options.workers),
                    "cards": cards, "stopped": stopped, "batches_text": t("push.batches", lang, batches=batches),
                    "chart": chart, "headers": headers, "devices": rows}

@@ -54,7 +54,7 @@ import yaml
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError, Undefined
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inventory.groups import PatternError, _split, all_groups, select
+from inventory.groups import PatternError, pattern_terms, select_targets
 from inventory.model import Device, Inventory, Platform
 from network import vendor
 from network.model import AddressPlan
@@ -193,13 +193,11 @@ def select_devices(inv: Inventory, limit: str | None) -> Selection:
 
     Naming a golden device explicitly (a term that is exactly its name) is an error; a broader term
     (a group, wildcard, regex, `all`) that sweeps one in skips it with the reason."""
-    groups = all_groups(inv)
     try:
-        select([*inv.hosts, *inv.devices], groups, limit)  # every term must match something
-        names = select(list(inv.devices), groups, limit, strict=False)
+        names = select_targets(inv, limit, list(inv.devices))
     except PatternError as exc:
         raise RenderError(str(exc)) from None
-    for term in _split(limit or ""):
+    for term in pattern_terms(limit or ""):
         body = term.lstrip("&")
         if term.startswith("!"):
             continue

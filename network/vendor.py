@@ -13,7 +13,6 @@ import re
 
 from inventory.model import Platform
 
-HUAWEI = (Platform.huawei_vrp, Platform.huawei_vrpv8)
 CISCO_LIKE = (Platform.cisco_ios, Platform.ruijie_os)
 
 # The VLAN (L3) interface of each platform, as the inventory writes it (no spaces).

@@ -2,7 +2,7 @@
 
 The devices boot from lab/netsim: a compliant management baseline, except the devices listed
 in its baseline.yaml under `weak`, whose flags name the weaknesses. The checks read each device's
-running configuration over SSH (netmiko through network/session.py) and must find exactly those
+running configuration over SSH (netmiko through jiyue/device.py) and must find exactly those
 weaknesses, at level 2 and level 3, with the config lines as evidence.
 """
 
@@ -200,8 +200,8 @@ def test_device_rows_in_the_reports(level2, tmp_path):
 
 def test_the_verdict_follows_the_live_config(lab, demo, catalog):
     """Fix sj-hj1's telnet through a real session, check again: the check reads the device, not a copy."""
+    from jiyue.device import open_session
     from lab.netsim.lab import netsim
-    from network.session import open_session
 
     profile = model.load_profile("level3", catalog)
     try:

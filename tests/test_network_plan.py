@@ -19,7 +19,7 @@ import yaml
 
 import inventory
 from inventory.loader import InventoryError
-from network.model import AddressPlan, PlanError, load_plan, save_plan
+from network.model import AddressPlan, PlanError, PlannedAddresses, load_plan, save_plan
 from network.plan import PlanningError, build_plan, managed_interfaces, plan_inventory
 from network.report import write_reports
 
@@ -90,7 +90,7 @@ def test_the_same_inventory_gives_the_same_plan_file(demo, tmp_path):
 
 
 def test_plan_reports_have_chinese_headers_and_a_self_contained_page(demo, demo_plan, tmp_path):
-    xlsx, html = write_reports(demo, demo_plan, tmp_path)
+    xlsx, html = write_reports(PlannedAddresses(demo, demo_plan, tmp_path / "demo.yaml"), tmp_path)
     book = openpyxl.load_workbook(xlsx)
     assert book.sheetnames[:3] == ["部门地址分配", "VLAN子网", "接口地址"]
     headers = [c.value for c in book["接口地址"][1]]
@@ -99,7 +99,7 @@ def test_plan_reports_have_chinese_headers_and_a_self_contained_page(demo, demo_
     assert len(rows) == len(demo_plan.addresses)
     page = html.read_text(encoding="utf-8")
     assert "电子政务外网地址规划" in page and "<script" not in page and "2001:db8:8000:ff00::1/64" in page
-    _, html_en = write_reports(demo, demo_plan, tmp_path / "en", lang="en")
+    _, html_en = write_reports(PlannedAddresses(demo, demo_plan, tmp_path / "demo.yaml"), tmp_path / "en", lang="en")
     assert "Interface addresses" in html_en.read_text(encoding="utf-8")
 
 

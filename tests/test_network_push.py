@@ -17,17 +17,19 @@ from pathlib import Path
 import pytest
 
 from inventory.model import Device, DeviceCredentials, DeviceRole, Interface, Platform, SecretRef
-from jiyue.runner import Result, run_staged
+from jiyue.device import DeviceError, DeviceSession, DeviceTarget
+from jiyue.platforms import cli
+from jiyue.runner import NOT_ATTEMPTED as RUNNER_NOT_ATTEMPTED
+from jiyue.runner import Changed, Result, StoreRecorder, run_staged
 from jiyue.store import NETWORK_PUSH, Store
 from lab.netsim import DeviceSpec
 from lab.netsim.fakeswitches import start_fake_switch
 from lab.netsim.lab import netsim, start_devices
 from network.diff import diff, missing_lines, restore_commands, same_config, scope_key
 from network.plan import build_plan
-from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Options, Pusher, results_for_store
-from network.push_report import write_reports
+from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Pusher, PushOptions
 from network.render import render, select_devices
-from network.session import DeviceError, DeviceSession, DeviceTarget, cli
+from network.report import write_reports
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -145,22 +147,52 @@ def test_staged_run_stops_after_a_batch_over_the_threshold_like_ansible():
     assert isinstance(staged.results[0], Result)
 
 
+def test_observers_see_every_target_and_the_not_attempted_ones_and_results_say_what_changed():
+    class Seen:  # an observer implements only what it needs
+        def __init__(self) -> None:
+            self.events: list[tuple] = []
+
+        def run_started(self, label, targets):
+            self.events.append(("run", label, list(targets)))
+
+        def target_finished(self, result):
+            self.events.append(("done", result.target, result.changed, result.diff))
+
+        def run_finished(self, results):
+            self.events.append(("end", [(r.target, r.error_kind) for r in results]))
+
+    def task(name: str):
+        if name == "b1":
+            raise DeviceError("rejected", "b1 refused a line")
+        return Changed(name, name == "a1", "+ a line" if name == "a1" else "")
+
+    seen = Seen()
+    batches = [["a1"], ["b1", "b2"], ["c1"]]
+    staged = run_staged(batches, task, max_fail_percent=0, label="t", observers=[seen])
+    assert seen.events[0] == ("run", "t", ["a1", "b1", "b2", "c1"])
+    done = {e[1]: e[2:] for e in seen.events if e[0] == "done"}
+    assert done == {"a1": (True, "+ a line"), "b1": (False, ""), "b2": (False, "")}
+    assert seen.events[-1] == ("end", [("a1", None), ("b1", "rejected"), ("b2", None), ("c1", RUNNER_NOT_ATTEMPTED)])
+    assert staged.results[0].changed and not staged.results[2].changed and staged.results[1].failed
+    assert [r.target for r in staged.not_attempted_results()] == ["c1"]
+
+
 def test_batches_canary_by_number_group_and_percent(demo):
     names = list(demo.devices)
-    p = Pusher(demo, {}, Options(canary="2", batch_size="50%"))
+    p = Pusher(demo, {}, PushOptions(canary="2", batch_size="50%"))
     batches = p.batches(names)
     assert batches[0] == names[:2] and sum(map(len, batches)) == len(names)
     assert all(len(b) <= -(-(len(names) - 2) // 2) for b in batches[1:])
-    p = Pusher(demo, {}, Options(canary="role_core", batch_size="3"))
+    p = Pusher(demo, {}, PushOptions(canary="role_core", batch_size="3"))
     assert set(p.batches(names)[0]) == {n for n, d in demo.devices.items() if d.role == DeviceRole.core}
     with pytest.raises(ValueError, match="canary"):
-        Pusher(demo, {}, Options(canary="no-such-device")).batches(names)
+        Pusher(demo, {}, PushOptions(canary="no-such-device")).batches(names)
 
 
 def test_golden_device_and_golden_interface_are_refused_before_any_session(demo):
     pusher = Pusher(demo, {"swj-jr1": ["interface Vlanif150", " description x"],
                            "rsj-jr1": ["interface GigabitEthernet 0/2", " description x"]},
-                    Options(apply=True, progress=False))
+                    PushOptions(apply=True, progress=False))
     run = pusher.run(["swj-jr1", "rsj-jr1"])
     by = {o.device: o for o in run.outcomes}
     assert by["swj-jr1"].status == REFUSED and "金税" in by["swj-jr1"].reason
@@ -196,12 +228,15 @@ def test_city_plan_render_diff_push_end_to_end_then_a_second_push_is_a_no_op(lab
     before = {n: sim.running_config(n) for n in demo.devices}
 
     # dry run: every device read and diffed, nothing changed, nothing backed up
-    dry = Pusher(demo, intended, Options(backups=tmp_path / "b", progress=False)).run(names)
+    dry = Pusher(demo, intended, PushOptions(backups=tmp_path / "b", progress=False)).run(names)
     assert {o.status for o in dry.outcomes} == {DRY_RUN}, [(o.device, o.kind, o.reason) for o in dry.outcomes]
     assert all(o.diff and o.lines for o in dry.outcomes)
     assert {n: sim.running_config(n) for n in demo.devices} == before and not (tmp_path / "b").exists()
 
-    run = Pusher(demo, intended, Options(apply=True, backups=tmp_path / "b", progress=False)).run(names)
+    store = Store(f"sqlite:///{tmp_path / 'h.sqlite'}")
+    pusher = Pusher(demo, intended, PushOptions(apply=True, backups=tmp_path / "b", progress=False))
+    recorder = StoreRecorder(store, NETWORK_PUSH, inventory="demo", rows=pusher.store_rows)
+    run = pusher.run(names, observers=[recorder])
     problems = [(o.device, o.kind, o.reason, o.rollback) for o in run.outcomes if o.status != APPLIED]
     assert not problems, problems
     for o in run.outcomes:
@@ -211,22 +246,31 @@ def test_city_plan_render_diff_push_end_to_end_then_a_second_push_is_a_no_op(lab
         backup = cli(platform).config_text(Path(o.backup).read_text())
         assert same_config(platform, backup, cli(platform).config_text(before[o.device]))
         assert oct(Path(o.backup).stat().st_mode & 0o777) == "0o600"
-        assert "->" in o.safety or "→" in o.safety or "restore" in o.safety
+        commit = cli(platform).commit
+        assert o.safety == (f"{commit.arm_command()} → {commit.confirm}" if commit.method != "none"
+                            else "apply, verify, restore the backup on failure"), (o.device, o.safety)
+    for r in run.staged.results:  # every device changed, and its result says what changed
+        assert r.ok and r.changed and r.diff.splitlines() == next(o.diff for o in run.outcomes if o.device == r.target)
     assert sim.running_config("swj-jr1") == before["swj-jr1"]  # the golden device untouched
     pending = [d for d in sim.status() if d.get("pending_rollback")]
     assert not pending, pending  # every trial / delay / revert timer was confirmed
 
     # results: the store and the reports
-    run.run_id = Store(f"sqlite:///{tmp_path / 'h.sqlite'}").record(NETWORK_PUSH, results_for_store(run))
-    paths = write_reports(run, tmp_path / "out", inventory="demo", lang="en", formats=("json", "html", "xlsx"))
+    run.run_id = recorder.run_id
+    stored = store.run_results(recorder.run_id)
+    assert sorted(r.target for r in stored) == sorted(names) and {r.status for r in stored} == {"ok"}
+    assert all(r.data["status"] == APPLIED and r.data["backup"] for r in stored)
+    paths = write_reports(run, tmp_path / "out", ("json", "html", "xlsx"), "en")
     data = json.loads((tmp_path / "out" / "network-push.json").read_text())
     assert data["counts"]["applied"] == len(names) and all(d["backup"] for d in data["devices"])
+    assert data["run_id"] == recorder.run_id and data["inventory"] == str(demo.root)
     html = (tmp_path / "out" / "network-push.html").read_text()
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     assert all(p.exists() for p in paths)
 
-    again = Pusher(demo, intended, Options(apply=True, backups=tmp_path / "b2", progress=False)).run(names)
+    again = Pusher(demo, intended, PushOptions(apply=True, backups=tmp_path / "b2", progress=False)).run(names)
     assert {o.status for o in again.outcomes} == {UNCHANGED}, [(o.device, o.diff) for o in again.outcomes]
+    assert not any(r.changed or r.diff for r in again.staged.results)
     assert not (tmp_path / "b2").exists()
 
 
@@ -235,7 +279,7 @@ def test_golden_device_is_refused_at_push_and_left_untouched(lab, demo, city, tm
     sim = netsim(lab)
     before = sim.running_config("swj-jr1")
     run = Pusher(demo, {"swj-jr1": ["interface Vlanif150", " description changed"]},
-                 Options(apply=True, backups=tmp_path, progress=False)).run(["swj-jr1"])
+                 PushOptions(apply=True, backups=tmp_path, progress=False)).run(["swj-jr1"])
     assert run.outcomes[0].status == REFUSED and "金税" in run.outcomes[0].reason
     assert sim.running_config("swj-jr1") == before
 
@@ -282,8 +326,8 @@ def _fresh(sim, names):
         sim.set_time_scale(name, 1 / 60)
 
 
-def _options(sim, tmp_path, **kw) -> Options:
-    return Options(apply=True, backups=tmp_path / "b", known_hosts=sim.known_hosts, progress=False, **kw)
+def _options(sim, tmp_path, **kw) -> PushOptions:
+    return PushOptions(apply=True, backups=tmp_path / "b", known_hosts=sim.known_hosts, progress=False, **kw)
 
 
 @pytest.mark.lab
@@ -440,12 +484,13 @@ def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
     assert os.environ[FSW_PASSWORD_ENV] not in known_hosts.read_text()
 
     backups = tmp_path / "backups"
-    dry = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(backups=backups, progress=False)).run(["fake-sw1"])
+    dry = Pusher(inv, {"fake-sw1": FSW_CHANGE}, PushOptions(backups=backups, progress=False)).run(["fake-sw1"])
     assert dry.outcomes[0].status == DRY_RUN and "vlan 130" in dry.outcomes[0].diff and not backups.exists()
     with DeviceSession(target) as s:
         assert same_config("cisco_ios", s.config_text(), before)  # the dry run changed nothing
 
-    run = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
+    run = Pusher(inv, {"fake-sw1": FSW_CHANGE},
+                 PushOptions(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
     o = run.outcomes[0]
     assert o.status == APPLIED, o
     # fake-switches reads `configure terminal revert timer` as plain `configure terminal` and knows no `configure
@@ -457,13 +502,13 @@ def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
         assert not s.in_config_mode()
     assert " description gaj office floor 3" in after and "vlan 130" in after
 
-    again = Pusher(inv, {"fake-sw1": FSW_CHANGE}, Options(apply=True, backups=backups, progress=False)).run(
+    again = Pusher(inv, {"fake-sw1": FSW_CHANGE}, PushOptions(apply=True, backups=backups, progress=False)).run(
         ["fake-sw1"])
     assert again.outcomes[0].status == UNCHANGED and again.outcomes[0].lines == 0
 
     # a rejected line: the device is restored from its backup line by line (it has no vendor undo)
     bad = [*FSW_CHANGE, "interface FastEthernet0/3", " description will be undone", " bogus-command here"]
-    failed = Pusher(inv, {"fake-sw1": bad}, Options(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
+    failed = Pusher(inv, {"fake-sw1": bad}, PushOptions(apply=True, backups=backups, progress=False)).run(["fake-sw1"])
     f = failed.outcomes[0]
     assert f.status == FAILED and f.kind == "rejected" and "bogus-command here" in f.reason
     assert "verified: the device equals its backup" in f.rollback
@@ -472,7 +517,7 @@ def test_fake_switches_push_with_the_same_engine(demo, fake_switch, tmp_path):
 
     # a golden-network interface of this device is refused before anything is sent
     golden = [*FSW_CHANGE, "interface FastEthernet0/4", " description not ours"]
-    refused_run = Pusher(inv, {"fake-sw1": golden}, Options(apply=True, backups=backups, progress=False)).run(
+    refused_run = Pusher(inv, {"fake-sw1": golden}, PushOptions(apply=True, backups=backups, progress=False)).run(
         ["fake-sw1"])
     assert refused_run.outcomes[0].status == REFUSED
 

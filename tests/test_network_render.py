@@ -325,3 +325,29 @@ def test_a_golden_interface_beside_extranet_ones_is_left_alone(rendered):
     assert "interface GigabitEthernet 0/2" not in r.lines and "GigabitEthernet0/2: golden network 金保" in r.skipped
     county = rendered["dx-hj1"]
     assert not any("GigabitEthernet1/0/24" in line for line in county.lines)
+
+
+# --- the service the command line and the demo call -------------------------------------------------------
+
+
+def test_the_service_plans_renders_and_writes_and_names_bad_input(demo, tmp_path):
+    from network import service
+    from network.report import write_reports
+
+    with pytest.raises(service.NetworkInputError, match="no address plan at"):
+        service.render(demo, tmp_path / "configs", plan_path=tmp_path / "missing.yaml")
+    planned = service.plan(demo, tmp_path / "demo.yaml")
+    assert planned.path == tmp_path / "demo.yaml" and planned.path.exists() and planned.inv is demo
+    assert [p.name for p in write_reports(planned, tmp_path / "out")] == ["network-plan.xlsx", "network-plan.html"]
+
+    result = service.render(demo, tmp_path / "configs", plan_path=planned.path)
+    assert "swj-jr1" in result.skipped and "swj-jr1" not in result.rendered  # the golden device, with why
+    assert sorted(p.name for p in result.written) == sorted(f"{n}.cfg" for n in result.rendered)
+    for path in result.written:
+        assert path.read_text(encoding="ascii") == result.rendered[path.stem].text
+    only = service.render(demo, None, limit="role_core", plan_path=planned.path)
+    assert only.written == [] and set(only.rendered) == {n for n, d in demo.devices.items() if d.role.value == "core"}
+    with pytest.raises(service.NetworkInputError, match="matches no host, device or group"):
+        service.render(demo, None, limit="no-such-device", plan_path=planned.path)
+    configs, skipped = service.intended_configs(demo, "devices", plan_path=planned.path)
+    assert configs == {n: r.lines for n, r in result.rendered.items()} and skipped == result.skipped

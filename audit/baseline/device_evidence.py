@@ -1,6 +1,6 @@
 """Reading a network device's running configuration for the graded-protection checks.
 
-The configuration is parsed once with hier_config (network/diff.py's `parse`: HUAWEI_VRP, HP_COMWARE5,
+The configuration is parsed once with hier_config (jiyue/platforms.py's `parse`: HUAWEI_VRP, HP_COMWARE5,
 CISCO_IOS; Ruijie as CISCO_IOS); what each line means on each platform is data in
 `device_rules.yaml`. Everything here is pure: `DeviceEvidence` is built from the text a session read,
 so the checks can be tested on any configuration and re-run on a stored one.
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from network.diff import parse
+from jiyue.platforms import parse
 
 RULES_FILE = Path(__file__).resolve().with_name("device_rules.yaml")
 MASK = "******"

@@ -1,6 +1,6 @@
 """The device path of the baseline: one read-only session per device, judged by the same engine.
 
-Each device's running configuration is read over netmiko through network/session.py (the one place
+Each device's running configuration is read over netmiko through jiyue/device.py (the one place
 jiyue opens device sessions: host keys verified, secrets kept out of messages), parsed with
 hier_config, and judged by `engine.evaluate(..., kind="device")` against the same catalog and
 profile as the hosts. Devices run in parallel (service.check, through jiyue.runner); an unreachable
@@ -25,7 +25,7 @@ from audit.baseline.device_checks import KIND as DEVICE_KIND
 from audit.baseline.device_evidence import DeviceEvidence
 from audit.baseline.model import Catalog, CheckOptions, TargetVerdicts
 from inventory.model import Device, DeviceRole, Inventory, SubnetKind
-from network.session import open_session
+from jiyue.device import open_session
 
 
 def _below(inv: Inventory, name: str) -> list[Device]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from audit.baseline.model import FAIL, NEEDS_EVIDENCE, NOT_APPLICABLE, PASS, SEVERITY, BaselineRun
 from jiyue import i18n, reports
+from jiyue.files import write_atomic
 from jiyue.i18n import t
 from jiyue.runner import Result
 from jiyue.store import BASELINE_CHECK
@@ -228,9 +229,5 @@ def write_reports(run: BaselineRun, out: Path | str, formats: Sequence[str] = FO
     if "json" in formats:
         written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
     if "junit" in formats:
-        path = out / f"{BASENAME}.junit.xml"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(report.junit())
-        tmp.replace(path)
-        written.append(path)
+        written.append(write_atomic(out / f"{BASENAME}.junit.xml", report.junit()))
     return written

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from jiyue.files import write_atomic
 from lab.netsim.device import DeviceSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,9 +175,7 @@ class Netsim:
         d = self.device_dir(name)
         if not d.is_dir():
             raise NetsimError(f"no simulated device {name} under {self.state_dir}")
-        tmp = d / (filename + ".tmp")
-        tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-        tmp.replace(d / filename)
+        write_atomic(d / filename, yaml.safe_dump(data, sort_keys=False))
 
     # --- host keys -------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from jiyue.files import write_atomic
 from lab.netsim.config import Config
 from lab.netsim.grammar import Grammar, load
 
@@ -274,9 +275,7 @@ class Device:
 
     @staticmethod
     def _write(path: Path, text: str) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
 
 
 def now() -> dt.datetime:

@@ -2,13 +2,14 @@
 
 Everything that talks to a device goes through `DeviceSession`: the push engine, the diff, and the
 graded-protection device checks. What differs between platforms (commands, prompts, error texts,
-commit features) is data in `network/cli.yaml`; this module only knows how a careful operator
-drives a CLI:
+commit features) is data in `jiyue/platforms.yaml` (read by jiyue.platforms); this module only knows
+how a careful operator drives a CLI:
 
 - the password is resolved from its reference when the session opens, handed to netmiko (which
   keeps it out of its own logs) and never appears in a message;
 - the device's host key is checked against the known_hosts file (the inventory's, or the one
-  given); an unknown key is refused unless trust-on-first-use was asked for, a changed key always;
+  given) exactly as for hosts (jiyue.ssh.verified_client); an unknown key is refused unless
+  trust-on-first-use was asked for, a changed key always;
 - each configuration line is sent and its answer read up to the next prompt, and an answer
   matching the platform's error pattern raises `DeviceError(kind="rejected")` naming the line;
 - leaving configuration mode tries the platform's commands in order until the prompt says it is
@@ -26,13 +27,11 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paramiko
-import yaml
 from netmiko import ConnectHandler
 from netmiko.exceptions import (
     ConfigInvalidException,
@@ -43,10 +42,8 @@ from netmiko.exceptions import (
 )
 
 from inventory.model import Device, Inventory
-from jiyue.ssh import SSHError, _KnownHosts, _TrustOnFirstUse
-
-CLI_FILE = Path(__file__).resolve().with_name("cli.yaml")
-_SEPARATOR = re.compile(r"^[#!]\s*$")  # at column 0; IOS's indented " !" inside a section is not one
+from jiyue.platforms import cli
+from jiyue.ssh import SSHError, verified_client
 
 # netmiko's own delays, tuned: fast_cli scales every fixed sleep by the delay factor (netmiko's
 # fast_cli default is 0.1). Reads that wait for a prompt are not shortened by it, only sleeps.
@@ -58,110 +55,6 @@ READ_TIMEOUT = 30.0  # one command's answer (a save may take a while on a real d
 class DeviceError(SSHError):
     """A device failure with its kind: unreachable, auth_failed, timeout, host_key, rejected,
     session_lost or error (the same kinds jiyue.ssh uses for hosts, plus the device ones)."""
-
-
-# --- platform data ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Commit:
-    method: str  # none, trial, delay, revert_timer
-    arm: str = ""
-    confirm: str = ""
-    abort: str = ""
-    seconds: int = 600
-    minutes: int = 10
-
-    def arm_command(self) -> str:
-        return self.arm.format(seconds=self.seconds, minutes=self.minutes)
-
-
-@dataclass(frozen=True)
-class PlatformCLI:
-    """One platform's CLI as network/cli.yaml describes it."""
-
-    name: str
-    device_type: str
-    hier_config: str
-    negation: str
-    show_running: str
-    enter_config: str
-    leave_config: tuple[str, ...]
-    config_prompt: str
-    error_pattern: str
-    save: dict[str, str]
-    commit: Commit
-    ignore: tuple[str, ...]
-    paging_off: str = ""
-    leave_question: str = ""
-    leave_answer: str = "n"
-    cmd_verify: bool = True
-    negate_rewrite: tuple[tuple[str, str], ...] = ()
-    section_exit: str = ""
-    _ignore_re: re.Pattern = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_ignore_re", re.compile("|".join(f"(?:{p})" for p in self.ignore)))
-
-    def rewrite(self, line: str) -> str:
-        """A line to send, with the platform's negation rewrites applied."""
-        for pattern, replacement in self.negate_rewrite:
-            line = re.sub(pattern, replacement, line)
-        return line
-
-    def config_text(self, raw: str) -> str:
-        """The running config as configuration only: `show` banners, comments and separators gone.
-
-        A separator line (`#`, `!`) starts a new top-level block; a block whose first line is
-        indented (Comware prints global commands with one leading space) is shifted left by that
-        much, so every top-level command parses as top-level whatever the vendor's layout."""
-        out: list[str] = []
-        base: int | None = 0
-        for line in raw.replace("\r", "").splitlines():
-            line = line.rstrip()
-            if _SEPARATOR.match(line):
-                base = None
-                continue
-            if not line.strip() or self._ignore_re.search(line):
-                continue
-            indent = len(line) - len(line.lstrip())
-            if base is None:
-                base = indent
-            out.append(line[min(base, indent):])
-        return "\n".join(out) + "\n"
-
-
-@cache
-def _cli_data() -> dict[str, Any]:
-    return yaml.safe_load(CLI_FILE.read_text(encoding="utf-8"))
-
-
-@cache
-def cli(platform: str) -> PlatformCLI:
-    """The CLI description of a platform (`huawei_vrp`, `huawei_vrpv8`, `hp_comware`, `cisco_ios`, `ruijie_os`)."""
-    data = dict(_cli_data().get(str(platform)) or {})
-    if not data:
-        raise KeyError(f"{CLI_FILE.name} has no platform {platform!r}")
-    return PlatformCLI(
-        name=str(platform), device_type=data["device_type"], hier_config=data["hier_config"],
-        negation=data["negation"], show_running=data["show_running"], enter_config=data["enter_config"],
-        leave_config=tuple(data["leave_config"]), config_prompt=data["config_prompt"],
-        error_pattern=data["error_pattern"], save=dict(data["save"]), commit=Commit(**data["commit"]),
-        ignore=tuple(data.get("ignore", ())), paging_off=data.get("paging_off", ""),
-        leave_question=data.get("leave_question", ""), leave_answer=data.get("leave_answer", "n"),
-        cmd_verify=bool(data.get("cmd_verify", True)),
-        negate_rewrite=tuple((str(a), str(b)) for a, b in data.get("negate_rewrite", ())),
-        section_exit=data.get("section_exit", ""))
-
-
-@cache
-def scope_key_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _cli_data().get("scope_keys", ()))
-
-
-@cache
-def owned_section_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _cli_data().get("owned_sections", ()))
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -237,7 +130,7 @@ class DeviceSession:
         with open_session(inv, "sj-hj1") as s:        # host key checked against the inventory's known_hosts
             s.command("display ssh server status")     # any exec-mode command, its output
             s.running_config()                         # as the device printed it
-            s.config_text()                            # configuration lines only, parsed by network.diff.parse
+            s.config_text()                            # configuration lines only, parsed by jiyue.platforms.parse
 
     Changing: `configure(lines)` (each line checked), `exec_checked(command)`, `leave_config()`, `save()`.
     """
@@ -268,14 +161,8 @@ class DeviceSession:
 
     def _ssh_client(self) -> paramiko.SSHClient:
         """A paramiko client that knows the device's recorded host key and refuses any other."""
-        client = paramiko.SSHClient()
         t = self.target
-        lookup = t.address if t.port == 22 else f"[{t.address}]:{t.port}"
-        for keytype, key in (_KnownHosts.get(t.known_hosts).lookup(lookup) or {}).items():
-            client.get_host_keys().add(lookup, keytype, key)
-        client.set_missing_host_key_policy(
-            _TrustOnFirstUse(t.known_hosts) if self.trust_on_first_use else paramiko.RejectPolicy())
-        return client
+        return verified_client(t.address, t.port, t.known_hosts, self.trust_on_first_use)
 
     def open(self) -> DeviceSession:
         if self.conn is not None:
