@@ -9,9 +9,11 @@ from invoke import Collection, task
 from audit import tasks as audit_tasks
 from audit.baseline import tasks as baseline_tasks
 from inventory import tasks as inventory_tasks
-from jiyue.cli import HELP
+from jiyue.cli import HELP, PROBLEMS, fail, load_inventory, out_dir
+from jiyue.store import Store
 from lab import demo as demo_module
 from lab import tasks as lab_tasks
+from lab.hosts import LabError
 from migrations import tasks as migrate_tasks
 from network import tasks as network_tasks
 
@@ -19,8 +21,17 @@ from network import tasks as network_tasks
 @task(help={"inventory": HELP["inventory"], "out": HELP["out"],
             "store": "history store URL (default: $JIYUE_STORE or sqlite:///state/history.sqlite)"})
 def demo(c, inventory=None, out=None, store=None):
-    """The main job on the sample city: lab up and seeded, exports, then the audit with its archive and zombies."""
-    demo_module.run(inventory, out, store)
+    """The main job on the sample city: the lab up and seeded, then every stage (audit, migration, network,
+    graded protection) through the domains' services."""
+    inv = load_inventory(inventory)
+    try:
+        result = demo_module.run(inv, out_dir(out), Store(store))
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    if result.unreachable:
+        raise fail(f"unreachable: {', '.join(result.unreachable)}. Check them with: invoke lab.status", code=PROBLEMS)
+    if result.problems:
+        raise fail("; ".join(result.problems), code=PROBLEMS)
 
 
 ns = Collection(demo)

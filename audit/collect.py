@@ -59,10 +59,12 @@ def collect_host(inv: Inventory, host: str, options: CollectOptions) -> HostFact
 def collect(inv: Inventory, hosts: list[str], options: CollectOptions = CollectOptions(), store: Store | None = None,
             console: Console | None = None, progress: bool = True) -> tuple[int | None, list[Result]]:
     """Collect from every host; store the run (when a store is given) and return its id and results."""
-    results = runner.run(hosts, lambda h: collect_host(inv, h, options), workers=options.workers,
-                         label="collect", console=console, progress=progress)
-    run_id = None
+    observers: list[object] = [runner.ProgressBar(console)] if progress else []
+    recorder = None
     if store is not None:
-        run_id = store.record(AUDIT_COLLECT, results, inventory=str(inv.root),
-                              params={"hosts": len(hosts), "sample_seconds": options.sample_seconds})
-    return run_id, results
+        recorder = runner.StoreRecorder(store, AUDIT_COLLECT, inventory=str(inv.root),
+                                        params={"hosts": len(hosts), "sample_seconds": options.sample_seconds})
+        observers.append(recorder)
+    results = runner.run(hosts, lambda h: collect_host(inv, h, options), workers=options.workers,
+                         label="collect", observers=observers)
+    return (recorder.run_id if recorder else None), results

@@ -329,7 +329,7 @@ def _e(value: Any) -> str:
     return str(escape(clean_text(str(value))))
 
 
-def _fit(text: str, width: int) -> str:
+def fit_text(text: str, width: int) -> str:
     """Cut a label to `width` display columns, with an ellipsis."""
     if display_width(text) <= width:
         return text
@@ -357,7 +357,7 @@ def svg_bar_chart(items: Sequence[tuple[str, float]], *, title: str = "", unit: 
                   colors: Sequence[str] | None = None) -> Markup:
     """A horizontal bar chart: one labelled bar per item, its value written after the bar; an
     optional dashed threshold line (e.g. an idle threshold)."""
-    labels = [_fit(clean_text(str(label)), max_label) for label, _ in items]
+    labels = [fit_text(clean_text(str(label)), max_label) for label, _ in items]
     values = [max(float(v or 0), 0.0) for _, v in items]
     label_w = min(max([_text_px(x) for x in labels] + [40]) + 12, width * 0.45)
     value_w = 90
@@ -395,7 +395,7 @@ def svg_stacked_bar(categories: Sequence[str], series: Sequence[tuple[str, str, 
                     title: str = "", width: int = 760, bar_height: int = 18, max_label: int = 30) -> Markup:
     """Horizontal stacked bars: one bar per category, one coloured segment per series
     (`series` = [(name, colour, values per category)]), with a legend above."""
-    labels = [_fit(clean_text(str(c)), max_label) for c in categories]
+    labels = [fit_text(clean_text(str(c)), max_label) for c in categories]
     totals = [sum(float(s[2][i] or 0) for s in series) for i in range(len(categories))]
     label_w = min(max([_text_px(x) for x in labels] + [40]) + 12, width * 0.4)
     plot_w = max(width - label_w - 50, 50)
@@ -587,6 +587,6 @@ def svg_graph(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, group_c
                      f'fill="{_e(colour)}" fill-opacity="0.18"{stroke}/>'
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="5" height="{node_height}" rx="2" fill="{_e(colour)}"/>'
                      f'<text x="{x + 10:.1f}" y="{y + node_height / 2 + 4:.1f}">'
-                     f'{_e(_fit(n.label, int((node_width - 14) / 6.6)))}</text></g>')
+                     f'{_e(fit_text(n.label, int((node_width - 14) / 6.6)))}</text></g>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -34,8 +34,8 @@ import yaml
 
 from audit.baseline.evidence import family_of
 from inventory.model import Host, Inventory
+from jiyue.processes import pid_alive
 from lab.hosts import SSHD, Lab, LabError, os_release
-from lab.procs import pid_alive
 from lab.seed import DEFAULT_SCENARIO, administrators_last_login, load_scenario
 
 HERE = Path(__file__).resolve().parent

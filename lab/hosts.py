@@ -38,10 +38,11 @@ from pathlib import Path
 import yaml
 
 from inventory.model import Host, Inventory
+from jiyue.processes import pid_alive
 from lab.keys import ed25519_keypair
 from lab.model import DeviceStatus, HostStatus
 from lab.netsim.lab import devices_status, devices_up, netsim
-from lab.procs import LabError, pid_alive, run
+from lab.procs import LabError, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATE = REPO / ".lab"

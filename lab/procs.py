@@ -1,4 +1,4 @@
-"""The machine's tools and processes as every lab module uses them: one runner, one liveness test.
+"""The machine's tools as every lab module uses them: one runner (liveness is `jiyue.processes.pid_alive`).
 
 Kept apart from `lab.hosts` so the simulator's modules (`lab.netsim`), which `lab.hosts` imports,
 can use them without a circular import.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
 
 
 class LabError(Exception):
@@ -22,11 +21,3 @@ def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.
         raise LabError(f"{shlex.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc
 
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -61,9 +61,10 @@ from rich.console import Console
 
 from inventory import export
 from inventory.model import Inventory, System
-from jiyue.runner import Result
+from jiyue.processes import pid_alive
+from jiyue.runner import Result, StoreRecorder
 from jiyue.ssh import known_host_lines
-from jiyue.store import MIGRATE_LOCATION, Store
+from jiyue.store import MIGRATE_LOCATION, MIGRATE_RUN, Store
 from migrations.agent import SshAgent
 from migrations.journal import (
     CutoverTracker,
@@ -75,7 +76,7 @@ from migrations.journal import (
     system_state,
 )
 from migrations.model import Disposition, MigrationOutcome, Plan, SystemPlan
-from migrations.observers import ProgressRows, RunRecorder
+from migrations.observers import ProgressRows
 from migrations.playbook import PlaybookResult, run_playbook, runner_env
 from migrations.verify import FunctionalCheck, testinfra_command
 
@@ -144,16 +145,6 @@ def _now() -> datetime:
 
 def _hostport(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def grace_days(path: Path = PLANNING) -> int:
@@ -373,7 +364,8 @@ class Migrator:
             return skipped
         key = self._new_key(label)
         journal = MigrationJournal(self.store, key, self.plan, apply=self.apply, queue=True)
-        recorder = RunRecorder(self.store, str(self.inv.root), {"run_key": key, "apply": self.apply})
+        recorder = StoreRecorder(self.store, MIGRATE_RUN, inventory=str(self.inv.root),
+                                 params={"run_key": key, "apply": self.apply})
         with self._session(key, systems, journal, recorder) as results:
             outcomes = self._many(systems, journal, state_key=key)
             results += [o.to_result() for o in outcomes]
@@ -381,7 +373,7 @@ class Migrator:
 
     @contextlib.contextmanager
     def _session(self, label: str, systems: Sequence[str], journal: MigrationJournal,
-                 recorder: RunRecorder | None = None) -> Iterator[list[Result]]:
+                 recorder: StoreRecorder | None = None) -> Iterator[list[Result]]:
         """One run with its ssh-agent and its observers: the journal, the progress rows, the caller's, the store's
         run record (`recorder`, told only of a run that finished). The body adds each system's result."""
         progress = ProgressRows(self.console, apply=self.apply, parallel=self.parallel, enabled=self.progress)
@@ -742,7 +734,7 @@ class Migrator:
 
     @staticmethod
     def _alive(lock: Any) -> bool:
-        return lock.hostname != socket.gethostname() or _pid_alive(lock.pid)
+        return lock.hostname != socket.gethostname() or pid_alive(lock.pid)
 
     @contextlib.contextmanager
     def _locked(self, ctx: Ctx) -> Iterator[None]:

@@ -7,7 +7,7 @@ smuggle a classified system onto the cloud or point a wave at an unknown host.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -315,7 +315,5 @@ class MigrationOutcome:
 
     def to_result(self) -> Result:
         """The kernel's `Result` of this system, as every domain's runs report and the store records it."""
-        extra = {k: getattr(self, k) for k in ("changed", "diff")
-                 if k in {f.name for f in fields(Result)}}  # until jiyue.runner.Result carries them (issue #11)
         return Result(self.system, self.ok, asdict(self), None if self.ok else self.result, self.message,
-                      **extra)
+                      changed=self.changed, diff=self.diff)

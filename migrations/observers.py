@@ -1,4 +1,5 @@
-"""The observers of a migration run besides its journal: the progress rows and the store's run record.
+"""The progress rows of a migration run: its observer for people (the journal and the store's run record,
+`jiyue.runner.StoreRecorder`, are the others).
 
 A run tells each observer what happens through the kernel runner's observer methods (`run_started`,
 `target_started`, `target_finished`, `run_finished`; each optional), plus two of the migration's own:
@@ -15,7 +16,6 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from jiyue.runner import Result
-from jiyue.store import MIGRATE_RUN, Store
 
 
 class ProgressRows:
@@ -70,12 +70,3 @@ class ProgressRows:
             self._bar.stop()
             self._bar = None
 
-
-class RunRecorder:
-    """Records a run's results in the store's history (MIGRATE_RUN) once the run has finished."""
-
-    def __init__(self, store: Store, inventory: str, params: dict[str, Any]) -> None:
-        self.store, self.inventory, self.params = store, inventory, params
-
-    def run_finished(self, results: Sequence[Result]) -> None:
-        self.store.record(MIGRATE_RUN, list(results), inventory=self.inventory, params=self.params)

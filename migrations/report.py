@@ -219,7 +219,7 @@ class PlanReport:
                          f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{_e(label)}</text>'
                          f'<rect x="{x1:.1f}" y="{y + 3}" width="{max(x2 - x1, 6):.1f}" height="16" rx="3" '
                          f'fill="{DISPOSITION_COLORS[Disposition.cloud_rehost]}"/>'
-                         f'<text x="{list_x}" y="{y + 15}">{_e(reports._fit(listed, int((width - list_x) / 6.8)))}'
+                         f'<text x="{list_x}" y="{y + 15}">{_e(reports.fit_text(listed, int((width - list_x) / 6.8)))}'
                          "</text></g>")
         parts.append("</svg>")
         return Markup("".join(parts))

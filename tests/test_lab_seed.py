@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from audit.collect import Options, collect_host
+from audit.collect import CollectOptions, collect_host
 from lab import remote
 from lab.baseline_seed import seed_baseline
 from lab.seed import APP, MONTHS, TRAFFIC, load_scenario, running_processes, seed
@@ -196,7 +196,7 @@ def test_request_volume_follows_the_profile(seeded, demo, profile):
 
 def _logins(inv, host: str) -> dict[str, str]:
     """The audit's view of a host's logins: each user's last login, as the collector reads wtmp and lastlog."""
-    return collect_host(inv, host, Options())["logins"]["users_last"]
+    return collect_host(inv, host, CollectOptions())["logins"]["users_last"]
 
 
 @pytest.mark.parametrize("order", ["seed, then seed-baseline", "seed-baseline, then seed"])

@@ -65,22 +65,23 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
                              "or 3: give --level 2 or --level 3")
     params = profile.params(catalog)
     selected = {"hosts": [h for h in hosts if by_target[h]], "devices": [d for d in devices if by_target[d]]}
-    paths: list[tuple[str, list[str], Callable[..., TargetVerdicts]]] = [
-        ("baseline", selected["hosts"], engine.check_host),
-        ("baseline devices", selected["devices"], device_path.check_device)]
-    results: list[Result] = []
-    for label, targets, check_one in paths:
-        def one(name: str, check_one: Callable[..., TargetVerdicts] = check_one) -> TargetVerdicts:
-            return check_one(inv, name, by_target[name], params, catalog, options)
+    # Hosts and devices go in one run, so the store holds them as one and one report shows both.
+    check_one: dict[str, Callable[..., TargetVerdicts]] = {**dict.fromkeys(selected["hosts"], engine.check_host),
+                                                           **dict.fromkeys(selected["devices"], device_path.check_device)}
 
-        if targets:
-            results += runner.run(targets, one, workers=options.workers, label=label, console=console,
-                                  progress=progress)
-    run_id = None
+    def one(name: str) -> TargetVerdicts:
+        return check_one[name](inv, name, by_target[name], params, catalog, options)
+
+    observers: list[object] = [runner.ProgressBar(console)] if progress else []
+    recorder = None
     if store is not None:
-        run_id = store.record(BASELINE_CHECK, results, inventory=str(inv.root),
-                              params={"profile": profile.name, "level": level, "hosts": len(selected["hosts"]),
-                                      "devices": len(selected["devices"]), "parameters": params})
+        recorder = runner.StoreRecorder(store, BASELINE_CHECK, inventory=str(inv.root), params={
+            "profile": profile.name, "level": level, "hosts": len(selected["hosts"]),
+            "devices": len(selected["devices"]), "parameters": params})
+        observers.append(recorder)
+    results = runner.run([*selected["hosts"], *selected["devices"]], one, workers=options.workers, label="baseline",
+                         observers=observers)
+    run_id = recorder.run_id if recorder else None
     return BaselineRun(inv, catalog, profile.name, results, by_target, level, run_id)
 
 
