@@ -66,8 +66,8 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
     params = profile.params(catalog)
     selected = {"hosts": [h for h in hosts if by_target[h]], "devices": [d for d in devices if by_target[d]]}
     # Hosts and devices go in one run, so the store holds them as one and one report shows both.
-    check_one: dict[str, Callable[..., TargetVerdicts]] = {**dict.fromkeys(selected["hosts"], engine.check_host),
-                                                           **dict.fromkeys(selected["devices"], device_path.check_device)}
+    check_one: dict[str, Callable[..., TargetVerdicts]] = dict.fromkeys(selected["hosts"], engine.check_host)
+    check_one.update(dict.fromkeys(selected["devices"], device_path.check_device))
 
     def one(name: str) -> TargetVerdicts:
         return check_one[name](inv, name, by_target[name], params, catalog, options)
