@@ -30,6 +30,7 @@ from lab.seed import seed as seed_lab
 from migrations import report as migration_report
 from migrations import service as migrations
 from migrations.model import MigrationOutcome
+from migrations.plan import counts
 from network import report as network_report
 from network import service as network
 from network.push import PushOptions
@@ -115,6 +116,9 @@ def migration_plan(inv: Inventory, history: Store, target: Path) -> list[str]:
         planned = migrations.plan_migration(inv, history)
     except (migrations.MigrationInputError, migrations.PlanUnsafe) as exc:
         return [f"migration plan: {exc}"]
+    console.print(", ".join(f"{n} {d}" for d, n in counts(planned.plan).items()), highlight=False)
+    for wave in planned.plan.waves:
+        console.print(f"wave {wave.number} {wave.start:%Y-%m-%d %H:%M}: {', '.join(wave.systems)}", highlight=False)
     console.print(f"wrote {planned.path}")
     for path in migration_report.write_reports(planned, target):
         console.print(f"wrote {path}")
@@ -171,6 +175,8 @@ def network_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
         return [f"network plan/render: {exc}"]
     for path in [planned.path, *network_report.write_reports(planned, target), *rendering.written]:
         console.print(f"wrote {path}")
+    for device, why in sorted(rendering.skipped.items()):
+        console.print(f"not rendered: {device}: {why}", highlight=False)
     pushed = network.push(inv, options=PushOptions(apply=True, canary="1"), store=history)
     for path in network_report.write_reports(pushed, target):
         console.print(f"wrote {path}")
