@@ -517,10 +517,26 @@ def machine_path(pid: int, path: str) -> str:
     return found[1] if found else path
 
 
+def _lab_namespaces() -> set[int]:
+    """The network namespaces `ip netns` names in this process's view: those of the labs that run here.
+
+    Every lab on the machine shares one process table, but a lab apart (`lab.isolate`: the test suite's)
+    names its namespaces in a /run/netns of its own. A process outside these belongs to another lab, whose
+    pid files may even resolve to the same paths as ours (the checkout's `.lab`, bound over): it is never
+    ours to adopt or stop."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for entry in Path("/run/netns").iterdir():
+            with contextlib.suppress(OSError):
+                found.add(entry.stat().st_ino)
+    return found
+
+
 def running_processes(script: Path) -> dict[str, list[tuple[int, list[str]]]]:
-    """Processes running `script`, by their --pidfile argument as a path on this machine (a pid file
-    inside a lab host's private /etc/app resolves to that host's own file)."""
+    """This lab's processes running `script` (see `_lab_namespaces`), by their --pidfile argument as a path
+    on this machine (a pid file inside a lab host's private /etc/app resolves to that host's own file)."""
     found: dict[str, list[tuple[int, list[str]]]] = {}
+    namespaces = _lab_namespaces()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -529,6 +545,8 @@ def running_processes(script: Path) -> dict[str, list[tuple[int, list[str]]]]:
             if str(script) not in argv or "--pidfile" not in argv:
                 continue
             stat = (entry / "stat").read_text()
+            if (entry / "ns" / "net").stat().st_ino not in namespaces:
+                continue
         except OSError:
             continue
         if stat.rsplit(")", 1)[1].split()[0] == "Z":

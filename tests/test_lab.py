@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -213,3 +214,35 @@ def test_an_ipv6_host_comes_up_serves_its_app_and_stays_reachable_after_the_base
             assert ssh(lab, inv, name, "hostname").strip() == name
     finally:
         assert lab.down() == 2
+
+
+def test_processes_of_a_lab_outside_are_never_taken_for_the_suites(lab, demo):
+    """Every lab shares the machine's process table, and a lab outside the session keeps its pid files in the
+    checkout's real `.lab`, the very paths the session's own `.lab` has: seeding must neither adopt nor stop
+    such a process (it did: the suite's apps were then never started, and the outside lab's were killed)."""
+    from lab.seed import APP, running_processes
+
+    host = sorted(demo.hosts)[0]
+    pidfile = lab.path(host, "/etc/app/outside/pid")
+    outside = subprocess.Popen(["nsenter", "-t", str(os.getppid()), "-n", "-m", "--", sys.executable, "-c",
+                                "import time; time.sleep(60)", str(APP), "--pidfile", str(pidfile)])
+    try:
+        for _ in range(100):
+            if any(str(APP) in a for a in _cmdlines(outside.pid)):
+                break
+            time.sleep(0.05)
+        assert str(pidfile) not in running_processes(APP)
+    finally:
+        outside.kill()
+        outside.wait()
+
+
+def _cmdlines(pid: int) -> list[str]:
+    """The command lines of `pid` and its children (nsenter execs, but may fork first)."""
+    out = []
+    for p in [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split() or [])]:
+        try:
+            out.append(Path(f"/proc/{p}/cmdline").read_text())
+        except OSError:
+            continue
+    return out
