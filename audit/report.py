@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 FORMATS = ("xlsx", "csv", "json", "html")
 BASENAME = "archive"
-VERDICT_COLORS = {"zombie": "#c0392b", "suspect": "#e67e22", "active": "#2e8b57", "insufficient_data": "#8e99a4"}
+VERDICT_COLORS = {"zombie": "#c0392b", "replatform": "#8e44ad", "suspect": "#e67e22", "active": "#2e8b57",
+                  "insufficient_data": "#8e99a4"}
 
 
 def _flatten(numbers: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
