@@ -68,11 +68,31 @@ def test_every_seeded_zombie_is_found_with_its_criterion_and_evidence(judged):
             assert verdict.window_start and verdict.window_end and verdict.runs == 32
 
 
-def test_every_other_system_is_active(judged):
+# Yearly, outside its season: its hosts are quiet, and a month of samples does not cover a year.
+SEASONAL = {"jyj-zsbm": NO_DATA}
+
+
+def test_every_other_system_is_active_or_replatformed(judged):
     _, _, verdicts = judged
-    wrong = {s: _explain(verdicts[s]) for s, d in dispositions().items()
-             if not d.startswith("zombie-") and verdicts[s].verdict != ACTIVE}
+    expected = {s: REPLATFORM if d == "replatform" else SEASONAL.get(s, ACTIVE)
+                for s, d in dispositions().items() if not d.startswith("zombie-")}
+    wrong = {s: _explain(verdicts[s]) for s, want in expected.items() if verdicts[s].verdict != want}
     assert wrong == {}
+    assert {s for s, d in dispositions().items() if d == "replatform"} == {"zjj-wxzj", "qszf-dagl"}
+
+
+def test_the_sample_city_shows_the_new_outcomes(judged):
+    """A busy system on an end-of-life OS, a yearly system off-season, a replacement that sits idle."""
+    _, _, verdicts = judged
+    wxzj = verdicts["zjj-wxzj"]
+    assert wxzj.met == [4] and wxzj.verdict == REPLATFORM and wxzj.measured_frequency == "daily", _explain(wxzj)
+    zsbm = verdicts["jyj-zsbm"]
+    assert zsbm.window_days == 366 and zsbm.missing_days == 0, _explain(zsbm)
+    assert zsbm.criteria[0].outcome == NOT_MET and zsbm.criteria[0].numbers["days_since_last_activity"] > 90
+    assert zsbm.criteria[4].outcome == NOT_MET and zsbm.criteria[2].outcome == INSUFFICIENT
+    xmk = verdicts["fgw-xmk"]
+    assert xmk.criteria[1].outcome == NOT_MET and xmk.criteria[1].numbers["covered_by"] == ["fgw-hgjj"]
+    assert verdicts["fgw-hgjj"].verdict == ZOMBIE and xmk.verdict == ACTIVE
 
 
 def test_measured_connections_confirm_declared_dependencies(judged, demo):
@@ -100,8 +120,9 @@ def test_a_short_history_is_said_so_not_guessed(seeded, demo, tmp_path):
         assert idle.outcome == "insufficient", system
         if disposition in ("cloud", "website", "golden", "classified", "idc"):
             assert verdicts[system].verdict == NO_DATA, f"{system}: {_explain(verdicts[system])}"
-    # what one snapshot does prove is still reported: an end-of-life OS
-    assert verdicts["zjj-wxzj"].verdict == ZOMBIE and 4 in verdicts["zjj-wxzj"].met
+    # what one snapshot does prove is still reported: an end-of-life OS ...
+    # ... and a system still in use on it is re-platformed, not decommissioned
+    assert verdicts["zjj-wxzj"].verdict == REPLATFORM and verdicts["zjj-wxzj"].met == [4]
 
 
 HOSTILE_PROCESS = "=cmd|' /C calc"  # /proc/PID/comm keeps 15 bytes
