@@ -2,8 +2,9 @@
 
 1. **Dispositions** (policy.md §2), first rule that applies: classified → hand-over to the confidential
    network (a hard gate: nothing below, no website flag, no override, no verdict reaches it); national
-   golden network → retain; zombie verdict of the audit → decommission; website → site cluster; special
-   hardware → IDC move; everything else → cloud rehost. Without audit history nothing is decommissioned
+   golden network → retain; zombie verdict of the audit → decommission; website → site cluster; re-platform
+   verdict (maintenance stopped, still in use) → re-platform; special hardware → IDC move; everything else →
+   cloud rehost. Without audit history nothing is decommissioned
    (a verdict not known is not a zombie) and the rule says so.
 2. **Sizing** of each cloud rehost's hosts from the audit history (P95 CPU, memory used, data under the
    data paths) plus headroom (planning.yaml), onto the smallest fitting flavor; what was never measured
@@ -267,12 +268,6 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
         return (Disposition.decommission,
                 _rule(f"僵尸系统（符合认定标准第 {criteria} 条）：清理下线（policy.md §1）",
                       f"zombie (criteria {', '.join(map(str, verdict.met))} met): decommission (policy.md §1)"), notes)
-    if verdict is not None and verdict.verdict == REPLATFORM:
-        return (Disposition.replatform,
-                _rule("运行维护已停止但系统仍在使用：在政务云上以受支持的操作系统重新部署或升级改造，不清理下线"
-                      "（盘政办发〔2017〕144号：可利用已有政务信息系统运行或适当升级改造后可满足需求的业务事项，不再新建）",
-                      "maintenance stopped, still in use: redeploy or upgrade it onto a supported stack on the cloud, "
-                      "never decommission it (Panjin plan 盘政办发〔2017〕144号)"), notes)
     if verdict is not None and verdict.verdict != "active":
         notes.append(f"审计结论：{verdict.verdict}，不作下线处理 / audit verdict {verdict.verdict}: not decommissioned")
     if system.website:
@@ -280,6 +275,12 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
                 _rule("部门网站：迁入网站集约化平台，不再单独运行（policy.md §2）",
                       "department website: moves onto the consolidated site-cluster platform (policy.md §2)",
                       suffix), notes)
+    if verdict is not None and verdict.verdict == REPLATFORM:  # after the website: the site cluster re-platforms it
+        return (Disposition.replatform,
+                _rule("运行维护已停止但系统仍在使用：在政务云上以受支持的操作系统重新部署或升级改造，不清理下线"
+                      "（盘政办发〔2017〕144号：可利用已有政务信息系统运行或适当升级改造后可满足需求的业务事项，不再新建）",
+                      "maintenance stopped, still in use: redeploy or upgrade it onto a supported stack on the cloud, "
+                      "never decommission it (Panjin plan 盘政办发〔2017〕144号)"), notes)
     if system.special_hardware:
         return (Disposition.idc_move,
                 _rule(f"含专用硬件（{system.special_hardware}）：云平台无法满足，物理迁移至市大数据中心IDC机房"
