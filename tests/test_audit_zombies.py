@@ -1,4 +1,5 @@
-"""Zombie verdicts on the seeded lab: every intended zombie found by its criterion, every other system active.
+"""Zombie verdicts on the seeded lab: every intended zombie found by its criterion, the busy systems on an
+unmaintained stack re-platformed, every other system active; then the verdict rules on written histories.
 
 The lab's hosts carry real evidence (access logs, wtmp, package logs, os-release, running
 services, live traffic, TCP connections: lab/seed.py). Utilisation needs weeks of history,
@@ -344,3 +345,22 @@ def test_a_replaceable_system_whose_replacement_is_idle_is_not_a_zombie(demo, st
     busy = Store(f"sqlite:///{tmp_path}/busy.sqlite")
     write_history(busy, demo, {"fgw-xmk": usage(list(range(60))), "fgw-hgjj": usage(list(range(60)))})
     assert Judge(demo, busy, now=NOW).judge(demo.systems["fgw-xmk"]).criteria[1].outcome == MET
+
+
+def test_the_archive_shows_declared_and_measured_frequency_and_the_replatform(demo, store, tmp_path):
+    import csv
+    import json
+
+    from audit.report import write_reports
+
+    write_history(store, demo, {"zjj-wxzj": usage(list(range(60)), os=CENTOS7, updated=800)})
+    paths = write_reports(service.judge(demo, store, now=NOW), tmp_path, ("csv", "json", "html"))
+    with next(p for p in paths if p.suffix == ".csv").open(encoding="utf-8-sig", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["系统编号"] == "zjj-wxzj")
+    assert row["使用频度（申报）"] == "每月" and row["使用频度（实测）"].startswith("每日")
+    assert row["僵尸判定"] == "重新部署/升级改造" and "verdict.rules[1]" in row["判定依据"]
+    record = next(s for s in json.loads(next(p for p in paths if p.suffix == ".json").read_text(encoding="utf-8"))
+                  ["systems"] if s["id"] == "zjj-wxzj")
+    assert record["verdict"]["declared_frequency"] == "monthly" and record["verdict"]["measured_frequency"] == "daily"
+    html = next(p for p in paths if p.suffix == ".html").read_text(encoding="utf-8")
+    assert "停止运维但仍在使用" in html and 'id="sys-zjj-wxzj"' in html
