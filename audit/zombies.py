@@ -81,7 +81,7 @@ def _dt(text: str | None) -> datetime | None:
 
 
 class Judge:
-    """Evaluates every system of an inventory against the policy, over one window of history."""
+    """Evaluates every system of an inventory against the policy, each over a window covering its declared cycle."""
 
     def __init__(self, inv: Inventory, store: Store, policy: dict[str, Any] | None = None,
                  now: datetime | None = None) -> None:
