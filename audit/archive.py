@@ -41,10 +41,10 @@ from jiyue.i18n import bilingual, enum_label, t
 
 ARCHIVE_COLUMNS = (
     "department", "office", "id", "name", "function", "category", "user_units", "declared_users", "frequency",
-    "requests_per_day", "measured_users", "approval_department", "approval_date", "funding_source",
-    "funding_amount", "build_year", "vendor", "classification", "protection_level", "filing_number", "zone",
-    "golden_network", "website", "depends_on", "dependents", "hosts", "location", "resources", "os", "verdict",
-    "criteria_met", "evidence", "window",
+    "measured_frequency", "requests_per_day", "measured_users", "approval_department", "approval_date",
+    "funding_source", "funding_amount", "build_year", "vendor", "classification", "protection_level",
+    "filing_number", "zone", "golden_network", "website", "depends_on", "dependents", "hosts", "location",
+    "resources", "os", "verdict", "criteria_met", "evidence", "window",
 )
 EVIDENCE_LINES_PER_CRITERION = 12  # more are counted, not listed: a cell stays readable
 
@@ -104,8 +104,21 @@ def window_text(verdict: Verdict | None, lang: str) -> str:
     else:
         text = t("window.range", lang, start=_short_time(verdict.window_start), end=_short_time(verdict.window_end),
                  runs=verdict.runs)
+        if verdict.window_days:
+            text += "; " + t("window.days", lang, days=verdict.window_days)
     if verdict is not None and verdict.hosts_missing:
         text += "; " + t("window.missing", lang, hosts=", ".join(verdict.hosts_missing))
+    return text
+
+
+def frequency_text(verdict: Verdict | None, lang: str) -> str:
+    """The measured frequency beside the declared one: its level, the active days, or what is missing."""
+    if verdict is None or verdict.measured_frequency is None:
+        return t("measured_frequency.unmeasured", lang)
+    text = t("measured_frequency.value", lang, level=enum_label("frequency", verdict.measured_frequency, lang),
+             active=verdict.active_days or 0, days=min(verdict.window_days, verdict.covered_days or 0))
+    if verdict.missing_days:
+        text += "; " + t("measured_frequency.missing", lang, days=verdict.missing_days, cycle=verdict.cycle_days)
     return text
 
 
@@ -113,7 +126,9 @@ def evidence_text(verdict: Verdict | None, lang: str, outcomes: Sequence[str] = 
     """The observation window, then each met or near criterion: its summary and evidence lines."""
     if verdict is None:
         return ""
-    lines = [f"{t('archive.window', lang)}: {window_text(verdict, lang)}"]
+    lines = [f"{t('archive.window', lang)}: {window_text(verdict, lang)}",
+             f"{t('archive.verdict', lang)}: {bilingual(verdict.rule, lang)}" if verdict.rule else ""]
+    lines = [line for line in lines if line]
     for c in verdict.criteria:
         if c.outcome not in outcomes:
             continue
@@ -232,6 +247,7 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
         "user_units": "、".join(system.scope.user_units) if lang == "zh" else ", ".join(system.scope.user_units),
         "declared_users": system.scope.declared_users,
         "frequency": enum_label("frequency", system.frequency, lang),
+        "measured_frequency": frequency_text(verdict, lang),
         "requests_per_day": m["requests_per_day"],
         "measured_users": m["users"],
         "approval_department": system.approval.department,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from audit.model import HostFacts, Location, Verdict
@@ -65,6 +65,25 @@ class HostHistory:
             for day, (n, _) in (f.get("web", {}).get("requests_per_day") or {}).items():
                 out[day] = max(out.get(day, 0), int(n))
         return out
+
+    def login_days(self) -> set[str]:
+        """Every ISO day with an interactive login, over every run."""
+        return {day for f in self.facts() for day in (f.get("logins", {}).get("logins_per_day") or {})}
+
+    def earliest_evidence(self) -> datetime | None:
+        """How far back this host's history reaches: its first stored collection, or the oldest login or
+        request its logs still remember, whichever is older. None if never collected."""
+        if not self.records:
+            return None
+        times = [self.records[0].at]
+        days = set(self.requests_per_day()) | self.login_days()
+        days |= {v[:10] for v in self.users_last().values()}
+        for day in days:
+            try:
+                times.append(datetime.fromisoformat(day[:10]).replace(tzinfo=UTC))
+            except ValueError:
+                continue
+        return min(times)
 
     def last_request(self) -> str | None:
         values = [v for f in self.facts() if (v := f.get("web", {}).get("last_request"))]

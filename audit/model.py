@@ -204,7 +204,10 @@ class Location(TypedDict, total=False):
 CRITERIA = ("detached", "replaceable", "idle", "maintenance", "small")
 MET, NEAR, NOT_MET, INSUFFICIENT = "met", "near", "not_met", "insufficient"
 ZOMBIE, SUSPECT, ACTIVE, NO_DATA = "zombie", "suspect", "active", "insufficient_data"
-VERDICT_ORDER = (ZOMBIE, SUSPECT, ACTIVE, NO_DATA)
+# Maintenance stopped, still in use: redeploy or upgrade it (重新部署/升级改造), never take it offline.
+REPLATFORM = "replatform"
+VERDICT_ORDER = (ZOMBIE, REPLATFORM, SUSPECT, ACTIVE, NO_DATA)
+FINDINGS = (ZOMBIE, REPLATFORM)  # what a policy verdict rule may conclude
 
 
 @dataclass
@@ -235,16 +238,29 @@ class Criterion:
 
 @dataclass
 class Verdict:
-    """A system's verdict over the observation window, with every criterion that led to it."""
+    """A system's verdict over its own window (one that covers its declared cycle), with every criterion
+    that led to it, the policy rule that decided it, and how its measured use compares with its declared one."""
 
     system: str
-    verdict: str  # ZOMBIE | SUSPECT | ACTIVE | NO_DATA
+    verdict: str  # ZOMBIE | REPLATFORM | SUSPECT | ACTIVE | NO_DATA
     criteria: list[Criterion]
     window_start: str | None
     window_end: str | None
     runs: int
     hosts_measured: list[str]
     hosts_missing: list[str]
+    rule: str = ""  # "中文 / English": the policy rule (or the fallback) that gave the verdict
+    window_days: int = 0  # the days judged: max(the policy's window, the declared cycle)
+    cycle_days: int = 0  # the declared frequency's cycle the history must cover
+    covered_days: int | None = None  # how far back the evidence reaches; None: no evidence at all
+    declared_frequency: str | None = None  # system.frequency
+    measured_frequency: str | None = None  # the level the measured active days match; None: not measured
+    active_days: int | None = None  # days of the window with a request or a login
+
+    @property
+    def missing_days(self) -> int:
+        """Days of history still needed to cover one declared cycle (0 when covered)."""
+        return max(self.cycle_days - (self.covered_days or 0), 0)
 
     @property
     def met(self) -> list[int]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from audit import archive
 from audit.archive import ARCHIVE_COLUMNS
-from audit.model import SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult, Verdict
+from audit.model import REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult, Verdict
 from jiyue import i18n, reports
 from jiyue.i18n import t
 
@@ -30,7 +30,8 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 FORMATS = ("xlsx", "csv", "json", "html")
 BASENAME = "archive"
-VERDICT_COLORS = {"zombie": "#c0392b", "suspect": "#e67e22", "active": "#2e8b57", "insufficient_data": "#8e99a4"}
+VERDICT_COLORS = {"zombie": "#c0392b", "replatform": "#8e44ad", "suspect": "#e67e22", "active": "#2e8b57",
+                  "insufficient_data": "#8e99a4"}
 
 
 def _flatten(numbers: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -169,6 +170,8 @@ class AuditReport:
         return {
             "id": s.id, "name": s.name, "department": dept.name if dept else s.department,
             "verdict": v.verdict, "window": archive.window_text(v, self.lang),
+            "declared_frequency": i18n.enum_label("frequency", s.frequency, self.lang),
+            "measured_frequency": archive.frequency_text(v, self.lang), "rule": i18n.bilingual(v.rule, self.lang),
             "hosts_measured": v.hosts_measured, "hosts_missing": v.hosts_missing,
             "criteria": [{"number": c.number, "label": t(f"criterion.{c.key}", self.lang), "outcome": c.outcome,
                           "summary": i18n.bilingual(c.summary, self.lang), "numbers": _flatten(c.numbers),
@@ -193,7 +196,9 @@ class AuditReport:
                             "met": [f"{c.number} {t(f'criterion.{c.key}', lang)}" for c in v.criteria
                                     if c.outcome == "met"] if v else [],
                             "cpu": m["cpu_p95_pct"], "net": m["net_p95_mb_per_day"],
-                            "requests": m["requests_per_day"], "users": m["users"]})
+                            "requests": m["requests_per_day"], "users": m["users"],
+                            "declared_frequency": i18n.enum_label("frequency", s.frequency, lang),
+                            "measured_frequency": archive.frequency_text(v, lang)})
             colour = VERDICT_COLORS.get(v.verdict, "#4e79a7") if v else "#4e79a7"
             if m["cpu_p95_pct"] is None:
                 unmeasured.append(s.id)
@@ -227,6 +232,7 @@ class AuditReport:
             "unmeasured": unmeasured,
             "graph": self._graph(),
             "zombies": [self._detail(v) for v in self.verdicts if v.verdict == ZOMBIE],
+            "replatforms": [self._detail(v) for v in self.verdicts if v.verdict == REPLATFORM],
             "suspects": [self._detail(v) for v in self.verdicts if v.verdict == SUSPECT],
             "integration_headers": integration_headers, "integration_rows": integration_rows,
             "asset_headers": asset_headers, "asset_rows": asset_rows,

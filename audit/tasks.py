@@ -15,14 +15,14 @@ from rich.table import Table
 from audit import service
 from audit.collect import CollectOptions
 from audit.collect import collect as collect_hosts
-from audit.model import ACTIVE, NO_DATA, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
+from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
 from inventory.model import Inventory
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
 
-VERDICT_STYLE = {ZOMBIE: "bold red", SUSPECT: "yellow", ACTIVE: "green", NO_DATA: "dim"}
+VERDICT_STYLE = {ZOMBIE: "bold red", REPLATFORM: "magenta", SUSPECT: "yellow", ACTIVE: "green", NO_DATA: "dim"}
 POLICY_HELP = "zombie policy YAML (default: audit/policy.yaml)"
 
 

@@ -1,9 +1,13 @@
-"""Zombie verdicts: the five criteria of policy.md §1 as rules over the stored collection history.
+"""Zombie verdicts: the five criteria of 盘政办发〔2017〕144号 as rules over the stored collection history.
 
 Every criterion returns an outcome (met / near / not_met / insufficient), the numbers behind it,
-the window they cover and the evidence lines that justify it. A system's verdict follows from its
-criteria (audit/policy.yaml, `verdict`): a decommission candidate always carries its evidence, and
-a history too short to judge is reported as such, never guessed.
+the window they cover and the evidence lines that justify it. Each system is judged over its own
+window, one that covers its declared frequency's cycle (a yearly system over a year), and where
+the history does not cover that cycle yet, a criterion that would count against it says how many
+days are missing instead. A system's verdict follows from its criteria by the policy's ordered
+rules (audit/policy.yaml, `verdict.rules`): zombie (清理下线), replatform (重新部署/升级改造), or
+the fallbacks; a decommission candidate always carries its evidence, and a history too short to
+judge is reported as such, never guessed.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from audit.history import AuditHistory, HostHistory, percentile_of
 from audit.model import (
     ACTIVE,
     CRITERIA,
+    FINDINGS,
     INSUFFICIENT,
     MET,
     NEAR,
     NO_DATA,
     NOT_MET,
+    REPLATFORM,
     SUSPECT,
     ZOMBIE,
     Criterion,
@@ -39,8 +45,25 @@ DEFAULT_POLICY = HERE / "policy.yaml"
 LIFECYCLE = HERE / "lifecycle.yaml"
 
 
+LEVELS = ("daily", "weekly", "monthly", "quarterly", "yearly", "rarely")  # declared frequencies, most often first
+RULE_KEYS = {"finding", "any_met", "met", "in_use"}
+
+
 def load_policy(path: Path | None = None) -> dict[str, Any]:
-    return yaml.safe_load((path or DEFAULT_POLICY).read_text(encoding="utf-8"))
+    """The policy as data; ValueError names what is wrong with a verdict rule, so an auditor's edit fails loudly."""
+    policy = yaml.safe_load((path or DEFAULT_POLICY).read_text(encoding="utf-8"))
+    if not isinstance(policy, dict):
+        raise ValueError(f"{path or DEFAULT_POLICY}: not a mapping")
+    for i, rule in enumerate(policy.get("verdict", {}).get("rules") or []):
+        where = f"verdict.rules[{i}]"
+        if not isinstance(rule, dict) or set(rule) - RULE_KEYS:
+            raise ValueError(f"{where}: keys are {', '.join(sorted(RULE_KEYS))}")
+        if rule.get("finding") not in FINDINGS:
+            raise ValueError(f"{where}.finding: one of {', '.join(FINDINGS)}")
+        unknown = [c for c in [*rule.get("any_met", []), *rule.get("met", [])] if c not in CRITERIA]
+        if unknown:
+            raise ValueError(f"{where}: unknown criteria {', '.join(unknown)} (known: {', '.join(CRITERIA)})")
+    return policy
 
 
 def load_lifecycle() -> dict[str, dict[str, dict[str, Any]]]:
@@ -58,7 +81,7 @@ def _dt(text: str | None) -> datetime | None:
 
 
 class Judge:
-    """Evaluates every system of an inventory against the policy, over one window of history."""
+    """Evaluates every system of an inventory against the policy, each over a window covering its declared cycle."""
 
     def __init__(self, inv: Inventory, store: Store, policy: dict[str, Any] | None = None,
                  now: datetime | None = None) -> None:
@@ -66,9 +89,30 @@ class Judge:
         self.policy = policy or load_policy()
         self.lifecycle = load_lifecycle()
         self.now = now or datetime.now(UTC)
-        window = timedelta(days=self.policy["observation"]["window_days"])
-        self.since = self.now - window
-        self.history = AuditHistory.load(inv, store, self.since)
+        # `since` is the policy's own window (reports, sizing); each system's may reach further back.
+        self.since = self.now - timedelta(days=self.policy["observation"]["window_days"])
+        longest = max([self.window_days(s) for s in inv.systems.values()],
+                      default=self.policy["observation"]["window_days"])
+        self.history = AuditHistory.load(inv, store, self.now - timedelta(days=longest))
+
+    def cycle_days(self, system: System) -> int:
+        """The days of history one cycle of the system's declared frequency needs."""
+        return int(self.policy.get("frequency", {}).get("cycle_days", {}).get(str(system.frequency), 0) or 0)
+
+    def window_days(self, system: System) -> int:
+        """The system's window: the policy's, or its declared cycle if longer."""
+        return max(int(self.policy["observation"]["window_days"]), self.cycle_days(system))
+
+    def system_since(self, system: System) -> datetime:
+        return self.now - timedelta(days=self.window_days(system))
+
+    def covered_days(self, hosts: list[HostHistory]) -> int | None:
+        """How many days back the system's evidence reaches (None: nothing collected)."""
+        earliest = [at for h in hosts if (at := h.earliest_evidence()) is not None]
+        return (self.now - min(earliest)).days if earliest else None
+
+    def _missing(self, system: System, hosts: list[HostHistory]) -> int:
+        return max(self.cycle_days(system) - (self.covered_days(hosts) or 0), 0)
 
     def _window(self, system: System) -> tuple[list[HostHistory], list[str]]:
         hosts = self.history.hosts
@@ -99,12 +143,15 @@ class Judge:
                                                         "access logs or data paths were measured")
         last_at, _ = max(dated, key=lambda s: s[0])
         days = (self.now - last_at).days
+        # A seasonal system is quiet between its seasons: the threshold is at least its declared cycle.
+        cycle = self.cycle_days(system)
+        threshold, suspect = max(p["inactive_days"], cycle), max(p["suspect_days"], cycle // 2)
         numbers = {"days_since_last_activity": days, "last_activity": last_at.isoformat(),
-                   "threshold_days": p["inactive_days"]}
+                   "threshold_days": threshold, "declared_frequency": str(system.frequency)}
         evidence = [e for _, e in sorted(dated, key=lambda s: s[0], reverse=True)]
-        outcome = MET if days > p["inactive_days"] else NEAR if days > p["suspect_days"] else NOT_MET
-        return Criterion("detached", outcome, f"最近一次使用在 {days} 天前 / last use {days} days ago "
-                                              f"(threshold {p['inactive_days']})", numbers, evidence)
+        outcome = MET if days > threshold else NEAR if days > suspect else NOT_MET
+        return Criterion("detached", outcome, f"最近一次使用在 {days} 天前（阈值 {threshold} 天）/ last use "
+                                              f"{days} days ago (threshold {threshold})", numbers, evidence)
 
     def _in_use(self, system_id: str) -> bool | None:
         """A system is in active use when none of criteria 1, 3 and 5 is met; None if unknown."""
@@ -151,11 +198,12 @@ class Judge:
 
     def idle(self, system: System, hosts: list[HostHistory]) -> Criterion:
         p, obs = self.policy["idle"], self.policy["observation"]
+        since, cycle = self.system_since(system), self.cycle_days(system)
         evidence: list[Evidence] = []
         host_outcomes: list[str] = []
         numbers: dict[str, Any] = {"hosts": {}}
         for h in hosts:
-            samples = [s for s in h.samples() if s[0] >= self.since]
+            samples = [s for s in h.samples() if s[0] >= since]
             span = (max(s[0] for s in samples) - min(s[0] for s in samples)).days if samples else 0
             if len(samples) < obs["min_samples"] or span < obs["min_days"]:
                 host_outcomes.append(INSUFFICIENT)
@@ -175,7 +223,12 @@ class Judge:
             evidence.append(Evidence(h.name, "utilisation", f"P{p['percentile']} of daily means: CPU {cpu:.2f}%, "
                                      f"network {net:.2f} MB/day; {len(samples)} samples on {len(daily)} days "
                                      f"over {span} days"))
-            if cpu < p["cpu_pct"] and net < p["network_mb_per_day"]:
+            if cpu < p["cpu_pct"] and net < p["network_mb_per_day"] and span < cycle:
+                # Idle so far, but "长期" is measured against the declared cycle: off-season is not idle.
+                host_outcomes.append(INSUFFICIENT)
+                evidence.append(Evidence(h.name, "samples", f"idle over {span} days; the declared cycle needs "
+                                         f"{cycle}: {cycle - span} days missing"))
+            elif cpu < p["cpu_pct"] and net < p["network_mb_per_day"]:
                 host_outcomes.append(MET)
             elif cpu < p["cpu_pct"] * p["suspect_factor"] and net < p["network_mb_per_day"] * p["suspect_factor"]:
                 host_outcomes.append(NEAR)
@@ -184,7 +237,7 @@ class Judge:
         numbers |= {"threshold_cpu_pct": p["cpu_pct"], "threshold_network_mb_per_day": p["network_mb_per_day"]}
         if not host_outcomes or (INSUFFICIENT in host_outcomes and NOT_MET not in host_outcomes):
             return Criterion("idle", INSUFFICIENT, "观察期不足，无法判断资源是否长期空闲 / history too short to judge "
-                                                   "utilisation", numbers, evidence)
+                                                   "utilisation over the declared cycle", numbers, evidence)
         for outcome in (NOT_MET, NEAR, MET):
             if outcome in host_outcomes:
                 break
@@ -240,38 +293,60 @@ class Judge:
                 "更新间隔偏长或临近停止维护 / long since the last update, or end of life near")
         return Criterion("maintenance", outcome, text, numbers, evidence)
 
+    def measured_frequency(self, active_days: int, days: int) -> str:
+        """The declared level whose interval matches the mean interval between active days."""
+        if active_days <= 0:
+            return "rarely"
+        interval = days / active_days
+        limits = self.policy.get("frequency", {}).get("measured_interval_days", {})
+        return next((level for level in LEVELS[:-1] if level in limits and interval <= limits[level]), "rarely")
+
     def small(self, system: System, hosts: list[HostHistory]) -> Criterion:
-        p = self.policy["small"]
-        since_day = self.since.date().isoformat()
+        p, freq = self.policy["small"], self.policy.get("frequency", {})
+        since = self.system_since(system)
+        since_day, window = since.date().isoformat(), self.window_days(system)
         users: set[str] = set()
         clients: set[str] = set()
         per_day: dict[str, int] = {}
+        login_days: set[str] = set()
         has_logins = has_web = False
         for h in hosts:
             logins = h.users_last()
             has_logins |= h.logins_collected() and bool(h.latest.get("logins", {}).get("sources"))
-            users |= {u for u, at in logins.items() if at >= self.since.isoformat()}
+            users |= {u for u, at in logins.items() if at >= since.isoformat()}
+            login_days |= {d for d in h.login_days() if d >= since_day}
             web = h.clients_last_day()
             has_web |= h.access_logs_found()
             clients |= {ip for ip, day in web.items() if day >= since_day}
             for day, n in h.requests_per_day().items():
                 if day >= since_day:
                     per_day[day] = per_day.get(day, 0) + n
-        if not has_logins and not has_web:
+        covered = self.covered_days(hosts)
+        if (not has_logins and not has_web) or covered is None:
             return Criterion("small", INSUFFICIENT, "没有登录或访问记录 / no login or access records")
-        first = min(per_day) if per_day else since_day
-        days = max((self.now.date() - date.fromisoformat(max(first, since_day))).days, 1)
+        # Per day of the window, or of the history when it covers less of it: never per day since the
+        # first request seen, which reads 30 requests in one hour of a long-dead system as 30 a day.
+        days = max(min(window, covered), 1)
         rate = sum(per_day.values()) / days
+        active = len({d for d, n in per_day.items() if n} | login_days)
+        measured = self.measured_frequency(active, days)
+        declared = str(system.frequency)
+        gap = LEVELS.index(measured) - LEVELS.index(declared) if declared in LEVELS else 0
+        far_below = gap >= int(freq.get("far_below_levels", 2))
         # Logins are mostly operators, clients mostly end users: the larger count estimates the users.
         n_users = max(len(users), len(clients))
+        missing = self._missing(system, hosts)
         numbers = {"login_users": len(users), "web_clients": len(clients), "users": n_users,
-                   "requests_per_day": round(rate, 1), "days": days, "declared_users": system.scope.declared_users,
+                   "requests_per_day": round(rate, 1), "days": days, "window_days": window,
+                   "covered_days": covered, "active_days": active, "declared_frequency": declared,
+                   "measured_frequency": measured, "declared_users": system.scope.declared_users,
                    "threshold_users": p["max_users"], "threshold_requests_per_day": p["max_requests_per_day"]}
-        window = self.policy["observation"]["window_days"]
         evidence = [Evidence("", "users", f"{len(users)} login users ({', '.join(sorted(users)[:8])}), "
                                           f"{len(clients)} web clients in {window} days"),
                     Evidence("", "requests", f"{rate:.1f} requests/day over {days} days; declared users "
-                                             f"{system.scope.declared_users}")]
+                                             f"{system.scope.declared_users}"),
+                    Evidence("", "frequency", f"declared {declared}, measured {measured}: used on {active} of "
+                                              f"{days} days")]
         if n_users <= p["max_users"] and rate <= p["max_requests_per_day"]:
             outcome = MET
         elif n_users <= p["max_users"] * p["suspect_factor"] and \
@@ -279,27 +354,76 @@ class Judge:
             outcome = NEAR
         else:
             outcome = NOT_MET
-        return Criterion("small", outcome, f"{n_users} 名用户，日均 {rate:.1f} 次请求 / {n_users} users, "
-                                           f"{rate:.1f} requests a day", numbers, evidence)
+        if far_below:
+            evidence.append(Evidence("", "frequency_far_below", f"measured {measured} is {gap} levels below the "
+                                                                f"declared {declared}"))
+            if outcome == NEAR:
+                outcome = MET
+        if outcome in (MET, NEAR) and missing:
+            evidence.append(Evidence("", "history", f"history covers {covered} of the {self.cycle_days(system)} "
+                                                    f"days of the declared cycle ({declared}): {missing} missing"))
+            return Criterion("small", INSUFFICIENT, f"历史记录尚未覆盖申报的使用周期，还差 {missing} 天 / the "
+                                                    f"history does not cover the declared cycle yet: {missing} days "
+                                                    "missing",
+                             numbers, evidence)
+        return Criterion("small", outcome, f"{n_users} 名用户，日均 {rate:.1f} 次请求，实测频度 {measured}（申报 "
+                                           f"{declared}） / {n_users} users, {rate:.1f} requests a day, measured "
+                                           f"{measured} (declared {declared})", numbers, evidence)
 
     # --- verdicts ------------------------------------------------------------------------------
 
+    @staticmethod
+    def in_use(criteria: dict[str, Criterion]) -> bool | None:
+        """Measurably used: criteria 1 and 5 judged and not met; False if either is met; None if unknown."""
+        outcomes = [criteria["detached"].outcome, criteria["small"].outcome]
+        if MET in outcomes:
+            return False
+        return None if INSUFFICIENT in outcomes else True
+
+    def _finding(self, criteria: dict[str, Criterion]) -> tuple[str, str] | None:
+        """(finding, the rule that gave it) from the policy's ordered verdict rules; None if no rule holds."""
+        met = {k for k, c in criteria.items() if c.outcome == MET}
+        in_use = self.in_use(criteria)
+        for i, rule in enumerate(self.policy["verdict"].get("rules") or []):
+            if "any_met" in rule and not met & set(rule["any_met"]):
+                continue
+            if not set(rule.get("met", [])) <= met:
+                continue
+            if "in_use" in rule and in_use is not rule["in_use"]:
+                continue
+            hit = sorted(CRITERIA.index(k) + 1 for k in met & set(rule.get("any_met", []) + rule.get("met", [])))
+            return rule["finding"], (f"策略规则 verdict.rules[{i}]（标准 {'、'.join(map(str, hit))}）/ policy rule "
+                                     f"verdict.rules[{i}] (criteria {', '.join(map(str, hit))})")
+        return None
+
     def judge(self, system: System) -> Verdict:
         hosts, missing = self._window(system)
-        criteria = [getattr(self, key)(system, hosts) for key in CRITERIA]
-        outcomes = [c.outcome for c in criteria]
-        if outcomes.count(MET) >= self.policy["verdict"]["zombie_min_criteria"]:
-            verdict = ZOMBIE
+        criteria = {key: getattr(self, key)(system, hosts) for key in CRITERIA}
+        outcomes = [c.outcome for c in criteria.values()]
+        found = self._finding(criteria)
+        small = criteria["small"].numbers
+        daily_use = small.get("measured_frequency") == "daily" and criteria["small"].outcome == NOT_MET
+        met = {k for k, c in criteria.items() if c.outcome == MET}
+        if found and found[0] == ZOMBIE and met == {"maintenance"} and daily_use:
+            # The hard gate, whatever the policy file says: measured daily business use is never
+            # decommissioned for its stack alone; the stack is what gets replaced.
+            found = (REPLATFORM, "每日在用的系统不因第 4 条单独清理下线：重新部署/升级改造 / a system in measured "
+                                 "daily use is never decommissioned by criterion 4 alone: re-platform it")
+        if found:
+            verdict, rule = found
         elif INSUFFICIENT in outcomes or not hosts:
-            verdict = NO_DATA
+            verdict, rule = NO_DATA, "有认定标准无法判断 / a criterion could not be judged"
         elif NEAR in outcomes:
-            verdict = SUSPECT
+            verdict, rule = SUSPECT, "有认定标准接近阈值 / a criterion is near its threshold"
         else:
-            verdict = ACTIVE
+            verdict, rule = ACTIVE, "各项认定标准均不符合 / no criterion met"
         times = [r.at for h in hosts for r in h.records]
         runs = len({r.run_id for h in hosts for r in h.records})
-        return Verdict(system.id, verdict, criteria, min(times).isoformat() if times else None,
-                       max(times).isoformat() if times else None, runs, [h.name for h in hosts], missing)
+        return Verdict(system.id, verdict, list(criteria.values()), min(times).isoformat() if times else None,
+                       max(times).isoformat() if times else None, runs, [h.name for h in hosts], missing,
+                       rule=rule, window_days=self.window_days(system), cycle_days=self.cycle_days(system),
+                       covered_days=self.covered_days(hosts), declared_frequency=str(system.frequency),
+                       measured_frequency=small.get("measured_frequency"), active_days=small.get("active_days"))
 
     def judge_all(self, systems: list[str] | None = None) -> list[Verdict]:
         return [self.judge(self.inv.systems[s]) for s in (systems or sorted(self.inv.systems))]

@@ -100,8 +100,8 @@ def audit_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     audited = audit.collect_and_judge(inv, history)
     console.print(f"collected {len(audited.collection) - len(audited.not_collected)} of {len(audited.collection)} "
                   "hosts")
-    for verdict in (v for v in audited.verdicts if v.verdict == "zombie"):
-        console.print(f"zombie {verdict.system} {inv.systems[verdict.system].name}: criteria "
+    for verdict in (v for v in audited.verdicts if v.verdict in ("zombie", "replatform")):
+        console.print(f"{verdict.verdict} {verdict.system} {inv.systems[verdict.system].name}: criteria "
                       f"{', '.join(map(str, verdict.met))}")
     for path in audit_report.write_reports(audited, target):
         console.print(f"wrote {path}")

@@ -213,8 +213,11 @@ def access_log(inv: Inventory, system: System, params: dict, now: datetime, rng:
     referer = f"http://{system.id}.zw.local/"
     end = now - timedelta(days=ago)
     last_day = end.replace(hour=0, minute=0, second=0, microsecond=0)
+    # A seasonal system (`seasons`, `every`): the same span of days once per cycle, the newest first ending `ago`.
+    seasons, every = int(params.get("seasons", 1)), int(params.get("every", 365))
+    backs = [season * every + back for season in range(seasons - 1, -1, -1) for back in range(days - 1, -1, -1)]
     lines, last = [], 0.0
-    for back in range(days - 1, -1, -1):
+    for back in backs:
         day_start = last_day - timedelta(days=back)
         n = int(_pick(rng, params.get("requests_per_day", [150, 400])))
         times = _request_times(rng, day_start.timestamp(), end.timestamp(), n)

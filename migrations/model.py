@@ -31,6 +31,7 @@ class Disposition(StrEnum):
     idc_move = "idc_move"  # 物理迁移至IDC机房: what the cloud cannot host
     confidential_handover = "confidential_handover"  # 移交机要网: classified systems, never the cloud
     decommission = "decommission"  # 清理下线: zombies (audit verdicts)
+    replatform = "replatform"  # 重新部署/升级改造: in use, but on an unmaintained stack (audit verdicts)
     site_cluster = "site_cluster"  # 网站集约化平台: department websites
     retain = "retain"  # 保留: national golden networks, as the state deploys them
 

@@ -2,8 +2,9 @@
 
 1. **Dispositions** (policy.md §2), first rule that applies: classified → hand-over to the confidential
    network (a hard gate: nothing below, no website flag, no override, no verdict reaches it); national
-   golden network → retain; zombie verdict of the audit → decommission; website → site cluster; special
-   hardware → IDC move; everything else → cloud rehost. Without audit history nothing is decommissioned
+   golden network → retain; zombie verdict of the audit → decommission; website → site cluster; re-platform
+   verdict (maintenance stopped, still in use) → re-platform; special hardware → IDC move; everything else →
+   cloud rehost. Without audit history nothing is decommissioned
    (a verdict not known is not a zombie) and the rule says so.
 2. **Sizing** of each cloud rehost's hosts from the audit history (P95 CPU, memory used, data under the
    data paths) plus headroom (planning.yaml), onto the smallest fitting flavor; what was never measured
@@ -36,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from audit.history import AuditView, HostMeasure
-from audit.model import ZOMBIE, Verdict
+from audit.model import REPLATFORM, ZOMBIE, Verdict
 from inventory.model import Classification, Flavor, Inventory, System
 from migrations.model import (
     Disposition,
@@ -57,7 +58,8 @@ GB = 1024**3
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # The order dispositions are listed in reports and counted.
 DISPOSITION_ORDER = (Disposition.cloud_rehost, Disposition.site_cluster, Disposition.idc_move,
-                     Disposition.confidential_handover, Disposition.retain, Disposition.decommission)
+                     Disposition.confidential_handover, Disposition.retain, Disposition.replatform,
+                     Disposition.decommission)
 
 
 class PlanningError(ValueError):
@@ -273,6 +275,12 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
                 _rule("部门网站：迁入网站集约化平台，不再单独运行（policy.md §2）",
                       "department website: moves onto the consolidated site-cluster platform (policy.md §2)",
                       suffix), notes)
+    if verdict is not None and verdict.verdict == REPLATFORM:  # after the website: the site cluster re-platforms it
+        return (Disposition.replatform,
+                _rule("运行维护已停止但系统仍在使用：在政务云上以受支持的操作系统重新部署或升级改造，不清理下线"
+                      "（盘政办发〔2017〕144号：可利用已有政务信息系统运行或适当升级改造后可满足需求的业务事项，不再新建）",
+                      "maintenance stopped, still in use: redeploy or upgrade it onto a supported stack on the cloud, "
+                      "never decommission it (Panjin plan 盘政办发〔2017〕144号)"), notes)
     if system.special_hardware:
         return (Disposition.idc_move,
                 _rule(f"含专用硬件（{system.special_hardware}）：云平台无法满足，物理迁移至市大数据中心IDC机房"
@@ -575,7 +583,8 @@ OWNER_RULE = ("谁建设、谁负责：部门继续负责应用和软件安全�
               "operations centre runs the infrastructure and provides graded-protection assessment (policy.md §2)")
 VERIFY_RULE = "迁移后完成功能验证（policy.md §2） / functional verification after the move (policy.md §2)"
 WORK_ORDER_PREFIX = {Disposition.idc_move: "idc", Disposition.confidential_handover: "handover",
-                     Disposition.decommission: "decommission", Disposition.site_cluster: "site"}
+                     Disposition.decommission: "decommission", Disposition.site_cluster: "site",
+                     Disposition.replatform: "replatform"}
 
 
 def _disposal_notes(inv: Inventory, system: System, audit: AuditView, today: date) -> list[str]:
@@ -627,6 +636,11 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
                          f"{', '.join(dependents)}: remove the dependency first")
         notes += ["资产处置（移交划转或报损报废，policy.md §1）： / asset disposal (transfer or scrap, policy.md §1):",
                   *_disposal_notes(inv, system, audit, today), ROOM_RULE]
+    elif kind == Disposition.replatform:
+        notes += ["在受支持的操作系统与软件栈上重新部署（或由承建单位升级改造），数据迁移后功能验证，再切换访问入口；"
+                  "原主机随后按资产清单处置 / redeploy on a supported OS and stack (or have the contractor upgrade "
+                  "it), migrate the data, verify its functions, then switch its entry point; the old hosts then go to "
+                  "the asset list", OWNER_RULE, VERIFY_RULE]
     elif kind == Disposition.site_cluster:
         notes += ["内容与栏目迁入市网站集约化平台，原服务器停止单独对外服务（policy.md §2） / content moves onto the "
                   "city's site-cluster platform; the old server stops serving on its own (policy.md §2)",

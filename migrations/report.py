@@ -29,6 +29,7 @@ BASENAME = "migration-plan"
 DISPOSITION_COLORS = {
     Disposition.cloud_rehost: "#4e79a7", Disposition.site_cluster: "#59a14f", Disposition.idc_move: "#f28e2b",
     Disposition.confidential_handover: "#b07aa1", Disposition.retain: "#9c755f", Disposition.decommission: "#c0392b",
+    Disposition.replatform: "#8e44ad",
 }
 
 

@@ -23,6 +23,7 @@ import yaml
 
 import inventory
 from audit.history import AuditView, HostMeasure
+from audit.model import REPLATFORM
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
 from inventory.model import Classification, Inventory
 from jiyue.runner import Result
@@ -209,14 +210,14 @@ def test_classified_never_to_the_cloud_whatever_the_inventory_says(demo_inv, his
 
 
 def test_classified_never_to_the_cloud_whatever_planning_yaml_overrides(demo_inv, history, rules):
-    for disposition in ("cloud_rehost", "site_cluster", "idc_move", "decommission", "retain"):
+    for disposition in ("cloud_rehost", "site_cluster", "idc_move", "decommission", "retain", "replatform"):
         overrides = {"szfb-jmwj": {"disposition": disposition, "reason": "部门申请 / the department asked"}}
         plan = build_plan(demo_inv, history, with_rules(rules, overrides=overrides), start=START, now=NOW)
         _assert_handed_over(plan, "szfb-jmwj")
         assert any("refused" in n for n in by_id(plan)["szfb-jmwj"].notes)
 
 
-@pytest.mark.parametrize("verdict", [ACTIVE, ZOMBIE])
+@pytest.mark.parametrize("verdict", [ACTIVE, ZOMBIE, REPLATFORM])
 def test_classified_never_to_the_cloud_whatever_the_audit_says(demo_inv, history, rules, verdict):
     audit = copy.copy(history)
     audit.verdicts = {**history.verdicts, "gaj-qbyp": Verdict("gaj-qbyp", verdict, [], None, None, 30,
