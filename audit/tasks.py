@@ -84,13 +84,16 @@ def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang:
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
             "workers": "hosts collected at once (default 100)", "timeout": "seconds per host (default 60)",
             "sample": "seconds of CPU/network sampling per host (default 1)",
-            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
-def collect(c, inventory=None, limit=None, store=None, workers=100, timeout=60, sample=1, trust_on_first_use=False):
-    """Collect facts from every host over SSH (read-only, one session each) and store the run."""
+            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
+            "include_classified": HELP["include_classified"]})
+def collect(c, inventory=None, limit=None, store=None, workers=100, timeout=60, sample=1, trust_on_first_use=False,
+            include_classified=False):
+    """Collect facts from every host over SSH (read-only, one session each) and store the run; hosts of
+    classified (涉密) systems are left out."""
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit)
+    hosts = limit_hosts(inv, limit, include_classified)
     options = CollectOptions(workers=int(workers), timeout=float(timeout), sample_seconds=int(sample),
-                             trust_on_first_use=trust_on_first_use)
+                             trust_on_first_use=trust_on_first_use, include_classified=include_classified)
     run_id, results = collect_hosts(inv, hosts, options, store=Store(store))
     _print_collection(results, run_id)
     failed = sum(not r.ok for r in results)
@@ -118,13 +121,15 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lan
 
 
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
-                          "out": HELP["out"], "lang": "zh (default) or en"})
-def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh"):
+                          "out": HELP["out"], "lang": "zh (default) or en",
+                          "include_classified": HELP["include_classified"]})
+def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh", include_classified=False):
     """Collect, then write every report (unreachable hosts are reported; the rest are still judged)."""
     formats = _formats(lang, "xlsx,csv,json,html")
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit) if limit else None
-    result = service.collect_and_judge(inv, Store(store), hosts)
+    selected = limit_hosts(inv, limit, include_classified)  # says which classified hosts it leaves out
+    hosts = selected if limit or include_classified else None  # None: every system is judged
+    result = service.collect_and_judge(inv, Store(store), hosts, CollectOptions(include_classified=include_classified))
     _print_collection(result.collection, result.run_id)
     _write(result, out, formats, lang)
     _print_verdicts(result)
