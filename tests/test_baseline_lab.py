@@ -146,3 +146,22 @@ def test_testinfra_path_gives_the_fleet_paths_verdicts(all_level3, demo, lab, tm
              for r in all_level3 if r.target in names for row in r.value["rows"]}
     assert len(fleet) > 6 * 40
     assert testinfra == fleet
+
+
+def test_no_classified_host_is_checked_against_dengbao(lab, demo):
+    """A classified (涉密) system is under 分级保护, not 等保: refused before any session, whatever the level."""
+    from inventory.groups import ClassifiedRefused
+    from tests.test_audit_classified import sessions
+
+    hosts = ["szfb-oa-app1", "szfb-jmwj-app1"]
+    before = {h: sessions(lab, h) for h in hosts}
+    assert service.levels(demo, hosts) == {"szfb-oa-app1": 3, "szfb-jmwj-app1": None}  # 分保: no 等保 level
+    with pytest.raises(ClassifiedRefused, match="asked to check against 等保 classified"):
+        service.check(demo, hosts, level=3, progress=False)
+    with pytest.raises(ClassifiedRefused, match="szfb-jmwj-app1"):
+        service.remediate(demo, ["szfb-jmwj-app1"], progress=False)
+    assert {h: sessions(lab, h) for h in hosts} == before
+    # only the explicit override reaches it, and only at a level given for it
+    run = service.check(demo, hosts, level=3, options=model.CheckOptions(include_classified=True), progress=False)
+    assert sorted(r.target for r in run.results) == sorted(hosts) and all(r.ok for r in run.results)
+    assert {h: sessions(lab, h) - before[h] for h in hosts} == dict.fromkeys(hosts, 1)
