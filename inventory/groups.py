@@ -131,7 +131,7 @@ def refuse_classified(inv: Inventory, hosts: Iterable[str], asked_by: str = "") 
     classified = sorted(h for h in hosts if inv.is_classified(h))
     if not classified:
         return
-    named = ", ".join(f"{h} ({inv.owner(h).id} {inv.owner(h).name})" for h in classified)  # type: ignore[union-attr]
+    named = ", ".join(f"{h} ({s.id} {s.name})" for h in classified if (s := inv.owner(h)) is not None)
     raise ClassifiedRefused(
         f"{asked_by}classified (涉密) host{'s' * (len(classified) > 1)} {named}: a classified system is under "
         "分级保护 and handled by the confidential bureau, so jiyue does not connect to it. Leave it out "
