@@ -17,7 +17,7 @@ from audit.collect import CollectOptions
 from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
-from inventory.model import Inventory
+from inventory.model import Classification, Inventory
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
@@ -72,6 +72,10 @@ def _print_verdicts(result: AuditResult) -> None:
     console.print(table)
     counts = {k: sum(v.verdict == k for v in verdicts) for k in VERDICT_ORDER}
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + ". Evidence: invoke audit.report")
+    classified = sorted(s.id for s in inv.systems.values() if s.classification == Classification.classified)
+    if classified:
+        console.print(f"not judged: {len(classified)} classified (涉密) systems ({', '.join(classified)}), under "
+                      "分级保护 and handled by the confidential bureau; the archive lists their declared fields only")
 
 
 def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang: str) -> None:

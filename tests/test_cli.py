@@ -130,6 +130,7 @@ def test_audit_from_the_command_line_reports_a_down_host_and_still_writes(lab, d
         "archive.csv", "archive.html", "archive.json", "archive.xlsx"]
     zombies = jiyue("audit.zombies", "--limit", "dept_fgw", "--store", store)
     assert zombies.returncode == 0 and "fgw-oa" in zombies.stdout
+    assert "not judged: 2 classified (涉密) systems (gaj-qbyp, szfb-jmwj)" in zombies.stdout
     assert jiyue("audit.report", "--format", "pdf").returncode == 2
 
 
