@@ -36,7 +36,7 @@ from audit.model import (
     Location,
     Verdict,
 )
-from inventory.model import Inventory, System
+from inventory.model import Classification, Inventory, ProtectionScheme, System
 from jiyue.i18n import bilingual, enum_label, t
 
 ARCHIVE_COLUMNS = (
@@ -232,12 +232,19 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
                    facts: Mapping[str, HostFacts], lang: str = "zh",
                    dependents: Mapping[str, Mapping[str, str]] | None = None,
                    location: Location | None = None) -> dict[str, Any]:
-    """One system's archive row as {column key: value}, texts in `lang`."""
+    """One system's archive row as {column key: value}, texts in `lang`.
+
+    A classified (涉密) system's row holds its declared fields only, marked as the confidential bureau's
+    (分级保护): jiyue neither measures nor judges it, so no fact, verdict or measured edge is shown."""
+    classified = system.classification == Classification.classified
+    if classified:
+        verdict, facts, dependents, location = None, {}, declared_dependents(inv), None
     dept = inv.departments.get(system.department)
     m = measured(verdict)
     deps = (dependents if dependents is not None else declared_dependents(inv)).get(system.id, {})
     yes, no = t("report.yes", lang), t("report.no", lang)
-    return {
+    p = system.protection
+    row = {
         "department": dept.name if dept else system.department,
         "office": system.office or "",
         "id": system.id,
@@ -257,8 +264,8 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
         "build_year": system.build_year,
         "vendor": system.vendor,
         "classification": enum_label("classification", system.classification, lang),
-        "protection_level": system.protection.level,
-        "filing_number": system.protection.filing_number or "",
+        "protection_level": p.level if p.scheme == ProtectionScheme.dengbao else enum_label("scheme", p.scheme, lang),
+        "filing_number": p.filing_number or "",
         "zone": enum_label("zone", system.zone, lang),
         "golden_network": system.golden_network.value if system.golden_network else "",
         "website": yes if system.website else no,
@@ -274,6 +281,10 @@ def archive_record(inv: Inventory, system: System, verdict: Verdict | None,
         "evidence": evidence_text(verdict, lang),
         "window": window_text(verdict, lang) if verdict else "",
     }
+    if classified:
+        handled = t("archive.classified", lang)
+        row |= {"location": handled, "verdict": handled, "resources": t("archive.classified_not_collected", lang)}
+    return row
 
 
 def archive_records(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, HostFacts],

@@ -3,7 +3,8 @@
 The script is composed from the probes (audit/probes.py) with the host's own declarations (its
 system's log and data paths), runs with `sh -s` (nothing is written to the host) and comes back
 as sections parsed into facts. Failures are results, not exceptions: the runner records the
-kind (unreachable, auth_failed, timeout, host_key) and the fleet run goes on.
+kind (unreachable, auth_failed, timeout, host_key) and the fleet run goes on. Hosts of classified
+(涉密) systems are refused before anything connects, unless the caller overrides it explicitly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.console import Console
 
 from audit.model import HostFacts
 from audit.probes import Context, Script
+from inventory.groups import refuse_classified
 from inventory.model import Inventory
 from jiyue import runner, ssh
 from jiyue.runner import Result
@@ -29,6 +31,9 @@ class CollectOptions:
     timeout: float = 60.0  # per host, connect included
     sample_seconds: int = 1
     trust_on_first_use: bool = False
+    # Hosts of classified (涉密) systems are the confidential bureau's (分级保护): only an explicit override
+    # (`--include-classified`) lets a collection reach them.
+    include_classified: bool = False
 
 
 def context(inv: Inventory, host: str, sample_seconds: int = 1) -> Context:
@@ -58,7 +63,12 @@ def collect_host(inv: Inventory, host: str, options: CollectOptions) -> HostFact
 
 def collect(inv: Inventory, hosts: list[str], options: CollectOptions = CollectOptions(), store: Store | None = None,
             console: Console | None = None, progress: bool = True) -> tuple[int | None, list[Result]]:
-    """Collect from every host; store the run (when a store is given) and return its id and results."""
+    """Collect from every host; store the run (when a store is given) and return its id and results.
+
+    Raises ClassifiedRefused, before any session opens, when `hosts` holds a host of a classified
+    system and `options.include_classified` is not set."""
+    if not options.include_classified:
+        refuse_classified(inv, hosts, "asked to collect ")
     observers: list[object] = [runner.ProgressBar(console)] if progress else []
     recorder = None
     if store is not None:

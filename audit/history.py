@@ -177,7 +177,9 @@ class AuditHistory:
 
     @classmethod
     def load(cls, inv: Inventory, store: Store, since: datetime) -> AuditHistory:
-        records = store.history(AUDIT_COLLECT, list(inv.hosts), since=since, ok_only=True)
+        # A classified (涉密) host's records are never read, even if a run with the override stored some:
+        # nothing of it reaches a verdict, the archive or a plan.
+        records = store.history(AUDIT_COLLECT, inv.contactable_hosts(), since=since, ok_only=True)
         by_host: dict[str, list[Record]] = defaultdict(list)
         for r in records:
             by_host[r.target].append(r)

@@ -22,7 +22,9 @@ from typing import Any
 
 from audit import archive
 from audit.archive import ARCHIVE_COLUMNS
+from audit.history import declared_dependents
 from audit.model import REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult, Verdict
+from inventory.model import Classification
 from jiyue import i18n, reports
 from jiyue.i18n import t
 
@@ -105,6 +107,8 @@ class AuditReport:
         for s in archive.ordered_systems(self.inv):
             v = self.by_id.get(s.id)
             record = next(r for r in self.records if r["id"] == s.id)
+            # A classified system's row is declared only: no edge measured on the wire either.
+            deps = declared_dependents(self.inv) if s.classification == Classification.classified else self.dependents
             hosts = []
             for h in s.hosts:
                 f = self.facts.get(h) or {}
@@ -120,7 +124,7 @@ class AuditReport:
                 "inventory": s.model_dump(mode="json"),
                 "measured": archive.measured(v),
                 "hosts": hosts,
-                "dependents": dict(sorted(self.dependents.get(s.id, {}).items())),
+                "dependents": dict(sorted(deps.get(s.id, {}).items())),
                 "verdict": _verdict_json(v) if v else None,
             })
         return {
@@ -191,8 +195,9 @@ class AuditReport:
             v = self.by_id.get(s.id)
             m = archive.measured(v)
             dept = self.inv.departments.get(s.department)
+            classified = s.classification == Classification.classified  # never judged: marked as such
             systems.append({"id": s.id, "name": s.name, "department": dept.name if dept else s.department,
-                            "verdict": v.verdict if v else None,
+                            "verdict": v.verdict if v else "classified" if classified else None,
                             "met": [f"{c.number} {t(f'criterion.{c.key}', lang)}" for c in v.criteria
                                     if c.outcome == "met"] if v else [],
                             "cpu": m["cpu_p95_pct"], "net": m["net_p95_mb_per_day"],

@@ -40,9 +40,10 @@ def judge(inv: Inventory, store: Store, policy: dict[str, Any] | None = None, sy
 def collect_and_judge(inv: Inventory, store: Store, hosts: list[str] | None = None,
                       options: CollectOptions | None = None, policy: dict[str, Any] | None = None,
                       console: Console | None = None, progress: bool = True) -> AuditResult:
-    """Collect `hosts` (default: every host) into the store, then judge their systems (all systems when
-    every host was asked) over the history, this run included."""
-    targets = sorted(inv.hosts) if hosts is None else hosts
+    """Collect `hosts` (default: every host but those of classified systems, which jiyue never connects to
+    by default) into the store, then judge their systems (all systems when no hosts were named) over the
+    history, this run included."""
+    targets = inv.contactable_hosts() if hosts is None else hosts
     run_id, results = collect(inv, targets, options or CollectOptions(), store=store, console=console,
                               progress=progress)
     systems = None if hosts is None else systems_on(inv, targets)

@@ -17,7 +17,7 @@ from audit.collect import CollectOptions
 from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
-from inventory.model import Inventory
+from inventory.model import Classification, Inventory
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
@@ -72,6 +72,10 @@ def _print_verdicts(result: AuditResult) -> None:
     console.print(table)
     counts = {k: sum(v.verdict == k for v in verdicts) for k in VERDICT_ORDER}
     console.print(", ".join(f"{n} {k}" for k, n in counts.items()) + ". Evidence: invoke audit.report")
+    classified = sorted(s.id for s in inv.systems.values() if s.classification == Classification.classified)
+    if classified:
+        console.print(f"not judged: {len(classified)} classified (涉密) systems ({', '.join(classified)}), under "
+                      "分级保护 and handled by the confidential bureau; the archive lists their declared fields only")
 
 
 def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang: str) -> None:
@@ -84,13 +88,16 @@ def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang:
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
             "workers": "hosts collected at once (default 100)", "timeout": "seconds per host (default 60)",
             "sample": "seconds of CPU/network sampling per host (default 1)",
-            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
-def collect(c, inventory=None, limit=None, store=None, workers=100, timeout=60, sample=1, trust_on_first_use=False):
-    """Collect facts from every host over SSH (read-only, one session each) and store the run."""
+            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
+            "include_classified": HELP["include_classified"]})
+def collect(c, inventory=None, limit=None, store=None, workers=100, timeout=60, sample=1, trust_on_first_use=False,
+            include_classified=False):
+    """Collect facts from every host over SSH (read-only, one session each) and store the run; hosts of
+    classified (涉密) systems are left out."""
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit)
+    hosts = limit_hosts(inv, limit, include_classified)
     options = CollectOptions(workers=int(workers), timeout=float(timeout), sample_seconds=int(sample),
-                             trust_on_first_use=trust_on_first_use)
+                             trust_on_first_use=trust_on_first_use, include_classified=include_classified)
     run_id, results = collect_hosts(inv, hosts, options, store=Store(store))
     _print_collection(results, run_id)
     failed = sum(not r.ok for r in results)
@@ -118,13 +125,15 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lan
 
 
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
-                          "out": HELP["out"], "lang": "zh (default) or en"})
-def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh"):
+                          "out": HELP["out"], "lang": "zh (default) or en",
+                          "include_classified": HELP["include_classified"]})
+def audit(c, inventory=None, limit=None, store=None, out=None, lang="zh", include_classified=False):
     """Collect, then write every report (unreachable hosts are reported; the rest are still judged)."""
     formats = _formats(lang, "xlsx,csv,json,html")
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit) if limit else None
-    result = service.collect_and_judge(inv, Store(store), hosts)
+    selected = limit_hosts(inv, limit, include_classified)  # says which classified hosts it leaves out
+    hosts = selected if limit or include_classified else None  # None: every system is judged
+    result = service.collect_and_judge(inv, Store(store), hosts, CollectOptions(include_classified=include_classified))
     _print_collection(result.collection, result.run_id)
     _write(result, out, formats, lang)
     _print_verdicts(result)

@@ -37,7 +37,7 @@ from audit.model import (
     OsRelease,
     Verdict,
 )
-from inventory.model import Inventory, System
+from inventory.model import Classification, Inventory, System
 from jiyue.store import Store
 
 HERE = Path(__file__).resolve().parent
@@ -426,4 +426,7 @@ class Judge:
                        measured_frequency=small.get("measured_frequency"), active_days=small.get("active_days"))
 
     def judge_all(self, systems: list[str] | None = None) -> list[Verdict]:
-        return [self.judge(self.inv.systems[s]) for s in (systems or sorted(self.inv.systems))]
+        """Every (or each given) system's verdict, but none for a classified (涉密) system: it is under
+        分级保护, the confidential bureau's to judge, and jiyue holds no facts of it."""
+        chosen = (self.inv.systems[s] for s in (systems or sorted(self.inv.systems)))
+        return [self.judge(s) for s in chosen if s.classification != Classification.classified]

@@ -1,7 +1,8 @@
 """Exports of the inventory for the tools ops teams already use: Ansible, pyinfra and Nornir.
 
 Each export is complete for its tool: host key checking on, keys and known_hosts as absolute
-paths, no edits needed. Device passwords are never written: the Nornir export carries only the
+paths, no edits needed. Hosts of classified (涉密) systems are left out unless asked for explicitly.
+Device passwords are never written: the Nornir export carries only the
 reference, and the `jiyue_credentials` transform function (registered as a Nornir plugin by this
 project's packaging) reads the secret when Nornir loads the inventory.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from inventory.groups import device_groups, host_groups
+from inventory.groups import device_groups, host_groups, refuse_classified
 from inventory.model import Host, Inventory, SecretRef
 
 FORMATS = ("ansible", "pyinfra", "nornir")
@@ -30,6 +31,7 @@ def _hostvars(inv: Inventory, host: Host) -> dict[str, Any]:
             "jiyue_department": system.department,
             "jiyue_zone": str(system.zone),
             "jiyue_classification": str(system.classification),
+            "jiyue_protection_scheme": str(system.protection.scheme),
             "jiyue_protection_level": system.protection.level,
             "jiyue_data_paths": list(system.data_paths),
             "jiyue_log_paths": list(system.log_paths),
@@ -149,8 +151,14 @@ def nornir_credentials(host: Any) -> None:
             netmiko.extras = {**(netmiko.extras or {}), "secret": SecretRef(**refs["secret"]).resolve(Path("/"))}
 
 
-def write(inv: Inventory, fmt: str, hosts: list[str], devices: list[str], out: Path) -> list[Path]:
-    """Write one export under `out/inventory/`; return the files written."""
+def write(inv: Inventory, fmt: str, hosts: list[str], devices: list[str], out: Path,
+          include_classified: bool = False) -> list[Path]:
+    """Write one export under `out/inventory/`; return the files written.
+
+    An export hands its hosts to Ansible or pyinfra, so hosts of classified (涉密) systems are refused
+    (ClassifiedRefused) unless `include_classified`: under 分级保护 they are the confidential bureau's."""
+    if not include_classified:
+        refuse_classified(inv, hosts, "asked to export ")
     base = out / "inventory"
     base.mkdir(parents=True, exist_ok=True)
     if fmt == "ansible":

@@ -9,12 +9,17 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 
 from inventory.model import Inventory
 
 
 class PatternError(ValueError):
     """A --limit pattern that is malformed or matches nothing (bad input: exit code 2)."""
+
+
+class ClassifiedRefused(PatternError):
+    """Hosts of classified (涉密) systems asked for without the explicit override (bad input: exit code 2)."""
 
 
 def group_name(*parts: object) -> str:
@@ -38,7 +43,8 @@ def host_groups(inv: Inventory) -> dict[str, list[str]]:
         groups[group_name("dept", system.department)].add(host.name)
         groups[group_name("system", system.id)].add(host.name)
         groups[group_name("zone", system.zone)].add(host.name)
-        groups[group_name("level", system.protection.level)].add(host.name)
+        if system.protection.level is not None:  # 分保 systems have no 等保 level
+            groups[group_name("level", system.protection.level)].add(host.name)
         groups[str(system.classification)].add(host.name)
         if system.golden_network:
             groups["golden_network"].add(host.name)
@@ -117,6 +123,44 @@ def select_targets(inv: Inventory, pattern: str | None, names: list[str]) -> lis
     groups = all_groups(inv)
     select([*inv.hosts, *inv.devices], groups, pattern)
     return select(names, groups, pattern, strict=False)
+
+
+def refuse_classified(inv: Inventory, hosts: Iterable[str], asked_by: str = "") -> None:
+    """Raise ClassifiedRefused naming every classified host among `hosts`: the guard each service that
+    connects puts before its first session, unless its caller gave the explicit override."""
+    classified = sorted(h for h in hosts if inv.is_classified(h))
+    if not classified:
+        return
+    named = ", ".join(f"{h} ({s.id} {s.name})" for h in classified if (s := inv.owner(h)) is not None)
+    raise ClassifiedRefused(
+        f"{asked_by}classified (涉密) host{'s' * (len(classified) > 1)} {named}: a classified system is under "
+        "分级保护 and handled by the confidential bureau, so jiyue does not connect to it. Leave it out "
+        "(e.g. --limit '…:!classified'), or, only where the confidential bureau has asked for it, give "
+        "--include-classified")
+
+
+def select_hosts(inv: Inventory, pattern: str | None, include_classified: bool = False) -> tuple[list[str], list[str]]:
+    """The hosts a --limit selects for a task that connects to them, and the classified hosts it left out.
+
+    Without `include_classified`, a term that selects only classified hosts (a classified host's name, its
+    system's group, `classified`) is refused: the operator named them, and skipping them silently would
+    hide that nothing was done. A broader term (a department, `all`, no --limit) leaves them out, and the
+    caller says which."""
+    hosts = select_targets(inv, pattern, list(inv.hosts))
+    if include_classified:
+        return hosts, []
+    classified = {h for h in hosts if inv.is_classified(h)}
+    groups, universe = all_groups(inv), set(inv.hosts)
+    named: set[str] = set()
+    for term in pattern_terms(pattern or ""):
+        if term[0] == "!":
+            continue
+        matched = _match(term.lstrip("&"), universe, groups)
+        if matched and all(inv.is_classified(h) for h in matched):
+            named |= matched & classified
+    if named:
+        refuse_classified(inv, named, "--limit names ")
+    return [h for h in hosts if h not in classified], sorted(classified)
 
 
 def _match(body: str, universe: set[str], groups: dict[str, list[str]]) -> set[str]:

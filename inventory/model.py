@@ -247,11 +247,29 @@ class Funding(Model):
     amount: Annotated[Decimal, Field(ge=0, decimal_places=2)]  # yuan
 
 
-class Protection(Model):
-    """Graded-protection (等保) level and its filing (备案) number."""
+class ProtectionScheme(StrEnum):
+    """Which protection a system is under: classified systems follow 分级保护, the others 等级保护."""
 
-    level: Annotated[int, Field(ge=1, le=4)]
-    filing_number: Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{6,40}$")] | None = None
+    dengbao = "dengbao"  # 等级保护 (GB/T 22239-2019): a level 1-4, filed (备案) from level 2
+    fenbao = "fenbao"  # 分级保护 (BMB17/BMB20): graded, approved and assessed by the confidential bureau
+
+
+class Protection(Model):
+    """The protection scheme: 等保 with its level and filing (备案) number, or 分保, which the confidential
+    bureau (保密局/机要局) grades, approves and assesses itself, so nothing of it is recorded here."""
+
+    scheme: ProtectionScheme = ProtectionScheme.dengbao
+    level: Annotated[int, Field(ge=1, le=4)] | None = None  # 等保 only
+    filing_number: Annotated[str, Field(pattern=r"^[0-9A-Za-z-]{6,40}$")] | None = None  # 等保 only
+
+    @model_validator(mode="after")
+    def _fields_of_the_scheme(self) -> Protection:
+        if self.scheme is ProtectionScheme.dengbao and self.level is None:
+            raise ValueError("level: a 等保 (dengbao) system declares its level, 1-4")
+        if self.scheme is ProtectionScheme.fenbao and (self.level is not None or self.filing_number is not None):
+            raise ValueError("a 分保 (fenbao) system declares no 等保 level or filing number: the confidential "
+                             "bureau grades and approves it")
+        return self
 
 
 class Service(Model):
@@ -460,6 +478,16 @@ class Inventory(Model):
     @cached_property
     def _owners(self) -> dict[str, System]:
         return {h: s for s in self.systems.values() for h in s.hosts}
+
+    def is_classified(self, host: str) -> bool:
+        """Whether the host belongs to a classified (涉密) system: under 分级保护 it is the confidential
+        bureau's, and jiyue connects to it only when told to explicitly (`--include-classified`)."""
+        system = self.owner(host)
+        return system is not None and system.classification == Classification.classified
+
+    def contactable_hosts(self) -> list[str]:
+        """Every host jiyue may connect to by default: all but the hosts of classified systems, sorted."""
+        return sorted(h for h in self.hosts if not self.is_classified(h))
 
     def subnet_of(self, address: IPAddress) -> Subnet | None:
         return next((s for s in self.subnets.values() if address in s.prefix), None)

@@ -37,9 +37,10 @@ def check(c, inventory=None):
 
 @task(name="list", help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
 def list_(c, inventory=None, limit=None):
-    """Show the hosts and devices a --limit pattern selects, with their groups."""
+    """Show the hosts and devices a --limit pattern selects, with their groups (classified hosts are shown, and
+    marked: tasks that connect leave them out)."""
     inv = load_inventory(inventory)
-    hosts, devices = limit_hosts(inv, limit), limit_devices(inv, limit)
+    hosts, devices = limit_hosts(inv, limit, include_classified=True), limit_devices(inv, limit)
     groups = all_groups(inv)
     member_of: dict[str, list[str]] = {}
     for group, members in groups.items():
@@ -50,7 +51,8 @@ def list_(c, inventory=None, limit=None):
         table.add_column(column)
     for name in hosts:
         owner = inv.owner(name)
-        table.add_row(name, "host", str(inv.hosts[name].address), owner.id if owner else "",
+        kind = "host (涉密: never contacted)" if inv.is_classified(name) else "host"
+        table.add_row(name, kind, str(inv.hosts[name].address), owner.id if owner else "",
                       " ".join(member_of.get(name, [])))
     for name in devices:
         device = inv.devices[name]
@@ -59,16 +61,18 @@ def list_(c, inventory=None, limit=None):
 
 
 @task(name="export", help={"inventory": HELP["inventory"], "limit": HELP["limit"], "out": HELP["out"],
-            "format": f"one of {', '.join(export.FORMATS)}, or 'all' (default)"})
-def export_(c, inventory=None, limit=None, out=None, format="all"):
-    """Write the inventory for Ansible (YAML), pyinfra (module) and Nornir (SimpleInventory) under OUT/inventory/."""
+            "format": f"one of {', '.join(export.FORMATS)}, or 'all' (default)",
+            "include_classified": HELP["include_classified"]})
+def export_(c, inventory=None, limit=None, out=None, format="all", include_classified=False):
+    """Write the inventory for Ansible (YAML), pyinfra (module) and Nornir (SimpleInventory) under OUT/inventory/;
+    hosts of classified (涉密) systems are left out."""
     if format != "all" and format not in export.FORMATS:
         raise fail(f"--format must be one of {', '.join(export.FORMATS)} or all, not {format!r}")
     inv = load_inventory(inventory)
-    hosts, devices = limit_hosts(inv, limit), limit_devices(inv, limit)
+    hosts, devices = limit_hosts(inv, limit, include_classified), limit_devices(inv, limit)
     target = out_dir(out)
     for fmt in export.FORMATS if format == "all" else (format,):
-        for path in export.write(inv, fmt, hosts, devices, target):
+        for path in export.write(inv, fmt, hosts, devices, target, include_classified):
             console.print(f"wrote {path}")
     console.print(f"{len(hosts)} hosts, {len(devices)} devices. "
                   f"Try: ansible all -i {target}/inventory/ansible.yml -m ping")

@@ -11,7 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 
 from inventory.loader import FieldPath, Problem
-from inventory.model import Classification, Defaults, Inventory, Located, SubnetKind, Zone
+from inventory.model import Classification, Defaults, Inventory, Located, ProtectionScheme, SubnetKind, System, Zone
 
 LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
 
@@ -90,9 +90,28 @@ def _systems(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
         if system.classification == Classification.classified and system.zone in (Zone.extranet, Zone.internet):
             yield _at(system, ("zone",), f"a classified (涉密) system cannot be placed in the {system.zone} "
                                          "(policy.md §2: classified systems stay on the confidential network)")
-        if system.protection.level >= 2 and not system.protection.filing_number:
-            yield _at(system, ("protection", "filing_number"),
-                      f"level {system.protection.level} systems must be filed (备案): give the filing number")
+        yield from _protection(system)
+
+
+# The clause both schemes rest on, quoted where a record breaks it.
+SCHEMES_CLAUSE = "汉中市《关于促进电子政务协调发展的实施意见》：“落实涉密信息系统分级保护和非涉密信息系统等级保护”"
+
+
+def _protection(system: System) -> Iterator[Problem]:
+    """Classified systems are under 分保 (the confidential bureau's, so no 等保 filing is asked of them),
+    the others under 等保, filed from level 2."""
+    p = system.protection
+    classified = system.classification == Classification.classified
+    if classified and p.scheme != ProtectionScheme.fenbao:
+        yield _at(system, ("protection",), "a classified (涉密) system is under 分级保护, handled by the "
+                                           "confidential bureau, not 等保: declare protection: {scheme: fenbao} "
+                                           f"({SCHEMES_CLAUSE})")
+    elif not classified and p.scheme == ProtectionScheme.fenbao:
+        yield _at(system, ("protection", "scheme"), "分级保护 (fenbao) is for classified (涉密) systems; a "
+                                                    f"non-classified system is under 等保 ({SCHEMES_CLAUSE})")
+    elif p.scheme == ProtectionScheme.dengbao and p.level is not None and p.level >= 2 and not p.filing_number:
+        yield _at(system, ("protection", "filing_number"),
+                  f"level {p.level} systems must be filed (备案): give the filing number")
 
 
 def _addresses(inv: Inventory) -> Iterator[Problem]:

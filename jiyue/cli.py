@@ -13,7 +13,7 @@ from invoke import Exit
 from rich.console import Console
 
 from inventory import DEFAULT_INVENTORY, Inventory, InventoryError, load
-from inventory.groups import PatternError, select_targets
+from inventory.groups import PatternError, select_hosts, select_targets
 
 PROBLEMS, BAD_INPUT = 1, 2  # and 0 for success
 DEFAULT_OUT = Path("reports")
@@ -29,6 +29,8 @@ HELP = {
     "apply": "really change hosts or devices (without it: a dry run that changes nothing)",
     "store": "the store (history, journal, locks): an SQLAlchemy URL (default: $JIYUE_STORE or "
              "sqlite:///state/history.sqlite)",
+    "include_classified": "also connect to hosts of classified (涉密) systems: only where the confidential bureau "
+                          "asks for it (分级保护 is theirs; without it jiyue never connects to them)",
 }
 
 
@@ -48,9 +50,20 @@ def load_inventory(path: str | None) -> Inventory:
         raise fail(f"the inventory has {n} problem{'s' * (n != 1)}; fix them and run again") from None
 
 
-def limit_hosts(inv: Inventory, limit: str | None) -> list[str]:
-    """Servers selected by --limit (a pattern naming only devices selects no server)."""
-    return _limit(inv, limit, list(inv.hosts))
+def limit_hosts(inv: Inventory, limit: str | None, include_classified: bool = False) -> list[str]:
+    """Servers selected by --limit (a pattern naming only devices selects no server) for a task that connects
+    to them: hosts of classified (涉密) systems only with `include_classified` (the explicit
+    `--include-classified`; tasks that never connect, like planning and the lab's own, pass it). Without it,
+    naming one is bad input, and a broader pattern leaves them out with a note on stderr."""
+    try:
+        hosts, left_out = select_hosts(inv, limit, include_classified)
+    except PatternError as exc:
+        raise fail(str(exc)) from None
+    if left_out:
+        err.print(f"note: {len(left_out)} classified (涉密) host{'s' * (len(left_out) > 1)} left out "
+                  f"({', '.join(left_out)}): 分级保护, handled by the confidential bureau; jiyue does not connect "
+                  "to them (--include-classified overrides)", highlight=False, markup=False, soft_wrap=True)
+    return hosts
 
 
 def limit_devices(inv: Inventory, limit: str | None) -> list[str]:

@@ -44,7 +44,7 @@ def seed_history(store: Store, inv: Inventory, days: int = 30, now: datetime | N
     for day in range(days, 0, -1):
         at = now - timedelta(days=day, minutes=rng.randint(0, 120))
         results = []
-        for host in sorted(inv.hosts):
+        for host in inv.contactable_hosts():  # jiyue never collects a classified host: no past runs either
             level = BUSY if host in busy else QUIET
             sample = {"interval_s": 1.0, "cpu_pct_of_one_core": round(rng.uniform(*level["cpu"]), 2),
                       "net_bytes_per_s": round(rng.uniform(*level["net"]), 1)}

@@ -23,7 +23,7 @@ def up(c, inventory=None, limit=None):
     """Start a network namespace with its own sshd for every inventory host, and a simulated device (SSH, the
     vendor's CLI) for every inventory device (again: harmless)."""
     inv = load_inventory(inventory)
-    names = limit_hosts(inv, limit)
+    names = limit_hosts(inv, limit, include_classified=True)
     devices = limit_devices(inv, limit)
     inv = inv.model_copy(update={"hosts": {n: inv.hosts[n] for n in names},
                                  "devices": {n: inv.devices[n] for n in devices}})
@@ -53,7 +53,7 @@ def status(c, inventory=None, limit=None):
     """Show each lab host (namespace, sshd, SSH) and simulated device (exit 1 if any is down)."""
     inv = load_inventory(inventory)
     lab = Lab()
-    statuses = lab.status(limit_hosts(inv, limit))
+    statuses = lab.status(limit_hosts(inv, limit, include_classified=True))
     table = Table(title="lab hosts", title_justify="left")
     for column in ("host", "address", "netns", "sshd pid", "ssh"):
         table.add_column(column)
@@ -94,7 +94,7 @@ def seed(c, inventory=None, limit=None, scenario=None, store=None):
         days = seed_history(target, inv, scenario_path=Path(scenario or DEFAULT_SCENARIO))
         console.print(f"history: {days} earlier runs written to {target.url}, marked seeded"
                       if days else f"history: {target.url} already holds seeded runs; left as it is")
-    names = limit_hosts(inv, limit)
+    names = limit_hosts(inv, limit, include_classified=True)
     began = time.monotonic()
     try:
         result = seed_lab(Lab(), inv, scenario or DEFAULT_SCENARIO, hosts=names)
@@ -115,7 +115,7 @@ def seed(c, inventory=None, limit=None, scenario=None, store=None):
 def seed_baseline(c, inventory=None, limit=None, baseline=None, scenario=None):
     """Write each lab host's PAM, login, sshd, audit, log and account files from the baseline data (等保 state)."""
     inv = load_inventory(inventory)
-    names = limit_hosts(inv, limit)
+    names = limit_hosts(inv, limit, include_classified=True)
     began = time.monotonic()
     try:
         faults = baseline_seed.seed_baseline(Lab(), inv, Path(baseline) if baseline else baseline_seed.DEFAULT_BASELINE,

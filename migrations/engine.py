@@ -195,7 +195,7 @@ class Migrator:
         if problems:
             raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.inventory_file = export.write(inv, "ansible", list(inv.hosts), [], self.workdir)[0].resolve()
+        self.inventory_file = export.write(inv, "ansible", inv.contactable_hosts(), [], self.workdir)[0].resolve()
 
     # --- public API ------------------------------------------------------------------------------
 

@@ -40,7 +40,8 @@ def plan(c, inventory=None, limit=None, store=None, out=None, start=None, lang="
     except ValueError:
         raise fail(f"--start must be a date as YYYY-MM-DD, got {start!r}") from None
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit) if limit else None
+    # Planning connects to nothing: a classified system is planned, as a hand-over to the confidential network.
+    hosts = limit_hosts(inv, limit, include_classified=True) if limit else None
     try:
         planned = plan_migration(inv, Store(store), planning_path=Path(planning) if planning else None, start=first,
                                  hosts=hosts, limit=limit, plan_path=Path(plan) if plan else None)

@@ -46,6 +46,7 @@ FORMULA = "=cmd|' /C calc'!A0"
 SCRIPT_USER = "<script>alert(1)</script>"
 IMG_PROCESS = '<img src="http://evil.example/x.png" onerror=alert(2)>'
 CRON = "@SUM(1+1)"
+SECRET = "jmwj-secret-proc"  # a fact of a classified host: must appear in no report
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 DEBIAN_12 = {"id": "debian", "id_like": [], "version_id": "12", "name": "Debian GNU/Linux",
@@ -121,6 +122,11 @@ def city_run(demo, at: datetime, n: int) -> list[Result]:
                                updated=(at - timedelta(days=20)).isoformat()))
     # Never reachable.
     out.append(Result("zjj-wxzj-app1", False, None, "unreachable", "connect timed out", started=at))
+    # A classified host someone collected with --include-classified: nothing of it may reach a report.
+    ok("szfb-jmwj-app1", busy(at, n, listening=[{"proto": "tcp", "address": "0.0.0.0", "port": 9443,
+                                                 "process": SECRET, "pid": 300}],
+                              connections=[{"local": addr["szfb-jmwj-app1"], "local_port": 50000,
+                                            "peer": addr["dsj-gxjh-app1"], "peer_port": 8080, "process": SECRET}]))
     return out
 
 
@@ -536,3 +542,33 @@ def test_chromium_prints_the_charts_and_the_chinese_text(audit, tmp_path):
     keep = REPO / "reports" / "test-screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(png, keep / "archive.png")
+
+
+# --- classified systems: declared fields only -------------------------------------------------------
+
+
+def test_a_classified_system_is_listed_declared_only_and_never_judged(audit, demo):
+    assert "szfb-jmwj" not in audit["verdicts"] and "gaj-qbyp" not in audit["verdicts"]
+    assert audit["judge"].history.hosts["szfb-jmwj-app1"].records == []  # stored, never read
+    assert "szfb-jmwj" not in audit["judge"].history.dependents.get("dsj-gxjh", {})
+    for lang, out in (("zh", audit["zh"]), ("en", audit["en"])):
+        with (out / "archive.csv").open(encoding="utf-8-sig", newline="") as f:
+            rows = {r[ARCHIVE_COLUMNS.index("id")]: dict(zip(ARCHIVE_COLUMNS, r, strict=True)) for r in csv.reader(f)}
+        row = rows["szfb-jmwj"]
+        assert row["name"] == "机要文件流转系统" and row["approval_department"] == "市国家保密局"  # declared fields
+        assert row["classification"] == i18n.t("classification.classified", lang)
+        assert row["verdict"] == row["location"] == i18n.t("archive.classified", lang)
+        assert row["resources"] == i18n.t("archive.classified_not_collected", lang)
+        assert row["protection_level"] == i18n.t("scheme.fenbao", lang) and row["filing_number"] == ""
+        assert row["requests_per_day"] == row["measured_users"] == row["evidence"] == row["criteria_met"] == ""
+        assert "szfb-jmwj-app1" in row["hosts"] and "Kylin V10 SP1" in row["os"]
+        for path in out.iterdir():
+            text = path.read_bytes().decode("utf-8", "replace") if path.suffix != ".xlsx" else \
+                " ".join(str(c.value) for c in _all_cells(path))
+            assert SECRET not in text, path
+    data = json.loads((audit["zh"] / "archive.json").read_text(encoding="utf-8"))
+    jmwj = next(s for s in data["systems"] if s["id"] == "szfb-jmwj")
+    assert jmwj["verdict"] is None and all(not h["collected"] and h["cpus"] is None for h in jmwj["hosts"])
+    assert jmwj["measured"]["requests_per_day"] is None and jmwj["inventory"]["protection"]["scheme"] == "fenbao"
+    html = (audit["zh"] / "archive.html").read_text(encoding="utf-8")
+    assert 'class="badge v-classified"' in html

@@ -20,14 +20,14 @@ def inventory_levels(baseline_seeded, demo, catalog, tmp_path_factory):
     from jiyue.store import Store
 
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('store') / 'h.sqlite'}")
-    run = service.check(demo, sorted(demo.hosts), profile=model.load_profile(None, catalog), catalog=catalog,
+    run = service.check(demo, demo.contactable_hosts(), profile=model.load_profile(None, catalog), catalog=catalog,
                         store=store, progress=False)
     return run.run_id, run.results, run.levels, store, run
 
 
 @pytest.fixture(scope="module")
 def all_level3(baseline_seeded, demo, catalog):
-    return service.check(demo, sorted(demo.hosts), level=3, profile=model.load_profile("level3", catalog),
+    return service.check(demo, demo.contactable_hosts(), level=3, profile=model.load_profile("level3", catalog),
                          catalog=catalog, progress=False).results
 
 
@@ -54,7 +54,7 @@ def test_exactly_the_seeded_failures_at_each_hosts_level(inventory_levels, catal
 
 
 def test_exactly_the_seeded_failures_at_level_3_on_every_host(all_level3, catalog):
-    assert len(all_level3) == 93 and all(r.ok for r in all_level3)
+    assert len(all_level3) == 91 and all(r.ok for r in all_level3)  # all 93 but the two classified hosts
     for r in all_level3:
         assert _failed(r) == _expected(catalog, r.target, 3), r.target
     jyj = next(r for r in all_level3 if r.target == "jyj-web-app1")
@@ -146,3 +146,22 @@ def test_testinfra_path_gives_the_fleet_paths_verdicts(all_level3, demo, lab, tm
              for r in all_level3 if r.target in names for row in r.value["rows"]}
     assert len(fleet) > 6 * 40
     assert testinfra == fleet
+
+
+def test_no_classified_host_is_checked_against_dengbao(lab, demo):
+    """A classified (涉密) system is under 分级保护, not 等保: refused before any session, whatever the level."""
+    from inventory.groups import ClassifiedRefused
+    from tests.test_audit_classified import sessions
+
+    hosts = ["szfb-oa-app1", "szfb-jmwj-app1"]
+    before = {h: sessions(lab, h) for h in hosts}
+    assert service.levels(demo, hosts) == {"szfb-oa-app1": 3, "szfb-jmwj-app1": None}  # 分保: no 等保 level
+    with pytest.raises(ClassifiedRefused, match="asked to check against 等保 classified"):
+        service.check(demo, hosts, level=3, progress=False)
+    with pytest.raises(ClassifiedRefused, match="szfb-jmwj-app1"):
+        service.remediate(demo, ["szfb-jmwj-app1"], progress=False)
+    assert {h: sessions(lab, h) for h in hosts} == before
+    # only the explicit override reaches it, and only at a level given for it
+    run = service.check(demo, hosts, level=3, options=model.CheckOptions(include_classified=True), progress=False)
+    assert sorted(r.target for r in run.results) == sorted(hosts) and all(r.ok for r in run.results)
+    assert {h: sessions(lab, h) - before[h] for h in hosts} == dict.fromkeys(hosts, 1)

@@ -130,4 +130,56 @@ def test_audit_from_the_command_line_reports_a_down_host_and_still_writes(lab, d
         "archive.csv", "archive.html", "archive.json", "archive.xlsx"]
     zombies = jiyue("audit.zombies", "--limit", "dept_fgw", "--store", store)
     assert zombies.returncode == 0 and "fgw-oa" in zombies.stdout
+    assert "not judged: 2 classified (涉密) systems (gaj-qbyp, szfb-jmwj)" in zombies.stdout
     assert jiyue("audit.report", "--format", "pdf").returncode == 2
+
+
+# --- classified (涉密) hosts: refused when named, left out otherwise, reached only on the explicit override ---
+
+
+def test_every_task_that_connects_refuses_a_classified_host_named_in_limit(tmp_path):
+    store = f"sqlite:///{tmp_path}/history.sqlite"
+    limits = ("szfb-jmwj-app1", "classified", "system_gaj_qbyp")  # by name, by group, by its system
+    for i, args in enumerate((("audit.collect", "--store", store), ("audit", "--store", store, "--out", str(tmp_path)),
+                              ("audit.zombies", "--store", store), ("baseline.check", "--store", store),
+                              ("baseline.remediate", "--store", store), ("inventory.export", "--out", str(tmp_path)))):
+        proc = jiyue(*args, "--limit", limits[i % len(limits)])
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "classified (涉密) host" in proc.stderr and "--include-classified" in proc.stderr, args
+        assert "szfb-jmwj-app1" in proc.stderr or "gaj-qbyp-app1" in proc.stderr
+    assert not (tmp_path / "inventory").exists() and not list(tmp_path.glob("archive.*"))
+
+
+def test_export_leaves_classified_hosts_out_unless_asked(tmp_path):
+    proc = jiyue("inventory.export", "--out", str(tmp_path / "default"), "--format", "ansible")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 classified (涉密) hosts left out (gaj-qbyp-app1, szfb-jmwj-app1)" in proc.stderr
+    assert "szfb-jmwj-app1" not in (tmp_path / "default" / "inventory" / "ansible.yml").read_text()
+    proc = jiyue("inventory.export", "--out", str(tmp_path / "asked"), "--format", "ansible", "--include-classified")
+    assert proc.returncode == 0 and "left out" not in proc.stderr
+    assert "szfb-jmwj-app1" in (tmp_path / "asked" / "inventory" / "ansible.yml").read_text()
+
+
+def test_inventory_list_shows_classified_hosts_marked():
+    proc = jiyue("inventory.list", "--limit", "dept_szfb")
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if "szfb-jmwj-app1" in x)
+    assert "涉密: never contacted" in line
+
+
+def test_a_stopped_classified_host_is_not_even_tried(lab, demo, tmp_path):
+    """Its sshd stopped, a classified host would be reported unreachable by any run that tried it."""
+    store = f"sqlite:///{tmp_path}/history.sqlite"
+    lab.stop_host("gaj-qbyp-app1")
+    try:
+        department = jiyue("audit.collect", "--limit", "dept_gaj", "--store", store)
+        every = jiyue("audit.collect", "--store", store, "--workers", "20")
+        override = jiyue("audit.collect", "--limit", "gaj-qbyp-app1", "--include-classified", "--store", store)
+    finally:
+        lab.up(demo)
+    for proc in (department, every):
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "unreachable" not in proc.stdout and "hosts not collected" not in proc.stdout
+        assert "left out" in proc.stderr and "gaj-qbyp-app1" in proc.stderr
+    assert f"{len(demo.hosts) - 2} of {len(demo.hosts) - 2} hosts collected" in every.stdout
+    assert override.returncode == 1 and "unreachable" in override.stdout and "gaj-qbyp-app1" in override.stdout

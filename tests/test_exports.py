@@ -12,7 +12,7 @@ import yaml
 from nornir import InitNornir
 
 from inventory import export
-from inventory.groups import all_groups, select
+from inventory.groups import ClassifiedRefused, all_groups, select
 from inventory.model import DeviceCredentials, SecretRef
 from jiyue import ansible
 from jiyue.ansible import tool
@@ -22,7 +22,7 @@ from jiyue.ansible import tool
 def exported(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports")
     for fmt in export.FORMATS:
-        export.write(demo, fmt, sorted(demo.hosts), sorted(demo.devices), out)
+        export.write(demo, fmt, demo.contactable_hosts(), sorted(demo.devices), out)
     return out / "inventory"
 
 
@@ -42,7 +42,7 @@ def test_ansible_inventory_lists_groups_and_hostvars(demo, exported):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     hostvars = data["_meta"]["hostvars"]
-    assert sorted(hostvars) == sorted(demo.hosts)
+    assert sorted(hostvars) == demo.contactable_hosts()  # classified hosts are never handed to Ansible
     system = next(s for s in demo.systems.values() if s.hosts)
     host = system.hosts[0]
     assert hostvars[host]["jiyue_system"] == system.id
@@ -57,7 +57,7 @@ def test_ansible_inventory_lists_groups_and_hostvars(demo, exported):
 def test_ansible_ping_reaches_every_lab_host(lab, demo, exported):
     proc = ansible.run("ansible", "all", "-i", str(exported / "ansible.yml"), "-m", "ping", "-o", "-f", "50")
     answered = set(re.findall(r"^(\S+) \| SUCCESS", proc.stdout, re.M))
-    assert answered == set(demo.hosts), proc.stdout[-2000:]
+    assert answered == set(demo.contactable_hosts()), proc.stdout[-2000:]
     assert proc.returncode == 0
 
 
@@ -68,7 +68,7 @@ def test_ansible_ping_reaches_every_lab_host(lab, demo, exported):
 def test_limit_selects_what_ansible_selects(demo, exported, pattern):
     proc = ansible.run("ansible", "all", "-i", str(exported / "ansible.yml"), "--list-hosts", "--limit", pattern)
     ansible_hosts = sorted(line.strip() for line in proc.stdout.splitlines()[1:] if line.strip())
-    ours = select(sorted(demo.hosts), all_groups(demo), pattern, strict=False)
+    ours = select(demo.contactable_hosts(), all_groups(demo), pattern, strict=False)
     assert ours == ansible_hosts
 
 
@@ -78,7 +78,7 @@ def test_pyinfra_gathers_facts_from_every_lab_host(lab, demo, exported):
     assert proc.returncode == 0, proc.stderr[-2000:]
     # pyinfra prints the facts as JSON among its progress lines on stderr
     facts = json.loads(re.search(r"^\{$.*?^\}$", proc.stderr, re.M | re.S).group(0))
-    assert facts == {name: name for name in demo.hosts}
+    assert facts == {name: name for name in demo.contactable_hosts()}
 
 
 def test_pyinfra_groups_match_ours(demo, exported):
@@ -111,9 +111,23 @@ def test_nornir_without_the_secret_says_which_variable(demo, exported_env, monke
 
 def test_exports_are_stable(demo, tmp_path):
     first, second = tmp_path / "a", tmp_path / "b"
-    export.write(demo, "ansible", sorted(demo.hosts), [], first)
-    export.write(demo, "ansible", sorted(demo.hosts), [], second)
+    export.write(demo, "ansible", demo.contactable_hosts(), [], first)
+    export.write(demo, "ansible", demo.contactable_hosts(), [], second)
     a = (first / "inventory" / "ansible.yml").read_text()
     assert a == (second / "inventory" / "ansible.yml").read_text()
     assert yaml.safe_load(a)["all"]["vars"]["ansible_python_interpreter"] == "auto_silent"
     assert os.path.isabs(yaml.safe_load(a)["all"]["hosts"][sorted(demo.hosts)[0]]["ansible_ssh_private_key_file"])
+
+
+def test_classified_hosts_are_exported_only_when_asked_explicitly(demo, tmp_path):
+    classified = sorted(h for h in demo.hosts if demo.is_classified(h))
+    assert classified == ["gaj-qbyp-app1", "szfb-jmwj-app1"]
+    for fmt in ("ansible", "pyinfra"):
+        with pytest.raises(ClassifiedRefused, match="szfb-jmwj-app1") as refused:
+            export.write(demo, fmt, sorted(demo.hosts), [], tmp_path / "refused")
+        assert "gaj-qbyp-app1" in str(refused.value) and "--include-classified" in str(refused.value)
+    assert not (tmp_path / "refused").exists()
+    [path] = export.write(demo, "ansible", sorted(demo.hosts), [], tmp_path, include_classified=True)
+    data = yaml.safe_load(path.read_text())["all"]
+    assert sorted(data["children"]["classified"]["hosts"]) == classified
+    assert data["hosts"]["szfb-jmwj-app1"]["jiyue_protection_scheme"] == "fenbao"

@@ -14,6 +14,7 @@ import yaml
 
 import inventory
 from inventory import InventoryError, Problem
+from inventory.groups import ClassifiedRefused, host_groups, select_hosts
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "inventory" / "demo"
@@ -265,15 +266,64 @@ def test_tiny_valid_inventory_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize("zone", ["extranet", "internet"])
 def test_classified_system_outside_the_intranet_is_refused(tmp_path: Path, zone: str) -> None:
     _city(tmp_path)
-    path = _write(tmp_path, "systems.yaml", {"systems": [_system(classification="classified", zone=zone)]})
+    path = _write(tmp_path, "systems.yaml", {"systems": [_system(classification="classified", zone=zone,
+                                                                 protection=FENBAO)]})
     [problem] = _problems(tmp_path)
     assert problem.path == "systems[szfb-oa].zone" and "classified" in problem.message
     assert problem.line == _line_of(path, "zone:")
 
 
 def test_classified_system_in_the_intranet_is_accepted(tmp_path: Path) -> None:
-    _city(tmp_path, systems=[_system(classification="classified", zone="intranet")])
+    _city(tmp_path, systems=[_system(classification="classified", zone="intranet", protection=FENBAO)])
     assert inventory.load(tmp_path).systems["szfb-oa"].classification == "classified"
+
+
+# --- protection: 分保 for classified systems, 等保 for the others ------------------------------------
+
+FENBAO = {"scheme": "fenbao"}
+
+
+def test_a_classified_system_is_under_fenbao_and_no_filing_number_is_asked(tmp_path: Path) -> None:
+    _city(tmp_path, systems=[_system(classification="classified", protection=FENBAO)])
+    system = inventory.load(tmp_path).systems["szfb-oa"]
+    assert system.protection.scheme == "fenbao"
+    assert system.protection.level is None and system.protection.filing_number is None
+
+
+@pytest.mark.parametrize("protection", [{"level": 3, "filing_number": "21010099001-19001"}, {"level": 1},
+                                        {"scheme": "dengbao", "level": 2, "filing_number": "21010099001-19001"}])
+def test_a_classified_system_under_dengbao_is_refused(tmp_path: Path, protection: dict[str, Any]) -> None:
+    _city(tmp_path)
+    path = _write(tmp_path, "systems.yaml", {"systems": [_system(classification="classified",
+                                                                 protection=protection)]})
+    [problem] = _problems(tmp_path)
+    assert problem.path == "systems[szfb-oa].protection" and "分级保护" in problem.message
+    assert "scheme: fenbao" in problem.message and "落实涉密信息系统分级保护和非涉密信息系统等级保护" in problem.message
+    assert problem.line == _line_of(path, "protection:")
+
+
+def test_fenbao_is_only_for_classified_systems(tmp_path: Path) -> None:
+    _city(tmp_path, systems=[_system(protection=FENBAO)])
+    [problem] = _problems(tmp_path)
+    assert problem.path == "systems[szfb-oa].protection.scheme" and "classified" in problem.message
+
+
+@pytest.mark.parametrize(("protection", "message"), [
+    ({"scheme": "fenbao", "level": 3}, "no 等保 level or filing number"),
+    ({"scheme": "fenbao", "filing_number": "FB-2015-0031"}, "no 等保 level or filing number"),
+    ({"scheme": "dengbao"}, "declares its level"),
+    ({"scheme": "bmb17"}, "'dengbao' or 'fenbao'"),
+])
+def test_each_scheme_takes_its_own_fields(tmp_path: Path, protection: dict[str, Any], message: str) -> None:
+    _city(tmp_path, systems=[_system(classification="classified", protection=protection)])
+    problems = _problems(tmp_path)
+    assert any(p.path.startswith("systems[szfb-oa].protection") and message in p.message for p in problems), problems
+
+
+def test_the_sample_citys_classified_systems_are_under_fenbao(demo: inventory.Inventory) -> None:
+    classified = {s.id: s.protection for s in demo.systems.values() if s.classification == "classified"}
+    assert set(classified) == {"szfb-jmwj", "gaj-qbyp"}
+    assert all(p.scheme == "fenbao" and p.level is None and p.filing_number is None for p in classified.values())
 
 
 @pytest.mark.parametrize(
@@ -416,3 +466,57 @@ def test_interface_names_follow_the_vendor_style_without_spaces(tmp_path: Path) 
 def test_missing_directory_is_an_inventory_error(tmp_path: Path) -> None:
     [problem] = _problems(tmp_path / "nowhere")
     assert "no such directory" in problem.message
+
+
+# --- classified hosts and --limit ----------------------------------------------------------------------
+
+CLASSIFIED_HOSTS = ["gaj-qbyp-app1", "szfb-jmwj-app1"]
+
+
+def test_no_limit_leaves_the_classified_hosts_out_and_says_so(demo: inventory.Inventory) -> None:
+    hosts, left_out = select_hosts(demo, None)
+    assert left_out == CLASSIFIED_HOSTS and hosts == demo.contactable_hosts()
+    assert set(hosts) | set(left_out) == set(demo.hosts)
+
+
+@pytest.mark.parametrize("pattern", [
+    "szfb-jmwj-app1",  # the host by name
+    "system_szfb_jmwj",  # its system's group
+    "classified",  # the group of them all
+    "szfb-jmwj*",  # a wildcard that finds only it
+    "~qbyp",  # a regular expression that finds only it
+    "szfb-oa-app1,gaj-qbyp-app1",  # named beside a host that may be contacted
+    "dept_szfb:&classified",  # an intersection that keeps only it
+])
+def test_a_classified_host_named_in_limit_is_refused(demo: inventory.Inventory, pattern: str) -> None:
+    with pytest.raises(ClassifiedRefused) as refused:
+        select_hosts(demo, pattern)
+    message = str(refused.value)
+    named = [h for h in CLASSIFIED_HOSTS if h in message]
+    assert named and "分级保护" in message and "confidential bureau" in message
+    assert "--include-classified" in message
+    assert all(demo.owner(h).name in message for h in named)  # the system, by its name too
+
+
+@pytest.mark.parametrize(("pattern", "left_out"), [
+    ("dept_szfb", ["szfb-jmwj-app1"]),
+    ("all", CLASSIFIED_HOSTS),
+    ("role_app", CLASSIFIED_HOSTS),
+    ("dept_szfb:!classified", []),
+])
+def test_a_broader_limit_leaves_them_out(demo: inventory.Inventory, pattern: str, left_out: list[str]) -> None:
+    hosts, out = select_hosts(demo, pattern)
+    assert out == left_out and not any(demo.is_classified(h) for h in hosts)
+    assert hosts
+
+
+@pytest.mark.parametrize("pattern", ["szfb-jmwj-app1", "classified", "dept_szfb", None])
+def test_include_classified_is_the_explicit_override(demo: inventory.Inventory, pattern: str | None) -> None:
+    hosts, left_out = select_hosts(demo, pattern, include_classified=True)
+    assert left_out == [] and "szfb-jmwj-app1" in hosts
+
+
+def test_fenbao_systems_are_in_no_level_group(demo: inventory.Inventory) -> None:
+    groups = host_groups(demo)
+    in_level = {h for g, members in groups.items() if g.startswith("level_") for h in members}
+    assert in_level.isdisjoint(CLASSIFIED_HOSTS) and groups["classified"] == CLASSIFIED_HOSTS

@@ -64,7 +64,8 @@ def device_levels(inv: Inventory, names: list[str], level: int | None) -> dict[s
             out[name] = level
             continue
         departments = carried_departments(inv, name)
-        levels = [s.protection.level for s in inv.systems.values() if s.department in departments and s.protection]
+        levels = [s.protection.level for s in inv.systems.values()
+                  if s.department in departments and s.protection.level is not None]
         best = max(levels, default=None)
         out[name] = best if best in (2, 3) else None
     return out

@@ -121,6 +121,8 @@ class CheckOptions:
     workers: int = runner.DEFAULT_WORKERS
     timeout: float = 60.0  # seconds per target
     trust_on_first_use: bool = False
+    # Classified (涉密) systems are under 分级保护, not 等保: their hosts are checked only on this explicit override.
+    include_classified: bool = False
 
 
 class CatalogError(ValueError):

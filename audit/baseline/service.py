@@ -28,6 +28,7 @@ from audit.baseline.model import (
     load_catalog,
     load_profile,
 )
+from inventory.groups import refuse_classified
 from inventory.model import Inventory
 from jiyue import runner
 from jiyue.runner import Result
@@ -55,10 +56,14 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
     """Check every selected host, then every selected device, that has a level (`level` for all when
     given); store the run when `store` is given. The profile defaults to level3's.
 
-    Raises NothingToCheck when no selected target has a level."""
+    Raises NothingToCheck when no selected target has a level, and ClassifiedRefused, before any session
+    opens, when `hosts` holds a host of a classified system: 分级保护 is the confidential bureau's, and 等保
+    is not its baseline (`options.include_classified` overrides, explicitly)."""
     catalog = catalog or load_catalog()
     profile = profile or load_profile(None, catalog)
     options = options or CheckOptions()
+    if not options.include_classified:
+        refuse_classified(inv, hosts, "asked to check against 等保 ")
     by_target = levels(inv, hosts, devices, level)
     if not any(by_target.values()):
         raise NothingToCheck("none of the selected hosts or devices belongs to (or carries) a system of level 2 "
@@ -110,6 +115,7 @@ def remediate(inv: Inventory, hosts: Sequence[str], *, level: int | None = None,
     catalog = catalog or load_catalog()
     profile = profile or load_profile(None, catalog)
     if not any(levels(inv, hosts, (), level).values()):
+        refuse_classified(inv, hosts, "asked to remediate ")
         return Remediation(apply, {})
     before = check(inv, hosts, level=level, profile=profile, catalog=catalog, store=store, progress=progress)
     fixes, families = playbook.planned_fixes(before.results)

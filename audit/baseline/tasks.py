@@ -61,17 +61,19 @@ def _print_run(run: BaselineRun) -> None:
             "level": "judge every selected host at this level (default: its system's level in the inventory)",
             "profile": PROFILE_HELP, "workers": "hosts checked at once (default 100)",
             "timeout": "seconds per host (default 60)",
-            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)"})
+            "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
+            "include_classified": HELP["include_classified"] + "; give --level too: 分保 has no 等保 level"})
 def check(c, inventory=None, limit=None, store=None, level=None, profile=None, workers=100, timeout=60,
-          trust_on_first_use=False):
+          trust_on_first_use=False, include_classified=False):
     """Check every host and network device against its level's baseline over SSH (read-only, one session
-    each); store the run."""
+    each); store the run. Hosts of classified (涉密) systems are under 分级保护, not 等保: left out."""
     lv = _level(level)
     inv = load_inventory(inventory)
-    hosts = limit_hosts(inv, limit)
+    hosts = limit_hosts(inv, limit, include_classified)
     devices = limit_devices(inv, limit)
     catalog, prof = _catalog_and_profile(profile)
-    options = model.CheckOptions(workers=int(workers), timeout=float(timeout), trust_on_first_use=trust_on_first_use)
+    options = model.CheckOptions(workers=int(workers), timeout=float(timeout), trust_on_first_use=trust_on_first_use,
+                                 include_classified=include_classified)
     try:
         run = service.check(inv, hosts, devices, level=lv, profile=prof, catalog=catalog, options=options,
                             store=Store(store))
