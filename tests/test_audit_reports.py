@@ -27,12 +27,14 @@ from audit.archive import (
     ARCHIVE_COLUMNS,
     ASSET_COLUMNS,
     INTEGRATION_COLUMNS,
+    ROOM_COLUMNS,
     SUMMARY_COLUMNS,
     archive_headers,
     is_single_office,
 )
 from audit.model import CRITERIA, INSUFFICIENT, MET, NEAR, NOT_MET, SCRAP, TRANSFER, VERDICT_ORDER
 from audit.report import VERDICT_COLORS, write_reports
+from inventory.model import RoomReason, RoomStatus
 from jiyue import i18n, reports
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
@@ -164,7 +166,7 @@ def test_stable_file_names(audit):
 def test_xlsx_sheets_and_layout(audit, demo):
     wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
     depts = [d.name for code, d in demo.departments.items() if any(s.department == code for s in demo.systems.values())]
-    assert wb.sheetnames == ["城市汇总", *depts, "整合共享清单", "资产清单"]
+    assert wb.sheetnames == ["城市汇总", *depts, "整合共享清单", "机房腾退", "资产清单"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2", ws.title
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:"), ws.title
@@ -225,13 +227,39 @@ def test_asset_and_integration_sheets(audit):
     wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
     assets = list(wb["资产清单"].iter_rows(values_only=True))
     header = list(assets[0])
-    by_host = {r[0]: dict(zip(header, r, strict=True)) for r in assets[1:]}
-    assert set(by_host) >= {"fgw-hgjj-app1", "fgw-hgjj-db1", "fgw-jgjc-app1", "fgw-oa-app1"}
-    assert by_host["fgw-hgjj-app1"]["建议处置"] == "移交划转"  # reachable, Debian 12 supported
-    assert by_host["fgw-jgjc-app1"]["建议处置"] == "报损报废"  # CentOS 6: end of life
-    assert by_host["fgw-oa-app1"]["建议处置"] == "报损报废"  # never reached
-    assert by_host["fgw-hgjj-app1"]["CPU（核）"] == 2 and by_host["fgw-hgjj-app1"]["内存（GB）"] == 16
-    assert by_host["fgw-jgjc-app1"]["所属系统"] == "fgw-jgjc"
+    by_name = {r[1]: dict(zip(header, r, strict=True)) for r in assets[1:]}
+    assert set(by_name) >= {"fgw-hgjj-app1", "fgw-hgjj-db1", "fgw-jgjc-app1", "fgw-oa-app1"}
+    hgjj = by_name["fgw-hgjj-app1"]
+    assert hgjj["处置方式"] == "移交划转" and hgjj["释放原因"] == "僵尸系统清理下线"
+    assert hgjj["状态"].startswith("待释放")  # until it is taken offline
+    # the owning department is accountable (谁建设、谁负责); the contractor built it
+    assert hgjj["责任单位（谁建设、谁负责）"] == "市发展和改革委员会" and hgjj["承建单位"]
+    # Changed by issue 12: CentOS 6 past its end of life was scrapped; the OS is reinstalled, the hardware reused.
+    jgjc = by_name["fgw-jgjc-app1"]
+    assert jgjc["处置方式"] == "移交划转" and "重装" in jgjc["处置依据"] and jgjc["所在机房"] == "fgw-room"
+    assert by_name["fgw-oa-app1"]["处置方式"] == "报损报废" and "现场核实" in by_name["fgw-oa-app1"]["处置依据"]
+    assert hgjj["CPU（核）"] == 2 and hgjj["内存（GB）"] == 16
+    assert jgjc["所属系统"] == "fgw-jgjc"
+    # websites are freed by the move to the site cluster
+    assert by_name["gaj-web-app1"]["释放原因"] == "网站迁入网站集约化平台"
+    # the room being vacated: the retired leased-line router (2015, past 5 years), its racks (2012) and UPS (2022)
+    router = by_name["华为 AR2220 互联网专线接入路由器"]
+    assert router["资产类别"] == "机房设备" and router["释放原因"] == "整合后退役的设备" and router["状态"] == "已释放"
+    assert router["处置方式"] == "报损报废" and "最低使用年限 5 年" in router["处置依据"]
+    assert by_name["42U 机柜"]["处置方式"] == "报损报废" and by_name["42U 机柜"]["数量"] == 2
+    assert by_name["山特 C6K UPS"]["处置方式"] == "移交划转" and by_name["山特 C6K UPS"]["状态"].startswith("待释放")
+    room = by_name["fgw-room"]
+    assert room["资产类别"] == "机房" and room["处置方式"] == "移交划转" and "32 平方米" in room["处置依据"]
+    # kept rooms are not freed: not on the asset list, nor is what remains in them
+    assert "szfb-room" not in by_name and "机要网密码设备" not in by_name and "zjj-room" not in by_name
+    rooms = list(wb["机房腾退"].iter_rows(values_only=True))
+    header = list(rooms[0])
+    rooms_by_id = {r[0]: dict(zip(header, r, strict=True)) for r in rooms[1:]}
+    assert set(rooms_by_id) == {"fgw-room", "szfb-room", "zjj-room"}
+    assert rooms_by_id["szfb-room"]["核查发现"] == "符合要求" and "领导小组" in rooms_by_id["szfb-room"]["领导小组审议"]
+    assert "zjj.yaml:" in rooms_by_id["zjj-room"]["核查发现"] and "area_m2" in rooms_by_id["zjj-room"]["核查发现"]
+    assert "zjj-gjj-app1" in rooms_by_id["zjj-room"]["机房内现存设备"]
+    assert "华为 AR2220" not in rooms_by_id["fgw-room"]["机房内现存设备"]  # retired: no longer remains
     integ = list(wb["整合共享清单"].iter_rows(values_only=True))
     header = list(integ[0])
     rows = {r[header.index("系统编号")]: dict(zip(header, r, strict=True)) for r in integ[1:]}
@@ -279,7 +307,10 @@ def test_json(audit, demo):
     assert hgjj["hosts"][0]["collected"] and hgjj["hosts"][0]["cpus"] == 2
     assert data["policy"]["idle"]["cpu_pct"] == 3 and data["window"]["until"].startswith("2026-06-01")
     assert data["generated_at"] and data["summary"]["totals"]["systems"] == len(demo.systems)
-    assert {a["host"] for a in data["assets"]} >= {"fgw-jgjc-app1"}
+    assert {a["name"] for a in data["assets"]} >= {"fgw-jgjc-app1", "fgw-room"}
+    assert all(a["reasons"] and a["disposal"] in (TRANSFER, SCRAP) for a in data["assets"])
+    assert {r["room"]: bool(r["findings"]) for r in data["machine_rooms"]} == {
+        "fgw-room": False, "szfb-room": False, "zjj-room": True}
     assert any(e["kind"] == "overlap" for e in data["integration"])
     assert any(SCRIPT_USER in json.dumps(c["evidence"], ensure_ascii=False)
                for c in systems["fgw-jgjc"]["verdict"]["criteria"])
@@ -332,7 +363,8 @@ def test_html_static_and_escaped(audit):
 
 def test_english(audit):
     wb = openpyxl.load_workbook(audit["en"] / "archive.xlsx")
-    assert wb.sheetnames[0] == "City summary" and wb.sheetnames[-2:] == ["Integration list", "Asset list"]
+    assert wb.sheetnames[0] == "City summary"
+    assert wb.sheetnames[-3:] == ["Integration list", "Machine rooms", "Asset list"]
     headers = [c.value for c in wb.worksheets[1][1]]
     assert headers == archive_headers("en") and "System name" in headers and "Evidence" in headers
     row = {r[2]: r for r in wb["市发展和改革委员会"].iter_rows(min_row=2, values_only=True)}["fgw-hgjj"]
@@ -408,6 +440,11 @@ def test_every_label_the_audit_shows_exists():
         *(f"outcome.{o}" for o in (MET, NEAR, NOT_MET, INSUFFICIENT)), *(f"disposal.{d}" for d in (TRANSFER, SCRAP)),
         *(f"integration.kind.{k}" for k in ("overlap", "single_office")),
         *(f"integration.action.{a}" for a in ("keep", "merge", "merge_none", "decommission")),
+        *ROOM_COLUMNS, *(f"rooms.status.{x}" for x in RoomStatus), *(f"rooms.reason.{x}" for x in RoomReason),
+        *(f"assets.kind.{k}" for k in ("host", "equipment", "room")),
+        *(f"assets.stage.{k}" for k in ("freed", "pending")),
+        *(f"assets.cause.{k}" for k in ("zombie", "migrated_source", "website", "retired", "room_equipment",
+                                        "vacated_room")),
     }
     assert sorted(k for k in literal | families if not i18n.has(k)) == []
     assert i18n.bilingual("中文 / English", "en") == "English"
