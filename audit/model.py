@@ -336,6 +336,7 @@ class AuditResult:
     collection: list[Result] = field(default_factory=list)  # empty when the audit only judged
     run_id: int | None = None  # the stored collection run
     freed: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its ASSET_FREED record (jiyue.store)
+    asset_rules: dict[str, Any] | None = None  # disposal and machine-room rules; None: audit/assets.yaml
 
     @property
     def not_collected(self) -> list[Result]:

@@ -75,7 +75,7 @@ class AuditReport:
                                                locations=judge.history.locations)
         self.summary = archive.summary(inv, self.verdicts)
         self.integration = archive.integration_list(inv, self.verdicts)
-        rules = archive.load_asset_rules()
+        rules = result.asset_rules or archive.load_asset_rules()
         self.assets = archive.asset_list(inv, self.verdicts, self.facts, self.today, self.collected_at, lang,
                                          judge.history.locations, result.freed, rules)
         self.rooms = archive.room_list(inv, rules)

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -31,13 +32,14 @@ from audit.archive import (
     SUMMARY_COLUMNS,
     archive_headers,
     is_single_office,
+    load_asset_rules,
 )
 from audit.model import CRITERIA, INSUFFICIENT, MET, NEAR, NOT_MET, SCRAP, TRANSFER, VERDICT_ORDER
 from audit.report import VERDICT_COLORS, write_reports
 from inventory.model import RoomReason, RoomStatus
 from jiyue import i18n, reports
 from jiyue.runner import Result
-from jiyue.store import AUDIT_COLLECT, Store
+from jiyue.store import ASSET_FREED, AUDIT_COLLECT, MIGRATE_LOCATION, Store
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
@@ -573,3 +575,34 @@ def test_chromium_prints_the_charts_and_the_chinese_text(audit, tmp_path):
     keep = REPO / "reports" / "test-screenshots"
     keep.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(png, keep / "archive.png")
+
+
+# --- what the consolidation frees, as the store records it ----------------------------------------
+
+
+def test_freed_assets_and_an_auditors_rules(demo, tmp_path):
+    """A migrated system's sources are pending through the grace period and freed by their decommission
+    (`ASSET_FREED`, which `migrate.decommission` records); the disposal rules come from the auditor's
+    copy of audit/assets.yaml."""
+    store = Store(f"sqlite:///{tmp_path}/h.sqlite")
+    for n, at in enumerate(RUNS):
+        store.record(AUDIT_COLLECT, city_run(demo, at, n), started=at, seeded=True)
+    store.record(MIGRATE_LOCATION, [Result("szfb-oa", True, {
+        "system": "szfb-oa", "hosts": {"szfb-oa-app1": "zwy-01", "szfb-oa-db1": "zwy-02"}, "what": "migrated"})])
+    store.record(ASSET_FREED, [Result("szfb-oa-app1", True, {"system": "szfb-oa", "cause": "migrated_source",
+                                                             "signed_off_by": "王工"})])
+    rules = load_asset_rules()
+    rules["disposal"]["service_life_years"]["network"] = 20  # this city keeps routers for 20 years
+    rules["machine_rooms"]["max_area_m2"] = 30
+    result = replace(service.judge(demo, store, now=NOW), asset_rules=rules)
+    assert set(result.freed) == {"szfb-oa-app1"}
+    write_reports(result, tmp_path / "out", ["json"])
+    data = json.loads((tmp_path / "out" / "archive.json").read_text(encoding="utf-8"))
+    assets = {a["name"]: a for a in data["assets"]}
+    assert assets["szfb-oa-app1"]["cause"] == "migrated_source" and assets["szfb-oa-app1"]["stage"] == "freed"
+    assert assets["szfb-oa-db1"]["stage"] == "pending"  # not decommissioned yet
+    assert assets["szfb-oa-app1"]["disposal"] == TRANSFER and assets["szfb-oa-app1"]["room"] == ""
+    assert "szfb-dcdb-app1" not in assets  # still running in its department: nothing freed
+    router = assets["华为 AR2220 互联网专线接入路由器"]
+    assert router["disposal"] == TRANSFER and "20" in router["reasons"][0]
+    assert not any(r["findings"] for r in data["machine_rooms"])  # zjj's 26 m² is within the auditor's 30
