@@ -43,7 +43,7 @@ from audit.model import (
     RoomEntry,
     Verdict,
 )
-from inventory.model import Inventory, RoomStatus, System
+from inventory.model import Classification, Inventory, RoomStatus, System
 from inventory.validate import room_findings
 from jiyue.i18n import bilingual, enum_label, t
 
@@ -69,6 +69,7 @@ ASSET_COLUMNS = ("assets.kind", "assets.name", "assets.address", "assets.account
 ROOM_COLUMNS = ("rooms.id", "rooms.department", "rooms.address", "rooms.area", "rooms.status", "rooms.reason",
                 "rooms.remains", "rooms.approval", "rooms.findings")
 ASSET_RULES = Path(__file__).resolve().parent / "assets.yaml"
+HOST_CAUSES = ("zombie", "migrated_source", "website")  # what frees a host (`ASSET_FREED` records' `cause`)
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -511,6 +512,8 @@ def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, 
     out: list[AssetEntry] = []
     seen: set[str] = set()
     for s in ordered_systems(inv):
+        if s.classification == Classification.classified:
+            continue  # its hardware goes with it to the confidential bureau (分级保护), not through this list
         v = by_id.get(s.id)
         location = (locations or {}).get(s.id)
         if v is not None and v.verdict == ZOMBIE:
@@ -521,7 +524,8 @@ def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, 
             cause, hosts = "website", list(s.hosts)
         else:  # freed by another route the store records (a zombie taken offline since the verdict, …)
             hosts = [h for h in s.hosts if h in freed]
-            cause = str(freed[hosts[0]].get("cause") or "zombie") if hosts else ""
+            cause = str(freed[hosts[0]].get("cause")) if hosts else ""
+            cause = cause if cause in HOST_CAUSES else "retired"
         maintenance = _criterion(v, "maintenance")
         eol_by_host = maintenance.numbers.get("hosts", {}) if maintenance else {}
         for h in hosts:

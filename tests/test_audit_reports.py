@@ -590,12 +590,13 @@ def test_freed_assets_and_an_auditors_rules(demo, tmp_path):
     store.record(MIGRATE_LOCATION, [Result("szfb-oa", True, {
         "system": "szfb-oa", "hosts": {"szfb-oa-app1": "zwy-01", "szfb-oa-db1": "zwy-02"}, "what": "migrated"})])
     store.record(ASSET_FREED, [Result("szfb-oa-app1", True, {"system": "szfb-oa", "cause": "migrated_source",
-                                                             "signed_off_by": "王工"})])
+                                                             "signed_off_by": "王工"}),
+                               Result("szfb-jmwj-app1", True, {"system": "szfb-jmwj", "cause": "zombie"})])
     rules = load_asset_rules()
     rules["disposal"]["service_life_years"]["network"] = 20  # this city keeps routers for 20 years
     rules["machine_rooms"]["max_area_m2"] = 30
     result = replace(service.judge(demo, store, now=NOW), asset_rules=rules)
-    assert set(result.freed) == {"szfb-oa-app1"}
+    assert set(result.freed) == {"szfb-oa-app1", "szfb-jmwj-app1"}
     write_reports(result, tmp_path / "out", ["json"])
     data = json.loads((tmp_path / "out" / "archive.json").read_text(encoding="utf-8"))
     assets = {a["name"]: a for a in data["assets"]}
@@ -603,6 +604,7 @@ def test_freed_assets_and_an_auditors_rules(demo, tmp_path):
     assert assets["szfb-oa-db1"]["stage"] == "pending"  # not decommissioned yet
     assert assets["szfb-oa-app1"]["disposal"] == TRANSFER and assets["szfb-oa-app1"]["room"] == ""
     assert "szfb-dcdb-app1" not in assets  # still running in its department: nothing freed
+    assert "szfb-jmwj-app1" not in assets  # classified: the confidential bureau disposes of it, not this list
     router = assets["华为 AR2220 互联网专线接入路由器"]
     assert router["disposal"] == TRANSFER and "20" in router["reasons"][0]
     assert not any(r["findings"] for r in data["machine_rooms"])  # zjj's 26 m² is within the auditor's 30
