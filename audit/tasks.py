@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from invoke import task
+from rich.markup import escape
 from rich.table import Table
 
 from audit import service
@@ -128,7 +129,7 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, ass
     _write(result, out, formats, lang)
     for room in room_list(inv, rules):
         for finding in room.findings:
-            console.print(f"[yellow]machine room finding[/] {finding}")
+            console.print(f"[yellow]machine room finding[/] {escape(finding)}")
 
 
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
