@@ -11,14 +11,20 @@ neutralising is the writers' job (`jiyue.reports`), so host strings pass through
   other (mutual `overlaps_with`); (b) systems that exist in the name of one office (科室): an
   `office` whose declared users are only that office or its own department ("以科室名义存在的
   独立政务信息系统原则上必须整合", Panjin), with a suggested target per system.
-- Asset list: every host of every zombie system, with the suggested disposal (移交划转 or 报损报废).
+- Asset list: everything the consolidation frees (zombie hosts, decommissioned migrated sources,
+  website hosts, retired room equipment, vacated rooms), each with its disposal route (移交划转 or
+  报损报废) and the reason, by the rules of audit/assets.yaml; and the machine rooms (机房腾退) with what
+  remains in each and the findings of the one-room, 20 m², approved-by-the-leading-group rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from audit.history import declared_dependents
 from audit.model import (
@@ -34,9 +40,11 @@ from audit.model import (
     HostFacts,
     IntegrationEntry,
     Location,
+    RoomEntry,
     Verdict,
 )
-from inventory.model import Classification, Inventory, ProtectionScheme, System
+from inventory.model import Classification, Inventory, ProtectionScheme, RoomStatus, System
+from inventory.validate import room_findings
 from jiyue.i18n import bilingual, enum_label, t
 
 ARCHIVE_COLUMNS = (
@@ -54,9 +62,14 @@ SUMMARY_COLUMNS = ("department", "department.level", "summary.systems", *(f"verd
 INTEGRATION_COLUMNS = ("integration.kind", "archive.department", "integration.group", "archive.id", "archive.name",
                        "archive.office", "archive.user_units", "archive.verdict", "integration.target",
                        "integration.action", "integration.reason")
-ASSET_COLUMNS = ("assets.host", "assets.address", "assets.os", "assets.cpu", "assets.memory_gb", "assets.disk_gb",
-                 "assets.system", "assets.system_name", "archive.department", "assets.listening", "assets.cron",
+ASSET_COLUMNS = ("assets.kind", "assets.name", "assets.address", "assets.accountable", "assets.vendor", "assets.system",
+                 "assets.system_name", "assets.room", "assets.cause", "assets.stage", "assets.os", "assets.cpu",
+                 "assets.memory_gb", "assets.disk_gb", "assets.count", "assets.year", "assets.listening", "assets.cron",
                  "assets.last_collected", "assets.eol", "assets.disposal", "assets.disposal_reason")
+ROOM_COLUMNS = ("rooms.id", "rooms.department", "rooms.address", "rooms.area", "rooms.status", "rooms.reason",
+                "rooms.remains", "rooms.approval", "rooms.findings")
+ASSET_RULES = Path(__file__).resolve().parent / "assets.yaml"
+HOST_CAUSES = ("zombie", "migrated_source", "website")  # what frees a host (`ASSET_FREED` records' `cause`)
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -449,56 +462,158 @@ def integration_rows(inv: Inventory, entries: Sequence[IntegrationEntry], verdic
     return headers, rows
 
 
-# --- the asset list --------------------------------------------------------------------------------
+# --- the asset list and the machine rooms -------------------------------------------------------
+
+
+def load_asset_rules(path: Path = ASSET_RULES) -> dict[str, Any]:
+    """The disposal and machine-room rules (audit/assets.yaml, or an auditor's copy)."""
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _room_of(inv: Inventory) -> dict[str, str]:
+    return {h: room.id for room in inv.machine_rooms.values() for h in room.hosts}
+
+
+def _host_entry(inv: Inventory, s: System, h: str, cause: str, freed: Mapping[str, Mapping[str, Any]],
+                facts: Mapping[str, HostFacts], eol: str | None, today: date, rules: Mapping[str, Any],
+                collected_at: Mapping[str, datetime], room: str, lang: str) -> AssetEntry:
+    """A freed host and its route: reused (移交划转) when its hardware answers; a host never reached is
+    proposed for scrapping only pending an on-site check. An OS past its end of life is noted, never a
+    reason to scrap: the OS is reinstalled."""
+    f = facts.get(h) or {}
+    r = host_resources(f)
+    reasons: list[tuple[str, dict[str, str]]]
+    if not f:
+        disposal = rules["disposal"].get("never_reached", SCRAP)
+        reasons = [("disposal.reason.unreachable", {})]
+    else:
+        disposal, reasons = rules["disposal"].get("default", TRANSFER), [("disposal.reason.reusable", {})]
+    if eol and date.fromisoformat(eol) < today:
+        reasons.append(("disposal.reason.eol_reinstall", {"eol": eol}))
+    listening = [f"{x.get('process') or '?'} ({x.get('port')}/{x.get('proto')})"
+                 for x in sorted(f.get("listening") or [],
+                                 key=lambda x: (int(x.get("port") or 0), str(x.get("proto"))))]
+    cron = [str(c.get("entry", "")) for c in f.get("cron") or [] if isinstance(c, dict)]
+    dept = inv.departments.get(s.department)
+    address = str(inv.hosts[h].address) if h in inv.hosts else ""
+    return AssetEntry("host", h, address, dept.name if dept else s.department, cause,
+                      "freed" if h in freed else "pending", disposal, reasons, s.id, s.name, s.vendor,
+                      host_os(inv, h, f, lang), r["cpus"], r["memory_gb"], r["disk_gb"], room=room,
+                      listening=listening, cron=cron, last_collected=collected_at.get(h), eol=eol)
+
+
+def _equipment_route(kind: str, year: int | None, today: date, rules: Mapping[str, Any]
+                     ) -> tuple[str, list[tuple[str, dict[str, str]]]]:
+    life = rules["disposal"]["service_life_years"].get(kind, rules["disposal"]["service_life_years"].get("other"))
+    if year is not None and life is not None and today.year - year >= int(life):
+        return SCRAP, [("disposal.reason.service_life", {"year": str(year), "years": str(life)})]
+    if year is None:
+        return rules["disposal"].get("default", TRANSFER), [("disposal.reason.year_unknown", {})]
+    return rules["disposal"].get("default", TRANSFER), [("disposal.reason.within_life",
+                                                          {"year": str(year), "years": str(life)})]
 
 
 def asset_list(inv: Inventory, verdicts: Iterable[Verdict], facts: Mapping[str, HostFacts],
                today: date | None = None, collected_at: Mapping[str, datetime] | None = None,
-               lang: str = "zh") -> list[AssetEntry]:
-    """Every host of every zombie system, with the suggested disposal.
+               lang: str = "zh", locations: Mapping[str, Location] | None = None,
+               freed: Mapping[str, Mapping[str, Any]] | None = None,
+               rules: Mapping[str, Any] | None = None) -> list[AssetEntry]:
+    """Everything the consolidation frees (盘政办发〔2017〕144号: 资产清单, 移交划转 or 报损报废):
 
-    The rule (Panjin: after integration, assets are transferred 移交划转 or scrapped 报损报废): a host
-    is reusable, so transferred, when it was reached by the collector (its hardware answers) and its
-    operating system is not past end of life (audit/lifecycle.yaml, as criterion 4 found it);
-    otherwise it is scrapped, a never-reached host with a note to verify it on site.
+    - the hosts of zombie systems, freed once taken offline;
+    - the source hosts of migrated systems, freed by their decommission after the grace period;
+    - the hosts of websites, freed by the move to the site cluster (网站集约化);
+    - equipment retired from a machine room (a network device of a cancelled leased line, …) and all
+      equipment of a room being vacated; the vacated rooms themselves (the space is handed back).
+
+    A host is `freed` once the store holds its `ASSET_FREED` record, `pending` until then. Disposal
+    follows audit/assets.yaml: transfer by default; scrap for equipment past its service life or a
+    host that never answered (to be checked on site); never for an OS past its end of life.
     """
     today = today or date.today()
+    rules = rules or load_asset_rules()
+    freed = freed or {}
+    collected_at = collected_at or {}
     by_id = verdicts_by_system(verdicts)
-    out = []
+    rooms = _room_of(inv)
+    out: list[AssetEntry] = []
+    seen: set[str] = set()
     for s in ordered_systems(inv):
+        if s.classification == Classification.classified:
+            continue  # its hardware goes with it to the confidential bureau (分级保护), not through this list
         v = by_id.get(s.id)
-        if v is None or v.verdict != ZOMBIE:
-            continue
+        location = (locations or {}).get(s.id)
+        if v is not None and v.verdict == ZOMBIE:
+            cause, hosts = "zombie", list(s.hosts)
+        elif location and location.get("what") == "migrated":
+            cause, hosts = "migrated_source", [h for h in location.get("hosts", {}) if h in s.hosts]
+        elif s.website and s.golden_network is None:
+            cause, hosts = "website", list(s.hosts)
+        else:  # freed by another route the store records (a zombie taken offline since the verdict, …)
+            hosts = [h for h in s.hosts if h in freed]
+            cause = str(freed[hosts[0]].get("cause")) if hosts else ""
+            cause = cause if cause in HOST_CAUSES else "retired"
         maintenance = _criterion(v, "maintenance")
         eol_by_host = maintenance.numbers.get("hosts", {}) if maintenance else {}
-        dept = inv.departments.get(s.department)
-        for h in s.hosts:
-            f = facts.get(h) or {}
-            r = host_resources(f)
-            eol = (eol_by_host.get(h) or {}).get("eol")
-            reason: tuple[str, dict[str, str]]
-            if not f:
-                disposal, reason = SCRAP, ("disposal.reason.unreachable", {})
-            elif eol and date.fromisoformat(eol) < today:
-                disposal, reason = SCRAP, ("disposal.reason.eol", {"eol": eol})
-            else:
-                disposal, reason = TRANSFER, ("disposal.reason.reusable", {})
-            listening = [f"{x.get('process') or '?'} ({x.get('port')}/{x.get('proto')})"
-                         for x in sorted(f.get("listening") or [], key=lambda x: (int(x.get("port") or 0),
-                                                                                str(x.get("proto"))))]
-            cron = [str(c.get("entry", "")) for c in f.get("cron") or [] if isinstance(c, dict)]
-            out.append(AssetEntry(h, str(inv.hosts[h].address) if h in inv.hosts else "", host_os(inv, h, f, lang),
-                                  r["cpus"], r["memory_gb"], r["disk_gb"], s.id, s.name,
-                                  dept.name if dept else s.department, listening, cron,
-                                  (collected_at or {}).get(h), eol, disposal, reason))
+        for h in hosts:
+            if h in seen:
+                continue
+            seen.add(h)
+            out.append(_host_entry(inv, s, h, cause, freed, facts, (eol_by_host.get(h) or {}).get("eol"),
+                                   today, rules, collected_at, rooms.get(h, ""), lang))
+    for room in inv.machine_rooms.values():
+        dept = inv.departments.get(room.department)
+        dept_name = dept.name if dept else room.department
+        leaving = room.status != RoomStatus.kept
+        for e in room.equipment:
+            if not (e.retired or leaving):
+                continue
+            disposal, reasons = _equipment_route(e.kind.value, e.year, today, rules)
+            out.append(AssetEntry("equipment", e.name, room.address, dept_name,
+                                  "retired" if e.retired else "room_equipment",
+                                  "freed" if e.retired or room.status == RoomStatus.vacated else "pending",
+                                  disposal, reasons, count=e.count, year=e.year, room=room.id))
+        if leaving:
+            out.append(AssetEntry("room", room.id, room.address, dept_name, "vacated_room",
+                                  "freed" if room.status == RoomStatus.vacated else "pending", TRANSFER,
+                                  [("disposal.reason.room", {"area": f"{room.area_m2:g}"})], room=room.id))
     return out
 
 
 def asset_rows(entries: Sequence[AssetEntry], lang: str = "zh") -> tuple[list[str], list[list[Any]]]:
     headers = [t(c, lang) for c in ASSET_COLUMNS]
-    rows = [[a.host, a.address, a.os, a.cpus, a.memory_gb, a.disk_gb, a.system, a.system_name, a.department,
-             "\n".join(a.listening), "\n".join(a.cron),
+    rows = [[t(f"assets.kind.{a.kind}", lang), a.name, a.address, a.department, a.vendor, a.system, a.system_name,
+             a.room, t(f"assets.cause.{a.cause}", lang), t(f"assets.stage.{a.stage}", lang), a.os, a.cpus,
+             a.memory_gb, a.disk_gb, a.count, a.year, "\n".join(a.listening), "\n".join(a.cron),
              _short_time(a.last_collected.isoformat()) if a.last_collected else "",
-             a.eol or "", t(f"disposal.{a.disposal}", lang), t(a.reason[0], lang, **a.reason[1])]
+             a.eol or "", t(f"disposal.{a.disposal}", lang), asset_reasons(a, lang)]
             for a in entries]
+    return headers, rows
+
+
+def asset_reasons(a: AssetEntry, lang: str) -> str:
+    return "\n".join(t(key, lang, **args) for key, args in a.reasons)
+
+
+def room_list(inv: Inventory, rules: Mapping[str, Any] | None = None) -> list[RoomEntry]:
+    """Every declared machine room with what remains in it and the findings of the 20 m² rule."""
+    rule = (rules or load_asset_rules())["machine_rooms"]
+    findings = room_findings(inv, float(rule["max_area_m2"]), str(rule["approval_body"]),
+                             int(rule.get("max_rooms_per_department", 1)), rule.get("reasons") or ())
+    out = []
+    for room in inv.machine_rooms.values():
+        dept = inv.departments.get(room.department)
+        a = room.approval
+        approval = " ".join(x for x in (a.body, a.date.isoformat(), a.document or "") if x) if a else ""
+        out.append(RoomEntry(room.id, dept.name if dept else room.department, room.address, float(room.area_m2),
+                             room.status.value, room.reason.value if room.reason else None, room.remains, approval,
+                             [str(p) for p in findings.get(room.id, [])]))
+    return out
+
+
+def room_rows(entries: Sequence[RoomEntry], lang: str = "zh") -> tuple[list[str], list[list[Any]]]:
+    headers = [t(c, lang) for c in ROOM_COLUMNS]
+    rows = [[r.room, r.department, r.address, r.area_m2, t(f"rooms.status.{r.status}", lang),
+             t(f"rooms.reason.{r.reason}", lang) if r.reason else "", "\n".join(r.remains), r.approval,
+             "\n".join(r.findings) or t("rooms.complies", lang)] for r in entries]
     return headers, rows

@@ -288,23 +288,51 @@ class IntegrationEntry:
 
 @dataclass
 class AssetEntry:
-    """One host of a zombie system on the asset list, with its suggested disposal and why."""
+    """One thing the consolidation frees, on the asset list (资产清单): a host, a piece of room equipment
+    (a retired network device, a UPS) or a vacated machine room, with its disposal route and why.
 
-    host: str
-    address: str
-    os: str
-    cpus: int | None
-    memory_gb: float | None
-    disk_gb: float | None
-    system: str
-    system_name: str
+    `department` is the accountable party: the owning department (谁建设、谁负责), whoever built it;
+    `vendor` is the contractor that built it (承建单位). `stage` says whether it is freed already or
+    once what frees it is done (the decommission after the grace period, the move to the site cluster).
+    """
+
+    kind: str  # host | equipment | room
+    name: str
+    address: str  # IP address, or where the room or equipment is
     department: str
-    listening: list[str]
-    cron: list[str]
-    last_collected: datetime | None
-    eol: str | None
+    cause: str  # zombie | migrated_source | website | retired | vacated_room | room_equipment
+    stage: str  # freed | pending
     disposal: str  # TRANSFER | SCRAP
-    reason: tuple[str, dict[str, str]]
+    reasons: list[tuple[str, dict[str, str]]]  # (label key, arguments): the route's ground first
+    system: str = ""
+    system_name: str = ""
+    vendor: str = ""
+    os: str = ""
+    cpus: int | None = None
+    memory_gb: float | None = None
+    disk_gb: float | None = None
+    count: int = 1
+    year: int | None = None  # equipment: year acquired
+    room: str = ""  # the machine room it stands in
+    listening: list[str] = field(default_factory=list)
+    cron: list[str] = field(default_factory=list)
+    last_collected: datetime | None = None
+    eol: str | None = None
+
+
+@dataclass
+class RoomEntry:
+    """One machine room on the 机房腾退 sheet: what is in it and what the rule finds about it."""
+
+    room: str
+    department: str
+    address: str
+    area_m2: float
+    status: str
+    reason: str | None
+    remains: list[str]
+    approval: str  # "body date document", empty when none recorded
+    findings: list[str]  # file:line: field: message, empty when the room complies
 
 
 # --- what the audit service returns (audit/service.py) ---------------------------------------------
@@ -323,6 +351,8 @@ class AuditResult:
     verdicts: list[Verdict]
     collection: list[Result] = field(default_factory=list)  # empty when the audit only judged
     run_id: int | None = None  # the stored collection run
+    freed: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> its ASSET_FREED record (jiyue.store)
+    asset_rules: dict[str, Any] | None = None  # disposal and machine-room rules; None: audit/assets.yaml
 
     @property
     def not_collected(self) -> list[Result]:

@@ -1,10 +1,11 @@
 """The audit reports: the archive (档案库) with zombie verdicts, the integration list and the asset
 list, as Excel, CSV, JSON and one self-contained HTML page. Stable names under the output dir:
 
-- `archive.xlsx`: 城市汇总 (city summary) first, one sheet per department, then 整合共享清单 and 资产清单;
+- `archive.xlsx`: 城市汇总 (city summary) first, one sheet per department, then 整合共享清单, 机房腾退 (the
+  machine rooms and their findings) and 资产清单 (everything the consolidation frees, with its route);
 - `archive.csv`: every system, the department sheets' columns;
 - `archive.json`: every system with all its fields and its verdict (every criterion's outcome,
-  numbers and evidence), the integration and asset lists, the thresholds used;
+  numbers and evidence), the integration and asset lists, the machine rooms, the thresholds used;
 - `archive.html`: overview, verdicts by department, utilisation, the dependency graph, evidence
   per zombie; static (no scripts) and self-contained (no external resources).
 
@@ -32,6 +33,9 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 FORMATS = ("xlsx", "csv", "json", "html")
 BASENAME = "archive"
+ASSET_HTML_COLUMNS = ("assets.kind", "assets.name", "assets.address", "assets.accountable", "assets.system",
+                      "assets.cause", "assets.stage", "assets.os", "assets.listening", "assets.disposal",
+                      "assets.disposal_reason")
 VERDICT_COLORS = {"zombie": "#c0392b", "replatform": "#8e44ad", "suspect": "#e67e22", "active": "#2e8b57",
                   "insufficient_data": "#8e99a4"}
 
@@ -74,7 +78,10 @@ class AuditReport:
                                                locations=judge.history.locations)
         self.summary = archive.summary(inv, self.verdicts)
         self.integration = archive.integration_list(inv, self.verdicts)
-        self.assets = archive.asset_list(inv, self.verdicts, self.facts, self.today, self.collected_at, lang)
+        rules = result.asset_rules or archive.load_asset_rules()
+        self.assets = archive.asset_list(inv, self.verdicts, self.facts, self.today, self.collected_at, lang,
+                                         judge.history.locations, result.freed, rules)
+        self.rooms = archive.room_list(inv, rules)
 
     # --- tables -----------------------------------------------------------------------------------
 
@@ -96,6 +103,8 @@ class AuditReport:
                                      number_formats=formats))
         headers, rows = archive.integration_rows(self.inv, self.integration, self.verdicts, lang)
         out.append(reports.Sheet(t("integration.sheet", lang), headers, rows))
+        headers, rows = archive.room_rows(self.rooms, lang)
+        out.append(reports.Sheet(t("rooms.sheet", lang), headers, rows))
         headers, rows = archive.asset_rows(self.assets, lang)
         out.append(reports.Sheet(t("assets.sheet", lang), headers, rows))
         return out
@@ -139,7 +148,8 @@ class AuditReport:
             "systems": systems,
             "integration": [asdict(e) | {"reasons": [t(k, self.lang, **a) for k, a in e.reasons]}
                             for e in self.integration],
-            "assets": [asdict(a) | {"reason": t(a.reason[0], self.lang, **a.reason[1])} for a in self.assets],
+            "assets": [asdict(a) | {"reasons": [t(k, self.lang, **x) for k, x in a.reasons]} for a in self.assets],
+            "machine_rooms": [asdict(r) for r in self.rooms],
         }
 
     # --- HTML -------------------------------------------------------------------------------------
@@ -216,6 +226,10 @@ class AuditReport:
         integration_headers, integration_rows = archive.integration_rows(self.inv, self.integration,
                                                                          self.verdicts, lang)
         asset_headers, asset_rows = archive.asset_rows(self.assets, lang)
+        # A printed page holds about a dozen columns: the page shows these, the workbook all of them.
+        keep = [archive.ASSET_COLUMNS.index(c) for c in ASSET_HTML_COLUMNS]
+        asset_headers, asset_rows = [asset_headers[i] for i in keep], [[r[i] for i in keep] for r in asset_rows]
+        room_headers, room_rows = archive.room_rows(self.rooms, lang)
         return {
             "title": t("audit.title", lang),
             "subtitle": t("audit.subtitle", lang, since=self.judge.since.date().isoformat(), until=self.today),
@@ -241,6 +255,7 @@ class AuditReport:
             "suspects": [self._detail(v) for v in self.verdicts if v.verdict == SUSPECT],
             "integration_headers": integration_headers, "integration_rows": integration_rows,
             "asset_headers": asset_headers, "asset_rows": asset_rows,
+            "room_headers": room_headers, "room_rows": room_rows,
             "policy": _flatten(self.judge.policy),
         }
 

@@ -18,7 +18,7 @@ from audit.collect import CollectOptions, collect
 from audit.model import AuditResult
 from audit.zombies import Judge
 from inventory.model import Inventory
-from jiyue.store import Store
+from jiyue.store import ASSET_FREED, Store
 
 
 def systems_on(inv: Inventory, hosts: Iterable[str]) -> list[str]:
@@ -34,7 +34,13 @@ def judge(inv: Inventory, store: Store, policy: dict[str, Any] | None = None, sy
     Nothing is collected: a host is judged by what the store already holds.
     """
     judged = Judge(inv, store, policy, now)
-    return AuditResult(inv, judged, judged.judge_all(systems))
+    return AuditResult(inv, judged, judged.judge_all(systems), freed=freed_hosts(store, inv))
+
+
+def freed_hosts(store: Store, inv: Inventory) -> dict[str, dict[str, Any]]:
+    """Each inventory host's latest freed record (`ASSET_FREED`), with its time: the asset list's "freed"."""
+    return {r.target: {**(r.data or {}), "at": r.at.isoformat()}
+            for r in store.history(ASSET_FREED, list(inv.hosts), ok_only=True)}
 
 
 def collect_and_judge(inv: Inventory, store: Store, hosts: list[str] | None = None,

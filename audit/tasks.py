@@ -6,13 +6,17 @@ code: 0 done, 1 hosts could not be collected, 2 bad input.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
 from invoke import task
+from rich.markup import escape
 from rich.table import Table
 
 from audit import service
+from audit.archive import load_asset_rules, room_list
 from audit.collect import CollectOptions
 from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
@@ -24,6 +28,7 @@ from jiyue.store import Store
 
 VERDICT_STYLE = {ZOMBIE: "bold red", REPLATFORM: "magenta", SUSPECT: "yellow", ACTIVE: "green", NO_DATA: "dim"}
 POLICY_HELP = "zombie policy YAML (default: audit/policy.yaml)"
+ASSETS_HELP = "asset disposal and machine-room rules YAML (default: audit/assets.yaml)"
 
 
 def _policy(path: str | None) -> dict[str, Any]:
@@ -114,14 +119,24 @@ def zombies(c, inventory=None, limit=None, store=None, policy=None):
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"], "out": HELP["out"],
-            "policy": POLICY_HELP, "lang": "zh (default) or en",
+            "policy": POLICY_HELP, "assets": ASSETS_HELP, "lang": "zh (default) or en",
             "format": "comma-separated: xlsx,csv,json,html (default: all)"})
-def report(c, inventory=None, limit=None, store=None, out=None, policy=None, lang="zh", format="xlsx,csv,json,html"):
-    """Write the archive (档案库), verdicts with evidence, integration and asset lists: Excel, CSV, JSON, HTML."""
+def report(c, inventory=None, limit=None, store=None, out=None, policy=None, assets=None, lang="zh",
+           format="xlsx,csv,json,html"):
+    """Write the archive (档案库), verdicts with evidence, integration list, machine rooms and asset list:
+    Excel, CSV, JSON, HTML."""
     formats = _formats(lang, format)
     inv = load_inventory(inventory)
     pol = _policy(policy)
-    _write(service.judge(inv, Store(store), pol, _systems(inv, limit)), out, formats, lang)
+    try:
+        rules = load_asset_rules(Path(assets)) if assets else None
+    except (OSError, yaml.YAMLError) as exc:
+        raise fail(f"cannot read the asset rules file: {exc}") from None
+    result = replace(service.judge(inv, Store(store), pol, _systems(inv, limit)), asset_rules=rules)
+    _write(result, out, formats, lang)
+    for room in room_list(inv, rules):
+        for finding in room.findings:
+            console.print(f"[yellow]machine room finding[/] {escape(finding)}")
 
 
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],

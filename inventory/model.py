@@ -444,6 +444,74 @@ class Cloud(Located):
     gateway: Ident  # the host whose reverse proxy / name service clients use
 
 
+# --- machine rooms (机房腾退) -----------------------------------------------------------------------
+
+
+class RoomStatus(StrEnum):
+    """Where a department's machine room stands in the consolidation (盘政办发〔2017〕144号, 机房腾退)."""
+
+    kept = "kept"  # 保留: the one independent room Panjin allows, with the leading group's approval
+    vacating = "vacating"  # 腾退中: its systems are moving out
+    vacated = "vacated"  # 已腾退: empty, the space goes back
+
+
+class RoomReason(StrEnum):
+    """The two grounds on which Panjin lets a department keep a room."""
+
+    network_access = "network_access"  # 网络接入设备
+    confidentiality = "confidentiality"  # 保密需要
+
+
+class EquipmentKind(StrEnum):
+    server = "server"
+    storage = "storage"
+    network = "network"
+    security = "security"
+    power = "power"  # UPS, distribution
+    cooling = "cooling"  # precision air conditioning
+    rack = "rack"
+    other = "other"
+
+
+class Equipment(Model):
+    """Equipment in a room that is not an inventory host or device: what remains, or what the
+    consolidation retired (a network device of a cancelled leased line, a UPS of a vacated room)."""
+
+    kind: EquipmentKind
+    name: Text  # model or description, e.g. "华为 AR2220 路由器"
+    count: Annotated[int, Field(ge=1)] = 1
+    year: Annotated[int, Field(ge=1980, le=2100)] | None = None  # year acquired: its service life counts from it
+    retired: bool = False  # freed by the consolidation: on the asset list for disposal
+
+
+class RoomApproval(Model):
+    """The leading group's decision to keep a room (经市智慧城市建设与大数据应用开发工作领导小组审议)."""
+
+    body: Text
+    date: dt.date
+    document: Text | None = None  # minutes or document number
+
+
+class MachineRoom(Located):
+    """A department's own machine room: where it is, how big, what is still in it."""
+
+    id: Ident
+    department: Ident
+    address: Text
+    area_m2: Annotated[Decimal, Field(gt=0, decimal_places=1)]
+    status: RoomStatus
+    reason: RoomReason | None = None  # why it is kept
+    hosts: list[Ident] = []  # inventory hosts standing in it
+    equipment: list[Equipment] = []
+    approval: RoomApproval | None = None
+
+    @property
+    def remains(self) -> list[str]:
+        """What is still in the room: its hosts, then the equipment not retired."""
+        return [*self.hosts, *(f"{e.name} ×{e.count}" if e.count > 1 else e.name
+                               for e in self.equipment if not e.retired)]
+
+
 # --- the whole ---------------------------------------------------------------------------------
 
 LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
@@ -452,6 +520,7 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "hosts": (Host, "name"),
     "devices": (Device, "name"),
     "subnets": (Subnet, "name"),
+    "machine_rooms": (MachineRoom, "id"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud}
 
@@ -468,6 +537,7 @@ class Inventory(Model):
     hosts: dict[str, Host] = {}
     devices: dict[str, Device] = {}
     subnets: dict[str, Subnet] = {}
+    machine_rooms: dict[str, MachineRoom] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
 

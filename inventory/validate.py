@@ -11,7 +11,17 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 
 from inventory.loader import FieldPath, Problem
-from inventory.model import Classification, Defaults, Inventory, Located, ProtectionScheme, SubnetKind, System, Zone
+from inventory.model import (
+    Classification,
+    Defaults,
+    Inventory,
+    Located,
+    ProtectionScheme,
+    RoomStatus,
+    SubnetKind,
+    System,
+    Zone,
+)
 
 LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
 
@@ -40,6 +50,7 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _devices(inv, names)
     problems += _extranet(inv, names)
     problems += _cloud(inv, names)
+    problems += _rooms(inv, names)
     return problems
 
 
@@ -259,3 +270,49 @@ def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
         if inv.owner(gateway.name) is not None:
             yield _at(cloud, ("gateway",), f"host '{cloud.gateway}' belongs to system "
                                            f"'{inv.owner(gateway.name).id}'; the gateway serves every system")
+
+
+def _rooms(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """A room's department and hosts exist, and a host stands in one room only."""
+    where: dict[str, str] = {}
+    for room in inv.machine_rooms.values():
+        yield from _refs(room, "department", [room.department], names["departments"], "department", False)
+        yield from _refs(room, "hosts", room.hosts, names["hosts"], "host", True)
+        for i, host in enumerate(room.hosts):
+            if host in where:
+                yield _at(room, ("hosts", i), f"host '{host}' already stands in machine room '{where[host]}'")
+            where.setdefault(host, room.id)
+
+
+def room_findings(inv: Inventory, max_area_m2: float, approval_body: str, max_rooms_per_department: int = 1,
+                  reasons: Iterable[str] = ()) -> dict[str, list[Problem]]:
+    """Rooms kept against the machine-room rule (audit/assets.yaml, 盘政办发〔2017〕144号 机房腾退): over the
+    area, without the leading group's approval, on no allowed ground, or more rooms than one per department.
+
+    A finding, not an invalid inventory: the city is as it is, and the audit reports it, each at the field
+    that breaks the rule so the department sees where to act.
+    """
+    allowed = set(reasons)
+    findings: dict[str, list[Problem]] = {}
+    kept_by_dept: dict[str, list[str]] = {}
+    for room in inv.machine_rooms.values():
+        if room.status != RoomStatus.kept:
+            continue
+        kept_by_dept.setdefault(room.department, []).append(room.id)
+        found = findings.setdefault(room.id, [])
+        if room.area_m2 > max_area_m2:
+            found.append(_at(room, ("area_m2",), f"kept room of {room.area_m2:g} m² exceeds the {max_area_m2:g} m² a "
+                                                 "department may keep (机房腾退)"))
+        if room.approval is None:
+            found.append(_at(room, ("approval",), f"kept without the approval of the {approval_body} recorded"))
+        elif room.approval.body != approval_body:
+            found.append(_at(room, ("approval", "body"), f"approved by '{room.approval.body}', not by the "
+                                                         f"{approval_body}"))
+        if allowed and (room.reason is None or room.reason not in allowed):
+            found.append(_at(room, ("reason",), "kept without a ground the rule allows "
+                                                f"({', '.join(sorted(allowed))})"))
+        if len(kept_by_dept[room.department]) > max_rooms_per_department:
+            found.append(_at(room, ("status",), f"department '{room.department}' keeps more than "
+                                                f"{max_rooms_per_department} room(s): "
+                                                f"{', '.join(kept_by_dept[room.department])}"))
+    return {room: found for room, found in findings.items() if found}

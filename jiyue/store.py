@@ -37,6 +37,10 @@ BASELINE_CHECK = "baseline.check"
 MIGRATE_RUN = "migrate.run"
 MIGRATE_LOCATION = "migrate.location"
 NETWORK_PUSH = "network.push"
+# A host the consolidation has freed (a migrated source after its decommission, a zombie taken offline):
+# target = the host, data = {"system", "cause" (migrated_source | zombie | website), "signed_off_by"}.
+# The audit's asset list (资产清单) reads it.
+ASSET_FREED = "asset.freed"
 
 
 class Base(DeclarativeBase):

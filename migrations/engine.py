@@ -64,7 +64,7 @@ from inventory.model import Inventory, System
 from jiyue.processes import pid_alive
 from jiyue.runner import Result, StoreRecorder
 from jiyue.ssh import known_host_lines
-from jiyue.store import MIGRATE_LOCATION, MIGRATE_RUN, Store
+from jiyue.store import ASSET_FREED, MIGRATE_LOCATION, MIGRATE_RUN, Store
 from migrations.agent import SshAgent
 from migrations.journal import (
     CutoverTracker,
@@ -292,6 +292,10 @@ class Migrator:
                            start_detail={"signed_off_by": signed_off_by.strip(), "forced": force})
                 outcome = ctx.outcome("decommissioned" if self.apply else "rehearsed",
                                       f"signed off by {signed_off_by.strip()}")
+                if self.apply:  # the sources are freed hardware now: the audit's asset list reads this
+                    self.store.record(ASSET_FREED, [Result(source, True, {
+                        "system": system_id, "cause": "migrated_source", "signed_off_by": signed_off_by.strip()})
+                        for source in dict.fromkeys(t.source for t in ctx.plan.targets)], inventory=str(self.inv.root))
             except StepFailed as exc:
                 outcome = ctx.outcome("failed", str(exc))
             results.append(self._finished(outcome))

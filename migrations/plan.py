@@ -589,20 +589,21 @@ WORK_ORDER_PREFIX = {Disposition.idc_move: "idc", Disposition.confidential_hando
 
 def _disposal_notes(inv: Inventory, system: System, audit: AuditView, today: date) -> list[str]:
     """Per host, 移交划转 or 报损报废 (audit.archive.asset_list's rule) with its reason."""
-    from audit.archive import asset_list
+    from audit.archive import asset_list, asset_reasons
     from jiyue.i18n import t
 
     verdict = audit.verdicts.get(system.id)
     collected = {h: m.collected for h, m in audit.hosts.items() if m.collected}
-    entries = asset_list(inv, [verdict], audit.facts, today, collected, "zh") if verdict else []
+    entries = [a for a in asset_list(inv, [verdict], audit.facts, today, collected, "zh")
+               if a.kind == "host" and a.system == system.id] if verdict else []
     if not entries:
         return [f"{h}：处置待定（无僵尸判定依据） / {h}: disposal to decide (no zombie verdict to go by)"
                 for h in system.hosts]
     out = []
     for a in entries:
-        zh = f"{t(f'disposal.{a.disposal}', 'zh')}（{t(a.reason[0], 'zh', **a.reason[1])}）"
-        en = f"{t(f'disposal.{a.disposal}', 'en')} ({t(a.reason[0], 'en', **a.reason[1])})"
-        out.append(f"{a.host}：{zh} / {a.host}: {en}")
+        zh = f"{t(f'disposal.{a.disposal}', 'zh')}（{asset_reasons(a, 'zh').replace(chr(10), '；')}）"
+        en = f"{t(f'disposal.{a.disposal}', 'en')} ({asset_reasons(a, 'en').replace(chr(10), '; ')})"
+        out.append(f"{a.name}：{zh} / {a.name}: {en}")
     return out
 
 

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import zlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,15 +28,18 @@ from audit.archive import (
     ARCHIVE_COLUMNS,
     ASSET_COLUMNS,
     INTEGRATION_COLUMNS,
+    ROOM_COLUMNS,
     SUMMARY_COLUMNS,
     archive_headers,
     is_single_office,
+    load_asset_rules,
 )
 from audit.model import CRITERIA, INSUFFICIENT, MET, NEAR, NOT_MET, SCRAP, TRANSFER, VERDICT_ORDER
 from audit.report import VERDICT_COLORS, write_reports
+from inventory.model import RoomReason, RoomStatus
 from jiyue import i18n, reports
 from jiyue.runner import Result
-from jiyue.store import AUDIT_COLLECT, Store
+from jiyue.store import ASSET_FREED, AUDIT_COLLECT, MIGRATE_LOCATION, Store
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = bool(os.environ.get("CI"))
@@ -170,7 +174,7 @@ def test_stable_file_names(audit):
 def test_xlsx_sheets_and_layout(audit, demo):
     wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
     depts = [d.name for code, d in demo.departments.items() if any(s.department == code for s in demo.systems.values())]
-    assert wb.sheetnames == ["城市汇总", *depts, "整合共享清单", "资产清单"]
+    assert wb.sheetnames == ["城市汇总", *depts, "整合共享清单", "机房腾退", "资产清单"]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2", ws.title
         assert ws.auto_filter.ref and ws.auto_filter.ref.startswith("A1:"), ws.title
@@ -231,13 +235,39 @@ def test_asset_and_integration_sheets(audit):
     wb = openpyxl.load_workbook(audit["zh"] / "archive.xlsx")
     assets = list(wb["资产清单"].iter_rows(values_only=True))
     header = list(assets[0])
-    by_host = {r[0]: dict(zip(header, r, strict=True)) for r in assets[1:]}
-    assert set(by_host) >= {"fgw-hgjj-app1", "fgw-hgjj-db1", "fgw-jgjc-app1", "fgw-oa-app1"}
-    assert by_host["fgw-hgjj-app1"]["建议处置"] == "移交划转"  # reachable, Debian 12 supported
-    assert by_host["fgw-jgjc-app1"]["建议处置"] == "报损报废"  # CentOS 6: end of life
-    assert by_host["fgw-oa-app1"]["建议处置"] == "报损报废"  # never reached
-    assert by_host["fgw-hgjj-app1"]["CPU（核）"] == 2 and by_host["fgw-hgjj-app1"]["内存（GB）"] == 16
-    assert by_host["fgw-jgjc-app1"]["所属系统"] == "fgw-jgjc"
+    by_name = {r[1]: dict(zip(header, r, strict=True)) for r in assets[1:]}
+    assert set(by_name) >= {"fgw-hgjj-app1", "fgw-hgjj-db1", "fgw-jgjc-app1", "fgw-oa-app1"}
+    hgjj = by_name["fgw-hgjj-app1"]
+    assert hgjj["处置方式"] == "移交划转" and hgjj["释放原因"] == "僵尸系统清理下线"
+    assert hgjj["状态"].startswith("待释放")  # until it is taken offline
+    # the owning department is accountable (谁建设、谁负责); the contractor built it
+    assert hgjj["责任单位（谁建设、谁负责）"] == "市发展和改革委员会" and hgjj["承建单位"]
+    # Changed by issue 12: CentOS 6 past its end of life was scrapped; the OS is reinstalled, the hardware reused.
+    jgjc = by_name["fgw-jgjc-app1"]
+    assert jgjc["处置方式"] == "移交划转" and "重装" in jgjc["处置依据"] and jgjc["所在机房"] == "fgw-room"
+    assert by_name["fgw-oa-app1"]["处置方式"] == "报损报废" and "现场核实" in by_name["fgw-oa-app1"]["处置依据"]
+    assert hgjj["CPU（核）"] == 2 and hgjj["内存（GB）"] == 16
+    assert jgjc["所属系统"] == "fgw-jgjc"
+    # websites are freed by the move to the site cluster
+    assert by_name["gaj-web-app1"]["释放原因"] == "网站迁入网站集约化平台"
+    # the room being vacated: the retired leased-line router (2015, past 5 years), its racks (2012) and UPS (2022)
+    router = by_name["华为 AR2220 互联网专线接入路由器"]
+    assert router["资产类别"] == "机房设备" and router["释放原因"] == "整合后退役的设备" and router["状态"] == "已释放"
+    assert router["处置方式"] == "报损报废" and "最低使用年限 5 年" in router["处置依据"]
+    assert by_name["42U 机柜"]["处置方式"] == "报损报废" and by_name["42U 机柜"]["数量"] == 2
+    assert by_name["山特 C6K UPS"]["处置方式"] == "移交划转" and by_name["山特 C6K UPS"]["状态"].startswith("待释放")
+    room = by_name["fgw-room"]
+    assert room["资产类别"] == "机房" and room["处置方式"] == "移交划转" and "32 平方米" in room["处置依据"]
+    # kept rooms are not freed: not on the asset list, nor is what remains in them
+    assert "szfb-room" not in by_name and "机要网密码设备" not in by_name and "zjj-room" not in by_name
+    rooms = list(wb["机房腾退"].iter_rows(values_only=True))
+    header = list(rooms[0])
+    rooms_by_id = {r[0]: dict(zip(header, r, strict=True)) for r in rooms[1:]}
+    assert set(rooms_by_id) == {"fgw-room", "szfb-room", "zjj-room"}
+    assert rooms_by_id["szfb-room"]["核查发现"] == "符合要求" and "领导小组" in rooms_by_id["szfb-room"]["领导小组审议"]
+    assert "zjj.yaml:" in rooms_by_id["zjj-room"]["核查发现"] and "area_m2" in rooms_by_id["zjj-room"]["核查发现"]
+    assert "zjj-gjj-app1" in rooms_by_id["zjj-room"]["机房内现存设备"]
+    assert "华为 AR2220" not in rooms_by_id["fgw-room"]["机房内现存设备"]  # retired: no longer remains
     integ = list(wb["整合共享清单"].iter_rows(values_only=True))
     header = list(integ[0])
     rows = {r[header.index("系统编号")]: dict(zip(header, r, strict=True)) for r in integ[1:]}
@@ -285,7 +315,10 @@ def test_json(audit, demo):
     assert hgjj["hosts"][0]["collected"] and hgjj["hosts"][0]["cpus"] == 2
     assert data["policy"]["idle"]["cpu_pct"] == 3 and data["window"]["until"].startswith("2026-06-01")
     assert data["generated_at"] and data["summary"]["totals"]["systems"] == len(demo.systems)
-    assert {a["host"] for a in data["assets"]} >= {"fgw-jgjc-app1"}
+    assert {a["name"] for a in data["assets"]} >= {"fgw-jgjc-app1", "fgw-room"}
+    assert all(a["reasons"] and a["disposal"] in (TRANSFER, SCRAP) for a in data["assets"])
+    assert {r["room"]: bool(r["findings"]) for r in data["machine_rooms"]} == {
+        "fgw-room": False, "szfb-room": False, "zjj-room": True}
     assert any(e["kind"] == "overlap" for e in data["integration"])
     assert any(SCRIPT_USER in json.dumps(c["evidence"], ensure_ascii=False)
                for c in systems["fgw-jgjc"]["verdict"]["criteria"])
@@ -338,7 +371,8 @@ def test_html_static_and_escaped(audit):
 
 def test_english(audit):
     wb = openpyxl.load_workbook(audit["en"] / "archive.xlsx")
-    assert wb.sheetnames[0] == "City summary" and wb.sheetnames[-2:] == ["Integration list", "Asset list"]
+    assert wb.sheetnames[0] == "City summary"
+    assert wb.sheetnames[-3:] == ["Integration list", "Machine rooms", "Asset list"]
     headers = [c.value for c in wb.worksheets[1][1]]
     assert headers == archive_headers("en") and "System name" in headers and "Evidence" in headers
     row = {r[2]: r for r in wb["市发展和改革委员会"].iter_rows(min_row=2, values_only=True)}["fgw-hgjj"]
@@ -414,6 +448,11 @@ def test_every_label_the_audit_shows_exists():
         *(f"outcome.{o}" for o in (MET, NEAR, NOT_MET, INSUFFICIENT)), *(f"disposal.{d}" for d in (TRANSFER, SCRAP)),
         *(f"integration.kind.{k}" for k in ("overlap", "single_office")),
         *(f"integration.action.{a}" for a in ("keep", "merge", "merge_none", "decommission")),
+        *ROOM_COLUMNS, *(f"rooms.status.{x}" for x in RoomStatus), *(f"rooms.reason.{x}" for x in RoomReason),
+        *(f"assets.kind.{k}" for k in ("host", "equipment", "room")),
+        *(f"assets.stage.{k}" for k in ("freed", "pending")),
+        *(f"assets.cause.{k}" for k in ("zombie", "migrated_source", "website", "retired", "room_equipment",
+                                        "vacated_room")),
     }
     assert sorted(k for k in literal | families if not i18n.has(k)) == []
     assert i18n.bilingual("中文 / English", "en") == "English"
@@ -572,3 +611,36 @@ def test_a_classified_system_is_listed_declared_only_and_never_judged(audit, dem
     assert jmwj["measured"]["requests_per_day"] is None and jmwj["inventory"]["protection"]["scheme"] == "fenbao"
     html = (audit["zh"] / "archive.html").read_text(encoding="utf-8")
     assert 'class="badge v-classified"' in html
+
+
+# --- what the consolidation frees, as the store records it ----------------------------------------
+
+
+def test_freed_assets_and_an_auditors_rules(demo, tmp_path):
+    """A migrated system's sources are pending through the grace period and freed by their decommission
+    (`ASSET_FREED`, which `migrate.decommission` records); the disposal rules come from the auditor's
+    copy of audit/assets.yaml."""
+    store = Store(f"sqlite:///{tmp_path}/h.sqlite")
+    for n, at in enumerate(RUNS):
+        store.record(AUDIT_COLLECT, city_run(demo, at, n), started=at, seeded=True)
+    store.record(MIGRATE_LOCATION, [Result("szfb-oa", True, {
+        "system": "szfb-oa", "hosts": {"szfb-oa-app1": "zwy-01", "szfb-oa-db1": "zwy-02"}, "what": "migrated"})])
+    store.record(ASSET_FREED, [Result("szfb-oa-app1", True, {"system": "szfb-oa", "cause": "migrated_source",
+                                                             "signed_off_by": "王工"}),
+                               Result("szfb-jmwj-app1", True, {"system": "szfb-jmwj", "cause": "zombie"})])
+    rules = load_asset_rules()
+    rules["disposal"]["service_life_years"]["network"] = 20  # this city keeps routers for 20 years
+    rules["machine_rooms"]["max_area_m2"] = 30
+    result = replace(service.judge(demo, store, now=NOW), asset_rules=rules)
+    assert set(result.freed) == {"szfb-oa-app1", "szfb-jmwj-app1"}
+    write_reports(result, tmp_path / "out", ["json"])
+    data = json.loads((tmp_path / "out" / "archive.json").read_text(encoding="utf-8"))
+    assets = {a["name"]: a for a in data["assets"]}
+    assert assets["szfb-oa-app1"]["cause"] == "migrated_source" and assets["szfb-oa-app1"]["stage"] == "freed"
+    assert assets["szfb-oa-db1"]["stage"] == "pending"  # not decommissioned yet
+    assert assets["szfb-oa-app1"]["disposal"] == TRANSFER and assets["szfb-oa-app1"]["room"] == ""
+    assert "szfb-dcdb-app1" not in assets  # still running in its department: nothing freed
+    assert "szfb-jmwj-app1" not in assets  # classified: the confidential bureau disposes of it, not this list
+    router = assets["华为 AR2220 互联网专线接入路由器"]
+    assert router["disposal"] == TRANSFER and "20" in router["reasons"][0]
+    assert not any(r["findings"] for r in data["machine_rooms"])  # zjj's 26 m² is within the auditor's 30

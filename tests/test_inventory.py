@@ -520,3 +520,97 @@ def test_fenbao_systems_are_in_no_level_group(demo: inventory.Inventory) -> None
     groups = host_groups(demo)
     in_level = {h for g, members in groups.items() if g.startswith("level_") for h in members}
     assert in_level.isdisjoint(CLASSIFIED_HOSTS) and groups["classified"] == CLASSIFIED_HOSTS
+
+
+# --- machine rooms (机房腾退) -------------------------------------------------------------------------
+
+LEADING_GROUP = "市智慧城市建设与大数据应用开发工作领导小组"
+APPROVED = {"body": LEADING_GROUP, "date": dt.date(2025, 9, 15), "document": "第 3 次会议纪要"}
+
+
+def _room(**overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"id": "szfb-room", "department": "szfb", "address": "市政府大楼 105 室", "area_m2": 18,
+                              "status": "kept", "reason": "confidentiality", "hosts": ["szfb-oa-app1"],
+                              "approval": APPROVED}
+    record.update(overrides)
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def _rule() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "audit" / "assets.yaml").read_text(encoding="utf-8"))["machine_rooms"]
+
+
+def _findings(inv: inventory.Inventory, rule: dict[str, Any] | None = None) -> dict[str, list[Problem]]:
+    from inventory.validate import room_findings
+
+    rule = rule or _rule()
+    return room_findings(inv, rule["max_area_m2"], rule["approval_body"], rule["max_rooms_per_department"],
+                         rule["reasons"])
+
+
+def test_demo_machine_rooms_and_their_one_finding(demo: inventory.Inventory) -> None:
+    rooms = demo.machine_rooms
+    assert {r.status.value for r in rooms.values()} == {"kept", "vacating"}
+    assert any(e.retired and e.kind == "network" for r in rooms.values() for e in r.equipment)
+    assert "szfb-jmwj-app1" in rooms["szfb-room"].remains
+    [[finding]] = _findings(demo).values()  # zjj keeps 26 m², approved: over the 20 m² Panjin allows
+    path = DEMO / "departments" / "zjj.yaml"
+    assert finding.path == "machine_rooms[zjj-room].area_m2" and "20 m²" in finding.message
+    assert finding.line == _line_of(path, "area_m2: 26")
+
+
+def test_machine_room_references_are_checked(tmp_path: Path) -> None:
+    _city(tmp_path, systems=[_system()])
+    path = _write(tmp_path, "rooms.yaml", {"machine_rooms": [
+        _room(),
+        _room(id="mzj-room", department="mzj", hosts=["szfb-oa-app1", "nosuch-app1"]),
+        _room(id="dxzf-room", department="dxzf", area_m2=0, status="closed"),
+    ]})
+    messages = {(p.path, p.line): p.message for p in _problems(tmp_path)}
+    lines = path.read_text(encoding="utf-8").splitlines()
+
+    def at(field: str, room: str, needle: str) -> tuple[str, int]:
+        start = next(i for i, text in enumerate(lines, 1) if f"id: {room}" in text)
+        return field, next(i for i, text in enumerate(lines[start - 1:], start) if needle in text)
+
+    assert "unknown department 'mzj'" in messages[
+        at("machine_rooms[mzj-room].department", "mzj-room", "department: mzj")]
+    assert "already stands in machine room 'szfb-room'" in messages[
+        at("machine_rooms[mzj-room].hosts[0]", "mzj-room", "- szfb-oa-app1")]
+    assert "unknown host 'nosuch-app1'" in messages[
+        at("machine_rooms[mzj-room].hosts[1]", "mzj-room", "- nosuch")]
+    assert "greater than 0" in messages[
+        at("machine_rooms[dxzf-room].area_m2", "dxzf-room", "area_m2")]
+    assert "'kept', 'vacating' or 'vacated'" in messages[
+        at("machine_rooms[dxzf-room].status", "dxzf-room", "status")]
+
+
+@pytest.mark.parametrize(("room", "field", "message"), [
+    (_room(), None, None),  # 18 m², approved, confidentiality: complies
+    (_room(area_m2=20), None, None),  # at most 20 m²
+    (_room(area_m2=20.5), "area_m2", "exceeds the 20 m²"),
+    (_room(approval=None), "approval", "without the approval"),
+    (_room(approval={**APPROVED, "body": "市政府办公室主任办公会"}), "approval.body", "not by the"),
+    (_room(reason=None), "reason", "without a ground"),
+    (_room(status="vacated", area_m2=120, approval=None, reason=None), None, None),  # vacated: nothing kept
+])
+def test_a_kept_room_over_20_m2_or_unapproved_is_a_finding(tmp_path: Path, room: dict[str, Any],
+                                                            field: str | None, message: str | None) -> None:
+    _city(tmp_path, systems=[_system()], machine_rooms=[room])
+    found = _findings(inventory.load(tmp_path))  # a finding, not an invalid inventory: it loads
+    if field is None:
+        assert found == {}
+    else:
+        [[problem]] = found.values()
+        assert problem.path == f"machine_rooms[szfb-room].{field}" and message in problem.message
+
+
+def test_one_kept_room_per_department_and_the_rule_is_data(tmp_path: Path) -> None:
+    _city(tmp_path, systems=[_system()], machine_rooms=[_room(), _room(id="szfb-room2", hosts=[], area_m2=25)])
+    inv = inventory.load(tmp_path)
+    found = _findings(inv)
+    assert list(found) == ["szfb-room2"]
+    assert {p.path for p in found["szfb-room2"]} == {"machine_rooms[szfb-room2].area_m2",
+                                                     "machine_rooms[szfb-room2].status"}
+    # an auditor's copy of the rule: two rooms of up to 30 m² each, and the second room complies
+    assert _findings(inv, {**_rule(), "max_area_m2": 30, "max_rooms_per_department": 2}) == {}

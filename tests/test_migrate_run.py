@@ -27,7 +27,7 @@ import pytest
 
 from audit.archive import archive_records
 from audit.zombies import Judge
-from jiyue.store import MIGRATE_LOCATION, Store
+from jiyue.store import ASSET_FREED, MIGRATE_LOCATION, Store
 from lab import gateway as gw
 from lab import service as svc
 from lab.checker import Checker, verify_db
@@ -347,6 +347,10 @@ def test_decommission_needs_grace_period_and_sign_off(env, monkeypatch):
     for source, _ in WAVES[1]["fgw-xmk"]:
         assert not lab.path(source, "/srv/fgw-xmk").exists()
         assert "王主任" in lab.path(source, "/etc/app/fgw-xmk/DECOMMISSIONED").read_text()
+    # the sources are freed hardware now: the audit's asset list reads them from the store
+    freed = {r.target: r.data for r in env["store"].history(ASSET_FREED)}
+    assert set(freed) == {source for source, _ in WAVES[1]["fgw-xmk"]}
+    assert all(d["cause"] == "migrated_source" and d["signed_off_by"] == "王主任" for d in freed.values())
     serving(lab, env["inv"], "fgw-xmk", "zwy-01")  # the target serves on
 
 
