@@ -112,6 +112,15 @@ class Zone(StrEnum):
     internet = "internet"  # 互联网
 
 
+class CloudZone(StrEnum):
+    """A network zone of the government cloud: which network a pool host serves. A business private network
+    (业务专网) is no cloud zone: a qualifying one joins the extranet, a national one stays where it is."""
+
+    intranet = "intranet"  # 电子政务内网平台 (physically apart from the extranet)
+    extranet = "extranet"  # 政务外网区
+    internet = "internet"  # 互联网区 (internet-facing, behind the extranet's egress)
+
+
 class GoldenNetwork(StrEnum):
     """The national golden networks (policy.md §3): integrated only as the state deploys them."""
 
@@ -416,12 +425,16 @@ class Flavor(Model):
 class PoolHost(Model):
     host: Ident
     flavor: Ident
+    zone: CloudZone  # the one network zone this host serves (one of `cloud.zones`)
 
 
 class Cloud(Located):
     """The government cloud's side: what migration targets exist and how clients reach systems."""
 
     flavors: list[Flavor] = Field(min_length=1)
+    # The network zones this city's cloud has (政务外网区, 互联网区, 内网平台): a system whose category needs a
+    # zone the city lacks waits for it (migrations/planning.yaml `routing`), it never goes to another.
+    zones: list[CloudZone] = Field(min_length=1)
     pool: list[PoolHost] = Field(min_length=1)
     gateway: Ident  # the host whose reverse proxy / name service clients use
 
