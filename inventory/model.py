@@ -80,7 +80,8 @@ class DeptLevel(StrEnum):
 
 
 class Category(StrEnum):
-    """Business category; policy.md §3 (Hezhou) maps the first five to the intranet, the rest to the extranet."""
+    """Business category. Which cloud zones each may use is routing data (migrations/planning.yaml `routing`):
+    after Hezhou, the first five go to the intranet, the last two to the extranet."""
 
     internal_office = "internal_office"
     coordination = "coordination"
