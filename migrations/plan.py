@@ -5,11 +5,16 @@
    golden network → retain; zombie verdict of the audit → decommission; website → site cluster; special
    hardware → IDC move; everything else → cloud rehost. Without audit history nothing is decommissioned
    (a verdict not known is not a zombie) and the rule says so.
+   **Routing** (planning.yaml `routing`): the network zone of the cloud each cloud-bound system lands in, by its
+   category and declared network, with the clause cited in its rule. A hard gate like the classified one: never a
+   zone its category forbids; where the city's cloud lacks the zone, the system waits and never goes to another.
+   A business private network joins the extranet through its department's VLAN, or stays on its golden network.
 2. **Sizing** of each cloud rehost's hosts from the audit history (P95 CPU, memory used, data under the
    data paths) plus headroom (planning.yaml), onto the smallest fitting flavor; what was never measured
    falls back to a declared or default size, and the plan says which.
 3. **Assignment** behind `TargetProvider` (`PoolProvider`: the inventory's pre-provisioned cloud pool; a
-   cloud API provider can create VMs instead): several source hosts per pool host while its flavor lasts,
+   cloud API provider can create VMs instead): several source hosts per pool host of the routed zone while its
+   flavor lasts,
    never two services on one port, never two departments on one host (planning.yaml). What cannot be
    placed awaits capacity, with what to request.
 4. **Waves**: the dependency graph (declared plus measured), strongly connected systems move together,
@@ -886,6 +891,19 @@ def route_systems(inv: Inventory, planning: Planning, plans: dict[str, SystemPla
             waiting.setdefault(r.waits.partition(" / ")[2], []).append(sid)
     for reason, sids in sorted(waiting.items()):
         warnings.append(f"{', '.join(sids)}: {reason}")
+    crossing = []
+    for sid, sp in plans.items():
+        for dep in sp.depends_on:
+            other = plans[dep].zone if dep in plans else None
+            if sp.zone is not None and other is not None and other != sp.zone:
+                # The intranet is physically apart from the extranet: such a dependency needs a sanctioned crossing.
+                dzh, den = ZONE_NAMES[other]
+                sp.notes.append(f"依赖的 {dep} 位于{dzh}：跨网访问须经安全隔离与信息交换边界 / depends on {dep} in "
+                                f"{den}: the access crosses networks and needs a secure isolation and exchange gateway")
+                crossing.append(f"{sid} → {dep}")
+    if crossing:
+        warnings.append(f"dependencies across network zones, each needing a secure exchange boundary: "
+                        f"{', '.join(crossing)}")
     return routes
 
 

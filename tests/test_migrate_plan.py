@@ -405,6 +405,10 @@ def test_every_cloud_rehost_lands_in_the_zone_of_its_category_with_the_clause_ci
         else:
             assert "贺州市" in zh and "向外网迁移" in zh and "extranet" in en
     assert sample.check(demo_inv) == []
+    # the exchange platform sits on the intranet platform: its extranet dependents cross networks, and are told so
+    assert any("fgw-xyxx → dsj-gxjh" in w and "secure exchange boundary" in w for w in sample.warnings)
+    assert any("dsj-gxjh" in n and "crosses networks" in n for n in systems["fgw-xyxx"].notes)
+    assert not any("crosses networks" in n for n in systems["szfb-oa"].notes)  # intranet on intranet
 
 
 def _without_zone(inv: Inventory, zone: str) -> Inventory:
