@@ -14,9 +14,8 @@
    falls back to a declared or default size, and the plan says which.
 3. **Assignment** behind `TargetProvider` (`PoolProvider`: the inventory's pre-provisioned cloud pool; a
    cloud API provider can create VMs instead): several source hosts per pool host of the routed zone while its
-   flavor lasts,
-   never two services on one port, never two departments on one host (planning.yaml). What cannot be
-   placed awaits capacity, with what to request.
+   flavor lasts, never two services on one port, never two departments on one host (planning.yaml). What
+   cannot be placed awaits capacity (or its zone), with what to request.
 4. **Waves**: the dependency graph (declared plus measured), strongly connected systems move together,
    nothing moves before what it needs, then by priority (urgency × importance), within the per-wave
    limits, one wave per change window, blackout dates skipped.
@@ -406,10 +405,6 @@ def route(inv: Inventory, system: System, routing: Routing) -> Route:
     return Route(None if waits else wanted, allowed, clause, waits, private)
 
 
-def route_all(inv: Inventory, routing: Routing) -> dict[str, Route]:
-    return {sid: route(inv, s, routing) for sid, s in sorted(inv.systems.items())}
-
-
 def _with_clause(rule: str, zone: CloudZone, clause: str) -> str:
     """The disposition's rule with the zone it routes to and the clause that says so, in both languages."""
     zh, _, en = rule.partition(" / ")
@@ -446,8 +441,10 @@ def _up(value: float, step: float = 0.01) -> float:
     return round(math.ceil(round(value / step, 6)) * step, 2)
 
 
-def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: Planning) -> Need:
-    """A source host's need: measured use plus headroom (at least the floor), else the declared or default size."""
+def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: Planning,
+              routed: Route | None = None) -> Need:
+    """A source host's need: measured use plus headroom (at least the floor), else the declared or default size;
+    in the zone its system is routed to (`routed`, worked out here when not given)."""
     s = planning.sizing
     system = inv.owner(host)
     assert system is not None, f"{host} belongs to no system"
@@ -488,7 +485,7 @@ def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: 
         basis.append(f"disk not measured: {fallback.disk_gb:g} GB ({fallback_how})")
     ports = frozenset((svc.protocol, svc.port) for svc in system.services if svc.host == host)
     return Need(host, system.id, system.department, str(inv.hosts[host].os_family), ports, vcpus, memory, disk,
-                tuple(measured), "; ".join(basis), zone=route(inv, system, planning.routing).zone)
+                tuple(measured), "; ".join(basis), zone=(routed or route(inv, system, planning.routing)).zone)
 
 
 def fits(flavor: Flavor, vcpus: float, memory_gb: float, disk_gb: float) -> bool:
@@ -965,7 +962,7 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
                 plans[m].notes.append(f"等待 {', '.join(waiting)} 获得资源后再迁移 / waits for {', '.join(waiting)}, "
                                       "which awaits capacity")
             continue
-        host_needs = [size_host(inv, h, audit.hosts.get(h), planning) for m in grp.systems
+        host_needs = [size_host(inv, h, audit.hosts.get(h), planning, routes.get(m)) for m in grp.systems
                       for h in inv.systems[m].hosts]
         host_needs.sort(key=lambda n: (-(n.vcpus / 2 + n.memory_gb / 4 + n.disk_gb / 50), n.source))
         zone_waits = {m: routes[m].waits for m in grp.systems if m in routes and routes[m].waits}
