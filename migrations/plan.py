@@ -370,7 +370,8 @@ def private_network(inv: Inventory, system: System) -> PrivateNetwork | None:
               "the private network waits to join")
         return PrivateNetwork(joins_extranet=False, reason=f"{zh} / {en}")
     vlan, _, device, interface = vlans[0]
-    zh = f"业务专网明确边界，经 {dept} 的电子政务外网 VLAN {vlan}（{device} {interface}）并入电子政务外网"
+    name = inv.departments[dept].name if dept in inv.departments else dept
+    zh = f"业务专网明确边界，经{name}（{dept}）的电子政务外网 VLAN {vlan}（{device} {interface}）并入电子政务外网"
     en = (f"the private network gets a clear boundary and joins the extranet through {dept}'s extranet VLAN {vlan} "
           f"({device} {interface})")
     return PrivateNetwork(joins_extranet=True, department=dept, vlan=vlan, device=device, interface=interface,
