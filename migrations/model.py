@@ -280,11 +280,15 @@ class Plan(Model):
             if s.zone is not None and s.zone not in allowed:
                 problems.append(f"{s.system}: the {s.zone} zone is forbidden to its category {system.category} "
                                 f"(allowed: {', '.join(map(str, allowed))})")
+            routed = routing.declared[system.zone]
             for t in s.targets:
                 zone = zones.get(t.target)
                 if zone is not None and zone not in allowed:
                     problems.append(f"{s.system}: target {t.target} is in the {zone} zone, forbidden to its category "
                                     f"{system.category} (allowed: {', '.join(map(str, allowed))})")
+                elif zone is not None and zone != routed:
+                    problems.append(f"{s.system}: target {t.target} is in the {zone} zone, but its declared network "
+                                    f"({system.zone}) routes it to the {routed} zone")
         return problems
 
     def _check_targets(self, inv: Inventory, pool: dict[str, str], flavors: dict) -> list[str]:

@@ -485,6 +485,20 @@ def test_hand_edit_moving_a_system_to_a_zone_its_category_forbids_is_refused(sam
         assert "zone" in str(caught.value) and "szfb-oa" in str(caught.value), name
 
 
+def test_hand_edit_moving_a_system_to_another_allowed_zone_than_its_network_is_refused(sample, demo_inv, tmp_path):
+    # public_service may use the internet-facing zone, but fgw-tzsp is declared on the extranet: a reviewer's swap
+    # to an internet-zone host is a misroute the plan's check refuses
+    data = sample.model_dump(mode="json")
+    internet_host = next(h for h, z in _pool_zones(demo_inv).items() if z == "internet")
+    entry = next(s for s in data["systems"] if s["system"] == "fgw-tzsp")
+    entry["targets"][0].update(target=internet_host, zone=None)
+    path = tmp_path / "misrouted.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path, demo_inv)
+    assert any("fgw-tzsp" in p and "routes it to the extranet zone" in p for p in caught.value.problems)
+
+
 def test_model_validator_refuses_a_zone_the_category_forbids(sample):
     s = by_id(sample)["fgw-xmk"]
     data = s.model_dump()
