@@ -66,7 +66,8 @@ subnets:
   - {{name: bench-svc, kind: service, prefix: {net}.128/26, gateway: {net}.129}}
 cloud:
   flavors: [{{name: c8m16, vcpus: 8, memory_gb: 16, disk_gb: 200}}]
-  pool: [{{host: bench-dst, flavor: c8m16}}]
+  zones: [extranet]
+  pool: [{{host: bench-dst, flavor: c8m16, zone: extranet}}]
   gateway: bench-gw
 hosts:
   - {{name: bench-src, address: {net}.10, os_family: debian, os: Debian 12, role: app}}

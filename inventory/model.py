@@ -80,7 +80,8 @@ class DeptLevel(StrEnum):
 
 
 class Category(StrEnum):
-    """Business category; policy.md §3 (Hezhou) maps the first five to the intranet, the rest to the extranet."""
+    """Business category. Which cloud zones each may use is routing data (migrations/planning.yaml `routing`):
+    after Hezhou, the first five go to the intranet, the last two to the extranet."""
 
     internal_office = "internal_office"
     coordination = "coordination"
@@ -110,6 +111,15 @@ class Zone(StrEnum):
     extranet = "extranet"  # 电子政务外网
     private = "private"  # 业务专网
     internet = "internet"  # 互联网
+
+
+class CloudZone(StrEnum):
+    """A network zone of the government cloud: which network a pool host serves. A business private network
+    (业务专网) is no cloud zone: a qualifying one joins the extranet, a national one stays where it is."""
+
+    intranet = "intranet"  # 电子政务内网平台 (physically apart from the extranet)
+    extranet = "extranet"  # 政务外网区
+    internet = "internet"  # 互联网区 (internet-facing, behind the extranet's egress)
 
 
 class GoldenNetwork(StrEnum):
@@ -434,12 +444,16 @@ class Flavor(Model):
 class PoolHost(Model):
     host: Ident
     flavor: Ident
+    zone: CloudZone  # the one network zone this host serves (one of `cloud.zones`)
 
 
 class Cloud(Located):
     """The government cloud's side: what migration targets exist and how clients reach systems."""
 
     flavors: list[Flavor] = Field(min_length=1)
+    # The network zones this city's cloud has (政务外网区, 互联网区, 内网平台): a system whose category needs a
+    # zone the city lacks waits for it (migrations/planning.yaml `routing`), it never goes to another.
+    zones: list[CloudZone] = Field(min_length=1)
     pool: list[PoolHost] = Field(min_length=1)
     gateway: Ident  # the host whose reverse proxy / name service clients use
 

@@ -8,7 +8,7 @@ second time as "unknown".
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from inventory.loader import FieldPath, Problem
 from inventory.model import (
@@ -51,6 +51,7 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _extranet(inv, names)
     problems += _cloud(inv, names)
     problems += _rooms(inv, names)
+    problems += _routing(inv)
     return problems
 
 
@@ -123,6 +124,35 @@ def _protection(system: System) -> Iterator[Problem]:
     elif p.scheme == ProtectionScheme.dengbao and p.level is not None and p.level >= 2 and not p.filing_number:
         yield _at(system, ("protection", "filing_number"),
                   f"level {p.level} systems must be filed (备案): give the filing number")
+
+
+def _routing(inv: Inventory) -> list[Problem]:
+    """The zone gate at the source: a system declared on a network its category may not use. The rule is policy
+    data kept once, with its sources, in migrations/planning.yaml `routing`, which the planner applies too."""
+    from migrations.plan import DEFAULT_PLANNING, PlanningError, load_planning
+
+    try:
+        routing = load_planning().routing
+    except PlanningError as exc:
+        return [Problem(DEFAULT_PLANNING, 1, "routing", f"cannot check the systems' network zones: {exc}")]
+    return list(forbidden_zones(inv, routing.categories, routing.declared))
+
+
+def forbidden_zones(inv: Inventory, categories: Mapping[str, Sequence[str]], declared: Mapping[str, str]
+                    ) -> Iterator[Problem]:
+    """Systems whose declared network (`zone`, through `declared`) leads to a cloud zone their category forbids
+    (`categories`). A golden network stays on its national network and a classified system goes to the
+    confidential bureau: neither is routed, so neither is checked here."""
+    for system in inv.systems.values():
+        if system.golden_network is not None or system.classification == Classification.classified:
+            continue
+        target = declared.get(system.zone)
+        allowed = categories.get(system.category, [])
+        if target not in allowed:
+            shown = "、".join(map(str, allowed)) or "none"
+            yield _at(system, ("zone",), f"a {system.category} system cannot be on the {system.zone} network: it "
+                                         f"would land in the {target} zone, and its category allows only {shown} "
+                                         "(migrations/planning.yaml routing: 贺州市 内网/外网迁移)")
 
 
 def _addresses(inv: Inventory) -> Iterator[Problem]:
@@ -243,8 +273,17 @@ def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
     if cloud is None:
         return
     flavors = {f.name for f in cloud.flavors}
+    for i, zone in enumerate(cloud.zones):
+        if zone in cloud.zones[:i]:
+            yield _at(cloud, ("zones", i), f"zone '{zone}' declared twice")
+        elif not any(p.zone == zone for p in cloud.pool):
+            yield _at(cloud, ("zones", i), f"zone '{zone}' has no pool host: give it hosts, or do not declare it "
+                                           "(its systems wait for it, they never go to another zone)")
     seen: set[str] = set()
     for i, member in enumerate(cloud.pool):
+        if member.zone not in cloud.zones:
+            yield _at(cloud, ("pool", i, "zone"), f"zone '{member.zone}' is not one of the city's cloud zones "
+                                                  f"({', '.join(map(str, cloud.zones))})")
         if member.host not in names["hosts"]:
             yield _at(cloud, ("pool", i, "host"), f"unknown host '{member.host}'")
         elif member.host in seen:

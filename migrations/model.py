@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from inventory.model import Classification, Inventory
+from inventory.model import Category, Classification, CloudZone, GoldenNetwork, Inventory
 from jiyue.reports import write_yaml
 from jiyue.runner import Result
 
@@ -54,6 +54,7 @@ class HostTarget(Model):
     sized_flavor: str | None = None
     measured: list[str] = []  # which of cpu, memory, disk came from the audit history (the rest: fallback)
     basis: str = ""  # how the need was worked out, for people
+    zone: CloudZone | None = None  # the target's network zone (the inventory's pool host `zone`)
 
 
 class Shortfall(Model):
@@ -66,6 +67,25 @@ class Shortfall(Model):
     need_disk_gb: float
     request_flavor: str | None = None  # None: bigger than every flavor of the catalog
     reason: str = ""
+
+
+class PrivateNetwork(Model):
+    """A system on a business private network (业务专网, zone `private`): whether it joins the extranet, and through
+    which department's VLAN, or stays on its national network."""
+
+    joins_extranet: bool
+    department: str | None = None  # whose extranet VLAN it joins through
+    vlan: int | None = None
+    device: str | None = None
+    interface: str | None = None
+    golden_network: GoldenNetwork | None = None  # the national network it stays on
+    reason: str = ""  # zh / en
+
+    @model_validator(mode="after")
+    def _one_way(self) -> PrivateNetwork:
+        if self.joins_extranet and (self.vlan is None or self.golden_network is not None):
+            raise ValueError("a private network joins the extranet through a VLAN, and never a golden network")
+        return self
 
 
 class SystemPlan(Model):
@@ -86,6 +106,13 @@ class SystemPlan(Model):
     verdict: str | None = None  # the audit's zombie verdict; None when no audit history exists
     awaiting_capacity: bool = False  # a cloud rehost no target could take yet: no wave, see Plan.awaiting_capacity
     notes: list[str] = []  # dependencies that do not block, sizing fall-backs, overrides refused, …
+    # Routing (planning.yaml `routing`): the category copied from the inventory, the cloud zones it allows, the zone
+    # the system lands in (None: it does not land on the cloud, or waits for its zone) and, on a business private
+    # network, how that network is treated. All re-checked against the inventory on load (`Plan.check`).
+    category: Category | None = None
+    allowed_zones: list[CloudZone] = []
+    zone: CloudZone | None = None
+    private_network: PrivateNetwork | None = None
 
     @model_validator(mode="after")
     def _classified_never_moves_to_the_cloud(self) -> SystemPlan:
@@ -93,6 +120,26 @@ class SystemPlan(Model):
                 self.disposition != Disposition.confidential_handover or self.targets or self.wave is not None):
             raise ValueError(f"{self.system}: a classified (涉密) system is handed over to the confidential network "
                              "only: no cloud, no site cluster, no targets, no wave (policy.md §2)")
+        return self
+
+    @model_validator(mode="after")
+    def _never_a_zone_its_category_forbids(self) -> SystemPlan:
+        """The zone gate, as hard as the classified one: a plan that lands a system, or any of its hosts, outside the
+        zones its category allows does not load."""
+        if self.zone is None and not self.allowed_zones:
+            return self  # not routed (classified: the confidential bureau's network; a plan without routing data):
+            # `Plan.check` still holds every target to the inventory's zones
+        if self.zone is not None and self.zone not in self.allowed_zones:
+            raise ValueError(f"{self.system}: the {self.zone} zone is forbidden to its category {self.category} "
+                             f"(allowed: {', '.join(map(str, self.allowed_zones)) or 'none'})")
+        for t in self.targets:
+            if t.zone is not None and (t.zone != self.zone or t.zone not in self.allowed_zones):
+                raise ValueError(f"{self.system}: target {t.target} is in the {t.zone} zone, but the system goes to "
+                                 f"{self.zone or 'no zone'} (its category {self.category} allows "
+                                 f"{', '.join(map(str, self.allowed_zones)) or 'none'})")
+        if self.private_network is not None and self.private_network.joins_extranet and self.zone not in (
+                None, CloudZone.extranet):
+            raise ValueError(f"{self.system}: joins the extranet, so it cannot land in the {self.zone} zone")
         return self
 
 
@@ -181,6 +228,7 @@ class Plan(Model):
                 problems.append(f"{s.system}: wave {s.wave} does not exist")
         problems += self._check_waves(inv)
         problems += self._check_targets(inv, pool, flavors)
+        problems += self._check_zones(inv)
         for o in self.work_orders:
             system = inv.systems.get(o.system)
             if system is None:
@@ -212,6 +260,36 @@ class Plan(Model):
                 if d.wave is None or d.wave > s.wave:
                     where = "has no wave" if d.wave is None else f"moves in wave {d.wave}"
                     problems.append(f"{s.system}: wave {s.wave} moves it before {dep}, which it depends on ({where})")
+        return problems
+
+    def _check_zones(self, inv: Inventory) -> list[str]:
+        """The zone gate against the inventory and the planning file the plan was made with: each target host's zone
+        (the inventory's, not the plan's copy) is one the system's category (the inventory's) allows."""
+        from migrations.plan import PlanningError, planning_named
+
+        try:
+            routing = planning_named(self.planning).routing
+        except PlanningError as exc:
+            return [f"cannot check the network zones: {exc}"]
+        zones = {p.host: p.zone for p in inv.cloud.pool} if inv.cloud else {}
+        problems = []
+        for s in self.systems:
+            system = inv.systems.get(s.system)
+            if system is None:
+                continue
+            allowed = routing.allowed(system.category)
+            if s.zone is not None and s.zone not in allowed:
+                problems.append(f"{s.system}: the {s.zone} zone is forbidden to its category {system.category} "
+                                f"(allowed: {', '.join(map(str, allowed))})")
+            routed = routing.declared[system.zone]
+            for t in s.targets:
+                zone = zones.get(t.target)
+                if zone is not None and zone not in allowed:
+                    problems.append(f"{s.system}: target {t.target} is in the {zone} zone, forbidden to its category "
+                                    f"{system.category} (allowed: {', '.join(map(str, allowed))})")
+                elif zone is not None and zone != routed:
+                    problems.append(f"{s.system}: target {t.target} is in the {zone} zone, but its declared network "
+                                    f"({system.zone}) routes it to the {routed} zone")
         return problems
 
     def _check_targets(self, inv: Inventory, pool: dict[str, str], flavors: dict) -> list[str]:

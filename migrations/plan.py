@@ -6,13 +6,17 @@
    verdict (maintenance stopped, still in use) → re-platform; special hardware → IDC move; everything else →
    cloud rehost. Without audit history nothing is decommissioned
    (a verdict not known is not a zombie) and the rule says so.
+   **Routing** (planning.yaml `routing`): the network zone of the cloud each cloud-bound system lands in, by its
+   category and declared network, with the clause cited in its rule. A hard gate like the classified one: never a
+   zone its category forbids; where the city's cloud lacks the zone, the system waits and never goes to another.
+   A business private network joins the extranet through its department's VLAN, or stays on its golden network.
 2. **Sizing** of each cloud rehost's hosts from the audit history (P95 CPU, memory used, data under the
    data paths) plus headroom (planning.yaml), onto the smallest fitting flavor; what was never measured
    falls back to a declared or default size, and the plan says which.
 3. **Assignment** behind `TargetProvider` (`PoolProvider`: the inventory's pre-provisioned cloud pool; a
-   cloud API provider can create VMs instead): several source hosts per pool host while its flavor lasts,
-   never two services on one port, never two departments on one host (planning.yaml). What cannot be
-   placed awaits capacity, with what to request.
+   cloud API provider can create VMs instead): several source hosts per pool host of the routed zone while its
+   flavor lasts, never two services on one port, never two departments on one host (planning.yaml). What
+   cannot be placed awaits capacity (or its zone), with what to request.
 4. **Waves**: the dependency graph (declared plus measured), strongly connected systems move together,
    nothing moves before what it needs, then by priority (urgency × importance), within the per-wave
    limits, one wave per change window, blackout dates skipped.
@@ -38,11 +42,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from audit.history import AuditView, HostMeasure
 from audit.model import REPLATFORM, ZOMBIE, Verdict
-from inventory.model import Classification, Flavor, Inventory, System
+from inventory.model import Category, Classification, CloudZone, Flavor, Inventory, System, Zone
 from migrations.model import (
     Disposition,
     HostTarget,
     Plan,
+    PrivateNetwork,
     Shortfall,
     SystemPlan,
     Wave,
@@ -165,6 +170,34 @@ class Decommission(_Model):
     grace_days: int = Field(default=30, ge=0)  # read by the engine (migrations/engine.py)
 
 
+class Routing(_Model):
+    """Which cloud zone each system may land in (by category) and asks for (by declared network), with the clause
+    cited for each zone. The hard gate reads `categories`; planning.yaml says where the rules come from."""
+
+    categories: dict[Category, list[CloudZone]]
+    declared: dict[Zone, CloudZone]
+    clauses: dict[Zone, str]
+
+    @field_validator("categories")
+    @classmethod
+    def _every_category(cls, value: dict[Category, list[CloudZone]]) -> dict[Category, list[CloudZone]]:
+        missing = [str(c) for c in Category if not value.get(c)]
+        if missing:
+            raise ValueError(f"give the zones each category may use; missing: {', '.join(missing)}")
+        return value
+
+    @field_validator("declared", "clauses")
+    @classmethod
+    def _every_zone(cls, value: dict) -> dict:
+        missing = [str(z) for z in Zone if z not in value]
+        if missing:
+            raise ValueError(f"give every declared zone; missing: {', '.join(missing)}")
+        return value
+
+    def allowed(self, category: Category) -> list[CloudZone]:
+        return self.categories[category]
+
+
 class Override(_Model):
     disposition: Disposition
     reason: str = Field(min_length=1)
@@ -179,6 +212,7 @@ class Planning(_Model):
     blackouts: list[Blackout] = []
     overrides: dict[str, Override] = {}
     decommission: Decommission = Decommission()
+    routing: Routing
 
     @field_validator("timezone")
     @classmethod
@@ -209,6 +243,15 @@ def load_planning(path: Path | None = None) -> Planning:
     except ValidationError as exc:
         lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
         raise PlanningError(f"{path}: " + "; ".join(lines)) from None
+
+
+def planning_named(name: str | None) -> Planning:
+    """The planning file a plan names (`Plan.planning`: absolute, or relative to the checkout as the command line
+    records it); the default one when it names none or the file is gone."""
+    path = Path(name) if name else DEFAULT_PLANNING
+    if not path.is_absolute() and not path.exists():
+        path = HERE.parent / path
+    return load_planning(path if path.exists() else None)
 
 
 # --- dispositions -------------------------------------------------------------------------------------
@@ -292,6 +335,93 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
                   "non-classified: moves onto the city big-data centre's cloud platform (policy.md §2)", suffix), notes)
 
 
+# --- routing: which network and which zone of the cloud ---------------------------------------------------------
+
+# The dispositions that land on pool hosts, and so in a zone of the cloud.
+CLOUD_BOUND = (Disposition.cloud_rehost,)
+ZONE_NAMES = {CloudZone.intranet: ("电子政务内网平台", "the intranet platform"),
+              CloudZone.extranet: ("政务外网区", "the extranet zone"),
+              CloudZone.internet: ("互联网区", "the internet-facing zone")}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a system's network puts it on the cloud: the zone it lands in (None: it waits, `waits` says why), the
+    zones its category allows, the clause that decides it and, on a business private network, how that is treated."""
+
+    zone: CloudZone | None
+    allowed: tuple[CloudZone, ...]
+    clause: str  # zh / en
+    waits: str | None = None  # zh / en
+    private: PrivateNetwork | None = None
+
+
+def private_network(inv: Inventory, system: System) -> PrivateNetwork | None:
+    """A business private network (业务专网) system: a national golden network stays on it; any other joins the
+    extranet through its department's extranet VLAN, once the department has one. None for other zones."""
+    if system.zone != Zone.private or system.classification == Classification.classified:
+        return None
+    if system.golden_network is not None:
+        gn = system.golden_network.value
+        zh = f"国家金字工程（{gn}）专网：按国家统一部署整合，留在其国家专网，不并入电子政务外网"
+        en = f"national golden network ({gn}): stays on its national network as the state deploys it"
+        return PrivateNetwork(joins_extranet=False, golden_network=system.golden_network, reason=f"{zh} / {en}")
+    dept = system.department
+    allocated = inv.extranet is not None and any(a.department == dept for a in inv.extranet.departments)
+    # the department's extranet VLANs, a VLAN interface before a port in the same VLAN
+    vlans = sorted((i.vlan, "lan" not in i.name.lower(), d.name, i.name) for d in inv.devices.values()
+                   if d.golden_network is None for i in d.interfaces
+                   if i.department == dept and i.vlan is not None and i.golden_network is None)
+    if not allocated or not vlans:
+        zh = f"{dept} 尚无电子政务外网地址段或 VLAN（清单 extranet.departments、devices 的接口）：业务专网并入前等待"
+        en = (f"{dept} has no extranet allocation or VLAN yet (inventory extranet.departments, device interfaces): "
+              "the private network waits to join")
+        return PrivateNetwork(joins_extranet=False, reason=f"{zh} / {en}")
+    vlan, _, device, interface = vlans[0]
+    name = inv.departments[dept].name if dept in inv.departments else dept
+    zh = f"业务专网明确边界，经{name}（{dept}）的电子政务外网 VLAN {vlan}（{device} {interface}）并入电子政务外网"
+    en = (f"the private network gets a clear boundary and joins the extranet through {dept}'s extranet VLAN {vlan} "
+          f"({device} {interface})")
+    return PrivateNetwork(joins_extranet=True, department=dept, vlan=vlan, device=device, interface=interface,
+                          reason=f"{zh} / {en}")
+
+
+def route(inv: Inventory, system: System, routing: Routing) -> Route:
+    """The zone a system lands in: the one its declared network asks for (planning.yaml `routing.declared`), if its
+    category allows it (`routing.categories`, the hard gate) and the city's cloud has it; else it waits, and never
+    lands in another zone."""
+    allowed = tuple(routing.allowed(system.category))
+    private = private_network(inv, system)
+    wanted = routing.declared[system.zone]
+    clause = routing.clauses[system.zone]
+    if private is not None:
+        zh, _, en = clause.partition(" / ")
+        wzh, _, wen = routing.clauses[Zone(wanted.value)].partition(" / ")
+        clause = f"{zh}；{wzh} / {en}; {wen}"
+    present = set(inv.cloud.zones) & {p.zone for p in inv.cloud.pool} if inv.cloud else set()
+    name_zh, name_en = ZONE_NAMES[wanted]
+    waits = None
+    if wanted not in allowed:
+        waits = (f"声明的网络（{system.zone}）不在其类别（{system.category}）允许的区域"
+                 f"（{'、'.join(map(str, allowed))}）内：不迁移，先更正清单 / its declared network ({system.zone}) is "
+                 f"not one its category ({system.category}) may use ({', '.join(map(str, allowed))}): it does not "
+                 "move; correct the inventory")
+    elif private is not None and not private.joins_extranet:
+        waits = private.reason
+    elif wanted not in present:
+        waits = (f"本市政务云没有{name_zh}：等待其建成，绝不迁往其他区域 / the city's cloud has no {name_en}: it waits "
+                 "for one and never goes to another zone")
+    return Route(None if waits else wanted, allowed, clause, waits, private)
+
+
+def _with_clause(rule: str, zone: CloudZone, clause: str) -> str:
+    """The disposition's rule with the zone it routes to and the clause that says so, in both languages."""
+    zh, _, en = rule.partition(" / ")
+    czh, _, cen = clause.partition(" / ")
+    name_zh, name_en = ZONE_NAMES[zone]
+    return f"{zh}；网络区域：{name_zh}（{czh}） / {en}; network zone: {name_en} ({cen or czh})"
+
+
 # --- sizing -------------------------------------------------------------------------------------------
 
 
@@ -312,6 +442,7 @@ class Need:
     # The whole system's hosts still to place, this one included: a provider may pick a target that takes them
     # all, so that a system stays on one host where it can (None: this host alone).
     together: tuple[float, float, float] | None = None
+    zone: CloudZone | None = None  # the only zone it may land in (routing); None: nowhere
 
 
 def _up(value: float, step: float = 0.01) -> float:
@@ -319,8 +450,10 @@ def _up(value: float, step: float = 0.01) -> float:
     return round(math.ceil(round(value / step, 6)) * step, 2)
 
 
-def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: Planning) -> Need:
-    """A source host's need: measured use plus headroom (at least the floor), else the declared or default size."""
+def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: Planning,
+              routed: Route | None = None) -> Need:
+    """A source host's need: measured use plus headroom (at least the floor), else the declared or default size;
+    in the zone its system is routed to (`routed`, worked out here when not given)."""
     s = planning.sizing
     system = inv.owner(host)
     assert system is not None, f"{host} belongs to no system"
@@ -361,7 +494,7 @@ def size_host(inv: Inventory, host: str, measure: HostMeasure | None, planning: 
         basis.append(f"disk not measured: {fallback.disk_gb:g} GB ({fallback_how})")
     ports = frozenset((svc.protocol, svc.port) for svc in system.services if svc.host == host)
     return Need(host, system.id, system.department, str(inv.hosts[host].os_family), ports, vcpus, memory, disk,
-                tuple(measured), "; ".join(basis))
+                tuple(measured), "; ".join(basis), zone=(routed or route(inv, system, planning.routing)).zone)
 
 
 def fits(flavor: Flavor, vcpus: float, memory_gb: float, disk_gb: float) -> bool:
@@ -397,6 +530,7 @@ class _Slot:
     flavor: Flavor
     os_family: str
     index: int
+    zone: CloudZone
     vcpus: float = 0.0
     memory_gb: float = 0.0
     disk_gb: float = 0.0
@@ -409,15 +543,17 @@ class _Slot:
 class PoolProvider:
     """The inventory's cloud pool: a pool host takes several source hosts while its flavor's capacity lasts,
     never two hosts of one system, never two services on one port, never two departments (planning.yaml),
-    the same package family."""
+    the same package family, and only in the zone the need was routed to."""
 
     def __init__(self, inv: Inventory, planning: Planning) -> None:
         self.inv, self.rules = inv, planning.assignment
         self.flavors = {f.name: f for f in inv.cloud.flavors} if inv.cloud else {}
-        self.slots = [_Slot(p.host, self.flavors[p.flavor], str(inv.hosts[p.host].os_family), i)
+        self.slots = [_Slot(p.host, self.flavors[p.flavor], str(inv.hosts[p.host].os_family), i, p.zone)
                       for i, p in enumerate(inv.cloud.pool if inv.cloud else []) if p.flavor in self.flavors]
 
     def _ok(self, slot: _Slot, need: Need) -> bool:
+        if need.zone is None or slot.zone != need.zone:  # the zone gate: never a zone the routing did not choose
+            return False
         # One source host of a system per pool host: every host of a system keeps the system's data paths
         # and /etc/app/<system> at the same paths, so two of them on one target would overwrite each other.
         if need.system in slot.systems:
@@ -457,7 +593,8 @@ class PoolProvider:
         sized = smallest_flavor(self.flavors.values(), need.vcpus, need.memory_gb, need.disk_gb)
         return HostTarget(source=need.source, target=slot.host, flavor=slot.flavor.name, need_vcpus=need.vcpus,
                           need_memory_gb=need.memory_gb, need_disk_gb=need.disk_gb,
-                          sized_flavor=sized.name if sized else None, measured=list(need.measured), basis=need.basis)
+                          sized_flavor=sized.name if sized else None, measured=list(need.measured), basis=need.basis,
+                          zone=slot.zone)
 
     def release(self, target: HostTarget) -> None:
         slot = next(s for s in self.slots if s.host == target.target)
@@ -679,8 +816,9 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
     decided = decide_all(inv, audit, planning, warnings)
     edges = dependency_edges(inv, audit)
     plans = system_plans(inv, audit, scope, decided, edges, warnings)
+    routes = route_systems(inv, planning, plans, warnings)
     groups, needs = move_groups(inv, plans, edges)
-    placed, shortfalls = place_groups(inv, audit, planning, provider, plans, groups, needs, warnings)
+    placed, shortfalls = place_groups(inv, audit, planning, provider, plans, groups, needs, warnings, routes)
     start, waves = schedule_waves(planning, plans, groups, needs, placed, start, now, warnings)
     orders = plan_work_orders(inv, audit, plans, scope, decided, edges, previous,
                               now.astimezone(planning.tz).date(), warnings)
@@ -742,6 +880,46 @@ def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided
     return plans
 
 
+def route_systems(inv: Inventory, planning: Planning, plans: dict[str, SystemPlan], warnings: list[str]
+                  ) -> dict[str, Route]:
+    """2b. Each system's network: the zone a cloud-bound system lands in, with the clause in its rule, and how a
+    business private network is treated. Classified systems get none: their network is the confidential bureau's."""
+    routes: dict[str, Route] = {}
+    waiting: dict[str, list[str]] = {}
+    for sid, sp in plans.items():
+        system = inv.systems[sid]
+        if system.classification == Classification.classified:
+            continue
+        r = route(inv, system, planning.routing)
+        routes[sid] = r
+        sp.category, sp.allowed_zones, sp.private_network = system.category, list(r.allowed), r.private
+        if sp.private_network is not None:
+            sp.notes.append(sp.private_network.reason)
+        if sp.disposition not in CLOUD_BOUND:
+            continue
+        sp.zone = r.zone
+        sp.rule = _with_clause(sp.rule, r.zone or planning.routing.declared[system.zone], r.clause)
+        if r.waits:
+            sp.notes.append(r.waits)
+            waiting.setdefault(r.waits.partition(" / ")[2], []).append(sid)
+    for reason, sids in sorted(waiting.items()):
+        warnings.append(f"{', '.join(sids)}: {reason}")
+    crossing = []
+    for sid, sp in plans.items():
+        for dep in sp.depends_on:
+            other = plans[dep].zone if dep in plans else None
+            if sp.zone is not None and other is not None and other != sp.zone:
+                # The intranet is physically apart from the extranet: such a dependency needs a sanctioned crossing.
+                dzh, den = ZONE_NAMES[other]
+                sp.notes.append(f"依赖的 {dep} 位于{dzh}：跨网访问须经安全隔离与信息交换边界 / depends on {dep} in "
+                                f"{den}: the access crosses networks and needs a secure isolation and exchange gateway")
+                crossing.append(f"{sid} → {dep}")
+    if crossing:
+        warnings.append(f"dependencies across network zones, each needing a secure exchange boundary: "
+                        f"{', '.join(crossing)}")
+    return routes
+
+
 def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tuple[str, str], str]
                 ) -> tuple[dict[str, _Group], dict[str, set[str]]]:
     """3. The cloud rehosts that must move together (they depend on each other), and what each group needs first;
@@ -779,9 +957,11 @@ def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tup
 
 def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider: TargetProvider,
                  plans: dict[str, SystemPlan], groups: dict[str, _Group], needs: Mapping[str, set[str]],
-                 warnings: list[str]) -> tuple[set[str], list[Shortfall]]:
+                 warnings: list[str], routes: Mapping[str, Route] | None = None) -> tuple[set[str], list[Shortfall]]:
     """4. Targets, group by group in dependency order and priority: all of a group or none of it. Returns the
-    groups placed and what the others lack (the flavors to request)."""
+    groups placed and what the others lack (the flavors to request). A group with a system that waits for its zone
+    (`routes`) waits whole, and its shortfall says which zone to build."""
+    routes = routes or {}
     dag = nx.DiGraph()
     dag.add_nodes_from(groups)
     dag.add_edges_from((d, g) for g, ds in needs.items() for d in ds)  # what is needed comes first
@@ -798,9 +978,21 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
                 plans[m].notes.append(f"等待 {', '.join(waiting)} 获得资源后再迁移 / waits for {', '.join(waiting)}, "
                                       "which awaits capacity")
             continue
-        host_needs = [size_host(inv, h, audit.hosts.get(h), planning) for m in grp.systems
+        host_needs = [size_host(inv, h, audit.hosts.get(h), planning, routes.get(m)) for m in grp.systems
                       for h in inv.systems[m].hosts]
         host_needs.sort(key=lambda n: (-(n.vcpus / 2 + n.memory_gb / 4 + n.disk_gb / 50), n.source))
+        zone_waits = {m: routes[m].waits for m in grp.systems if m in routes and routes[m].waits}
+        if zone_waits:
+            for need in sorted(host_needs, key=lambda n: n.source):
+                flavor = smallest_flavor(flavors, need.vcpus, need.memory_gb, need.disk_gb)
+                reason = zone_waits.get(need.system) or ("同组其他系统等待其网络区域，整组等待 / another system of its "
+                                                         "group waits for its zone: the group waits")
+                shortfalls.append(Shortfall(system=need.system, source=need.source, need_vcpus=need.vcpus,
+                                            need_memory_gb=need.memory_gb, need_disk_gb=need.disk_gb,
+                                            request_flavor=flavor.name if flavor else None, reason=reason))
+            for m in grp.systems:
+                plans[m].awaiting_capacity = True
+            continue
         got: list[HostTarget] = []
         missing: set[str] = set()
         for i, need in enumerate(host_needs):

@@ -1,7 +1,8 @@
 """The migration plan as Excel and one self-contained HTML page. Stable names under the output dir:
 
-- `migration-plan.xlsx`: 系统处置 (every system: disposition, rule, wave, targets, sizing, priority), 迁移批次
-  (waves), 工单 (work orders), 目标主机 (pool use), 资源缺口 (awaiting capacity) and 提示 (warnings);
+- `migration-plan.xlsx`: 系统处置 (every system: disposition, rule, network zone, business private network, wave,
+  targets, sizing, priority), 迁移批次 (waves), 工单 (work orders), 目标主机 (pool use per zone), 资源缺口
+  (awaiting capacity or a zone) and 提示 (warnings);
 - `migration-plan.html`: disposition counts, a timeline per wave (inline SVG on a date axis, blackout dates
   shaded, each wave's systems listed), the same tables; static and self-contained.
 
@@ -21,7 +22,7 @@ from inventory.model import Inventory
 from jiyue import i18n, reports
 from jiyue.i18n import t
 from migrations.model import Disposition, Plan, PlannedMigration, SystemPlan, Wave
-from migrations.plan import DISPOSITION_ORDER, GB, Planning, PlanningError, counts, load_planning
+from migrations.plan import CLOUD_BOUND, DISPOSITION_ORDER, GB, Planning, PlanningError, counts, load_planning
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -76,21 +77,32 @@ class PlanReport:
                            sized=x.sized_flavor or t("migrate.sizing.none", self.lang), basis=x.basis)
                          for x in s.targets)
 
+    def _zone(self, s: SystemPlan) -> str:
+        """The cloud zone a system lands in; for a cloud-bound system without one, the zone it waits for."""
+        if s.zone is not None:
+            return t(f"cloudzone.{s.zone}", self.lang)
+        if s.disposition in CLOUD_BOUND and s.allowed_zones:
+            wanted = " / ".join(t(f"cloudzone.{z}", self.lang) for z in s.allowed_zones)
+            return t("migrate.zone.waits", self.lang, zone=wanted)
+        return ""
+
     def _notes(self, notes: Sequence[str]) -> str:
         return "\n".join(i18n.bilingual(n, self.lang) for n in notes)
 
     # --- tables -----------------------------------------------------------------------------------------
 
     def system_table(self) -> tuple[list[str], list[list[Any]]]:
-        keys = ("department", "system", "name", "disposition", "rule", "verdict", "priority", "urgency",
-                "importance", "wave", "window", "group", "depends_on", "targets", "sizing", "data_gb", "downtime",
-                "awaiting", "notes")
+        keys = ("department", "system", "name", "disposition", "rule", "zone", "private_network", "verdict",
+                "priority", "urgency", "importance", "wave", "window", "group", "depends_on", "targets", "sizing",
+                "data_gb", "downtime", "awaiting", "notes")
         rows = []
         for s in self.systems:
             w = self.waves.get(s.wave) if s.wave is not None else None
             verdict = t(f"verdict.{s.verdict}", self.lang) if s.verdict else ""
             rows.append([self._dept(s.department), s.system, s.name, self._disp(s.disposition),
-                         i18n.bilingual(s.rule, self.lang), verdict, s.urgency * s.importance, s.urgency,
+                         i18n.bilingual(s.rule, self.lang), self._zone(s),
+                         i18n.bilingual(s.private_network.reason, self.lang) if s.private_network else "",
+                         verdict, s.urgency * s.importance, s.urgency,
                          s.importance, s.wave, f"{_when(w.start)} – {_when(w.end)}" if w else "",
                          ", ".join(o.system for o in self.plan.systems if s.group and o.group == s.group
                                    and o.system != s.system),
@@ -116,7 +128,7 @@ class PlanReport:
         return [t(f"migrate.col.{k}", self.lang) for k in keys], rows
 
     def target_table(self) -> tuple[list[str], list[list[Any]]]:
-        keys = ("target", "flavor", "department", "sources", "vcpus", "memory", "disk")
+        keys = ("target", "zone", "flavor", "department", "sources", "vcpus", "memory", "disk")
         flavors = {f.name: f for f in self.inv.cloud.flavors} if self.inv.cloud else {}
         used: dict[str, list[tuple[SystemPlan, Any]]] = {}
         for s in self.plan.systems:
@@ -129,7 +141,8 @@ class PlanReport:
             cpu = sum(x.need_vcpus for _, x in items)
             mem = sum(x.need_memory_gb for _, x in items)
             disk = sum(x.need_disk_gb for _, x in items)
-            rows.append([p.host, p.flavor, ", ".join(sorted({self._dept(s.department) for s, _ in items})),
+            rows.append([p.host, t(f"cloudzone.{p.zone}", self.lang), p.flavor,
+                         ", ".join(sorted({self._dept(s.department) for s, _ in items})),
                          "\n".join(f"{x.source} ({s.system})" for s, x in items),
                          f"{cpu:g} / {f.vcpus}" if f else "", f"{mem:g} / {f.memory_gb}" if f else "",
                          f"{disk:g} / {f.disk_gb}" if f else ""])

@@ -421,8 +421,8 @@ def test_department_levels_and_parents(tmp_path: Path) -> None:
 
 def test_a_host_has_at_most_one_owner_and_pool_hosts_none(tmp_path: Path) -> None:
     _city(tmp_path, systems=[_system(), _system(id="szfb-dcdb", hosts=["szfb-oa-app1", "zwy-01"])],
-          cloud={"flavors": [{"name": "c2m4", "vcpus": 2, "memory_gb": 4, "disk_gb": 50}],
-                 "pool": [{"host": "zwy-01", "flavor": "c2m4"}], "gateway": "zwy-01"})
+          cloud={"flavors": [{"name": "c2m4", "vcpus": 2, "memory_gb": 4, "disk_gb": 50}], "zones": ["intranet"],
+                 "pool": [{"host": "zwy-01", "flavor": "c2m4", "zone": "intranet"}], "gateway": "zwy-01"})
     messages = {p.path: p.message for p in _problems(tmp_path)}
     assert "already owned by system 'szfb-oa'" in messages["systems[szfb-dcdb].hosts[0]"]
     assert "cloud-pool target" in messages["systems[szfb-dcdb].hosts[1]"]
@@ -430,11 +430,92 @@ def test_a_host_has_at_most_one_owner_and_pool_hosts_none(tmp_path: Path) -> Non
 
 def test_cloud_pool_host_must_sit_in_a_cloud_subnet(tmp_path: Path) -> None:
     _city(tmp_path, cloud={"flavors": [{"name": "c2m4", "vcpus": 2, "memory_gb": 4, "disk_gb": 50}],
-                           "pool": [{"host": "szfb-oa-app1", "flavor": "c2m4"}], "gateway": "zwy-01"})
+                           "zones": ["extranet"],
+                           "pool": [{"host": "szfb-oa-app1", "flavor": "c2m4", "zone": "extranet"}],
+                           "gateway": "zwy-01"})
     problems = sorted((p for p in _problems(tmp_path) if p.path.startswith("cloud.pool")), key=lambda p: p.message)
     assert [p.path for p in problems] == ["cloud.pool[0].host", "cloud.pool[0].host"]
     assert any("has role 'app', not 'cloud'" in p.message for p in problems)
     assert any("not in a cloud subnet" in p.message for p in problems)
+
+
+# --- network zones: the city's cloud zones and the category gate ------------------------------------------
+
+C2M4 = {"name": "c2m4", "vcpus": 2, "memory_gb": 4, "disk_gb": 50}
+
+
+def test_demo_cloud_zones_each_pool_host_in_one_declared_zone(demo: inventory.Inventory) -> None:
+    assert set(demo.cloud.zones) == {"extranet", "internet", "intranet"}
+    for zone in demo.cloud.zones:
+        assert any(p.zone == zone for p in demo.cloud.pool), zone
+    assert all(p.zone in demo.cloud.zones for p in demo.cloud.pool)
+
+
+def test_pool_host_zone_must_be_declared_and_each_declared_zone_needs_hosts(tmp_path: Path) -> None:
+    path = _write(tmp_path, "city.yaml", {**CITY, "cloud": {
+        "flavors": [C2M4], "zones": ["extranet", "intranet", "extranet"],
+        "pool": [{"host": "zwy-01", "flavor": "c2m4", "zone": "internet"}], "gateway": "zwy-01"}})
+    problems = {(p.path, p.line): p.message for p in _problems(tmp_path) if p.path.startswith("cloud.")}
+    zones_line = _line_of(path, "zones:")
+    assert "not one of the city's cloud zones" in problems[("cloud.pool[0].zone", _line_of(path, "zone: internet"))]
+    assert "has no pool host" in problems[("cloud.zones[0]", zones_line + 1)]
+    assert "has no pool host" in problems[("cloud.zones[1]", zones_line + 2)]
+    assert "declared twice" in problems[("cloud.zones[2]", zones_line + 3)]
+
+
+def test_a_pool_host_without_a_zone_or_a_cloud_without_zones_is_refused(tmp_path: Path) -> None:
+    _city(tmp_path, cloud={"flavors": [C2M4], "pool": [{"host": "zwy-01", "flavor": "c2m4"}], "gateway": "zwy-01"})
+    paths = {p.path: p.message for p in _problems(tmp_path)}
+    assert "Field required" in paths["cloud.zones"] and "Field required" in paths["cloud.pool[0].zone"]
+    _city(tmp_path, cloud={"flavors": [C2M4], "zones": ["private"],
+                           "pool": [{"host": "zwy-01", "flavor": "c2m4", "zone": "private"}], "gateway": "zwy-01"})
+    paths = {p.path: p.message for p in _problems(tmp_path)}
+    assert "'intranet', 'extranet' or 'internet'" in paths["cloud.zones[0]"]  # a private network is no cloud zone
+
+
+@pytest.mark.parametrize(("category", "zone"), [
+    ("internal_office", "extranet"), ("decision", "internet"), ("management", "private"),
+    ("public_service", "intranet"), ("social_management", "intranet"),
+])
+def test_a_system_on_a_network_its_category_forbids_is_refused(tmp_path: Path, category: str, zone: str) -> None:
+    """The zone gate from the inventory's side (Hezhou: internal office … decision → intranet, social management
+    and public service → extranet), read from migrations/planning.yaml like the planner does."""
+    path = _write(tmp_path, "systems.yaml", {"systems": [_system(category=category, zone=zone)]})
+    _city(tmp_path)
+    problems = [p for p in _problems(tmp_path) if p.path == "systems[szfb-oa].zone"]
+    assert len(problems) == 1 and f"a {category} system cannot be on the {zone} network" in problems[0].message
+    assert problems[0].line == _line_of(path, "zone:")
+
+
+@pytest.mark.parametrize(("category", "zone"), [
+    ("internal_office", "intranet"), ("public_service", "extranet"), ("public_service", "internet"),
+    ("social_management", "private"),
+])
+def test_a_system_on_a_network_its_category_allows_loads(tmp_path: Path, category: str, zone: str) -> None:
+    _city(tmp_path, systems=[_system(category=category, zone=zone)])
+    assert inventory.load(tmp_path).systems["szfb-oa"].zone == zone
+
+
+def test_golden_network_systems_are_not_routed_so_not_gated(tmp_path: Path) -> None:
+    # 金税 front ends are "management" on their private network: they stay there, never routed to a zone
+    _city(tmp_path, systems=[_system(category="management", zone="private", golden_network="金税")])
+    assert inventory.load(tmp_path).systems["szfb-oa"].golden_network == "金税"
+
+
+def test_the_zone_rule_is_read_from_the_planning_data() -> None:
+    from inventory.validate import forbidden_zones
+
+    demo = inventory.load(inventory.DEFAULT_INVENTORY)
+    assert list(forbidden_zones(demo, {"internal_office": ["intranet"]}, {"intranet": "intranet"})) != []
+    everything = {c: ["intranet", "extranet", "internet"] for c in
+                  ("internal_office", "coordination", "management", "supervision", "decision",
+                   "social_management", "public_service")}
+    declared = {"intranet": "intranet", "extranet": "extranet", "internet": "internet", "private": "extranet"}
+    assert list(forbidden_zones(demo, everything, declared)) == []
+    strict = {**everything, "coordination": ["extranet"]}  # a city that puts coordination on the extranet
+    flagged = {p.path for p in forbidden_zones(demo, strict, declared)}
+    assert flagged == {f"systems[{s.id}].zone" for s in demo.systems.values()
+                       if s.category == "coordination" and s.classification == "non_classified"}
 
 
 def test_extranet_allocations_stay_inside_the_city_block_without_overlap(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import copy
 import math
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import inventory
 from audit.history import AuditView, HostMeasure
 from audit.model import REPLATFORM
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
-from inventory.model import Classification, Inventory
+from inventory.model import Classification, CloudZone, Inventory
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
@@ -335,20 +336,24 @@ def test_no_target_gets_two_services_on_one_port_two_departments_or_more_than_it
         assert load[target][0] <= f.vcpus and load[target][1] <= f.memory_gb and load[target][2] <= f.disk_gb
 
 
-def test_pool_provider_refuses_a_taken_port_and_another_department(demo_inv, rules):
-    one = [p for p in demo_inv.cloud.pool if p.host == "zwy-08"]  # c16m32, redhat: room for many
+def test_pool_provider_refuses_a_taken_port_another_department_and_another_zone(demo_inv, rules):
+    one = [p for p in demo_inv.cloud.pool if p.host == "zwy-08"]  # c16m32, redhat, extranet zone: room for many
     inv = demo_inv.model_copy(update={"cloud": demo_inv.cloud.model_copy(update={"pool": one})})
     provider = PoolProvider(inv, rules)
-    xmk, tzsp, hjyy_db = (planner.size_host(inv, h, None, rules) for h in
-                          ("fgw-xmk-app1", "fgw-tzsp-app1", "gaj-hjyy-db1"))
-    first = provider.assign(xmk)
-    assert first is not None and first.target == "zwy-08"
-    assert provider.assign(tzsp) is None  # 8080 is taken on zwy-08
+    tzsp, xyxx, hjyy_db, xmk = (planner.size_host(inv, h, None, rules) for h in
+                                ("fgw-tzsp-app1", "fgw-xyxx-app1", "gaj-hjyy-db1", "fgw-xmk-app1"))
+    assert (tzsp.zone, xmk.zone) == ("extranet", None)  # this pool has no intranet host: xmk may go nowhere
+    first = provider.assign(tzsp)
+    assert first is not None and first.target == "zwy-08" and first.zone == "extranet"
+    assert provider.assign(xyxx) is None  # 8080 is taken on zwy-08
     assert provider.assign(hjyy_db) is None  # 3306 is free, but gaj is another department
+    assert provider.assign(xmk) is None
+    assert provider.assign(replace(xmk, zone=CloudZone.intranet)) is None  # never a host of another zone
     provider.release(first)
-    assert provider.assign(tzsp) is not None
+    assert provider.assign(xyxx) is not None
     mixed = PoolProvider(inv, with_rules(rules, assignment={"separate_departments": False}))
-    assert mixed.assign(xmk) is not None and mixed.assign(hjyy_db) is not None
+    assert mixed.assign(tzsp) is not None and mixed.assign(hjyy_db) is not None
+    assert mixed.assign(xmk) is None  # whatever the assignment rules allow, the zone gate holds
 
 
 def test_too_small_a_pool_leaves_systems_awaiting_capacity_with_what_to_request(demo_inv, history, rules):
@@ -367,6 +372,180 @@ def test_too_small_a_pool_leaves_systems_awaiting_capacity_with_what_to_request(
     for s in plan.systems:
         if s.system in moving:
             assert not any(d in {w.system for w in waiting} for d in s.depends_on)
+
+
+# --- network zones: the hard gate, from the plan's side ------------------------------------------------------
+
+INTRANET_CATEGORIES = {"internal_office", "coordination", "management", "supervision", "decision"}
+
+
+def _pool_zones(inv: Inventory) -> dict[str, str]:
+    return {p.host: p.zone for p in inv.cloud.pool}
+
+
+def test_every_cloud_rehost_lands_in_the_zone_of_its_category_with_the_clause_cited(sample, demo_inv, rules):
+    zones = _pool_zones(demo_inv)
+    systems = by_id(sample)
+    for sid in ("szfb-oa", "szfb-dcdb", "fgw-xmk", "dxzf-oa"):  # the issue's intranet systems
+        assert systems[sid].zone == "intranet" and {zones[t.target] for t in systems[sid].targets} == {"intranet"}
+    for p in sample.systems:
+        system = demo_inv.systems[p.system]
+        if p.disposition != Disposition.cloud_rehost:
+            assert p.zone is None and p.targets == []
+            continue
+        expected = "intranet" if system.category in INTRANET_CATEGORIES else "extranet"
+        if system.zone == "internet":
+            expected = "internet"
+        assert p.zone == expected and p.category == system.category, p.system
+        assert p.allowed_zones == rules.routing.allowed(system.category)
+        assert p.targets and all(t.zone == expected == zones[t.target] for t in p.targets), p.system
+        zh, _, en = p.rule.partition(" / ")
+        assert "网络区域" in zh and "network zone" in en
+        if expected == "intranet":
+            assert "贺州市" in zh and "向电子政务内网迁移" in zh and "汉中市" in zh and "intranet" in en
+        else:
+            assert "贺州市" in zh and "向外网迁移" in zh and "extranet" in en
+    assert sample.check(demo_inv) == []
+    # the exchange platform sits on the intranet platform: its extranet dependents cross networks, and are told so
+    assert any("fgw-xyxx → dsj-gxjh" in w and "secure exchange boundary" in w for w in sample.warnings)
+    assert any("dsj-gxjh" in n and "crosses networks" in n for n in systems["fgw-xyxx"].notes)
+    assert not any("crosses networks" in n for n in systems["szfb-oa"].notes)  # intranet on intranet
+
+
+def _without_zone(inv: Inventory, zone: str) -> Inventory:
+    cloud = inv.cloud.model_copy(update={"zones": [z for z in inv.cloud.zones if z != zone],
+                                         "pool": [p for p in inv.cloud.pool if p.zone != zone]})
+    return inv.model_copy(update={"cloud": cloud})
+
+
+def test_without_an_intranet_platform_intranet_systems_wait_and_never_go_to_the_extranet(demo_inv, history, rules):
+    inv = _without_zone(demo_inv, "intranet")
+    plan = build_plan(inv, history, rules, start=START, now=NOW)
+    systems = by_id(plan)
+    intranet = {s.system for s in plan.systems if s.disposition == Disposition.cloud_rehost
+                and demo_inv.systems[s.system].category in INTRANET_CATEGORIES}
+    assert {"szfb-oa", "szfb-dcdb", "fgw-xmk", "dxzf-oa", "dsj-gxjh"} <= intranet
+    for sid in intranet:
+        s = systems[sid]
+        assert s.awaiting_capacity and s.wave is None and s.targets == [] and s.zone is None, sid
+        assert any("intranet platform" in n for n in s.notes), (sid, s.notes)
+    reasons = {sf.reason for sf in plan.awaiting_capacity if sf.system == "dsj-gxjh"}  # needs nothing first
+    assert reasons and all("内网平台" in r and "never goes to another zone" in r for r in reasons)
+    assert any("szfb-oa" in w and "intranet platform" in w for w in plan.warnings)
+    # nothing intranet landed anywhere, and what does move is extranet
+    for s in plan.systems:
+        assert all(t.zone == "extranet" for t in s.targets)
+        if s.wave is not None:
+            assert demo_inv.systems[s.system].category not in INTRANET_CATEGORIES
+    assert plan.check(inv) == []
+
+
+def test_a_system_declared_on_a_network_its_category_forbids_waits(demo_inv, history, rules):
+    # the inventory refuses this (tests/test_inventory.py); the planner holds the gate on its own as well
+    inv = variant(demo_inv, "fgw-xmk", zone="extranet")
+    plan = build_plan(inv, history, rules, start=START, now=NOW)
+    s = by_id(plan)["fgw-xmk"]
+    assert s.awaiting_capacity and s.targets == [] and s.zone is None
+    assert any("correct the inventory" in n for n in s.notes)
+
+
+def test_routing_rules_are_data(demo_inv, history, rules):
+    """A city whose documents put coordination systems on the extranet changes planning.yaml, not code."""
+    categories = {**rules.routing.categories, "coordination": ["extranet"]}
+    inv = variant(demo_inv, "dsj-gxjh", zone="extranet")
+    changed = with_rules(rules, routing={**rules.routing.model_dump(), "categories": categories})
+    plan = build_plan(inv, history, changed, start=START, now=NOW)
+    s = by_id(plan)["dsj-gxjh"]
+    assert s.zone == "extranet" and s.allowed_zones == ["extranet"]
+    assert not any("correct the inventory" in n for n in s.notes)
+    assert all(t.zone == "extranet" for t in s.targets)  # the extranet zone's capacity decides the rest
+    assert by_id(build_plan(inv, history, rules, start=START, now=NOW))["dsj-gxjh"].zone is None  # default: waits
+
+
+def test_hand_edit_moving_a_system_to_a_zone_its_category_forbids_is_refused(sample, demo_inv, tmp_path):
+    data = sample.model_dump(mode="json")
+    zones = _pool_zones(demo_inv)
+    extranet_host = next(h for h, z in zones.items() if z == "extranet")
+    edits = {
+        # the target swapped to an extranet host, the zone left alone: the validator sees the mismatch
+        "target": lambda s: s["targets"][0].update(target=extranet_host, zone="extranet"),
+        # the zone and the allowed zones rewritten too: the inventory's pool zones and category still say no
+        "relabelled": lambda s: (s["targets"][0].update(target=extranet_host, zone="extranet"),
+                                 s.update(zone="extranet", allowed_zones=["extranet"])),
+        # every trace of routing removed: the inventory still says no
+        "stripped": lambda s: (s["targets"][0].update(target=extranet_host, zone=None),
+                               s.update(zone=None, allowed_zones=[], category=None)),
+    }
+    for name, edit in edits.items():
+        edited = copy.deepcopy(data)
+        edit(next(s for s in edited["systems"] if s["system"] == "szfb-oa"))
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(edited, allow_unicode=True), encoding="utf-8")
+        with pytest.raises((PlanError, pydantic.ValidationError)) as caught:
+            load_plan(path, demo_inv)
+        assert "zone" in str(caught.value) and "szfb-oa" in str(caught.value), name
+
+
+def test_hand_edit_moving_a_system_to_another_allowed_zone_than_its_network_is_refused(sample, demo_inv, tmp_path):
+    # public_service may use the internet-facing zone, but fgw-tzsp is declared on the extranet: a reviewer's swap
+    # to an internet-zone host is a misroute the plan's check refuses
+    data = sample.model_dump(mode="json")
+    internet_host = next(h for h, z in _pool_zones(demo_inv).items() if z == "internet")
+    entry = next(s for s in data["systems"] if s["system"] == "fgw-tzsp")
+    entry["targets"][0].update(target=internet_host, zone=None)
+    path = tmp_path / "misrouted.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PlanError) as caught:
+        load_plan(path, demo_inv)
+    assert any("fgw-tzsp" in p and "routes it to the extranet zone" in p for p in caught.value.problems)
+
+
+def test_model_validator_refuses_a_zone_the_category_forbids(sample):
+    s = by_id(sample)["fgw-xmk"]
+    data = s.model_dump()
+    with pytest.raises(pydantic.ValidationError, match="forbidden to its category"):
+        type(s).model_validate({**data, "zone": "extranet", "targets": []})
+    with pytest.raises(pydantic.ValidationError, match="extranet zone"):
+        type(s).model_validate({**data, "targets": [{**data["targets"][0], "zone": "extranet"}]})
+
+
+def test_private_networks_join_the_extranet_through_a_vlan_or_stay_national(sample, demo_inv):
+    systems = by_id(sample)
+    gjj = systems["zjj-gjj"].private_network
+    assert gjj.joins_extranet and (gjj.department, gjj.vlan, gjj.device) == ("zjj", 160, "sj-hj1")
+    assert systems["zjj-gjj"].zone == "extranet" and "VLAN 160" in gjj.reason
+    for sid, gn in (("gaj-jd", "金盾"), ("swj-js", "金税"), ("rsj-sb", "金保")):
+        pn = systems[sid].private_network
+        assert not pn.joins_extranet and pn.golden_network == gn and "national network" in pn.reason, sid
+        assert systems[sid].zone is None
+    assert all(p.private_network is None for p in sample.systems if demo_inv.systems[p.system].zone != "private")
+
+
+def test_a_private_network_whose_department_has_no_extranet_vlan_waits(demo_inv, history, rules):
+    devices = {n: d.model_copy(update={"interfaces": [i for i in d.interfaces if i.department != "zjj"]})
+               for n, d in demo_inv.devices.items()}
+    inv = demo_inv.model_copy(update={"devices": devices})
+    s = by_id(build_plan(inv, history, rules, start=START, now=NOW))["zjj-gjj"]
+    assert not s.private_network.joins_extranet and s.awaiting_capacity and s.targets == []
+    assert any("no extranet allocation or VLAN" in n for n in s.notes)
+
+
+def test_the_plan_report_shows_zone_and_private_network(sample, demo_inv, rules, tmp_path):
+    paths = write_reports(PlannedMigration(demo_inv, sample, rules), tmp_path, lang="en")
+    ws = openpyxl.load_workbook(paths[0])["Systems"]
+    rows = list(ws.iter_rows(values_only=True))
+    headers = list(rows[0])
+    row = {r[headers.index("System ID")]: r for r in rows[1:]}
+    assert row["szfb-oa"][headers.index("Network zone")] == "Intranet platform"
+    assert row["fgw-tzsp"][headers.index("Network zone")] == "Extranet zone"
+    private = headers.index("Private network")
+    assert "joins the extranet" in row["zjj-gjj"][private] and "VLAN 160" in row["zjj-gjj"][private]
+    assert "national network" in row["gaj-jd"][private]
+    assert not row["szfb-oa"][private]
+    zh = write_reports(PlannedMigration(demo_inv, sample, rules), tmp_path / "zh", lang="zh")
+    ws = openpyxl.load_workbook(zh[0]).worksheets[0]
+    assert "网络区域" in [c.value for c in ws[1]] and "电子政务内网平台" in [c.value for col in ws.iter_cols()
+                                                                        for c in col]
 
 
 # --- waves --------------------------------------------------------------------------------------------
