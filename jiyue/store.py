@@ -36,6 +36,10 @@ AUDIT_COLLECT = "audit.collect"
 BASELINE_CHECK = "baseline.check"
 MIGRATE_RUN = "migrate.run"
 MIGRATE_LOCATION = "migrate.location"
+# Hosts the consolidation has freed (a zombie's hosts after its grace period, a migrated system's sources once
+# decommissioned): one row per host with its system, department, why, who signed it off and where its data
+# was archived; the asset register (资产清单) reads them.
+ASSET_FREED = "asset.freed"
 NETWORK_PUSH = "network.push"
 
 

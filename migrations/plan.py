@@ -159,8 +159,16 @@ class Blackout(_Model):
         return start <= key <= end if start <= end else (key >= start or key <= end)  # across New Year
 
 
+class ArchiveLocation(_Model):
+    """Where a zombie's data is archived before it goes offline: a host of the inventory and a directory on it."""
+
+    host: str = Field(min_length=1)
+    path: str = Field(pattern=r"^/[^\n]*[^/\n]$")  # absolute, not / itself, no trailing slash
+
+
 class Decommission(_Model):
     grace_days: int = Field(default=30, ge=0)  # read by the engine (migrations/engine.py)
+    archive: ArchiveLocation | None = None  # a zombie's data; without it no zombie can be taken offline
 
 
 class Override(_Model):
