@@ -661,7 +661,8 @@ class Migrator:
                           "grace period")
         if status.get("decommission") == "done":
             return MigrationOutcome(system_id, key, "decommissioned", "already decommissioned")
-        held_at = next(e.at for e in entries if e.step == OFFLINE_STEPS[-1] and e.status == "done")
+        # The grace period the hosts' OFFLINE markers name: from the signed-off start of the offline run.
+        held_at = datetime.fromisoformat(details[SIGN_OFF]["at"])
         until = held_at + timedelta(days=self.grace_days)
         if _now() < until and not force:
             raise Refused(f"{system_id} went offline {held_at:%Y-%m-%d %H:%M} UTC; the grace period of "
