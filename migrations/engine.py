@@ -346,9 +346,11 @@ class Migrator:
         key = self._latest_run_of(system_id)
         if key is not None:
             ended = outcome_of(system_state(self.store.journal_entries(run_key=key, subject=system_id))[0])
-            if ended in ("offline", "decommissioned"):
-                return MigrationOutcome(system_id, key, "already_offline" if ended == "offline" else ended,
+            if ended == "offline":
+                return MigrationOutcome(system_id, key, "already_offline",
                                         f"taken offline by run {key}; nothing to do (migrate.rollback brings it back)")
+            if ended == "decommissioned":
+                return MigrationOutcome(system_id, key, ended, f"decommissioned by run {key}: its hosts are freed")
         run_key = self._new_key(f"{system_id}-offline")
         journal = MigrationJournal(self.store, run_key, self.plan, apply=self.apply, queue=True)
         ctx = self._ctx(system_id, run_key, run_key, journal)
