@@ -37,9 +37,9 @@ BASELINE_CHECK = "baseline.check"
 MIGRATE_RUN = "migrate.run"
 MIGRATE_LOCATION = "migrate.location"
 NETWORK_PUSH = "network.push"
-# A host the consolidation has freed (a migrated source after its decommission, a zombie taken offline):
-# target = the host, data = {"system", "cause" (migrated_source | zombie | website), "signed_off_by"}.
-# The audit's asset list (资产清单) reads it.
+# A host the consolidation has freed (a migrated source after its decommission, a zombie after its grace
+# period): target = the host, data = {"system", "department", "cause" (migrated_source | zombie | website),
+# "signed_off_by", "freed_at", "archive" (where a zombie's data went), …}. The asset register (资产清单) reads it.
 ASSET_FREED = "asset.freed"
 
 

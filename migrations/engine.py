@@ -38,6 +38,20 @@ in check mode (`--check --diff`), read-only checks really run, nothing changes.
 Downtime per system is measured from the moment the source's service was told to stop (freeze)
 to the end of the functional verification; `outage_s` is the part clients notice (until the
 gateway routes to the started target).
+
+A zombie (disposition `decommission`) is taken offline the same way, with a sign-off (`take_offline`):
+
+    offline_check → offline_unroute → offline_stop → offline_archive → offline_hold
+
+the check alone first (nothing is touched unless every host answers and the archive has room), then the
+rest as one playbook run journaled step by step (`playbooks/offline.yml`): its route leaves the gateway,
+its services stop, each host's data paths are copied to the declared archive location
+(`decommission.archive` in migrations/planning.yaml) with the host's SHA-256 manifest beside them and the
+archive verified against it, and the hosts are held, data untouched, for the grace period. Any failure
+brings the system back (`playbooks/offline_rollback.yml`), as `rollback` does on demand within the grace
+period. After it, `decommission` (with a sign-off) verifies the archive again, removes the data from the
+hosts (`playbooks/offline_free.yml`) and records them as freed assets (`ASSET_FREED`), as it records a
+migrated system's decommissioned sources.
 """
 
 from __future__ import annotations
@@ -77,6 +91,7 @@ from migrations.journal import (
 )
 from migrations.model import Disposition, MigrationOutcome, Plan, SystemPlan
 from migrations.observers import ProgressRows
+from migrations.plan import ArchiveLocation, PlanningError, load_planning
 from migrations.playbook import PlaybookResult, run_playbook, runner_env
 from migrations.verify import FunctionalCheck, testinfra_command
 
@@ -87,6 +102,9 @@ DEFAULT_WORKDIR = REPO / "state" / "migrate"
 STEPS = ("precheck", "presync", "freeze", "final_sync", "verify_data", "switch", "verify_function", "done")
 # The downtime, run as one playbook (playbooks/cutover.yml), each step journaled from the event stream as it ends.
 CUTOVER = STEPS[2:7]
+# Taking a zombie offline: the check alone, then the rest as one playbook (playbooks/offline.yml).
+OFFLINE_STEPS = ("offline_check", "offline_unroute", "offline_stop", "offline_archive", "offline_hold")
+SIGN_OFF = "sign_off"  # the journal row naming who signed a zombie's offline off, and when
 RUN_PREFIX = "migrate-"
 APPLY_PREFIX = RUN_PREFIX + "apply-"
 REHEARSAL_PREFIX = RUN_PREFIX + "rehearsal-"
@@ -158,6 +176,14 @@ def grace_days(path: Path = PLANNING) -> int:
     return int(value)
 
 
+def archive_location(path: Path = PLANNING) -> ArchiveLocation | None:
+    """Where a zombie's data is archived: `decommission.archive` in migrations/planning.yaml (None: not declared)."""
+    try:
+        return load_planning(path).decommission.archive
+    except PlanningError as exc:
+        raise MigrationError(f"planning data: {exc}") from None
+
+
 def hooks() -> dict:
     raw = os.environ.get(HOOKS_ENV)
     return json.loads(raw) if raw else {}
@@ -187,6 +213,7 @@ class Migrator:
         self._cutover_slots = threading.BoundedSemaphore(cutovers)
         self._stop = threading.Event()  # set on Ctrl-C: the systems in flight stop and roll back
         self.grace_days = grace_days(planning)
+        self.planning = planning
         self.hooks = hooks()
         self.agent = SshAgent(str(k) for h in inv.hosts.values() if (k := inv.ssh_for(h).key) is not None)
         self.observers = list(observers)
@@ -257,7 +284,10 @@ class Migrator:
         return outcomes
 
     def rollback(self, system_id: str) -> MigrationOutcome:
-        """Bring a system back to its source (also after a finished migration: the target's data comes back)."""
+        """Bring a system back to its source (also after a finished migration: the target's data comes back); a zombie
+        taken offline, back online on its hosts."""
+        if self._zombie(system_id):
+            return self._bring_back_on_demand(system_id)
         key = self._latest_run_of(system_id)
         if key is None:
             raise MigrationError(f"{system_id} was never migrated: nothing to roll back")
@@ -272,6 +302,8 @@ class Migrator:
         """Remove a migrated system's data from its sources, after the grace period and with a sign-off."""
         if not signed_off_by or not signed_off_by.strip():
             raise Refused("a decommission needs an explicit sign-off (--signed-off-by NAME)")
+        if self._zombie(system_id):
+            return self._free(system_id, signed_off_by.strip(), force)
         key = self._latest_run_of(system_id)
         status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id)) if key else ({}, {})
         if key is None or outcome_of(status) not in ("migrated", "decommissioned"):
@@ -292,12 +324,40 @@ class Migrator:
                            start_detail={"signed_off_by": signed_off_by.strip(), "forced": force})
                 outcome = ctx.outcome("decommissioned" if self.apply else "rehearsed",
                                       f"signed off by {signed_off_by.strip()}")
-                if self.apply:  # the sources are freed hardware now: the audit's asset list reads this
-                    self.store.record(ASSET_FREED, [Result(source, True, {
-                        "system": system_id, "cause": "migrated_source", "signed_off_by": signed_off_by.strip()})
-                        for source in dict.fromkeys(t.source for t in ctx.plan.targets)], inventory=str(self.inv.root))
+                if self.apply:
+                    self._record_freed(ctx, [t.source for t in ctx.plan.targets], "migrated_source",
+                                       signed_off_by.strip())
             except StepFailed as exc:
                 outcome = ctx.outcome("failed", str(exc))
+            results.append(self._finished(outcome))
+        return outcome
+
+    def take_offline(self, system_id: str, signed_off_by: str) -> MigrationOutcome:
+        """Take a zombie offline with a sign-off: remove its route, stop its services, archive its data with SHA-256
+        manifests and verify the archive, hold its hosts for the grace period (its data untouched on them). Any
+        failure brings it back. Without `apply`, a rehearsal that changes nothing."""
+        who = (signed_off_by or "").strip()
+        if not who:
+            raise Refused("taking a system offline needs an explicit sign-off (--signed-off-by NAME)")
+        if not self._zombie(system_id):
+            raise MigrationError(f"{system_id} is not to be decommissioned ({self._disposition(system_id)}): only a "
+                                 "zombie of the plan is taken offline")
+        self._archive()
+        key = self._latest_run_of(system_id)
+        if key is not None:
+            ended = outcome_of(system_state(self.store.journal_entries(run_key=key, subject=system_id))[0])
+            if ended == "offline":
+                return MigrationOutcome(system_id, key, "already_offline",
+                                        f"taken offline by run {key}; nothing to do (migrate.rollback brings it back)")
+            if ended == "decommissioned":
+                return MigrationOutcome(system_id, key, ended, f"decommissioned by run {key}: its hosts are freed")
+        run_key = self._new_key(f"{system_id}-offline")
+        journal = MigrationJournal(self.store, run_key, self.plan, apply=self.apply, queue=True)
+        ctx = self._ctx(system_id, run_key, run_key, journal)
+        with self._session(run_key, [system_id], journal) as results, self._locked(ctx):
+            journal.step(system_id, SIGN_OFF, "done", {"signed_off_by": who, "at": _now().isoformat(timespec="seconds"),
+                                                       "apply": self.apply})
+            outcome = self._drive_offline(ctx)
             results.append(self._finished(outcome))
         return outcome
 
@@ -466,6 +526,8 @@ class Migrator:
         return Ctx(run_key, state_key, sp, self.inv.systems[system_id], journal)
 
     def _drive(self, ctx: Ctx) -> MigrationOutcome:
+        if ctx.plan.disposition == Disposition.decommission:
+            return self._drive_offline(ctx)  # a zombie's offline run, resumed
         sid = ctx.plan.system
         status, ctx.details = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
         if status.get("rollback") in ("started", "failed") or (
@@ -502,6 +564,141 @@ class Migrator:
             return ctx.outcome("rehearsed", "rehearsal: every step ran in check mode")
         return ctx.outcome("migrated", f"now on {', '.join(t.target for t in ctx.plan.targets)}",
                            verified.get("downtime_s"), verified.get("outage_s"))
+
+    # --- a zombie: offline, back, freed --------------------------------------------------------------
+
+    def _disposition(self, system_id: str) -> Disposition:
+        try:
+            return self.plan.system(system_id).disposition
+        except StopIteration:
+            raise MigrationError(f"{system_id} is not in the plan") from None
+
+    def _zombie(self, system_id: str) -> bool:
+        return self._disposition(system_id) == Disposition.decommission
+
+    def _archive(self) -> ArchiveLocation:
+        """The declared archive location, checked against the inventory: a host no system owns, not a migration
+        target (its data would be mixed with a system's, or overwritten by a migration)."""
+        archive = archive_location(self.planning)
+        if archive is None:
+            raise MigrationError(f"{self.planning}: no decommission.archive: a zombie's data would have nowhere to go")
+        if archive.host not in self.inv.hosts:
+            raise MigrationError(f"{self.planning}: decommission.archive.host {archive.host!r} is not in the inventory")
+        owner = self.inv.owner(archive.host)
+        pool = {p.host for p in self.inv.cloud.pool} if self.inv.cloud else set()
+        if owner is not None or archive.host in pool:
+            what = f"a host of {owner.id}" if owner is not None else "a cloud-pool host (a migration target)"
+            raise MigrationError(f"{self.planning}: the archive host {archive.host} is {what}")
+        return archive
+
+    def _drive_offline(self, ctx: Ctx) -> MigrationOutcome:
+        """The offline run's steps still to do: the check alone (nothing touched if it fails), then the rest in one
+        playbook run; a failure after the check brings the system back."""
+        sid = ctx.plan.system
+        status, ctx.details = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
+        if status.get("rollback") in ("started", "failed") or (
+                any(s == "failed" for k, s in status.items() if k != OFFLINE_STEPS[0])
+                and status.get("rollback") != "done"):
+            return self._bring_back(ctx, "resumed: a rollback was due")
+        try:
+            if status.get(OFFLINE_STEPS[0]) != "done":
+                self._step(ctx, OFFLINE_STEPS[0])
+        except StepFailed as exc:
+            return ctx.outcome("failed", f"{exc.step}: {exc}; nothing was touched")
+        rest = [s for s in OFFLINE_STEPS[1:] if status.get(s) != "done"]
+        try:
+            if rest:
+                self._cutover(ctx, rest, playbook="offline")
+        except StepFailed as exc:
+            if not self.apply:
+                return ctx.outcome("failed", f"rehearsal: {exc.step}: {exc}")
+            return self._bring_back(ctx, f"{exc.step} failed: {exc}", failed_step=exc.step)
+        if not self.apply:
+            return ctx.outcome("rehearsed", "rehearsal: every step ran in check mode")
+        held = self._offline_vars(ctx)
+        return ctx.outcome("offline", f"archived on {held['jiyue_archive']['host']}:{held['jiyue_archive']['dir']}; "
+                           f"its hosts are held until {held['jiyue_grace_until']} (grace period); "
+                           "migrate.rollback brings it back before")
+
+    def _bring_back_on_demand(self, system_id: str) -> MigrationOutcome:
+        key = self._latest_run_of(system_id)
+        if key is None:
+            raise MigrationError(f"{system_id} was never taken offline: nothing to bring back")
+        status, details = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        if outcome_of(status) == "decommissioned":
+            raise Refused(f"{system_id} was decommissioned after its grace period: its hosts are freed and its data is "
+                          "only in the archive")
+        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
+        ctx.details = details
+        with self._session(ctx.run_key, [system_id], ctx.journal) as results, self._locked(ctx):
+            outcome = self._bring_back(ctx, "asked for (rollback)")
+            results.append(self._finished(outcome))
+        return outcome
+
+    def _bring_back(self, ctx: Ctx, reason: str, failed_step: str | None = None) -> MigrationOutcome:
+        """A zombie back online on its hosts (their data never left); journaled as the step `rollback`."""
+        sid = ctx.plan.system
+        self._tell("note", sid, f"[yellow]bringing it back ({reason})[/]")
+        ctx.journal.step(sid, "rollback", "started", {"reason": reason})
+        ctx.steps_run.append("rollback")
+        result = self._playbook("offline_rollback", self._vars(ctx, "rollback"))
+        ctx.changed = ctx.changed or result.changed
+        ctx.diff += result.diff
+        if not result.ok:
+            error = "; ".join(result.failures) or result.status
+            ctx.journal.step(sid, "rollback", "failed", {"error": error, "reason": reason})
+            return ctx.outcome("failed", f"{reason}; BRINGING IT BACK FAILED, needs a person: {error}")
+        ctx.journal.step(sid, "rollback", "done", {"reason": reason})
+        if failed_step:
+            ctx.journal.step(sid, failed_step, "rolled_back", {"reason": reason})
+        return ctx.outcome("rolled_back" if self.apply else "rehearsed", f"{reason}; the system serves again")
+
+    def _free(self, system_id: str, who: str, force: bool) -> MigrationOutcome:
+        """After the grace period: verify the archive again, remove the data from the hosts, record them as freed."""
+        key = self._latest_run_of(system_id)
+        entries = self.store.journal_entries(run_key=key, subject=system_id) if key else []
+        status, details = system_state(entries)
+        if key is None or outcome_of(status) not in ("offline", "decommissioned"):
+            raise Refused(f"{system_id} is not offline: take it offline first (migrate.offline), then wait out the "
+                          "grace period")
+        if status.get("decommission") == "done":
+            return MigrationOutcome(system_id, key, "decommissioned", "already decommissioned")
+        # The grace period the hosts' OFFLINE markers name: from the signed-off start of the offline run.
+        held_at = datetime.fromisoformat(details[SIGN_OFF]["at"])
+        until = held_at + timedelta(days=self.grace_days)
+        if _now() < until and not force:
+            raise Refused(f"{system_id} went offline {held_at:%Y-%m-%d %H:%M} UTC; the grace period of "
+                          f"{self.grace_days} days ends {until:%Y-%m-%d %H:%M} UTC")
+        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
+        ctx.details = details
+        with self._session(ctx.run_key, [system_id], ctx.journal) as results, self._locked(ctx):
+            try:
+                self._step(ctx, "decommission", playbook="offline_free",
+                           extra={"jiyue_signed_off_by": who, "jiyue_decommissioned_at": _now().isoformat()},
+                           start_detail={"signed_off_by": who, "forced": force})
+                outcome = ctx.outcome("decommissioned" if self.apply else "rehearsed",
+                                      f"signed off by {who}; the archive verified, the hosts are freed")
+                if self.apply:
+                    self._record_freed(ctx, list(ctx.system.hosts), "zombie", who)
+            except StepFailed as exc:
+                outcome = ctx.outcome("failed", f"{exc}; nothing was removed unless the archive verified")
+            results.append(self._finished(outcome))
+        return outcome
+
+    def _record_freed(self, ctx: Ctx, hosts: list[str], cause: str, who: str) -> None:
+        """The freed hosts, for the asset register (资产清单): one row each (ASSET_FREED)."""
+        archive = self._offline_vars(ctx)["jiyue_archive"] if cause == "zombie" else None
+        at = _now().isoformat(timespec="seconds")
+        rows = []
+        for name in hosts:
+            host = self.inv.hosts[name]
+            rows.append(Result(name, True, {
+                "host": name, "system": ctx.system.id, "department": ctx.system.department, "cause": cause,
+                "os": host.os, "role": host.role, "address": str(host.address), "signed_off_by": who, "freed_at": at,
+                "archive": f"{archive['host']}:{archive['dir']}/{name}" if archive else None,
+                "run_key": ctx.state_key}))
+        self.store.record(ASSET_FREED, rows, inventory=str(self.inv.root),
+                          params={"system": ctx.system.id, "run_key": ctx.state_key, "cause": cause})
 
     def _take_cutover_slot(self, ctx: Ctx) -> bool:
         """Wait until fewer than `cutovers` systems are in their cutover; False when the run is interrupted."""
@@ -554,10 +751,12 @@ class Migrator:
         ctx.journal.step(ctx.plan.system, step, "failed", {"error": f"{type(exc).__name__}: {exc}"})
         return StepFailed(step, f"{type(exc).__name__}: {exc}")
 
-    def _step(self, ctx: Ctx, step: str, extra: dict | None = None, start_detail: dict | None = None) -> dict:
+    def _step(self, ctx: Ctx, step: str, extra: dict | None = None, start_detail: dict | None = None,
+              playbook: str | None = None) -> dict:
+        """Run one step's playbook (playbooks/<step>.yml, or `playbook`) and journal it."""
         self._begin(ctx, step, start_detail)
         try:
-            result = self._playbook(step, self._vars(ctx, step) | (extra or {}))
+            result = self._playbook(playbook or step, self._vars(ctx, step) | (extra or {}))
             if not result.ok:
                 raise StepFailed(step, "; ".join(result.failures) or result.status,
                                  failure_detail(step, result, ctx.plan, ctx.details))
@@ -568,9 +767,10 @@ class Migrator:
                 raise
             raise failed from exc
 
-    def _cutover(self, ctx: Ctx, steps: list[str]) -> None:
-        """Run `steps` (the cutover's steps still to do, in order) as one playbook, journaling each as it goes."""
-        extravars = self._vars(ctx, "cutover")
+    def _cutover(self, ctx: Ctx, steps: list[str], playbook: str = "cutover") -> None:
+        """Run `steps` (the cutover's steps still to do, in order; or a zombie's offline steps) as one playbook,
+        journaling each as it goes."""
+        extravars = self._vars(ctx, playbook)
         check = None
         if self.apply and "verify_function" in steps:
             folder = self.workdir / "testinfra" / ctx.run_key
@@ -593,7 +793,7 @@ class Migrator:
         try:
             if check is not None and "switch" not in steps:
                 check.start()  # resumed after the switch: nothing to wait for
-            result = self._playbook("cutover", extravars, tags=steps, on_event=tracker.event,
+            result = self._playbook(playbook, extravars, tags=steps, on_event=tracker.event,
                                     cancel=tracker.cancelled)
             if tracker.error is not None:
                 raise tracker.error
@@ -654,6 +854,8 @@ class Migrator:
         return "\n".join(dict.fromkeys(lines))
 
     def _vars(self, ctx: Ctx, step: str) -> dict[str, Any]:
+        if ctx.plan.disposition == Disposition.decommission:
+            return self._offline_vars(ctx)
         sp, system, inv = ctx.plan, ctx.system, self.inv
         config_dir = f"/etc/app/{system.id}"
         pairs: dict[str, dict] = {}
@@ -719,6 +921,50 @@ class Migrator:
             "jiyue_migrated_at": done.get("migrated_at") or _now().isoformat(timespec="seconds"),
             "jiyue_forward_ssh_args": self.agent.forward_ssh_args(),
             "jiyue_reverse_sync": False,
+        }
+
+    def _offline_vars(self, ctx: Ctx) -> dict[str, Any]:
+        """What the offline playbooks get (playbooks/offline_check.yml lists them), from the inventory, the declared
+        archive and what the run journaled so far (the directories found, the removed route, the manifests)."""
+        system, inv = ctx.system, self.inv
+        archive = self._archive()
+        ssh = inv.ssh_for(inv.hosts[archive.host])
+        archive_dir = f"{archive.path}/{system.id}"
+        dirs = ctx.details.get(OFFLINE_STEPS[0], {}).get("dirs") or {h: list(system.data_paths) for h in system.hosts}
+        manifests = ctx.details.get("offline_archive", {}).get("manifests", {})
+        web = next((v for v in system.services if v.health_url), None)
+        gateway = inv.cloud.gateway if inv.cloud else None
+        if web is not None and gateway is None:
+            raise MigrationError("the inventory has no cloud gateway: the system's route cannot be removed")
+        source = _hostport(str(inv.hosts[web.host].address), web.port) if web else ""
+        route_before = ctx.details.get("offline_unroute", {}).get("route_before")
+        health_path = urlsplit(web.health_url).path if web and web.health_url else "/"
+        gw_address = str(inv.hosts[gateway].address) if gateway else ""
+        gw_netloc = f"[{gw_address}]" if ":" in gw_address else gw_address
+        signed = ctx.details.get(SIGN_OFF, {})
+        offline_at = signed.get("at") or _now().isoformat(timespec="seconds")
+        grace_until = datetime.fromisoformat(offline_at) + timedelta(days=self.grace_days)
+        return {
+            "jiyue_system": system.id, "jiyue_run_key": ctx.state_key,
+            "jiyue_sources": list(system.hosts),
+            "jiyue_service_sources": list(dict.fromkeys(v.host for v in system.services)),
+            "jiyue_gateway": gateway or "",
+            "jiyue_route": {"file": f"/etc/app/gateway/routes/{system.id}.conf", "source": source},
+            "jiyue_route_content": route_before or (f"location /{system.id}/ {{\n    proxy_pass http://{source}/;\n}}\n"
+                                                    if source else ""),
+            "jiyue_health": {"gateway": f"http://{gw_netloc}/{system.id}{health_path}",
+                             "source": [v.health_url for v in system.services if v.health_url]},
+            "jiyue_config_dir": f"/etc/app/{system.id}", "jiyue_data_paths": list(system.data_paths),
+            "jiyue_dirs": dirs,
+            "jiyue_archive": {"host": archive.host, "address": ssh.address, "port": ssh.port, "user": ssh.user,
+                              "known_hosts": self._known_hosts(archive.host), "dir": archive_dir},
+            "jiyue_archive_checks": [{"source": h, "dir": d, "archived": f"{archive_dir}/{h}{d}",
+                                      "summary": manifests.get(h, {}).get(d, {})}
+                                     for h, ds in dirs.items() for d in ds],
+            "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS,
+            "jiyue_forward_ssh_args": self.agent.forward_ssh_args(),
+            "jiyue_signed_off_by": signed.get("signed_off_by", ""),
+            "jiyue_offline_at": offline_at, "jiyue_grace_until": grace_until.isoformat(timespec="seconds"),
         }
 
     # --- ansible-runner ----------------------------------------------------------------------------

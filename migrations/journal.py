@@ -61,6 +61,8 @@ def outcome_of(status: dict[str, str]) -> str | None:
         return "refused"
     if status.get("done") == "done" and status.get("rollback") is None:
         return "migrated"
+    if status.get("offline_hold") == "done" and status.get("rollback") is None:
+        return "offline"  # a zombie taken offline, held for its grace period
     return None
 
 
@@ -98,7 +100,7 @@ def step_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict[st
     verification's end: the end of the downtime). Raises StepFailed for a precheck whose findings forbid the copy."""
     detail: dict[str, Any] = {"seconds": round(r.seconds, 2), "apply": apply}
     now = datetime.now(UTC)
-    if step == "precheck":
+    if step in ("precheck", "offline_check"):
         found = r.report("sources")
         dirs = {host: [str(d) for d in res.get("dirs", [])] for host, res in found.items()}
         detail |= {"dirs": dirs, "bytes": {host: int(res.get("bytes", 0)) for host, res in found.items()}}
@@ -138,6 +140,14 @@ def step_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict[st
             detail["downtime_s"] = round((verified - _parse_time(frozen)).total_seconds(), 2)
             if served:
                 detail["outage_s"] = round((_parse_time(served) - _parse_time(frozen)).total_seconds(), 2)
+    elif step == "offline_unroute":  # what the route was, so that a rollback puts it back exactly
+        detail["route_before"] = next((x.get("before") for x in r.report("route").values()), None)
+    elif step == "offline_archive":  # each host's manifest of its data paths, and the archive's of the copies
+        manifests = r.report("source_manifest")
+        detail["manifests"] = {h: m.get("per_dir", {}) for h, m in manifests.items()}
+        detail["files"] = sum(int(m.get("files", 0)) for m in manifests.values())
+        detail["bytes"] = sum(int(m.get("bytes", 0)) for m in manifests.values())
+        detail["archive"] = next((m.get("per_dir", {}) for m in r.report("archive_manifest").values()), {})
     elif step == "done":
         detail |= {"location": {t.source: t.target for t in plan.targets},
                    "migrated_at": now.isoformat(timespec="seconds")}

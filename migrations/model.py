@@ -369,14 +369,16 @@ class PlannedMigration:
 
 # --- a run's results --------------------------------------------------------------------------------------
 
-GOALS = ("migrated", "rehearsed", "decommissioned", "already_migrated")  # ends that count as ok
+# Ends that count as ok (a zombie's offline run ends `offline`, or `already_offline` when asked again).
+GOALS = ("migrated", "rehearsed", "decommissioned", "already_migrated", "offline", "already_offline")
 
 
 @dataclass
 class MigrationOutcome:
     """How one system's migration run ended: `result` names the end (migrated, rehearsed, refused, rolled_back,
-    failed, locked, interrupted, decommissioned, already_migrated), the downtime and client outage are measured
-    on the controller's clock, `changed` and `diff` say what the steps changed (in a rehearsal: would change)."""
+    failed, locked, interrupted, decommissioned, already_migrated; a zombie: offline, already_offline), the downtime
+    and client outage are measured on the controller's clock, `changed` and `diff` say what the steps changed (in a
+    rehearsal: would change)."""
 
     system: str
     run_key: str

@@ -166,8 +166,16 @@ class Blackout(_Model):
         return start <= key <= end if start <= end else (key >= start or key <= end)  # across New Year
 
 
+class ArchiveLocation(_Model):
+    """Where a zombie's data is archived before it goes offline: a host of the inventory and a directory on it."""
+
+    host: str = Field(min_length=1)
+    path: str = Field(pattern=r"^/[^\n]*[^/\n]$")  # absolute, not / itself, no trailing slash
+
+
 class Decommission(_Model):
     grace_days: int = Field(default=30, ge=0)  # read by the engine (migrations/engine.py)
+    archive: ArchiveLocation | None = None  # a zombie's data; without it no zombie can be taken offline
 
 
 class Routing(_Model):
@@ -767,8 +775,13 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
                   "system, signed by both sides",
                   ROOM_RULE]
     elif kind == Disposition.decommission:
-        notes += ["下线前：数据归档备份，按档案管理要求移交；关闭访问入口，公告用户 / before: archive and back up the "
-                  "data, hand it over as records rules require; close the entry points and tell the users"]
+        notes += ["下线前公告用户；按剧本下线：invoke migrate.offline --system "
+                  f"{system.id} --signed-off-by 签批人 --apply（摘除网关路由、停止服务、数据归档并按 SHA-256 清单校验、"
+                  "主机保留至宽限期满），宽限期内 migrate.rollback 可恢复，期满后 migrate.decommission 释放主机 / "
+                  f"tell the users first; taken offline by playbook: invoke migrate.offline --system {system.id} "
+                  "--signed-off-by NAME --apply (route removed, services stopped, data archived and verified against "
+                  "its SHA-256 manifests, hosts kept for the grace period); migrate.rollback brings it back within "
+                  "the grace period, migrate.decommission frees the hosts after it"]
         if dependents:
             notes.append(f"仍有系统依赖本系统：{', '.join(dependents)}，下线前先解除依赖 / still depended on by "
                          f"{', '.join(dependents)}: remove the dependency first")

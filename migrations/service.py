@@ -77,7 +77,7 @@ def migrator(inv: Inventory, store: Store, *, plan: Plan | None = None, apply: b
              workdir: Path | str | None = None, parallel: int = DEFAULT_PARALLEL, cutovers: int = DEFAULT_CUTOVERS,
              console: Console | None = None, progress: bool = True, observers: Sequence[object] = ()) -> Migrator:
     """The engine for the inventory's plan (or `plan`): `run_wave`, `run_system`, `resume`, `rollback`,
-    `decommission`, `status`, `next_wave`. Without `apply` every run is a rehearsal."""
+    `decommission`, `take_offline` (a zombie), `status`, `next_wave`. Without `apply` every run is a rehearsal."""
     return Migrator(inv, plan or load_migration_plan(inv), store, apply=apply, workdir=workdir, parallel=parallel,
                     cutovers=cutovers, console=console, progress=progress, observers=observers)
 

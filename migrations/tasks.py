@@ -2,8 +2,9 @@
 
 `plan` writes the plan (migrations/service.py, over the planner in migrations/plan.py); `run`, `status`,
 `resume`, `rollback`, `decommission` and `unlock` carry out its cloud rehosts (the engine,
-migrations/engine.py). Without --apply every run is a rehearsal: the playbooks run in check mode and
-nothing changes. Exit codes: 0 every system reached its goal, 1 a system was refused, rolled back,
+migrations/engine.py); `offline` takes its zombies offline (`rollback` brings one back within its grace
+period, `decommission` frees its hosts after it). Without --apply every run is a rehearsal: the playbooks
+run in check mode and nothing changes. Exit codes: 0 every system reached its goal, 1 a system was refused, rolled back,
 failed or locked (or awaits capacity), 2 bad input.
 """
 
@@ -110,9 +111,8 @@ def _migrator(inventory: str | None, plan: str | None, store: str | None, apply:
         raise fail(f"{path}: {exc}") from None
 
 
-def _report(outcomes, apply: bool) -> None:
-    table = Table(title="migration" if apply else "rehearsal (nothing changed; --apply to migrate)",
-                  title_justify="left")
+def _report(outcomes, apply: bool, what: str = "migration") -> None:
+    table = Table(title=what if apply else "rehearsal (nothing changed; --apply to act)", title_justify="left")
     for column in ("system", "result", "downtime s", "client outage s", "steps run", "message"):
         table.add_column(column)
     for o in outcomes:
@@ -169,24 +169,37 @@ def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, 
     _report(_engine_errors(lambda: m.resume(run_key)), apply)
 
 
-@task(help={**COMMON, "system": "the system to bring back to its source", "apply": HELP["apply"]})
+@task(help={**COMMON, "system": "the system to bring back to its source (a zombie: back online)",
+            "apply": HELP["apply"]})
 def rollback(c, system, inventory=None, plan=None, store=None, apply=False, workdir=None):
     """Bring a system back to its source (after a migration too: what the target received comes back)."""
     m = _migrator(inventory, plan, store, apply, workdir)
     _report([_engine_errors(lambda: m.rollback(system))], apply)
 
 
-@task(help={**COMMON, "system": "the migrated system whose sources are removed",
+@task(help={**COMMON, "system": "the migrated system whose sources are removed (or the zombie whose hosts are freed)",
             "signed_off_by": "who signs the decommission off (required)",
             "force": "skip the grace period (tests, or an emergency with the sign-off on record)",
             "apply": HELP["apply"]})
 def decommission(c, system, signed_off_by=None, inventory=None, plan=None, store=None, force=False, apply=False,
                  workdir=None):
-    """Remove a migrated system's data from its sources: after the grace period, with a sign-off."""
+    """Remove a migrated system's data from its sources (a zombie's from its hosts, once its archive verifies again):
+    after the grace period, with a sign-off; the hosts are recorded as freed assets."""
     if not signed_off_by:
         raise fail("--signed-off-by NAME is required: a decommission needs an explicit sign-off")
     m = _migrator(inventory, plan, store, apply, workdir)
     _report([_engine_errors(lambda: m.decommission(system, signed_off_by, force=force))], apply)
+
+
+@task(help={**COMMON, "system": "the zombie to take offline (the plan decommissions it)",
+            "signed_off_by": "who signs taking it offline off (required)", "apply": HELP["apply"]})
+def offline(c, system, signed_off_by=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+    """Take a zombie offline: its route removed, services stopped, data archived and verified, hosts held for the
+    grace period (`migrate.rollback` brings it back before; `migrate.decommission` frees the hosts after)."""
+    if not signed_off_by:
+        raise fail("--signed-off-by NAME is required: taking a system offline needs an explicit sign-off")
+    m = _migrator(inventory, plan, store, apply, workdir)
+    _report([_engine_errors(lambda: m.take_offline(system, signed_off_by))], apply, what="offline")
 
 
 @task(help={**COMMON, "system": "the system whose lock to break",

@@ -666,6 +666,7 @@ def test_work_orders_for_every_move_no_playbook_makes(sample, demo_inv):
     zombie = orders["fgw-hgjj"]
     assert zombie.assets == ["fgw-hgjj-app1", "fgw-hgjj-db1"]
     assert sum("移交划转" in n or "报损报废" in n for n in zombie.notes) >= 2
+    assert any("invoke migrate.offline --system fgw-hgjj" in n for n in zombie.notes)  # its playbook path
     assert all(o.status == WorkOrderStatus.open for o in sample.work_orders)
     assert len({o.id for o in sample.work_orders}) == len(sample.work_orders)
 

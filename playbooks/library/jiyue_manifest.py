@@ -36,6 +36,8 @@ options:
   cache: {type: str, description: a file (root only) keeping hashes for files whose identity has not changed}
   settle: {type: bool, default: false, description: "files changed within the racy window are hashed again once it
            has passed (up to 2 s more), so that they can be cached too: for a run ahead of the one that counts"}
+  relative: {type: bool, default: false, description: "each directory's summary (`per_dir`) hashes its files' paths
+             relative to it, so the same tree at another place (an archive) has the same digest"}
   report: {type: str, description: the name the migration engine reads this result by (returned as `report`)}
 """
 
@@ -99,6 +101,7 @@ def main() -> None:
                                           "exclude": {"type": "list", "elements": "str", "default": []},
                                           "cache": {"type": "str"},
                                           "settle": {"type": "bool", "default": False},
+                                          "relative": {"type": "bool", "default": False},
                                           "report": {"type": "str"}},
                            supports_check_mode=True)
     began = time.time_ns()
@@ -159,6 +162,8 @@ def main() -> None:
     for top in module.params["dirs"]:
         prefix = top.rstrip("/") + "/"
         mine = [row for row in manifest if row[0].startswith(prefix)] if top not in missing else []
+        if module.params["relative"]:
+            mine = [[p[len(prefix):], size, digest] for p, size, digest in mine]
         per_dir[top] = summary(mine) if top not in missing else {"missing": True}
     module.exit_json(changed=False, missing=missing, manifest=manifest, per_dir=per_dir, hashed=len(stale),
                      reused=len(digests) - len(stale), vanished=sorted(vanished), report=module.params["report"],

@@ -7,6 +7,8 @@ the gateway: the very path the proxied requests will take) and changes nothing i
 The file is replaced atomically (temporary file, fsync, rename); the reload
 command runs only when the content changed. If the reload fails, the previous content is put back (the
 running server keeps its old configuration, the file on disk matches it again) and the task fails.
+With `state: absent` the file is removed instead (a system taken offline: the gateway no longer routes it),
+with the same reload and the same way back.
 
 Check mode changes nothing and reports whether the file would change; with --diff it shows the change.
 """
@@ -25,7 +27,8 @@ module: jiyue_route
 short_description: write a config file atomically if it differs, then run a reload command
 options:
   path: {type: str, required: true}
-  content: {type: str, required: true}
+  content: {type: str, default: "", description: the file's content (state present)}
+  state: {type: str, choices: [present, absent], default: present}
   mode: {type: str, default: "0644"}
   reload: {type: list, elements: str, default: [], description: command (argv) run after a change}
   check_urls: {type: list, elements: str, default: [], description: must answer 200 (with retries) before any change}
@@ -44,7 +47,9 @@ def read(path: str) -> str | None:
 
 def main() -> None:
     module = AnsibleModule(argument_spec={"path": {"type": "str", "required": True},
-                                          "content": {"type": "str", "required": True},
+                                          "content": {"type": "str", "default": ""},
+                                          "state": {"type": "str", "choices": ["present", "absent"],
+                                                    "default": "present"},
                                           "mode": {"type": "str", "default": "0644"},
                                           "reload": {"type": "list", "elements": "str", "default": []},
                                           "check_urls": {"type": "list", "elements": "str", "default": []},
@@ -57,14 +62,19 @@ def main() -> None:
         if problem is not None:
             module.fail_json(msg=f"{url} does not answer from here ({problem}): the route is left as it was")
     before = read(p["path"])
-    changed = before != p["content"]
-    result: dict = {"changed": changed, "path": p["path"], "reloaded": False, "report": p["report"]}
+    after = None if p["state"] == "absent" else p["content"]
+    changed = before != after
+    result: dict = {"changed": changed, "path": p["path"], "reloaded": False, "report": p["report"],
+                    "before": before}
     if module._diff:
-        result["diff"] = {"before": before or "", "after": p["content"], "before_header": p["path"],
+        result["diff"] = {"before": before or "", "after": after or "", "before_header": p["path"],
                           "after_header": p["path"]}
     if not changed or module.check_mode:
         module.exit_json(**result)
-    write_atomic(p["path"], p["content"], int(p["mode"], 8))
+    if after is None:
+        os.unlink(p["path"])
+    else:
+        write_atomic(p["path"], after, int(p["mode"], 8))
     if p["reload"]:
         proc = subprocess.run(p["reload"], capture_output=True, text=True)
         if proc.returncode != 0:

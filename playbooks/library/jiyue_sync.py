@@ -27,6 +27,8 @@ short_description: rsync directories from this host to another over SSH (agent f
 options:
   dirs: {type: list, elements: str, required: true, description: absolute directories, copied to the same path}
   dest: {type: str, required: true, description: the receiving host's address}
+  dest_dir: {type: str, default: /, description: "the directory the paths are copied below on the receiver (an archive:
+             /srv/archive/<system>/<host> receives /srv/<system> as /srv/archive/<system>/<host>/srv/<system>)"}
   dest_port: {type: int, default: 22}
   dest_user: {type: str, default: root}
   known_hosts: {type: str, required: true, description: the receiving host's known_hosts line(s)}
@@ -68,6 +70,7 @@ def main() -> None:
         argument_spec={
             "dirs": {"type": "list", "elements": "str", "required": True},
             "dest": {"type": "str", "required": True},
+            "dest_dir": {"type": "str", "default": "/"},
             "dest_port": {"type": "int", "default": 22},
             "dest_user": {"type": "str", "default": "root"},
             "known_hosts": {"type": "str", "required": True, "no_log": False},
@@ -79,6 +82,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    if not p["dest_dir"].startswith("/"):
+        module.fail_json(msg=f"dest_dir {p['dest_dir']} is not absolute")
     for d in p["dirs"]:
         if not d.startswith("/") or not d.strip("/") or not os.path.isdir(d):
             module.fail_json(msg=f"{d} is not an absolute directory below / on the sending host")
@@ -98,7 +103,7 @@ def main() -> None:
         if module.check_mode:
             argv.append("--dry-run")
         dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
-        argv += [d.rstrip("/") + "/" for d in p["dirs"]] + [f"{p['dest_user']}@{dest}:/"]
+        argv += [d.rstrip("/") + "/" for d in p["dirs"]] + [f"{p['dest_user']}@{dest}:{p['dest_dir'].rstrip('/')}/"]
         proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     finally:
         os.unlink(known_hosts)
