@@ -1,4 +1,4 @@
-"""Zombie verdicts: the five criteria of policy.md §1 as rules over the stored collection history.
+"""Zombie verdicts: the five zombie criteria of 盘政办发〔2017〕144号 (Panjin) as rules over the stored history.
 
 Every criterion returns an outcome (met / near / not_met / insufficient), the numbers behind it,
 the window they cover and the evidence lines that justify it. A system's verdict follows from its

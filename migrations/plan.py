@@ -1,10 +1,10 @@
 """The planner (`invoke migrate.plan`): where every system goes, what it needs, where it lands and when.
 
-1. **Dispositions** (policy.md §2), first rule that applies: classified → hand-over to the confidential
-   network (a hard gate: nothing below, no website flag, no override, no verdict reaches it); national
-   golden network → retain; zombie verdict of the audit → decommission; website → site cluster; special
-   hardware → IDC move; everything else → cloud rehost. Without audit history nothing is decommissioned
-   (a verdict not known is not a zombie) and the rule says so.
+1. **Dispositions** (docs/policy-basis.md), first rule that applies: classified → hand-over to the
+   confidential network (a hard gate: nothing below, no website flag, no override, no verdict reaches it);
+   national golden network → retain; zombie verdict of the audit → decommission; website → site cluster;
+   special hardware → IDC move; everything else → cloud rehost. Without audit history nothing is
+   decommissioned (a verdict not known is not a zombie) and the rule says so.
 2. **Sizing** of each cloud rehost's hosts from the audit history (P95 CPU, memory used, data under the
    data paths) plus headroom (planning.yaml), onto the smallest fitting flavor; what was never measured
    falls back to a declared or default size, and the plan says which.
@@ -224,7 +224,8 @@ def _rule(zh: str, en: str, suffix: str = "") -> str:
 
 def decide(system: System, verdict: Verdict | None, planning: Planning, has_history: bool
            ) -> tuple[Disposition, str, list[str]]:
-    """(disposition, the rule that decided it, notes) for one system: policy.md §2 in its precedence."""
+    """(disposition, the rule that decided it, notes) for one system: the documents' rules in their precedence
+    (docs/policy-basis.md)."""
     notes: list[str] = []
     override = planning.overrides.get(system.id)
     if system.classification == Classification.classified:
@@ -240,18 +241,18 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
             notes.append("审计判定为僵尸系统：由市委机要局决定清理下线 / the audit calls it a zombie: its "
                          "decommissioning is the confidential bureau's decision")
         return (Disposition.confidential_handover,
-                _rule("涉密系统：按照市委机要局机要网建设的统一部署迁移整合，绝不上云（policy.md §2）",
+                _rule("涉密系统：按照市委机要局机要网建设的统一部署迁移整合，绝不上云（盘锦市 盘政办发〔2017〕144号）",
                       "classified: follows the confidential bureau's network deployment, never the cloud or the "
-                      "site cluster (policy.md §2)"), notes)
+                      "site cluster (Panjin, 盘政办发〔2017〕144号)"), notes)
     if system.golden_network is not None:
         if override and override.disposition != Disposition.retain:
             notes.append(f"planning.yaml 的处置覆盖（{override.disposition}）被拒绝：金字工程按国家统一部署 / "
                          f"override to {override.disposition} refused: golden networks follow the state's deployment")
         gn = system.golden_network.value
         return (Disposition.retain,
-                _rule(f"国家金字工程（{gn}）：按国家统一部署整合，地方整合不触动，保留（policy.md §2、§3）",
+                _rule(f"国家金字工程（{gn}）：按国家统一部署整合，地方整合不触动，保留（盘锦市 盘政办发〔2017〕144号）",
                       f"national golden network ({gn}): integrated only as the state deploys it; retained "
-                      "(policy.md §2, §3)"), notes)
+                      "(Panjin, 盘政办发〔2017〕144号)"), notes)
     suffix = "" if has_history else NO_HISTORY
     if override is not None:
         if override.disposition == Disposition.confidential_handover:
@@ -264,24 +265,29 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
     if verdict is not None and verdict.verdict == ZOMBIE:
         criteria = "、".join(str(n) for n in verdict.met)
         return (Disposition.decommission,
-                _rule(f"僵尸系统（符合认定标准第 {criteria} 条）：清理下线（policy.md §1）",
-                      f"zombie (criteria {', '.join(map(str, verdict.met))} met): decommission (policy.md §1)"), notes)
+                _rule(f"僵尸系统（符合认定标准第 {criteria} 条）：清理下线（盘锦市 盘政办发〔2017〕144号）",
+                      f"zombie (criteria {', '.join(map(str, verdict.met))} met): decommission "
+                      "(Panjin, 盘政办发〔2017〕144号)"), notes)
     if verdict is not None and verdict.verdict != "active":
         notes.append(f"审计结论：{verdict.verdict}，不作下线处理 / audit verdict {verdict.verdict}: not decommissioned")
     if system.website:
         return (Disposition.site_cluster,
-                _rule("部门网站：迁入网站集约化平台，不再单独运行（policy.md §2）",
-                      "department website: moves onto the consolidated site-cluster platform (policy.md §2)",
+                _rule("部门网站：迁入网站集约化平台，不再单独运行"
+                      "（盘锦市 盘政办发〔2017〕144号、开平市 开府〔2020〕3号）",
+                      "department website: moves onto the consolidated site-cluster platform "
+                      "(Panjin, 盘政办发〔2017〕144号; Kaiping, 开府〔2020〕3号)",
                       suffix), notes)
     if system.special_hardware:
         return (Disposition.idc_move,
                 _rule(f"含专用硬件（{system.special_hardware}）：云平台无法满足，物理迁移至市大数据中心IDC机房"
-                      "（policy.md §2）",
+                      "（盘锦市 盘政办发〔2017〕144号）",
                       f"special hardware ({system.special_hardware}): the cloud cannot host it; physical move into "
-                      "the IDC machine room (policy.md §2)", suffix), notes)
+                      "the IDC machine room (Panjin, 盘政办发〔2017〕144号)", suffix), notes)
     return (Disposition.cloud_rehost,
-            _rule("非涉密信息系统：迁移至市大数据中心云平台（policy.md §2）",
-                  "non-classified: moves onto the city big-data centre's cloud platform (policy.md §2)", suffix), notes)
+            _rule("非涉密信息系统：迁移至市大数据中心云平台（盘锦市 盘政办发〔2017〕144号）",
+                  "non-classified: moves onto the city big-data centre's cloud platform "
+                  "(Panjin, 盘政办发〔2017〕144号)",
+                  suffix), notes)
 
 
 # --- sizing -------------------------------------------------------------------------------------------
@@ -568,12 +574,15 @@ def _schedule(groups: dict[str, _Group], needs: Mapping[str, set[str]], limits: 
 # --- work orders --------------------------------------------------------------------------------------
 
 ROOM_RULE = ("迁移后部门原则上不再保留机房；确因网络接入设备或保密要求需要的，只保留一间不超过20平方米的独立机房"
-             "（policy.md §1 机房腾退） / after the move the department keeps no machine room, except one independent "
-             "room of at most 20 m² where network access equipment or confidentiality requires it (policy.md §1)")
-OWNER_RULE = ("谁建设、谁负责：部门继续负责应用和软件安全运维，运管中心负责基础设施并提供等保测评（policy.md §2） / "
-              "whoever built it runs it: the department keeps application and software security operations, the "
-              "operations centre runs the infrastructure and provides graded-protection assessment (policy.md §2)")
-VERIFY_RULE = "迁移后完成功能验证（policy.md §2） / functional verification after the move (policy.md §2)"
+             "（盘锦市 盘政办发〔2017〕144号 机房腾退） / after the move the department keeps no machine room, "
+             "except one independent room of at most 20 m² where network access equipment or confidentiality "
+             "requires it (Panjin, 盘政办发〔2017〕144号, 机房腾退)")
+OWNER_RULE = ("谁建设、谁负责：部门继续负责应用和软件安全运维，运管中心负责基础设施并提供等保测评"
+              "（盘锦市 盘政办发〔2017〕144号） / whoever built it runs it: the department keeps application and "
+              "software security operations, the operations centre runs the infrastructure and provides "
+              "graded-protection assessment (Panjin, 盘政办发〔2017〕144号)")
+VERIFY_RULE = ("迁移后完成功能验证（盘锦市 盘政办发〔2017〕144号） / functional verification after the move "
+               "(Panjin, 盘政办发〔2017〕144号)")
 WORK_ORDER_PREFIX = {Disposition.idc_move: "idc", Disposition.confidential_handover: "handover",
                      Disposition.decommission: "decommission", Disposition.site_cluster: "site"}
 
@@ -615,7 +624,7 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
     elif kind == Disposition.confidential_handover:
         notes += ["按照市委机要局机要网建设的统一部署迁移整合：绝不上云，不进网站群，不经电子政务外网传输 / follow the "
                   "confidential bureau's deployment of its network: never the cloud, the site cluster or the "
-                  "extranet (policy.md §2)",
+                  "extranet (Panjin, 盘政办发〔2017〕144号)",
                   "资产清单与档案随系统移交，交接双方签字确认 / hand over the asset list and archive record with the "
                   "system, signed by both sides",
                   ROOM_RULE]
@@ -625,11 +634,13 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
         if dependents:
             notes.append(f"仍有系统依赖本系统：{', '.join(dependents)}，下线前先解除依赖 / still depended on by "
                          f"{', '.join(dependents)}: remove the dependency first")
-        notes += ["资产处置（移交划转或报损报废，policy.md §1）： / asset disposal (transfer or scrap, policy.md §1):",
+        notes += ["资产处置（移交划转或报损报废，盘锦市 盘政办发〔2017〕144号）： / asset disposal (transfer or scrap; "
+                  "Panjin, 盘政办发〔2017〕144号):",
                   *_disposal_notes(inv, system, audit, today), ROOM_RULE]
     elif kind == Disposition.site_cluster:
-        notes += ["内容与栏目迁入市网站集约化平台，原服务器停止单独对外服务（policy.md §2） / content moves onto the "
-                  "city's site-cluster platform; the old server stops serving on its own (policy.md §2)",
+        notes += ["内容与栏目迁入市网站集约化平台，原服务器停止单独对外服务（盘锦市 盘政办发〔2017〕144号）"
+                  " / content moves onto the city's site-cluster platform; the old server stops serving on its own "
+                  "(Panjin, 盘政办发〔2017〕144号)",
                   "域名解析与 ICP 备案信息变更到网站群 / move the DNS name and the ICP filing to the site cluster",
                   "原主机按资产清单移交划转或报损报废 / the old hosts are transferred or scrapped via the asset list",
                   VERIFY_RULE]
