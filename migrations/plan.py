@@ -23,6 +23,7 @@ Everything is sorted before it is used, so the same inputs give the same plan.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -414,6 +415,7 @@ class PoolProvider:
         self.flavors = {f.name: f for f in inv.cloud.flavors} if inv.cloud else {}
         self.slots = [_Slot(p.host, self.flavors[p.flavor], str(inv.hosts[p.host].os_family), i)
                       for i, p in enumerate(inv.cloud.pool if inv.cloud else []) if p.flavor in self.flavors]
+        self._holding: dict[str, dict[str, _Slot]] = {}  # department -> the pool hosts holding some of its hosts
 
     def _ok(self, slot: _Slot, need: Need) -> bool:
         # One source host of a system per pool host: every host of a system keeps the system's data paths
@@ -429,7 +431,11 @@ class PoolProvider:
         return not (self.rules.match_os_family and slot.os_family != need.os_family)
 
     def assign(self, need: Need) -> HostTarget | None:
-        candidates = [s for s in self.slots if self._ok(s, need)]
+        # A pool host already holding the department ranks before every other (`together` leads the preference),
+        # so the whole pool is scanned only when none of those can take the host: a large city's pool is not
+        # walked once per source host.
+        near = sorted(self._holding.get(need.department, {}).values(), key=lambda s: s.index)
+        candidates = [s for s in near if self._ok(s, need)] or [s for s in self.slots if self._ok(s, need)]
         if not candidates:
             return None
 
@@ -450,6 +456,7 @@ class PoolProvider:
         slot.disk_gb += need.disk_gb
         slot.ports |= need.ports
         slot.departments[need.department] = slot.departments.get(need.department, 0) + 1
+        self._holding.setdefault(need.department, {})[slot.host] = slot
         slot.systems[need.system] = slot.systems.get(need.system, 0) + 1
         slot.needs[need.source] = need
         sized = smallest_flavor(self.flavors.values(), need.vcpus, need.memory_gb, need.disk_gb)
@@ -468,6 +475,8 @@ class PoolProvider:
             counter[key] -= 1
             if not counter[key]:
                 del counter[key]
+        if need.department not in slot.departments:
+            del self._holding[need.department][slot.host]
 
 
 # --- change windows -----------------------------------------------------------------------------------
@@ -534,39 +543,53 @@ def _schedule(groups: dict[str, _Group], needs: Mapping[str, set[str]], limits: 
               ) -> tuple[list[list[str]], list[str]]:
     """Groups into waves: a group goes into the current wave once everything it needs is in an earlier wave or
     the current one, highest priority first, while the limits hold. A group over a limit on its own gets a
-    wave of its own (and a warning)."""
+    wave of its own (and a warning).
+
+    The groups whose needs are met wait in priority order (`ready`); adding a group to the wave releases those
+    that waited only for it, and the next pick is again the first ready group that fits. So a city of thousands
+    of groups is not rescanned whole for every group placed."""
     waves: list[list[str]] = []
     warnings: list[str] = []
-    done: set[str] = set()
-    remaining = set(groups)
     max_bytes = limits.max_data_gb * GB
     order = sorted(groups, key=lambda g: (-groups[g].priority, g))
+    rank = {g: i for i, g in enumerate(order)}
+    unmet = {g: len(needs.get(g, set())) for g in groups}
+    waiting_on: dict[str, list[str]] = {}
+    for g in groups:
+        for d in needs.get(g, set()):
+            waiting_on.setdefault(d, []).append(g)
+    ready = [rank[g] for g in order if not unmet[g]]  # sorted: ranks of the groups free to go
+    remaining = len(groups)
     while remaining:
         current: list[str] = []
         n_sys = n_hosts = n_bytes = 0
-        placed = True
-        while placed:
-            placed = False
-            for g in order:
-                if g not in remaining or not needs.get(g, set()) <= (done | set(current)):
-                    continue
-                grp = groups[g]
+        while ready and n_sys < limits.max_systems:  # every group has a system, so a full wave takes no more
+            pick = None
+            for pos, r in enumerate(ready):
+                grp = groups[order[r]]
                 over = (n_sys + len(grp.systems) > limits.max_systems or n_hosts + grp.hosts > limits.max_hosts
                         or n_bytes + grp.data_bytes > max_bytes)
-                if over and current:
-                    continue
-                if over:
-                    warnings.append(f"{', '.join(grp.systems)}: move together but exceed one wave's limits "
-                                    f"({len(grp.systems)} systems, {grp.hosts} hosts, {grp.data_bytes / GB:.1f} GB); "
-                                    "they get a wave of their own")
-                current.append(g)
-                remaining.discard(g)
-                n_sys, n_hosts, n_bytes = n_sys + len(grp.systems), n_hosts + grp.hosts, n_bytes + grp.data_bytes
-                placed = True
+                if not over or not current:
+                    pick = pos
+                    break
+            if pick is None:
                 break
+            g = order[ready.pop(pick)]
+            grp = groups[g]
+            if not current and (len(grp.systems) > limits.max_systems or grp.hosts > limits.max_hosts
+                                or grp.data_bytes > max_bytes):
+                warnings.append(f"{', '.join(grp.systems)}: move together but exceed one wave's limits "
+                                f"({len(grp.systems)} systems, {grp.hosts} hosts, {grp.data_bytes / GB:.1f} GB); "
+                                "they get a wave of their own")
+            current.append(g)
+            remaining -= 1
+            n_sys, n_hosts, n_bytes = n_sys + len(grp.systems), n_hosts + grp.hosts, n_bytes + grp.data_bytes
+            for dependent in waiting_on.get(g, []):
+                unmet[dependent] -= 1
+                if not unmet[dependent]:
+                    bisect.insort(ready, rank[dependent])
         if not current:  # cannot happen on a DAG; guards an endless loop
-            raise RuntimeError(f"waves: cannot schedule {sorted(remaining)}")
-        done |= set(current)
+            raise RuntimeError(f"waves: cannot schedule {sorted(g for g in groups if unmet[g])}")
         waves.append(current)
     return waves, warnings
 
@@ -759,10 +782,11 @@ def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tup
         groups[key] = _Group(key, inner, sum(len(inv.systems[m].hosts) for m in members),
                              sum(plans[m].data_bytes for m in members))
     needs = {node_key[n]: {node_key[d] for d in condensed.successors(n)} for n in condensed.nodes}
-    for n in condensed.nodes:
-        dependents = nx.ancestors(condensed, n) | {n}
-        groups[node_key[n]].priority = max(priority(inv.systems[m]) for d in dependents
-                                           for m in condensed.nodes[d]["members"])
+    # Dependents come before what they need in topological order, so one pass carries each group's highest
+    # priority down to everything it waits for (an ancestors() walk per group is quadratic on a large city).
+    for n in nx.topological_sort(condensed):
+        own = max(priority(inv.systems[m]) for m in condensed.nodes[n]["members"])
+        groups[node_key[n]].priority = max([own, *(groups[node_key[d]].priority for d in condensed.predecessors(n))])
     for key, grp in groups.items():
         if len(grp.systems) > 1:
             for m in grp.systems:
@@ -876,9 +900,13 @@ def plan_work_orders(inv: Inventory, audit: AuditView, plans: dict[str, SystemPl
                      previous: Plan | Mapping[str, Any] | None, today: date, warnings: list[str]) -> list[WorkOrder]:
     """6. Work orders for the moves no playbook makes, their status carried over from the plan this one replaces."""
     old_status = _statuses(previous)
+    dependents_of: dict[str, list[str]] = {}
+    for d, p in edges:
+        if decided[d][0] != Disposition.decommission:
+            dependents_of.setdefault(p, []).append(d)
     orders: list[WorkOrder] = []
     for sid in scope:
-        dependents = sorted(d for (d, p) in edges if p == sid and decided[d][0] != Disposition.decommission)
+        dependents = sorted(dependents_of.get(sid, []))
         order_ = work_order(inv, plans[sid], IDC_RACK_UNITS_PER_HOST, audit, today, dependents)
         if order_ is None:
             continue

@@ -25,7 +25,7 @@ import yaml
 import inventory
 from audit.history import AuditView, HostMeasure
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
-from inventory.model import Classification, Inventory
+from inventory.model import Classification, Inventory, Priority
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
@@ -401,6 +401,19 @@ def test_nothing_moves_before_what_it_needs(sample, demo_inv):
     assert "dsj-gxjh" in s["rsj-jyfw"].depends_on
     assert any("TCP" in n for n in s["rsj-jyfw"].notes)
     assert s["dsj-gxjh"].wave == 1  # urgency 5 × importance 5, and five systems need it
+
+
+def test_what_an_urgent_system_needs_moves_early_however_low_its_own_priority(demo_inv, history, rules):
+    """A group's priority is the highest of everything that waits for it, two dependencies down."""
+    one_a_wave = with_rules(rules, waves={"max_systems": 1})
+    low = Priority(urgency=1, importance=1)
+    alone = variant(variant(demo_inv, "zjj-zlaq", priority=low), "zjj-gjj", priority=low)
+    chained = variant(variant(variant(alone, "zjj-gjj", depends_on=["zjj-zlaq"]), "qszf-nyfw",
+                              depends_on=["zjj-gjj"]), "qszf-nyfw", priority=Priority(urgency=5, importance=5))
+    before = by_id(build_plan(alone, history, one_a_wave, start=START, now=NOW))
+    after = by_id(build_plan(chained, history, one_a_wave, start=START, now=NOW))
+    assert after["zjj-zlaq"].wave < after["zjj-gjj"].wave < after["qszf-nyfw"].wave
+    assert after["zjj-zlaq"].wave < before["zjj-zlaq"].wave
 
 
 def test_dependencies_on_systems_that_do_not_move_do_not_block(demo_inv, history, rules):
