@@ -730,6 +730,7 @@ def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided
         deps_of.setdefault(dependent, {})[provider_id] = how
 
     plans: dict[str, SystemPlan] = {}
+    in_scope = set(scope)
     for sid in scope:
         s = inv.systems[sid]
         disposition, rule, notes = decided[sid]
@@ -747,7 +748,7 @@ def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided
             elif disposition == Disposition.cloud_rehost and dep_disp != Disposition.cloud_rehost:
                 notes.append(f"依赖的 {dep}（{dep_disp}）不随批次迁移，不阻塞 / depends on {dep} ({dep_disp}), which "
                              "does not move in a wave: not blocking")
-            elif disposition == Disposition.cloud_rehost and dep not in scope:
+            elif disposition == Disposition.cloud_rehost and dep not in in_scope:
                 notes.append(f"依赖的 {dep} 不在本计划范围（--limit）：须在同批或更早迁移 / depends on {dep}, outside "
                              "this plan (--limit): it must move in an earlier wave or the same one")
         if disposition == Disposition.cloud_rehost and (not data or any(d is None for d in data)):
@@ -774,9 +775,9 @@ def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tup
     node_key: dict[int, str] = {}
     for node in sorted(condensed.nodes, key=lambda n: min(condensed.nodes[n]["members"])):
         members = sorted(condensed.nodes[node]["members"])
-        sub = graph.subgraph(members)
         # inside a group: what more of the others need first (most dependents), then by id
-        inner = sorted(members, key=lambda m: (-sub.in_degree(m), m))
+        sub = graph.subgraph(members) if len(members) > 1 else None
+        inner = sorted(members, key=lambda m: (-sub.in_degree(m), m)) if sub is not None else members
         key = members[0]
         node_key[node] = key
         groups[key] = _Group(key, inner, sum(len(inv.systems[m].hosts) for m in members),
