@@ -5,7 +5,7 @@ facts per host (`judge.history.facts()`, `{}` for a host never reached). Everyth
 data: language-dependent text is produced per row with `jiyue.i18n`, and escaping or formula
 neutralising is the writers' job (`jiyue.reports`), so host strings pass through unchanged.
 
-- Archive: one row per system with the fields policy.md §1 asks for (Panjin and Hezhou), what was
+- Archive: one row per system with the fields the audits ask for (Panjin 盘政办发〔2017〕144号, Hezhou), what was
   measured, the verdict, the criteria met and the evidence behind every met or near criterion.
 - Integration list: (a) systems of one department that declare overlapping functions with each
   other (mutual `overlaps_with`); (b) systems that exist in the name of one office (科室): an

@@ -123,7 +123,7 @@ class CloudZone(StrEnum):
 
 
 class GoldenNetwork(StrEnum):
-    """The national golden networks (policy.md §3): integrated only as the state deploys them."""
+    """The national golden networks (金字工程, 盘政办发〔2017〕144号): integrated only as the state deploys them."""
 
     jinshui = "金税"
     jinguan = "金关"
@@ -291,14 +291,14 @@ class Service(Model):
 
 
 class Priority(Model):
-    """轻重缓急 (policy.md §2, Kaiping): how urgent the move is and how important the system is, 1-5."""
+    """轻重缓急 (开平市 开府〔2020〕3号): how urgent the move is and how important the system is, 1-5."""
 
     urgency: Annotated[int, Field(ge=1, le=5)] = 3
     importance: Annotated[int, Field(ge=1, le=5)] = 3
 
 
 class System(Located):
-    """One archive record (档案库): the fields policy.md §1 asks auditors to keep."""
+    """One archive record (档案库): the fields Panjin (盘政办发〔2017〕144号) and Hezhou ask auditors to keep."""
 
     id: Ident
     name: Text
@@ -414,7 +414,7 @@ class Management(Model):
 
 
 class Extranet(Located):
-    """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (policy.md §3)."""
+    """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (开府〔2020〕3号, IPv6)."""
 
     vpn_instance: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")]
     rd: Annotated[str, Field(pattern=r"^([0-9]{1,10}|[0-9]{1,3}(\.[0-9]{1,3}){3}):[0-9]{1,10}$")]

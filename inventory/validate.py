@@ -101,7 +101,7 @@ def _systems(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                           f"service host '{service.host}' is not one of this system's hosts")
         if system.classification == Classification.classified and system.zone in (Zone.extranet, Zone.internet):
             yield _at(system, ("zone",), f"a classified (涉密) system cannot be placed in the {system.zone} "
-                                         "(policy.md §2: classified systems stay on the confidential network)")
+                                         "(盘政办发〔2017〕144号: classified systems stay on the confidential network)")
         yield from _protection(system)
 
 

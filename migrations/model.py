@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class Disposition(StrEnum):
-    """Where a system goes (policy.md §2)."""
+    """Where a system goes (Panjin, 盘政办发〔2017〕144号; docs/policy-basis.md)."""
 
     cloud_rehost = "cloud_rehost"  # 迁移上云: non-classified systems onto the city cloud
     idc_move = "idc_move"  # 物理迁移至IDC机房: what the cloud cannot host
@@ -119,7 +119,7 @@ class SystemPlan(Model):
         if self.classification == Classification.classified and (
                 self.disposition != Disposition.confidential_handover or self.targets or self.wave is not None):
             raise ValueError(f"{self.system}: a classified (涉密) system is handed over to the confidential network "
-                             "only: no cloud, no site cluster, no targets, no wave (policy.md §2)")
+                             "only: no cloud, no site cluster, no targets, no wave (盘政办发〔2017〕144号)")
         return self
 
     @model_validator(mode="after")
@@ -211,7 +211,7 @@ class Plan(Model):
             if system.classification == Classification.classified and (
                     s.disposition != Disposition.confidential_handover or s.targets or s.wave is not None):
                 problems.append(f"{s.system}: classified (涉密) systems never go to the cloud or the site cluster: "
-                                "they are handed over to the confidential network (policy.md §2)")
+                                "they are handed over to the confidential network (盘政办发〔2017〕144号)")
             for t in s.targets:
                 if t.source not in system.hosts:
                     problems.append(f"{s.system}: {t.source} is not one of its hosts")
@@ -235,7 +235,7 @@ class Plan(Model):
                 problems.append(f"work order {o.id}: {o.system} is not in the inventory")
             elif system.classification == Classification.classified and o.kind != Disposition.confidential_handover:
                 problems.append(f"work order {o.id}: {o.system} is classified (涉密): only a hand-over to the "
-                                "confidential network (policy.md §2)")
+                                "confidential network (盘政办发〔2017〕144号)")
         return problems
 
     def _check_waves(self, inv: Inventory) -> list[str]:

@@ -1,6 +1,6 @@
 """The planner (`invoke migrate.plan`): where every system goes, what it needs, where it lands and when.
 
-1. **Dispositions** (policy.md §2), first rule that applies: classified → hand-over to the confidential
+1. **Dispositions** (docs/policy-basis.md), first rule that applies: classified → hand-over to the confidential
    network (a hard gate: nothing below, no website flag, no override, no verdict reaches it); national
    golden network → retain; zombie verdict of the audit → decommission; website → site cluster; re-platform
    verdict (maintenance stopped, still in use) → re-platform; special hardware → IDC move; everything else →
@@ -28,6 +28,7 @@ Everything is sorted before it is used, so the same inputs give the same plan.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -277,7 +278,8 @@ def _rule(zh: str, en: str, suffix: str = "") -> str:
 
 def decide(system: System, verdict: Verdict | None, planning: Planning, has_history: bool
            ) -> tuple[Disposition, str, list[str]]:
-    """(disposition, the rule that decided it, notes) for one system: policy.md §2 in its precedence."""
+    """(disposition, the rule that decided it, notes) for one system: the documents' rules in their precedence
+    (docs/policy-basis.md)."""
     notes: list[str] = []
     override = planning.overrides.get(system.id)
     if system.classification == Classification.classified:
@@ -293,18 +295,18 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
             notes.append("审计判定为僵尸系统：由市委机要局决定清理下线 / the audit calls it a zombie: its "
                          "decommissioning is the confidential bureau's decision")
         return (Disposition.confidential_handover,
-                _rule("涉密系统：按照市委机要局机要网建设的统一部署迁移整合，绝不上云（policy.md §2）",
+                _rule("涉密系统：按照市委机要局机要网建设的统一部署迁移整合，绝不上云（盘锦市 盘政办发〔2017〕144号）",
                       "classified: follows the confidential bureau's network deployment, never the cloud or the "
-                      "site cluster (policy.md §2)"), notes)
+                      "site cluster (Panjin, 盘政办发〔2017〕144号)"), notes)
     if system.golden_network is not None:
         if override and override.disposition != Disposition.retain:
             notes.append(f"planning.yaml 的处置覆盖（{override.disposition}）被拒绝：金字工程按国家统一部署 / "
                          f"override to {override.disposition} refused: golden networks follow the state's deployment")
         gn = system.golden_network.value
         return (Disposition.retain,
-                _rule(f"国家金字工程（{gn}）：按国家统一部署整合，地方整合不触动，保留（policy.md §2、§3）",
+                _rule(f"国家金字工程（{gn}）：按国家统一部署整合，地方整合不触动，保留（盘锦市 盘政办发〔2017〕144号）",
                       f"national golden network ({gn}): integrated only as the state deploys it; retained "
-                      "(policy.md §2, §3)"), notes)
+                      "(Panjin, 盘政办发〔2017〕144号)"), notes)
     suffix = "" if has_history else NO_HISTORY
     if override is not None:
         if override.disposition == Disposition.confidential_handover:
@@ -317,14 +319,17 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
     if verdict is not None and verdict.verdict == ZOMBIE:
         criteria = "、".join(str(n) for n in verdict.met)
         return (Disposition.decommission,
-                _rule(f"僵尸系统（符合认定标准第 {criteria} 条）：清理下线（policy.md §1）",
-                      f"zombie (criteria {', '.join(map(str, verdict.met))} met): decommission (policy.md §1)"), notes)
+                _rule(f"僵尸系统（符合认定标准第 {criteria} 条）：清理下线（盘锦市 盘政办发〔2017〕144号）",
+                      f"zombie (criteria {', '.join(map(str, verdict.met))} met): decommission "
+                      "(Panjin, 盘政办发〔2017〕144号)"), notes)
     if verdict is not None and verdict.verdict != "active":
         notes.append(f"审计结论：{verdict.verdict}，不作下线处理 / audit verdict {verdict.verdict}: not decommissioned")
     if system.website:
         return (Disposition.site_cluster,
-                _rule("部门网站：迁入网站集约化平台，不再单独运行（policy.md §2）",
-                      "department website: moves onto the consolidated site-cluster platform (policy.md §2)",
+                _rule("部门网站：迁入网站集约化平台，不再单独运行"
+                      "（盘锦市 盘政办发〔2017〕144号、开平市 开府〔2020〕3号）",
+                      "department website: moves onto the consolidated site-cluster platform "
+                      "(Panjin, 盘政办发〔2017〕144号; Kaiping, 开府〔2020〕3号)",
                       suffix), notes)
     if verdict is not None and verdict.verdict == REPLATFORM:  # after the website: the site cluster re-platforms it
         return (Disposition.replatform,
@@ -335,12 +340,14 @@ def decide(system: System, verdict: Verdict | None, planning: Planning, has_hist
     if system.special_hardware:
         return (Disposition.idc_move,
                 _rule(f"含专用硬件（{system.special_hardware}）：云平台无法满足，物理迁移至市大数据中心IDC机房"
-                      "（policy.md §2）",
+                      "（盘锦市 盘政办发〔2017〕144号）",
                       f"special hardware ({system.special_hardware}): the cloud cannot host it; physical move into "
-                      "the IDC machine room (policy.md §2)", suffix), notes)
+                      "the IDC machine room (Panjin, 盘政办发〔2017〕144号)", suffix), notes)
     return (Disposition.cloud_rehost,
-            _rule("非涉密信息系统：迁移至市大数据中心云平台（policy.md §2）",
-                  "non-classified: moves onto the city big-data centre's cloud platform (policy.md §2)", suffix), notes)
+            _rule("非涉密信息系统：迁移至市大数据中心云平台（盘锦市 盘政办发〔2017〕144号）",
+                  "non-classified: moves onto the city big-data centre's cloud platform "
+                  "(Panjin, 盘政办发〔2017〕144号)",
+                  suffix), notes)
 
 
 # --- routing: which network and which zone of the cloud ---------------------------------------------------------
@@ -558,6 +565,7 @@ class PoolProvider:
         self.flavors = {f.name: f for f in inv.cloud.flavors} if inv.cloud else {}
         self.slots = [_Slot(p.host, self.flavors[p.flavor], str(inv.hosts[p.host].os_family), i, p.zone)
                       for i, p in enumerate(inv.cloud.pool if inv.cloud else []) if p.flavor in self.flavors]
+        self._holding: dict[str, dict[str, _Slot]] = {}  # department -> the pool hosts holding some of its hosts
 
     def _ok(self, slot: _Slot, need: Need) -> bool:
         if need.zone is None or slot.zone != need.zone:  # the zone gate: never a zone the routing did not choose
@@ -575,7 +583,11 @@ class PoolProvider:
         return not (self.rules.match_os_family and slot.os_family != need.os_family)
 
     def assign(self, need: Need) -> HostTarget | None:
-        candidates = [s for s in self.slots if self._ok(s, need)]
+        # A pool host already holding the department ranks before every other (`together` leads the preference),
+        # so the whole pool is scanned only when none of those can take the host: a large city's pool is not
+        # walked once per source host.
+        near = sorted(self._holding.get(need.department, {}).values(), key=lambda s: s.index)
+        candidates = [s for s in near if self._ok(s, need)] or [s for s in self.slots if self._ok(s, need)]
         if not candidates:
             return None
 
@@ -596,6 +608,7 @@ class PoolProvider:
         slot.disk_gb += need.disk_gb
         slot.ports |= need.ports
         slot.departments[need.department] = slot.departments.get(need.department, 0) + 1
+        self._holding.setdefault(need.department, {})[slot.host] = slot
         slot.systems[need.system] = slot.systems.get(need.system, 0) + 1
         slot.needs[need.source] = need
         sized = smallest_flavor(self.flavors.values(), need.vcpus, need.memory_gb, need.disk_gb)
@@ -615,6 +628,8 @@ class PoolProvider:
             counter[key] -= 1
             if not counter[key]:
                 del counter[key]
+        if need.department not in slot.departments:
+            del self._holding[need.department][slot.host]
 
 
 # --- change windows -----------------------------------------------------------------------------------
@@ -681,39 +696,53 @@ def _schedule(groups: dict[str, _Group], needs: Mapping[str, set[str]], limits: 
               ) -> tuple[list[list[str]], list[str]]:
     """Groups into waves: a group goes into the current wave once everything it needs is in an earlier wave or
     the current one, highest priority first, while the limits hold. A group over a limit on its own gets a
-    wave of its own (and a warning)."""
+    wave of its own (and a warning).
+
+    The groups whose needs are met wait in priority order (`ready`); adding a group to the wave releases those
+    that waited only for it, and the next pick is again the first ready group that fits. So a city of thousands
+    of groups is not rescanned whole for every group placed."""
     waves: list[list[str]] = []
     warnings: list[str] = []
-    done: set[str] = set()
-    remaining = set(groups)
     max_bytes = limits.max_data_gb * GB
     order = sorted(groups, key=lambda g: (-groups[g].priority, g))
+    rank = {g: i for i, g in enumerate(order)}
+    unmet = {g: len(needs.get(g, set())) for g in groups}
+    waiting_on: dict[str, list[str]] = {}
+    for g in groups:
+        for d in needs.get(g, set()):
+            waiting_on.setdefault(d, []).append(g)
+    ready = [rank[g] for g in order if not unmet[g]]  # sorted: ranks of the groups free to go
+    remaining = len(groups)
     while remaining:
         current: list[str] = []
         n_sys = n_hosts = n_bytes = 0
-        placed = True
-        while placed:
-            placed = False
-            for g in order:
-                if g not in remaining or not needs.get(g, set()) <= (done | set(current)):
-                    continue
-                grp = groups[g]
+        while ready and n_sys < limits.max_systems:  # every group has a system, so a full wave takes no more
+            pick = None
+            for pos, r in enumerate(ready):
+                grp = groups[order[r]]
                 over = (n_sys + len(grp.systems) > limits.max_systems or n_hosts + grp.hosts > limits.max_hosts
                         or n_bytes + grp.data_bytes > max_bytes)
-                if over and current:
-                    continue
-                if over:
-                    warnings.append(f"{', '.join(grp.systems)}: move together but exceed one wave's limits "
-                                    f"({len(grp.systems)} systems, {grp.hosts} hosts, {grp.data_bytes / GB:.1f} GB); "
-                                    "they get a wave of their own")
-                current.append(g)
-                remaining.discard(g)
-                n_sys, n_hosts, n_bytes = n_sys + len(grp.systems), n_hosts + grp.hosts, n_bytes + grp.data_bytes
-                placed = True
+                if not over or not current:
+                    pick = pos
+                    break
+            if pick is None:
                 break
+            g = order[ready.pop(pick)]
+            grp = groups[g]
+            if not current and (len(grp.systems) > limits.max_systems or grp.hosts > limits.max_hosts
+                                or grp.data_bytes > max_bytes):
+                warnings.append(f"{', '.join(grp.systems)}: move together but exceed one wave's limits "
+                                f"({len(grp.systems)} systems, {grp.hosts} hosts, {grp.data_bytes / GB:.1f} GB); "
+                                "they get a wave of their own")
+            current.append(g)
+            remaining -= 1
+            n_sys, n_hosts, n_bytes = n_sys + len(grp.systems), n_hosts + grp.hosts, n_bytes + grp.data_bytes
+            for dependent in waiting_on.get(g, []):
+                unmet[dependent] -= 1
+                if not unmet[dependent]:
+                    bisect.insort(ready, rank[dependent])
         if not current:  # cannot happen on a DAG; guards an endless loop
-            raise RuntimeError(f"waves: cannot schedule {sorted(remaining)}")
-        done |= set(current)
+            raise RuntimeError(f"waves: cannot schedule {sorted(g for g in groups if unmet[g])}")
         waves.append(current)
     return waves, warnings
 
@@ -721,12 +750,15 @@ def _schedule(groups: dict[str, _Group], needs: Mapping[str, set[str]], limits: 
 # --- work orders --------------------------------------------------------------------------------------
 
 ROOM_RULE = ("迁移后部门原则上不再保留机房；确因网络接入设备或保密要求需要的，只保留一间不超过20平方米的独立机房"
-             "（policy.md §1 机房腾退） / after the move the department keeps no machine room, except one independent "
-             "room of at most 20 m² where network access equipment or confidentiality requires it (policy.md §1)")
-OWNER_RULE = ("谁建设、谁负责：部门继续负责应用和软件安全运维，运管中心负责基础设施并提供等保测评（policy.md §2） / "
-              "whoever built it runs it: the department keeps application and software security operations, the "
-              "operations centre runs the infrastructure and provides graded-protection assessment (policy.md §2)")
-VERIFY_RULE = "迁移后完成功能验证（policy.md §2） / functional verification after the move (policy.md §2)"
+             "（盘锦市 盘政办发〔2017〕144号 机房腾退） / after the move the department keeps no machine room, "
+             "except one independent room of at most 20 m² where network access equipment or confidentiality "
+             "requires it (Panjin, 盘政办发〔2017〕144号, 机房腾退)")
+OWNER_RULE = ("谁建设、谁负责：部门继续负责应用和软件安全运维，运管中心负责基础设施并提供等保测评"
+              "（盘锦市 盘政办发〔2017〕144号） / whoever built it runs it: the department keeps application and "
+              "software security operations, the operations centre runs the infrastructure and provides "
+              "graded-protection assessment (Panjin, 盘政办发〔2017〕144号)")
+VERIFY_RULE = ("迁移后完成功能验证（盘锦市 盘政办发〔2017〕144号） / functional verification after the move "
+               "(Panjin, 盘政办发〔2017〕144号)")
 WORK_ORDER_PREFIX = {Disposition.idc_move: "idc", Disposition.confidential_handover: "handover",
                      Disposition.decommission: "decommission", Disposition.site_cluster: "site",
                      Disposition.replatform: "replatform"}
@@ -770,7 +802,7 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
     elif kind == Disposition.confidential_handover:
         notes += ["按照市委机要局机要网建设的统一部署迁移整合：绝不上云，不进网站群，不经电子政务外网传输 / follow the "
                   "confidential bureau's deployment of its network: never the cloud, the site cluster or the "
-                  "extranet (policy.md §2)",
+                  "extranet (Panjin, 盘政办发〔2017〕144号)",
                   "资产清单与档案随系统移交，交接双方签字确认 / hand over the asset list and archive record with the "
                   "system, signed by both sides",
                   ROOM_RULE]
@@ -785,7 +817,8 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
         if dependents:
             notes.append(f"仍有系统依赖本系统：{', '.join(dependents)}，下线前先解除依赖 / still depended on by "
                          f"{', '.join(dependents)}: remove the dependency first")
-        notes += ["资产处置（移交划转或报损报废，policy.md §1）： / asset disposal (transfer or scrap, policy.md §1):",
+        notes += ["资产处置（移交划转或报损报废，盘锦市 盘政办发〔2017〕144号）： / asset disposal (transfer or scrap; "
+                  "Panjin, 盘政办发〔2017〕144号):",
                   *_disposal_notes(inv, system, audit, today), ROOM_RULE]
     elif kind == Disposition.replatform:
         notes += ["在受支持的操作系统与软件栈上重新部署（或由承建单位升级改造），数据迁移后功能验证，再切换访问入口；"
@@ -793,8 +826,9 @@ def work_order(inv: Inventory, sp: SystemPlan, planning_rack: int, audit: AuditV
                   "it), migrate the data, verify its functions, then switch its entry point; the old hosts then go to "
                   "the asset list", OWNER_RULE, VERIFY_RULE]
     elif kind == Disposition.site_cluster:
-        notes += ["内容与栏目迁入市网站集约化平台，原服务器停止单独对外服务（policy.md §2） / content moves onto the "
-                  "city's site-cluster platform; the old server stops serving on its own (policy.md §2)",
+        notes += ["内容与栏目迁入市网站集约化平台，原服务器停止单独对外服务（盘锦市 盘政办发〔2017〕144号）"
+                  " / content moves onto the city's site-cluster platform; the old server stops serving on its own "
+                  "(Panjin, 盘政办发〔2017〕144号)",
                   "域名解析与 ICP 备案信息变更到网站群 / move the DNS name and the ICP filing to the site cluster",
                   "原主机按资产清单移交划转或报损报废 / the old hosts are transferred or scrapped via the asset list",
                   VERIFY_RULE]
@@ -862,6 +896,7 @@ def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided
         deps_of.setdefault(dependent, {})[provider_id] = how
 
     plans: dict[str, SystemPlan] = {}
+    in_scope = set(scope)
     for sid in scope:
         s = inv.systems[sid]
         disposition, rule, notes = decided[sid]
@@ -879,7 +914,7 @@ def system_plans(inv: Inventory, audit: AuditView, scope: Sequence[str], decided
             elif disposition == Disposition.cloud_rehost and dep_disp != Disposition.cloud_rehost:
                 notes.append(f"依赖的 {dep}（{dep_disp}）不随批次迁移，不阻塞 / depends on {dep} ({dep_disp}), which "
                              "does not move in a wave: not blocking")
-            elif disposition == Disposition.cloud_rehost and dep not in scope:
+            elif disposition == Disposition.cloud_rehost and dep not in in_scope:
                 notes.append(f"依赖的 {dep} 不在本计划范围（--limit）：须在同批或更早迁移 / depends on {dep}, outside "
                              "this plan (--limit): it must move in an earlier wave or the same one")
         if disposition == Disposition.cloud_rehost and (not data or any(d is None for d in data)):
@@ -946,18 +981,19 @@ def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tup
     node_key: dict[int, str] = {}
     for node in sorted(condensed.nodes, key=lambda n: min(condensed.nodes[n]["members"])):
         members = sorted(condensed.nodes[node]["members"])
-        sub = graph.subgraph(members)
         # inside a group: what more of the others need first (most dependents), then by id
-        inner = sorted(members, key=lambda m: (-sub.in_degree(m), m))
+        sub = graph.subgraph(members) if len(members) > 1 else None
+        inner = sorted(members, key=lambda m: (-sub.in_degree(m), m)) if sub is not None else members
         key = members[0]
         node_key[node] = key
         groups[key] = _Group(key, inner, sum(len(inv.systems[m].hosts) for m in members),
                              sum(plans[m].data_bytes for m in members))
     needs = {node_key[n]: {node_key[d] for d in condensed.successors(n)} for n in condensed.nodes}
-    for n in condensed.nodes:
-        dependents = nx.ancestors(condensed, n) | {n}
-        groups[node_key[n]].priority = max(priority(inv.systems[m]) for d in dependents
-                                           for m in condensed.nodes[d]["members"])
+    # Dependents come before what they need in topological order, so one pass carries each group's highest
+    # priority down to everything it waits for (an ancestors() walk per group is quadratic on a large city).
+    for n in nx.topological_sort(condensed):
+        own = max(priority(inv.systems[m]) for m in condensed.nodes[n]["members"])
+        groups[node_key[n]].priority = max([own, *(groups[node_key[d]].priority for d in condensed.predecessors(n))])
     for key, grp in groups.items():
         if len(grp.systems) > 1:
             for m in grp.systems:
@@ -1085,9 +1121,13 @@ def plan_work_orders(inv: Inventory, audit: AuditView, plans: dict[str, SystemPl
                      previous: Plan | Mapping[str, Any] | None, today: date, warnings: list[str]) -> list[WorkOrder]:
     """6. Work orders for the moves no playbook makes, their status carried over from the plan this one replaces."""
     old_status = _statuses(previous)
+    dependents_of: dict[str, list[str]] = {}
+    for d, p in edges:
+        if decided[d][0] != Disposition.decommission:
+            dependents_of.setdefault(p, []).append(d)
     orders: list[WorkOrder] = []
     for sid in scope:
-        dependents = sorted(d for (d, p) in edges if p == sid and decided[d][0] != Disposition.decommission)
+        dependents = sorted(dependents_of.get(sid, []))
         order_ = work_order(inv, plans[sid], IDC_RACK_UNITS_PER_HOST, audit, today, dependents)
         if order_ is None:
             continue

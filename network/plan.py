@@ -92,7 +92,7 @@ def managed_interfaces(inv: Inventory) -> list[Managed]:
                     what = "device" if device.golden_network else "interface"
                     problems.append(at(device, i, "department", f"{device.name} {iface.name}: the {what} is part of "
                                        f"the golden network {golden}; it cannot carry department '{iface.department}'"
-                                       "'s extranet VLAN (policy.md §3: golden networks are never touched)"))
+                                       "'s extranet VLAN (盘政办发〔2017〕144号: golden networks are never touched)"))
                 continue
             if vlan is None:
                 continue  # a physical port: jiyue addresses VLAN interfaces only

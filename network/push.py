@@ -133,13 +133,13 @@ def golden_check(inv: Inventory, name: str, lines: Sequence[str]) -> None:
     device = inv.devices[name]
     if device.golden_network is not None:
         raise DeviceError("refused", f"{name} belongs to the golden network {device.golden_network.value}: "
-                                     "jiyue never changes it (policy.md §3)")
+                                     "jiyue never changes it (盘政办发〔2017〕144号)")
     golden = [i.name for i in device.interfaces if i.golden_network is not None]
     hits = golden_refusals(name, golden, lines)
     if hits:
         names = ", ".join(i.name for i in device.interfaces if i.golden_network is not None)
         raise DeviceError("refused", f"{name}: the change touches golden-network interface(s) {names} "
-                                     f"({'; '.join(hits)}): jiyue never changes them (policy.md §3)")
+                                     f"({'; '.join(hits)}): jiyue never changes them (盘政办发〔2017〕144号)")
 
 
 def read_diff(session: DeviceSession, name: str, intended: Sequence[str]) -> tuple[str, DeviceDiff]:

@@ -33,7 +33,7 @@ printed value passes `finalize`, which refuses anything but an int or a single-l
 argument. So no value can add a line (a newline in a description cannot smuggle a command); the
 output is checked once more line by line.
 
-Golden networks (policy.md §3) are never rendered. `render_device` and `render` refuse a golden
+Golden networks (金字工程) are never rendered. `render_device` and `render` refuse a golden
 device (GoldenNetworkError, naming it and its network); `select_devices` refuses a --limit that names
 one explicitly (a term that is exactly its name) and skips, with the reason, golden devices a broader
 term (a group, a wildcard, a regex, `all`) selects. A department VLAN on a golden interface is refused
@@ -205,8 +205,8 @@ def select_devices(inv: Inventory, limit: str | None) -> Selection:
         if device is not None and device.golden_network:
             raise GoldenNetworkError(f"--limit names {device.name}, which is part of the golden network "
                                      f"{device.golden_network}: jiyue never renders or pushes a change to it "
-                                     "(policy.md §3)")
-    skipped = {n: f"part of the golden network {inv.devices[n].golden_network}: left alone (policy.md §3)"
+                                     "(盘政办发〔2017〕144号: golden networks follow the state's deployment)")
+    skipped = {n: f"part of the golden network {inv.devices[n].golden_network}: left alone (盘政办发〔2017〕144号)"
                for n in names if inv.devices[n].golden_network}
     return Selection([n for n in names if n not in skipped], skipped)
 
@@ -474,7 +474,7 @@ def _device(inv: Inventory, name: str) -> Device:
         raise RenderError(f"no device named {name!r} in the inventory")
     if device.golden_network:
         raise GoldenNetworkError(f"{_where(device)} is part of the golden network {device.golden_network}: "
-                                 "jiyue never renders a change to it (policy.md §3)")
+                                 "jiyue never renders a change to it (盘政办发〔2017〕144号)")
     return device
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -26,7 +27,7 @@ import inventory
 from audit.history import AuditView, HostMeasure
 from audit.model import REPLATFORM
 from audit.zombies import ACTIVE, ZOMBIE, Judge, Verdict
-from inventory.model import Classification, CloudZone, Inventory
+from inventory.model import Classification, CloudZone, Inventory, Priority
 from jiyue.runner import Result
 from jiyue.store import AUDIT_COLLECT, Store
 from lab.history import seed_history
@@ -39,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 NOW = datetime.now(UTC).replace(microsecond=0)
 START = date(2026, 12, 1)
 GB = 1024**3
+# A document number as the source itself gives it: 盘政办发〔2017〕144号, 开府〔2020〕3号
+CITATION = r"〔\d{4}〕\d+号"
 UNMEASURED = "gaj-hjyy-db1"  # no full collection: memory and disk fall back to the declared/default size
 CLASSIFIED = ("szfb-jmwj", "gaj-qbyp")
 CLOUD = {"szfb-oa", "szfb-dcdb", "fgw-xmk", "fgw-tzsp", "fgw-xyxx", "gaj-hjyy", "rsj-jyfw", "rsj-ldjc", "zjj-jzsc",
@@ -159,8 +162,9 @@ def test_sample_city_every_disposition_represented_and_explained(sample, demo_in
     for p in sample.systems:
         zh, sep, en = p.rule.partition(" / ")
         assert sep and zh and en, p.rule  # bilingual
-        assert "policy.md §" in zh and "policy.md §" in en
-    assert "§2" in systems["szfb-jmwj"].rule and "never the cloud" in systems["szfb-jmwj"].rule
+        assert re.search(CITATION, zh) and re.search(CITATION, en), p.rule  # the document itself, never our notes
+        assert "policy.md" not in p.rule
+    assert "盘政办发〔2017〕144号" in systems["szfb-jmwj"].rule and "never the cloud" in systems["szfb-jmwj"].rule
     assert "金盾" in systems["gaj-jd"].rule
     assert "criteria 3" in systems["fgw-hgjj"].rule
     assert "国密" in systems["szfb-dzyz"].rule
@@ -577,6 +581,19 @@ def test_nothing_moves_before_what_it_needs(sample, demo_inv):
     assert "dsj-gxjh" in s["rsj-jyfw"].depends_on
     assert any("TCP" in n for n in s["rsj-jyfw"].notes)
     assert s["dsj-gxjh"].wave == 1  # urgency 5 × importance 5, and five systems need it
+
+
+def test_what_an_urgent_system_needs_moves_early_however_low_its_own_priority(demo_inv, history, rules):
+    """A group's priority is the highest of everything that waits for it, two dependencies down."""
+    one_a_wave = with_rules(rules, waves={"max_systems": 1})
+    low = Priority(urgency=1, importance=1)
+    alone = variant(variant(demo_inv, "zjj-zlaq", priority=low), "zjj-gjj", priority=low)
+    chained = variant(variant(variant(alone, "zjj-gjj", depends_on=["zjj-zlaq"]), "qszf-nyfw",
+                              depends_on=["zjj-gjj"]), "qszf-nyfw", priority=Priority(urgency=5, importance=5))
+    before = by_id(build_plan(alone, history, one_a_wave, start=START, now=NOW))
+    after = by_id(build_plan(chained, history, one_a_wave, start=START, now=NOW))
+    assert after["zjj-zlaq"].wave < after["zjj-gjj"].wave < after["qszf-nyfw"].wave
+    assert after["zjj-zlaq"].wave < before["zjj-zlaq"].wave
 
 
 def test_dependencies_on_systems_that_do_not_move_do_not_block(demo_inv, history, rules):

@@ -26,7 +26,7 @@ from lab.netsim.fakeswitches import start_fake_switch
 from lab.netsim.grammar import PLATFORMS, load
 from lab.netsim.lab import netsim, start_devices
 
-# netmiko error_pattern per vendor (shared/reference/network-cli.md)
+# netmiko error_pattern per vendor (the vendors' error text, as netmiko's drivers match it)
 ERROR = {"huawei_vrp": "Error:", "huawei_vrpv8": "Error:", "hp_comware": "% Unrecognized command",
          "cisco_ios": "% Invalid input", "ruijie_os": "% Invalid input"}
 SHOW_RUN = {"huawei_vrp": "display current-configuration", "huawei_vrpv8": "display current-configuration",
