@@ -79,14 +79,17 @@ def city(root: Path, systems: int, deps: int, pool: int, departments: int, seed:
                     {"name": "cloud", "kind": "cloud", "prefix": "10.1.0.0/22", "gateway": "10.1.0.1"}],
         "hosts": [{"name": "gw", "address": "10.1.0.2", "os_family": "debian", "os": "Debian 12", "role": "gateway"}],
         "cloud": {"flavors": [{"name": "c96m384", "vcpus": 96, "memory_gb": 384, "disk_gb": 8000}],
-                  "pool": [], "gateway": "gw"},
+                  "zones": ["intranet", "extranet", "internet"], "pool": [], "gateway": "gw"},
     }
     for p in range(pool):
         family = "debian" if p % 2 == 0 else "redhat"
         city_doc["hosts"].append({"name": f"pool{p:03d}", "address": f"10.1.{1 + p // 250}.{1 + p % 250}",
                                   "os_family": family, "os": "Debian 12" if family == "debian" else "openEuler 22.03",
                                   "role": "cloud"})
-        city_doc["cloud"]["pool"].append({"host": f"pool{p:03d}", "flavor": "c96m384"})
+        # Every zone holds both families: intranet 4 in 10, extranet 5 in 10, internet 1 in 10.
+        zone = ("intranet", "intranet", "extranet", "extranet", "internet", "extranet", "intranet", "extranet",
+                "intranet", "extranet")[(p // 2) % 10]
+        city_doc["cloud"]["pool"].append({"host": f"pool{p:03d}", "flavor": "c96m384", "zone": zone})
 
     # Declared dependencies: every system on a few of the 200 before it, then mutual pairs.
     depends: list[set[int]] = [set() for _ in range(systems)]
