@@ -125,7 +125,7 @@ def migration_plan(inv: Inventory, history: Store, target: Path) -> list[str]:
     console.print(f"wrote {planned.path}")
     for path in migration_report.write_reports(planned, target):
         console.print(f"wrote {path}")
-    waiting = sorted({s.system for s in planned.awaiting_capacity})
+    waiting = planned.awaiting_capacity
     if waiting:
         return [f"{len(waiting)} cloud rehosts await capacity ({', '.join(waiting)}): see the plan's awaiting_capacity"]
     return []
