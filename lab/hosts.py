@@ -301,6 +301,8 @@ class Lab:
             if not restart:
                 return None
             self._kill_netns(ns)  # started with older per-host paths or zone
+        elif Path("/run/netns", ns).exists():
+            self._kill_netns(ns)  # its state was lost (no pid file): whatever still runs there holds its address
         if not Path("/run/netns", ns).exists():
             self._plumb(inv, host, ns)
         listen = f"[{host.address}]:{self._port(inv, host)}" if host.address.version == 6 else \
