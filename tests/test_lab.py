@@ -246,3 +246,20 @@ def _cmdlines(pid: int) -> list[str]:
         except OSError:
             continue
     return out
+
+
+def test_a_host_whose_state_was_lost_is_restarted_not_refused(tmp_path):
+    """`lab.up` after the state dir lost a host's pid file (its sshd still runs, holding the address): the
+    host is restarted, where it used to fail with "sshd did not start"."""
+    lab = Lab(tmp_path / "state", tag="jl")
+    require_lab(lab)
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts.yaml").write_text(SMALL)
+    inv = inventory.load(tmp_path / "inv")
+    try:
+        lab.up(inv)
+        (lab.host_dir("t1") / "sshd.pid").unlink()
+        assert lab.up(inv) == ["t1"]
+        assert all(s.up for s in lab.status())
+    finally:
+        lab.down()
