@@ -222,6 +222,7 @@ class AuditView:
     hosts: dict[str, HostMeasure] = field(default_factory=dict)
     dependents: dict[str, dict[str, str]] = field(default_factory=dict)  # provider -> {dependent: how}
     facts: dict[str, HostFacts] = field(default_factory=dict)  # latest facts per host (asset lists)
+    locations: dict[str, Location] = field(default_factory=dict)  # system -> where the migration engine put it
     runs: int = 0
     seeded_runs: int = 0
     since: datetime | None = None
@@ -280,5 +281,5 @@ class AuditView:
             )
         # Without a single collection every verdict is "insufficient data": no verdict is the honest value.
         return cls({v.system: v for v in verdicts} if runs else {}, hosts,
-                   {k: dict(v) for k, v in judge.history.dependents.items()}, facts, len(runs), len(seeded),
-                   min(times) if times else None, max(times) if times else None)
+                   {k: dict(v) for k, v in judge.history.dependents.items()}, facts, dict(judge.history.locations),
+                   len(runs), len(seeded), min(times) if times else None, max(times) if times else None)

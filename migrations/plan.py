@@ -538,6 +538,11 @@ class TargetProvider(Protocol):
         """Give back a reservation (a group that could not be placed whole)."""
         ...
 
+    def hold(self, need: Need, host: str) -> HostTarget | None:
+        """Reserve `host` for `need` whatever the rules say: the source already runs there (an applied
+        migration). None when `host` is not one of the provider's."""
+        ...
+
 
 @dataclass
 class _Slot:
@@ -602,7 +607,13 @@ class PoolProvider:
                     + (s.flavor.memory_gb - s.memory_gb - need.memory_gb) / s.flavor.memory_gb)
             return (together, not whole, size if together == 2 else (0, 0, 0), round(left, 6), s.index)
 
-        slot = min(candidates, key=preference)
+        return self._take(min(candidates, key=preference), need)
+
+    def hold(self, need: Need, host: str) -> HostTarget | None:
+        slot = next((s for s in self.slots if s.host == host), None)
+        return None if slot is None else self._take(slot, need)
+
+    def _take(self, slot: _Slot, need: Need) -> HostTarget:
         slot.vcpus += need.vcpus
         slot.memory_gb += need.memory_gb
         slot.disk_gb += need.disk_gb
@@ -1011,6 +1022,7 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
     groups placed and what the others lack (the flavors to request). A group with a system that waits for its zone
     (`routes`) waits whole, and its shortfall says which zone to build."""
     routes = routes or {}
+    held = hold_migrated(inv, audit, planning, provider, routes, warnings)
     dag = nx.DiGraph()
     dag.add_nodes_from(groups)
     dag.add_edges_from((d, g) for g, ds in needs.items() for d in ds)  # what is needed comes first
@@ -1028,9 +1040,10 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
                                       "which awaits capacity")
             continue
         host_needs = [size_host(inv, h, audit.hosts.get(h), planning, routes.get(m)) for m in grp.systems
-                      for h in inv.systems[m].hosts]
+                      for h in inv.systems[m].hosts if h not in held]
         host_needs.sort(key=lambda n: (-(n.vcpus / 2 + n.memory_gb / 4 + n.disk_gb / 50), n.source))
-        zone_waits = {m: routes[m].waits for m in grp.systems if m in routes and routes[m].waits}
+        zone_waits = {m: routes[m].waits for m in grp.systems if m in routes and routes[m].waits
+                      and not set(inv.systems[m].hosts) <= held.keys()}
         if zone_waits:
             for need in sorted(host_needs, key=lambda n: n.source):
                 flavor = smallest_flavor(flavors, need.vcpus, need.memory_gb, need.disk_gb)
@@ -1042,7 +1055,7 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
             for m in grp.systems:
                 plans[m].awaiting_capacity = True
             continue
-        got: list[HostTarget] = []
+        got = [held[h] for m in grp.systems for h in inv.systems[m].hosts if h in held]
         missing: set[str] = set()
         for i, need in enumerate(host_needs):
             rest = [n for n in host_needs[i:] if n.system == need.system]
@@ -1056,7 +1069,8 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
                 got.append(target)
         if missing:
             for target in got:
-                provider.release(target)
+                if target.source not in held:
+                    provider.release(target)
             for need in sorted(host_needs, key=lambda n: n.source):
                 flavor = smallest_flavor(flavors, need.vcpus, need.memory_gb, need.disk_gb)
                 reason = ("没有能容纳它的资源池主机 / no pool host can take it" if need.source in missing else
@@ -1075,6 +1089,10 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
             plans[owner.id].targets.append(target)
         for m in grp.systems:
             plans[m].targets.sort(key=lambda t: inv.systems[m].hosts.index(t.source))
+            stays = [f"{t.source} → {t.target}" for t in plans[m].targets if t.source in held]
+            if stays:
+                plans[m].notes.append(f"已迁移，保持现位置 {', '.join(stays)} / migrated already: stays on "
+                                      f"{', '.join(stays)}")
     shortfalls.sort(key=lambda sf: (sf.system, sf.source))
     if shortfalls:
         wanted: dict[str, int] = {}
@@ -1085,6 +1103,30 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
         warnings.append(f"{len(systems_waiting)} cloud rehosts await capacity ({', '.join(systems_waiting)}): "
                         f"request {ask} from the cloud, or enlarge the pool, and plan again")
     return placed, shortfalls
+
+
+def hold_migrated(inv: Inventory, audit: AuditView, planning: Planning, provider: TargetProvider,
+                  routes: Mapping[str, Route], warnings: list[str]) -> dict[str, HostTarget]:
+    """Where an applied migration put a system, it stays: its targets are held before anything else is placed,
+    so that nothing is planned onto capacity or a port it really occupies (in the plan's scope or not). Returns
+    the held targets by source host."""
+    held: dict[str, HostTarget] = {}
+    for sid, where in sorted(audit.locations.items()):
+        if where.get("what") != "migrated" or sid not in inv.systems:
+            continue
+        for source, host in sorted((where.get("hosts") or {}).items()):
+            if source not in inv.systems[sid].hosts or host == source:
+                continue
+            need = size_host(inv, source, audit.hosts.get(source), planning, routes.get(sid))
+            target = provider.hold(need, host)
+            if target is None:
+                warnings.append(f"{sid}: {source} was migrated to {host}, which is not in the cloud pool: it stays "
+                                "there, but its capacity is not counted; add the host to cloud.pool")
+                target = HostTarget(source=source, target=host, flavor="", need_vcpus=need.vcpus,
+                                    need_memory_gb=need.memory_gb, need_disk_gb=need.disk_gb,
+                                    measured=list(need.measured), basis=need.basis)
+            held[source] = target
+    return held
 
 
 def schedule_waves(planning: Planning, plans: dict[str, SystemPlan], groups: dict[str, _Group],

@@ -360,6 +360,35 @@ def test_pool_provider_refuses_a_taken_port_another_department_and_another_zone(
     assert mixed.assign(xmk) is None  # whatever the assignment rules allow, the zone gate holds
 
 
+def test_a_migrated_system_stays_where_it_runs_and_nothing_lands_on_its_ports(sample, demo_inv, history, rules):
+    # Planned afresh, fgw-xyxx would go elsewhere; it really runs on the target the sample gave fgw-tzsp (both
+    # serve 8080). Planning again must keep it there and put fgw-tzsp anywhere but beside it.
+    tzsp, (xyxx, *rest) = by_id(sample)["fgw-tzsp"].targets[0], by_id(sample)["fgw-xyxx"].targets
+    assert tzsp.target != xyxx.target
+    # As the demo's second plan had it: its two hosts swapped, app1 beside fgw-tzsp's place.
+    hosts = {xyxx.source: tzsp.target} | {t.source: xyxx.target if t.target == tzsp.target else t.target
+                                          for t in rest}
+    where = {"fgw-xyxx": {"system": "fgw-xyxx", "hosts": hosts, "what": "migrated", "run_key": "r1",
+                          "at": NOW.isoformat()}}
+    plan = by_id(build_plan(demo_inv, replace(history, locations=where), rules, start=START, now=NOW))
+    assert {t.source: t.target for t in plan["fgw-xyxx"].targets} == hosts
+    assert any("stays on" in n for n in plan["fgw-xyxx"].notes)
+    assert plan["fgw-tzsp"].targets and plan["fgw-tzsp"].targets[0].target != tzsp.target
+    # Out of the plan's scope it still holds its capacity and ports.
+    alone = by_id(build_plan(demo_inv, replace(history, locations=where), rules, start=START, now=NOW,
+                             systems=["fgw-tzsp"]))
+    assert alone["fgw-tzsp"].targets[0].target != tzsp.target
+    # Rolled back, it holds nothing: the plan is the one without a location.
+    back = {"fgw-xyxx": {**where["fgw-xyxx"], "hosts": {h: h for h in hosts}, "what": "rolled back to the source"}}
+    again = build_plan(demo_inv, replace(history, locations=back), rules, start=START, now=NOW)
+    assert [s.targets for s in again.systems] == [s.targets for s in sample.systems]
+    # A target outside the pool is kept and said.
+    gone = {"fgw-xyxx": {**where["fgw-xyxx"], "hosts": hosts | {xyxx.source: "vm-elsewhere"}}}
+    odd = build_plan(demo_inv, replace(history, locations=gone), rules, start=START, now=NOW)
+    assert by_id(odd)["fgw-xyxx"].targets[0].target == "vm-elsewhere"
+    assert any("vm-elsewhere" in w and "cloud.pool" in w for w in odd.warnings)
+
+
 def test_too_small_a_pool_leaves_systems_awaiting_capacity_with_what_to_request(demo_inv, history, rules):
     pool = [p for p in demo_inv.cloud.pool if p.host in ("zwy-01", "zwy-08", "zwy-09")]
     inv = demo_inv.model_copy(update={"cloud": demo_inv.cloud.model_copy(update={"pool": pool})})
