@@ -93,6 +93,10 @@ def _compose(file: Path, shown: Path, collected: _Collected, duplicates: list[tu
         node = loader.get_single_node()
         if node is None:
             return None, lines
+        alias = _excessive_aliasing(node)
+        if alias is not None:
+            collected.problems.append(Problem(shown, alias[0], "(yaml)", alias[1]))
+            return None
 
         def build(n: yaml.Node, path: FieldPath) -> Any:
             lines[path] = n.start_mark.line + 1
@@ -119,6 +123,50 @@ def _compose(file: Path, shown: Path, collected: _Collected, duplicates: list[tu
         return None
     finally:
         loader.dispose()
+
+
+# A document whose aliases expand it beyond this many values, and beyond ALIAS_RATIO times what is written, is
+# refused before it is built (a "billion laughs": nine levels of nine aliases is 1 KB of YAML and 387 million
+# values). Anchors and merge keys as people use them for shared defaults stay far below both.
+MAX_EXPANDED = 1_000_000
+ALIAS_RATIO = 10
+
+
+def _excessive_aliasing(root: yaml.Node) -> tuple[int, str] | None:
+    """(line, message) when aliases expand the document too far or refer to themselves; None when it is fine.
+    Sizes are counted per node once (memoised), so the count itself costs what the document's text does."""
+    sizes: dict[int, int] = {}
+    building: set[int] = set()
+    seen: set[int] = set()
+    loop: list[yaml.Node] = []
+
+    def size(n: yaml.Node) -> int:
+        key = id(n)
+        if key in sizes:
+            return sizes[key]
+        if key in building:
+            loop.append(n)
+            return 0
+        building.add(key)
+        seen.add(key)
+        children: list[yaml.Node] = []
+        if isinstance(n, yaml.MappingNode):
+            children = [x for pair in n.value for x in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            children = list(n.value)
+        total = 1 + sum(size(c) for c in children)
+        building.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root)
+    if loop:
+        return loop[0].start_mark.line + 1, "an alias refers to the node that contains it (a recursive anchor)"
+    if expanded > MAX_EXPANDED and expanded > ALIAS_RATIO * len(seen):
+        return (root.start_mark.line + 1,
+                f"aliases expand {len(seen):,} written values to {expanded:,} (more than {MAX_EXPANDED:,}): "
+                "write the values out, or share fewer levels of anchors")
+    return None
 
 
 def _label(section: str, index: int, raw: Any) -> str:

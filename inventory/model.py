@@ -9,6 +9,7 @@ because they need the whole inventory.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import ipaddress
 import os
 import re
@@ -50,27 +51,41 @@ Ident = Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
+def _unscoped(value: Any) -> Any:
+    """Python reads `fe80::1%eth0` as an address; a zone id names an interface of one machine, so the same address
+    with two zone ids would pass as two addresses. An inventory's addresses are the network's: refuse them."""
+    address = value.network_address if isinstance(value, ipaddress.IPv6Network) else value
+    if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+        raise ValueError(f"{value}: an IPv6 zone id (%{address.scope_id}) names one machine's interface, not an "
+                         "address: write the address without it")
+    return value
+
+
 def _ip_address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return value
+        return _unscoped(value)
     try:
-        return ipaddress.ip_address(str(value))
+        address = ipaddress.ip_address(str(value))
     except ValueError:
         raise ValueError(f"not a valid IPv4 or IPv6 address: {value!r}") from None
+    return _unscoped(address)
 
 
 def _ip_network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return value
+        return _unscoped(value)
     try:
-        return ipaddress.ip_network(str(value))
+        network = ipaddress.ip_network(str(value))
     except ValueError as exc:
         raise ValueError(f"not a valid network prefix: {value!r} ({exc})") from None
+    return _unscoped(network)
 
 
 # One readable message for a bad address, not one per branch of an IPv4 | IPv6 union.
 IPAddress = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, PlainValidator(_ip_address)]
 IPNetwork = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_ip_network)]
+IPv6Address = Annotated[ipaddress.IPv6Address, AfterValidator(_unscoped)]
+IPv6Network = Annotated[ipaddress.IPv6Network, AfterValidator(_unscoped)]
 
 
 class DeptLevel(StrEnum):
@@ -378,21 +393,21 @@ class Subnet(Located):
 class DeptAllocation(Model):
     department: Ident
     ipv4: ipaddress.IPv4Network
-    ipv6: ipaddress.IPv6Network
+    ipv6: IPv6Network
 
 
 class Egress(Model):
     name: Ident
     device: Ident
     ipv4_next_hop: ipaddress.IPv4Address
-    ipv6_next_hop: ipaddress.IPv6Address
+    ipv6_next_hop: IPv6Address
 
 
 class Interconnect(Model):
     """The city's pool for interconnect VLANs (VLAN interfaces without a department) between extranet devices."""
 
     ipv4: ipaddress.IPv4Network
-    ipv6: ipaddress.IPv6Network
+    ipv6: IPv6Network
     ipv4_prefix: Annotated[int, Field(ge=8, le=30)] = 28  # each interconnect VLAN's IPv4 subnet; IPv6 is a /64
 
 
@@ -419,7 +434,7 @@ class Extranet(Located):
     vpn_instance: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")]
     rd: Annotated[str, Field(pattern=r"^([0-9]{1,10}|[0-9]{1,3}(\.[0-9]{1,3}){3}):[0-9]{1,10}$")]
     ipv4: ipaddress.IPv4Network
-    ipv6: ipaddress.IPv6Network
+    ipv6: IPv6Network
     departments: list[DeptAllocation] = []
     egress: list[Egress] = Field(min_length=1)
     vlan_ipv4_prefix: Annotated[int, Field(ge=8, le=30)] = 24  # each department VLAN's IPv4 subnet; IPv6: a /64
@@ -554,6 +569,25 @@ class Inventory(Model):
     machine_rooms: dict[str, MachineRoom] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
+
+    @property
+    def identity(self) -> str:
+        """What plans are keyed by and checked against: the directory's full path, so two cities kept in
+        directories of one name are two inventories."""
+        return str(Path(self.root).resolve())
+
+    def plan_file(self, directory: Path) -> Path:
+        """`directory/<dir name>-<8 hex of the identity>.yaml`: one plan file per inventory, still readable."""
+        digest = hashlib.sha256(self.identity.encode()).hexdigest()[:8]
+        return directory / f"{Path(self.identity).name}-{digest}.yaml"
+
+    def foreign_plan(self, recorded: str) -> str | None:
+        """Why a plan recorded for `recorded` is not this inventory's; None when it is."""
+        if recorded == self.identity:
+            return None
+        return (f"the plan was made for the inventory {recorded}, not this one ({self.identity}); plan this "
+                f"inventory with its own file, or, if this inventory's directory moved, set `inventory: "
+                f"{self.identity}` in the plan")
 
     def owner(self, host: str) -> System | None:
         """The system that lists this host; cloud-pool and gateway hosts have none."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+
+import yaml
 
 from inventory.loader import FieldPath, Problem
 from inventory.model import (
@@ -95,10 +99,17 @@ def _systems(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
             owner.setdefault(host, system.id)
             if host in pool:
                 yield _at(system, ("hosts", i), f"host '{host}' is a cloud-pool target, not a source host")
+        bound: dict[tuple[str, str, int], str] = {}
         for i, service in enumerate(system.services):
             if service.host not in system.hosts:
                 yield _at(system, ("services", i, "host"),
                           f"service host '{service.host}' is not one of this system's hosts")
+            key = (service.host, service.protocol, service.port)
+            if key in bound:
+                yield _at(system, ("services", i, "port"),
+                          f"{service.protocol} port {service.port} on '{service.host}' is already service "
+                          f"'{bound[key]}': one port serves one service; give the real port of each")
+            bound.setdefault(key, service.name)
         if system.classification == Classification.classified and system.zone in (Zone.extranet, Zone.internet):
             yield _at(system, ("zone",), f"a classified (涉密) system cannot be placed in the {system.zone} "
                                          "(盘政办发〔2017〕144号: classified systems stay on the confidential network)")
@@ -204,10 +215,27 @@ def _devices(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                                                  f"{upstream.golden_network}: the extranet cannot route through it")
 
 
+POLICY = Path(__file__).resolve().parent / "policy.yaml"
+
+
+@cache
+def _widest_management_prefix() -> dict[int, int]:
+    """IP version -> the widest management source prefix policy.yaml accepts."""
+    widest = yaml.safe_load(POLICY.read_text(encoding="utf-8"))["management_sources"]["widest_prefix"]
+    return {4: int(widest["ipv4"]), 6: int(widest["ipv6"])}
+
+
 def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
     ext = inv.extranet
     if ext is None:
         return
+    for i, source in enumerate(ext.management.sources if ext.management else []):
+        widest = _widest_management_prefix()[source.version]
+        if source.prefixlen < widest:
+            what = "admits every address" if source.prefixlen == 0 else f"is wider than /{widest}"
+            yield _at(ext, ("management", "sources", i),
+                      f"{source} {what}: management sessions must come from the operators' networks only "
+                      f"(GB/T 22239-2019 8.1.4.4 c; the limit is inventory/policy.yaml management_sources)")
     seen: dict[str, int] = {}
     allocations = ext.departments
     for i, alloc in enumerate(allocations):

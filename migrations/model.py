@@ -195,6 +195,9 @@ class Plan(Model):
 
     def check(self, inv: Inventory) -> list[str]:
         """Problems that make a plan unsafe to run, however it was edited. Empty when sound."""
+        foreign = inv.foreign_plan(self.inventory)
+        if foreign:
+            return [foreign]
         problems = []
         pool = {p.host: p.flavor for p in inv.cloud.pool} if inv.cloud else {}
         flavors = {f.name: f for f in inv.cloud.flavors} if inv.cloud else {}

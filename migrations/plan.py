@@ -880,7 +880,7 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
     start, waves = schedule_waves(planning, plans, groups, needs, placed, start, now, warnings)
     orders = plan_work_orders(inv, audit, plans, scope, decided, edges, previous,
                               now.astimezone(planning.tz).date(), warnings)
-    return Plan(generated=now, inventory=str(inv.root), systems=list(plans.values()), waves=waves,
+    return Plan(generated=now, inventory=inv.identity, systems=list(plans.values()), waves=waves,
                 work_orders=orders, start=start, timezone=planning.timezone, limit=limit, planning=planning_path,
                 history=audit.describe(), awaiting_capacity=shortfalls, warnings=warnings)
 
@@ -1205,8 +1205,8 @@ def read_previous(path: Path) -> dict[str, Any] | None:
 
 
 def default_plan_path(inv: Inventory) -> Path:
-    """migrations/plans/<inventory directory name>.yaml"""
-    return PLANS_DIR / f"{Path(inv.root).resolve().name}.yaml"
+    """migrations/plans/<inventory directory name>-<its identity's digest>.yaml"""
+    return inv.plan_file(PLANS_DIR)
 
 
 def write_plan(plan: Plan, path: Path, previous: Mapping[str, Any] | None = None) -> Path:

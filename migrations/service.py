@@ -38,7 +38,7 @@ def plan_migration(inv: Inventory, store: Store, *, planning_path: Path | None =
                    plan_path: Path | None = None) -> PlannedMigration:
     """Plan where every system goes (or the systems of `hosts`, which the pattern `limit` selected) from the
     inventory and the audit history in `store`, and write the plan file (default: migrations/plans/<inventory
-    dir>.yaml), keeping the statuses of the work orders of the plan it replaces."""
+    dir>-<digest>.yaml), keeping the statuses of the work orders of the plan it replaces."""
     try:
         rules = planner.load_planning(planning_path)
     except planner.PlanningError as exc:
@@ -54,6 +54,9 @@ def plan_migration(inv: Inventory, store: Store, *, planning_path: Path | None =
                                          percentile=rules.sizing.percentile)
     path = plan_path or planner.default_plan_path(inv)
     previous = planner.read_previous(path)
+    foreign = inv.foreign_plan(str(previous.get("inventory"))) if previous else None
+    if foreign:  # its work-order statuses are another city's
+        raise MigrationInputError(f"{path}: {foreign}")
     plan = planner.build_plan(inv, audit, rules, start=start, systems=systems, previous=previous, limit=limit,
                               planning_path=str(planning_path) if planning_path else DEFAULT_PLANNING_NAME)
     problems = plan.check(inv)

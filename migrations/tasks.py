@@ -19,7 +19,7 @@ from rich.table import Table
 from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, limit_hosts, load_inventory, out_dir
 from jiyue.store import Store
 
-PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>.yaml)"
+PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>-<digest>.yaml)"
 
 
 # --- plan -----------------------------------------------------------------------------------------------

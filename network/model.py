@@ -1,6 +1,6 @@
 """The extranet address plan: what `network.plan` writes for review and `network.render` reads.
 
-A plan is a YAML file (network/plans/<inventory>.yaml, reviewable, editable by hand). It holds two
+A plan is a YAML file (network/plans/<inventory dir>-<digest>.yaml, reviewable, editable by hand). It holds two
 lists, each entry keyed so that planning again finds it and keeps it:
 
 - `subnets`: one per VLAN, keyed by (department, vlan); `department: null` marks an interconnect
@@ -80,6 +80,9 @@ class AddressPlan(Model):
         """Problems that make the plan disagree with itself or with the inventory. Empty when sound.
 
         Every message names the plan entry (`subnets[VLAN 120 (fgw)]`, `addresses[sj-hj1 Vlanif120]`)."""
+        foreign = inv.foreign_plan(self.inventory)
+        if foreign:
+            return [foreign]
         problems: list[str] = []
         ext = inv.extranet
         if ext is None:

@@ -242,7 +242,7 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
     warnings = [f"{d.name}：属于金字工程（{d.golden_network}），不参与规划 / {d.name}: not planned, part of the golden "
                 f"network {d.golden_network}"
                 for d in sorted(inv.devices.values(), key=lambda d: d.name) if d.golden_network]
-    plan = AddressPlan(generated=now or datetime.now(UTC).replace(microsecond=0), inventory=Path(inv.root).name,
+    plan = AddressPlan(generated=now or datetime.now(UTC).replace(microsecond=0), inventory=inv.identity,
                        vpn_instance=ext.vpn_instance, ipv4=ext.ipv4, ipv6=ext.ipv6, subnets=subnets,
                        addresses=addresses, released=released, warnings=warnings)
     problems = plan.check(inv)
@@ -252,8 +252,8 @@ def build_plan(inv: Inventory, previous: AddressPlan | None = None, now: datetim
 
 
 def default_plan_path(inv: Inventory) -> Path:
-    """network/plans/<inventory directory name>.yaml"""
-    return PLANS_DIR / f"{Path(inv.root).resolve().name}.yaml"
+    """network/plans/<inventory directory name>-<its identity's digest>.yaml"""
+    return inv.plan_file(PLANS_DIR)
 
 
 def read_previous(path: Path) -> AddressPlan | None:
@@ -278,7 +278,7 @@ def keep_time(plan: AddressPlan, previous: AddressPlan | None) -> AddressPlan:
 
 
 def plan_inventory(inv: Inventory, path: Path | None = None) -> tuple[AddressPlan, Path]:
-    """Plan against the file at `path` (default: network/plans/<inventory>.yaml) and write it back."""
+    """Plan against the file at `path` (default: network/plans/<inventory dir>-<digest>.yaml) and write it back."""
     path = path or default_plan_path(inv)
     previous = read_previous(path)
     plan = keep_time(build_plan(inv, previous, previous_path=path), previous)

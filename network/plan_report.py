@@ -108,7 +108,7 @@ class PlanReport:
             use.append((self._dept(a.department), 100.0 * n / total))
         return {
             "title": t("network.title", lang),
-            "subtitle": t("network.subtitle", lang, inventory=plan.inventory, vpn=plan.vpn_instance,
+            "subtitle": t("network.subtitle", lang, inventory=Path(plan.inventory).name, vpn=plan.vpn_instance,
                           ipv4=str(plan.ipv4), ipv6=str(plan.ipv6)),
             "generated_at": plan.generated.isoformat(timespec="seconds"),
             "cards": [{"label": t("network.html.departments", lang),

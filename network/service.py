@@ -42,7 +42,7 @@ class Rendering:
 
 
 def plan(inv: Inventory, plan_path: Path | None = None) -> PlannedAddresses:
-    """Plan the extranet addresses against the plan file (default network/plans/<inventory>.yaml), keeping
+    """Plan the extranet addresses against the plan file (default network/plans/<inventory dir>-<digest>.yaml), keeping
     every existing entry, and write it back. Raises PlanningError on bad input."""
     planned, path = planner.plan_inventory(inv, plan_path)
     return PlannedAddresses(inv, planned, path)

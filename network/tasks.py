@@ -1,7 +1,7 @@
 """`invoke network.*`: plan the extranet addresses, render each device's intended config, diff, push.
 
 Thin: each task parses its options, calls the domain's service (network/service.py), prints and picks
-the exit code. `plan` writes network/plans/<inventory>.yaml and its Excel/HTML views; `render` writes
+the exit code. `plan` writes network/plans/<inventory dir>-<digest>.yaml and its Excel/HTML views; `render` writes
 reports/network/<device>.cfg from the plan. Exit codes: 0 done, 2 bad input (an invalid inventory, a
 plan that disagrees with it, a golden-network device named, a value a vendor would refuse).
 
@@ -22,7 +22,7 @@ from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, load_invent
 from jiyue.runner import DEFAULT_WORKERS
 from jiyue.store import Store
 
-PLAN_HELP = "the address plan file (default: network/plans/<inventory directory name>.yaml)"
+PLAN_HELP = "the address plan file (default: network/plans/<inventory directory name>-<digest>.yaml)"
 
 
 @task(help={"inventory": HELP["inventory"], "out": HELP["out"], "plan": PLAN_HELP, "lang": "zh (default) or en"})

@@ -534,6 +534,64 @@ def test_extranet_allocations_stay_inside_the_city_block_without_overlap(tmp_pat
     assert any("egress[0].device" in m and "unknown device 'sj-hx1'" in m for m in messages)
 
 
+def test_management_sources_that_admit_everyone_or_too_much_are_refused(tmp_path: Path) -> None:
+    extranet = {
+        "vpn_instance": "EGOV-EXTRANET", "rd": "65010:100", "ipv4": "10.80.0.0/14", "ipv6": "2001:db8:8000::/48",
+        "departments": [], "egress": [{"name": "dianxin", "device": "sj-hx1", "ipv4_next_hop": "203.0.113.1",
+                                       "ipv6_next_hop": "2001:db8:ffff:1::1"}],
+        "management": {"syslog_hosts": ["198.18.40.31"], "ntp_servers": ["198.18.40.32"],
+                       "sources": ["0.0.0.0/0", "::/0", "10.0.0.0/8", "2001:db8::/32", "198.18.30.0/24",
+                                   "2001:db8:30::/48"]},
+    }
+    _city(tmp_path, extranet=extranet)
+    found = {p.path: p.message for p in _problems(tmp_path)}
+    sources = "extranet.management.sources"
+    assert "admits every address" in found[f"{sources}[0]"] and "admits every address" in found[f"{sources}[1]"]
+    assert "wider than /16" in found[f"{sources}[2]"] and "wider than /48" in found[f"{sources}[3]"]
+    assert f"{sources}[4]" not in found and f"{sources}[5]" not in found
+    assert "inventory/policy.yaml" in found[f"{sources}[0]"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("subnets", [{"name": "mgmt6", "kind": "management", "prefix": "fe80::%eth0/64", "gateway": "fe80::1"}]),
+    ("hosts", [{"name": "zwy-01", "address": "fe80::1%eth0"}]),
+])
+def test_ipv6_zone_ids_are_refused(tmp_path: Path, field: str, value: list[dict[str, Any]]) -> None:
+    data = {**CITY}
+    data[field] = [{**data[field][0], **value[0]}, *data[field][1:]]
+    _write(tmp_path, "city.yaml", data)
+    problems = _problems(tmp_path)
+    assert any("zone id (%eth0)" in p.message for p in problems), problems
+
+
+def test_two_services_on_one_host_and_port_are_refused(tmp_path: Path) -> None:
+    services = [{"name": "web", "host": "szfb-oa-app1", "port": 8080},
+                {"name": "api", "host": "szfb-oa-app1", "port": 8080},
+                {"name": "dns", "host": "szfb-oa-app1", "port": 8080, "protocol": "udp"}]
+    _city(tmp_path, systems=[_system(services=services)])
+    [problem] = _problems(tmp_path)
+    assert problem.path == "systems[szfb-oa].services[1].port"
+    assert "already service 'web'" in problem.message
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    _write(tmp_path, "city.yaml", "\n".join([*lines, "systems: *i", ""]))
+    [problem] = _problems(tmp_path)  # was: built until the machine ran out of memory
+    assert problem.path == "(yaml)" and "aliases expand" in problem.message
+    _write(tmp_path, "city.yaml", "a: &a [*a]\n")
+    [problem] = _problems(tmp_path)
+    assert "recursive anchor" in problem.message
+
+
+def test_anchors_for_shared_defaults_still_load(tmp_path: Path) -> None:
+    text = yaml.safe_dump({**CITY, "systems": [_system()]}, allow_unicode=True, sort_keys=False)
+    _write(tmp_path, "city.yaml", text.replace("scope:", "scope: &scope", 1))
+    assert inventory.load(tmp_path).systems["szfb-oa"].scope.declared_users == 100
+
+
 def test_interface_names_follow_the_vendor_style_without_spaces(tmp_path: Path) -> None:
     device = {"name": "qs-jr1", "platform": "ruijie_os", "address": "198.18.30.200", "site": "青山镇人民政府机房",
               "role": "access", "credentials": {"username": "netops", "password": {"env": "JIYUE_NET_PASSWORD"}}}

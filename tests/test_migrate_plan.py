@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -793,7 +794,18 @@ def test_cli_default_plan_path_and_limit(demo_inv, tmp_path):
     assert proc.returncode == 0, proc.stderr
     plan = load_plan(tmp_path / "p.yaml", demo_inv)
     assert [s.system for s in plan.systems] == ["szfb-jmwj"] and plan.limit == "szfb-jmwj-app1"
-    assert planner.default_plan_path(demo_inv) == REPO / "migrations" / "plans" / "demo.yaml"
+    assert planner.default_plan_path(demo_inv) == demo_inv.plan_file(REPO / "migrations" / "plans")
+    assert planner.default_plan_path(demo_inv).name.startswith("demo-")
+
+
+def test_two_cities_in_directories_of_one_name_keep_their_own_plans(demo_inv, rules, tmp_path):
+    a, b = (shutil.copytree(inventory.DEFAULT_INVENTORY, tmp_path / city / "inventory") for city in ("a", "b"))
+    inv_a, inv_b = inventory.load(a), inventory.load(b)
+    assert planner.default_plan_path(inv_a) != planner.default_plan_path(inv_b)
+    path = save_plan(build_plan(inv_a, AuditView(), rules, now=NOW), tmp_path / "a.yaml")
+    assert load_plan(path, inv_a).inventory == str(a)
+    with pytest.raises(PlanError, match=r"made for the inventory .*/a/inventory, not this one"):
+        load_plan(path, inv_b)
 
 
 def test_cli_bad_input_exits_2(tmp_path):

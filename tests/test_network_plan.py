@@ -20,7 +20,7 @@ import yaml
 import inventory
 from inventory.loader import InventoryError
 from network.model import AddressPlan, PlanError, PlannedAddresses, load_plan, save_plan
-from network.plan import PlanningError, build_plan, managed_interfaces, plan_inventory
+from network.plan import PlanningError, build_plan, default_plan_path, managed_interfaces, plan_inventory
 from network.report import write_reports
 
 REPO = Path(__file__).resolve().parent.parent
@@ -229,6 +229,18 @@ def test_a_moved_share_under_an_existing_plan_is_an_error_not_a_renumbering(tmp_
     text = str(info.value)
     assert "disagrees with the inventory" in text and "subnets[VLAN 120 (fgw)]" in text
     assert "10.80.4.0/24 is outside the share of 'fgw' (10.82.4.0/22)" in text
+
+
+def test_two_cities_in_directories_of_one_name_keep_their_own_plans(tmp_path):
+    a, b = (shutil.copytree(inventory.DEFAULT_INVENTORY, tmp_path / city / "inventory") for city in ("a", "b"))
+    inv_a, inv_b = inventory.load(a), inventory.load(b)
+    assert default_plan_path(inv_a) != default_plan_path(inv_b)
+    plan_a, path = plan_inventory(inv_a, tmp_path / "a.yaml")
+    assert plan_a.inventory == str(a)
+    with pytest.raises(PlanError, match=r"made for the inventory .*/a/inventory, not this one"):
+        load_plan(path, inv_b)
+    with pytest.raises(PlanningError, match="made for the inventory"):  # never renumbered from a's memory
+        plan_inventory(inv_b, path)
 
 
 def test_a_hand_edited_plan_with_an_address_outside_its_subnet_is_refused(demo, demo_plan, tmp_path):
