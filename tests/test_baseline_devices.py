@@ -411,3 +411,86 @@ def test_an_extended_acl_is_read_past_its_protocol(catalog):
     config = config.replace("permit tcp 198.18.30.0 0.0.0.255 any", "permit tcp any any")
     assert list(row(judged(catalog, "cisco_ios", config), "device.mgmt_acl")["evidence"]) == [
         "dxjyj-jr1: access-list 110 permit tcp any any eq 22 (IPv4 ACL 110 permits any source)"]
+
+
+# --- on the lab: seeded secrets and IPv6 management over real sessions ------------------------------------
+
+# What each device is given over a real session (the simulator prints it back in the vendor's format):
+# a secret the device checks quote, IPv6 on the management interface, and one management-ACL defect.
+LAB_SEEDS = {
+    "dxjyj-jr1": ["snmp-server host 10.0.0.9 version 2c S3cr3tL1", "ipv6 unicast-routing", "interface Vlan200",
+                  "ipv6 address 2001:DB8:30::42/64", "ipv6 access-list MGMT6", "permit ipv6 any any",
+                  "line vty 0 4", "ipv6 access-class MGMT6 in"],
+    "rsj-jr1": ["snmp-server host 10.0.0.9 traps version 2c S3cr3tL2", "interface VLAN101",
+                "ipv6 address 2001:DB8:30::33/64"],
+    "swj-jr1": ["snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname S3cr3tL3 v2c",
+                "snmp-agent community read S3cr3tL4", "ipv6", "interface Vlanif150", "ipv6 enable",
+                "ipv6 address 2001:DB8:30::32/64", "acl ipv6 number 2000", "rule 5 permit", "user-interface vty 0 4",
+                "acl ipv6 2000 inbound"],
+    "dx-hj1": ["snmp-agent community read simple S3cr3tL5", "interface Vlan-interface100",
+               "ipv6 address 2001:DB8:30::41/64", "acl ipv6 basic 2000", "rule 5 permit source 2001:DB8:30:: 64",
+               "line vty 0 63", "acl ipv6 2000 inbound"],
+    "sj-hx1": ["snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname S3cr3tL6 v2c",
+               "user-interface vty 16 20", "authentication-mode aaa", "idle-timeout 10 0", "protocol inbound ssh",
+               "commit"],
+}
+LAB_MGMT_ACL = {
+    "dxjyj-jr1": "dxjyj-jr1: ipv6 access-list MGMT6 › permit ipv6 any any (IPv6 ACL MGMT6 permits any source)",
+    "rsj-jr1": "rsj-jr1: line vty 0 4 (no IPv6 ACL: IPv6 is on (interface VLAN 101 › ipv6 address 2001:DB8:30::33/64), "
+               "so anybody may log in over IPv6 on this range)",
+    "swj-jr1": "swj-jr1: acl ipv6 number 2000 › rule 5 permit (IPv6 ACL 2000 permits any source)",
+    "dx-hj1": "dx-hj1: acl ipv6 basic 2000 › rule 5 permit source 2001:DB8:30:: 64 (no IPv6 management network is "
+              "declared in the inventory)",
+    "sj-hx1": "sj-hx1: user-interface vty 16 20 (no ACL limits who may log in on this range: every vty range the "
+              "device shows needs one)",
+}
+
+
+@pytest.fixture(scope="module")
+def seeded_devices(lab, demo, catalog, tmp_path_factory):
+    """The five devices given LAB_SEEDS, checked at level 3 into a store, every report written; the devices
+    are reset to their boot configuration before any other test sees them."""
+    from audit.baseline.report import write_reports
+    from jiyue.device import open_session
+    from lab.netsim.lab import netsim
+
+    out = tmp_path_factory.mktemp("seeded")
+    store = Store(f"sqlite:///{out / 'store.sqlite'}")
+    try:
+        for name, lines in LAB_SEEDS.items():
+            with open_session(demo, name) as session:
+                session.configure(lines)
+        run = service.check(demo, [], sorted(LAB_SEEDS), level=3, profile=model.load_profile("level3", catalog),
+                            catalog=catalog, store=store, progress=False)
+        written = write_reports(service.load_run(demo, store), out / "reports")
+    finally:
+        for name in LAB_SEEDS:
+            netsim(lab).reset(name)
+    return run.results, written, out / "store.sqlite"
+
+
+def test_seeded_secrets_reach_no_report_and_no_store(seeded_devices):
+    import zipfile
+
+    results, written, store = seeded_devices
+    assert len(written) == 4
+    for path in [*written, store]:
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                data = b"".join(z.read(n) for n in z.namelist())
+        else:
+            data = path.read_bytes()
+        assert SEEDED.encode() not in data, path.name
+    snmp = {r.target: row(r.value, "device.snmp_v3") for r in results}
+    assert {t: v["status"] for t, v in snmp.items()} == dict.fromkeys(LAB_SEEDS, FAIL)
+    assert "dxjyj-jr1: snmp-server host 10.0.0.9 version 2c ******" in snmp["dxjyj-jr1"]["evidence"]
+    assert "swj-jr1: snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname ****** v2c" in snmp[
+        "swj-jr1"]["evidence"]
+
+
+def test_ipv6_management_and_vty_ranges_on_the_lab(seeded_devices):
+    results, _, _ = seeded_devices
+    for r in results:
+        assert {c for _, c in failed(r)} == {"device.mgmt_acl", "device.snmp_v3"}, r.target
+        assert LAB_MGMT_ACL[r.target] in row(r.value, "device.mgmt_acl")["evidence"], (
+            r.target, row(r.value, "device.mgmt_acl")["evidence"])
