@@ -268,9 +268,10 @@ def _networks(source: str, family: int) -> Network | None:
     an extended ACL's protocol word before it (IOS/RGOS `permit tcp 10.0.0.0 0.0.0.255 any eq 22`) is
     skipped. A /0 network is any source."""
     words = source.split()
-    if words and words[0] not in ("any", "host") and not re.match(r"^[0-9A-Fa-f:.]+(?:/\d+)?$", words[0]):
-        words = words[1:]
-    if not words or words[0] in ("any", f"any{family}"):  # IOS prints `any` for both families
+    if words and words[0] not in ("any", "host") and (
+            words[0].isdigit() or not re.match(r"^[0-9A-Fa-f:.]+(?:/\d+)?$", words[0])):
+        words = words[1:]  # a protocol name or number
+    if not words or words[0] == "any":
         return None
     try:
         if words[0] == "host" and len(words) > 1:
