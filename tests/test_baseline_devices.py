@@ -370,6 +370,20 @@ def test_each_address_family_is_judged_by_its_own_acl(catalog, case):
                    for e in verdict["evidence"]), verdict["evidence"]  # the IPv4 ACL is fine and not blamed
 
 
+def test_the_ssh_servers_acls_cover_every_range(catalog):
+    """Comware's `ssh server acl` / `ssh server ipv6 acl ipv6 N` (VRP's `ssh ipv6 server acl N`: the VRP8
+    fixture) limit every vty range at once; each family's is read from its own command."""
+    config = edited("hp_comware", (" acl 2001 inbound\n acl ipv6 2001 inbound\n", ""),
+                    (" ssh server enable\n",
+                     " ssh server enable\n ssh server acl 2001\n ssh server ipv6 acl ipv6 2001\n"))
+    verdict = row(judged(catalog, "hp_comware", config), "device.mgmt_acl")
+    assert verdict["status"] == PASS, verdict
+    assert {"dx-hj1: ssh server acl 2001", "dx-hj1: ssh server ipv6 acl ipv6 2001"} <= set(verdict["evidence"])
+    wide = config.replace(" rule 5 permit source 2001:DB8:30::/64", " rule 5 permit source any")
+    assert "dx-hj1: acl ipv6 basic 2001 › rule 5 permit source any (IPv6 ACL 2001 permits any source)" in row(
+        judged(catalog, "hp_comware", wide), "device.mgmt_acl")["evidence"]
+
+
 def test_a_device_without_ipv6_needs_no_ipv6_acl(catalog):
     config = edited("cisco_ios", (" ipv6 address 2001:DB8:30::42/64\n ipv6 enable\n", ""),
                     (" ipv6 access-class MGMT6 in\n", ""), (" ipv6 access-class MGMT6 in\n", ""))
