@@ -234,3 +234,277 @@ def test_the_command_line_checks_hosts_and_devices_in_one_run(lab, tmp_path):
     assert len({r.run_id for r in records}) == 1  # hosts and devices: one run
     qs = next(r for r in records if r.target == "qs-jr1")
     assert qs.data["kind"] == KIND and qs.data["level"] == 2
+
+
+# --- public-style running configurations (tests/fixtures/devices) -------------------------------------
+
+FIXTURES = REPO / "tests" / "fixtures" / "devices"
+PLATFORMS = ("huawei_vrp", "huawei_vrpv8", "hp_comware", "cisco_ios", "ruijie_os")
+NAMES = {"huawei_vrp": "swj-jr1", "huawei_vrpv8": "sj-hx1", "hp_comware": "dx-hj1", "cisco_ios": "dxjyj-jr1",
+         "ruijie_os": "rsj-jr1"}  # the sample city's device of that platform, so reports group them as devices
+DUAL_STACK = {"management_networks": ["198.18.30.0/24", "2001:db8:30::/64"]}
+SEEDED = "S3cr3t"  # every secret in the fixtures contains it
+
+
+def fixture_config(platform: str) -> str:
+    return (FIXTURES / f"{platform}.cfg").read_text(encoding="utf-8")
+
+
+def edited(platform: str, *edits: tuple[str, str]) -> str:
+    """The fixture with each (old, new) applied once; an edit that matches nothing is a broken test."""
+    text = fixture_config(platform)
+    for old, new in edits:
+        assert old in text, (platform, old)
+        text = text.replace(old, new, 1)
+    return text
+
+
+def judged(catalog, platform: str, config: str | None = None, context=DUAL_STACK) -> dict:
+    params = model.load_profile("level3", catalog).params(catalog)
+    return device_path.judge_device(NAMES[platform], platform, fixture_config(platform) if config is None else config,
+                                    3, params, catalog, context)
+
+
+def row(verdicts: dict, check: str) -> dict:
+    return next(r for r in verdicts["rows"] if r["check"] == check)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_no_rule_can_read_a_secret(platform):
+    """Masking happens before any rule reads the configuration: not one line a rule can match, on any
+    platform, holds a seeded secret, and every line that held one still says where it was."""
+    from audit.baseline.device_evidence import MASK, DeviceEvidence, mask
+
+    config = fixture_config(platform)
+    ev = DeviceEvidence(NAMES[platform], platform, config)
+    readable = [n.text for _, n in ev.walk()] + ev.text_lines
+    assert not [x for x in readable if SEEDED in x]
+    seeded = [line for line in config.splitlines() if SEEDED in line]
+    assert len(seeded) >= 6, platform
+    for line in seeded:
+        assert SEEDED not in mask(platform, line) and MASK in mask(platform, line), line
+
+
+def test_no_report_holds_a_seeded_secret(demo, catalog, tmp_path):
+    """Every device check on a device of each platform with its secrets seeded, every report format:
+    the reports cite the secret-bearing lines that decided a verdict, masked, and hold no secret."""
+    import zipfile
+
+    from audit.baseline.report import FORMATS, write_reports
+    from jiyue.runner import Result
+
+    results = [Result(NAMES[p], True, judged(catalog, p)) for p in PLATFORMS]
+    run = model.BaselineRun(inv=demo, catalog=catalog, profile="level3", results=results,
+                            levels={r.target: 3 for r in results}, level=3)
+    written = write_reports(run, tmp_path, FORMATS)
+    assert {p.suffix for p in written} == {".xlsx", ".html", ".json", ".xml"}
+    for path in written:
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                text = b"".join(z.read(n) for n in z.namelist()).decode("utf-8", "replace")
+        else:
+            text = path.read_text(encoding="utf-8")
+        assert SEEDED not in text, path.name
+        assert "******" in text, path.name  # the secret-bearing lines are there, masked
+    data = json.loads((tmp_path / "baseline.json").read_text())
+    snmp = data["hosts"]["dxjyj-jr1"]["rows"]
+    evidence = next(r["evidence"] for r in snmp if r["check"] == "device.snmp_v3")
+    assert "dxjyj-jr1: snmp-server host 10.0.0.9 version 2c ******" in evidence  # the issue's line
+    assert "dx-hj1: snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname ****** v2c" in [
+        e for r in data["hosts"]["dx-hj1"]["rows"] if r["check"] == "device.snmp_v3" for e in r["evidence"]]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_dual_stack_device_with_both_acls_passes(catalog, platform):
+    verdict = row(judged(catalog, platform), "device.mgmt_acl")
+    assert verdict["status"] == PASS, verdict
+    assert "(IPv4 and IPv6)" in verdict["summary"]
+
+
+# (platform, edits, the evidence line that must name the defect)
+IPV6_DEFECTS = {
+    "ios ipv6 acl permits any": (
+        "cisco_ios", [(" permit ipv6 2001:DB8:30::/64 any", " permit ipv6 any any")],
+        "dxjyj-jr1: ipv6 access-list MGMT6 › permit ipv6 any any (IPv6 ACL MGMT6 permits any source)"),
+    "ruijie ipv6 acl permits ::/0": (
+        "ruijie_os", [(" 10 permit ipv6 2001:DB8:30::/64 any", " 10 permit ipv6 ::/0 any")],
+        "rsj-jr1: ipv6 access-list MGMT6 › 10 permit ipv6 ::/0 any (IPv6 ACL MGMT6 permits any source)"),
+    "vrp acl ipv6 2001 is not acl number 2001": (
+        "huawei_vrp", [(" rule 5 permit source 2001:DB8:30::/64", " rule 5 permit")],
+        "swj-jr1: acl ipv6 number 2001 › rule 5 permit (IPv6 ACL 2001 permits any source)"),
+    "vrp ipv6 acl undefined while acl number 2001 exists": (
+        "huawei_vrp", [("acl ipv6 number 2001\n description management access\n rule 5 permit source "
+                        "2001:DB8:30::/64\n", "")],
+        "swj-jr1: user-interface vty 0 4 › acl ipv6 2001 inbound (IPv6 ACL 2001 is not defined or permits "
+        "nothing: as good as no ACL)"),
+    "comware ipv6 acl wider than the management network": (
+        "hp_comware", [(" rule 5 permit source 2001:DB8:30::/64", " rule 5 permit source 2001:DB8:: 32")],
+        "dx-hj1: acl ipv6 basic 2001 › rule 5 permit source 2001:DB8:: 32 (outside the IPv6 management "
+        "networks 2001:db8:30::/64)"),
+    "vrp8 ipv6 on, no ipv6 acl": (
+        "huawei_vrpv8", [("ssh ipv6 server acl 2001\n", "")],
+        "sj-hx1: user-interface vty 16 20 (no IPv6 ACL: IPv6 is on (interface Vlanif100 › ipv6 enable), so "
+        "anybody may log in over IPv6 on this range)"),
+    "ios access-class only, ipv6 on": (
+        "cisco_ios", [(" ipv6 access-class MGMT6 in\n", ""), (" ipv6 access-class MGMT6 in\n", "")],
+        "dxjyj-jr1: line vty 5 15 (no IPv6 ACL: IPv6 is on (interface Vlan200 › ipv6 address 2001:DB8:30::42/64), "
+        "so anybody may log in over IPv6 on this range)"),
+    "ruijie access-class only, ipv6 on": (
+        "ruijie_os", [(" ipv6 access-class MGMT6 in\n", "")],
+        "rsj-jr1: line vty 0 4 (no IPv6 ACL: IPv6 is on (interface VLAN 101 › ipv6 address 2001:DB8:30::33/64), "
+        "so anybody may log in over IPv6 on this range)"),
+    "comware ipv6 on, no ipv6 acl": (
+        "hp_comware", [(" acl ipv6 2001 inbound\n", "")],
+        "dx-hj1: line vty 0 63 (no IPv6 ACL: IPv6 is on (interface Vlan-interface100 › ipv6 address "
+        "2001:DB8:30::41/64), so anybody may log in over IPv6 on this range)"),
+}
+
+
+@pytest.mark.parametrize("case", IPV6_DEFECTS)
+def test_each_address_family_is_judged_by_its_own_acl(catalog, case):
+    platform, edits, evidence = IPV6_DEFECTS[case]
+    verdict = row(judged(catalog, platform, edited(platform, *edits)), "device.mgmt_acl")
+    assert verdict["status"] == FAIL, verdict
+    assert evidence in verdict["evidence"], verdict["evidence"]
+    assert not any(e.endswith(("permits any source)", "as good as no ACL)")) and "IPv4" in e
+                   for e in verdict["evidence"]), verdict["evidence"]  # the IPv4 ACL is fine and not blamed
+
+
+def test_the_ssh_servers_acls_cover_every_range(catalog):
+    """Comware's `ssh server acl` / `ssh server ipv6 acl ipv6 N` (VRP's `ssh ipv6 server acl N`: the VRP8
+    fixture) limit every vty range at once; each family's is read from its own command."""
+    config = edited("hp_comware", (" acl 2001 inbound\n acl ipv6 2001 inbound\n", ""),
+                    (" ssh server enable\n",
+                     " ssh server enable\n ssh server acl 2001\n ssh server ipv6 acl ipv6 2001\n"))
+    verdict = row(judged(catalog, "hp_comware", config), "device.mgmt_acl")
+    assert verdict["status"] == PASS, verdict
+    assert {"dx-hj1: ssh server acl 2001", "dx-hj1: ssh server ipv6 acl ipv6 2001"} <= set(verdict["evidence"])
+    wide = config.replace(" rule 5 permit source 2001:DB8:30::/64", " rule 5 permit source any")
+    assert "dx-hj1: acl ipv6 basic 2001 › rule 5 permit source any (IPv6 ACL 2001 permits any source)" in row(
+        judged(catalog, "hp_comware", wide), "device.mgmt_acl")["evidence"]
+
+
+def test_a_device_without_ipv6_needs_no_ipv6_acl(catalog):
+    config = edited("cisco_ios", (" ipv6 address 2001:DB8:30::42/64\n ipv6 enable\n", ""),
+                    (" ipv6 access-class MGMT6 in\n", ""), (" ipv6 access-class MGMT6 in\n", ""))
+    verdict = row(judged(catalog, "cisco_ios", config), "device.mgmt_acl")
+    assert verdict["status"] == PASS and "(no IPv6 address on the device)" in verdict["summary"], verdict
+
+
+def test_every_vty_range_the_device_shows_is_judged(catalog):
+    """IOS prints `line vty 0 4` and `line vty 5 15` apart; VRP shows `user-interface vty 16 20`. A range
+    left without an ACL is a finding on that range, even when another range has one."""
+    ios = judged(catalog, "cisco_ios", edited("cisco_ios", (
+        "line vty 5 15\n access-class 10 in\n ipv6 access-class MGMT6 in\n", "line vty 5 15\n")))
+    acl = row(ios, "device.mgmt_acl")
+    assert acl["status"] == FAIL
+    assert [e for e in acl["evidence"] if "line vty 5 15" in e] == [
+        "dxjyj-jr1: line vty 5 15 (no ACL limits who may log in on this range: every vty range the device shows "
+        "needs one)",
+        "dxjyj-jr1: line vty 5 15 (no IPv6 ACL: IPv6 is on (interface Vlan200 › ipv6 address 2001:DB8:30::42/64), "
+        "so anybody may log in over IPv6 on this range)"]
+    assert not any("line vty 0 4" in e for e in acl["evidence"])
+    assert row(ios, "device.ssh_only")["status"] == PASS  # that range still says transport input ssh
+
+    vrp = judged(catalog, "huawei_vrp", edited("huawei_vrp", (
+        "user-interface vty 16 20\n acl 2001 inbound\n acl ipv6 2001 inbound\n authentication-mode aaa\n"
+        " idle-timeout 10 0\n protocol inbound ssh\n", "user-interface vty 16 20\n authentication-mode aaa\n")))
+    assert row(vrp, "device.mgmt_acl")["evidence"][0] == (
+        "swj-jr1: user-interface vty 16 20 (no ACL limits who may log in on this range: every vty range the device "
+        "shows needs one)")
+    assert "swj-jr1: user-interface vty 16 20 (no inbound protocol line: the default 'all' accepts telnet)" in row(
+        vrp, "device.ssh_only")["evidence"]
+    assert row(vrp, "device.idle_timeout")["status"] == PASS  # no timeout line: VRP's default 10 minutes
+
+
+def test_an_extended_acl_is_read_past_its_protocol(catalog):
+    config = edited("cisco_ios", ("access-list 10 permit 198.18.30.0 0.0.0.255\n",
+                                  "access-list 110 permit tcp 198.18.30.0 0.0.0.255 any eq 22\n"),
+                    *[(" access-class 10 in\n", " access-class 110 in\n")] * 2)
+    assert row(judged(catalog, "cisco_ios", config), "device.mgmt_acl")["status"] == PASS
+    config = config.replace("permit tcp 198.18.30.0 0.0.0.255 any", "permit tcp any any")
+    assert list(row(judged(catalog, "cisco_ios", config), "device.mgmt_acl")["evidence"]) == [
+        "dxjyj-jr1: access-list 110 permit tcp any any eq 22 (IPv4 ACL 110 permits any source)"]
+
+
+# --- on the lab: seeded secrets and IPv6 management over real sessions ------------------------------------
+
+# What each device is given over a real session (the simulator prints it back in the vendor's format):
+# a secret the device checks quote, IPv6 on the management interface, and one management-ACL defect.
+LAB_SEEDS = {
+    "dxjyj-jr1": ["snmp-server host 10.0.0.9 version 2c S3cr3tL1", "ipv6 unicast-routing", "interface Vlan200",
+                  "ipv6 address 2001:DB8:30::42/64", "ipv6 access-list MGMT6", "permit ipv6 any any",
+                  "line vty 0 4", "ipv6 access-class MGMT6 in"],
+    "rsj-jr1": ["snmp-server host 10.0.0.9 traps version 2c S3cr3tL2", "interface VLAN101",
+                "ipv6 address 2001:DB8:30::33/64"],
+    "swj-jr1": ["snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname S3cr3tL3 v2c",
+                "snmp-agent community read S3cr3tL4", "ipv6", "interface Vlanif150", "ipv6 enable",
+                "ipv6 address 2001:DB8:30::32/64", "acl ipv6 number 2000", "rule 5 permit", "user-interface vty 0 4",
+                "acl ipv6 2000 inbound"],
+    "dx-hj1": ["snmp-agent community read simple S3cr3tL5", "interface Vlan-interface100",
+               "ipv6 address 2001:DB8:30::41/64", "acl ipv6 basic 2000", "rule 5 permit source 2001:DB8:30:: 64",
+               "line vty 0 63", "acl ipv6 2000 inbound"],
+    "sj-hx1": ["snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname S3cr3tL6 v2c",
+               "user-interface vty 16 20", "authentication-mode aaa", "idle-timeout 10 0", "protocol inbound ssh",
+               "commit"],
+}
+LAB_MGMT_ACL = {
+    "dxjyj-jr1": "dxjyj-jr1: ipv6 access-list MGMT6 › permit ipv6 any any (IPv6 ACL MGMT6 permits any source)",
+    "rsj-jr1": "rsj-jr1: line vty 0 4 (no IPv6 ACL: IPv6 is on (interface VLAN 101 › ipv6 address 2001:DB8:30::33/64), "
+               "so anybody may log in over IPv6 on this range)",
+    "swj-jr1": "swj-jr1: acl ipv6 number 2000 › rule 5 permit (IPv6 ACL 2000 permits any source)",
+    "dx-hj1": "dx-hj1: acl ipv6 basic 2000 › rule 5 permit source 2001:DB8:30:: 64 (no IPv6 management network is "
+              "declared in the inventory)",
+    "sj-hx1": "sj-hx1: user-interface vty 16 20 (no ACL limits who may log in on this range: every vty range the "
+              "device shows needs one)",
+}
+
+
+@pytest.fixture(scope="module")
+def seeded_devices(lab, demo, catalog, tmp_path_factory):
+    """The five devices given LAB_SEEDS, checked at level 3 into a store, every report written; the devices
+    are reset to their boot configuration before any other test sees them."""
+    from audit.baseline.report import write_reports
+    from jiyue.device import open_session
+    from lab.netsim.lab import netsim
+
+    out = tmp_path_factory.mktemp("seeded")
+    store = Store(f"sqlite:///{out / 'store.sqlite'}")
+    try:
+        for name, lines in LAB_SEEDS.items():
+            with open_session(demo, name) as session:
+                session.configure(lines)
+        run = service.check(demo, [], sorted(LAB_SEEDS), level=3, profile=model.load_profile("level3", catalog),
+                            catalog=catalog, store=store, progress=False)
+        written = write_reports(service.load_run(demo, store), out / "reports")
+    finally:
+        for name in LAB_SEEDS:
+            netsim(lab).reset(name)
+    return run.results, written, out / "store.sqlite"
+
+
+def test_seeded_secrets_reach_no_report_and_no_store(seeded_devices):
+    import zipfile
+
+    results, written, store = seeded_devices
+    assert len(written) == 4
+    for path in [*written, store]:
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as z:
+                data = b"".join(z.read(n) for n in z.namelist())
+        else:
+            data = path.read_bytes()
+        assert SEEDED.encode() not in data, path.name
+    snmp = {r.target: row(r.value, "device.snmp_v3") for r in results}
+    assert {t: v["status"] for t, v in snmp.items()} == dict.fromkeys(LAB_SEEDS, FAIL)
+    assert "dxjyj-jr1: snmp-server host 10.0.0.9 version 2c ******" in snmp["dxjyj-jr1"]["evidence"]
+    assert "swj-jr1: snmp-agent target-host trap address udp-domain 10.0.0.9 params securityname ****** v2c" in snmp[
+        "swj-jr1"]["evidence"]
+
+
+def test_ipv6_management_and_vty_ranges_on_the_lab(seeded_devices):
+    results, _, _ = seeded_devices
+    for r in results:
+        assert {c for _, c in failed(r)} == {"device.mgmt_acl", "device.snmp_v3"}, r.target
+        assert LAB_MGMT_ACL[r.target] in row(r.value, "device.mgmt_acl")["evidence"], (
+            r.target, row(r.value, "device.mgmt_acl")["evidence"])

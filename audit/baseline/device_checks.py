@@ -254,63 +254,112 @@ def services(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
                   [ev.absent("line matching " + " | ".join(ev.readable(x) for x in ev.patterns("risky_services")))])
 
 
-def _networks(source: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
-    """An ACL source as networks: `A W` (wildcard), `A/len`, `host A`, `A 0`; None for `any` or unreadable."""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+FAMILIES = {4: ("", "IPv4"), 6: ("6", "IPv6")}  # family -> (rule-key suffix, label)
+
+
+class Unreadable(ValueError):
+    """An ACL source jiyue cannot read: judged as letting anybody in, and said so."""
+
+
+def _networks(source: str, family: int) -> Network | None:
+    """What an ACL rule's source permits, None for any source. Read as the vendors print it: `any`,
+    `host A`, `A/len`, IPv4 `A WILDCARD` (`A 0`: one host), IPv6 `A LEN` (Comware, VRP), a lone `A`;
+    an extended ACL's protocol word before it (IOS/RGOS `permit tcp 10.0.0.0 0.0.0.255 any eq 22`) is
+    skipped. A /0 network is any source."""
     words = source.split()
-    try:
-        if not words or words[0] == "any":
-            return None
-        if words[0] == "host" and len(words) > 1:
-            return [ipaddress.ip_network(words[1])]
-        if "/" in words[0]:
-            return [ipaddress.ip_network(words[0], strict=False)]
-        if len(words) > 1 and words[1] == "0":
-            return [ipaddress.ip_network(words[0])]
-        if len(words) > 1:
-            wildcard = int(ipaddress.ip_address(words[1]))
-            prefix = 32 - wildcard.bit_length()
-            return [ipaddress.ip_network(f"{words[0]}/{prefix}", strict=False)]
-        return [ipaddress.ip_network(words[0])]
-    except ValueError:
+    if words and words[0] not in ("any", "host") and (
+            words[0].isdigit() or not re.match(r"^[0-9A-Fa-f:.]+(?:/\d+)?$", words[0])):
+        words = words[1:]  # a protocol name or number
+    if not words or words[0] == "any":
         return None
+    try:
+        if words[0] == "host" and len(words) > 1:
+            net = ipaddress.ip_network(words[1])
+        elif "/" in words[0]:
+            net = ipaddress.ip_network(words[0], strict=False)
+        elif len(words) > 1 and ":" in words[0] and words[1].isdigit():
+            net = ipaddress.ip_network(f"{words[0]}/{words[1]}", strict=False)
+        elif len(words) > 1 and re.fullmatch(r"\d+(?:\.\d+){3}", words[1]) and ":" not in words[0]:
+            wildcard = int(ipaddress.IPv4Address(words[1]))
+            if wildcard & (wildcard + 1):
+                raise ValueError(f"non-contiguous wildcard {words[1]}")
+            net = ipaddress.ip_network(f"{words[0]}/{32 - wildcard.bit_length()}", strict=False)
+        elif len(words) > 1 and words[1] == "0":
+            net = ipaddress.ip_network(words[0])
+        else:
+            net = ipaddress.ip_network(words[0])
+    except ValueError as e:
+        raise Unreadable(str(e)) from e
+    if net.version != family:
+        raise Unreadable(f"an IPv{net.version} source in an IPv{family} ACL")
+    return None if net.prefixlen == 0 else net
+
+
+def _judge_acl(ev: DeviceEvidence, family: int, name: str, cited: str, allowed: list[Network]) -> tuple[list, list]:
+    """One bound ACL of one family: its permit rules against the management networks of that family."""
+    suffix, label = FAMILIES[family]
+    rules = ev.find("acl" + suffix + "_rules", acl=name)
+    if not rules:
+        return [cited + f" ({label} ACL {name} is not defined or permits nothing: as good as no ACL)"], []
+    own = [a for a in allowed if a.version == family]
+    bad, good = [], []
+    for rule in rules:
+        try:
+            net = _networks((rule.group("source") or "any").strip(), family)
+        except Unreadable as e:
+            bad.append(ev.cite(rule) + f" (source not readable, judged as any: {e})")
+            continue
+        if net is None:
+            bad.append(ev.cite(rule) + f" ({label} ACL {name} permits any source)")
+        elif allowed and not own:
+            bad.append(ev.cite(rule) + f" (no {label} management network is declared in the inventory)")
+        elif own and not any(net.subnet_of(a) for a in own):
+            bad.append(ev.cite(rule) + f" (outside the {label} management networks {', '.join(map(str, own))})")
+        else:
+            good.append(ev.cite(rule))
+    return bad, good
 
 
 @check("device.mgmt_acl", kind=KIND)
 def mgmt_acl(ev: DeviceEvidence, p: dict[str, Any]) -> CheckVerdict:
-    """Every vty (or the SSH server) is bound to an ACL that exists and permits only management networks."""
+    """Every vty range the device shows is bound, in each address family it can be reached by, to an ACL
+    of that family (its own, or one on the SSH server as a whole) that exists and permits only the
+    management networks. IPv4 and IPv6 ACLs are judged apart: on VRP/Comware `acl ipv6 2001` is not
+    `acl number 2001`, and an IOS `access-class` does not filter IPv6 logins."""
     vtys = ev.sections("vty")
     if not vtys:
         return _vty_missing(ev)
-    applied: list[tuple[str, str]] = [(f.group("acl"), ev.cite(f)) for f in ev.find("mgmt_acl_global")]
-    unbound = []
-    for vty in vtys:
-        acl = ev.under(vty, ev.rules["vty_acl"])
-        if acl:
-            applied.append((acl[-1].group("acl"), ev.cite(acl[-1])))
-        elif not applied:
-            unbound.append(ev.cite(vty) + " (no ACL limits who may log in)")
-    if unbound or not applied:
-        return failed("management logins are not limited to the management network", unbound)
     allowed = [ipaddress.ip_network(n) for n in ev.context.get("management_networks", [])]
-    bad, good = [], []
-    for name, cited in applied:
-        rules = ev.find("acl_rules", acl=name)
-        good.append(cited)
-        if not rules:
-            bad.append(cited + f" (ACL {name} is not defined or permits nothing: as good as no ACL)")
-            continue
-        for rule in rules:
-            source = (rule.group("source") or "any").strip()
-            nets = _networks(source)
-            if nets is None:
-                bad.append(ev.cite(rule) + " (permits any source)")
-            elif allowed and not all(any(n.subnet_of(a) for a in allowed if a.version == n.version) for n in nets):
-                bad.append(ev.cite(rule) + f" (outside the management networks {', '.join(map(str, allowed))})")
-            else:
-                good.append(ev.cite(rule))
+    ipv6_on = ev.find("ipv6_enabled")
+    unbound, bad, good = [], [], []
+    judged: set[tuple[int, str]] = set()
+    for family, (suffix, _) in FAMILIES.items():
+        server = [(f.group("acl"), ev.cite(f)) for f in ev.find("mgmt_acl_global" + suffix)]
+        for vty in vtys:
+            own = ev.under(vty, ev.rules["vty_acl" + suffix])
+            bound = [(own[-1].group("acl"), ev.cite(own[-1]))] if own else server
+            if not bound and family == 6 and ipv6_on:
+                unbound.append(ev.cite(vty) + f" (no IPv6 ACL: IPv6 is on ({ev.where(ipv6_on[0])}), so anybody "
+                                              "may log in over IPv6 on this range)")
+            elif not bound and family == 4:
+                unbound.append(ev.cite(vty) + " (no ACL limits who may log in on this range: every vty range "
+                                              "the device shows needs one)")
+            for name, cited in bound:
+                if (family, name) in judged:
+                    good.append(cited)
+                    continue
+                judged.add((family, name))
+                b, g = _judge_acl(ev, family, name, cited, allowed)
+                bad += b
+                good += [cited, *g]
+    if unbound:
+        return failed("management logins are not limited to the management network", unbound + bad)
     if bad:
         return failed("the management ACL lets more than the management network in", bad)
-    return passed("management logins limited by ACL to " + (", ".join(map(str, allowed)) or "the listed sources"), good)
+    families = "IPv4 and IPv6" if ipv6_on else "IPv4 (no IPv6 address on the device)"
+    return passed(f"management logins limited by ACL to {', '.join(map(str, allowed)) or 'the listed sources'} "
+                  f"({families})", list(dict.fromkeys(good)))
 
 
 @check("device.patches", kind=KIND)

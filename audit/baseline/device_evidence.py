@@ -5,8 +5,12 @@ CISCO_IOS; Ruijie as CISCO_IOS); what each line means on each platform is data i
 `device_rules.yaml`. Everything here is pure: `DeviceEvidence` is built from the text a session read,
 so the checks can be tested on any configuration and re-run on a stored one.
 
-Evidence cites `device: section › line` with secrets (hashes, keys, communities) masked, so an
-assessor sees the line that decided a verdict and no credential reaches a report.
+Secrets (passwords, hashes, keys, communities) are masked once, here, before the configuration is
+parsed: every line a rule can match, every value a check reads and every line evidence cites is
+already masked, so no check (and no check added later) can put a credential into a verdict, a
+report or the store. What is a secret is data too: `secret_shapes` (a stored secret's own shape, on
+every platform) and each platform's `secrets` (the commands that carry one, by position).
+Evidence cites `device: section › line`, so an assessor sees the line that decided a verdict.
 """
 
 from __future__ import annotations
@@ -31,11 +35,43 @@ class RulesError(ValueError):
 
 
 @cache
+def _data() -> dict[str, Any]:
+    return yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {}
+
+
+@cache
 def rules(platform: str) -> dict[str, Any]:
-    data = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8")) or {}
-    if platform not in data:
+    data = _data()
+    if platform not in data or platform == "secret_shapes":
         raise RulesError(f"{RULES_FILE.name} has no platform {platform!r}")
     return data[platform]
+
+
+@cache
+def _secret_patterns(platform: str) -> tuple[re.Pattern, ...]:
+    """Shapes first: a command pattern's `\\S+` would cut a cipher that contains a space in two."""
+    specs = [*(_data().get("secret_shapes") or ()), *rules(platform).get("secrets", ())]
+    try:
+        return tuple(re.compile(s) for s in specs)
+    except re.error as e:
+        raise RulesError(f"{RULES_FILE.name}: {platform}: bad secret pattern: {e}") from e
+
+
+def _masked(m: re.Match) -> str:
+    """The match with each of its groups (its whole self when it has none) replaced by MASK."""
+    spans = [m.span(g) for g in range(1, m.re.groups + 1) if m.group(g) is not None] or [m.span()]
+    text, start = m.group(0), m.start()
+    for a, b in sorted(spans, reverse=True):
+        text = text[:a - start] + MASK + text[b - start:]
+    return text
+
+
+def mask(platform: str, text: str) -> str:
+    """`text` (a line or a whole configuration) with every secret the platform's rules know replaced by MASK."""
+    lines = text.split("\n")
+    for rx in _secret_patterns(platform):
+        lines = [rx.sub(_masked, line) for line in lines]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -95,11 +131,11 @@ class DeviceEvidence:
         self.platform = platform
         self.rules = rules(platform)
         self.context = context or {}
+        config = mask(platform, config)  # before anything reads it: see the module's docstring
         self.nodes = _tree(parse(platform, config))
         # what the device printed, comments included: hier_config drops lines it treats as noise
         # (IOS `version`, VRP's `!Software Version` comment) that find_text still sees
         self.text_lines = [x.strip() for x in config.replace("\r", "").splitlines() if x.strip()]
-        self._secrets = [re.compile(p) for p in self.rules.get("secrets", ())]
 
     @property
     def label(self) -> str:
@@ -162,19 +198,15 @@ class DeviceEvidence:
 
     # --- evidence text ---------------------------------------------------------------------------
 
-    def mask(self, text: str) -> str:
-        for rx in self._secrets:
-            text = rx.sub(lambda m: m.group(0).replace(m.group(1), MASK) if m.group(1) else m.group(0), text)
-        return text
-
-    def cite(self, found: Found | Node | str, path: tuple[str, ...] = ()) -> str:
+    @staticmethod
+    def where(found: Found | Node | str) -> str:
+        """A line with its section path (`line vty 0 4 › access-class 10 in`), the device left out."""
         if isinstance(found, Found):
-            path, text = found.path, found.text
-        elif isinstance(found, Node):
-            text = found.text
-        else:
-            text = found
-        return f"{self.name}: " + " › ".join(self.mask(x) for x in (*path, text))
+            return " › ".join((*found.path, found.text))
+        return found.text if isinstance(found, Node) else found
+
+    def cite(self, found: Found | Node | str) -> str:
+        return f"{self.name}: {self.where(found)}"
 
     def absent(self, what: str) -> str:
         return f"{self.name}: no {what} in the running configuration"
