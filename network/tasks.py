@@ -233,10 +233,12 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
             "backup": "the backup file (default: the device's newest under --backups)",
             "backups": "where push saved the backups (default: state/network-backups)",
             "trust_on_first_use": TOFU_HELP})
-def restore(c, device, inventory=None, backup=None, backups=None, apply=False, trust_on_first_use=False):
+def restore(c, device=None, inventory=None, backup=None, backups=None, apply=False, trust_on_first_use=False):
     """Bring one device back to a backup push took: show the lines it differs by; --apply restores and verifies."""
     from network import service
 
+    if not device:
+        raise fail("--device names the device to restore")
     inv = load_inventory(inventory)
     options = _options(apply=apply, backups=backups, trust_on_first_use=trust_on_first_use)
     try:
