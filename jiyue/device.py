@@ -256,8 +256,8 @@ class DeviceSession:
                       global_delay_factor=self.delay_factor, conn_timeout=wait, banner_timeout=wait,
                       auth_timeout=wait, ssh_strict=True, auto_connect=False, global_cmd_verify=self.cli.cmd_verify,
                       read_timeout_override=self._wait(self.read_timeout)[0])  # netmiko's login reads too
-        try:  # what failed is said whole (the login is the only thing going on): no prefix to translate
-            with _named("", waited=params["read_timeout_override"]):
+        try:  # the login is the only thing going on: the device's name is all the message needs before it
+            with _named(t.name, waited=params["read_timeout_override"]):
                 conn = ConnectHandler(**params)
                 conn._build_ssh_client = self._ssh_client  # host keys from our known_hosts, cached
                 try:
@@ -267,9 +267,10 @@ class DeviceSession:
                     raise
         except DeviceError as exc:
             if exc.kind == "unreachable":
-                raise DeviceError("unreachable", say("unreachable", address=t.address, port=t.port)) from exc
+                raise DeviceError("unreachable", f"{t.name}: {say('unreachable', address=t.address, port=t.port)}") \
+                    from exc
             if exc.kind == "timeout" and self._wait(self.read_timeout)[0] <= 0:
-                raise self._late("", wait, True) from exc
+                raise DeviceError("deadline", f"{t.name}: {self._late('', wait, True)}") from exc
             raise
         conn.read_timeout_override = None  # from now on each read says its own timeout
         self.conn = conn

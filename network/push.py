@@ -19,6 +19,14 @@ line by line (hier_config from the current configuration to the backup, over a f
 the old one died), and the configuration is read once more to prove the device equals its backup.
 The device is marked failed with the reason; the others go on.
 
+Each phase (reading and backup; the change, from arming the vendor timer to saving; the rollback) has
+a deadline of half the platform's commit timer (`deadline`): no read waits past it, so a slow device
+is rolled back while its own timer can still undo the change, and never holds the run for lines × the
+read timeout. Every device ends with its true `end_state` (END_STATES), proven by the last read: a
+rollback that failed leaves the lines it differs from its backup by and the `network.restore` command
+that brings it back. When the vendor timer we armed is gone at rollback, it expired mid-change: that,
+not what the device answered next, is the cause (`timer_expired`).
+
 Devices go in stages (jiyue.runner.run_staged): a canary group first, then batches; after a batch
 whose failed share passes --max-fail-percent the rollout stops and the rest are not attempted. The
 run's observers (the progress bar, the store recorder) watch it as it goes; each device's result
