@@ -16,7 +16,11 @@ how a careful operator drives a CLI:
   out (a device that does not know `end` is left with `exit`, whatever its name), and answers the
   "commit before leaving?" question with no;
 - every failure is a `DeviceError` with a kind (unreachable, auth_failed, timeout, host_key,
-  rejected, session_lost, error), so the fleet runner (jiyue.runner) reports it per device.
+  rejected, session_lost, deadline, error), so the fleet runner (jiyue.runner) reports it per device,
+  in the operator's words (`SAY`: the one place device failures become text, 中文 / English);
+- no read waits past the session's `deadline` (set by the caller: the push engine's per-device
+  deadline); a session whose read timed out is `broken` (what the device prints next may answer an
+  earlier line) and is not used for changes again.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ READ_TIMEOUT = 30.0  # one command's answer (a save may take a while on a real d
 
 
 class DeviceError(SSHError):
-    """A device failure with its kind: unreachable, auth_failed, timeout, host_key, rejected,
+    """A device failure with its kind: unreachable, auth_failed, timeout, deadline, host_key, rejected,
     session_lost or error (the same kinds jiyue.ssh uses for hosts, plus the device ones)."""
 
 
@@ -86,40 +90,88 @@ class DeviceTarget:
 # --- the session -----------------------------------------------------------------------------
 
 
-def _kind_of(exc: BaseException) -> tuple[str, str]:
-    """A netmiko/paramiko/socket exception as (kind, message for people)."""
+# What jiyue says when a device fails, in the operator's words (中文 / English). Every device failure
+# becomes text here, whatever raised it (netmiko, paramiko, a socket, jiyue's own reads), so a slow or
+# dead device reads the same wherever it happened, and never as a library's advice to its programmer.
+SAY: dict[str, tuple[str, str]] = {
+    "no_answer": ("设备在 {waited:g} 秒内没有应答 {command}（设备繁忙或挂起，或链路过慢）",
+                  "the device did not answer {command} within {waited:g} s (it is busy or hung, or the link is slow)"),
+    "deadline": ("等待 {command} 的应答时已到本设备的截止时间（{budget:g} 秒）：设备应答太慢，无法按时完成",
+                 "the device's deadline ({budget:g} s) passed while waiting for the answer to {command}: it answers "
+                 "too slowly to finish in time"),
+    "no_prompt": ("已登录，但设备在 {waited:g} 秒内没有显示提示符（设备挂起或过载）",
+                  "logged in, but the device showed no prompt within {waited:g} s (it is hung or overloaded)"),
+    "unreachable": ("无法连接 {address}:{port}（SSH 无响应：设备关机、地址错误或被防火墙拦截）",
+                    "cannot reach {address}:{port} (no answer to SSH: the device is off, the address is wrong, or a "
+                    "firewall is in the way)"),
+    "closed": ("设备在 {command} 时关闭了会话", "the device closed the session during {command}"),
+    "lost": ("会话意外中断（{detail}）", "the session ended unexpectedly ({detail})"),
+    "auth_failed": ("认证失败（用户名或密码被拒绝）", "authentication failed (user name or password refused)"),
+    "host_key_changed": ("主机密钥已变更（与 known_hosts 中记录的不同）：可能被仿冒，不连接",
+                         "host key CHANGED (not the one in known_hosts): possible impersonation, not connecting"),
+    "host_key_unknown": ("未知的主机密钥：请将其加入 known_hosts，或使用 --trust-on-first-use",
+                         "unknown host key: add it to the known_hosts file or run with trust-on-first-use"),
+    "rejected": ("设备拒绝了 {command}：{answer}", "the device rejected {command}: {answer}"),
+    # what the push engine concludes from what the device did
+    "timer_expired": ("变更确认之前，设备的自动回滚定时器（{arm}）已到期，设备已自行恢复变更前的配置",
+                      "the device's revert timer ({arm}) expired before the change was confirmed: the device went "
+                      "back to its pre-change configuration by itself"),
+    "still_armed": ("设备自身的回滚定时器（{arm}）仍在运行：若无人确认，设备将在约 {left:.0f} 秒内自行恢复",
+                    "the device's own revert timer ({arm}) is still armed: unless someone confirms, the device "
+                    "restores itself within about {left:.0f} s"),
+    "unreadable": ("无法读取设备当前配置，与备份的差异未知（{why}）",
+                   "the device could not be read: how it differs from its backup is unknown ({why})"),
+}
+
+
+def say(key: str, **fields: Any) -> str:
+    """One of SAY's messages, both languages: `中文 / English`."""
+    zh, en = SAY[key]
+    return f"{zh.format(**fields)} / {en.format(**fields)}"
+
+
+def _shown(command: str) -> str:
+    return repr(command) if command else "(login)"
+
+
+def _kind_of(exc: BaseException, command: str = "", waited: float = READ_TIMEOUT) -> tuple[str, str]:
+    """A netmiko/paramiko/socket exception as (kind, message for people); `command` is what was being
+    sent (empty while logging in) and `waited` how long an answer was waited for."""
     text = str(exc).strip()
     if isinstance(exc, SSHError):  # DeviceError, or jiyue.ssh's trust-on-first-use refusing to record a key
         return exc.kind, text
     if isinstance(exc, NetmikoAuthenticationException | paramiko.AuthenticationException):
-        return "auth_failed", "authentication failed (user name or password refused)"
+        return "auth_failed", say("auth_failed")
     if isinstance(exc, paramiko.BadHostKeyException) or "does not match" in text:
-        return "host_key", "host key CHANGED (not the one in known_hosts): possible impersonation, not connecting"
+        return "host_key", say("host_key_changed")
     if "not found in known_hosts" in text:
-        return "host_key", "unknown host key: add it to the known_hosts file or run with trust-on-first-use"
+        return "host_key", say("host_key_unknown")
     if isinstance(exc, ConfigInvalidException):
         return "rejected", text
-    if isinstance(exc, NetmikoTimeoutException):
+    # Every way of waiting too long (netmiko's pattern and echo reads, its login reads, a socket) is one thing
+    # to the operator: the device did not answer in time. netmiko's texts are advice to its programmer.
+    if isinstance(exc, NetmikoTimeoutException | ReadTimeout | socket.timeout | TimeoutError):
         if "TCP connection" in text or "DNS failure" in text:
-            return "unreachable", text.splitlines()[0]
-        return "timeout", " ".join(text.split())[:300]
-    if isinstance(exc, ReadTimeout | socket.timeout | TimeoutError):
-        return "timeout", " ".join(text.split())[:300] or "no answer in time"
+            return "unreachable", text  # replaced by the caller, who knows the address
+        return "timeout", say("no_answer", command=_shown(command), waited=waited) if command else \
+            say("no_prompt", waited=waited)
     if isinstance(exc, OSError | EOFError | paramiko.SSHException | ReadException):
-        return "session_lost", f"the session ended unexpectedly ({type(exc).__name__}: {text or 'closed'})"
+        if command:
+            return "session_lost", say("closed", command=_shown(command))
+        return "session_lost", say("lost", detail=f"{type(exc).__name__}: {text or 'closed'}")
     return "error", f"{type(exc).__name__}: {text}"
 
 
 @contextmanager
-def _named(action: str) -> Iterator[None]:
-    """Turn any failure inside into a DeviceError saying what was being done."""
+def _named(action: str, command: str = "", waited: float = READ_TIMEOUT) -> Iterator[None]:
+    """Turn any failure inside into a DeviceError saying what was being done (`action`, may be empty)."""
     try:
         yield
     except DeviceError:
         raise
     except Exception as exc:
-        kind, message = _kind_of(exc)
-        raise DeviceError(kind, f"{action}: {message}") from exc
+        kind, message = _kind_of(exc, command, waited)
+        raise DeviceError(kind, f"{action}: {message}" if action else message) from exc
 
 
 class DeviceSession:
@@ -150,6 +202,13 @@ class DeviceSession:
         self._leave_order = list(self.cli.leave_config)
         self._prompt: str | None = None  # the last prompt seen (None: unknown, ask the device)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        # A point in time (time.monotonic) no read waits past: the caller's deadline for what it is doing.
+        # A read it cuts raises DeviceError(kind="deadline").
+        self.deadline: float | None = None
+        self._budget: float | None = None
+        # Set when a read timed out or the channel failed: what the device prints next may answer an
+        # earlier line, so the session is no longer used for changes (`alive` is False).
+        self.broken = False
 
     # context manager
     def __enter__(self) -> DeviceSession:
@@ -164,27 +223,58 @@ class DeviceSession:
         t = self.target
         return verified_client(t.address, t.port, t.known_hosts, self.trust_on_first_use)
 
+    def set_deadline(self, seconds: float | None) -> None:
+        """No read waits more than `seconds` from now (None: only the read timeout bounds each read)."""
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self._budget = seconds
+
+    def _wait(self, timeout: float) -> tuple[float, bool]:
+        """How long a read may wait, and whether the deadline (not `timeout`) is what limits it."""
+        if self.deadline is None:
+            return timeout, False
+        left = self.deadline - time.monotonic()
+        return (left, True) if left < timeout else (timeout, False)
+
+    def _late(self, command: str, waited: float, cut: bool) -> DeviceError:
+        self.broken = True
+        if cut:
+            return DeviceError("deadline", say("deadline", command=_shown(command), budget=self._budget or 0))
+        return DeviceError("timeout", say("no_answer", command=_shown(command), waited=waited))
+
     def open(self) -> DeviceSession:
         if self.conn is not None:
             return self
         t = self.target
+        wait, _ = self._wait(self.connect_timeout)
+        if wait <= 0:
+            raise self._late("", self.connect_timeout, True)
         with _named(f"cannot read the credentials of {t.name}"):
             password = t.password.resolve(t.root)
             secret = t.secret.resolve(t.root) if t.secret is not None else ""
         params = dict(device_type=self.cli.device_type, host=t.address, port=t.port, username=t.username,
                       password=password, secret=secret, use_keys=False, allow_agent=False, fast_cli=True,
-                      global_delay_factor=self.delay_factor, conn_timeout=self.connect_timeout,
-                      banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
-                      ssh_strict=True, auto_connect=False, global_cmd_verify=self.cli.cmd_verify)
-        with _named(f"cannot open a session to {t.name} ({t.address}:{t.port})"):
-            conn = ConnectHandler(**params)
-            conn._build_ssh_client = self._ssh_client  # host keys from our known_hosts, cached
-            try:
-                conn._open()
-            except Exception:
-                conn.disconnect()
-                raise
+                      global_delay_factor=self.delay_factor, conn_timeout=wait, banner_timeout=wait,
+                      auth_timeout=wait, ssh_strict=True, auto_connect=False, global_cmd_verify=self.cli.cmd_verify,
+                      read_timeout_override=self._wait(self.read_timeout)[0])  # netmiko's login reads too
+        try:  # the login is the only thing going on: the device's name is all the message needs before it
+            with _named(t.name, waited=params["read_timeout_override"]):
+                conn = ConnectHandler(**params)
+                conn._build_ssh_client = self._ssh_client  # host keys from our known_hosts, cached
+                try:
+                    conn._open()
+                except Exception:
+                    conn.disconnect()
+                    raise
+        except DeviceError as exc:
+            if exc.kind == "unreachable":
+                raise DeviceError("unreachable", f"{t.name}: {say('unreachable', address=t.address, port=t.port)}") \
+                    from exc
+            if exc.kind == "timeout" and self._wait(self.read_timeout)[0] <= 0:
+                raise DeviceError("deadline", f"{t.name}: {self._late('', wait, True)}") from exc
+            raise
+        conn.read_timeout_override = None  # from now on each read says its own timeout
         self.conn = conn
+        self.broken = False
         del password, secret
         if self.cli.enter_config == "configure terminal":  # Cisco-like: configuration needs privileged EXEC
             self._enable()
@@ -203,7 +293,8 @@ class DeviceSession:
         if self.conn is None:
             return
         with suppress(Exception):  # closing a dead session must not hide why it died
-            if self._prompt is not None and self._prompt_re.search(self._prompt):
+            if not self.broken and self._prompt is not None and self._prompt_re.search(self._prompt):
+                self.set_deadline(min(self.read_timeout, 5.0))  # leaving must not hold a closing session long
                 self.leave_config()
         conn, self.conn = self.conn, None
         with suppress(Exception):
@@ -214,7 +305,8 @@ class DeviceSession:
     @property
     def alive(self) -> bool:
         try:
-            return self.conn is not None and bool(self.conn.remote_conn.get_transport().is_active())
+            return self.conn is not None and not self.broken and \
+                bool(self.conn.remote_conn.get_transport().is_active())
         except Exception:
             return False
 
@@ -223,8 +315,17 @@ class DeviceSession:
     def command(self, command: str, read_timeout: float | None = None) -> str:
         """Run one exec-mode command and return its output (prompt and echo stripped)."""
         self.open()
-        with _named(f"{command!r} failed"):
-            out = self.conn.send_command(command, read_timeout=read_timeout or self.read_timeout)
+        wait, cut = self._wait(read_timeout or self.read_timeout)
+        if wait <= 0:
+            raise self._late(command, 0, True)
+        try:
+            with _named("", command, wait):
+                out = self.conn.send_command(command, read_timeout=wait)
+        except DeviceError as exc:
+            if exc.kind == "timeout":
+                raise self._late(command, wait, cut) from exc
+            self.broken = exc.kind == "session_lost"
+            raise
         self._prompt = None
         return out
 
@@ -244,14 +345,15 @@ class DeviceSession:
         base = re.escape(self.conn.base_prompt)
         return re.compile(rf"^[^\n]*{base}[^\n]*[\]>#]\s*\Z", re.M)
 
-    def _read_until(self, pattern: re.Pattern, timeout: float | None = None, echo: str = "") -> str:
-        """Read until `pattern` matches the end of what arrived (after the echo of `echo`, if given:
-        a prompt left over from before cannot end the read early)."""
+    def _read_until(self, pattern: re.Pattern, command: str, echo: str = "") -> str:
+        """Read the answer to `command` until `pattern` matches the end of what arrived (after the echo
+        of `echo`, if given: a prompt left over from before cannot end the read early)."""
         conn = self.conn
         chan = conn.remote_conn
         buf = conn._read_buffer  # what netmiko read past its last pattern
         conn._read_buffer = ""
-        deadline = time.monotonic() + (timeout or self.read_timeout)
+        waited, cut = self._wait(self.read_timeout)
+        deadline = time.monotonic() + waited
         echo = echo.strip()[:20]
 
         def done() -> bool:
@@ -261,16 +363,15 @@ class DeviceSession:
         while not done():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                waited = timeout or self.read_timeout
-                raise DeviceError("timeout", f"no answer matching the prompt within {waited:g} s; "
-                                             f"last output: {buf[-200:]!r}")
+                raise self._late(command, waited, cut)
             chan.settimeout(remaining)
             try:
                 data = chan.recv(65536)
             except TimeoutError:
                 continue
             if not data:
-                raise DeviceError("session_lost", "the device closed the session")
+                self.broken = True
+                raise DeviceError("session_lost", say("closed", command=_shown(command)))
             text = self._decoder.decode(data)
             buf += conn.strip_ansi_escape_codes(conn.normalize_linefeeds(text))
         return buf
@@ -278,14 +379,18 @@ class DeviceSession:
     def _exchange(self, command: str, question: str = "", answer: str = "") -> str:
         """Send one line; answer a question if the device asks one; return everything up to the prompt."""
         self.open()
-        with _named(f"sending {command!r} failed"):
-            prompt = self._prompt_pattern()
-            pattern = re.compile(f"(?:{question})[:?]?\\s*\\Z|{prompt.pattern}", re.M) if question else prompt
-            self.conn.write_channel(command + self.conn.RETURN)
-            out = self._read_until(pattern, echo=command)
-            if question and not prompt.search(out):
-                self.conn.write_channel(answer + self.conn.RETURN)
-                out += self._read_until(prompt)
+        try:
+            with _named("", command, self.read_timeout):
+                prompt = self._prompt_pattern()
+                pattern = re.compile(f"(?:{question})[:?]?\\s*\\Z|{prompt.pattern}", re.M) if question else prompt
+                self.conn.write_channel(command + self.conn.RETURN)
+                out = self._read_until(pattern, command, echo=command)
+                if question and not prompt.search(out):
+                    self.conn.write_channel(answer + self.conn.RETURN)
+                    out += self._read_until(prompt, command)
+        except DeviceError as exc:
+            self.broken = self.broken or exc.kind in ("session_lost", "timeout", "deadline")
+            raise
         self._prompt = out.rstrip().rsplit("\n", 1)[-1].strip()
         return out
 
@@ -294,7 +399,7 @@ class DeviceSession:
         answer = out.split("\n", 1)[1] if "\n" in out else ""
         match = self._error_re.search(answer)
         if match:
-            raise DeviceError("rejected", f"the device rejected {command!r}: {match.group(0).strip()}")
+            raise DeviceError("rejected", say("rejected", command=repr(command), answer=match.group(0).strip()))
         return out
 
     def prompt(self) -> str:

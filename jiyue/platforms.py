@@ -34,6 +34,13 @@ class Commit:
     def arm_command(self) -> str:
         return self.arm.format(seconds=self.seconds, minutes=self.minutes)
 
+    @property
+    def timer_seconds(self) -> float:
+        """How long the vendor's safety net waits before it undoes an unconfirmed change (VRP8's trial
+        in seconds, Comware's delay and IOS's revert timer in minutes). A platform without one (`none`)
+        gives the same length in `seconds`: the push engine derives every device's deadline from it."""
+        return float(self.minutes * 60 if self.method in ("delay", "revert_timer") else self.seconds)
+
 
 @dataclass(frozen=True)
 class PlatformCLI:

@@ -1,8 +1,10 @@
 """The push results report: JSON (everything), self-contained HTML, and optionally Excel.
 
 Stable names under the output dir: `network-push.json`, `network-push.html`, `network-push.xlsx`.
-Each device's row has its outcome, the reason of a failure, what rolling back did, the backup file
-and the remediation it sent (or would send, in a dry run). Writers and escaping are jiyue.reports'.
+Each device's row has its outcome, what the device ended as (changed, unchanged, rolled back and
+verified, or ROLLBACK FAILED with the lines it differs from its backup by and the restore command), the
+reason of a failure, what rolling back did, the backup file and the remediation it sent (or would send,
+in a dry run). Writers and escaping are jiyue.reports'.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def as_json(run: PushRun) -> dict[str, Any]:
         "apply": o.apply, "workers": o.workers, "canary": o.canary, "batch_size": o.batch_size,
         "max_fail_percent": o.max_fail_percent, "batches": run.staged.batches,
         "stopped_after_batch": None if run.staged.stopped_after is None else run.staged.stopped_after + 1,
-        "counts": run.counts(), "devices": [x.as_dict() for x in run.outcomes],
+        "counts": run.counts(), "end_states": run.end_states(), "devices": [x.as_dict() for x in run.outcomes],
     }
 
 
@@ -40,13 +42,16 @@ def _rows(run: PushRun, lang: str) -> list[dict[str, Any]]:
     for x in run.outcomes:
         rows.append({"device": x.device, "platform": x.platform, "batch": "" if x.batch is None else x.batch + 1,
                      "status": x.status, "status_label": t(f"push.status.{x.status}", lang),
+                     "end_state": x.end_state, "end_label": t(f"push.end.{x.end_state}", lang),
+                     "differs": x.differs, "restore": x.restore or "",
                      "color": STATUS_COLORS.get(x.status, "#999999"), "lines": x.lines, "safety": x.safety,
                      "reason": x.reason or "", "rollback": x.rollback or "", "backup": x.backup or "",
                      "seconds": round(sum(x.seconds.values()), 2), "diff": x.diff, "notes": "; ".join(x.notes)})
     return rows
 
 
-COLUMNS = ("device", "platform", "batch", "status", "lines", "safety", "reason", "rollback", "backup", "seconds")
+COLUMNS = ("device", "platform", "batch", "status", "end_state", "lines", "safety", "reason", "rollback", "backup",
+           "seconds")
 
 
 def write_push_reports(run: PushRun, out: Path | str, formats: Sequence[str] = DEFAULT_FORMATS,
@@ -80,7 +85,8 @@ def write_push_reports(run: PushRun, out: Path | str, formats: Sequence[str] = D
                                           search_paths=[TEMPLATES]))
     if "xlsx" in formats:
         main = reports.Sheet(t("push.sheet", lang), headers,
-                             [[r[c] if c != "status" else r["status_label"] for c in COLUMNS] for r in rows])
+                             [[r[{"status": "status_label", "end_state": "end_label"}.get(c, c)] for c in COLUMNS]
+                              for r in rows])
         lines = reports.Sheet(t("push.diff_sheet", lang), [t("push.col.device", lang), t("push.col.line", lang)],
                               [[r["device"], line] for r in rows for line in r["diff"]])
         written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", [main, lines]))

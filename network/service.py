@@ -7,7 +7,8 @@ and a push that fails on devices is a `PushRun` saying so, not an exception.
 - `plan` writes the address plan file and returns `PlannedAddresses` (network/report.py writes its report);
 - `render` renders the selected devices' intended configs and, given `out`, writes them;
 - `diff` reads each device and computes what a push would send (read-only);
-- `push` pushes (a dry run without `options.apply`), recorded in the store as it finishes.
+- `push` pushes (a dry run without `options.apply`), recorded in the store as it finishes;
+- `restore` brings one device back to a backup (what a failed rollback's message tells the operator to run).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from inventory.model import Inventory
+from jiyue.device import DeviceError
 from jiyue.runner import StoreRecorder
 from jiyue.store import NETWORK_PUSH, Store
 from network import plan as planner
 from network.model import AddressPlan, PlanError, PlannedAddresses, load_plan
-from network.push import Pusher, PushOptions, PushRun
+from network.push import DevicePush, Pusher, PushOptions, PushRun
 from network.render import Rendered, RenderError, load_baseline, select_devices, write_configs
 from network.render import render as render_devices
 
-__all__ = ["NetworkInputError", "Rendering", "diff", "intended_configs", "plan", "push", "render"]
+__all__ = ["DeviceError", "NetworkInputError", "Rendering", "diff", "intended_configs", "plan", "push", "render",
+           "restore"]
 
 
 class NetworkInputError(ValueError):
@@ -134,3 +137,27 @@ def push(inv: Inventory, limit: str | None = None, *, options: PushOptions | Non
     run = pusher.run(list(configs), observers=[recorder])
     run.run_id, run.skipped = recorder.run_id, skipped
     return run
+
+
+def restore(inv: Inventory, name: str, backup: Path | None = None, *,
+            options: PushOptions | None = None) -> tuple[DevicePush, list[str]]:
+    """Bring a device back to `backup` (default: its newest under `options.backups`): the device's outcome
+    (differing lines, what was done) and the restore lines; a dry run unless `options.apply`. Raises
+    DeviceError when the device cannot be read."""
+    options = options or PushOptions()
+    if name not in inv.devices:
+        raise NetworkInputError(f"no device {name!r} in the inventory")
+    if backup is None:
+        found = sorted((options.backups / name).glob("*.cfg"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise NetworkInputError(f"no backup of {name} under {options.backups}: give --backup")
+        backup = found[-1]
+    if not backup.is_file():
+        raise NetworkInputError(f"no backup file {backup}")
+    pusher = Pusher(inv, {}, options)
+    try:
+        return pusher.restore(name, backup)
+    except DeviceError as exc:
+        if exc.kind == "refused":
+            raise NetworkInputError(str(exc)) from None
+        raise

@@ -7,8 +7,11 @@ plan that disagrees with it, a golden-network device named, a value a vendor wou
 
 `diff` and `push` read each device's running configuration over SSH (jiyue.device), compute the
 scoped remediation to the rendered config (network/diff.py) and, for `push --apply`, apply it with the
-vendor's commit safety, verify, save, and roll back on failure (network/push.py). Their exit code 1
-means a device failed (rolled back), was unreachable or was not attempted.
+vendor's commit safety, verify, save, and roll back on failure (network/push.py). Their exit codes:
+1 a device failed and is as it was before (rolled back and verified, or never changed: unreachable,
+refused a login, not attempted); 3 (HALF_APPLIED) a device's rollback failed and it may be left
+half-applied: the lines it differs from its backup by, and the `network.restore` command that brings it
+back, are printed. `restore` brings one device back to a backup file (0 it equals the backup, 1 not).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, load_invent
 from jiyue.runner import DEFAULT_WORKERS
 from jiyue.store import Store
 
+HALF_APPLIED = 3  # exit code: a device may be left half-applied (a person must act), unlike 1
 PLAN_HELP = "the address plan file (default: network/plans/<inventory directory name>-<digest>.yaml)"
 
 
@@ -77,23 +81,27 @@ def render(c, inventory=None, limit=None, out=None, plan=None, baseline=None):
 INTENDED_HELP = ("directory of hand-written intended configs, <device>.cfg (default: render them from the "
                  "inventory and the address plan)")
 TOFU_HELP = "accept and record unknown device host keys (changed keys are still refused)"
+DEADLINE_HELP = ("seconds each device's reading, change and rollback may take (default and most: half its commit "
+                 "timer, e.g. 300 for `commit trial 600`)")
 
 
 def _options(*, apply=False, workers=None, canary=None, batch_size=None, max_fail_percent=None, backups=None,
-             trust_on_first_use=False):
+             trust_on_first_use=False, deadline=None):
     from network.push import DEFAULT_BACKUPS, PushOptions
 
     # Options without a typed default arrive as text, so a bad value is our message, not a traceback.
     try:
         percent = float(max_fail_percent) if max_fail_percent is not None else 0.0
         n_workers = int(workers) if workers is not None else DEFAULT_WORKERS
+        seconds = float(deadline) if deadline is not None else None
     except ValueError:
-        raise fail("--max-fail-percent and --workers take numbers") from None
-    if not 0 <= percent <= 100 or n_workers < 1:
-        raise fail("--max-fail-percent is 0-100 and --workers at least 1")
+        raise fail("--max-fail-percent, --workers and --deadline take numbers") from None
+    if not 0 <= percent <= 100 or n_workers < 1 or (seconds is not None and seconds <= 0):
+        raise fail("--max-fail-percent is 0-100, --workers at least 1 and --deadline more than 0")
     return PushOptions(apply=apply, workers=n_workers, canary=str(canary) if canary else None,
                        batch_size=str(batch_size) if batch_size else None, max_fail_percent=percent,
-                       backups=Path(backups) if backups else DEFAULT_BACKUPS, trust_on_first_use=trust_on_first_use)
+                       backups=Path(backups) if backups else DEFAULT_BACKUPS, trust_on_first_use=trust_on_first_use,
+                       deadline=seconds)
 
 
 def _show_diffs(run) -> None:
@@ -105,28 +113,57 @@ def _show_diffs(run) -> None:
 
 def _table(run, title: str) -> None:
     table = Table(title=title, title_justify="left")
-    for column in ("device", "platform", "batch", "outcome", "lines", "reason / rollback", "backup"):
+    for column in ("device", "platform", "batch", "outcome", "device now", "lines", "reason / rollback", "backup"):
         table.add_column(column)
     style = {"applied": "green", "unchanged": "green", "dry_run": "cyan", "failed": "red", "refused": "yellow",
              "not_attempted": "dim"}
     for o in run.outcomes:
         detail = "; ".join(x for x in (o.reason, o.rollback) if x)
         table.add_row(o.device, o.platform, "" if o.batch is None else str(o.batch + 1),
-                      f"[{style.get(o.status, 'red')}]{o.status}[/]", str(o.lines), detail, o.backup or "")
+                      f"[{style.get(o.status, 'red')}]{o.status}[/]", _end_state(o), str(o.lines), detail,
+                      o.backup or "", style="bold red" if o.restore else None)
     for name, why in run.skipped.items():
-        table.add_row(name, "", "", "[yellow]skipped[/]", "0", why, "")
+        table.add_row(name, "", "", "[yellow]skipped[/]", "unchanged", "0", why, "")
     console.print(table)
 
 
-def _exit(run) -> None:
-    from network.push import APPLIED, DRY_RUN, REFUSED, UNCHANGED
+END_TEXT = {"changed": "changed as intended", "unchanged": "unchanged",
+            "rolled_back": "rolled back to its backup (verified equal)",
+            "rollback_failed": "ROLLBACK FAILED: may be left half-applied"}
+
+
+def _end_state(o) -> str:
+    return END_TEXT.get(o.end_state, o.end_state)
+
+
+def exit_for(run) -> None:
+    """Exit with what the devices really are: 0 as intended, 1 some not, but each as it was before (rolled back
+    and verified, or never changed), HALF_APPLIED (3) when one may be half-applied (its lines and the restore
+    command are printed)."""
+    from network.push import APPLIED, DRY_RUN, REFUSED, ROLLBACK_FAILED, UNCHANGED
 
     bad = [o for o in run.outcomes if o.status not in (APPLIED, UNCHANGED, DRY_RUN, REFUSED)]
-    if bad:
-        raise fail(f"{len(bad)} of {len(run.outcomes)} devices did not reach their intended config: "
-                   + ", ".join(f"{o.device} ({o.kind or o.status})" for o in bad)
-                   + ". Failed devices were rolled back to their backup; fix the cause and push again.",
-                   code=PROBLEMS)
+    left = [o for o in bad if o.end_state == ROLLBACK_FAILED]
+    for o in left:
+        err.rule(f"[bold red]{o.device}: ROLLBACK FAILED[/] ({o.platform})", align="left")
+        err.print(o.rollback or "", highlight=False, markup=False, soft_wrap=True)
+        if o.differs:
+            err.print("it differs from its backup by ('-' only in the backup, '+' only on the device):",
+                      highlight=False)
+            err.print("\n".join(o.differs), highlight=False, markup=False)
+        for note in o.notes:
+            err.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        err.print(f"to restore it once it answers (without --apply it only shows the lines): {o.restore}",
+                  highlight=False, markup=False, soft_wrap=True)
+    if not bad:
+        return
+    summary = (f"{len(bad)} of {len(run.outcomes)} devices did not reach their intended config: "
+               + ", ".join(f"{o.device} ({o.kind or o.status}: {_end_state(o)})" for o in bad) + ".")
+    if left:
+        raise fail(f"{summary} {len(left)} device(s) may be LEFT HALF-APPLIED: "
+                   f"{', '.join(o.device for o in left)}; restore them with the commands above.", code=HALF_APPLIED)
+    raise fail(f"{summary} Every one of them is as it was before the push; fix the cause and push again.",
+               code=PROBLEMS)
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "workers": "devices read at once (default 100)",
@@ -144,10 +181,10 @@ def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, 
         raise fail(str(exc)) from None
     _show_diffs(run)
     _table(run, "diff (read-only)")
-    _exit(run)
+    exit_for(run)
 
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "apply": HELP["apply"],
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "apply": HELP["apply"], "deadline": DEADLINE_HELP,
             "canary": "push these first and stop if any fails: a number of devices, or a --limit pattern",
             "batch_size": "then push in batches of N devices (or P%) (default: all at once)",
             "max_fail_percent": "stop after a batch whose failed share is more than this percentage (default 0: "
@@ -159,7 +196,7 @@ def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, 
             "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
 def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=None, max_fail_percent=None,
          workers=None, backups=None, out=None, store=None, lang="zh", format="json,html", plan=None,
-         intended=None, trust_on_first_use=False):
+         intended=None, trust_on_first_use=False, deadline=None):
     """Push the rendered configs: dry run unless --apply; backup, commit safety, verify, save, roll back on failure."""
     from network import service
     from network.push_report import FORMATS
@@ -172,7 +209,8 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
         raise fail(f"--format takes {', '.join(FORMATS)}", code=BAD_INPUT)
     inv = load_inventory(inventory)
     options = _options(apply=apply, workers=workers, canary=canary, batch_size=batch_size,
-                       max_fail_percent=max_fail_percent, backups=backups, trust_on_first_use=trust_on_first_use)
+                       max_fail_percent=max_fail_percent, backups=backups, trust_on_first_use=trust_on_first_use,
+                       deadline=deadline)
     try:
         run = service.push(inv, limit, options=options, intended_dir=Path(intended) if intended else None,
                            plan_path=Path(plan) if plan else None, store=Store(store))
@@ -187,5 +225,36 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
         err.print(f"[bold red]the rollout stopped after batch {run.staged.stopped_after + 1}[/]: failures passed "
                   f"--max-fail-percent {run.options.max_fail_percent:g}; {len(run.staged.not_attempted)} devices were "
                   "not attempted")
-    _exit(run)
+    exit_for(run)
     return run
+
+
+@task(help={"inventory": HELP["inventory"], "device": "the device to restore", "apply": HELP["apply"],
+            "backup": "the backup file (default: the device's newest under --backups)",
+            "backups": "where push saved the backups (default: state/network-backups)",
+            "trust_on_first_use": TOFU_HELP})
+def restore(c, device=None, inventory=None, backup=None, backups=None, apply=False, trust_on_first_use=False):
+    """Bring one device back to a backup push took: show the lines it differs by; --apply restores and verifies."""
+    from network import service
+
+    if not device:
+        raise fail("--device names the device to restore")
+    inv = load_inventory(inventory)
+    options = _options(apply=apply, backups=backups, trust_on_first_use=trust_on_first_use)
+    try:
+        outcome, lines = service.restore(inv, device, Path(backup) if backup else None, options=options)
+    except service.NetworkInputError as exc:
+        raise fail(str(exc)) from None
+    except service.DeviceError as exc:
+        raise fail(f"{device}: {exc}", code=PROBLEMS) from None
+    if outcome.differs:
+        console.rule(f"{device} ({outcome.platform}) differs from {outcome.backup} by ('-' only in the backup, "
+                     "'+' only on the device)", align="left")
+        console.print("\n".join(outcome.differs), highlight=False, markup=False)
+    if lines and not apply:
+        console.rule(f"the {len(lines)} line(s) --apply would send", align="left")
+        console.print("\n".join(lines), highlight=False, markup=False)
+        return
+    console.print(f"{device}: {outcome.rollback}", highlight=False, markup=False)
+    if outcome.end_state == "rollback_failed":
+        raise fail(f"{device} still differs from its backup: run the command again once it answers", code=PROBLEMS)

@@ -476,6 +476,32 @@ def test_fault_latency_is_tolerated(sims):
         conn.disconnect()
 
 
+def test_fault_stall_holds_answers_until_cleared(sims):
+    # configuration only: the third config line goes unanswered (and is not applied); display still answers
+    sim, spec = fresh(sims, "cisco_ios")
+    sim.set_faults(spec.name, stall_after=2, stall_scope="config", config_latency_ms=50)
+    conn = connect(sim, spec)
+    try:
+        with pytest.raises(ReadTimeout):
+            conn.send_config_set(["interface Loopback7", "description first", "description second"], read_timeout=1)
+        assert "stalling after 2 config lines" in sim.command_log(spec.name)
+        other = connect(sim, spec)
+        try:
+            assert "description first" in other.send_command("show running-config")
+        finally:
+            other.disconnect()
+        assert "description second" not in sim.running_config(spec.name)
+    finally:
+        conn.disconnect()
+    # cleared: it answers again (a stall of everything, logins included, is the push tests' dead device)
+    sim.clear_faults(spec.name)
+    conn = connect(sim, spec)
+    try:
+        assert "hostname" in conn.send_command("show running-config")
+    finally:
+        conn.disconnect()
+
+
 # --- a simulator nobody here wrote ---------------------------------------------------------------------------
 
 

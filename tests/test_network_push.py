@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
 
 import pytest
+from invoke import Exit
 
 from inventory.model import Device, DeviceCredentials, DeviceRole, Interface, Platform, SecretRef
+from jiyue.cli import PROBLEMS
 from jiyue.device import DeviceError, DeviceSession, DeviceTarget
 from jiyue.platforms import cli
 from jiyue.runner import NOT_ATTEMPTED as RUNNER_NOT_ATTEMPTED
@@ -27,9 +30,25 @@ from lab.netsim.fakeswitches import start_fake_switch
 from lab.netsim.lab import netsim, start_devices
 from network.diff import diff, missing_lines, restore_commands, same_config, scope_key
 from network.plan import build_plan
-from network.push import APPLIED, DRY_RUN, FAILED, NOT_ATTEMPTED, REFUSED, UNCHANGED, Pusher, PushOptions
+from network.push import (
+    APPLIED,
+    AS_BEFORE,
+    CHANGED,
+    DRY_RUN,
+    FAILED,
+    NOT_ATTEMPTED,
+    REFUSED,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    UNCHANGED,
+    Pusher,
+    PushOptions,
+    differing_lines,
+)
 from network.render import render, select_devices
 from network.report import write_reports
+from network.service import restore
+from network.tasks import HALF_APPLIED, exit_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -327,7 +346,8 @@ def _fresh(sim, names):
 
 
 def _options(sim, tmp_path, **kw) -> PushOptions:
-    return PushOptions(apply=True, backups=tmp_path / "b", known_hosts=sim.known_hosts, progress=False, **kw)
+    return PushOptions(**{"apply": True, "backups": tmp_path / "b", "known_hosts": sim.known_hosts, "progress": False,
+                          **kw})
 
 
 @pytest.mark.lab
@@ -440,6 +460,121 @@ def test_a_user_landing_in_user_exec_enables_with_the_secret(lab, test_devices, 
         assert secret not in json.dumps(run.outcomes[0].as_dict()) and secret not in sim.command_log("t-push-en")
     finally:
         sim.stop(["t-push-en"])
+
+
+# --- issue 13: the true end state, a deadline per device, causes in the operator's words ----------------------
+# netmiko's advice to its programmer, which an operator must never be shown as the cause of a failure
+NETMIKO_ADVICE = ("cmd_verify", "Pattern not detected", "Things you might try", "read_timeout", "Timed-out reading")
+
+
+def _operator_words(reason: str) -> bool:
+    """A cause as the translation layer says it: both languages, no library advice."""
+    return " / " in reason and not any(a in reason for a in NETMIKO_ADVICE) and re.search(r"[\u4e00-\u9fff]", reason)
+
+
+@pytest.mark.lab
+def test_a_vrp5_device_stalling_mid_change_is_reported_half_applied_with_its_lines_and_restore(test_devices, tmp_path,
+                                                                                                capsys):
+    sim, inv, changes = test_devices
+    name = TEST_DEVICES["huawei_vrp"]
+    _fresh(sim, [name])
+    before = sim.running_config(name)
+    # six lines go in, then the device's configuration hangs, for the change and the rollback alike
+    sim.set_faults(name, stall_after=6, stall_scope="config")
+    run = Pusher(inv, {name: changes[name]}, _options(sim, tmp_path, read_timeout=1.5)).run([name])
+    o = run.outcomes[0]
+    now = sim.running_config(name)
+    assert not same_config(o.platform, cli(o.platform).config_text(now), cli(o.platform).config_text(before))
+    assert o.status == FAILED and o.kind == "timeout" and _operator_words(o.reason), o.reason
+    assert o.end_state == ROLLBACK_FAILED and "ROLLBACK FAILED" in o.rollback
+    backup = cli(o.platform).config_text(Path(o.backup).read_text())
+    assert o.differs == differing_lines(o.platform, cli(o.platform).config_text(now), backup) and o.differs
+    assert o.restore == f"invoke network.restore --inventory {inv.root} --device {name} --backup {o.backup} --apply"
+    assert run.end_states()[ROLLBACK_FAILED] == 1 and not run.ok
+
+    # the summary says so, never "rolled back", and the exit code is its own
+    with pytest.raises(Exit) as exited:
+        exit_for(run)
+    assert exited.value.code == HALF_APPLIED != PROBLEMS
+    shown = capsys.readouterr().err
+    assert "LEFT HALF-APPLIED" in shown and "were rolled back" not in shown and o.restore in " ".join(shown.split())
+    assert all(line.strip() in shown for line in o.differs)
+    paths = write_reports(run, tmp_path / "out", ("json", "html"), "en")
+    data = json.loads(paths[0].read_text())
+    assert data["end_states"]["rollback_failed"] == 1 and data["devices"][0]["differs"] == o.differs
+    assert "ROLLBACK FAILED" in paths[1].read_text()
+
+    # once the device answers again, the restore command brings it back and proves it
+    sim.clear_faults(name)
+    dry, lines = restore(inv, name, Path(o.backup), options=_options(sim, tmp_path, apply=False))
+    assert dry.status == DRY_RUN and lines and sim.running_config(name) == now
+    done, _ = restore(inv, name, Path(o.backup), options=_options(sim, tmp_path))
+    assert done.end_state == ROLLED_BACK and "verified" in done.rollback, done
+    assert _unchanged(sim, o, {name: before})
+
+
+@pytest.mark.lab
+def test_slow_devices_hit_their_deadline_and_are_rolled_back_while_the_others_finish(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    names = [TEST_DEVICES[p] for p in ("cisco_ios", "huawei_vrpv8", "hp_comware", "ruijie_os")]
+    slow = {names[0]: 1000, names[1]: 1800}  # 1 s per configuration line; just under the 2 s read timeout
+    _fresh(sim, names)
+    before = {n: sim.running_config(n) for n in names}
+    for n, ms in slow.items():
+        sim.set_faults(n, config_latency_ms=ms)
+    # Each change has 30-50 lines: without a deadline the slow ones take lines x latency, every line under
+    # the read timeout. The deadline (here 4 s; by default half the vendor's timer) cuts them and rolls back.
+    run = Pusher(inv, {n: changes[n] for n in names}, _options(sim, tmp_path, read_timeout=2, deadline=4)).run(names)
+    by = {o.device: o for o in run.outcomes}
+    for n in slow:
+        o = by[n]
+        assert o.status == FAILED and o.kind == "deadline" and _operator_words(o.reason), (n, o.kind, o.reason)
+        assert o.end_state == ROLLED_BACK and o.rollback.endswith("verified: the device equals its backup"), o
+        assert o.deadline == 4 and _unchanged(sim, o, before)
+    for n in names[2:]:
+        assert by[n].status == APPLIED and by[n].end_state == CHANGED, by[n]
+    assert not [d for d in sim.status() if d["name"] in names and d.get("pending_rollback")]
+    for n in slow:
+        sim.clear_faults(n)
+    # the default deadline is half the platform's commit timer: the vendor timer is still armed at rollback
+    pusher = Pusher(inv, {}, PushOptions())
+    assert pusher.deadline("huawei_vrpv8") == 300 and pusher.deadline("cisco_ios") == 300
+    assert Pusher(inv, {}, PushOptions(deadline=900)).deadline("hp_comware") == 300
+
+
+@pytest.mark.lab
+def test_an_ios_revert_timer_expiring_mid_change_is_said_as_such_not_as_a_rejected_line(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    name = TEST_DEVICES["cisco_ios"]
+    sim.reset(name, f"hostname {name}\narchive\n path flash:jy-archive\n")  # IOS needs an archive path for it
+    sim.set_time_scale(name, 1 / 600)  # the 10-minute revert timer lasts one second
+    before = sim.running_config(name)
+    sim.set_faults(name, config_latency_ms=150)  # and the change takes several
+    run = Pusher(inv, {name: changes[name]}, _options(sim, tmp_path)).run([name])
+    o = run.outcomes[0]
+    assert "automatic rollback (revert)" in sim.command_log(name)  # the device did revert mid-change
+    assert o.status == FAILED and o.kind == "timer_expired", (o.kind, o.reason)
+    assert "configure terminal revert timer 10" in o.reason and "rejected" not in o.reason and _operator_words(o.reason)
+    assert any(n.startswith("the device then answered") for n in o.notes), o.notes
+    assert o.end_state == ROLLED_BACK and _unchanged(sim, o, {name: before})
+    sim.clear_faults(name)
+
+
+@pytest.mark.lab
+def test_a_dead_or_slow_device_is_said_to_not_answer_never_as_netmiko_advice(test_devices, tmp_path):
+    sim, inv, changes = test_devices
+    dead, slow = TEST_DEVICES["huawei_vrp"], TEST_DEVICES["ruijie_os"]
+    _fresh(sim, [dead, slow])
+    sim.set_faults(dead, stall_after=0)  # the SSH login works, then nothing answers
+    sim.set_faults(slow, latency_ms=1500)  # every answer slower than the read timeout
+    run = Pusher(inv, {n: changes[n] for n in (dead, slow)}, _options(sim, tmp_path, read_timeout=1)).run([dead, slow])
+    for o in run.outcomes:
+        assert o.status == FAILED and o.kind in ("timeout", "deadline"), (o.device, o.kind, o.reason)
+        assert _operator_words(o.reason), o.reason
+        assert any(k in o.reason for k in ("did not answer", "showed no prompt", "answers too slowly")), o.reason
+        assert o.end_state == AS_BEFORE and not o.backup  # nothing was changed, and the summary says so
+    for n in (dead, slow):
+        sim.clear_faults(n)
 
 
 # --- fake-switches: a Cisco simulator nobody here wrote ---------------------------------------------------------

@@ -151,9 +151,13 @@ class Netsim:
     # --- faults and settings ---------------------------------------------------------------------
 
     def set_faults(self, name: str, *, reject: Iterable[str] = (), drop_after: int | None = None,
-                   latency_ms: int = 0) -> None:
+                   latency_ms: int = 0, config_latency_ms: int = 0, stall_after: int | None = None,
+                   stall_scope: str = "all") -> None:
         """Break a device from its next line on: config lines matching a `reject` regex fail with the vendor's
-        error; the session closes after `drop_after` config lines; every answer waits `latency_ms`."""
+        error; the session closes after `drop_after` config lines; every answer waits `latency_ms`, answers to
+        configuration lines `config_latency_ms` more; after `stall_after` config lines in a session (0: from
+        the start) the device answers nothing more, in any session, until the faults are cleared (with
+        `stall_scope="config"` only configuration lines go unanswered: logins, `display` and `show` still work)."""
         faults: dict[str, Any] = {}
         if reject:
             faults["reject"] = list(reject)
@@ -161,6 +165,11 @@ class Netsim:
             faults["drop_after"] = drop_after
         if latency_ms:
             faults["latency_ms"] = latency_ms
+        if config_latency_ms:
+            faults["config_latency_ms"] = config_latency_ms
+        if stall_after is not None:
+            faults["stall_after"] = stall_after
+            faults["stall_scope"] = stall_scope
         self._write_yaml(name, "faults.yaml", faults)
 
     def clear_faults(self, name: str) -> None:

@@ -64,7 +64,13 @@ class Faults:
 
     reject: list[re.Pattern[str]] = field(default_factory=list)
     drop_after: int | None = None
-    latency_ms: int = 0
+    latency_ms: int = 0  # every answer waits this long
+    config_latency_ms: int = 0  # answers to configuration-mode lines wait this long (exec answers do not)
+    # After this many configuration lines in a session the device stops answering, in every session,
+    # until the fault is cleared: everything (`all`, new logins get no prompt) or configuration lines only
+    # (`config`: a configuration process that hangs while `display` / `show` still answer).
+    stall_after: int | None = None
+    stall_scope: str = "all"
 
 
 @dataclass
@@ -93,6 +99,7 @@ class Device:
         self._cache: dict[str, tuple[float, Any]] = {}
         self._log = (self.dir / "commands.log").open("a", encoding="utf-8")
         self._session_ids = itertools.count(1)
+        self._stalled = False  # a `stall_after` fault was reached (cleared with the fault)
         startup = self.dir / "startup.cfg"
         if startup.exists():  # a restarted simulator boots from what was saved, as a reload does
             self.running = self._parse(startup.read_text(encoding="utf-8"))
@@ -239,7 +246,25 @@ class Device:
             reject=[re.compile(p) for p in data.get("reject") or []],
             drop_after=data.get("drop_after"),
             latency_ms=int(data.get("latency_ms") or 0),
+            config_latency_ms=int(data.get("config_latency_ms") or 0),
+            stall_after=data.get("stall_after"),
+            stall_scope=str(data.get("stall_scope") or "all"),
         )
+
+    def stall(self, session: int, lines: int) -> None:
+        if not self._stalled:
+            self.log(session, "fault", f"stalling after {lines} config lines: no answers until the fault is cleared")
+        self._stalled = True
+
+    def stalled(self, config_mode: bool) -> bool:
+        """Whether a line typed now (in configuration mode or not) goes unanswered."""
+        faults = self.faults()
+        if faults.stall_after is None:
+            self._stalled = False
+            return False
+        if faults.stall_after == 0:
+            self._stalled = True
+        return self._stalled and (faults.stall_scope != "config" or config_mode)
 
     def _settings(self) -> dict[str, Any]:
         return self._reread("settings.yaml")

@@ -135,7 +135,17 @@ def shell(device: Device, channel: paramiko.Channel, user: str) -> str:
     def send(text: str) -> None:
         channel.sendall(text.replace("\n", "\r\n").encode("utf-8"))
 
+    def unanswered() -> bool:
+        """Wait while a stall fault holds the device; False if the client went away meanwhile."""
+        while device.stalled(session.config_mode):
+            if channel.closed or not channel.get_transport().is_active():
+                return False
+            time.sleep(0.05)
+        return True
+
     try:
+        if not unanswered():
+            return "closed"
         send(session.banner() + session.prompt())
         line = ""
         last = ""
@@ -151,12 +161,19 @@ def shell(device: Device, channel: paramiko.Channel, user: str) -> str:
                     continue
                 last = ch
                 if ch in "\r\n":
+                    if device.stalled(session.config_mode):  # the echo is sent, the answer never comes
+                        send("".join(out))
+                        out = []
+                        if not unanswered():
+                            return "closed"
+                    in_config = session.config_mode
                     answer = session.feed(line)
                     line = ""
                     if session.dropped:
                         channel.get_transport().close()
                         return "dropped"
-                    latency = device.faults().latency_ms
+                    faults = device.faults()
+                    latency = faults.latency_ms + (faults.config_latency_ms if in_config else 0)
                     if latency:
                         send("".join(out))
                         out = []

@@ -146,6 +146,8 @@ class Session:
                 if faults.drop_after is not None and self.config_lines >= faults.drop_after:
                     self.device.log(self.sid, "fault", f"dropping the session after {self.config_lines} config lines")
                     self.dropped = True
+                if faults.stall_after is not None and self.config_lines >= faults.stall_after:
+                    self.device.stall(self.sid, self.config_lines)
                 return output
             return self._exec_line(line, raw)
 
