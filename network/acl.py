@@ -254,5 +254,5 @@ def reconcile(platform: str, running: Sequence[Line], intended: Sequence[Line], 
             exit_text = [section_exit] if section_exit else []
             change.commands += [text, *remove, *add, *exit_text]
             change.rollback += [text, *undo_remove, *undo_add, *exit_text]
-            change.shown += [text, *(" " + line for line in [*remove, *add])]
+            change.shown += [text, *("  " + line for line in [*remove, *add])]  # as hier_config indents
     return change

@@ -211,8 +211,14 @@ def rebind(full: HConfig, target: HConfig, remediation: HConfig) -> list[str]:
         for text in order:
             change.add_child(text)
         rendered = {c.text for c in iface.children}
-        lost += [f"{iface.text}: `{bind.text}` removes `{c.text}`, which jiyue does not manage: it is not put back"
-                 for c in now.children if any(p.search(c.text) for p in clears) and c.text not in rendered]
+        slots = {scope_key(t): t for t in rendered}
+        for c in now.children:
+            if not any(p.search(c.text) for p in clears) or c.text in rendered:
+                continue
+            slot = slots.get(scope_key(c.text))
+            lost.append(f"{iface.text}: `{bind.text}` removes `{c.text}`; jiyue sets `{slot}` instead" if slot else
+                        f"{iface.text}: `{bind.text}` removes `{c.text}`, which jiyue does not manage: "
+                        "it is not put back")
     return lost
 
 

@@ -251,8 +251,8 @@ def test_an_engineers_entry_in_jiyues_acl_goes_by_its_own_number_and_the_push_co
         assert len(_section(sim.running_config(NAMES[p]), mgmt[p])) == len(ours[p]) + 1
     push = _push(devices, tmp_path, platforms)
     _ok(push, APPLIED)
-    removal = {"huawei_vrp": " undo rule 1005", "hp_comware": " undo rule 1005", "cisco_ios": " no 1010",
-               "ruijie_os": " no 1010"}
+    removal = {"huawei_vrp": "  undo rule 1005", "hp_comware": "  undo rule 1005", "cisco_ios": "  no 1010",
+               "ruijie_os": "  no 1010"}
     for p in platforms:
         o = push[p]
         assert o.diff == [mgmt[p], removal[p]], (p, o.diff)  # exactly the engineer's entry, by its number
