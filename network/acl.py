@@ -21,20 +21,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from jiyue.device import DeviceError
 from network.outline import Line, blocks
+from network.scope import scope_data
 
-SCOPE_FILE = Path(__file__).resolve().with_name("scope.yaml")
 
-
-@cache
 def _data() -> dict[str, Any]:
-    return yaml.safe_load(SCOPE_FILE.read_text(encoding="utf-8"))["acls"]
+    return scope_data()["acls"]
 
 
 @dataclass(frozen=True)
@@ -218,14 +213,18 @@ def reconcile(platform: str, running: Sequence[Line], intended: Sequence[Line], 
               section_exit: str) -> AclChange:
     """The change that makes each of jiyue's ACLs hold exactly its rendered entries, in their order."""
     change = AclChange()
-    theirs = blocks(running)
+    theirs: dict[str, tuple[str, list[Line]]] = {}  # family + id -> the device's header as printed, its lines
+    for text, kids in blocks(running).items():
+        if th := header(text):
+            theirs[f"{th.family} {th.id}"] = (text, kids)
     for text, kids in blocks(intended).items():
         h = header(text)
         if h is None:
             continue
-        change.headers.add(text)
+        printed, had = theirs.get(f"{h.family} {h.id}", (text, []))
+        change.headers.update({text, printed})  # the same ACL, however the device prints its header
         want = [c for c in kids if len(c.parents) == 1]
-        have = [c for c in theirs.get(text, []) if len(c.parents) == 1]
+        have = [c for c in had if len(c.parents) == 1]
         want_entries = [(c, entry(platform, h.family, c.text)) for c in want]
         have_entries = [(c, entry(platform, h.family, c.text)) for c in have]
         kept: set[int] = set()  # indexes into want_entries met on the device

@@ -28,33 +28,24 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import Any
 
-import yaml
 from hier_config import HConfig
 from hier_config.child import HConfigChild
 
 from jiyue.platforms import cli, parse
 from network import acl, floors
 from network.outline import Line, outline, text_of
-
-SCOPE_FILE = Path(__file__).resolve().with_name("scope.yaml")
-
-
-@cache
-def _scope_data() -> dict[str, Any]:
-    return yaml.safe_load(SCOPE_FILE.read_text(encoding="utf-8"))
+from network.scope import scope_data
 
 
 @cache
 def scope_key_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _scope_data().get("scope_keys", ()))
+    return tuple(re.compile(p) for p in scope_data().get("scope_keys", ()))
 
 
 @cache
 def owned_section_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _scope_data().get("owned_sections", ()))
+    return tuple(re.compile(p) for p in scope_data().get("owned_sections", ()))
 
 
 def scope_key(text: str) -> str:
@@ -183,7 +174,7 @@ def _without(lines: Sequence[Line], headers: set[str]) -> list[str]:
 
 @cache
 def _binding() -> tuple[tuple[re.Pattern, ...], tuple[re.Pattern, ...]]:
-    data = _scope_data()["vpn_binding"]
+    data = scope_data()["vpn_binding"]
     return tuple(map(re.compile, data["binds"])), tuple(map(re.compile, data["clears"]))
 
 
