@@ -162,8 +162,9 @@ def identify(platform: str, running: Sequence[Line], intended: Sequence[Line]) -
                                                  f"no number {low}-{low + 999} is free: free one, or set another "
                                                  "number in network/baseline.yaml (acl)")
                 found = str(free)
+                name = marker.removeprefix("description ").removesuffix(" jiyue") if marker else "ACL"
                 ident.notes.append(f"the device's ACL {h.id} is not jiyue's ({used}): left alone; jiyue's "
-                                   f"{marker.removeprefix('description ') if marker else 'ACL'} is {found}")
+                                   f"{name} is ACL {found}")
             taken.add(f"{h.family} {found}")
             if found != h.id:
                 ident.renamed[(h.family, h.id)] = found
