@@ -221,6 +221,35 @@ def test_ios_and_rgos_acl_entries_carry_sequence_numbers(platform, header, form)
     assert again.load(config.render()) == [] and again.render() == config.render()  # the numbers survive a reload
 
 
+@pytest.mark.parametrize("platform,iface,vpn,bind,sub", [
+    ("huawei_vrp", "interface Vlanif120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("huawei_vrpv8", "interface Vlanif120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("hp_comware", "interface Vlan-interface120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("cisco_ios", "interface Vlan120", "vrf definition E", "vrf forwarding E", "secondary"),
+    ("ruijie_os", "interface VLAN 120", "vrf definition E", "vrf forwarding E", "secondary"),
+])
+def test_a_primary_address_replaces_only_the_primary_and_a_vpn_binding_removes_every_address(
+        platform, iface, vpn, bind, sub):
+    config = Config(load(platform))
+    config.apply([], "ipv6")  # VRP5's global switch; other platforms refuse it, which changes nothing
+    config.apply([], vpn)
+    path = config.apply([], iface).path
+    lines = ["ip address 10.1.1.1 255.255.255.0", f"ip address 10.7.7.1 255.255.255.0 {sub}"]
+    if platform in ("cisco_ios", "ruijie_os"):
+        lines += ["ipv6 enable", "ipv6 address FE80::1 link-local"]
+    elif platform != "hp_comware":
+        lines += ["ipv6 enable"]
+    lines += ["ipv6 address 2001:DB8::1/64"]
+    for line in lines:
+        assert config.apply(path, config.grammar.normalise(line)).ok, (platform, line)
+    assert config.apply(path, "ip address 10.2.2.1 255.255.255.0").changed
+    kept = _entries(config, path)
+    assert "ip address 10.2.2.1 255.255.255.0" in kept and f"ip address 10.7.7.1 255.255.255.0 {sub}" in kept
+    assert "ip address 10.1.1.1 255.255.255.0" not in kept
+    assert config.apply(path, bind).ok
+    assert not [line for line in _entries(config, path) if re.match(r"ipv6? address ", line)], platform
+
+
 def test_huawei_and_h3c_acl_rules_are_edited_by_number_and_nat_uses_an_acl():
     for platform, header in (("huawei_vrp", "acl number 2001"), ("huawei_vrpv8", "acl number 2001"),
                              ("hp_comware", "acl basic 2001")):
