@@ -136,8 +136,8 @@ def identify(platform: str, running: Sequence[Line], intended: Sequence[Line]) -
             continue
         for ref in references(line.text):
             users.setdefault(ref.family + " " + ref.id, []).append(" > ".join(line.path))
-    taken = set(theirs)
     mine = [(h, kids) for text, kids in blocks(intended).items() if (h := header(text))]
+    taken = set(theirs) | {f"{h.family} {h.id}" for h, _ in mine}  # never a number another of jiyue's ACLs has
     for h, kids in mine:
         key = h.family + " " + h.id
         marker = _marker(kids)
