@@ -8,9 +8,18 @@ computes the remediation and its rollback.
 Scope: a device carries much that jiyue did not render (other VPNs, port settings, users). Before
 diffing, the running configuration is cut down to the lines jiyue *manages*: a running line stays
 only when a line with the same key (network/scope.yaml `scope_keys`) is rendered at the same place
-(under the same parent sections). So an old address on a department VLANIF or an old default
-route in the extranet VPN is replaced, while an unrelated line is never negated. Restoring a
-backup, by contrast, is unscoped (`restore_commands`): the device must become its backup again.
+(under the same parent sections). So an old primary address on a department VLANIF or an old default
+route in the extranet VPN is replaced, while an unrelated line (a secondary or link-local address, a
+second IPv6 address) is never negated. Restoring a backup, by contrast, is unscoped
+(`restore_commands`): the device must become its backup again.
+
+Before that, the intended lines are resolved against the device (`resolve`): jiyue's ACLs take the
+numbers that are jiyue's on this device (network/acl.py: an ACL jiyue did not create is never
+rewritten), and every threshold the device already holds more strictly keeps the device's value
+(network/floors.py: the baseline is a floor). jiyue's ACLs are then changed entry by entry with the
+vendor's own commands (network/acl.py), not by hier_config. A push that binds an interface to the VPN
+sends again every rendered line the binding removes, and the preview names each line the binding
+removes that jiyue does not render (`vpn_binding` in network/scope.yaml).
 """
 
 from __future__ import annotations
@@ -19,31 +28,24 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
-from typing import Any
 
-import yaml
 from hier_config import HConfig
 from hier_config.child import HConfigChild
 
 from jiyue.platforms import cli, parse
-
-SCOPE_FILE = Path(__file__).resolve().with_name("scope.yaml")
-
-
-@cache
-def _scope_data() -> dict[str, Any]:
-    return yaml.safe_load(SCOPE_FILE.read_text(encoding="utf-8"))
+from network import acl, floors
+from network.outline import Line, outline, text_of
+from network.scope import scope_data
 
 
 @cache
 def scope_key_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _scope_data().get("scope_keys", ()))
+    return tuple(re.compile(p) for p in scope_data().get("scope_keys", ()))
 
 
 @cache
 def owned_section_rules() -> tuple[re.Pattern, ...]:
-    return tuple(re.compile(p) for p in _scope_data().get("owned_sections", ()))
+    return tuple(re.compile(p) for p in scope_data().get("owned_sections", ()))
 
 
 def scope_key(text: str) -> str:
@@ -113,7 +115,8 @@ class DeviceDiff:
     platform: str
     remediation: list[str] = field(default_factory=list)  # lines to send, sections entered and left
     rollback: list[str] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)  # the remediation indented, for people
+    shown: list[str] = field(default_factory=list)  # the notes as comments, then the remediation indented, for people
+    notes: list[str] = field(default_factory=list)  # what the operator must know: lost lines, kept values, ACL ids
 
     @property
     def empty(self) -> bool:
@@ -150,15 +153,80 @@ def negation_met(running: HConfig, path: Sequence[str], line: str) -> bool:
     return node.get_child(equals=line) is not None or node.get_child(equals=positive) is None
 
 
+@dataclass(frozen=True)
+class Resolved:
+    running: list[Line]
+    intended: list[Line]  # as resolved against this device: its ACL ids, its stricter thresholds
+    notes: list[str]
+
+
+def resolve(platform: str, running_text: str, intended: str | Sequence[str]) -> Resolved:
+    """The intended lines as they apply to this device; DeviceError (refused) when they cannot."""
+    running = outline(running_text)
+    ident = acl.identify(platform, running, outline(intended))
+    lines, kept = floors.apply(running, acl.renumber(outline(intended), ident))
+    return Resolved(running, lines, [*ident.notes, *kept])
+
+
+def _without(lines: Sequence[Line], headers: set[str]) -> list[str]:
+    return text_of(line for line in lines if (line.parents[0] if line.parents else line.text) not in headers)
+
+
+@cache
+def _binding() -> tuple[tuple[re.Pattern, ...], tuple[re.Pattern, ...]]:
+    data = scope_data()["vpn_binding"]
+    return tuple(map(re.compile, data["binds"])), tuple(map(re.compile, data["clears"]))
+
+
+def rebind(full: HConfig, target: HConfig, remediation: HConfig) -> list[str]:
+    """Where the change binds an interface to a VPN (which removes its addresses), send every rendered
+    line the binding removes again after it, drop negations of what it removes anyway, and return the
+    removed lines jiyue does not render: the operator must see them before --apply."""
+    binds, clears = _binding()
+    negation = target.driver.negation_prefix
+    lost = []
+    for iface in target.children:
+        bind = next((c for c in iface.children if any(b.search(c.text) for b in binds)), None)
+        now = full.get_child(equals=iface.text)
+        if bind is None or now is None or now.get_child(equals=bind.text) is not None:
+            continue
+        change = remediation.get_child(equals=iface.text)
+        if change is None:
+            continue
+        sent = {c.text for c in change.children}
+        order = [c.text for c in change.children if c.text.startswith(negation)
+                 and not any(p.search(c.text.removeprefix(negation)) for p in clears)]
+        order += [c.text for c in iface.children if c.text in sent or any(p.search(c.text) for p in clears)]
+        for c in list(change.children):
+            c.delete()
+        for text in order:
+            change.add_child(text)
+        rendered = {c.text for c in iface.children}
+        slots = {scope_key(t): t for t in rendered}
+        for c in now.children:
+            if not any(p.search(c.text) for p in clears) or c.text in rendered:
+                continue
+            slot = slots.get(scope_key(c.text))
+            lost.append(f"{iface.text}: `{bind.text}` removes `{c.text}`; jiyue sets `{slot}` instead" if slot else
+                        f"{iface.text}: `{bind.text}` removes `{c.text}`, which jiyue does not manage: "
+                        "it is not put back")
+    return lost
+
+
 def diff(device: str, platform: str, running_text: str, intended: str | Sequence[str]) -> DeviceDiff:
     """The scoped remediation from the running configuration to the intended lines."""
-    running = parse(platform, running_text)
+    r = resolve(platform, running_text, intended)
+    negation_prefix = cli(platform).negation
+    acls = acl.reconcile(platform, r.running, r.intended, negation_prefix, cli(platform).section_exit or "exit")
+    running = parse(platform, _without(r.running, acls.headers))
     full = running.deep_copy()
-    target = parse(platform, intended)
+    target = parse(platform, _without(r.intended, acls.headers))
     negations = split_negations(target)
     scoped(running, target)
-    remediation = running.config_to_get_to(target).set_order_weight()
+    remediation = running.config_to_get_to(target)
     rollback = target.config_to_get_to(running).set_order_weight()
+    lost = rebind(full, target, remediation)
+    remediation.set_order_weight()
     for path, line in negations:
         if not negation_met(full, path, line):
             node: HConfig | HConfigChild = remediation
@@ -169,8 +237,11 @@ def diff(device: str, platform: str, running_text: str, intended: str | Sequence
             for text in path:
                 undo = undo.get_child(equals=text) or undo.add_child(text)
             undo.add_child(line.removeprefix(running.driver.negation_prefix))
-    return DeviceDiff(device, platform, commands(remediation, platform), commands(rollback, platform),
-                      indented(remediation))
+    sent = [*acls.commands, *commands(remediation, platform)]
+    notes = [*lost, *r.notes] if sent else []
+    comment = "#" if negation_prefix.strip() == "undo" else "!"
+    return DeviceDiff(device, platform, sent, [*acls.rollback, *commands(rollback, platform)],
+                      [*(f"{comment} {n}" for n in notes), *acls.shown, *indented(remediation)], notes)
 
 
 def restore_commands(platform: str, current_text: str, backup_text: str) -> list[str]:
@@ -187,10 +258,11 @@ def same_config(platform: str, a: str, b: str) -> bool:
 
 
 def missing_lines(platform: str, running_text: str, intended: str | Sequence[str]) -> list[str]:
-    """Intended lines the running configuration lacks (what verification after a push looks for);
-    an intended negation is missing while the device still shows its positive form."""
+    """Intended lines (as resolved against the device) the running configuration lacks: what
+    verification after a push looks for; an intended negation is missing while the device still
+    shows its positive form."""
     running = parse(platform, running_text)
-    target = parse(platform, intended)
+    target = parse(platform, text_of(resolve(platform, running_text, intended).intended))
     missing = [" > ".join([*path, line]) for path, line in split_negations(target)
                if not negation_met(running, path, line)]
     for child in target.all_children():

@@ -57,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from inventory.groups import PatternError, pattern_terms, select_targets
 from inventory.model import Device, Inventory, Platform
 from network import vendor
+from network.floors import Floor
 from network.model import AddressPlan
 from network.plan import Managed, PlanningError, managed_interfaces
 
@@ -104,6 +105,9 @@ class Baseline(_Model):
     snmp_group: str
     acl: BaselineAcls
     vty: dict[Platform, str]
+    # which way each threshold is stricter and how platforms print it: the diff reads them (network/floors.py)
+    floors: dict[str, Floor] = Field(default_factory=dict)
+    floor_lines: list[str] = Field(default_factory=list)
 
 
 def load_baseline(path: Path | None = None) -> Baseline:
@@ -365,6 +369,14 @@ class _Context:
                 "boundary_ipv6": _check(vendor.acl_number, _where(d, fld="baseline acl.boundary_ipv6"), p,
                                         acls.boundary_ipv6.number, "advanced")}
 
+    def _acl_names(self, role: str) -> dict[str, str]:
+        """The names jiyue's numbered ACLs carry in their description: the mark that they are jiyue's."""
+        acls, d = self.baseline.acl, self.device
+        keys = {"name4": "management", "name6": "management"} if role == "management" else \
+            {"name4": "boundary_ipv4", "name6": "boundary_ipv6"}
+        return {k: _check(vendor.acl_name, _where(d, fld=f"baseline acl.{v}.name"), self.platform,
+                          getattr(acls, v).name) for k, v in keys.items()}
+
     def _acl(self, interfaces: list[dict[str, Any]]) -> dict[str, Any] | None:
         departments = [i for i in interfaces if i["kind"] == "department"]
         if not departments:
@@ -375,7 +387,7 @@ class _Context:
             raise RenderError(f"{_where(self.device)}: more than 9 management subnets for the boundary ACL")
         ids = self._acl_ids()
         vlans = sorted({i["vlan"]: i for i in departments}.values(), key=lambda i: i["vlan"])
-        return {"ipv4": ids["boundary_ipv4"], "ipv6": ids["boundary_ipv6"],
+        return {"ipv4": ids["boundary_ipv4"], "ipv6": ids["boundary_ipv6"], **self._acl_names("boundary"),
                 # rule IDs: 1-9 management denies, 20 DHCP / link-local ND, 100 + 10 x VLAN the permits, 65000 deny
                 "deny4": [{"rule": n, **_v4net(net)} for n, net in enumerate(
                     (x for x in mgmt if x.version == 4), 1)],
@@ -441,7 +453,7 @@ class _Context:
                     (s for s in sources if s.version == 4), 1)],
                 "sources6": [{"rule": 5 * n, **_v6net(s)} for n, s in enumerate(
                     (s for s in sources if s.version == 6), 1)],
-                "acl": self._acl_ids()["management"],
+                "acl": self._acl_ids()["management"], "acl_name": self._acl_names("management")["name4"],
                 "snmp_group": _check(vendor.simple_name, _where(d, fld="baseline snmp_group"), b.snmp_group,
                                      "SNMP group"),
                 "idle": b.idle_timeout_minutes, "attempts": b.login_attempts,

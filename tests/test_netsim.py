@@ -186,6 +186,85 @@ def test_unknown_lines_and_negation_follow_the_grammar():
                                                                  "rule 10 deny ipv6"]
 
 
+def _entries(config: Config, path: list[str]) -> list[str]:
+    return [c.text for c in config.resolve(path)[-1].children]
+
+
+@pytest.mark.parametrize("platform,header,form", [
+    ("cisco_ios", "ip access-list standard A", "{n} {body}"),
+    ("cisco_ios", "ipv6 access-list A6", "sequence {n} {body}"),
+    ("ruijie_os", "ip access-list extended A", "{n} {body}"),
+    ("ruijie_os", "ipv6 access-list A6", "{n} {body}"),
+])
+def test_ios_and_rgos_acl_entries_carry_sequence_numbers(platform, header, form):
+    """IOS-XE and RGOS number ACL entries and print the numbers: an entry typed without one gets the last
+    number + 10, entries stay in number order, `no N` removes entry N and `no <body>` the entry with that
+    body, a number in use is refused."""
+    config = Config(load(platform))
+    acl = config.apply([], header).path
+    body = "permit 10.0.0.0 0.0.0.255" if "ipv6" not in header else "permit ipv6 2001:DB8::/64 any"
+    other = "permit 10.1.1.5" if "ipv6" not in header else "permit ipv6 2001:DB8:1::/64 any"
+    deny = "deny any" if "standard" in header else ("deny ip any any" if "ipv6" not in header else "deny ipv6 any any")
+    seq = "sequence " if form.startswith("sequence") else ""
+    assert config.apply(acl, f"{seq}5 {body}").ok and config.apply(acl, f"{seq}1000 {deny}").ok
+    assert config.apply(acl, other).ok  # typed without a number: after the last
+    assert _entries(config, acl) == [form.format(n=5, body=body), form.format(n=1000, body=deny),
+                                     form.format(n=1010, body=other)]
+    taken = config.apply(acl, f"{seq}5 {other}")
+    assert not taken.ok and taken.message == "% Duplicate sequence number"
+    assert config.apply(acl, f"{seq}7 {deny.replace('deny', 'permit')}").ok  # inserted in number order
+    assert _entries(config, acl)[1] == form.format(n=7, body=deny.replace("deny", "permit"))
+    assert config.apply(acl, f"no {seq}1010").changed and config.apply(acl, f"no {body}").changed
+    assert _entries(config, acl) == [form.format(n=7, body=deny.replace("deny", "permit")),
+                                     form.format(n=1000, body=deny)]
+    again = Config(load(platform))
+    assert again.load(config.render()) == [] and again.render() == config.render()  # the numbers survive a reload
+
+
+@pytest.mark.parametrize("platform,iface,vpn,bind,sub", [
+    ("huawei_vrp", "interface Vlanif120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("huawei_vrpv8", "interface Vlanif120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("hp_comware", "interface Vlan-interface120", "ip vpn-instance E", "ip binding vpn-instance E", "sub"),
+    ("cisco_ios", "interface Vlan120", "vrf definition E", "vrf forwarding E", "secondary"),
+    ("ruijie_os", "interface VLAN 120", "vrf definition E", "vrf forwarding E", "secondary"),
+])
+def test_a_primary_address_replaces_only_the_primary_and_a_vpn_binding_removes_every_address(
+        platform, iface, vpn, bind, sub):
+    config = Config(load(platform))
+    config.apply([], "ipv6")  # VRP5's global switch; other platforms refuse it, which changes nothing
+    config.apply([], vpn)
+    path = config.apply([], iface).path
+    lines = ["ip address 10.1.1.1 255.255.255.0", f"ip address 10.7.7.1 255.255.255.0 {sub}"]
+    if platform in ("cisco_ios", "ruijie_os"):
+        lines += ["ipv6 enable", "ipv6 address FE80::1 link-local"]
+    elif platform != "hp_comware":
+        lines += ["ipv6 enable"]
+    lines += ["ipv6 address 2001:DB8::1/64"]
+    for line in lines:
+        assert config.apply(path, config.grammar.normalise(line)).ok, (platform, line)
+    assert config.apply(path, "ip address 10.2.2.1 255.255.255.0").changed
+    kept = _entries(config, path)
+    assert "ip address 10.2.2.1 255.255.255.0" in kept and f"ip address 10.7.7.1 255.255.255.0 {sub}" in kept
+    assert "ip address 10.1.1.1 255.255.255.0" not in kept
+    assert config.apply(path, bind).ok
+    assert not [line for line in _entries(config, path) if re.match(r"ipv6? address ", line)], platform
+
+
+def test_huawei_and_h3c_acl_rules_are_edited_by_number_and_nat_uses_an_acl():
+    for platform, header in (("huawei_vrp", "acl number 2001"), ("huawei_vrpv8", "acl number 2001"),
+                             ("hp_comware", "acl basic 2001")):
+        config = Config(load(platform))
+        acl = config.apply([], header).path
+        assert config.apply(acl, "rule 5 permit source 10.0.0.0 0.0.0.255").ok
+        assert config.apply(acl, "rule 5 deny source 10.0.0.0 0.0.0.255").changed  # rule 5 edited, not doubled
+        config.apply(acl, "rule 1 permit source 10.1.1.5 0")
+        assert _entries(config, acl) == ["rule 1 permit source 10.1.1.5 0", "rule 5 deny source 10.0.0.0 0.0.0.255"]
+        assert config.apply(acl, "undo rule 5").changed
+        iface = "interface GigabitEthernet1/0/1" if platform == "hp_comware" else "interface Vlanif100"
+        path = config.apply([], iface).path
+        assert config.apply(path, "nat outbound 2001").ok, platform
+
+
 def test_weak_baseline_devices_are_seeded_as_recorded(demo):
     weak = weak_devices()
     assert set(weak) == {"sj-hj1", "qs-jr1"} and set(weak) <= set(demo.devices)

@@ -64,6 +64,7 @@ ip vpn-instance OTHER
   route-distinguisher 1:1
 #
 acl number 3001
+ description JY-EXT-IN jiyue
  rule 5 permit source 10.9.9.0 0.0.0.255
  rule 10 permit source 10.80.0.0 0.0.0.255
 #
@@ -86,6 +87,7 @@ return
 """
 VRP_INTENDED = """\
 acl number 3001
+ description JY-EXT-IN jiyue
  rule 10 permit source 10.80.0.0 0.0.0.255
  rule 65000 deny ip
 ip vpn-instance EGOV-EXTRANET
@@ -102,7 +104,10 @@ ip route-static vpn-instance EGOV-EXTRANET 0.0.0.0 0 10.80.0.254
 def test_diff_replaces_managed_lines_and_never_negates_unrelated_ones():
     d = diff("sj-hj1", "huawei_vrp", cli("huawei_vrp").config_text(VRP_RUNNING), VRP_INTENDED)
     sent = d.remediation
-    assert "undo ip address 10.9.9.1 255.255.255.0" in sent  # same key (ip address) under a managed interface
+    # same key (the primary ip address) under a managed interface: replaced; here by the VPN binding itself,
+    # which removes the old address (so no `undo`), the planned one sent after it
+    assert "undo ip address 10.9.9.1 255.255.255.0" not in sent
+    assert sent.index("ip binding vpn-instance EGOV-EXTRANET") < sent.index("ip address 10.80.0.1 255.255.255.0")
     assert "undo ip route-static vpn-instance EGOV-EXTRANET 0.0.0.0 0 10.80.0.200" in sent  # the VPN's old default
     assert "ip route-static vpn-instance EGOV-EXTRANET 0.0.0.0 0 10.80.0.254" in sent
     # an ACL jiyue renders is jiyue's whole: a rule it no longer renders goes (in the CLI's short form)

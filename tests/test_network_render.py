@@ -115,8 +115,14 @@ def test_boundary_acl_permits_only_the_planned_prefixes_and_keeps_departments_of
         assert f"permit ipv6 source {str(s.ipv6).upper()}" in acl
     assert "rule 1 deny ip destination 198.18.30.0 0.0.0.255" in acl
     assert acl.index("rule 1 deny") < acl.index("permit ip source") < acl.index("rule 65000 deny ip")
+    assert " description JY-EXT-IN jiyue" in acl.splitlines()  # the mark that the numbered ACL is jiyue's
     ruijie = rendered["rsj-jr1"].features["acl"]
-    assert "permit ip 10.80.12.0 0.0.0.255 any" in ruijie and ruijie.splitlines()[4] == " deny ip any any"
+    # each entry under the number the diff knows it by (hier_config would number them by position)
+    assert " 1 deny ip any 198.18.30.0 0.0.0.255" in ruijie.splitlines()
+    assert "permit ip 10.80.12.0 0.0.0.255 any" in ruijie and ruijie.splitlines()[4] == " 65000 deny ip any any"
+    ios = rendered["sj-hx1"].features["baseline"].splitlines() if rendered["sj-hx1"].platform == "cisco_ios" else \
+        next(r for r in rendered.values() if r.platform == "cisco_ios").features["baseline"].splitlines()
+    assert " 1000 deny any" in ios and any(line.startswith(" 5 permit ") for line in ios)
 
 
 def test_the_management_baseline_is_on_every_device(rendered):
@@ -149,9 +155,12 @@ def test_hier_config_parses_every_rendered_config_into_the_intended_hierarchy(re
         assert tops == r.managed, r.device
         for section in r.sections:
             node = tree.get_child(equals=section.header)
-            below = {re.sub(r"^\d+ ", "", c.text) for c in node.all_children()}  # IOS ACLs get sequence numbers
+            # hier_config numbers IOS ACL entries and drops IPv6 `sequence N`: compare entries by their bodies
+            below = {re.sub(r"^(sequence )?\d+ ", "", c.text) for c in node.all_children()}
             for line, _ in section.children:
                 text = line.strip()
+                if r.platform in ("cisco_ios", "ruijie_os"):
+                    text = re.sub(r"^(sequence )?\d+ ", "", text)
                 if text == "exit-address-family":  # hier_config folds it into the address-family section
                     continue
                 assert text in below, (r.device, section.header, text)

@@ -97,14 +97,22 @@ class Config:
 
     def _apply_in(self, node: Node, path: list[str], line: str) -> Outcome | None:
         view = self.grammar.view(node.view)
-        if view.autonumber is not None and (auto := view.autonumber.match(line)):
-            prefix, body = line[:auto.end()], line[auto.end():]
-            numbered = re.compile(re.escape(prefix) + r"(\d+) (.*)")
-            taken = [(int(m.group(1)), m.group(2)) for c in node.children if (m := numbered.fullmatch(c.text))]
-            if any(b == body for _, b in taken):
-                return Outcome(path)  # the same rule is there already, under its number
-            step = view.autonumber_step
-            line = f"{prefix}{(max((n for n, _ in taken), default=0) // step + 1) * step} {body}"
+        numbering = view.numbering
+        if numbering is not None:
+            numbered = numbering.numbered
+            taken = {int(m.group(1)): m.group(2) for c in node.children if (m := numbered.fullmatch(c.text))}
+            if auto := numbering.before.match(line):
+                body = line[auto.end():]
+                if body in taken.values():
+                    return Outcome(path)  # the same entry is there already, under its number
+                line = f"{numbering.form}{numbering.next_number(taken)} {body}"
+            elif (m := numbered.fullmatch(line)) and view.match(line) and int(m.group(1)) in taken:
+                if taken[int(m.group(1))] == m.group(2):
+                    return Outcome(path)
+                if numbering.taken == "refuse":
+                    return Outcome(path, ok=False, error="custom", message=numbering.taken_error)
+                node.children = [c for c in node.children if not (
+                    (e := numbered.fullmatch(c.text)) and int(e.group(1)) == int(m.group(1)))]
         found = view.match(line)
         negation = self.grammar.negation + " "
         if found:
@@ -140,13 +148,28 @@ class Config:
             node.children.remove(c)
         if node.find(line) is None:
             node.add(Node(line, rule.rank))
+            self._renumbered(node)
         cleared = any(p.match(c.text) for c in doomed for p in rule.clears)
         message = rule.message if (cleared or not rule.clears) else ""
         return Outcome(path, changed=bool(doomed) or len(node.children) != before, message=message)
 
+    def _renumbered(self, node: Node) -> None:
+        """Numbered entries are kept in number order (the order the device evaluates and prints them)."""
+        numbering = self.grammar.view(node.view).numbering
+        if numbering is not None:
+            numbered = numbering.numbered
+            node.children.sort(key=lambda c: (c.rank, int(m.group(1)) if (m := numbered.fullmatch(c.text)) else 0))
+
     def _negate(self, node: Node, view: View, path: list[str], text: str) -> Outcome | None:
+        numbering = view.numbering
+        body = None
+        if numbering is not None and (auto := numbering.before.match(text)):
+            body = text[auto.end():]  # `no permit 10.1.1.5`, `undo rule permit source ...`: named by its body
+
         def removable(c: Node) -> bool:
             if c.text == text:
+                return True
+            if body is not None and (m := numbering.numbered.fullmatch(c.text)) and m.group(2) == body:
                 return True
             if not c.text.startswith(text + " "):
                 return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,13 +67,38 @@ class Rule:
         return words
 
 
+@dataclass(frozen=True)
+class Numbering:
+    """How a view numbers its entries (ACL rules, sequence numbers), as the vendor does.
+
+    Huawei and Comware number a rule typed without one (`rule permit ...` becomes `rule 5 permit ...`);
+    IOS and RGOS give an ACL entry typed without a sequence the next multiple of 10 (`permit ...` becomes
+    `10 permit ...`, in IOS's IPv6 ACLs `sequence 10 permit ...`). Entries are kept in number order, an
+    entry can be removed by its number or by its body, and a number already taken is either edited
+    (Huawei, Comware) or refused (IOS, RGOS: `% Duplicate sequence number`)."""
+
+    before: re.Pattern[str]  # the unnumbered typed form, matched up to where the number goes
+    form: str  # the printed text before the number: `rule `, `sequence `, or nothing
+    step: int = 5
+    taken: str = "replace"  # a typed number already in use: "replace" the entry, or "refuse" it
+    taken_error: str = ""
+    after_last: bool = False  # the next number is the last + step (IOS), not the next multiple of step (VRP)
+
+    def next_number(self, taken: Iterable[int]) -> int:
+        last = max(taken, default=0)
+        return last + self.step if self.after_last else (last // self.step + 1) * self.step
+
+    @property
+    def numbered(self) -> re.Pattern[str]:
+        """An entry as printed: group 1 its number, group 2 its body."""
+        return _compile_cached(re.escape(self.form) + r"(\d+) (.*)")
+
+
 @dataclass
 class View:
     name: str
     rules: list[Rule] = field(default_factory=list)
-    # Huawei and Comware number ACL rules typed without a number: `rule permit ...` becomes `rule 5 permit ...`
-    autonumber: re.Pattern[str] | None = None  # matches up to where the number goes
-    autonumber_step: int = 5
+    numbering: Numbering | None = None
 
     def match(self, line: str) -> tuple[Rule, re.Match[str]] | None:
         for rule in self.rules:
@@ -210,8 +236,14 @@ def load(platform: str) -> Grammar:
     for name, body in data["views"].items():
         rules = [_rule(source, name, i, raw) for i, raw in enumerate(body.get("rules", []))]
         auto = body.get("autonumber") or {}
-        views[name] = View(name, rules, _compile(source, f"views.{name}.autonumber", auto["before"]) if auto else None,
-                           int(auto.get("step", 5)))
+        unknown = set(auto) - {"before", "step", "form", "taken", "taken_error", "after_last"}
+        if unknown or (auto and ("form" not in auto or auto.get("taken", "replace") not in ("replace", "refuse"))):
+            raise GrammarError(f"{source.name}: views.{name}.autonumber: keys before, form (required), step, "
+                               f"taken (replace|refuse), taken_error; got {sorted(auto)}")
+        numbering = Numbering(_compile(source, f"views.{name}.autonumber", auto["before"]), auto["form"],
+                              int(auto.get("step", 5)), auto.get("taken", "replace"),
+                              auto.get("taken_error", ""), bool(auto.get("after_last", False))) if auto else None
+        views[name] = View(name, rules, numbering)
     for view in views.values():
         for rule in view.rules:
             if rule.view is not None and rule.view not in views:

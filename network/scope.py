@@ -1,0 +1,17 @@
+"""network/scope.yaml, read once: what the scoped diff treats as jiyue's (keys, owned sections, VPN
+bindings, ACLs). Its readers are network/diff.py and network/acl.py."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCOPE_FILE = Path(__file__).resolve().with_name("scope.yaml")
+
+
+@cache
+def scope_data() -> dict[str, Any]:
+    return yaml.safe_load(SCOPE_FILE.read_text(encoding="utf-8"))
