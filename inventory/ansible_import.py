@@ -27,8 +27,8 @@ from inventory.importer import Proposal, Written
 
 DEFAULT_MAPPING: dict[str, Any] = {
     "groups": [
-        {"match": r"dept_(?P<department>[a-z0-9-]+)"},
-        {"match": r"system_(?P<system>[a-z0-9-]+)"},
+        {"match": r"dept_(?P<department>[a-z0-9_-]+)"},  # Ansible writes a group's - as _: read back as -
+        {"match": r"system_(?P<system>[a-z0-9_-]+)"},
     ],
 }
 SSH_VARS = {"ansible_user": ("ssh", "user"), "ansible_ssh_user": ("ssh", "user"), "ansible_port": ("ssh", "port"),
@@ -127,6 +127,7 @@ def ansible_proposals(source: Path, written: Written, mapping: Path | None = Non
     problems: list[str] = []
     proposals: list[Proposal] = []
     systems: dict[str, dict[str, Any]] = {}
+    departments: set[str] = set()
     by_address = {str(node.get("address")): key for key, (_, node) in written.records["hosts"].items()}
     for host, groups in sorted(_groups_of(listing).items()):
         where = f"{shown}: host {host}"
@@ -180,11 +181,12 @@ def ansible_proposals(source: Path, written: Written, mapping: Path | None = Non
             values = {**{(k,): v for k, v in host_defaults.items()}, **values}
         home = Path("departments") / f"{dept}.yaml" if dept else Path("imported.yaml")
         proposals.append(Proposal("hosts", name, values, where, file=home, may_draft=True))
+        if dept:
+            departments.add(dept)
         if system:
             entry = systems.setdefault(system, {"department": dept, "hosts": [], "where": where, "file": home})
             entry["hosts"].append(name)
-    for code in sorted({(e["department"]) for e in systems.values() if e["department"]} |
-                       {_ident(d) for d in dept_info}):
+    for code in sorted(departments | {_ident(d) for d in dept_info}):
         if written.get("departments", code) is None:
             info = dept_info.get(code) or {}
             proposals.append(Proposal("departments", code, {(k,): v for k, v in info.items()},

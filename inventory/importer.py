@@ -419,36 +419,35 @@ def splice(original: str, dumped: str, changed: str) -> str:
     hunks the original's lines are kept as they were; a hunk that touches a line ruamel re-flows grows to
     the whole re-flowed construct, written as ruamel writes it."""
     orig, old, new = (t.splitlines(keepends=True) for t in (original, dumped, changed))
-
-    def boundaries(a: list[str], b: list[str]) -> dict[int, int]:
-        """Line boundaries of `a` that have a counterpart in `b`: inside equal runs and at every edge."""
-        out: dict[int, int] = {}
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-            if tag == "equal":
-                out.update({k: j1 + k - i1 for k in range(i1, i2 + 1)})
-            else:
-                out[i1], out[i2] = j1, j2
-        return out
-
-    to_orig, to_new = boundaries(old, orig), boundaries(old, new)
-    merged: list[list[int]] = []
-    for tag, a, b, _, _ in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+    # Line boundaries of the dump with a counterpart in the original: inside equal runs and at every edge; a
+    # boundary where the original has lines the dump lacks has two (lo, hi): those lines are kept.
+    lo: dict[int, int] = {}
+    hi: dict[int, int] = {}
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, orig, autojunk=False).get_opcodes():
+        pairs = [(k, j1 + k - i1) for k in range(i1, i2 + 1)] if tag == "equal" else [(i1, j1), (i2, j2)]
+        for k, j in pairs:
+            lo[k], hi[k] = min(lo.get(k, j), j), max(hi.get(k, j), j)
+    groups: list[list[int]] = []  # [a, b, new start, new end]: dump lines a..b become new lines
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
         if tag == "equal":
             continue
-        while a not in to_orig or a not in to_new:
+        a, b = i1, i2
+        while a not in lo:
             a -= 1
-        while b not in to_orig or b not in to_new:
+        while b not in lo:
             b += 1
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
+        if groups and a <= groups[-1][1]:  # lines between hunks are unchanged: the dump's new lines cover them
+            group = groups[-1]
+            group[1] = max(group[1], b)
+            group[3] = j2 + group[1] - i2
         else:
-            merged.append([a, b])
+            groups.append([a, b, j1 - (i1 - a), j2 + (b - i2)])
     out: list[str] = []
     pos = 0
-    for a, b in merged:
-        out += orig[to_orig[pos]:to_orig[a]] + new[to_new[a]:to_new[b]]
+    for a, b, ja, jb in groups:
+        out += orig[lo[pos]:hi[a]] + new[ja:jb]
         pos = b
-    out += orig[to_orig[pos]:]
+    out += orig[lo[pos]:]
     return "".join(out)
 
 

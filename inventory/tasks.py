@@ -122,7 +122,7 @@ def survey_(c, inventory=None, limit=None, out=None, store=None):
     target = out_dir(out)
     for code in _departments(inv, limit):
         console.print(f"wrote {survey.write_survey(inv, code, target, measured)}")
-    console.print(f"Fill them in, then preview the import: invoke inventory.import {target}/")
+    console.print(f"Fill them in, then preview the import: invoke inventory.import -f {target}/")
 
 
 def _workbooks(files: str) -> list[Path]:
@@ -136,8 +136,8 @@ def _workbooks(files: str) -> list[Path]:
     return paths
 
 
-@task(name="import", positional=["files"], help={
-    "files": "filled survey workbooks: a file, a directory of survey-*.xlsx, or files separated by commas",
+@task(name="import", help={
+    "files": "(-f) filled survey workbooks: a file, a directory of survey-*.xlsx, or files separated by commas",
     "inventory": "inventory directory to change (default: the sample city; need not exist for --from-ansible)",
     "format": "table (default) or json", "apply": "write the YAML (without it: a preview that writes nothing)",
     "from_ansible": "an inventory Ansible reads (INI, YAML, directory, script), read through ansible-inventory",
@@ -162,8 +162,9 @@ def import_(c, files=None, inventory=None, format="table", apply=False, from_ans
     except AnsibleImportError as exc:
         raise fail(str(exc)) from None
     plan = importer.plan(root, proposals, problems)
+    say = err if format == "json" else console  # stdout holds the JSON alone
     if format == "json":
-        console.print_json(json.dumps(plan.json(), ensure_ascii=False))
+        print(json.dumps(plan.json(), ensure_ascii=False, indent=2))
     else:
         _print_plan(plan)
     if plan.problems:
@@ -172,16 +173,16 @@ def import_(c, files=None, inventory=None, format="table", apply=False, from_ans
         n = len(plan.problems)
         raise fail(f"{n} problem{'s' * (n != 1)}; nothing was written. Fix them in the source and run again")
     if not plan.texts:
-        console.print("无变化 nothing to change: the inventory already says what the source says")
+        say.print("无变化 nothing to change: the inventory already says what the source says")
         return
     if not apply:
-        console.print(f"预览，未写入 preview only: run again with --apply to write {', '.join(map(str, plan.texts))}")
+        say.print(f"预览，未写入 preview only: run again with --apply to write {', '.join(map(str, plan.texts))}")
         return
     for path in importer.apply(plan):
-        console.print(f"wrote {path}")
+        say.print(f"wrote {path}")
     drafts = sum(e.draft for e in plan.edits)
     if drafts:
-        console.print(f"{drafts} record{'s' * (drafts != 1)} written as drafts (draft: true): complete them with "
+        say.print(f"{drafts} record{'s' * (drafts != 1)} written as drafts (draft: true): complete them with "
                       f"invoke inventory.survey --inventory {root}")
 
 
