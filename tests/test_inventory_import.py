@@ -225,8 +225,8 @@ def test_json_preview(city: Path, tmp_path: Path) -> None:
     ws = wb["系统"]
     ws.cell(_row(ws, "fgw-hgjj"), _col(ws, "承建单位")).value = "新承建单位"
     wb.save(path)
-    result = subprocess.run([*INVOKE, "inventory.import", "-f", str(path), "--inventory", str(city), "--format", "json"],
-                            cwd=REPO, capture_output=True, text=True)
+    result = subprocess.run([*INVOKE, "inventory.import", "-f", str(path), "--inventory", str(city),
+                             "--format", "json"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["changed"] == [{"section": "systems", "key": "fgw-hgjj", "file": "departments/fgw.yaml",
