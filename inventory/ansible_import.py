@@ -117,6 +117,25 @@ def _ident(name: str) -> str:
     return re.sub(r"[._]+", "-", name.strip().lower())
 
 
+def _resolved(root: Path, value: Any, path: tuple[str, ...]) -> Any:
+    """A key path as the inventory means it (relative paths are the inventory directory's)."""
+    if path == ("ssh", "key") and value is not None:
+        return str((root / Path(str(value)).expanduser()).resolve())
+    return value
+
+
+def _effective(written: Written, host: str, path: tuple[str, ...]) -> Any:
+    """The host's SSH setting as jiyue would use it: its own, else the inventory's defaults, else SSH's."""
+    node = written.get("hosts", host) or {}
+    value = (node.get("ssh") or {}).get(path[1])
+    if value is None:
+        defaults = next((d["defaults"] for d in written.docs.values() if isinstance(d, dict) and "defaults" in d), {})
+        value = ((defaults or {}).get("ssh") or {}).get(path[1])
+    if value is None:
+        value = {"user": "root", "port": 22}.get(path[1])
+    return _resolved(written.root, value, path)
+
+
 def ansible_proposals(source: Path, written: Written, mapping: Path | None = None
                       ) -> tuple[list[Proposal], list[str]]:
     """Hosts with addresses and SSH settings, and the departments and systems their groups map to."""
@@ -177,6 +196,9 @@ def ansible_proposals(source: Path, written: Written, mapping: Path | None = Non
             problems.append(f"{where}: '{name}' is not a jiyue host name (lower-case letters, digits, hyphens)")
             continue
         exists = written.get("hosts", name) is not None
+        for path in [p for p in values if p[0] == "ssh"]:
+            if _effective(written, name, path) == _resolved(written.root, values[path], path):
+                del values[path]  # what the inventory already means (its defaults): nothing to propose
         if not exists:
             values = {**{(k,): v for k, v in host_defaults.items()}, **values}
         home = Path("departments") / f"{dept}.yaml" if dept else Path("imported.yaml")

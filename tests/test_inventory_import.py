@@ -326,18 +326,18 @@ def test_ansible_inventories_propose_hosts_ssh_departments_and_draft_systems(cit
     assert not importer.plan(city, proposals).texts
 
 
-def test_ansible_import_of_the_citys_own_export_finds_every_host_as_it_is(demo, tmp_path: Path, city: Path) -> None:
+def test_ansible_import_of_the_citys_own_export_finds_every_host_as_it_is(tmp_path: Path, city: Path) -> None:
     """jiyue's Ansible export read back by the default mapping: nothing to change on the city it came from."""
     from inventory import export
 
-    export.write(demo, "ansible", demo.contactable_hosts(), [], tmp_path)
+    inv = inventory.load(city)
+    export.write(inv, "ansible", inv.contactable_hosts(), [], tmp_path)
     source = tmp_path / "inventory" / "ansible.yml"
     proposals, problems = ansible_proposals(source, Written.read(city))
     assert problems == []
     plan = importer.plan(city, proposals)
     assert plan.problems == []
-    assert all(e.action == "change" for e in plan.edits)  # known hosts: matched, not added
-    assert not [e for e in plan.edits if e.section == "systems"]
+    assert plan.edits == [] and plan.texts == {}  # every host known, as it is: matched, nothing to change
 
 
 def test_ansible_import_into_an_empty_directory_from_the_command_line(tmp_path: Path) -> None:
@@ -410,3 +410,37 @@ def test_splice_keeps_the_original_bytes_where_ruamel_reflows(tmp_path: Path) ->
     changed = io.StringIO()
     y.dump(doc, changed)
     assert importer.splice(original, dumped.getvalue(), changed.getvalue()) == original.replace("area: 3", "area: 4")
+
+
+def test_drafts_from_ansible_are_completed_by_the_survey(city: Path, tmp_path: Path) -> None:
+    """The on-ramp: Ansible proposes drafts, the department's survey completes them, the city takes them in."""
+    source, _, system = _sources(tmp_path)["ini"]
+    proposals, _ = ansible_proposals(source, Written.read(city))
+    importer.apply(importer.plan(city, proposals))
+    path = _survey(city, "fgw", tmp_path / "out")
+    wb = load_workbook(path)
+    ws = wb["系统"]
+    r = _row(ws, system)
+    assert ws.cell(r, _col(ws, "主机")).value == "fgw-ny-app1, fgw-ny-db1"
+    for header, value in (("系统名称", "能源管理系统"), ("功能描述", "能耗统计。"), ("业务类别", "管理"),
+                          ("使用范围（使用单位）", "市发展和改革委员会"), ("申报用户数", 12),
+                          ("使用频度（申报）", "每周"),
+                          ("审批部门", "市发展和改革委员会"), ("审批时间", "2020-03-01"), ("经费来源", "部门自筹资金"),
+                          ("经费金额（元）", 120000), ("建设年份", 2020), ("承建单位", "示范市博远信息技术有限公司"),
+                          ("涉密情况", "非涉密"), ("等保级别", 1), ("网络区域", "电子政务内网")):
+        ws.cell(r, _col(ws, header)).value = value
+    hosts = wb["主机"]
+    for name in ("fgw-ny-app1", "fgw-ny-db1"):
+        row = _row(hosts, name)
+        for header, value in (("操作系统类别", "Debian 系"), ("操作系统（申报）", "Debian 12"), ("用途", "app")):
+            hosts.cell(row, _col(hosts, header)).value = value
+    wb.save(path)
+    plan = _plan(city, path)
+    assert plan.problems == []
+    assert {e.key for e in plan.edits if any(c.field == "draft" for c in e.changes)} == \
+        {system, "fgw-ny-app1", "fgw-ny-db1"}
+    importer.apply(plan)
+    inv = inventory.load(city)
+    assert system in inv.systems and inv.systems[system].hosts == ["fgw-ny-app1", "fgw-ny-db1"]
+    assert inv.hosts["fgw-ny-app1"].ssh.port == 2222 and "draft" not in inv.drafts.get("systems", {})
+    assert "fgw-ny-app1" in inv.contactable_hosts()
