@@ -104,6 +104,11 @@ class Plan:
 # --- the inventory as written ----------------------------------------------------------------------
 
 
+class UnreadableYAML(Exception):
+    """A file of the inventory ruamel cannot read (the loader reports it, with its line, first)."""
+
+
+
 def yaml_rt() -> YAML:
     y = YAML()
     y.preserve_quotes = True
@@ -129,8 +134,9 @@ class Written:
                 rel = path.relative_to(root)
                 try:
                     doc = yaml_rt().load(path.read_text(encoding="utf-8"))
-                except YAMLError as exc:  # the loader reports it with its line; here only refuse to edit
-                    raise InventoryError([]) from exc
+                except YAMLError as exc:
+                    raise UnreadableYAML(f"{path}: cannot read it to change it: {exc}; invoke inventory.check "
+                                         "shows where") from None
                 docs[rel] = doc
                 if not isinstance(doc, Mapping):
                     continue

@@ -174,7 +174,7 @@ class Measured:
         self.inv, self.facts, self.collected_at = inv, facts, collected_at
 
     def host(self, name: Any, what: str) -> Any:
-        from audit.archive import host_resources
+        from audit.archive import host_resources  # audit imports the inventory: imported at use, not at load
 
         facts = self.facts.get(name) or {}
         if what == "os":

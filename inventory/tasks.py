@@ -153,13 +153,13 @@ def import_(c, files=None, inventory=None, format="table", apply=False, from_ans
     root = Path(inventory) if inventory else DEFAULT_INVENTORY
     if from_ansible is None or (root.is_dir() and any(root.rglob("*.y*ml"))):
         load_inventory(str(root))  # the inventory as it is must be valid before anything is added to it
-    written = importer.Written.read(root)
     try:
+        written = importer.Written.read(root)
         if from_ansible:
             proposals, problems = ansible_proposals(Path(from_ansible), written, Path(mapping) if mapping else None)
         else:
             proposals, problems = survey.survey_proposals(_workbooks(files), written)
-    except AnsibleImportError as exc:
+    except (AnsibleImportError, importer.UnreadableYAML) as exc:
         raise fail(str(exc)) from None
     plan = importer.plan(root, proposals, problems)
     say = err if format == "json" else console  # stdout holds the JSON alone
