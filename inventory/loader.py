@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
-from inventory.model import LIST_SECTIONS, SINGLE_SECTIONS, Inventory, Located
+from inventory.model import DRAFT_KEY, LIST_SECTIONS, SINGLE_SECTIONS, Draft, Inventory, Located
 
 DEFAULT_INVENTORY = Path(__file__).resolve().parent / "demo"
 
@@ -230,23 +230,50 @@ def _collect(root: Path) -> _Collected:
     return collected
 
 
+def _report(errors: list[Any], origin: Origin, problems: list[Problem]) -> None:
+    for err in errors:
+        loc = tuple(err["loc"])
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in ("missing", "extra_forbidden", "value_error") and \
+                not isinstance(err.get("input"), dict | list):
+            message += f" (got {err.get('input')!r})"
+        if err["type"] == "extra_forbidden":
+            message = "unknown field (misspelt?)"
+        problems.append(Problem(origin.file, origin.line(loc), origin.describe(loc), message))
+
+
 def _validate(model: type, raw: Any, origin: Origin, problems: list[Problem]) -> Any:
     try:
         obj = TypeAdapter(model).validate_python(raw)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] not in ("missing", "extra_forbidden", "value_error") and \
-                    not isinstance(err.get("input"), dict | list):
-                message += f" (got {err.get('input')!r})"
-            if err["type"] == "extra_forbidden":
-                message = "unknown field (misspelt?)"
-            problems.append(Problem(origin.file, origin.line(loc), origin.describe(loc), message))
+        _report(exc.errors(include_url=False), origin, problems)
         return None
     if isinstance(obj, Located):
         obj._origin = origin
     return obj
+
+
+def _draft(section: str, model: type, key: str, raw: dict[str, Any], origin: Origin,
+           problems: list[Problem]) -> Draft | None:
+    """A `draft: true` record: what it gives must be valid; what it lacks is listed, not reported."""
+    if not isinstance(raw.get(key), str):
+        problems.append(Problem(origin.file, origin.line(), origin.describe((key,)),
+                                f"a draft needs its {key}: it is how the record is found and completed"))
+        return None
+    missing: list[str] = []
+    try:
+        TypeAdapter(model).validate_python(raw)
+    except ValidationError as exc:
+        wrong = []
+        for err in exc.errors(include_url=False):
+            if err["type"] == "missing":
+                missing.append(".".join(str(p) for p in err["loc"]))
+            else:
+                wrong.append(err)
+        if wrong:
+            _report(wrong, origin, problems)
+            return None
+    return Draft(section, raw[key], raw, tuple(missing), origin)
 
 
 def load(root: Path | str = DEFAULT_INVENTORY) -> Inventory:
@@ -260,25 +287,39 @@ def load(root: Path | str = DEFAULT_INVENTORY) -> Inventory:
     problems = collected.problems
     fields: dict[str, Any] = {"root": root.resolve()}
     declared: dict[str, set[str]] = {}
+    drafts: dict[str, dict[str, Draft]] = {}
     for section, (model, key) in LIST_SECTIONS.items():
         good: dict[str, Any] = {}
+        first: dict[str, Origin] = {}
         for raw, origin in collected.records.get(section, []):
+            draft = False
+            if isinstance(raw, dict) and DRAFT_KEY in raw:
+                draft, raw = raw[DRAFT_KEY], {k: v for k, v in raw.items() if k != DRAFT_KEY}
+                if not isinstance(draft, bool):
+                    problems.append(Problem(origin.file, origin.line((DRAFT_KEY,)), origin.describe((DRAFT_KEY,)),
+                                            f"must be true or false (got {draft!r})"))
+                    continue
             ident = raw.get(key) if isinstance(raw, dict) else None
-            if isinstance(ident, str):
+            if isinstance(ident, str) and not draft:
                 declared.setdefault(section, set()).add(ident)
-            obj = _validate(model, raw, origin, problems)
+            obj = _draft(section, model, key, raw, origin, problems) if draft else \
+                _validate(model, raw, origin, problems)
             if obj is None:
                 continue
-            name = getattr(obj, key)
-            if name in good:
-                first = good[name]._origin
+            name = obj.key if draft else getattr(obj, key)
+            if name in first:
                 problems.append(
                     Problem(origin.file, origin.line((key,)), origin.describe((key,)),
-                            f"duplicate {key} '{name}' (first declared at {first.file}:{first.line()})")
+                            f"duplicate {key} '{name}' (first declared at {first[name].file}:{first[name].line()})")
                 )
                 continue
-            good[name] = obj
+            first[name] = origin
+            if draft:
+                drafts.setdefault(section, {})[name] = obj
+            else:
+                good[name] = obj
         fields[section] = good
+    fields["drafts"] = drafts
     for section, model in SINGLE_SECTIONS.items():
         for raw, origin in collected.records.get(section, []):
             declared.setdefault("sections", set()).add(section)

@@ -552,6 +552,21 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "machine_rooms": (MachineRoom, "id"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud}
+DRAFT_KEY = "draft"
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A record marked `draft: true`: proposed by an importer (an Ansible inventory, a scan) and still lacking
+    required archive fields. Its fields are checked as written, the missing ones are listed (`inventory.check`
+    shows it as incomplete), and it stays out of `Inventory.systems`/`hosts`/…, so nothing plans, migrates,
+    judges, exports or connects to it until someone completes it and the `draft` mark goes."""
+
+    section: str
+    key: str
+    data: dict[str, Any]  # as written, without the mark
+    missing: tuple[str, ...]  # dotted paths of the required fields still absent
+    origin: Any = None
 
 
 class Inventory(Model):
@@ -569,6 +584,7 @@ class Inventory(Model):
     machine_rooms: dict[str, MachineRoom] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
+    drafts: dict[str, dict[str, Draft]] = {}  # section -> key -> draft (incomplete, kept apart)
 
     @property
     def identity(self) -> str:
@@ -599,9 +615,19 @@ class Inventory(Model):
 
     def is_classified(self, host: str) -> bool:
         """Whether the host belongs to a classified (涉密) system: under 分级保护 it is the confidential
-        bureau's, and jiyue connects to it only when told to explicitly (`--include-classified`)."""
+        bureau's, and jiyue connects to it only when told to explicitly (`--include-classified`). A host that
+        only a draft system lists counts as classified unless the draft declares `non_classified`: what is
+        not yet known is not touched."""
         system = self.owner(host)
-        return system is not None and system.classification == Classification.classified
+        if system is not None:
+            return system.classification == Classification.classified
+        return host in self._draft_unknown_hosts
+
+    @cached_property
+    def _draft_unknown_hosts(self) -> set[str]:
+        return {h for d in self.drafts.get("systems", {}).values()
+                if d.data.get("classification") != Classification.non_classified
+                for h in d.data.get("hosts") or [] if isinstance(h, str)}
 
     def contactable_hosts(self) -> list[str]:
         """Every host jiyue may connect to by default: all but the hosts of classified systems, sorted."""

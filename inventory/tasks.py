@@ -1,15 +1,22 @@
-"""`invoke inventory.*`: check the inventory, list what a --limit selects, export it for other tools."""
+"""`invoke inventory.*`: check the inventory, list what a --limit selects, export it for other tools, and bring a
+city's own material in: survey workbooks out and back, Ansible inventories (`import`)."""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
 
 from invoke import task
 from rich.table import Table
 
-from inventory import export
+from inventory import DEFAULT_INVENTORY, export, importer, survey
+from inventory.ansible_import import AnsibleImportError, ansible_proposals
 from inventory.groups import all_groups
-from jiyue.cli import HELP, console, fail, limit_devices, limit_hosts, load_inventory, out_dir
+from inventory.model import Inventory
+from jiyue.cli import HELP, console, err, fail, limit_devices, limit_hosts, load_inventory, out_dir
 
 
 @task(help={"inventory": HELP["inventory"]})
@@ -33,6 +40,15 @@ def check(c, inventory=None):
     console.print(table)
     console.print(f"{len(inv.departments)} departments, {len(inv.systems)} systems, {len(inv.hosts)} hosts "
                   f"({pool} in the cloud pool), {len(inv.devices)} network devices, {len(inv.subnets)} subnets")
+    drafts = [d for section in inv.drafts.values() for d in section.values()]
+    if drafts:
+        console.print(f"{len(drafts)} 草稿（不完整，尚不参与审计、迁移与下发） drafts: incomplete, left out of every "
+                      "audit, plan, export and push until completed:")
+        for d in drafts:
+            todo = f"missing {', '.join(d.missing)}" if d.missing else "complete: remove `draft: true` to take it in"
+            console.print(f"  {d.origin.file}:{d.origin.line()}: {d.origin.label}: {todo}", highlight=False,
+                          markup=False, soft_wrap=True)
+        console.print("Complete them in the survey workbooks: invoke inventory.survey, then inventory.import")
 
 
 @task(name="list", help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
@@ -76,3 +92,117 @@ def export_(c, inventory=None, limit=None, out=None, format="all", include_class
             console.print(f"wrote {path}")
     console.print(f"{len(hosts)} hosts, {len(devices)} devices. "
                   f"Try: ansible all -i {target}/inventory/ansible.yml -m ping")
+
+
+def _departments(inv: Inventory, limit: str | None) -> list[str]:
+    """Department codes (drafts included) a --limit of `dept_X` terms or codes selects, comma- or colon-separated."""
+    codes = [*inv.departments, *inv.drafts.get("departments", {})]
+    if not limit:
+        return codes
+    chosen: list[str] = []
+    for term in filter(None, (x.strip() for x in limit.replace(":", ",").split(","))):
+        found = fnmatch.filter(codes, term.removeprefix("dept_"))
+        if not found:
+            raise fail(f"--limit {term}: no such department (known: {', '.join(codes)})")
+        chosen += [c for c in found if c not in chosen]
+    return chosen
+
+
+@task(name="survey", help={"inventory": HELP["inventory"], "out": HELP["out"], "store": HELP["store"],
+                           "limit": "departments: dept_fgw, fgw, 'dept_f*', comma-separated (default: all)"})
+def survey_(c, inventory=None, limit=None, out=None, store=None):
+    """Write one survey workbook (调查表) per department, survey-<dept>.xlsx: the known records prefilled, drop-downs
+    for every enumeration, measured facts from the audit history read-only, instructions in Chinese and English."""
+    from audit.history import AuditHistory
+    from jiyue.store import Store
+
+    inv = load_inventory(inventory)
+    history = AuditHistory.load(inv, Store(store), datetime(1970, 1, 1, tzinfo=UTC))
+    measured = survey.Measured(inv, history.facts(), history.collected_at())
+    target = out_dir(out)
+    for code in _departments(inv, limit):
+        console.print(f"wrote {survey.write_survey(inv, code, target, measured)}")
+    console.print(f"Fill them in, then preview the import: invoke inventory.import -f {target}/")
+
+
+def _workbooks(files: str) -> list[Path]:
+    paths: list[Path] = []
+    for item in filter(None, (x.strip() for x in files.split(","))):
+        path = Path(item)
+        paths += sorted(path.glob("survey-*.xlsx")) if path.is_dir() else [path]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing or not paths:
+        raise fail(f"no such workbook: {', '.join(missing) or files}")
+    return paths
+
+
+@task(name="import", help={
+    "files": "(-f) filled survey workbooks: a file, a directory of survey-*.xlsx, or files separated by commas",
+    "inventory": "inventory directory to change (default: the sample city; need not exist for --from-ansible)",
+    "format": "table (default) or json", "apply": "write the YAML (without it: a preview that writes nothing)",
+    "from_ansible": "an inventory Ansible reads (INI, YAML, directory, script), read through ansible-inventory",
+    "mapping": "YAML file of group-name patterns -> department / system (default: dept_<code>, system_<id>)"})
+def import_(c, files=None, inventory=None, format="table", apply=False, from_ansible=None, mapping=None):
+    """Compare filled survey workbooks, or an Ansible inventory, with the YAML inventory: records added, changed
+    field by field, removed. --apply writes the YAML, keeping comments, key order and files; nothing is written
+    while any problem remains."""
+    if format not in ("table", "json"):
+        raise fail(f"--format must be table or json, not {format!r}")
+    if bool(files) == bool(from_ansible):
+        raise fail("give the filled workbooks (FILES) or --from-ansible PATH, one of the two")
+    root = Path(inventory) if inventory else DEFAULT_INVENTORY
+    if from_ansible is None or (root.is_dir() and any(root.rglob("*.y*ml"))):
+        load_inventory(str(root))  # the inventory as it is must be valid before anything is added to it
+    try:
+        written = importer.Written.read(root)
+        if from_ansible:
+            proposals, problems = ansible_proposals(Path(from_ansible), written, Path(mapping) if mapping else None)
+        else:
+            proposals, problems = survey.survey_proposals(_workbooks(files), written)
+    except (AnsibleImportError, importer.UnreadableYAML) as exc:
+        raise fail(str(exc)) from None
+    plan = importer.plan(root, proposals, problems)
+    say = err if format == "json" else console  # stdout holds the JSON alone
+    if format == "json":
+        print(json.dumps(plan.json(), ensure_ascii=False, indent=2))
+    else:
+        _print_plan(plan)
+    if plan.problems:
+        for problem in plan.problems:
+            err.print(problem, highlight=False, markup=False, soft_wrap=True)
+        n = len(plan.problems)
+        raise fail(f"{n} problem{'s' * (n != 1)}; nothing was written. Fix them in the source and run again")
+    if not plan.texts:
+        say.print("无变化 nothing to change: the inventory already says what the source says")
+        return
+    if not apply:
+        say.print(f"预览，未写入 preview only: run again with --apply to write {', '.join(map(str, plan.texts))}")
+        return
+    for path in importer.apply(plan):
+        say.print(f"wrote {path}")
+    drafts = sum(e.draft for e in plan.edits)
+    if drafts:
+        say.print(f"{drafts} record{'s' * (drafts != 1)} written as drafts (draft: true): complete them with "
+                      f"invoke inventory.survey --inventory {root}")
+
+
+def _print_plan(plan: importer.Plan) -> None:
+    table = Table(title=f"import into {plan.root}", title_justify="left")
+    for column in ("操作 action", "记录 record", "字段 field", "原值 old", "新值 new", "来源 from"):
+        table.add_column(column)
+    words = {"add": "新增 add", "change": "修改 change", "remove": "删除 remove"}
+    for edit, change in importer.iter_changes(plan):
+        record = f"{edit.section}[{edit.key}]" + (" (draft)" if edit.draft else "")
+        if edit.action == "add":
+            table.add_row(words["add"], record, "", "", f"→ {edit.file}", edit.where)
+        elif change is None:
+            table.add_row(words[edit.action], record, "", "", "", edit.where)
+        else:
+            table.add_row(words["change"], record, change.field, _shown(change.old), _shown(change.new), edit.where)
+    console.print(table)
+    counts = Counter(e.action for e in plan.edits)
+    console.print(f"{counts['add']} added, {counts['change']} changed, {counts['remove']} removed")
+
+
+def _shown(value: object) -> str:
+    return "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -35,19 +35,35 @@ def _at(record: Located, sub: FieldPath, message: str) -> Problem:
     return Problem(origin.file, origin.line(sub), origin.describe(sub), message)
 
 
+class _Known(set[str]):
+    """The names a reference may name, and apart from them the drafts' (which a complete record may not name)."""
+
+    def __init__(self, names: Iterable[str], drafts: Iterable[str]) -> None:
+        super().__init__(names)
+        self.drafts = set(drafts)
+
+
+def _unknown(what: str, value: str, known: set[str]) -> str:
+    if value in getattr(known, "drafts", ()):
+        return (f"{what} '{value}' is a draft (incomplete): complete it and remove its `draft: true`, or mark this "
+                "record a draft too")
+    return f"unknown {what} '{value}'"
+
+
 def _refs(
     record: Located, field: str, values: Iterable[str | None], known: set[str], what: str, indexed: bool
 ) -> Iterator[Problem]:
     for i, value in enumerate(values):
         if value is not None and value not in known:
             sub: FieldPath = (field, i) if indexed else (field,)
-            yield _at(record, sub, f"unknown {what} '{value}'")
+            yield _at(record, sub, _unknown(what, value, known))
 
 
 def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
-    names = {section: set(declared.get(section, set())) for section in
+    names = {section: _Known(declared.get(section, set()), inv.drafts.get(section, {})) for section in
              ("departments", "systems", "hosts", "devices", "subnets", "sections")}
     problems: list[Problem] = []
+    problems += _drafts(inv, names)
     problems += _departments(inv, names["departments"])
     problems += _systems(inv, names)
     problems += _addresses(inv)
@@ -57,6 +73,41 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _rooms(inv, names)
     problems += _routing(inv)
     return problems
+
+
+# What a draft may refer to: its references must name a record, complete or draft, like any other's.
+DRAFT_REFERENCES = {
+    "departments": {"parent": "departments"},
+    "systems": {"department": "departments", "hosts": "hosts", "depends_on": "systems",
+                "overlaps_with": "systems", "replaced_by": "systems"},
+    "machine_rooms": {"department": "departments", "hosts": "hosts"},
+}
+
+
+def _drafts(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
+    """Drafts' references resolve, and a draft host's address is nobody else's."""
+    for section, fields in DRAFT_REFERENCES.items():
+        for draft in inv.drafts.get(section, {}).values():
+            for field, target in fields.items():
+                value = draft.data.get(field)
+                for i, ref in enumerate(value if isinstance(value, list) else [value]):
+                    known = names[target]
+                    if isinstance(ref, str) and ref not in known and ref not in known.drafts:
+                        sub: FieldPath = (field, i) if isinstance(value, list) else (field,)
+                        origin = draft.origin
+                        yield Problem(origin.file, origin.line(sub), origin.describe(sub),
+                                      f"unknown {target.removesuffix('s')} '{ref}'")
+    used = {str(r.address): f"{kind} '{r.name}'" for kind, records in
+            (("host", inv.hosts.values()), ("device", inv.devices.values())) for r in records}
+    for draft in inv.drafts.get("hosts", {}).values():
+        address = draft.data.get("address")
+        if address is None:
+            continue
+        address = str(ipaddress.ip_address(str(address)))  # validated as an address already
+        if address in used:
+            yield Problem(draft.origin.file, draft.origin.line(("address",)), draft.origin.describe(("address",)),
+                          f"address {address} is already used by {used[address]}")
+        used.setdefault(address, f"draft host '{draft.key}'")
 
 
 def _departments(inv: Inventory, known: set[str]) -> Iterator[Problem]:
