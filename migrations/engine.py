@@ -28,12 +28,22 @@ Before the freeze, the duration of the pre-sync's delta pass (plus a fixed allow
 steps) is weighed against the system's downtime budget: over budget, the run stops cleanly
 (`refused`) with the source serving. A lock per system (`locks` table, primary key = subject) keeps
 two runs from migrating one system at once; the lock of a dead process is taken over by `resume` of
-its own run and otherwise broken explicitly (`break_lock`).
+its own run and otherwise broken explicitly (`break_lock`). Every new run first asks `_held` of each
+system: a system whose latest applied run is unfinished (or whose rollback failed) is refused
+(`unfinished`, pointing to `migrate.resume`), whether or not its lock was broken: a fresh run would
+copy the source over what the target took from clients.
 
-A failing step rolls back automatically (`playbooks/rollback.yml`): the target's service stops, if
-clients may have reached the target its data is copied back, the route returns to the source, the
-source's service starts and must answer. Without `apply` a run is a rehearsal: every playbook runs
-in check mode (`--check --diff`), read-only checks really run, nothing changes.
+The precheck is read-only (it checks the gateway and the source's service too): when it fails, nothing
+changed and nothing rolls back. A later failing step rolls back automatically (`playbooks/rollback.yml`,
+the one path that routes clients away from a target): the target's service stops; if the gateway routes
+to the target, its data is copied back and verified (both sides' manifests) before the route returns to
+the source; the source's service starts and must answer; then this run's copy leaves the targets (what
+was there before the run stays, reported with its size). Without `apply` a run is a rehearsal: every
+playbook runs in check mode (`--check --diff`), read-only checks really run, nothing changes.
+
+No playbook outlives the engine (`migrations.reaper`): each carries a token that the engine, its
+watchdog process (should the engine die) and, under the system's lock, the next run on the system
+(should the watchdog have died too) use to end whatever it left running.
 
 Downtime per system is measured from the moment the source's service was told to stop (freeze)
 to the end of the functional verification; `outage_s` is the part clients notice (until the

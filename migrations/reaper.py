@@ -46,6 +46,7 @@ class Process:
 
     pid: int
     command: str
+    name: str = ""  # the executable's name (/proc/PID/comm): an ssh connection master's command line is retitled
 
 
 def start_time(pid: int) -> int | None:
@@ -75,16 +76,17 @@ def carrying(token: str) -> list[Process]:
             if needle not in (entry / "environ").read_bytes() or start_time(int(entry.name)) is None:
                 continue
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="backslashreplace")
+            name = (entry / "comm").read_text().strip()
         except OSError:
             continue
-        found.append(Process(int(entry.name), command.strip()[:200]))
+        found.append(Process(int(entry.name), command.strip()[:200], name))
     return found
 
 
 def end(token: str, *, spare_ssh: bool = False) -> list[Process]:
     """Kill (SIGKILL) every process carrying `token` and wait until they are gone; what was killed.
     `spare_ssh`: leave ssh clients be (the run's shared connections, which end with its agent)."""
-    killed = [p for p in carrying(token) if not (spare_ssh and p.command.split(" ", 1)[0].endswith("ssh"))]
+    killed = [p for p in carrying(token) if not (spare_ssh and p.name == "ssh")]
     for p in killed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p.pid, signal.SIGKILL)

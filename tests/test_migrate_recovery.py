@@ -170,3 +170,27 @@ def test_a_killed_engine_leaves_no_playbook_running(env, monkeypatch):
     orphan = next(e.detail for e in store.journal_entries(run_key=run_key, subject="wjw-jtys") if e.step == "orphan")
     assert any("ansible-playbook" in p["command"] and p["playbook"] == "presync" for p in orphan["processes"]), orphan
     serving(env["lab"], env["inv"], "wjw-jtys", "zwy-37")
+
+
+def test_an_interrupted_playbook_leaves_nothing_running(tmp_path):
+    """What a playbook run started (here a process of its own session, as ansible-runner's is) ends with it, even
+    when the run is interrupted (Ctrl-C in the engine)."""
+    import subprocess
+
+    from migrations.reaper import guarded
+
+    with pytest.raises(KeyboardInterrupt), guarded(tmp_path, playbook="presync") as token:
+        child = subprocess.Popen(["sleep", str(HOLD)], env={**os.environ, **token}, start_new_session=True)
+        raise KeyboardInterrupt
+    assert child.wait(30) == -signal.SIGKILL
+    assert not list((tmp_path / GUARDS).iterdir())
+
+
+def test_a_failed_check_ends_its_run_and_an_unfinished_run_is_owed():
+    from migrations.journal import due, outcome_of
+
+    assert outcome_of({"queued": "done", "precheck": "failed"}) == "failed"  # nothing changed: over
+    assert due({"queued": "done", "precheck": "failed"}) is None
+    assert due({"queued": "done", "precheck": "done", "switch": "done", "verify_function": "started"}) == "resume"
+    assert due({"switch": "failed", "rollback": "failed"}) == "rollback"
+    assert due({"switch": "failed", "rollback": "done"}) is None
