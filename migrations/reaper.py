@@ -97,7 +97,8 @@ def end(token: str, *, spare_ssh: bool = False) -> list[Process]:
 
 
 def _guards(runner_dir: Path) -> Iterator[tuple[Path, dict]]:
-    for path in sorted(runner_dir.glob(f"**/{GUARDS}/*.json")):
+    """The guard files of a system's runner directory, or of every system's under the runner root."""
+    for path in sorted([*runner_dir.glob(f"{GUARDS}/*.json"), *runner_dir.glob(f"*/{GUARDS}/*.json")]):
         with contextlib.suppress(OSError, ValueError):
             yield path, json.loads(path.read_text(encoding="utf-8"))
 
