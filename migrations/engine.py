@@ -572,6 +572,9 @@ class Migrator:
         owed = due(status)
         if owed is None:
             return None
+        lock = self.store.lock(f"migrate:{system_id}")
+        if owed == "resume" and lock is not None and lock.holder == key and self._alive(lock):
+            return None  # still running: its lock refuses the new run (`locked`)
         last = entries[-1]
         where = f"it stopped at {last.step} ({last.status}, {last.at:%Y-%m-%d %H:%M:%S} UTC)"
         if owed == "resume":
