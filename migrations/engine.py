@@ -294,7 +294,7 @@ class Migrator:
         one this method started): the run key and every step's detail so far. For measuring a step alone
         (bench/migrate.py); `resume(run_key)` carries the run on. A failing step raises StepFailed, no rollback."""
         self._run_checks([system_id])
-        held = None if run_key else self._held(system_id)
+        held = None if run_key else self._held(system_id, measuring=True)
         if held is not None:
             raise MigrationError(held.message)
         key = run_key or self._new_key(f"{system_id}-steps")
@@ -557,12 +557,13 @@ class Migrator:
         status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
         return key if outcome_of(status) in ("migrated", "decommissioned") else None
 
-    def _held(self, system_id: str) -> MigrationOutcome | None:
+    def _held(self, system_id: str, measuring: bool = False) -> MigrationOutcome | None:
         """The one check every new run makes of each system before it starts (why it must not): an applied run
         migrated it (nothing to do), or the system's latest applied run is not over (only that run may carry on:
-        a fresh one would copy the source over what the target took from clients) or its rollback failed."""
+        a fresh one would copy the source over what the target took from clients) or its rollback failed.
+        `measuring` (`run_steps`): an unfinished run of steps alone, which never serves clients, does not hold it."""
         key = self._latest_run_of(system_id)
-        if key is None:
+        if key is None or (measuring and key.startswith(f"{APPLY_PREFIX}{system_id}-steps-")):
             return None
         entries = self.store.journal_entries(run_key=key, subject=system_id)
         status, _ = system_state(entries)
