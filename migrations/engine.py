@@ -96,6 +96,7 @@ from migrations.journal import (
     CutoverTracker,
     MigrationJournal,
     StepFailed,
+    cleanup_detail,
     due,
     failure_detail,
     outcome_of,
@@ -178,31 +179,6 @@ def _now() -> datetime:
 
 def _hostport(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _cleaned(result: PlaybookResult, cleanup: dict[str, list[str]]) -> tuple[list[dict], list[dict]]:
-    """What the rollback removed from each target and what it left behind there (path, bytes, why), from its
-    `cleanup` reports; a target that reported nothing (it did not answer) keeps all of this run's copy."""
-    removed: list[dict] = []
-    left: list[dict] = []
-    reports = result.report("cleanup")
-    for host, dirs in cleanup.items():
-        report = reports.get(host)
-        if report is None:
-            left += [{"host": host, "path": d, "bytes": None, "why": "the target did not answer: not removed"}
-                     for d in dirs]
-            continue
-        for line in report.get("lines", []):
-            kind, size, path, *why = line.split("\t")
-            row = {"host": host, "path": path, "bytes": int(size) if size.isdigit() else None}
-            if kind == "removed":
-                removed.append(row)
-            else:
-                left.append(row | {"why": why[0] if why else "not removed"})
-        if report.get("error"):
-            left += [{"host": host, "path": d, "bytes": None, "why": f"cleanup failed: {report['error']}"}
-                     for d in dirs if d not in {r["path"] for r in removed if r["host"] == host}]
-    return removed, left
 
 
 def grace_days(path: Path = PLANNING) -> int:
@@ -920,7 +896,7 @@ class Migrator:
             ctx.journal.step(sid, "rollback", "failed", {"error": error, "reason": reason})
             return ctx.outcome("failed", f"{reason}; ROLLBACK FAILED, needs a person: {error}")
         served = any(bool(v.get("targets")) for v in result.report("served").values())
-        removed, left = _cleaned(result, cleanup) if self.apply else ([], [])
+        removed, left = cleanup_detail(result, cleanup) if self.apply else ([], [])
         ctx.journal.step(sid, "rollback", "done", {"reason": reason, "reverse_sync": served, "removed": removed,
                                                    "left_behind": left})
         if failed_step:

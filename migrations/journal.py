@@ -186,6 +186,31 @@ def failure_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict
     return {"differing_files": differ[:100]}
 
 
+def cleanup_detail(result: PlaybookResult, cleanup: dict[str, list[str]]) -> tuple[list[dict], list[dict]]:
+    """What the rollback removed from each target and what it left behind there (path, bytes, why), from its
+    `cleanup` reports; a target that reported nothing (it did not answer) keeps all of this run's copy."""
+    removed: list[dict] = []
+    left: list[dict] = []
+    reports = result.report("cleanup")
+    for host, dirs in cleanup.items():
+        report = reports.get(host)
+        if report is None:
+            left += [{"host": host, "path": d, "bytes": None, "why": "the target did not answer: not removed"}
+                     for d in dirs]
+            continue
+        for line in report.get("lines", []):
+            kind, size, path, *why = line.split("\t")
+            row = {"host": host, "path": path, "bytes": int(size) if size.isdigit() else None}
+            if kind == "removed":
+                removed.append(row)
+            else:
+                left.append(row | {"why": why[0] if why else "not removed"})
+        if report.get("error"):
+            left += [{"host": host, "path": d, "bytes": None, "why": f"cleanup failed: {report['error']}"}
+                     for d in dirs if d not in {r["path"] for r in removed if r["host"] == host}]
+    return removed, left
+
+
 # --- a cutover, step by step from its event stream ---------------------------------------------------------
 
 

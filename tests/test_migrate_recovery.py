@@ -194,3 +194,15 @@ def test_a_failed_check_ends_its_run_and_an_unfinished_run_is_owed():
     assert due({"queued": "done", "precheck": "done", "switch": "done", "verify_function": "started"}) == "resume"
     assert due({"switch": "failed", "rollback": "failed"}) == "rollback"
     assert due({"switch": "failed", "rollback": "done"}) is None
+
+
+def test_what_a_rollback_removed_and_left_behind_is_read_from_its_reports():
+    from migrations.journal import cleanup_detail
+    from migrations.playbook import PlaybookResult
+
+    lines = ["removed\t12\t/etc/app/x", "left\t5\t/srv/x\tit was there before this run"]
+    result = PlaybookResult(True, "successful", reports={"cleanup": {"zwy-1": {"lines": lines, "error": ""}}})
+    removed, left = cleanup_detail(result, {"zwy-1": ["/etc/app/x"], "zwy-2": ["/srv/y"]})
+    assert removed == [{"host": "zwy-1", "path": "/etc/app/x", "bytes": 12}]
+    assert left == [{"host": "zwy-1", "path": "/srv/x", "bytes": 5, "why": "it was there before this run"},
+                    {"host": "zwy-2", "path": "/srv/y", "bytes": None, "why": "the target did not answer: not removed"}]
