@@ -28,12 +28,22 @@ Before the freeze, the duration of the pre-sync's delta pass (plus a fixed allow
 steps) is weighed against the system's downtime budget: over budget, the run stops cleanly
 (`refused`) with the source serving. A lock per system (`locks` table, primary key = subject) keeps
 two runs from migrating one system at once; the lock of a dead process is taken over by `resume` of
-its own run and otherwise broken explicitly (`break_lock`).
+its own run and otherwise broken explicitly (`break_lock`). Every new run first asks `_held` of each
+system: a system whose latest applied run is unfinished (or whose rollback failed) is refused
+(`unfinished`, pointing to `migrate.resume`), whether or not its lock was broken: a fresh run would
+copy the source over what the target took from clients.
 
-A failing step rolls back automatically (`playbooks/rollback.yml`): the target's service stops, if
-clients may have reached the target its data is copied back, the route returns to the source, the
-source's service starts and must answer. Without `apply` a run is a rehearsal: every playbook runs
-in check mode (`--check --diff`), read-only checks really run, nothing changes.
+The precheck is read-only (it checks the gateway and the source's service too): when it fails, nothing
+changed and nothing rolls back. A later failing step rolls back automatically (`playbooks/rollback.yml`,
+the one path that routes clients away from a target): the target's service stops; if the gateway routes
+to the target, its data is copied back and verified (both sides' manifests) before the route returns to
+the source; the source's service starts and must answer; then this run's copy leaves the targets (what
+was there before the run stays, reported with its size). Without `apply` a run is a rehearsal: every
+playbook runs in check mode (`--check --diff`), read-only checks really run, nothing changes.
+
+No playbook outlives the engine (`migrations.reaper`): each carries a token that the engine, its
+watchdog process (should the engine die) and, under the system's lock, the next run on the system
+(should the watchdog have died too) use to end whatever it left running.
 
 Downtime per system is measured from the moment the source's service was told to stop (freeze)
 to the end of the functional verification; `outage_s` is the part clients notice (until the
@@ -61,6 +71,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,9 +92,12 @@ from jiyue.ssh import known_host_lines
 from jiyue.store import ASSET_FREED, MIGRATE_LOCATION, MIGRATE_RUN, Store
 from migrations.agent import SshAgent
 from migrations.journal import (
+    CHECKS,
     CutoverTracker,
     MigrationJournal,
     StepFailed,
+    cleanup_detail,
+    due,
     failure_detail,
     outcome_of,
     step_detail,
@@ -93,6 +107,7 @@ from migrations.model import Disposition, MigrationOutcome, Plan, SystemPlan
 from migrations.observers import ProgressRows
 from migrations.plan import ArchiveLocation, PlanningError, load_planning
 from migrations.playbook import PlaybookResult, run_playbook, runner_env
+from migrations.reaper import Watchdog, reap
 from migrations.verify import FunctionalCheck, testinfra_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -121,7 +136,8 @@ DEFAULT_PARALLEL = 4
 # Of those, systems in their cutover (frozen: the downtime) at once (`--cutovers`). The copies run side by side;
 # the cutovers take turns, so the machine's cores serve one downtime at a time and each stays short.
 DEFAULT_CUTOVERS = 1
-# Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}.
+# Test hooks, JSON in this variable: {"pause": {"presync": 30}, "target_health_path": "/nope"}; a pause of
+# `verify_function` holds the engine once the cutover's playbook is through (the target serving, the step open).
 HOOKS_ENV = "JIYUE_MIGRATE_HOOKS"
 
 
@@ -216,6 +232,7 @@ class Migrator:
         self.planning = planning
         self.hooks = hooks()
         self.agent = SshAgent(str(k) for h in inv.hosts.values() if (k := inv.ssh_for(h).key) is not None)
+        self.watchdog = Watchdog(self.workdir / "runner")
         self.observers = list(observers)
         self._observing: list[object] = []  # the current run's observers
         problems = plan.check(inv)
@@ -253,6 +270,9 @@ class Migrator:
         one this method started): the run key and every step's detail so far. For measuring a step alone
         (bench/migrate.py); `resume(run_key)` carries the run on. A failing step raises StepFailed, no rollback."""
         self._run_checks([system_id])
+        held = None if run_key else self._held(system_id, measuring=True)
+        if held is not None:
+            raise MigrationError(held.message)
         key = run_key or self._new_key(f"{system_id}-steps")
         journal = MigrationJournal(self.store, key, self.plan, apply=self.apply, queue=run_key is None)
         ctx = self._ctx(system_id, key, key, journal)
@@ -291,8 +311,11 @@ class Migrator:
         key = self._latest_run_of(system_id)
         if key is None:
             raise MigrationError(f"{system_id} was never migrated: nothing to roll back")
-        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
         status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
+        if outcome_of(status) in ("rolled_back", "refused") or any(status.get(c) == "failed" for c in CHECKS):
+            return MigrationOutcome(system_id, key, outcome_of(status) or "failed",
+                                    f"run {key} already ended with the source serving: nothing to roll back")
+        ctx = self._ctx(system_id, key if self.apply else self._new_key(system_id), state_key=key)
         with self._session(ctx.run_key, [system_id], ctx.journal) as results, self._locked(ctx):
             outcome = self._rollback(ctx, "asked for (rollback)", was_done=status.get("done") == "done")
             results.append(self._finished(outcome))
@@ -351,6 +374,9 @@ class Migrator:
                                         f"taken offline by run {key}; nothing to do (migrate.rollback brings it back)")
             if ended == "decommissioned":
                 return MigrationOutcome(system_id, key, ended, f"decommissioned by run {key}: its hosts are freed")
+        held = self._held(system_id)
+        if held is not None:
+            return held
         run_key = self._new_key(f"{system_id}-offline")
         journal = MigrationJournal(self.store, run_key, self.plan, apply=self.apply, queue=True)
         ctx = self._ctx(system_id, run_key, run_key, journal)
@@ -419,11 +445,9 @@ class Migrator:
 
     def _run(self, systems: list[str], label: str) -> list[MigrationOutcome]:
         self._run_checks(systems)
-        done_before = {s: k for s in systems if (k := self.migrated_by(s))}
-        systems = [s for s in systems if s not in done_before]
-        skipped = [MigrationOutcome(s, k, "already_migrated",
-                                    f"migrated by run {k}; nothing to do (migrate.rollback undoes it)")
-                   for s, k in done_before.items()]
+        held = {s: o for s in systems if (o := self._held(s)) is not None}
+        systems = [s for s in systems if s not in held]
+        skipped = list(held.values())
         if not systems:
             return skipped
         key = self._new_key(label)
@@ -443,6 +467,7 @@ class Migrator:
         progress = ProgressRows(self.console, apply=self.apply, parallel=self.parallel, enabled=self.progress)
         self._observing = [journal, progress, *self.observers]
         results: list[Result] = []
+        self.watchdog.start()  # ends this run's playbooks should the engine die
         self.agent.start()
         try:
             self._tell("run_started", label, list(systems))
@@ -454,6 +479,7 @@ class Migrator:
             progress.run_finished(results)  # the rows stop even when the run did not finish
             self._observing = []
             self.agent.stop()
+            self.watchdog.stop()
 
     def _tell(self, method: str, *args: Any) -> None:
         """Every observer of the run that implements `method` (all observer methods are optional)."""
@@ -507,6 +533,38 @@ class Migrator:
         status, _ = system_state(self.store.journal_entries(run_key=key, subject=system_id))
         return key if outcome_of(status) in ("migrated", "decommissioned") else None
 
+    def _held(self, system_id: str, measuring: bool = False) -> MigrationOutcome | None:
+        """The one check every new run makes of each system before it starts (why it must not): an applied run
+        migrated it (nothing to do), or the system's latest applied run is not over (only that run may carry on:
+        a fresh one would copy the source over what the target took from clients) or its rollback failed.
+        `measuring` (`run_steps`): an unfinished run of steps alone, which never serves clients, does not hold it."""
+        key = self._latest_run_of(system_id)
+        if key is None or (measuring and key.startswith(f"{APPLY_PREFIX}{system_id}-steps-")):
+            return None
+        entries = self.store.journal_entries(run_key=key, subject=system_id)
+        status, _ = system_state(entries)
+        if outcome_of(status) in ("migrated", "decommissioned") and not self._zombie(system_id):
+            return MigrationOutcome(system_id, key, "already_migrated",
+                                    f"migrated by run {key}; nothing to do (migrate.rollback undoes it)")
+        owed = due(status)
+        if owed is None:
+            return None
+        lock = self.store.lock(f"migrate:{system_id}")
+        if owed == "resume" and lock is not None and lock.holder == key and self._alive(lock):
+            return None  # still running: its lock refuses the new run (`locked`)
+        last = entries[-1]
+        where = f"it stopped at {last.step} ({last.status}, {last.at:%Y-%m-%d %H:%M:%S} UTC)"
+        if owed == "resume":
+            message = (f"run {key} of {system_id} is unfinished: {where}. Carry it on with `migrate.resume "
+                       f"--run-key {key} --apply` (or bring the system back with `migrate.rollback --system "
+                       f"{system_id} --apply`); "
+                       "a new run is refused, even after `migrate.unlock`: it would start over and could lose what "
+                       "the target took from clients")
+        else:
+            message = (f"the rollback of run {key} of {system_id} failed: {where}; the target may hold writes its "
+                       f"source lacks. Fix the cause, then `migrate.rollback --system {system_id} --apply`")
+        return MigrationOutcome(system_id, key, "unfinished", message)
+
     def _one(self, system_id: str, journal: MigrationJournal, state_key: str) -> MigrationOutcome:
         ctx = self._ctx(system_id, journal.run_key, state_key, journal)
         try:
@@ -558,6 +616,8 @@ class Migrator:
                 except StepFailed as exc:
                     if not self.apply:
                         return ctx.outcome("failed", f"rehearsal: {exc.step}: {exc}")
+                    if exc.step in CHECKS:  # read-only: nothing changed, nothing to roll back
+                        return ctx.outcome("failed", f"{exc.step}: {exc}; nothing was changed, the source serves on")
                     return self._rollback(ctx, f"{exc.step} failed: {exc}", failed_step=exc.step)
         verified = ctx.details.get("verify_function", {})
         if not self.apply:
@@ -779,6 +839,8 @@ class Migrator:
                                                       folder, self.inventory_file), self._env(), folder)
 
         def await_check(step: str) -> datetime | None:
+            if step == "verify_function" and self.hooks.get("pause", {}).get("verify_function"):
+                time.sleep(float(self.hooks["pause"]["verify_function"]))
             if check is None or step != "verify_function":
                 return None
             ok, output, finished = check.wait()
@@ -813,26 +875,57 @@ class Migrator:
 
     def _rollback(self, ctx: Ctx, reason: str, failed_step: str | None = None,
                   was_done: bool = False) -> MigrationOutcome:
-        """Back to the source serving, nothing lost; journaled as the step `rollback`."""
+        """Back to the source serving, nothing lost; journaled as the step `rollback`. playbooks/rollback.yml is the
+        only way clients are routed away from a target: it copies back and verifies what a serving target received
+        first (the gateway's route says whether it served), then removes this run's copy from the targets."""
         sid = ctx.plan.system
-        status, _ = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
-        reverse = status.get("switch") is not None  # clients may have reached the target
+        status, details = system_state(self.store.journal_entries(run_key=ctx.state_key, subject=sid))
+        ctx.details = ctx.details or details
+        reverse = status.get("switch") is not None  # clients may have reached the target: it must answer
         self._tell("note", sid, f"[yellow]rollback ({reason})[/]")
         ctx.journal.step(sid, "rollback", "started", {"reason": reason, "reverse_sync": reverse})
         ctx.steps_run.append("rollback")
-        result = self._playbook("rollback", self._vars(ctx, "rollback") | {"jiyue_reverse_sync": reverse})
+        extravars = self._vars(ctx, "rollback")
+        cleanup, keep = self._copies(ctx, extravars)
+        result = self._playbook("rollback", extravars | {"jiyue_reverse_sync": reverse, "jiyue_cleanup": cleanup,
+                                                         "jiyue_keep": keep})
         ctx.changed = ctx.changed or result.changed
         ctx.diff += result.diff
         if not result.ok:
             error = "; ".join(result.failures) or result.status
             ctx.journal.step(sid, "rollback", "failed", {"error": error, "reason": reason})
             return ctx.outcome("failed", f"{reason}; ROLLBACK FAILED, needs a person: {error}")
-        ctx.journal.step(sid, "rollback", "done", {"reason": reason, "reverse_sync": reverse})
+        served = any(bool(v.get("targets")) for v in result.report("served").values())
+        removed, left = cleanup_detail(result, cleanup) if self.apply else ([], [])
+        ctx.journal.step(sid, "rollback", "done", {"reason": reason, "reverse_sync": served, "removed": removed,
+                                                   "left_behind": left})
         if failed_step:
             ctx.journal.step(sid, failed_step, "rolled_back", {"reason": reason})
         if was_done and self.apply:
             self._record_location(ctx, {t.source: t.source for t in ctx.plan.targets}, "rolled back to the source")
-        return ctx.outcome("rolled_back" if self.apply else "rehearsed", f"{reason}; the source serves again")
+        message = f"{reason}; the source serves again"
+        if served:
+            message += " (what the targets received was copied back and verified first)"
+        if removed:
+            message += "; removed this run's copy: " + ", ".join(f"{r['host']}:{r['path']} ({r['bytes']} bytes)"
+                                                                for r in removed)
+        if left:
+            message += ("; LEFT BEHIND on the targets, for a person to remove once checked: "
+                        + ", ".join(f"{r['host']}:{r['path']} ({r['bytes']} bytes: {r['why']})" for r in left))
+        return ctx.outcome("rolled_back" if self.apply else "rehearsed", message)
+
+    @staticmethod
+    def _copies(ctx: Ctx, extravars: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """Per target: the directories this run copied there (the precheck found them absent), and the others (there
+        before this run, or not known to be this run's: never removed, only reported)."""
+        existing = ctx.details.get("precheck", {}).get("existing")
+        cleanup: dict[str, list[str]] = {}
+        keep: dict[str, list[str]] = {}
+        for target, t in extravars["jiyue_by_target"].items():
+            before = set(t["dirs"]) if existing is None else set(existing.get(target, []))
+            cleanup[target] = [d for d in t["dirs"] if d not in before]
+            keep[target] = [d for d in t["dirs"] if d in before]
+        return cleanup, keep
 
     def _record_location(self, ctx: Ctx, location: dict[str, str], what: str) -> None:
         self.store.record(MIGRATE_LOCATION, [Result(ctx.system.id, True, {
@@ -996,12 +1089,23 @@ class Migrator:
                     and self.store.acquire_lock(subject, ctx.run_key, os.getpid(), socket.gethostname())):
                 held = (f"run {lock.holder}, pid {lock.pid} on {lock.hostname} since {lock.at:%Y-%m-%d %H:%M:%S} UTC"
                         if lock else "another run")
-                raise LockedError(f"{ctx.plan.system} is being migrated by {held}; if that process is gone, "
-                                  "break the lock explicitly (migrate unlock)")
+                raise LockedError(f"{ctx.plan.system} is being migrated by {held}; if that process is gone, carry "
+                                  f"its run on with `migrate.resume --run-key {lock.holder if lock else '…'} --apply` "
+                                  "(it takes over its own lock)")
         try:
+            self._end_orphans(ctx)
             yield
         finally:
             self.store.release_lock(subject, ctx.run_key)
+
+    def _end_orphans(self, ctx: Ctx) -> None:
+        """Under the system's lock, before anything acts on it: end what a dead engine's playbook runs of the
+        system left running (its watchdog does at once; this is for when the watchdog died too), journaled."""
+        ended = reap(self.workdir / "runner" / ctx.plan.system)
+        if ended:
+            ctx.journal.step(ctx.plan.system, "orphan", "ended", {"processes": ended})
+            self._tell("note", ctx.plan.system, f"[yellow]ended {len(ended)} process(es) a killed run left "
+                                                f"running: {', '.join(str(p['pid']) for p in ended)}[/]")
 
     def _latest_unfinished(self) -> str | None:
         entries = self.store.journal_entries(prefix=APPLY_PREFIX)

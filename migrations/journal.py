@@ -22,6 +22,8 @@ from jiyue.store import JournalEntry, Store
 from migrations.model import Plan, SystemPlan
 from migrations.playbook import PlaybookResult, event_module, event_step, event_time, failed_event, summarise
 
+# The first step of a run: read-only, so a failure of it ends the run with nothing to undo.
+CHECKS = ("precheck", "offline_check")
 ENGINE_FAILED = "engine"  # a Result's error_kind when the engine itself failed on a system (a bug)
 
 
@@ -49,6 +51,15 @@ def system_state(entries: list[JournalEntry]) -> tuple[dict[str, str], dict[str,
     return status, details
 
 
+def due(status: dict[str, str]) -> str | None:
+    """What a system's run still owes before anything else may start on the system: `resume` (it is unfinished:
+    only its own run may carry it on, never a fresh one that would copy over what the target took), `rollback`
+    (its rollback failed: the target may hold the only copy of what clients wrote), or None (it is over)."""
+    if status.get("rollback") == "failed":
+        return "rollback"
+    return "resume" if outcome_of(status) is None else None
+
+
 def outcome_of(status: dict[str, str]) -> str | None:
     """The end a system reached in a run, or None while it is unfinished."""
     if status.get("decommission") == "done":
@@ -59,6 +70,8 @@ def outcome_of(status: dict[str, str]) -> str | None:
         return "failed"
     if any(s == "refused" for s in status.values()):
         return "refused"
+    if any(status.get(check) == "failed" for check in CHECKS) and status.get("rollback") is None:
+        return "failed"  # a failed check changed nothing: the run is over, nothing to roll back
     if status.get("done") == "done" and status.get("rollback") is None:
         return "migrated"
     if status.get("offline_hold") == "done" and status.get("rollback") is None:
@@ -104,6 +117,9 @@ def step_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict[st
         found = r.report("sources")
         dirs = {host: [str(d) for d in res.get("dirs", [])] for host, res in found.items()}
         detail |= {"dirs": dirs, "bytes": {host: int(res.get("bytes", 0)) for host, res in found.items()}}
+        # What each target already held before this run: a cleanup after a rollback never removes it.
+        detail["existing"] = {host: [str(d) for d in res.get("existing", [])]
+                              for host, res in r.report("target_dirs").items()}
         for t in {t.target for t in plan.targets}:
             seen: dict[str, str] = {}
             for source in [x.source for x in plan.targets if x.target == t]:
@@ -168,6 +184,31 @@ def failure_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict
             tgt = {p: v for p, v in by_host.get(t.target, {}).items() if p.startswith(prefix)}
             differ += [f"{t.source}:{p}" for p in sorted(set(src) | set(tgt)) if src.get(p) != tgt.get(p)]
     return {"differing_files": differ[:100]}
+
+
+def cleanup_detail(result: PlaybookResult, cleanup: dict[str, list[str]]) -> tuple[list[dict], list[dict]]:
+    """What the rollback removed from each target and what it left behind there (path, bytes, why), from its
+    `cleanup` reports; a target that reported nothing (it did not answer) keeps all of this run's copy."""
+    removed: list[dict] = []
+    left: list[dict] = []
+    reports = result.report("cleanup")
+    for host, dirs in cleanup.items():
+        report = reports.get(host)
+        if report is None:
+            left += [{"host": host, "path": d, "bytes": None, "why": "the target did not answer: not removed"}
+                     for d in dirs]
+            continue
+        for line in report.get("lines", []):
+            kind, size, path, *why = line.split("\t")
+            row = {"host": host, "path": path, "bytes": int(size) if size.isdigit() else None}
+            if kind == "removed":
+                removed.append(row)
+            else:
+                left.append(row | {"why": why[0] if why else "not removed"})
+        if report.get("error"):
+            left += [{"host": host, "path": d, "bytes": None, "why": f"cleanup failed: {report['error']}"}
+                     for d in dirs if d not in {r["path"] for r in removed if r["host"] == host}]
+    return removed, left
 
 
 # --- a cutover, step by step from its event stream ---------------------------------------------------------

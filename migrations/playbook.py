@@ -22,6 +22,7 @@ from typing import Any
 import ansible_runner
 
 from jiyue import ansible
+from migrations.reaper import guarded
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable", "runner_on_skipped")
@@ -170,13 +171,15 @@ def run_playbook(name: str, *, private_dir: Path, inventory_file: Path, extravar
     if tags:
         env = {**env, "ANSIBLE_ANY_ERRORS_FATAL": "True"}
     began = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(private_dir), playbook=str(PLAYBOOKS / f"{name}.yml"), inventory=str(inventory_file),
-        extravars=extravars, cmdline="--check --diff" if check else None, envvars=env,
-        tags=",".join(tags) if tags else None, quiet=True, event_handler=handler,
-        cancel_callback=cancel or (lambda: False), rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
-        # Never env/ files: ansible-runner would reuse an earlier run's (its cmdline, extravars, agent socket).
-        suppress_env_files=True)
+    # Guarded: nothing this run starts outlives it, nor an engine killed meanwhile (migrations.reaper).
+    with guarded(private_dir, playbook=name, run_key=str(extravars.get("jiyue_run_key", ""))) as token:
+        runner = ansible_runner.run(
+            private_data_dir=str(private_dir), playbook=str(PLAYBOOKS / f"{name}.yml"), inventory=str(inventory_file),
+            extravars=extravars, cmdline="--check --diff" if check else None, envvars=env | token,
+            tags=",".join(tags) if tags else None, quiet=True, event_handler=handler,
+            cancel_callback=cancel or (lambda: False), rotate_artifacts=50, ident=f"{name}-{uuid.uuid4().hex[:8]}",
+            # Never env/ files: ansible-runner would reuse an earlier run's (its cmdline, extravars, agent socket).
+            suppress_env_files=True)
     seconds = time.monotonic() - began
     ok = runner.status == "successful" and runner.rc == 0
     result = summarise(events, ok, runner.status, seconds, step=None if tags else name)

@@ -205,10 +205,12 @@ def offline(c, system, signed_off_by=None, inventory=None, plan=None, store=None
 @task(help={**COMMON, "system": "the system whose lock to break",
             "force": "break it even if its process seems alive (it runs on another machine, or is hung)"})
 def unlock(c, system, inventory=None, plan=None, store=None, force=False, workdir=None):
-    """Break the stale lock of a run whose process died (a live run's lock is refused without --force)."""
+    """Break the stale lock of a run whose process died (a live run's lock is refused without --force). It never makes
+    the dead run's system free for a new run: only `migrate.resume` (or `migrate.rollback`) ends that run."""
     m = _migrator(inventory, plan, store, False, workdir)
     if _engine_errors(lambda: m.break_lock(system, force=force)):
-        console.print(f"lock on {system} broken; `migrate.resume --apply` carries on its run")
+        console.print(f"lock on {system} broken; `migrate.resume --apply` carries on its run (a new `migrate.run` "
+                      "stays refused until that run is over)")
     else:
         err.print(f"{system} was not locked")
 
