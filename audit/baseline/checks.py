@@ -17,6 +17,8 @@ from typing import Any
 
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
 from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
+from audit.baseline.sshd import Effective
+from audit.baseline.sshd import admitted as sshd_admitted
 
 
 def _searched(ev: Evidence, *patterns: str) -> list[str]:
@@ -125,12 +127,16 @@ def password_aging(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed(f"max {p['pass_max_days']} / min {p['pass_min_days']} / warn {p['pass_warn_age']} days met", evidence)
 
 
+def _sshd_cites(views: list[Effective], *keys: str) -> list[str]:
+    return list(dict.fromkeys(v.cite(k) for v in views for k in keys))
+
+
 @check("ssh.empty_passwords", fixable=True)
 def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    line = ev.sshd_value("PermitEmptyPasswords")
-    if line and line.text.lower() == "yes":
-        return failed("sshd accepts empty passwords", [line.cite()])
-    return passed("PermitEmptyPasswords no" + ("" if line else " (sshd default)"), [line.cite()] if line else [])
+    bad = [v for v in ev.sshd if v.get("permitemptypasswords").value == "yes"]
+    if bad:
+        return failed(f"sshd accepts empty passwords {bad[0].label}", _sshd_cites(bad, "permitemptypasswords"))
+    return passed("PermitEmptyPasswords no for every connection checked", _sshd_cites(ev.sshd, "permitemptypasswords"))
 
 
 @check("trust.rhosts")
@@ -192,19 +198,24 @@ def session_tmout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 @check("ssh.idle", fixable=True, params=("idle_timeout", "require_ssh_client_alive"))
 def ssh_idle(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    interval_line, count_line = ev.sshd_value("ClientAliveInterval"), ev.sshd_value("ClientAliveCountMax")
-    interval = _int(interval_line.text) if interval_line else 0
-    count = _int(count_line.text) if count_line else 3
-    evidence = [x.cite() for x in (interval_line, count_line) if x]
+    evidence = _sshd_cites(ev.sshd, "clientaliveinterval", "clientalivecountmax")
     if not p["require_ssh_client_alive"]:
         return passed("not required by the profile", evidence)
-    if not interval:
-        return failed("sshd ClientAliveInterval is 0 (disabled)",
-                      evidence or ["/etc/ssh/sshd_config: ClientAliveInterval not set (default 0)"])
-    idle = interval * max(count or 0, 1)
-    if idle > p["idle_timeout"]:
-        return failed(f"sshd idle limit {interval} x {count} = {idle} s (needs <= {p['idle_timeout']})", evidence)
-    return passed(f"sshd idle limit {interval} x {count} = {idle} s", evidence)
+    limits = []
+    for v in ev.sshd:
+        interval, count = _int(v.get("clientaliveinterval").value) or 0, _int(v.get("clientalivecountmax").value)
+        why = f"sshd idle limit {interval} x {count} = {interval * (count or 0)} s {v.label}"
+        if not interval:
+            return failed(f"sshd ClientAliveInterval is 0 (disabled) {v.label}",
+                          _sshd_cites([v], "clientaliveinterval"))
+        if not count:  # OpenSSH >= 8.2: 0 sends keepalives and never disconnects
+            return failed(f"sshd ClientAliveCountMax 0 never disconnects an idle session {v.label}",
+                          _sshd_cites([v], "clientaliveinterval", "clientalivecountmax"))
+        if interval * count > p["idle_timeout"]:
+            return failed(f"{why} (needs <= {p['idle_timeout']})",
+                          _sshd_cites([v], "clientaliveinterval", "clientalivecountmax"))
+        limits.append(interval * count)
+    return passed(f"sshd idle limit at most {max(limits)} s for every connection checked", evidence)
 
 
 def _listeners(ev: Evidence, ports: list[int] | set[int], exposed_only: bool = False) -> list[dict[str, Any]]:
@@ -221,9 +232,8 @@ def _cite_socket(s: dict[str, Any]) -> str:
 
 
 def _sshd_running(ev: Evidence) -> tuple[bool, list[str]]:
-    port_line = ev.sshd_value("Port")
-    port = _int(port_line.text) if port_line else 22
-    listening = [s for s in ev.listening() if s["proto"] == "tcp" and s["port"] == port]
+    ports = {_int(x) for v in ev.sshd for x in v.get("port").values} - {None}
+    listening = [s for s in ev.listening() if s["proto"] == "tcp" and s["port"] in ports]
     running = "sshd" in ev.processes() or bool(ev.running(["sshd"])) or bool(listening)
     return running, [_cite_socket(s) for s in listening] or (["process: sshd"] if running else [])
 
@@ -331,12 +341,13 @@ def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 @check("ssh.root_login", fixable=True, params=("permit_root_login",))
 def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    line = ev.sshd_value("PermitRootLogin")
-    value = line.text.lower() if line else "prohibit-password"  # OpenSSH >= 7.0 default
-    evidence = [line.cite()] if line else ["sshd_config: PermitRootLogin not set (default prohibit-password)"]
-    if value not in p["permit_root_login"]:
-        return failed(f"PermitRootLogin {value}: root may log in with a password", evidence)
-    return passed(f"PermitRootLogin {value}", evidence)
+    bad = [v for v in ev.sshd if v.get("permitrootlogin").value not in p["permit_root_login"]]
+    if bad:
+        return failed(f"PermitRootLogin {bad[0].get('permitrootlogin').value} {bad[0].label}: root may log in "
+                      "with a password", _sshd_cites(bad, "permitrootlogin"))
+    values = sorted({v.get("permitrootlogin").value for v in ev.sshd})
+    return passed(f"PermitRootLogin {', '.join(values)} for every connection checked",
+                  _sshd_cites(ev.sshd, "permitrootlogin"))
 
 
 @check("files.owners")
@@ -562,10 +573,12 @@ def ports_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 @check("mgmt.restricted")
 def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    settings, matches = ev.sshd
-    evidence = [settings[k].cite() for k in ("allowusers", "allowgroups") if k in settings and
-                (k != "allowusers" or "@" in settings[k].text)]
-    evidence += [x.cite() for x in matches if x.text.strip().lower().startswith("match address")]
+    outside = ev.sshd[0]  # the connection from outside the management networks
+    users = ["root", *(f[0] for _, f in _interactive(ev, p) if f[0] != "root")]
+    let_in = [u for u in users if sshd_admitted(outside, u, ev.groups_of(u))[0]]
+    lists = ("allowusers", "denyusers", "allowgroups", "denygroups")
+    evidence = [] if let_in else [f"sshd admits none of {', '.join(users)} {outside.label}",
+                                  *(outside.cite(k) for k in lists if outside.get(k).values)]
     allow = [x for x in ev.lines("/etc/hosts.allow") if re.match(r"^\s*(sshd|ALL)\s*:", x.text)]
     deny = [x for x in ev.lines("/etc/hosts.deny") if re.match(r"^\s*(sshd|ALL)\s*:\s*ALL\b", x.text)]
     if allow and deny:
@@ -573,8 +586,9 @@ def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     if evidence:
         return passed("management access limited by address or user", evidence)
     return failed("nothing on the host limits where SSH management comes from (a firewall outside the host "
-                  "is evidence to attach)", ["/etc/ssh/sshd_config: no AllowUsers user@address, AllowGroups or "
-                                            "Match Address", *_searched(ev, "/etc/hosts.allow", "/etc/hosts.deny")])
+                  "is evidence to attach)", [f"sshd admits {', '.join(let_in)} {outside.label}",
+                                            *(outside.cite(k) for k in lists),
+                                            *_searched(ev, "/etc/hosts.allow", "/etc/hosts.deny")])
 
 
 @check("vuln.updates", params=("max_days_since_update",))
