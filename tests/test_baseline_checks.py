@@ -76,9 +76,49 @@ def test_faillock_is_read_before_tally2_and_its_defaults_count(params):
     assert out.status == PASS and out.summary == "pam_faillock: deny 3, unlock_time 600 s"
     files["/etc/security/faillock.conf"] = "deny = 8\n"
     out = REGISTRY["login.lockout"].evaluate(ev(files, os={"id": "anolis"}), params)
-    assert out.status == FAIL and "/etc/security/faillock.conf:1: 8" in out.evidence[1]
+    assert out.status == FAIL and "/etc/security/faillock.conf:1: deny = 8" in out.evidence
     debian = ev({"/etc/pam.d/system-auth": "auth required pam_faillock.so preauth\n"}, os={"id": "uos"})
     assert REGISTRY["login.lockout"].evaluate(debian, params).status == FAIL  # wrong family's file
+
+
+RH_AUTH = ("auth required pam_env.so\nauth required pam_faillock.so preauth silent\n"
+           "auth sufficient pam_unix.so try_first_pass\nauth [default=die] pam_faillock.so authfail\n"
+           "auth required pam_deny.so\n")
+DEB_AUTH = ("auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so\n"
+            "auth [default=die] pam_faillock.so authfail\nauth requisite pam_deny.so\nauth required pam_permit.so\n")
+
+
+@pytest.mark.parametrize(("files", "family", "status", "says"), [
+    ({"/etc/pam.d/system-auth": RH_AUTH, "/etc/security/faillock.conf": "# faillock\ndeny = 5 # five\nunlock_time=900\n"},
+     "anolis", PASS, "/etc/security/faillock.conf:2: deny = 5 # five"),
+    ({"/etc/pam.d/common-auth": DEB_AUTH, "/etc/pam.d/sshd": "@include common-auth\naccount required pam_nologin.so\n",
+      "/etc/security/faillock.conf": "deny = 4\n"}, "debian", PASS, "/etc/pam.d/common-auth:3: auth [default=die]"),
+    ({"/etc/pam.d/system-auth": RH_AUTH, "/etc/security/faillock.conf": "deny = 0\n"}, "anolis", FAIL,
+     "/etc/security/faillock.conf:1: deny = 0"),
+    ({"/etc/pam.d/system-auth": "auth sufficient pam_unix.so\n" + RH_AUTH}, "anolis", FAIL,
+     "/etc/pam.d/system-auth:1: auth sufficient pam_unix.so"),
+    ({"/etc/pam.d/system-auth": "auth [success=done default=ignore] pam_sss.so\n" + RH_AUTH}, "anolis", FAIL,
+     "/etc/pam.d/system-auth:1: auth [success=done default=ignore] pam_sss.so"),
+    ({"/etc/pam.d/system-auth": RH_AUTH.replace("sufficient pam_unix", "requisite pam_unix")}, "anolis", FAIL,
+     "/etc/pam.d/system-auth:3: auth requisite pam_unix.so"),
+    ({"/etc/pam.d/sshd": "auth sufficient pam_permit.so\nauth substack password-auth\n",
+      "/etc/pam.d/password-auth": RH_AUTH}, "anolis", FAIL, "/etc/pam.d/sshd:1: auth sufficient pam_permit.so"),
+])
+def test_lockout_runs_the_pam_stack_as_libpam_does(params, files, family, status, says):
+    out = REGISTRY["login.lockout"].evaluate(ev(files, os={"id": family}), params)
+    assert out.status == status and any(e.startswith(says) for e in out.evidence), out
+
+
+def test_pwquality_conf_is_read_after_its_conf_d(params):
+    """libpwquality 1.4.5 src/settings.c pwquality_read_config(): pwquality.conf.d/*.conf, then pwquality.conf."""
+    files = {"/etc/pam.d/common-password": "password requisite pam_pwquality.so retry=3\n",
+             "/etc/security/pwquality.conf": "minlen = 6\nminclass = 3 # three\n",
+             "/etc/security/pwquality.conf.d/50-city.conf": "minlen = 12\n"}
+    out = REGISTRY["password.complexity"].evaluate(ev(files, os={"id": "debian"}), params)
+    assert out.status == FAIL and out.summary.startswith("pam_pwquality: minlen 6, 3 character classes")
+    assert "/etc/security/pwquality.conf:1: minlen = 6" in out.evidence
+    files["/etc/pam.d/common-password"] = "password requisite pam_pwquality.so minlen=12\n"  # the PAM line: last word
+    assert REGISTRY["password.complexity"].evaluate(ev(files, os={"id": "debian"}), params).status == PASS
 
 
 def test_pwquality_arguments_override_the_config_file(params):

@@ -15,8 +15,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.baseline import pam as pam_stack
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
 from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
+from audit.baseline.pam import PamLine
 from audit.baseline.sshd import Effective
 from audit.baseline.sshd import admitted as sshd_admitted
 
@@ -73,13 +75,13 @@ def accounts_unique(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 
 def _pwquality(ev: Evidence) -> tuple[dict[str, str], list[str]]:
-    settings: dict[str, str] = {}
-    cited = []
-    for path in ("/etc/security/pwquality.conf", *ev.paths("/etc/security/pwquality.conf.d/*.conf")):
-        for key, line in ev.kv(path, sep="=").items():
-            settings[key] = line.text
-            cited.append(f"{line.path}:{line.number}: {key} = {line.text}")
-    return settings, cited
+    """libpwquality's settings in the order its source reads them (1.4.5, src/settings.c
+    pwquality_read_config(): the `*.conf` files of pwquality.conf.d first, sorted by name with strcmp,
+    then pwquality.conf itself), each setting's last line winning: pwquality.conf has the last word."""
+    settings: dict[str, tuple[str, Line]] = {}
+    for path in (*sorted(ev.paths("/etc/security/pwquality.conf.d/*.conf")), "/etc/security/pwquality.conf"):
+        settings.update(ev.conf(path))
+    return {k: v for k, (v, _) in settings.items()}, [line.cite() for _, line in settings.values()]
 
 
 @check("password.complexity", fixable=True, params=("password_min_length", "password_min_classes"))
@@ -91,7 +93,7 @@ def password_complexity(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
                       [f"{f}: present" if ev.has(f) else f"{f}: missing" for f in files])
     module = lines[0]
     conf, cited = _pwquality(ev) if module.module == "pam_pwquality" else ({}, [])
-    settings = {**conf, **module.args}  # module arguments override pwquality.conf
+    settings = {**conf, **module.args}  # pam_pwquality.c sets its arguments after reading the files
     default_len = 8 if module.module == "pam_pwquality" else 9  # libpwquality's and cracklib's own defaults
     minlen = _int(settings.get("minlen")) or default_len
     credits = [k for k in ("dcredit", "ucredit", "lcredit", "ocredit") if (_int(settings.get(k)) or 0) < 0]
@@ -147,34 +149,69 @@ def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed("no .rhosts, .shosts, .netrc or hosts.equiv")
 
 
-def _faillock_conf(ev: Evidence) -> dict[str, Line]:
-    return ev.kv("/etc/security/faillock.conf", sep="=")
+LOCKOUT_MODULES = ("pam_faillock", "pam_tally2", "pam_tally")
+
+
+def _flatten(items: tuple[pam_stack.Item, ...]) -> list[PamLine]:
+    return [y for x in items for y in (_flatten(x.items) if isinstance(x, pam_stack.Substack) else [x])]
+
+
+def _lockout_stacks(ev: Evidence) -> list[tuple[str, tuple[pam_stack.Item, ...]]]:
+    """The auth stacks a login runs: the sshd and login services where present, else the family's auth files."""
+    services = [f for f in ("/etc/pam.d/sshd", "/etc/pam.d/login") if ev.has(f)]
+    return [(f, ev.pam_stack(f, "auth")) for f in services or ev.pam_files(PAM_AUTH) if ev.has(f)]
+
+
+def _stack_fault(path: str, stack: tuple[pam_stack.Item, ...]) -> tuple[str, list[str]] | None:
+    """Why this stack does not lock accounts, run as libpam runs it (pam.py), or None when it does."""
+    lines = _flatten(stack)
+    modules = [x.line.cite() for x in lines if x.module in LOCKOUT_MODULES]
+    if not modules:
+        return f"{path}: no pam_faillock or pam_tally2 in its auth stack", [f"{path}: searched, no lockout module"]
+    locked = pam_stack.run(stack, pam_stack.locked_account)
+    if locked.success:
+        ends = f": {locked.decided_by.line.cite()} ends the stack first" if locked.decided_by else ""
+        return (f"{path}: a locked account with the right password still logs in{ends}",
+                [*([locked.decided_by.line.cite()] if locked.decided_by else []), *modules])
+    wrong = pam_stack.run(stack, pam_stack.wrong_password)
+    if not any(pam_stack.counts_failures(x) for x in wrong.ran):
+        ends = f": {wrong.decided_by.line.cite()} ends the stack first" if wrong.decided_by else ""
+        return (f"{path}: a wrong password is never counted (no pam_faillock authfail or pam_tally2 runs){ends}",
+                [*([wrong.decided_by.line.cite()] if wrong.decided_by else []), *modules])
+    return None
 
 
 @check("login.lockout", fixable=True, params=("lockout_deny", "lockout_unlock_time"))
 def login_lockout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
-    pam = [x for x in ev.pam(*files) if x.type == "auth"]
-    faillock = [x for x in pam if x.module == "pam_faillock"]
-    tally = [x for x in pam if x.module in ("pam_tally2", "pam_tally")]
-    if faillock:  # Linux-PAM >= 1.5 has only this one: read it first
-        conf = _faillock_conf(ev)
-        settings = {k: v.text for k, v in conf.items()}
-        for x in faillock:
-            settings.update({k: v for k, v in x.args.items() if k in ("deny", "unlock_time")})
-        deny, unlock = _int(settings.get("deny")) or 3, _int(settings.get("unlock_time"))
-        unlock = 600 if unlock is None else unlock  # pam_faillock's own defaults: deny 3, unlock_time 600
-        evidence = [x.line.cite() for x in faillock]
-        evidence += [v.cite() for k, v in conf.items() if k in ("deny", "unlock_time")]
-        name = "pam_faillock"
-    elif tally:
-        args = {k: v for x in tally for k, v in x.args.items()}
-        deny, unlock = _int(args.get("deny")) or 0, _int(args.get("unlock_time")) or 0
-        evidence, name = [x.line.cite() for x in tally], tally[0].module
-    else:
+    stacks = _lockout_stacks(ev)
+    lines = [x for _, stack in stacks for x in _flatten(stack)]
+    faillock = [x for x in lines if x.module == "pam_faillock"]
+    tally = [x for x in lines if x.module in ("pam_tally2", "pam_tally")]
+    if not faillock and not tally:
+        files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
         return failed("no pam_faillock or pam_tally2 in the auth stack", _searched(ev, *files))
+    for path, stack in stacks:
+        fault = _stack_fault(path, stack)
+        if fault:
+            return failed(*fault)
+    if faillock:  # Linux-PAM >= 1.5 has only this one: read it first
+        conf = {k: v for k, v in ev.conf("/etc/security/faillock.conf").items() if k in ("deny", "unlock_time")}
+        settings = {k: value for k, (value, _) in conf.items()}
+        for x in faillock:  # the module's arguments override faillock.conf
+            settings.update({k: v for k, v in x.args.items() if k in ("deny", "unlock_time")})
+        deny, unlock = _int(settings.get("deny")), _int(settings.get("unlock_time"))
+        deny = 3 if deny is None else deny  # pam_faillock's own defaults: deny 3, unlock_time 600
+        unlock = 600 if unlock is None else unlock
+        evidence = list(dict.fromkeys(x.line.cite() for x in faillock)) + [line.cite() for _, line in conf.values()]
+        name = "pam_faillock"
+    else:
+        args = {k: v for x in tally for k, v in x.args.items()}
+        deny, unlock = _int(args.get("deny")) or 0, _int(args.get("unlock_time")) or 0  # pam_tally2: no deny, no lock
+        evidence, name = list(dict.fromkeys(x.line.cite() for x in tally)), tally[0].module
     summary = f"{name}: deny {deny}, unlock_time {unlock} s"
-    if deny == 0 or deny > p["lockout_deny"] or (0 < unlock < p["lockout_unlock_time"]):
+    if deny == 0:
+        return failed(f"{summary}: deny 0 never locks an account", evidence)
+    if deny > p["lockout_deny"] or (0 < unlock < p["lockout_unlock_time"]):
         return failed(summary + f" (needs deny <= {p['lockout_deny']}, unlock_time >= {p['lockout_unlock_time']})",
                       evidence)
     return passed(summary, evidence)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
+from audit.baseline import pam as pam_stack
 from audit.baseline import sshd as sshd_config
+from audit.baseline.pam import PamLine
 from audit.baseline.source import Line
 
 # The connection sshd is asked about when the inventory declares nothing (an address of TEST-NET-3, RFC 5737).
@@ -43,15 +45,6 @@ def family_of(os_id: str, id_like: list[str] | tuple[str, ...], declared: str | 
         if word in FAMILY_BY_ID:
             return FAMILY_BY_ID[word]
     return declared
-
-
-@dataclass(frozen=True)
-class PamLine:
-    line: Line
-    type: str
-    control: str
-    module: str  # e.g. pam_faillock (no .so, no directory)
-    args: dict[str, str]
 
 
 class Evidence:
@@ -162,18 +155,21 @@ class Evidence:
     # --- PAM -----------------------------------------------------------------------------------
 
     def pam(self, *paths: str) -> list[PamLine]:
-        out = []
-        for line in self.lines(*paths):
-            text = line.text.strip()
-            m = re.match(r"^-?(\w+)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$", text)
-            if not m:
-                continue
-            module = m.group(3).rsplit("/", 1)[-1].removesuffix(".so")
-            args = {}
-            for arg in m.group(4).split():
-                key, _, value = arg.partition("=")
-                args[key] = value
-            out.append(PamLine(line, m.group(1), m.group(2), module, args))
+        """The PAM lines of these files as they are written (no include expanded)."""
+        return pam_stack.parse(list(self.lines(*paths)))
+
+    def pam_stack(self, path: str, kind: str) -> tuple[pam_stack.Item, ...]:
+        """A PAM file's `kind` stack with its includes and substacks expanded (pam.py)."""
+        return pam_stack.stack(lambda p: list(self.lines(p)) if self.has(p) else None, path, kind)
+
+    def conf(self, path: str) -> dict[str, tuple[str, Line]]:
+        """`key = value` settings as libpwquality and pam_faillock read them: `#` starts a comment anywhere,
+        the key ends at `=` or whitespace, the last line of a key wins. {key: (value, the line as written)}."""
+        out = {}
+        for line in self.lines(path):
+            m = re.match(r"^\s*([^\s=#]+)\s*=?\s*(.*?)\s*$", line.text.split("#", 1)[0])
+            if m:
+                out[m.group(1)] = (m.group(2), line)
         return out
 
     def pam_files(self, which: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
