@@ -128,6 +128,36 @@ def test_pwquality_arguments_override_the_config_file(params):
     assert out.status == PASS and out.summary.startswith("pam_pwquality: minlen 12, 3 character classes")
 
 
+def shell_ev(files: dict[str, str], shells: dict[str, tuple[str, str]] | None = None) -> Evidence:
+    """Profile files, an administrator (sysadmin), and what each login shell answered (umask, TMOUT)."""
+    answers = {u: {"shell": "/bin/bash", "umask": m, "tmout": t} for u, (m, t) in (shells or {}).items()}
+    return ev({"/etc/passwd": PASSWD, "/etc/login.defs": "UMASK 027\n", **files}, shells=answers)
+
+
+@pytest.mark.parametrize(("files", "shells", "check", "status", "says"), [
+    # umask after `&&`: bash applies it; the files alone cannot tell for whom
+    ({"/etc/profile.d/umask.sh": '[ "$(id -u)" -ge 1000 ] && umask 077\n'}, None, "umask", NEEDS_EVIDENCE,
+     "/etc/profile.d/umask.sh:1: [ \"$(id -u)\" -ge 1000 ] && umask 077"),
+    ({"/etc/profile.d/umask.sh": '[ "$(id -u)" -ge 1000 ] && umask 077\n'},
+     {"root": ("0022", "600"), "sysadmin": ("0077", "600")}, "umask", FAIL, "/bin/bash -lc (login shell of root): umask 0022"),
+    ({"/etc/bashrc": "if [ $UID -gt 199 ]; then\n    umask 002\nelse\n    umask 027\nfi\n"}, None, "umask",
+     NEEDS_EVIDENCE, "/etc/bashrc:2:"),
+    ({"/etc/bashrc": "if [ $UID -gt 199 ]; then\n    umask 002\nelse\n    umask 027\nfi\n"},
+     {"root": ("0027", "600"), "sysadmin": ("0027", "600")}, "umask", PASS, "/bin/bash -lc (login shell of sysadmin): umask 0027"),
+    ({"/etc/profile.d/tmout.sh": "readonly TMOUT=600\nexport TMOUT\n", "/etc/profile.d/zz.sh": "TMOUT=0\n"}, None,
+     "session.tmout", PASS, "/etc/profile.d/zz.sh:1: TMOUT=0 (no effect: TMOUT is readonly)"),
+    ({"/etc/profile.d/tmout.sh": "TMOUT=600\n", "/etc/profile.d/zz.sh": "unset TMOUT\n"}, None, "session.tmout",
+     FAIL, "/etc/profile.d/tmout.sh:1: TMOUT=600"),
+    ({"/etc/profile.d/tmout.sh": "[ -n \"$SSH_TTY\" ] && TMOUT=600\n"}, None, "session.tmout", NEEDS_EVIDENCE,
+     "/etc/profile.d/tmout.sh:1:"),
+    ({"/etc/profile.d/tmout.sh": "readonly TMOUT=600\nTMOUT=0\n"}, {"root": ("0027", "600"), "sysadmin": ("0027", "600")},
+     "session.tmout", PASS, "/bin/bash -lc (login shell of root): TMOUT=600"),
+])
+def test_umask_and_tmout_are_what_the_login_shell_applies(params, files, shells, check, status, says):
+    out = REGISTRY[check].evaluate(shell_ev(files, shells), params)
+    assert out.status == status and any(e.startswith(says) for e in out.evidence), out
+
+
 MGMT_SOURCE = [{"label": "from outside the management networks (203.0.113.7)", "user": "root",
                 "address": "203.0.113.7", "host": ""},
                {"label": "from management source 10.0.0.0/8 (10.0.0.1)", "user": "root", "address": "10.0.0.1",

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from audit.baseline import pam as pam_stack
+from audit.baseline import shell
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
 from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
 from audit.baseline.pam import PamLine
@@ -217,20 +218,40 @@ def login_lockout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed(summary, evidence)
 
 
-_TMOUT = re.compile(r"^\s*(?:export\s+|readonly\s+|declare\s+-[a-zA-Z]+\s+|typeset\s+-[a-zA-Z]+\s+)?TMOUT=['\"]?(\d+)")
+def _login_shells(ev: Evidence, p: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The login shells' own answers (probes.LoginShells) for root and the interactive accounts."""
+    users = {"root", *(f[0] for _, f in _interactive(ev, p))}
+    return {u: v for u, v in (ev.facts.get("shells") or {}).items() if u in users}
+
+
+def _shell_cite(user: str, v: dict[str, str], what: str) -> str:
+    return f"{v['shell']} -lc (login shell of {user}): {what}"
 
 
 @check("session.tmout", fixable=True, params=("idle_timeout",))
 def session_tmout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    found = [(int(m.group(1)), line) for line in ev.lines(*PROFILE_FILES) if (m := _TMOUT.match(line.text))]
-    if not found:
+    reading = shell.tmout(ev.lines(*PROFILE_FILES))
+    where = [line.cite() for _, line in reading.seen] + [f"{x.cite()} (no effect: TMOUT is readonly)"
+                                                         for x in reading.ignored]
+    shells = _login_shells(ev, p)
+    if shells:  # bash's own answer
+        values = {u: _int(v["tmout"]) for u, v in shells.items()}
+        evidence = [_shell_cite(u, v, f"TMOUT={v['tmout']}") for u, v in sorted(shells.items())] + where
+        bad = sorted(u for u, t in values.items() if not t or t > p["idle_timeout"])
+        if bad:
+            return failed(f"TMOUT {shells[bad[0]]['tmout']} in {bad[0]}'s login shell (needs 1..{p['idle_timeout']})",
+                          evidence)
+        return passed(f"TMOUT {max(values.values())} s in every login shell checked", evidence)
+    if reading.uncertain:
+        return needs_evidence("TMOUT is set under a condition only the shell can evaluate: show `bash -lc 'echo "
+                              "$TMOUT'` for the administrators", [x.cite() for x in reading.uncertain] + where)
+    if reading.value is None:
         return failed("TMOUT is not set in /etc/profile, /etc/profile.d, /etc/bashrc or /etc/bash.bashrc",
-                      _searched(ev, *PROFILE_FILES))
-    bad = [(v, line) for v, line in found if v == 0 or v > p["idle_timeout"]]
-    evidence = [line.cite() for _, line in found]
-    if bad:
-        return failed(f"TMOUT {bad[0][0]} s (needs 1..{p['idle_timeout']})", evidence)
-    return passed(f"TMOUT {min(v for v, _ in found)} s", evidence)
+                      where or _searched(ev, *PROFILE_FILES))
+    value = _int(reading.value)
+    if not value or value > p["idle_timeout"]:
+        return failed(f"TMOUT {reading.value} s (needs 1..{p['idle_timeout']})", where)
+    return passed(f"TMOUT {value} s", where)
 
 
 @check("ssh.idle", fixable=True, params=("idle_timeout", "require_ssh_client_alive"))
@@ -413,22 +434,27 @@ def files_modes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed(f"{len(good)} files with the required modes", good)
 
 
-_UMASK = re.compile(r"^\s*umask\s+(0?[0-7]{3})\b")
-
-
 @check("umask", fixable=True, params=("umask",))
 def umask(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     required = int(str(p["umask"]), 8)
-    found = [(int(m.group(1), 8), line) for line in ev.lines(*PROFILE_FILES) if (m := _UMASK.match(line.text))]
+    reading = shell.umask(ev.lines(*PROFILE_FILES))
+    found = [(int(v, 8), line.cite()) for v, line in reading.seen]
     defs = ev.login_defs().get("UMASK")
-    if defs and re.fullmatch(r"0?[0-7]{3}", defs.text):
-        found.append((int(defs.text, 8), Line(defs.path, defs.number, f"UMASK {defs.text}")))
+    if defs and re.fullmatch(r"0?[0-7]{3}", defs.text):  # pam_umask's and useradd's
+        found.append((int(defs.text, 8), Line(defs.path, defs.number, f"UMASK {defs.text}").cite()))
+    shells = _login_shells(ev, p)
+    if shells:  # bash's own answer, and login.defs
+        found = [(int(v["umask"], 8), _shell_cite(u, v, f"umask {v['umask']}")) for u, v in sorted(shells.items())] \
+            + found[len(reading.seen):]
+    elif reading.uncertain:
+        return needs_evidence("umask is set under a condition only the shell can evaluate: show `bash -lc umask` for "
+                              "the administrators", [x.cite() for x in reading.uncertain] + [c for _, c in found])
     if not found:
         return failed("no umask set in the login files or login.defs", _searched(ev, *PROFILE_FILES, "/etc/login.defs"))
-    evidence = [line.cite() for _, line in found]
-    weak = [(v, line) for v, line in found if v & required != required]
+    evidence = [c for _, c in found]
+    weak = [v for v, _ in found if v & required != required]
     if weak:
-        return failed(f"umask {weak[0][0]:03o} is wider than {p['umask']}", evidence)
+        return failed(f"umask {weak[0]:03o} is wider than {p['umask']}", evidence)
     return passed(f"umask {found[0][0]:03o}", evidence)
 
 

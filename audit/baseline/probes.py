@@ -273,6 +273,35 @@ class SshdEffective(Probe[dict[str, Any]]):
         return out
 
 
+class LoginShells(Probe[dict[str, dict[str, str]]]):
+    """As root: each account's login shell asked for its umask and TMOUT (root and uid >= UID_MIN, shell sh or
+    bash, 20 at most). The shell runs under the account's uid through setpriv, not su: no PAM, no session,
+    nothing logged; stdin closed, 10 s at most. {user: {"shell", "umask", "tmout"}}; tmout "unset" when unset."""
+
+    name = "shells"
+    MAX_USERS = 20
+
+    def command(self, ctx: Context) -> str:
+        ask = "printf \"\\njy-shell %s %s\\n\" \"$(umask)\" \"${TMOUT-unset}\""
+        return ("[ \"$(id -u)\" = 0 ] && command -v setpriv >/dev/null && command -v timeout >/dev/null && { "
+                "jy_min=$(awk '$1 == \"UID_MIN\" { print $2 }' /etc/login.defs 2>/dev/null); "
+                "awk -F: -v m=\"${jy_min:-1000}\" '($3 == 0 || $3 >= m) && $3 != 65534 && $7 ~ /\\/(ba)?sh$/ "
+                "{ print $1, $3, $4, $6, $7 }' /etc/passwd | "
+                f"head -n {self.MAX_USERS} | while read -r u uid gid home sh; do "
+                "jy_o=$(cd / && timeout 10 setpriv --reuid \"$uid\" --regid \"$gid\" --init-groups env -i "
+                "HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\" SHELL=\"$sh\" PATH=/usr/local/bin:/usr/bin:/bin "
+                f"TERM=dumb \"$sh\" -lc '{ask}' </dev/null 2>/dev/null | grep '^jy-shell ' | tail -n 1); "
+                "echo \"U $u $sh ${jy_o:-none}\"; done; }; true")
+
+    def process(self, text: str, ctx: Context) -> dict[str, dict[str, str]]:
+        out = {}
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) == 6 and f[0] == "U" and f[3] == "jy-shell" and re.fullmatch(r"[0-7]{3,4}", f[4]):
+                out[f[1]] = {"shell": f[2], "umask": f[4], "tmout": f[5]}
+        return out
+
+
 def _num(text: str) -> int | None:
     return int(text) if re.fullmatch(r"-?\d+", text.strip()) else None
 
@@ -289,7 +318,8 @@ class LastLogins(Logins):
 # Order matters only for reading the output: Clock first (Script parses it first anyway).
 # Processes defines $jy_pids, which Sockets reads: it comes first.
 PROBES: tuple[Probe[Any], ...] = (Clock(), HostOS(), ConfigFiles(), FileModes(), Shadow(), Processes(), Services(),
-                                  Sockets(), Runtime(), LastLogins(), Packages(), Cron(), SshdEffective())
+                                  Sockets(), Runtime(), LastLogins(), Packages(), Cron(), SshdEffective(),
+                                  LoginShells())
 
 
 def probes(connections: tuple[tuple[str, Connection], ...]) -> tuple[Probe[Any], ...]:
