@@ -89,8 +89,9 @@ DEB_AUTH = ("auth required pam_faillock.so preauth\nauth [success=1 default=igno
 
 
 @pytest.mark.parametrize(("files", "family", "status", "says"), [
-    ({"/etc/pam.d/system-auth": RH_AUTH, "/etc/security/faillock.conf": "# faillock\ndeny = 5 # five\nunlock_time=900\n"},
-     "anolis", PASS, "/etc/security/faillock.conf:2: deny = 5 # five"),
+    ({"/etc/pam.d/system-auth": RH_AUTH,
+      "/etc/security/faillock.conf": "# faillock\ndeny = 5 # five\nunlock_time=900\n"}, "anolis", PASS,
+     "/etc/security/faillock.conf:2: deny = 5 # five"),
     ({"/etc/pam.d/common-auth": DEB_AUTH, "/etc/pam.d/sshd": "@include common-auth\naccount required pam_nologin.so\n",
       "/etc/security/faillock.conf": "deny = 4\n"}, "debian", PASS, "/etc/pam.d/common-auth:3: auth [default=die]"),
     ({"/etc/pam.d/system-auth": RH_AUTH, "/etc/security/faillock.conf": "deny = 0\n"}, "anolis", FAIL,
@@ -139,19 +140,22 @@ def shell_ev(files: dict[str, str], shells: dict[str, tuple[str, str]] | None = 
     ({"/etc/profile.d/umask.sh": '[ "$(id -u)" -ge 1000 ] && umask 077\n'}, None, "umask", NEEDS_EVIDENCE,
      "/etc/profile.d/umask.sh:1: [ \"$(id -u)\" -ge 1000 ] && umask 077"),
     ({"/etc/profile.d/umask.sh": '[ "$(id -u)" -ge 1000 ] && umask 077\n'},
-     {"root": ("0022", "600"), "sysadmin": ("0077", "600")}, "umask", FAIL, "/bin/bash -lc (login shell of root): umask 0022"),
+     {"root": ("0022", "600"), "sysadmin": ("0077", "600")}, "umask", FAIL,
+     "/bin/bash -lc (login shell of root): umask 0022"),
     ({"/etc/bashrc": "if [ $UID -gt 199 ]; then\n    umask 002\nelse\n    umask 027\nfi\n"}, None, "umask",
      NEEDS_EVIDENCE, "/etc/bashrc:2:"),
     ({"/etc/bashrc": "if [ $UID -gt 199 ]; then\n    umask 002\nelse\n    umask 027\nfi\n"},
-     {"root": ("0027", "600"), "sysadmin": ("0027", "600")}, "umask", PASS, "/bin/bash -lc (login shell of sysadmin): umask 0027"),
+     {"root": ("0027", "600"), "sysadmin": ("0027", "600")}, "umask", PASS,
+     "/bin/bash -lc (login shell of sysadmin): umask 0027"),
     ({"/etc/profile.d/tmout.sh": "readonly TMOUT=600\nexport TMOUT\n", "/etc/profile.d/zz.sh": "TMOUT=0\n"}, None,
      "session.tmout", PASS, "/etc/profile.d/zz.sh:1: TMOUT=0 (no effect: TMOUT is readonly)"),
     ({"/etc/profile.d/tmout.sh": "TMOUT=600\n", "/etc/profile.d/zz.sh": "unset TMOUT\n"}, None, "session.tmout",
      FAIL, "/etc/profile.d/tmout.sh:1: TMOUT=600"),
     ({"/etc/profile.d/tmout.sh": "[ -n \"$SSH_TTY\" ] && TMOUT=600\n"}, None, "session.tmout", NEEDS_EVIDENCE,
      "/etc/profile.d/tmout.sh:1:"),
-    ({"/etc/profile.d/tmout.sh": "readonly TMOUT=600\nTMOUT=0\n"}, {"root": ("0027", "600"), "sysadmin": ("0027", "600")},
-     "session.tmout", PASS, "/bin/bash -lc (login shell of root): TMOUT=600"),
+    ({"/etc/profile.d/tmout.sh": "readonly TMOUT=600\nTMOUT=0\n"},
+     {"root": ("0027", "600"), "sysadmin": ("0027", "600")}, "session.tmout", PASS,
+     "/bin/bash -lc (login shell of root): TMOUT=600"),
 ])
 def test_umask_and_tmout_are_what_the_login_shell_applies(params, files, shells, check, status, says):
     out = REGISTRY[check].evaluate(shell_ev(files, shells), params)
@@ -199,7 +203,8 @@ def test_sshd_answers_are_the_evidence_where_sshd_T_ran(params, catalog):
     outside, mgmt = "permitrootlogin without-password\nport 22\n", "permitrootlogin yes\nport 22\n"
     e = sshd_ev("PermitRootLogin no\n", answers=[outside, mgmt])  # sshd's answer, not the file, decides
     out = REGISTRY["ssh.root_login"].evaluate(e, params)
-    assert out.status == FAIL and out.evidence == ("sshd -T -C user=root,addr=10.0.0.1,host=10.0.0.1: permitrootlogin yes",)
+    assert out.status == FAIL
+    assert out.evidence == ("sshd -T -C user=root,addr=10.0.0.1,host=10.0.0.1: permitrootlogin yes",)
     assert "from management source 10.0.0.0/8" in out.summary
     # an Include of a file the probe did not collect is not judged from what it happened to collect
     unread = sshd_ev("Include /etc/security/other.conf\nPermitRootLogin no\n")
