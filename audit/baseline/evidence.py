@@ -139,8 +139,13 @@ class Evidence:
                     for (label, conn), a in zip(connections, answers, strict=True)]
         files = facts.get("files") or {p: t for p, t in self.files.items() if p.startswith("/etc/ssh/")}
         resolve = sshd_config.resolver(files, frozenset(facts.get("expanded") or ()))
-        return [sshd_config.parsed(label, files, resolve, replace(conn, groups=self.groups_of(conn.user)))
-                for label, conn in connections]
+        try:
+            return [sshd_config.parsed(label, files, resolve, replace(conn, groups=self.groups_of(conn.user)))
+                    for label, conn in connections]
+        except sshd_config.SshdConfigError as exc:
+            refused = next((a for a in answers if a["rc"] != 0), None)
+            said = f"; sshd -T said: {refused['text'][:200]}" if refused else ""
+            raise sshd_config.SshdConfigError(f"{exc}{said}") from exc
 
     def groups_of(self, user: str) -> tuple[str, ...]:
         """The user's primary and supplementary groups, from the collected /etc/passwd and /etc/group."""

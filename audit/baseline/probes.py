@@ -276,7 +276,8 @@ class SshdEffective(Probe[dict[str, Any]]):
 class LoginShells(Probe[dict[str, dict[str, str]]]):
     """As root: each account's login shell asked for its umask and TMOUT (root and uid >= UID_MIN, shell sh or
     bash, 20 at most). The shell runs under the account's uid through setpriv, not su: no PAM, no session,
-    nothing logged; stdin closed, 10 s at most. {user: {"shell", "umask", "tmout"}}; tmout "unset" when unset."""
+    nothing logged; stdin closed, 10 s at most, all at once. {user: {"shell", "umask", "tmout"}}; tmout "unset"
+    when unset."""
 
     name = "shells"
     MAX_USERS = 20
@@ -287,11 +288,11 @@ class LoginShells(Probe[dict[str, dict[str, str]]]):
                 "jy_min=$(awk '$1 == \"UID_MIN\" { print $2 }' /etc/login.defs 2>/dev/null); "
                 "awk -F: -v m=\"${jy_min:-1000}\" '($3 == 0 || $3 >= m) && $3 != 65534 && $7 ~ /\\/(ba)?sh$/ "
                 "{ print $1, $3, $4, $6, $7 }' /etc/passwd | "
-                f"head -n {self.MAX_USERS} | while read -r u uid gid home sh; do "
+                f"head -n {self.MAX_USERS} | while read -r u uid gid home sh; do {{ "
                 "jy_o=$(cd / && timeout 10 setpriv --reuid \"$uid\" --regid \"$gid\" --init-groups env -i "
                 "HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\" SHELL=\"$sh\" PATH=/usr/local/bin:/usr/bin:/bin "
                 f"TERM=dumb \"$sh\" -lc '{ask}' </dev/null 2>/dev/null | grep '^jy-shell ' | tail -n 1); "
-                "echo \"U $u $sh ${jy_o:-none}\"; done; }; true")
+                "echo \"U $u $sh ${jy_o:-none}\"; } & done; wait; }; true")
 
     def process(self, text: str, ctx: Context) -> dict[str, dict[str, str]]:
         out = {}
