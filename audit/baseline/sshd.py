@@ -335,8 +335,8 @@ def _user_pattern(user: str, address: str, pattern: str) -> bool:
         return False
     if not at:
         return True
-    return _address_list(address, host) == 1 or (_address_list(address, host) == -2
-                                                  and _pattern_list(address, host, True) == 1)
+    hit = _address_list(address, host)
+    return hit == 1 or (hit == -2 and _pattern_list(address, host, True) == 1)  # -2: a host name pattern
 
 
 def admitted(eff: Effective, user: str, groups: tuple[str, ...]) -> tuple[bool, str]:
