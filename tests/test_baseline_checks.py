@@ -12,7 +12,7 @@ import pytest
 from audit.baseline import engine, model, sshd
 from audit.baseline.evidence import Evidence, family_of, logrotate_days
 from audit.baseline.model import FAIL, NEEDS_EVIDENCE, PASS, REGISTRY, CheckVerdict
-from audit.baseline.probes import ConfigFiles, Shadow, SshdEffective
+from audit.baseline.probes import ConfigFiles, LoginShells, Shadow, SshdEffective
 from audit.probes import Context
 from jiyue import i18n
 
@@ -337,3 +337,22 @@ def test_the_sshd_parser_agrees_with_sshd_T(case, tmp_path, host_key):
     for conn in (OUTSIDE, MGMT):
         real, mine = _both(tmp_path / conn.address, host_key, SSHD_CASES[case], conn)
         assert {k: mine.get(k).values for k in SSHD_KEYS} == {k: real.get(k).values for k in SSHD_KEYS}, conn
+
+
+@pytest.mark.skipif(not os.access(SSHD, os.X_OK) or os.geteuid() != 0, reason="needs OpenSSH's sshd and root")
+def test_the_sshd_probe_asks_sshd_for_each_connection(tmp_path, host_key, params):
+    """The probe's own shell: `sshd -T -C` per connection (sshd evaluates the Match block), then the files."""
+    config = tmp_path / "sshd_config"
+    config.write_text(f"HostKey {host_key}\nPermitRootLogin no\nMatch Address 10.0.0.0/8\n  PermitRootLogin yes\n")
+    probe = SshdEffective((("from outside", OUTSIDE), ("from management source 10.0.0.0/8", MGMT)), config=str(config))
+    facts = probe.process(subprocess.run(["sh", "-c", probe.command(Context())], capture_output=True,
+                                         text=True).stdout, Context())
+    assert [a["rc"] for a in facts["answers"]] == [0, 0] and list(facts["files"]) == [str(config)]
+    out = REGISTRY["ssh.root_login"].evaluate(Evidence({"sshd": facts}), params)
+    assert out.status == FAIL and out.summary.startswith("PermitRootLogin yes from management source 10.0.0.0/8")
+    assert out.evidence == ("sshd -T -C user=root,addr=10.1.2.3,host=10.1.2.3: permitrootlogin yes",)
+
+
+def test_the_login_shell_probe_keeps_only_the_shells_answer():
+    text = "U root /bin/bash jy-shell 0027 600\nU ops /bin/sh none\nU x /bin/bash jy-shell 0999 1\nnoise\n"
+    assert LoginShells().process(text, Context()) == {"root": {"shell": "/bin/bash", "umask": "0027", "tmout": "600"}}
