@@ -75,6 +75,12 @@ def test_failures_carry_evidence_and_distribution_awareness(all_level3):
                for e in rows[("dxzf-wgzl-app1", "password.aging")]["evidence"])
     assert by_host["qszf-dagl-app1"]["family"] == "debian"  # Kylin V4: ID kylin, ID_LIKE debian
     assert rows[("zjj-wxzj-app1", "login.lockout")]["summary"].startswith("pam_tally2: deny 10")
+    # sshd and the login shells answered themselves (the collection runs as root), the files did not
+    assert list(rows[("fgw-xyxx-app1", "ssh.root_login")]["evidence"]) == [
+        "sshd -T -C user=root,addr=203.0.113.7,host=203.0.113.7: permitrootlogin yes",
+        "sshd -T -C user=root,addr=198.18.30.1,host=198.18.30.1: permitrootlogin yes"]
+    assert "/bin/bash -lc (login shell of root): umask 0022" in rows[("dxzf-wgzl-app1", "umask")]["evidence"]
+    assert "/bin/bash -lc (login shell of sysadmin): TMOUT=600" in rows[("dsj-zwfw-db1", "session.tmout")]["evidence"]
     telnet = rows[("fgw-xyxx-app1", "ports.risky")]
     assert any(":23 listening" in e for e in telnet["evidence"])
     # the compliant hosts pass everything a host can show, and say what they saw
@@ -165,3 +171,33 @@ def test_no_classified_host_is_checked_against_dengbao(lab, demo):
     run = service.check(demo, hosts, level=3, options=model.CheckOptions(include_classified=True), progress=False)
     assert sorted(r.target for r in run.results) == sorted(hosts) and all(r.ok for r in run.results)
     assert {h: sessions(lab, h) - before[h] for h in hosts} == dict.fromkeys(hosts, 1)
+
+
+def test_the_hosts_sshd_and_login_shells_decide(baseline_seeded, lab, demo, catalog):
+    """A Match block for the management source that lets root in with a password, a umask after `&&` and an
+    ineffective `TMOUT=0` after `readonly TMOUT`: judged as the host's own sshd (`sshd -T -C`) and bash see them."""
+    host = "zjj-gjj-app1"
+    config, local = lab.path(host, "/etc/ssh/sshd_config"), lab.path(host, "/etc/profile.d/zz-local.sh")
+    original = config.read_text()
+    try:  # sshd -T reads the file; the running sshd is never reloaded with it
+        config.write_text(f"{original}Match Address 198.18.30.0/24\n  PermitRootLogin yes\n"
+                          "  PasswordAuthentication yes\n")
+        local.write_text('[ "$(id -u)" = 0 ] && umask 022\nTMOUT=0\n')
+        run = service.check(demo, [host], level=3, catalog=catalog, progress=False)
+        rows = {r["check"]: r for r in run.results[0].value["rows"]}
+    finally:
+        config.write_text(original)
+        local.unlink(missing_ok=True)
+    root = rows["ssh.root_login"]
+    assert root["status"] == FAIL and "from management source 198.18.30.0/24" in root["summary"]
+    assert list(root["evidence"]) == ["sshd -T -C user=root,addr=198.18.30.1,host=198.18.30.1: permitrootlogin yes"]
+    restricted = rows["mgmt.restricted"]  # AllowUsers keeps 203.0.113.7 out; the Match block is no restriction
+    assert restricted["status"] == PASS
+    assert restricted["evidence"][0] == "sshd admits none of root, sysadmin, secadmin, auditadmin from outside the " \
+                                        "management networks (203.0.113.7)"
+    umask = rows["umask"]
+    assert umask["status"] == FAIL and umask["summary"] == "umask 022 is wider than 027"
+    assert {"/bin/bash -lc (login shell of root): umask 0022",
+            "/bin/bash -lc (login shell of sysadmin): umask 0027"} <= set(umask["evidence"])
+    tmout = rows["session.tmout"]
+    assert tmout["status"] == PASS and "/bin/bash -lc (login shell of root): TMOUT=600" in tmout["evidence"]

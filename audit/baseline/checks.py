@@ -15,8 +15,13 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.baseline import pam as pam_stack
+from audit.baseline import shell
 from audit.baseline.evidence import PAM_AUTH, PAM_PASSWORD, PROFILE_FILES, Evidence, Line, logrotate_days
 from audit.baseline.model import CheckVerdict, check, failed, needs_evidence, passed
+from audit.baseline.pam import PamLine
+from audit.baseline.sshd import Effective
+from audit.baseline.sshd import admitted as sshd_admitted
 
 
 def _searched(ev: Evidence, *patterns: str) -> list[str]:
@@ -71,13 +76,13 @@ def accounts_unique(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 
 def _pwquality(ev: Evidence) -> tuple[dict[str, str], list[str]]:
-    settings: dict[str, str] = {}
-    cited = []
-    for path in ("/etc/security/pwquality.conf", *ev.paths("/etc/security/pwquality.conf.d/*.conf")):
-        for key, line in ev.kv(path, sep="=").items():
-            settings[key] = line.text
-            cited.append(f"{line.path}:{line.number}: {key} = {line.text}")
-    return settings, cited
+    """libpwquality's settings in the order its source reads them (1.4.5, src/settings.c
+    pwquality_read_config(): the `*.conf` files of pwquality.conf.d first, sorted by name with strcmp,
+    then pwquality.conf itself), each setting's last line winning: pwquality.conf has the last word."""
+    settings: dict[str, tuple[str, Line]] = {}
+    for path in (*sorted(ev.paths("/etc/security/pwquality.conf.d/*.conf")), "/etc/security/pwquality.conf"):
+        settings.update(ev.conf(path))
+    return {k: v for k, (v, _) in settings.items()}, [line.cite() for _, line in settings.values()]
 
 
 @check("password.complexity", fixable=True, params=("password_min_length", "password_min_classes"))
@@ -89,7 +94,7 @@ def password_complexity(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
                       [f"{f}: present" if ev.has(f) else f"{f}: missing" for f in files])
     module = lines[0]
     conf, cited = _pwquality(ev) if module.module == "pam_pwquality" else ({}, [])
-    settings = {**conf, **module.args}  # module arguments override pwquality.conf
+    settings = {**conf, **module.args}  # pam_pwquality.c sets its arguments after reading the files
     default_len = 8 if module.module == "pam_pwquality" else 9  # libpwquality's and cracklib's own defaults
     minlen = _int(settings.get("minlen")) or default_len
     credits = [k for k in ("dcredit", "ucredit", "lcredit", "ocredit") if (_int(settings.get(k)) or 0) < 0]
@@ -125,12 +130,16 @@ def password_aging(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed(f"max {p['pass_max_days']} / min {p['pass_min_days']} / warn {p['pass_warn_age']} days met", evidence)
 
 
+def _sshd_cites(views: list[Effective], *keys: str) -> list[str]:
+    return list(dict.fromkeys(v.cite(k) for v in views for k in keys))
+
+
 @check("ssh.empty_passwords", fixable=True)
 def ssh_empty_passwords(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    line = ev.sshd_value("PermitEmptyPasswords")
-    if line and line.text.lower() == "yes":
-        return failed("sshd accepts empty passwords", [line.cite()])
-    return passed("PermitEmptyPasswords no" + ("" if line else " (sshd default)"), [line.cite()] if line else [])
+    bad = [v for v in ev.sshd if v.get("permitemptypasswords").value == "yes"]
+    if bad:
+        return failed(f"sshd accepts empty passwords {bad[0].label}", _sshd_cites(bad, "permitemptypasswords"))
+    return passed("PermitEmptyPasswords no for every connection checked", _sshd_cites(ev.sshd, "permitemptypasswords"))
 
 
 @check("trust.rhosts")
@@ -141,70 +150,130 @@ def trust_rhosts(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed("no .rhosts, .shosts, .netrc or hosts.equiv")
 
 
-def _faillock_conf(ev: Evidence) -> dict[str, Line]:
-    return ev.kv("/etc/security/faillock.conf", sep="=")
+LOCKOUT_MODULES = ("pam_faillock", "pam_tally2", "pam_tally")
+
+
+def _flatten(items: tuple[pam_stack.Item, ...]) -> list[PamLine]:
+    return [y for x in items for y in (_flatten(x.items) if isinstance(x, pam_stack.Substack) else [x])]
+
+
+def _lockout_stacks(ev: Evidence) -> list[tuple[str, tuple[pam_stack.Item, ...]]]:
+    """The auth stacks a login runs: the sshd and login services where present, else the family's auth files."""
+    services = [f for f in ("/etc/pam.d/sshd", "/etc/pam.d/login") if ev.has(f)]
+    return [(f, ev.pam_stack(f, "auth")) for f in services or ev.pam_files(PAM_AUTH) if ev.has(f)]
+
+
+def _stack_fault(path: str, stack: tuple[pam_stack.Item, ...]) -> tuple[str, list[str]] | None:
+    """Why this stack does not lock accounts, run as libpam runs it (pam.py), or None when it does."""
+    lines = _flatten(stack)
+    modules = [x.line.cite() for x in lines if x.module in LOCKOUT_MODULES]
+    if not modules:
+        return f"{path}: no pam_faillock or pam_tally2 in its auth stack", [f"{path}: searched, no lockout module"]
+    locked = pam_stack.run(stack, pam_stack.locked_account)
+    if locked.success:
+        ends = f": {locked.decided_by.line.cite()} ends the stack first" if locked.decided_by else ""
+        return (f"{path}: a locked account with the right password still logs in{ends}",
+                [*([locked.decided_by.line.cite()] if locked.decided_by else []), *modules])
+    wrong = pam_stack.run(stack, pam_stack.wrong_password)
+    if not any(pam_stack.counts_failures(x) for x in wrong.ran):
+        ends = f": {wrong.decided_by.line.cite()} ends the stack first" if wrong.decided_by else ""
+        return (f"{path}: a wrong password is never counted (no pam_faillock authfail or pam_tally2 runs){ends}",
+                [*([wrong.decided_by.line.cite()] if wrong.decided_by else []), *modules])
+    return None
 
 
 @check("login.lockout", fixable=True, params=("lockout_deny", "lockout_unlock_time"))
 def login_lockout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
-    pam = [x for x in ev.pam(*files) if x.type == "auth"]
-    faillock = [x for x in pam if x.module == "pam_faillock"]
-    tally = [x for x in pam if x.module in ("pam_tally2", "pam_tally")]
-    if faillock:  # Linux-PAM >= 1.5 has only this one: read it first
-        conf = _faillock_conf(ev)
-        settings = {k: v.text for k, v in conf.items()}
-        for x in faillock:
-            settings.update({k: v for k, v in x.args.items() if k in ("deny", "unlock_time")})
-        deny, unlock = _int(settings.get("deny")) or 3, _int(settings.get("unlock_time"))
-        unlock = 600 if unlock is None else unlock  # pam_faillock's own defaults: deny 3, unlock_time 600
-        evidence = [x.line.cite() for x in faillock]
-        evidence += [v.cite() for k, v in conf.items() if k in ("deny", "unlock_time")]
-        name = "pam_faillock"
-    elif tally:
-        args = {k: v for x in tally for k, v in x.args.items()}
-        deny, unlock = _int(args.get("deny")) or 0, _int(args.get("unlock_time")) or 0
-        evidence, name = [x.line.cite() for x in tally], tally[0].module
-    else:
+    stacks = _lockout_stacks(ev)
+    lines = [x for _, stack in stacks for x in _flatten(stack)]
+    faillock = [x for x in lines if x.module == "pam_faillock"]
+    tally = [x for x in lines if x.module in ("pam_tally2", "pam_tally")]
+    if not faillock and not tally:
+        files = (*ev.pam_files(PAM_AUTH), "/etc/pam.d/sshd", "/etc/pam.d/login")
         return failed("no pam_faillock or pam_tally2 in the auth stack", _searched(ev, *files))
+    for path, stack in stacks:
+        fault = _stack_fault(path, stack)
+        if fault:
+            return failed(*fault)
+    if faillock:  # Linux-PAM >= 1.5 has only this one: read it first
+        conf = {k: v for k, v in ev.conf("/etc/security/faillock.conf").items() if k in ("deny", "unlock_time")}
+        settings = {k: value for k, (value, _) in conf.items()}
+        for x in faillock:  # the module's arguments override faillock.conf
+            settings.update({k: v for k, v in x.args.items() if k in ("deny", "unlock_time")})
+        deny, unlock = _int(settings.get("deny")), _int(settings.get("unlock_time"))
+        deny = 3 if deny is None else deny  # pam_faillock's own defaults: deny 3, unlock_time 600
+        unlock = 600 if unlock is None else unlock
+        evidence = list(dict.fromkeys(x.line.cite() for x in faillock)) + [line.cite() for _, line in conf.values()]
+        name = "pam_faillock"
+    else:
+        args = {k: v for x in tally for k, v in x.args.items()}
+        deny, unlock = _int(args.get("deny")) or 0, _int(args.get("unlock_time")) or 0  # pam_tally2: no deny, no lock
+        evidence, name = list(dict.fromkeys(x.line.cite() for x in tally)), tally[0].module
     summary = f"{name}: deny {deny}, unlock_time {unlock} s"
-    if deny == 0 or deny > p["lockout_deny"] or (0 < unlock < p["lockout_unlock_time"]):
+    if deny == 0:
+        return failed(f"{summary}: deny 0 never locks an account", evidence)
+    if deny > p["lockout_deny"] or (0 < unlock < p["lockout_unlock_time"]):
         return failed(summary + f" (needs deny <= {p['lockout_deny']}, unlock_time >= {p['lockout_unlock_time']})",
                       evidence)
     return passed(summary, evidence)
 
 
-_TMOUT = re.compile(r"^\s*(?:export\s+|readonly\s+|declare\s+-[a-zA-Z]+\s+|typeset\s+-[a-zA-Z]+\s+)?TMOUT=['\"]?(\d+)")
+def _login_shells(ev: Evidence, p: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The login shells' own answers (probes.LoginShells) for root and the interactive accounts."""
+    users = {"root", *(f[0] for _, f in _interactive(ev, p))}
+    return {u: v for u, v in (ev.facts.get("shells") or {}).items() if u in users}
+
+
+def _shell_cite(user: str, v: dict[str, str], what: str) -> str:
+    return f"{v['shell']} -lc (login shell of {user}): {what}"
 
 
 @check("session.tmout", fixable=True, params=("idle_timeout",))
 def session_tmout(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    found = [(int(m.group(1)), line) for line in ev.lines(*PROFILE_FILES) if (m := _TMOUT.match(line.text))]
-    if not found:
+    reading = shell.tmout(ev.lines(*PROFILE_FILES))
+    where = [line.cite() for _, line in reading.seen] + [f"{x.cite()} (no effect: TMOUT is readonly)"
+                                                         for x in reading.ignored]
+    shells = _login_shells(ev, p)
+    if shells:  # bash's own answer
+        values = {u: _int(v["tmout"]) for u, v in shells.items()}
+        evidence = [_shell_cite(u, v, f"TMOUT={v['tmout']}") for u, v in sorted(shells.items())] + where
+        bad = sorted(u for u, t in values.items() if not t or t > p["idle_timeout"])
+        if bad:
+            return failed(f"TMOUT {shells[bad[0]]['tmout']} in {bad[0]}'s login shell (needs 1..{p['idle_timeout']})",
+                          evidence)
+        return passed(f"TMOUT {max(values.values())} s in every login shell checked", evidence)
+    if reading.uncertain:
+        return needs_evidence("TMOUT is set under a condition only the shell can evaluate: show `bash -lc 'echo "
+                              "$TMOUT'` for the administrators", [x.cite() for x in reading.uncertain] + where)
+    if reading.value is None:
         return failed("TMOUT is not set in /etc/profile, /etc/profile.d, /etc/bashrc or /etc/bash.bashrc",
-                      _searched(ev, *PROFILE_FILES))
-    bad = [(v, line) for v, line in found if v == 0 or v > p["idle_timeout"]]
-    evidence = [line.cite() for _, line in found]
-    if bad:
-        return failed(f"TMOUT {bad[0][0]} s (needs 1..{p['idle_timeout']})", evidence)
-    return passed(f"TMOUT {min(v for v, _ in found)} s", evidence)
+                      where or _searched(ev, *PROFILE_FILES))
+    value = _int(reading.value)
+    if not value or value > p["idle_timeout"]:
+        return failed(f"TMOUT {reading.value} s (needs 1..{p['idle_timeout']})", where)
+    return passed(f"TMOUT {value} s", where)
 
 
 @check("ssh.idle", fixable=True, params=("idle_timeout", "require_ssh_client_alive"))
 def ssh_idle(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    interval_line, count_line = ev.sshd_value("ClientAliveInterval"), ev.sshd_value("ClientAliveCountMax")
-    interval = _int(interval_line.text) if interval_line else 0
-    count = _int(count_line.text) if count_line else 3
-    evidence = [x.cite() for x in (interval_line, count_line) if x]
+    evidence = _sshd_cites(ev.sshd, "clientaliveinterval", "clientalivecountmax")
     if not p["require_ssh_client_alive"]:
         return passed("not required by the profile", evidence)
-    if not interval:
-        return failed("sshd ClientAliveInterval is 0 (disabled)",
-                      evidence or ["/etc/ssh/sshd_config: ClientAliveInterval not set (default 0)"])
-    idle = interval * max(count or 0, 1)
-    if idle > p["idle_timeout"]:
-        return failed(f"sshd idle limit {interval} x {count} = {idle} s (needs <= {p['idle_timeout']})", evidence)
-    return passed(f"sshd idle limit {interval} x {count} = {idle} s", evidence)
+    limits = []
+    for v in ev.sshd:
+        interval, count = _int(v.get("clientaliveinterval").value) or 0, _int(v.get("clientalivecountmax").value)
+        why = f"sshd idle limit {interval} x {count} = {interval * (count or 0)} s {v.label}"
+        if not interval:
+            return failed(f"sshd ClientAliveInterval is 0 (disabled) {v.label}",
+                          _sshd_cites([v], "clientaliveinterval"))
+        if not count:  # OpenSSH >= 8.2: 0 sends keepalives and never disconnects
+            return failed(f"sshd ClientAliveCountMax 0 never disconnects an idle session {v.label}",
+                          _sshd_cites([v], "clientaliveinterval", "clientalivecountmax"))
+        if interval * count > p["idle_timeout"]:
+            return failed(f"{why} (needs <= {p['idle_timeout']})",
+                          _sshd_cites([v], "clientaliveinterval", "clientalivecountmax"))
+        limits.append(interval * count)
+    return passed(f"sshd idle limit at most {max(limits)} s for every connection checked", evidence)
 
 
 def _listeners(ev: Evidence, ports: list[int] | set[int], exposed_only: bool = False) -> list[dict[str, Any]]:
@@ -221,9 +290,8 @@ def _cite_socket(s: dict[str, Any]) -> str:
 
 
 def _sshd_running(ev: Evidence) -> tuple[bool, list[str]]:
-    port_line = ev.sshd_value("Port")
-    port = _int(port_line.text) if port_line else 22
-    listening = [s for s in ev.listening() if s["proto"] == "tcp" and s["port"] == port]
+    ports = {_int(x) for v in ev.sshd for x in v.get("port").values} - {None}
+    listening = [s for s in ev.listening() if s["proto"] == "tcp" and s["port"] in ports]
     running = "sshd" in ev.processes() or bool(ev.running(["sshd"])) or bool(listening)
     return running, [_cite_socket(s) for s in listening] or (["process: sshd"] if running else [])
 
@@ -331,12 +399,13 @@ def sudo_nopasswd(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 @check("ssh.root_login", fixable=True, params=("permit_root_login",))
 def ssh_root_login(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    line = ev.sshd_value("PermitRootLogin")
-    value = line.text.lower() if line else "prohibit-password"  # OpenSSH >= 7.0 default
-    evidence = [line.cite()] if line else ["sshd_config: PermitRootLogin not set (default prohibit-password)"]
-    if value not in p["permit_root_login"]:
-        return failed(f"PermitRootLogin {value}: root may log in with a password", evidence)
-    return passed(f"PermitRootLogin {value}", evidence)
+    bad = [v for v in ev.sshd if v.get("permitrootlogin").value not in p["permit_root_login"]]
+    if bad:
+        return failed(f"PermitRootLogin {bad[0].get('permitrootlogin').value} {bad[0].label}: root may log in "
+                      "with a password", _sshd_cites(bad, "permitrootlogin"))
+    values = sorted({v.get("permitrootlogin").value for v in ev.sshd})
+    return passed(f"PermitRootLogin {', '.join(values)} for every connection checked",
+                  _sshd_cites(ev.sshd, "permitrootlogin"))
 
 
 @check("files.owners")
@@ -365,22 +434,27 @@ def files_modes(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     return passed(f"{len(good)} files with the required modes", good)
 
 
-_UMASK = re.compile(r"^\s*umask\s+(0?[0-7]{3})\b")
-
-
 @check("umask", fixable=True, params=("umask",))
 def umask(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     required = int(str(p["umask"]), 8)
-    found = [(int(m.group(1), 8), line) for line in ev.lines(*PROFILE_FILES) if (m := _UMASK.match(line.text))]
+    reading = shell.umask(ev.lines(*PROFILE_FILES))
+    found = [(int(v, 8), line.cite()) for v, line in reading.seen]
     defs = ev.login_defs().get("UMASK")
-    if defs and re.fullmatch(r"0?[0-7]{3}", defs.text):
-        found.append((int(defs.text, 8), Line(defs.path, defs.number, f"UMASK {defs.text}")))
+    if defs and re.fullmatch(r"0?[0-7]{3}", defs.text):  # pam_umask's and useradd's
+        found.append((int(defs.text, 8), Line(defs.path, defs.number, f"UMASK {defs.text}").cite()))
+    shells = _login_shells(ev, p)
+    if shells:  # bash's own answer, and login.defs
+        found = [(int(v["umask"], 8), _shell_cite(u, v, f"umask {v['umask']}")) for u, v in sorted(shells.items())] \
+            + found[len(reading.seen):]
+    elif reading.uncertain:
+        return needs_evidence("umask is set under a condition only the shell can evaluate: show `bash -lc umask` for "
+                              "the administrators", [x.cite() for x in reading.uncertain] + [c for _, c in found])
     if not found:
         return failed("no umask set in the login files or login.defs", _searched(ev, *PROFILE_FILES, "/etc/login.defs"))
-    evidence = [line.cite() for _, line in found]
-    weak = [(v, line) for v, line in found if v & required != required]
+    evidence = [c for _, c in found]
+    weak = [v for v, _ in found if v & required != required]
     if weak:
-        return failed(f"umask {weak[0][0]:03o} is wider than {p['umask']}", evidence)
+        return failed(f"umask {weak[0]:03o} is wider than {p['umask']}", evidence)
     return passed(f"umask {found[0][0]:03o}", evidence)
 
 
@@ -562,10 +636,12 @@ def ports_risky(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
 
 @check("mgmt.restricted")
 def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
-    settings, matches = ev.sshd
-    evidence = [settings[k].cite() for k in ("allowusers", "allowgroups") if k in settings and
-                (k != "allowusers" or "@" in settings[k].text)]
-    evidence += [x.cite() for x in matches if x.text.strip().lower().startswith("match address")]
+    outside = ev.sshd[0]  # the connection from outside the management networks
+    users = ["root", *(f[0] for _, f in _interactive(ev, p) if f[0] != "root")]
+    let_in = [u for u in users if sshd_admitted(outside, u, ev.groups_of(u))[0]]
+    lists = ("allowusers", "denyusers", "allowgroups", "denygroups")
+    evidence = [] if let_in else [f"sshd admits none of {', '.join(users)} {outside.label}",
+                                  *(outside.cite(k) for k in lists if outside.get(k).values)]
     allow = [x for x in ev.lines("/etc/hosts.allow") if re.match(r"^\s*(sshd|ALL)\s*:", x.text)]
     deny = [x for x in ev.lines("/etc/hosts.deny") if re.match(r"^\s*(sshd|ALL)\s*:\s*ALL\b", x.text)]
     if allow and deny:
@@ -573,8 +649,9 @@ def mgmt_restricted(ev: Evidence, p: dict[str, Any]) -> CheckVerdict:
     if evidence:
         return passed("management access limited by address or user", evidence)
     return failed("nothing on the host limits where SSH management comes from (a firewall outside the host "
-                  "is evidence to attach)", ["/etc/ssh/sshd_config: no AllowUsers user@address, AllowGroups or "
-                                            "Match Address", *_searched(ev, "/etc/hosts.allow", "/etc/hosts.deny")])
+                  "is evidence to attach)", [f"sshd admits {', '.join(let_in)} {outside.label}",
+                                            *(outside.cite(k) for k in lists),
+                                            *_searched(ev, "/etc/hosts.allow", "/etc/hosts.deny")])
 
 
 @check("vuln.updates", params=("max_days_since_update",))

@@ -13,6 +13,7 @@ parameters and the catalog give the result rows. Where the evidence comes from d
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict
@@ -29,7 +30,8 @@ from audit.baseline.model import (
     Row,
     TargetVerdicts,
 )
-from audit.baseline.probes import PROBES
+from audit.baseline.probes import PROBES, probes
+from audit.baseline.sshd import Connection
 from audit.probes import Context, Script
 from inventory.model import Inventory
 from jiyue import ssh
@@ -76,14 +78,34 @@ def host_levels(inv: Inventory, hosts: list[str], level: int | None) -> dict[str
     return out
 
 
-def script() -> Script:
-    return Script(secrets.token_hex(8), Context(), probes=PROBES)
+# Addresses that stand for "anyone outside": TEST-NET-3, -2, -1 (RFC 5737) and IPv6's documentation prefix.
+OUTSIDE = ("203.0.113.7", "198.51.100.7", "192.0.2.7", "2001:db8:ffff::7")
 
 
-def collect_facts(target: ssh.Target, options: CheckOptions | None = None) -> dict[str, Any]:
+def connections(inv: Inventory | None) -> tuple[tuple[str, Connection], ...]:
+    """The SSH connections sshd is asked about: root from an address outside the inventory's networks and its
+    declared management sources (the connection that matters), then root from each declared management source."""
+    mgmt = inv.extranet.management if inv is not None and inv.extranet else None
+    sources = list(mgmt.sources) if mgmt else []
+    own = [*sources, *(s.prefix for s in inv.subnets.values())] if inv is not None else []
+    outside = next(a for a in OUTSIDE if not any(ipaddress.ip_address(a) in n for n in own
+                                                if n.version == ipaddress.ip_address(a).version))
+    out = [(f"from outside the management networks ({outside})", Connection("root", outside))]
+    for net in sources:
+        address = str(next(iter(net.hosts()), net.network_address))
+        out.append((f"from management source {net} ({address})", Connection("root", address)))
+    return tuple(out)
+
+
+def script(inv: Inventory | None = None) -> Script:
+    return Script(secrets.token_hex(8), Context(), probes=probes(connections(inv)))
+
+
+def collect_facts(target: ssh.Target, options: CheckOptions | None = None, inv: Inventory | None = None,
+                  ) -> dict[str, Any]:
     """The fleet path's evidence: one session, one script, parsed locally."""
     options = options or CheckOptions()
-    sc = script()
+    sc = script(inv)
     out = ssh.run(target, sc.text, timeout=options.timeout, trust_on_first_use=options.trust_on_first_use)
     facts = sc.parse(out.stdout)
     if "clock" not in facts or "config" not in facts:
@@ -100,10 +122,10 @@ PROBE_GROUPS: tuple[tuple[str, ...], ...] = tuple(
     if p.name not in ("clock", "sockets"))
 
 
-def collect_facts_by_commands(run: Callable[[str], str]) -> dict[str, Any]:
+def collect_facts_by_commands(run: Callable[[str], str], inv: Inventory | None = None) -> dict[str, Any]:
     """Evidence gathered one probe per command through `run(shell_text) -> stdout` (e.g. a testinfra
     host's `run`); each command carries the clock probe, so times are read in the host's zone."""
-    by_name = {p.name: p for p in PROBES}
+    by_name = {p.name: p for p in probes(connections(inv))}
     facts: dict[str, Any] = {}
     for group in PROBE_GROUPS:
         sc = Script(secrets.token_hex(8), Context(), probes=(by_name["clock"], *(by_name[n] for n in group)))
@@ -125,5 +147,5 @@ def judge_host(facts: dict[str, Any], level: int, params: dict[str, Any], catalo
 def check_host(inv: Inventory, host: str, level: int, params: dict[str, Any], catalog: Catalog,
                options: CheckOptions | None = None) -> TargetVerdicts:
     """The fleet path on one host: collect over one SSH session, judge at `level`."""
-    facts = collect_facts(ssh.Target.of(inv, host), options)
+    facts = collect_facts(ssh.Target.of(inv, host), options, inv)
     return judge_host(facts, level, host_params(inv, host, params), catalog, inv.hosts[host].os_family.value)

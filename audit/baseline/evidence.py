@@ -9,9 +9,18 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
+
+from audit.baseline import pam as pam_stack
+from audit.baseline import sshd as sshd_config
+from audit.baseline.pam import PamLine
+from audit.baseline.source import Line
+
+# The connection sshd is asked about when the inventory declares nothing (an address of TEST-NET-3, RFC 5737).
+DEFAULT_CONNECTION = ("from outside the management networks (203.0.113.7)",
+                      sshd_config.Connection("root", "203.0.113.7"))
 
 # os-release ID (then each ID_LIKE word) -> family. Kylin is both (V10 is RPM based, V4 Ubuntu based):
 # its ID_LIKE decides, so it is not in this table.
@@ -36,25 +45,6 @@ def family_of(os_id: str, id_like: list[str] | tuple[str, ...], declared: str | 
         if word in FAMILY_BY_ID:
             return FAMILY_BY_ID[word]
     return declared
-
-
-@dataclass(frozen=True)
-class Line:
-    path: str
-    number: int
-    text: str
-
-    def cite(self) -> str:
-        return f"{self.path}:{self.number}: {self.text.strip()[:200]}"
-
-
-@dataclass(frozen=True)
-class PamLine:
-    line: Line
-    type: str
-    control: str
-    module: str  # e.g. pam_faillock (no .so, no directory)
-    args: dict[str, str]
 
 
 class Evidence:
@@ -136,53 +126,55 @@ class Evidence:
     # --- sshd ----------------------------------------------------------------------------------
 
     @cached_property
-    def sshd(self) -> tuple[dict[str, Line], list[Line]]:
-        """sshd's global settings (first value wins, as sshd reads them; Include expanded in place)
-        and the lines of its Match blocks."""
-        settings: dict[str, Line] = {}
-        matches: list[Line] = []
-        in_match = False
+    def sshd(self) -> list[sshd_config.Effective]:
+        """sshd's configuration for each connection the probe asked about (sshd.py): sshd's own answers where
+        every `sshd -T` ran, else the parser's over the collected files. Raises SshdConfigError where neither
+        can judge (a file sshd reads was not collected, a line sshd would refuse)."""
+        facts = self.facts.get("sshd") or {}
+        connections = [(c["label"], sshd_config.Connection(c["user"], c["address"], c.get("host", "")))
+                       for c in facts.get("connections", [])] or [DEFAULT_CONNECTION]
+        answers = facts.get("answers") or []
+        if answers and len(answers) == len(connections) and all(a["rc"] == 0 and a["text"] for a in answers):
+            return [sshd_config.from_answer(label, conn, a["text"])
+                    for (label, conn), a in zip(connections, answers, strict=True)]
+        files = facts.get("files") or {p: t for p, t in self.files.items() if p.startswith("/etc/ssh/")}
+        resolve = sshd_config.resolver(files, frozenset(facts.get("expanded") or ()))
+        try:
+            return [sshd_config.parsed(label, files, resolve, replace(conn, groups=self.groups_of(conn.user)))
+                    for label, conn in connections]
+        except sshd_config.SshdConfigError as exc:
+            refused = next((a for a in answers if a["rc"] != 0), None)
+            said = f"; sshd -T said: {refused['text'][:200]}" if refused else ""
+            raise sshd_config.SshdConfigError(f"{exc}{said}") from exc
 
-        def read(path: str, depth: int = 0) -> None:
-            nonlocal in_match
-            for line in self.lines(path):
-                parts = line.text.strip().split(None, 1)
-                key = parts[0].lower()
-                value = parts[1].strip() if len(parts) > 1 else ""
-                if key == "include" and depth < 5:
-                    for pattern in value.split():
-                        pattern = pattern if pattern.startswith("/") else f"/etc/ssh/{pattern}"
-                        for included in self.paths(pattern):
-                            read(included, depth + 1)
-                    continue
-                if key == "match":
-                    in_match = True
-                if in_match:
-                    matches.append(line)
-                elif key not in settings:
-                    settings[key] = Line(line.path, line.number, value)
-
-        read("/etc/ssh/sshd_config")
-        return settings, matches
-
-    def sshd_value(self, key: str) -> Line | None:
-        return self.sshd[0].get(key.lower())
+    def groups_of(self, user: str) -> tuple[str, ...]:
+        """The user's primary and supplementary groups, from the collected /etc/passwd and /etc/group."""
+        gid = next((f[3] for _, f in self.passwd if f[0] == user), None)
+        out = []
+        for line in self.lines("/etc/group"):
+            f = line.text.strip().split(":")
+            if len(f) >= 4 and (f[2] == gid or user in f[3].split(",")):
+                out.append(f[0])
+        return tuple(dict.fromkeys(out))
 
     # --- PAM -----------------------------------------------------------------------------------
 
     def pam(self, *paths: str) -> list[PamLine]:
-        out = []
-        for line in self.lines(*paths):
-            text = line.text.strip()
-            m = re.match(r"^-?(\w+)\s+(\[[^\]]*\]|\S+)\s+(\S+)\s*(.*)$", text)
-            if not m:
-                continue
-            module = m.group(3).rsplit("/", 1)[-1].removesuffix(".so")
-            args = {}
-            for arg in m.group(4).split():
-                key, _, value = arg.partition("=")
-                args[key] = value
-            out.append(PamLine(line, m.group(1), m.group(2), module, args))
+        """The PAM lines of these files as they are written (no include expanded)."""
+        return pam_stack.parse(list(self.lines(*paths)))
+
+    def pam_stack(self, path: str, kind: str) -> tuple[pam_stack.Item, ...]:
+        """A PAM file's `kind` stack with its includes and substacks expanded (pam.py)."""
+        return pam_stack.stack(lambda p: list(self.lines(p)) if self.has(p) else None, path, kind)
+
+    def conf(self, path: str) -> dict[str, tuple[str, Line]]:
+        """`key = value` settings as libpwquality and pam_faillock read them: `#` starts a comment anywhere,
+        the key ends at `=` or whitespace, the last line of a key wins. {key: (value, the line as written)}."""
+        out = {}
+        for line in self.lines(path):
+            m = re.match(r"^\s*([^\s=#]+)\s*=?\s*(.*?)\s*$", line.text.split("#", 1)[0])
+            if m:
+                out[m.group(1)] = (m.group(2), line)
         return out
 
     def pam_files(self, which: dict[str, tuple[str, ...]]) -> tuple[str, ...]:

@@ -16,16 +16,17 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, TypedDict
 
+from audit.baseline.sshd import MAIN, Connection
 from audit.probes import Clock, Context, Cron, HostOS, Logins, Packages, Probe, Sample, Services, Sockets
 
-# Configuration the checks read, RHEL family and Debian family alike (globs expanded on the host).
+# Configuration the checks read, RHEL family and Debian family alike (globs expanded on the host);
+# sshd's files are SshdEffective's: it follows their Include lines.
 CONFIG_FILES = (
     "/etc/passwd", "/etc/group", "/etc/login.defs",
     "/etc/pam.d/system-auth", "/etc/pam.d/password-auth", "/etc/pam.d/common-auth",
     "/etc/pam.d/common-password", "/etc/pam.d/common-account", "/etc/pam.d/sshd", "/etc/pam.d/login",
     "/etc/security/pwquality.conf", "/etc/security/pwquality.conf.d/*.conf", "/etc/security/faillock.conf",
     "/etc/profile", "/etc/profile.d/*.sh", "/etc/bashrc", "/etc/bash.bashrc",
-    "/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d/*.conf",
     "/etc/sudoers", "/etc/sudoers.d/*",
     "/etc/selinux/config",
     "/etc/audit/auditd.conf", "/etc/audit/audit.rules", "/etc/audit/rules.d/*.rules",
@@ -210,6 +211,102 @@ class Runtime(Probe[dict[str, Any]]):
         return out
 
 
+class SshdEffective(Probe[dict[str, Any]]):
+    """sshd's own answer, and its files. As root, `sshd -T -C user=…,addr=…,host=…` for each connection
+    (sshd evaluates its Match blocks for it; read-only: it parses and prints, nothing else), and always
+    sshd_config with every file its Include lines name, wherever they live (for the parser, where sshd
+    cannot answer): {"binary", "uid", "answers": [{label, user, address, host, rc, text}], "files",
+    "expanded": [Include patterns the host expanded]}."""
+
+    name = "sshd"
+
+    def __init__(self, connections: tuple[tuple[str, Connection], ...] = (), config: str = MAIN) -> None:
+        assert all(re.fullmatch(r"[\w.:@,=/%-]+", c.spec()) for _, c in connections)
+        assert re.fullmatch(r"[\w./-]+", config)
+        self.connections = connections
+        self.config = config
+
+    def tree(self) -> str:
+        """The config file and its Includes, breadth first, at most 64 files (an Include loop ends there)."""
+        return (f"set -- {self.config}; jy_n=0; while [ $# -gt 0 ] && [ $jy_n -lt 64 ]; do jy_f=$1; shift; "
+                "jy_n=$((jy_n + 1)); [ -f \"$jy_f\" ] && [ -r \"$jy_f\" ] || continue; echo \"@ $jy_f\"; "
+                "head -n 5000 \"$jy_f\" | cut -c 1-1000 | sed 's/^/|/'; "
+                "jy_ps=$(sed -n 's/#.*//; s/^[[:space:]]*[Ii][Nn][Cc][Ll][Uu][Dd][Ee][[:space:]=][[:space:]=]*//p' "
+                "\"$jy_f\"); jy_q=; set -f; for jy_p in $jy_ps; do case $jy_p in /*) ;; *) jy_p=/etc/ssh/$jy_p ;; "
+                "esac; echo \"G $jy_p\"; jy_q=\"$jy_q $jy_p\"; done; set +f; "
+                "for jy_g in $jy_q; do [ -e \"$jy_g\" ] && set -- \"$@\" \"$jy_g\"; done; done")
+
+    def command(self, ctx: Context) -> str:
+        asks = "; ".join(f"echo 'C {i}'; jy_o=$(\"$jy_sshd\" -T -f {self.config} -C '{c.spec()}' 2>&1); "
+                         "echo \"R $?\"; printf '%s\\n' \"$jy_o\" | head -n 1000 | sed 's/^/|/'"
+                         for i, (_, c) in enumerate(self.connections))
+        return ("jy_sshd=; for s in /usr/sbin/sshd /usr/local/sbin/sshd /sbin/sshd; do [ -x \"$s\" ] && "
+                "jy_sshd=$s && break; done; echo \"B ${jy_sshd:-none} $(id -u)\"; "
+                f"if [ -n \"$jy_sshd\" ] && [ \"$(id -u)\" = 0 ]; then {asks or 'true'}; fi; {self.tree()}")
+
+    def process(self, text: str, ctx: Context) -> dict[str, Any]:
+        out: dict[str, Any] = {"binary": None, "uid": None, "answers": [], "files": {}, "expanded": [],
+                               "connections": [{"label": label, "user": c.user, "address": c.address, "host": c.host}
+                                               for label, c in self.connections]}
+        current: list[str] | None = None
+        for line in text.splitlines():
+            tag, _, rest = line.partition(" ")
+            if line.startswith("|"):
+                if current is not None:
+                    current.append(line[1:])
+            elif tag == "B" and len(rest.split()) == 2:
+                binary, uid = rest.split()
+                out["binary"], out["uid"] = (None if binary == "none" else binary), _num(uid)
+            elif tag == "C" and rest.isdigit() and int(rest) < len(self.connections):
+                answer = {"index": int(rest), "rc": None, "lines": []}
+                out["answers"].append(answer)
+                current = answer["lines"]
+            elif tag == "R" and out["answers"]:
+                out["answers"][-1]["rc"] = _num(rest)
+            elif tag == "@" and rest.startswith("/"):
+                current = out["files"].setdefault(rest, [])
+                current.clear()
+            elif tag == "G" and rest.startswith("/"):
+                out["expanded"].append(rest)
+        for answer in out["answers"]:
+            answer["text"] = "\n".join(answer.pop("lines"))
+        return out
+
+
+class LoginShells(Probe[dict[str, dict[str, str]]]):
+    """As root: each account's login shell asked for its umask and TMOUT (root and uid >= UID_MIN, shell sh or
+    bash, 20 at most). The shell runs under the account's uid through setpriv, not su: no PAM, no session,
+    nothing logged; stdin closed, 10 s at most, all at once. {user: {"shell", "umask", "tmout"}}; tmout "unset"
+    when unset."""
+
+    name = "shells"
+    MAX_USERS = 20
+
+    def command(self, ctx: Context) -> str:
+        ask = "printf \"\\njy-shell %s %s\\n\" \"$(umask)\" \"${TMOUT-unset}\""
+        return ("[ \"$(id -u)\" = 0 ] && command -v setpriv >/dev/null && command -v timeout >/dev/null && { "
+                "jy_min=$(awk '$1 == \"UID_MIN\" { print $2 }' /etc/login.defs 2>/dev/null); "
+                "awk -F: -v m=\"${jy_min:-1000}\" '($3 == 0 || $3 >= m) && $3 != 65534 && $7 ~ /\\/(ba)?sh$/ "
+                "{ print $1, $3, $4, $6, $7 }' /etc/passwd | "
+                f"head -n {self.MAX_USERS} | while read -r u uid gid home sh; do {{ "
+                "jy_o=$(cd / && timeout 10 setpriv --reuid \"$uid\" --regid \"$gid\" --init-groups env -i "
+                "HOME=\"$home\" USER=\"$u\" LOGNAME=\"$u\" SHELL=\"$sh\" PATH=/usr/local/bin:/usr/bin:/bin "
+                f"TERM=dumb \"$sh\" -lc '{ask}' </dev/null 2>/dev/null | grep '^jy-shell ' | tail -n 1); "
+                "echo \"U $u $sh ${jy_o:-none}\"; } & done; wait; }; true")
+
+    def process(self, text: str, ctx: Context) -> dict[str, dict[str, str]]:
+        out = {}
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) == 6 and f[0] == "U" and f[3] == "jy-shell" and re.fullmatch(r"[0-7]{3,4}", f[4]):
+                out[f[1]] = {"shell": f[2], "umask": f[4], "tmout": f[5]}
+        return out
+
+
+def _num(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"-?\d+", text.strip()) else None
+
+
 class LastLogins(Logins):
     """The newest login of each account from lastlog (audit's Logins parser, without the wtmp dump)."""
 
@@ -222,4 +319,10 @@ class LastLogins(Logins):
 # Order matters only for reading the output: Clock first (Script parses it first anyway).
 # Processes defines $jy_pids, which Sockets reads: it comes first.
 PROBES: tuple[Probe[Any], ...] = (Clock(), HostOS(), ConfigFiles(), FileModes(), Shadow(), Processes(), Services(),
-                             Sockets(), Runtime(), LastLogins(), Packages(), Cron())
+                                  Sockets(), Runtime(), LastLogins(), Packages(), Cron(), SshdEffective(),
+                                  LoginShells())
+
+
+def probes(connections: tuple[tuple[str, Connection], ...]) -> tuple[Probe[Any], ...]:
+    """The baseline's probes, sshd asked about these connections."""
+    return tuple(SshdEffective(connections) if p.name == "sshd" else p for p in PROBES)

@@ -26,7 +26,7 @@ def _judge(host, config: pytest.Config) -> dict[tuple[str, str], Row]:
         catalog = model.load_catalog()
         profile = model.load_profile(config.getoption("--baseline-profile"), catalog)
         params = profile.params(catalog)
-        family = None
+        family, inv = None, None
         inventory_dir = config.getoption("--baseline-inventory")
         if inventory_dir:
             import inventory
@@ -40,7 +40,7 @@ def _judge(host, config: pytest.Config) -> dict[tuple[str, str], Row]:
         def run(text: str) -> str:
             return host.run("LC_ALL=C sh -c %s", text).stdout
 
-        facts = engine.collect_facts_by_commands(run)
+        facts = engine.collect_facts_by_commands(run, inv)
         level = int(config.getoption("--baseline-level"))
         rows = engine.evaluate(Evidence(facts, family), level, params, catalog)
         _CACHE[name] = {(r.item, r.check): r for r in rows}
