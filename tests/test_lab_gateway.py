@@ -263,7 +263,9 @@ def test_nginx_reload_is_graceful_under_the_checker(live, lab, demo):
     summary = {k: v for k, v in report.items() if k != "log"}
     assert report["ok"] and report["wrong_answers"] == [], summary
     assert report["errors"] == {}, summary  # not one failed request across eight reloads
-    assert report["writes"]["acknowledged"] >= 100 and report["reads"]["correct"] >= 100
+    # Traffic flowed through the reloads: at least one write and one read per reload. How many more depends on
+    # the machine's load (72 writes at a load average of 50), so more is not asserted.
+    assert report["writes"]["acknowledged"] >= 8 and report["reads"]["correct"] >= 8
     assert gw.nginx_pid(lab, demo) == master
     now = lab.exec(gw.gateway_host(demo), f"ps -o pid=,args= --ppid {master}").stdout
     assert not set(workers) & {line.split()[0] for line in now.splitlines() if "shutting down" not in line}
