@@ -33,7 +33,7 @@ from hier_config import HConfig
 from hier_config.child import HConfigChild
 
 from jiyue.platforms import cli, parse
-from network import acl, floors
+from network import acl, floors, vty
 from network.outline import Line, outline, text_of
 from network.scope import scope_data
 
@@ -163,9 +163,10 @@ class Resolved:
 def resolve(platform: str, running_text: str, intended: str | Sequence[str]) -> Resolved:
     """The intended lines as they apply to this device; DeviceError (refused) when they cannot."""
     running = outline(running_text)
-    ident = acl.identify(platform, running, outline(intended))
-    lines, kept = floors.apply(running, acl.renumber(outline(intended), ident))
-    return Resolved(running, lines, [*ident.notes, *kept])
+    ranged, spread = vty.apply(running, outline(intended))  # first: the ACLs' users are under the device's ranges
+    ident = acl.identify(platform, running, ranged)
+    lines, kept = floors.apply(running, acl.renumber(ranged, ident))
+    return Resolved(running, lines, [*ident.notes, *spread, *kept])
 
 
 def _without(lines: Sequence[Line], headers: set[str]) -> list[str]:

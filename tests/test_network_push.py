@@ -697,3 +697,37 @@ def test_command_line_diff_push_apply_and_again(lab, demo, city, tmp_path):
     # a golden device named explicitly is bad input; a mistyped option value too
     assert _jiyue("network.push", "--limit", "swj-jr1", "--plan", str(plan)).returncode == 2
     assert _jiyue("network.push", *common, "--max-fail-percent", "abc").returncode == 2
+
+
+def test_vty_ranges_the_device_shows_converge_ios_split_and_vrp_16_20():
+    """IOS shows `line vty 0 15` as 0 4 and 5 15; VRP shows 16 20 besides 0 4: every range shown is
+    managed, and once pushed nothing is missing and a second diff sends nothing."""
+    from lab.netsim.config import Config
+    from lab.netsim.grammar import load
+    from network.diff import diff, missing_lines
+
+    cases = {
+        "cisco_ios": ("hostname r1\nline vty 0 4\n exec-timeout 0 0\n transport input telnet ssh\n",
+                      ["line vty 0 15", " exec-timeout 10 0", " transport input ssh"], ["line vty 5 15"]),
+        "huawei_vrp": ("sysname r2\nuser-interface vty 0 4\n idle-timeout 0 0\nuser-interface vty 16 20\n",
+                       ["user-interface vty 0 4", " idle-timeout 10 0", " protocol inbound ssh"],
+                       ["user-interface vty 16 20"]),
+    }
+    for platform, (running, intended, extra) in cases.items():
+        device = Config(load(platform))
+        assert device.load(running) == []
+        first = diff("r", platform, device.render(), intended)
+        assert all(e in first.remediation for e in extra), first.remediation
+        path: list[str] = []
+        for line in first.remediation:  # typed as a session types them: exits leave the section
+            if line in ("quit", "exit"):
+                path = path[:-1]
+                continue
+            outcome = device.apply(path, device.grammar.normalise(line))
+            assert outcome.ok, line
+            path = outcome.path
+        shown = device.render()
+        if platform == "cisco_ios":
+            assert "line vty 0 4" in shown and "line vty 5 15" in shown and "line vty 0 15" not in shown
+        assert missing_lines(platform, shown, intended) == []
+        assert diff("r", platform, shown, intended).empty

@@ -360,3 +360,13 @@ def test_the_service_plans_renders_and_writes_and_names_bad_input(demo, tmp_path
         service.render(demo, None, limit="no-such-device", plan_path=planned.path)
     configs, skipped = service.intended_configs(demo, "devices", plan_path=planned.path)
     assert configs == {n: r.lines for n, r in result.rendered.items()} and skipped == result.skipped
+
+
+def test_without_ipv6_management_sources_the_vty_gets_a_deny_all_ipv6_acl(demo, plan):
+    """A dual-stack device always gets an IPv6 vty ACL: with no IPv6 source it denies all, never none."""
+    mgmt = demo.extranet.management
+    v4 = [s for s in mgmt.sources if s.version == 4] or [s for s in mgmt.sources]
+    tampered = demo.model_copy(update={"extranet": demo.extranet.model_copy(
+        update={"management": mgmt.model_copy(update={"sources": v4})})})
+    text = "\n".join(render_device(tampered, plan, "gaj-jr1").lines)
+    assert re.search(r"(ipv6 access-class|acl ipv6) \S+ in", text), text

@@ -69,11 +69,20 @@ class Config:
         """The nodes along a view path, or None if the path no longer exists (rolled back meanwhile)."""
         nodes = [self.root]
         for text in path:
-            child = nodes[-1].find(text)
+            child = nodes[-1].find(text) or self._first_piece(nodes[-1], text)
             if child is None or child.view is None:
                 return None
             nodes.append(child)
         return nodes
+
+    def _pieces(self, parent: Node, text: str) -> list[str]:
+        """The sections a typed range section stands for (`line vty 0 15`: `line vty 0 4`, `line vty 5 15`)."""
+        found = self.grammar.view(parent.view).match(text)
+        return found[0].pieces(found[1]) if found and found[0].is_section and found[0].split else [text]
+
+    def _first_piece(self, parent: Node, text: str) -> Node | None:
+        pieces = self._pieces(parent, text)
+        return parent.find(pieces[0]) if len(pieces) > 1 else None
 
     def rule_of(self, parent: Node, child: Node) -> Rule:
         return self.grammar.view(parent.view).rules[child.rank]
@@ -86,6 +95,8 @@ class Config:
         nodes = self.resolve(path)
         if nodes is None:
             nodes, path = [self.root], []
+        if len(path) == 1 and len(pieces := self._pieces(self.root, path[0])) > 1:
+            return self._apply_pieces(path, pieces, line)
         depths = range(len(nodes) - 1, -1, -1) if self.grammar.parent_fallback else [len(nodes) - 1]
         for depth in depths:
             outcome = self._apply_in(nodes[depth], path[:depth], line)
@@ -94,6 +105,17 @@ class Config:
         view = self.grammar.view(nodes[-1].view)
         caret, kind = self.grammar.caret(view, line)
         return Outcome(path, ok=False, error=kind, caret=caret)
+
+    def _apply_pieces(self, path: list[str], pieces: list[str], line: str) -> Outcome:
+        """A line typed under a range section the device splits goes into each of the pieces, as the
+        device applies it to every line of the range; a line that leaves the section is applied once."""
+        outcomes = []
+        for piece in pieces:
+            outcome = self.apply([piece], line)
+            if not outcome.ok or outcome.path != [piece]:
+                return outcome
+            outcomes.append(outcome)
+        return Outcome(path, changed=any(o.changed for o in outcomes), message=outcomes[0].message)
 
     def _apply_in(self, node: Node, path: list[str], line: str) -> Outcome | None:
         view = self.grammar.view(node.view)
@@ -118,10 +140,11 @@ class Config:
         if found:
             rule, match = found
             if rule.is_section:
-                child = node.find(line)
-                changed = child is None
-                if child is None:
-                    child = node.add(Node(line, rule.rank, rule.view))
+                changed = False
+                for text in rule.pieces(match) if rule.split else [line]:
+                    if node.find(text) is None:
+                        node.add(Node(text, rule.rank, rule.view))
+                        changed = True
                 return Outcome([*path, line], changed=changed, message=rule.message)
             return self._set(node, path, rule, match, line)
         if line.startswith(negation):

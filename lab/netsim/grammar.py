@@ -45,6 +45,18 @@ class Rule:
     message: str = ""  # what the device prints on success (a warning, an info)
     closer: str = ""  # a section's closing line, printed and accepted to leave (exit-address-family)
     indent: int = 0  # extra indentation when printed at the top level (Comware's ` ip vpn-instance`)
+    # a section over a range of lines (groups `a`, `b`) the device keeps and prints as these ranges
+    # (IOS: `line vty 0 15` is shown as `line vty 0 4` and `line vty 5 15`)
+    split: tuple[tuple[int, int], ...] = ()
+
+    def pieces(self, match: re.Match[str]) -> list[str]:
+        """The section lines the device shows for a typed range line: itself unless it spans `split`."""
+        a, b = int(match.group("a")), int(match.group("b"))
+        spans = [(max(a, lo), min(b, hi)) for lo, hi in self.split if lo <= b and a <= hi]
+        if len(spans) < 2:
+            return [match.string]
+        head, tail = match.string[:match.start("a")], match.string[match.end("b"):]
+        return [f"{head}{lo} {hi}{tail}" for lo, hi in spans]
 
     @property
     def is_section(self) -> bool:
@@ -198,7 +210,7 @@ def _rule(source: Path, view: str, index: int, raw: object) -> Rule:
         raise GrammarError(f"{source.name}: {where}: a rule is a regex string or a mapping with "
                            "exactly one of 'section' or 'command'")
     known = {"section", "command", "view", "prompt", "replaces", "negate", "requires", "clears", "message",
-             "closer", "indent"}
+             "closer", "indent", "split"}
     unknown = set(raw) - known
     if unknown:
         raise GrammarError(f"{source.name}: {where}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
@@ -222,6 +234,7 @@ def _rule(source: Path, view: str, index: int, raw: object) -> Rule:
         message=raw.get("message", ""),
         closer=raw.get("closer", ""),
         indent=int(raw.get("indent", 0)),
+        split=tuple((int(lo), int(hi)) for lo, hi in raw.get("split", [])),
     )
 
 
