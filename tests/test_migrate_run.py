@@ -4,14 +4,15 @@ the final sync and resumed, a verification broken on purpose, a full target disk
 after a finished migration and the decommission sign-off.
 
 Every scenario ends with proof that nothing was lost: the checker (lab/checker.py) saw no wrong answer
-and every write it got acknowledged is in the serving side's app.db; file checksums compare both sides.
+and every write it got acknowledged is in the serving side's app.db; the tree comparison the verification itself
+uses (tests/fidelity.py) shows both sides equal in names (as bytes), types, modes, owners, contents, link
+structure, holes, xattrs and ACLs: each source's data path holds tests/fidelity.py's special entries for it.
 Each scenario uses its own systems and cloud-pool targets; the module puts the lab back as seeded at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -34,6 +35,7 @@ from lab.checker import Checker, verify_db
 from lab.seed import seed
 from migrations.engine import HOOKS_ENV, STEPS, Migrator, Refused
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave, save_plan
+from tests.fidelity import SPECIAL, assert_same_tree, make_special, snapshot
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +54,7 @@ WAVES = {
 MIGRATED_IN_1 = ("fgw-xmk", "wjw-jkda")
 BUDGETS = {"rsj-rczp": 1}
 RUNTIME = {"pid", "out", "MIGRATED", "DECOMMISSIONED"}  # service runtime files and the engine's markers
+DB = {"app.db", "app.db-journal", "app.db-wal", "app.db-shm"}  # the records: checked by the checker instead
 
 SUBPROCESS = """
 import sys
@@ -89,28 +92,20 @@ def make_plan(inv) -> Plan:
     return plan
 
 
-def tree(lab, host: str, top: str, skip_db: bool = False) -> dict[str, tuple[int, str]]:
-    """path -> (size, sha256) of every file under an in-host directory, read from this machine."""
-    base = lab.path(host, top)
-    out = {}
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        if path.name in RUNTIME or (skip_db and path.name.startswith("app.db")):
-            continue
-        out[str(path.relative_to(base))] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+def tree(lab, host: str, top: str, skip_db: bool = False) -> dict[str, dict]:
+    """Every entry under an in-host directory (metadata, and each file's SHA-256), read from this machine."""
+    return snapshot(lab.path(host, top), RUNTIME | (DB if skip_db else set()))
 
 
-def manifest_digest(lab, host: str, top: str, exclude: set[str]) -> dict:
-    """The engine's per-directory summary (files, bytes, SHA-256 of the sorted manifest), computed independently."""
-    base = lab.path(host, top)
-    rows = []
-    for path in base.rglob("*"):
-        if path.is_file() and not path.is_symlink() and path.name not in exclude:
-            in_host = top.rstrip("/") + "/" + str(path.relative_to(base))
-            rows.append((in_host, path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()))
-    rows.sort()
-    digest = hashlib.sha256("".join(f"{p}\t{s}\t{d}\n" for p, s, d in rows).encode()).hexdigest()
-    return {"files": len(rows), "bytes": sum(s for _, s, _ in rows), "digest": digest}
+def same_tree(lab, source: str, target: str, top: str, skip_db: bool = False) -> None:
+    """Nothing lost between the two hosts' copies of `top` (the target's app.db may have moved on: skip_db)."""
+    assert_same_tree(lab.path(source, top), lab.path(target, top), RUNTIME | (DB if skip_db else set()))
+
+
+def same_data(lab, system: str, pairs) -> None:
+    for source, target in pairs:
+        same_tree(lab, source, target, f"/srv/{system}", skip_db=True)
+        same_tree(lab, source, target, f"/etc/app/{system}")
 
 
 class Clients:
@@ -198,6 +193,10 @@ def env(seeded, lab, demo, tmp_path_factory):
     plan_file = save_plan(plan, work / "plan.yaml")
     store_url = f"sqlite:///{work / 'store.sqlite'}"
     mounted: list[str] = []
+    for layout in WAVES.values():  # what a server relies on, for every migration to carry
+        for sid, pairs in layout.items():
+            for source, _ in pairs:
+                make_special(lab.path(source, f"/srv/{sid}"))
     yield {"inv": demo, "lab": lab, "plan": plan, "plan_file": plan_file, "store_url": store_url,
            "store": Store(store_url), "work": work, "mounted": mounted}
     # Put the lab back as seeded: targets stopped and emptied, markers gone, seeding again restarts the
@@ -209,7 +208,7 @@ def env(seeded, lab, demo, tmp_path_factory):
             for source, target in pairs:
                 lab.exec(target, f"[ -x /etc/app/{sid}/service ] && /etc/app/{sid}/service stop; "
                                  f"rm -rf /etc/app/{sid} /srv/{sid}")
-                lab.exec(source, f"rm -f /etc/app/{sid}/MIGRATED /etc/app/{sid}/DECOMMISSIONED")
+                lab.exec(source, f"rm -rf /etc/app/{sid}/MIGRATED /etc/app/{sid}/DECOMMISSIONED /srv/{sid}/{SPECIAL}")
     seed(lab, demo)
 
 
@@ -298,12 +297,11 @@ def test_wave_end_to_end(env, monkeypatch):
             verified = details["verify_data"]["manifests"]
             for top in (f"/srv/{o.system}", f"/etc/app/{o.system}"):
                 assert verified[source][top] == verified[target][top], (source, target, top)
-                assert manifest_digest(lab, source, top, {"MIGRATED"}) == verified[source][top], (source, top)
-            # Checksums of every file equal on both sides (the target's app.db has moved on since: its
-            # records are checked above, every acknowledged write is in it).
-            assert tree(lab, source, f"/srv/{o.system}", skip_db=True) == tree(lab, target, f"/srv/{o.system}",
-                                                                              skip_db=True)
-            assert tree(lab, source, f"/etc/app/{o.system}") == tree(lab, target, f"/etc/app/{o.system}")
+                seen = snapshot(lab.path(source, top), {"MIGRATED"})
+                assert verified[source][top]["entries"] == len(seen), (source, top)
+        # Every entry equal on both sides (the target's app.db has moved on since: its records are checked
+        # above, every acknowledged write is in it).
+        same_data(lab, o.system, pairs)
     locations = store.history(MIGRATE_LOCATION, targets=list(MIGRATED_IN_1))
     assert {r.target: r.data["hosts"] for r in locations} == {s: dict(WAVES[1][s]) for s in MIGRATED_IN_1}
     assert not store.locks()
@@ -331,6 +329,7 @@ def test_rollback_after_migration_brings_back_what_the_target_received(env, monk
     assert "zwy-03" in report["backends"] and report["backends"][-1] == "wjw-jkda-app1", report["backends"]
     assert svc.control(lab, "zwy-03", "wjw-jkda", "status").returncode == 3
     assert not lab.path("wjw-jkda-app1", "/etc/app/wjw-jkda/MIGRATED").exists()
+    same_data(lab, "wjw-jkda", WAVES[1]["wjw-jkda"])  # what came back is what the target held
 
 
 def test_decommission_needs_grace_period_and_sign_off(env, monkeypatch):
@@ -374,7 +373,7 @@ def test_killed_in_presync_resumes_and_a_second_run_is_refused(env, monkeypatch)
     assert journal(store, run_key, "fgw-oa").count(("presync", "started")) == 2
     serving(lab, inv, "fgw-oa", "zwy-05")
     clients.assert_ok("fgw-oa", "zwy-05", lab)
-    assert tree(lab, "fgw-oa-app1", "/srv/fgw-oa", skip_db=True) == tree(lab, "zwy-05", "/srv/fgw-oa", skip_db=True)
+    same_data(lab, "fgw-oa", WAVES[3]["fgw-oa"])
 
 
 def test_killed_in_final_sync_resumes(env, monkeypatch):
@@ -394,6 +393,7 @@ def test_killed_in_final_sync_resumes(env, monkeypatch):
     assert_each_step_done_once(store, run_key, "szfb-web")
     serving(lab, inv, "szfb-web", "zwy-06")
     clients.assert_ok("szfb-web", "zwy-06", lab)
+    same_data(lab, "szfb-web", WAVES[4]["szfb-web"])
 
 
 def test_broken_verification_rolls_back_to_the_source(env, monkeypatch):

@@ -201,6 +201,13 @@ def row(e: dict) -> str:
                                    ",".join(f"{n}={v}" for n, v in sorted(e.get(k, {}).items())) for k in FIELDS)])
 
 
+def _xattrs(source: dict, target: dict) -> str:
+    """Which xattrs differ: `xattrs user.a removed, system.posix_acl_access changed, user.b added`."""
+    parts = [f"{n} removed" if n not in target else f"{n} added" if n not in source else f"{n} changed"
+             for n in sorted(set(source) | set(target)) if source.get(n) != target.get(n)]
+    return "xattrs " + ", ".join(parts)
+
+
 def _show(field: str, value) -> str:
     if value is None:
         return "none"
@@ -208,8 +215,6 @@ def _show(field: str, value) -> str:
         return f"{value:04o}"
     if field == "sha256":
         return str(value)[:12]
-    if field == "xattrs":
-        return "{" + ", ".join(sorted(value)) + "}" if value else "none"
     return str(value)
 
 
@@ -243,7 +248,8 @@ def describe(d: dict, where: str = "") -> str:
         return f"missing on the target: {name} ({d['type']})"
     if d["kind"] == "extra":
         return f"extra on the target: {name} ({d['type']})"
-    changes = "; ".join(f"{k} {_show(k, a)} → {_show(k, b)}" for k, (a, b) in d["fields"].items())
+    changes = "; ".join(_xattrs(a or {}, b or {}) if k == "xattrs" else f"{k} {_show(k, a)} → {_show(k, b)}"
+                        for k, (a, b) in d["fields"].items())
     return f"differs: {name} ({d['type']}): {changes}"
 
 
