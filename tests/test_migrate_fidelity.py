@@ -91,7 +91,7 @@ def migrator(env, monkeypatch, hooks: dict | None = None) -> Migrator:
     return Migrator(env["inv"], env["plan"], env["store"], apply=True, workdir=env["work"], progress=False)
 
 
-def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 180) -> str:
+def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for e in store.journal_entries(subject=system):
