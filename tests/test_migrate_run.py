@@ -171,7 +171,7 @@ def assert_each_step_done_once(store: Store, run_key: str, system: str) -> None:
         assert rows.count((step, "done")) == 1, (step, rows)
 
 
-def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 120) -> str:
+def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for e in store.journal_entries(subject=system):
