@@ -9,13 +9,14 @@ each, random).
 
 1. Copy: the engine's sync step (the pre-sync playbook's first pass, rsync run on the source through the
    forwarded agent) against one plain rsync of the same directories (data path and config dir) with the
-   same options, between the same two hosts, into an empty target each time, `--repeat` times each,
-   alternating which goes first; best, median and total time of each. Every copy starts after a `sync`,
-   so none pays for the previous one's writeback. Reported twice for the engine: rsync's own time inside
-   the step, and the step's wall time (Ansible's start-up, both passes, the manifests taken while live).
+   same options (the engine's RSYNC_OPTIONS: -a -H -S -X -A …), between the same two hosts, into an empty
+   target each time, `--repeat` times each, alternating which goes first; best, median and total time of
+   each. Every copy starts after a `sync`, so none pays for the previous one's writeback. Reported twice
+   for the engine: rsync's own time inside the step, and the step's wall time (Ansible's start-up, both
+   passes, the manifests taken while live).
 2. Downtime: a full migration of the system (precheck, pre-sync, then `--changed` of the files are
-   rewritten, then freeze, final sync, verification of every file's SHA-256, switch, functional
-   verification). Downtime = freeze to verified; client outage = freeze to the gateway routing to the
+   rewritten, then freeze, final sync, verification of every entry and every file's SHA-256, switch,
+   functional verification). Downtime = freeze to verified; client outage = freeze to the gateway routing to the
    started target. With the time of each cutover step.
 
 Nothing is asserted; the targets are 90 % of rsync's throughput and under 5 s of downtime. The lab and its

@@ -124,7 +124,8 @@ RUN_PREFIX = "migrate-"
 APPLY_PREFIX = RUN_PREFIX + "apply-"
 REHEARSAL_PREFIX = RUN_PREFIX + "rehearsal-"
 MANIFEST_CACHE_DIR = "/var/lib/jiyue/manifests"  # on each source and target, root only (jiyue_manifest)
-RSYNC_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]  # see jiyue_sync
+# Hardlinks, holes, xattrs and ACLs too: see jiyue_sync's DEFAULT_OPTIONS (the same list) for why each.
+RSYNC_OPTIONS = ["-a", "-H", "-S", "-X", "-A", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]
 DEFAULT_GRACE_DAYS = 30
 # Allowance for the cutover steps after the final copy (stop, verify, start, switch, verify), added
 # to the measured delta pass when weighing a freeze against the downtime budget.
@@ -819,7 +820,7 @@ class Migrator:
             result = self._playbook(playbook or step, self._vars(ctx, step) | (extra or {}))
             if not result.ok:
                 raise StepFailed(step, "; ".join(result.failures) or result.status,
-                                 failure_detail(step, result, ctx.plan, ctx.details))
+                                 failure_detail(step, result))
             return self._end(ctx, step, result)
         except Exception as exc:
             failed = self._failed(ctx, step, exc)
@@ -861,7 +862,7 @@ class Migrator:
                 raise tracker.error
             if not result.ok:
                 step = tracker.failed_step or tracker.current or steps[0]
-                detail = failure_detail(step, tracker.result(step, False, result.status), ctx.plan, ctx.details)
+                detail = failure_detail(step, tracker.result(step, False, result.status))
                 raise StepFailed(step, "; ".join(result.failures) or result.status, detail)
             tracker.finish(tracker.stats_at, wait=await_check)
         except Exception as exc:

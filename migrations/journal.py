@@ -170,20 +170,13 @@ def step_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict[st
     return detail
 
 
-def failure_detail(step: str, r: PlaybookResult, plan: SystemPlan, earlier: dict[str, dict]) -> dict[str, Any]:
-    """For a failed data verification: which files differ (the first 100)."""
+def failure_detail(step: str, r: PlaybookResult) -> dict[str, Any]:
+    """For a failed data verification: which entries differ (the first 100, names escaped), as jiyue_compare
+    found them."""
     if step != "verify_data":
         return {}
-    by_host = {h: {row[0]: row[1:] for row in m.get("manifest", [])} for h, m in r.report("manifest").items()}
-    dirs = earlier.get("precheck", {}).get("dirs", {})
-    differ: list[str] = []
-    for t in plan.targets:
-        for d in dirs.get(t.source, []):
-            prefix = d.rstrip("/") + "/"
-            src = {p: v for p, v in by_host.get(t.source, {}).items() if p.startswith(prefix)}
-            tgt = {p: v for p, v in by_host.get(t.target, {}).items() if p.startswith(prefix)}
-            differ += [f"{t.source}:{p}" for p in sorted(set(src) | set(tgt)) if src.get(p) != tgt.get(p)]
-    return {"differing_files": differ[:100]}
+    check = next(iter(r.report("data_check").values()), {})
+    return {"differing_files": list(check.get("lines", []))[:100], "differing_count": int(check.get("count", 0))}
 
 
 def cleanup_detail(result: PlaybookResult, cleanup: dict[str, list[str]]) -> tuple[list[dict], list[dict]]:

@@ -9,7 +9,6 @@ targets) to `make_plan` and `lab_env`; `lab_env` puts the lab back as seeded at 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
@@ -29,9 +28,11 @@ from lab.checker import Checker, verify_db
 from lab.seed import seed
 from migrations.engine import HOOKS_ENV, STEPS, Migrator
 from migrations.model import Disposition, HostTarget, Plan, SystemPlan, Wave, save_plan
+from tests.fidelity import SPECIAL, assert_same_tree, make_special, snapshot
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = {"pid", "out", "MIGRATED", "DECOMMISSIONED"}  # service runtime files and the engine's markers
+DB = {"app.db", "app.db-journal", "app.db-wal", "app.db-shm"}  # the records: checked by the checker instead
 Waves = dict[int, dict[str, list[tuple[str, str]]]]
 
 # An engine of its own: `python -c ENGINE INVENTORY PLAN STORE WORKDIR wave N` (or `resume KEY`).
@@ -64,7 +65,7 @@ def make_plan(inv, waves: Waves, budgets: dict[str, int] | None = None) -> Plan:
         planned.append(Wave(number=number, start=now + timedelta(days=number),
                             end=now + timedelta(days=number, hours=8), systems=list(layout),
                             hosts=sum(len(p) for p in layout.values()), data_bytes=0))
-    plan = Plan(generated=now, inventory=str(inv.root), systems=systems, waves=planned, work_orders=[])
+    plan = Plan(generated=now, inventory=inv.identity, systems=systems, waves=planned, work_orders=[])
     problems = plan.check(inv)
     assert problems == [], problems
     return plan
@@ -77,6 +78,10 @@ def lab_env(lab, demo, work: Path, waves: Waves, budgets: dict[str, int] | None 
     plan_file = save_plan(plan, work / "plan.yaml")
     store_url = f"sqlite:///{work / 'store.sqlite'}"
     mounted: list[str] = []
+    for layout in waves.values():  # what a server relies on, for every migration to carry
+        for sid, pairs in layout.items():
+            for source, _ in pairs:
+                make_special(lab.path(source, f"/srv/{sid}"))
     yield {"inv": demo, "lab": lab, "plan": plan, "plan_file": plan_file, "store_url": store_url,
            "store": Store(store_url), "work": work, "mounted": mounted}
     for target in mounted:  # only our tmpfs: /srv itself is the host's bind mount
@@ -86,7 +91,7 @@ def lab_env(lab, demo, work: Path, waves: Waves, budgets: dict[str, int] | None 
             for source, target in pairs:
                 lab.exec(target, f"[ -x /etc/app/{sid}/service ] && /etc/app/{sid}/service stop; "
                                  f"rm -rf /etc/app/{sid} /srv/{sid}")
-                lab.exec(source, f"rm -f /etc/app/{sid}/MIGRATED /etc/app/{sid}/DECOMMISSIONED")
+                lab.exec(source, f"rm -rf /etc/app/{sid}/MIGRATED /etc/app/{sid}/DECOMMISSIONED /srv/{sid}/{SPECIAL}")
     seed(lab, demo)
 
 
@@ -117,15 +122,20 @@ def kill(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def tree(lab, host: str, top: str, skip_db: bool = False) -> dict[str, tuple[int, str]]:
-    """path -> (size, sha256) of every file under an in-host directory, read from this machine."""
-    base = lab.path(host, top)
-    out = {}
-    for path in sorted(p for p in base.rglob("*") if p.is_file()):
-        if path.name in RUNTIME or (skip_db and path.name.startswith("app.db")):
-            continue
-        out[str(path.relative_to(base))] = (path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest())
-    return out
+def tree(lab, host: str, top: str, skip_db: bool = False) -> dict[str, dict]:
+    """Every entry under an in-host directory (metadata, and each file's SHA-256), read from this machine."""
+    return snapshot(lab.path(host, top), RUNTIME | (DB if skip_db else set()))
+
+
+def same_tree(lab, source: str, target: str, top: str, skip_db: bool = False) -> None:
+    """Nothing lost between the two hosts' copies of `top` (the target's app.db may have moved on: skip_db)."""
+    assert_same_tree(lab.path(source, top), lab.path(target, top), RUNTIME | (DB if skip_db else set()))
+
+
+def same_data(lab, system: str, pairs) -> None:
+    for source, target in pairs:
+        same_tree(lab, source, target, f"/srv/{system}", skip_db=True)
+        same_tree(lab, source, target, f"/etc/app/{system}")
 
 
 class Clients:
@@ -190,7 +200,7 @@ def assert_each_step_done_once(store: Store, run_key: str, system: str) -> None:
         assert rows.count((step, "done")) == 1, (step, rows)
 
 
-def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 120,
+def wait_for_step(store: Store, system: str, step: str, proc: subprocess.Popen, timeout: float = 900,
                   run_key: str | None = None) -> str:
     """Wait until the engine `proc` journals `step` of `system` started (in `run_key`, if given): its run key."""
     deadline = time.monotonic() + timeout

@@ -1,9 +1,13 @@
 #!/usr/bin/python3
-"""Ansible module: a SHA-256 manifest (path, size, sha256) of every file under some directories.
+"""Ansible module: a manifest of every entry under some directories: what jiyue's data verification compares.
 
-Symlinks are listed with their target instead of a hash. The `digest` (SHA-256 of the sorted manifest)
-makes two sides comparable at a glance, overall and per directory (`per_dir`); the full manifest comes
-back too, so a mismatch can name the files.
+Each entry (see module_utils/jiyue_tree.py) carries its type, permission bits, numeric owner, size, link target,
+device number, extended attributes (POSIX ACLs included), hardlinks (`link`), holes (`sparse`) and, for a
+regular file, the SHA-256 of its contents. Names are bytes on disk and escaped here (`gbk-\\xd6\\xd0.txt`), so
+any name can be listed, and a name that cannot be read fails the module with the name in its message. The
+`digest` (SHA-256 of the sorted entries, every compared field) makes two sides comparable at a glance, overall
+and per directory (`per_dir`); the full manifest comes back too, so that a mismatch names the entries
+(library/jiyue_compare.py).
 
 With `cache`, a file's hash is kept beside its identity (device, inode, size, mtime and ctime in
 nanoseconds) and reused while that identity is unchanged: the pre-sync hashes both sides while the
@@ -20,23 +24,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.jiyue_files import write_atomic
+from ansible.module_utils.jiyue_tree import TreeError, escape, relative, row, scan, unescape
 
 DOCUMENTATION = r"""
 module: jiyue_manifest
-short_description: SHA-256 manifest of every file under the given directories
+short_description: manifest of every entry (metadata, and SHA-256 of files) under the given directories
 options:
   dirs: {type: list, elements: str, required: true}
   exclude: {type: list, elements: str, default: [], description: file names left out (e.g. a marker)}
   cache: {type: str, description: a file (root only) keeping hashes for files whose identity has not changed}
   settle: {type: bool, default: false, description: "files changed within the racy window are hashed again once it
            has passed (up to 2 s more), so that they can be cached too: for a run ahead of the one that counts"}
-  relative: {type: bool, default: false, description: "each directory's summary (`per_dir`) hashes its files' paths
+  relative: {type: bool, default: false, description: "each directory's summary (`per_dir`) hashes its entries' paths
              relative to it, so the same tree at another place (an archive) has the same digest"}
   report: {type: str, description: the name the migration engine reads this result by (returned as `report`)}
 """
@@ -45,15 +49,18 @@ CHUNK = 1 << 20
 RACY_NS = 2_000_000_000
 
 
-def sha256(path: str) -> str | None:
-    """The file's SHA-256, or None when it vanished meanwhile (a live system's temporary file)."""
+def sha256(name: str) -> str | None:
+    """The SHA-256 of the file (escaped name), or None when it vanished meanwhile (a live system's temporary
+    file). Raises TreeError naming the file when it cannot be read."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open(unescape(name), "rb") as f:
             while chunk := f.read(CHUNK):
                 h.update(chunk)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise TreeError(f"{name}: {exc.strerror}") from None
     return h.hexdigest()
 
 
@@ -66,18 +73,20 @@ def identity(st: os.stat_result) -> list[int]:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def unchanged(path: str, st: os.stat_result) -> bool:
+def unchanged(name: str, st: os.stat_result) -> bool:
     """The file still has the identity it had before it was hashed (nothing wrote to it meanwhile)."""
     try:
-        return identity(os.lstat(path)) == identity(st)
+        return identity(os.lstat(unescape(name))) == identity(st)
     except FileNotFoundError:
         return False
 
 
-def summary(rows: list) -> dict:
-    """Count, bytes and SHA-256 of the sorted manifest rows (paths included, so a rename shows)."""
-    digest = hashlib.sha256("".join(f"{p}\t{s}\t{d}\n" for p, s, d in rows).encode()).hexdigest()
-    return {"files": len(rows), "bytes": sum(s for _, s, _ in rows), "digest": digest}
+def summary(entries: list[dict]) -> dict:
+    """Regular files, their bytes, entries of any type, and the SHA-256 of the sorted entries (every compared
+    field, paths included, so a rename, a mode or an owner changed shows)."""
+    files = [e for e in entries if e["type"] == "file"]
+    digest = hashlib.sha256("".join(row(e) + "\n" for e in entries).encode()).hexdigest()
+    return {"files": len(files), "bytes": sum(e["size"] for e in files), "entries": len(entries), "digest": digest}
 
 
 def load_cache(path: str | None) -> dict[str, list]:
@@ -104,29 +113,29 @@ def main() -> None:
                                           "relative": {"type": "bool", "default": False},
                                           "report": {"type": "str"}},
                            supports_check_mode=True)
+    try:
+        result = manifest(module)
+    except TreeError as exc:
+        module.fail_json(msg=f"cannot read {exc}; nothing was changed", report=module.params["report"])
+    module.exit_json(changed=False, report=module.params["report"], **result)
+
+
+def manifest(module: AnsibleModule) -> dict:
+    p = module.params
     began = time.time_ns()
-    cache = load_cache(module.params["cache"])
+    cache = load_cache(p["cache"])
+    entries: list[dict] = []
     files: dict[str, os.stat_result] = {}
-    links, missing, vanished = [], [], []
-    exclude = set(module.params["exclude"])
-    for top in module.params["dirs"]:
+    missing, vanished = [], []
+    exclude = {os.fsencode(name) for name in p["exclude"]}
+    for top in p["dirs"]:
         if not os.path.isdir(top):
             missing.append(top)
             continue
-        for root, dirnames, names in os.walk(top):
-            dirnames.sort()
-            for name in sorted(names):
-                if name in exclude:
-                    continue
-                path = os.path.join(root, name)
-                try:
-                    st = os.lstat(path)
-                    if stat.S_ISLNK(st.st_mode):
-                        links.append([path, 0, "link:" + os.readlink(path)])
-                    elif stat.S_ISREG(st.st_mode):
-                        files[path] = st
-                except FileNotFoundError:
-                    vanished.append(path)
+        found, regular, gone = scan(top.rstrip("/") or "/", exclude)
+        entries += found
+        files |= regular
+        vanished += gone
     digests: dict[str, str | None] = {}
     stale = []
     for path, st in files.items():
@@ -137,37 +146,44 @@ def main() -> None:
             stale.append(path)
     digests |= hash_all(stale)
     hashed_at = dict.fromkeys(files, began)
-    racy = [p for p in stale if digests[p] is not None and files[p].st_ctime_ns >= began - RACY_NS]
-    if module.params["settle"] and racy and not module.check_mode:
+    racy = [n for n in stale if digests[n] is not None and files[n].st_ctime_ns >= began - RACY_NS]
+    if p["settle"] and racy and not module.check_mode:
         # Wait out the racy window of the files changed just before, then hash them again: cacheable now.
-        newest = max(files[p].st_ctime_ns for p in racy)
+        newest = max(files[n].st_ctime_ns for n in racy)
         time.sleep(max(0.0, (newest + RACY_NS - time.time_ns()) / 1e9) + 0.01)
         again = time.time_ns()
-        for path in racy:
+        for name in racy:
             try:
-                files[path] = os.lstat(path)
+                files[name] = os.lstat(unescape(name))
             except FileNotFoundError:
-                digests[path] = None
+                digests[name] = None
                 continue
-            hashed_at[path] = again
-        digests |= hash_all([p for p in racy if digests[p] is not None])
-    for path in [p for p, d in digests.items() if d is None]:
-        del files[path]
-        vanished.append(path)
-    manifest = sorted([[p, st.st_size, digests[p]] for p, st in files.items()] + links)
-    if module.params["cache"] and not module.check_mode:
-        save_cache(module.params["cache"], {p: [*identity(st), digests[p]] for p, st in files.items()
-                                            if st.st_ctime_ns < hashed_at[p] - RACY_NS and unchanged(p, st)})
+            hashed_at[name] = again
+        digests |= hash_all([n for n in racy if digests[n] is not None])
+    gone = {n for n, d in digests.items() if d is None}
+    vanished += sorted(gone)
+    for name in gone:
+        del files[name]
+    for e in entries:
+        if e["type"] == "file" and e["path"] in files:
+            e["sha256"] = digests[e["path"]]
+            e["size"] = files[e["path"]].st_size  # as hashed (settle may have seen it again)
+    entries = sorted((e for e in entries if e["path"] not in gone), key=lambda e: e["path"])
+    if p["cache"] and not module.check_mode:
+        save_cache(p["cache"], {n: [*identity(st), digests[n]] for n, st in files.items()
+                                if st.st_ctime_ns < hashed_at[n] - RACY_NS and unchanged(n, st)})
     per_dir = {}
-    for top in module.params["dirs"]:
-        prefix = top.rstrip("/") + "/"
-        mine = [row for row in manifest if row[0].startswith(prefix)] if top not in missing else []
-        if module.params["relative"]:
-            mine = [[p[len(prefix):], size, digest] for p, size, digest in mine]
-        per_dir[top] = summary(mine) if top not in missing else {"missing": True}
-    module.exit_json(changed=False, missing=missing, manifest=manifest, per_dir=per_dir, hashed=len(stale),
-                     reused=len(digests) - len(stale), vanished=sorted(vanished), report=module.params["report"],
-                     **summary(manifest))
+    for top in p["dirs"]:
+        if top in missing:
+            per_dir[top] = {"missing": True}
+            continue
+        prefix = escape(top.rstrip("/") or "/")
+        mine = [e for e in entries if e["path"] == prefix or e["path"].startswith(prefix.rstrip("/") + "/")]
+        if p["relative"]:
+            mine = sorted((relative(e, prefix) for e in mine), key=lambda e: e["path"])
+        per_dir[top] = summary(mine)
+    return {"missing": missing, "manifest": entries, "per_dir": per_dir, "hashed": len(stale),
+            "reused": len(digests) - len(stale), "vanished": sorted(vanished), **summary(entries)}
 
 
 if __name__ == "__main__":

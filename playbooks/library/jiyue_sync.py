@@ -6,6 +6,13 @@ connection to the receiving host authenticates with the operator's key through t
 (the play connects with ForwardAgent=yes); the receiving host's key is verified against the one
 known_hosts line given, written to a private temporary file that is removed again whatever happens.
 
+What is copied: see DEFAULT_OPTIONS. File names are bytes to rsync (no --iconv); rsync's output is read as
+bytes and any name in an error shown escaped.
+
+With `files` (names under `dirs`, escaped as jiyue_manifest gives them), only those files are sent, each one
+whole again whatever its size and time say (--ignore-times): the repair of a target file whose bytes, holes
+or hardlinks differ while rsync's quick check would call it up to date (see presync.yml).
+
 In check mode rsync runs with --dry-run: it connects and reports what it would transfer, changing
 nothing on either side.
 """
@@ -20,6 +27,7 @@ import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.jiyue_tree import escape, unescape
 
 DOCUMENTATION = r"""
 module: jiyue_sync
@@ -32,7 +40,9 @@ options:
   dest_port: {type: int, default: 22}
   dest_user: {type: str, default: root}
   known_hosts: {type: str, required: true, description: the receiving host's known_hosts line(s)}
-  options: {type: list, elements: str, description: rsync options (default -a --delete --numeric-ids)}
+  options: {type: list, elements: str, description: rsync options (default DEFAULT_OPTIONS)}
+  files: {type: list, elements: str, default: [], description: "only these files (absolute, escaped, under dirs),
+          each sent whole again (--ignore-times); nothing is deleted"}
   checksum: {type: bool, default: false, description: compare by checksum instead of size and time}
   live: {type: bool, default: false, description: the sender is still in use (pre-sync), so a file that vanished
          during the copy (rsync exit 24, e.g. a database journal) is expected; the final sync never sets it}
@@ -40,9 +50,18 @@ options:
            the journal's details never depend on a task's title}
 """
 
-# Nanosecond timestamps (--modify-window=-1): a file rewritten in the same second with the same size
-# must not pass rsync's quick check, or an acknowledged write could stay behind.
-DEFAULT_OPTIONS = ["-a", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]
+# What a server relies on, as it is (the engine passes the same list: migrations/engine.py RSYNC_OPTIONS):
+#   -a  type, permission bits, owner, group, times, symlinks, devices and specials (FIFOs, sockets);
+#   -H  hardlinks stay one inode (a linked pair does not become two files and double the space);
+#   -S  holes stay holes (a 1 GiB file with 4 KiB allocated arrives with 4 KiB, not 1 GiB). Not combined with
+#       --inplace or --preallocate: rsync before 3.1.3 refuses -S with --inplace, and later versions (Debian 12
+#       has 3.2.7) punch the holes after allocating; the default (a temporary file renamed over the old) also
+#       keeps a reader from ever seeing half a file;
+#   -X  extended attributes (user.*, security.*, trusted.* as root), -A POSIX ACLs (implies -p);
+#   --numeric-ids  owners by number: the target's user names may map to other numbers;
+#   --modify-window=-1  nanosecond times: a file rewritten in the same second with the same size must not pass
+#       rsync's quick check, or an acknowledged write could stay behind.
+DEFAULT_OPTIONS = ["-a", "-H", "-S", "-X", "-A", "--delete", "--numeric-ids", "--mkpath", "--modify-window=-1"]
 # All directories in one rsync (one SSH connection), each to the same absolute path on the receiver: the
 # parents (/srv, /etc/app) are not part of the copy, so they are created if missing and never changed.
 RELATIVE = ["--relative", "--no-implied-dirs"]
@@ -76,6 +95,7 @@ def main() -> None:
             "known_hosts": {"type": "str", "required": True, "no_log": False},
             "options": {"type": "list", "elements": "str", "default": DEFAULT_OPTIONS},
             "checksum": {"type": "bool", "default": False},
+            "files": {"type": "list", "elements": "str", "default": []},
             "live": {"type": "bool", "default": False},
             "report": {"type": "str"},
         },
@@ -89,7 +109,12 @@ def main() -> None:
             module.fail_json(msg=f"{d} is not an absolute directory below / on the sending host")
     if not p["dirs"]:
         module.exit_json(changed=False, seconds=0.0, dirs=[], report=p["report"], **dict.fromkeys(STATS, 0))
+    tops = [d.rstrip("/") + "/" for d in p["dirs"]]
+    outside = [f for f in p["files"] if not any(f.startswith(t) for t in tops)]
+    if outside:
+        module.fail_json(msg=f"{outside[0]} is not under the directories to copy ({', '.join(p['dirs'])})")
     fd, known_hosts = tempfile.mkstemp(prefix="jiyue-known-hosts-")
+    listed = None
     began = time.monotonic()
     try:
         with os.fdopen(fd, "w") as f:
@@ -97,23 +122,35 @@ def main() -> None:
         ssh = shlex.join(["ssh", "-p", str(p["dest_port"]), "-o", "BatchMode=yes", "-o", "ForwardAgent=no",
                           "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
                           "-o", "ConnectTimeout=10"])
-        argv = ["rsync", *p["options"], *RELATIVE, "--stats", "-e", ssh]
-        if p["checksum"]:
-            argv.append("--checksum")
-        if module.check_mode:
-            argv.append("--dry-run")
         dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
-        argv += [d.rstrip("/") + "/" for d in p["dirs"]] + [f"{p['dest_user']}@{dest}:{p['dest_dir'].rstrip('/')}/"]
-        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+        receiver = f"{p['dest_user']}@{dest}:{p['dest_dir'].rstrip('/')}/"
+        if p["files"]:  # the repair: these files only, whole again, nothing deleted
+            lfd, listed = tempfile.mkstemp(prefix="jiyue-files-")
+            with os.fdopen(lfd, "wb") as f:
+                f.write(b"".join(unescape(name).lstrip(b"/") + b"\0" for name in p["files"]))
+            options = [o for o in p["options"] if not o.startswith("--delete")]
+            argv = ["rsync", *options, *RELATIVE, "--ignore-times", f"--files-from={listed}", "--from0", "--stats",
+                    "-e", ssh, "/", receiver]
+        else:
+            argv = ["rsync", *p["options"], *RELATIVE, "--stats", "-e", ssh, *tops, receiver]
+        if p["checksum"]:
+            argv.insert(1, "--checksum")
+        if module.check_mode:
+            argv.insert(1, "--dry-run")
+        proc = subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"})
     finally:
         os.unlink(known_hosts)
+        if listed is not None:
+            os.unlink(listed)
+    stdout, stderr = proc.stdout.decode("utf-8", "surrogateescape"), proc.stderr.decode("utf-8", "surrogateescape")
     if proc.returncode != 0 and not (p["live"] and proc.returncode == VANISHED):
-        module.fail_json(msg=f"rsync failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}",
-                         rc=proc.returncode, cmd=shlex.join(argv))
-    totals = stats(proc.stdout)
+        said = "\n".join(escape(line) for line in stderr.strip().splitlines()[-20:])
+        module.fail_json(msg=f"rsync failed (exit {proc.returncode}): {said[-2000:]}",
+                         rc=proc.returncode, cmd=escape(shlex.join(argv)))
+    totals = stats(stdout)
     changed = bool(totals["files_transferred"] or totals["deleted"])
     module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=p["dirs"], report=p["report"],
-                     **totals)
+                     files=p["files"], **totals)
 
 
 if __name__ == "__main__":
