@@ -16,7 +16,19 @@ from pathlib import Path
 import pytest
 
 from migrations.engine import RSYNC_OPTIONS
-from tests.fidelity import GBK, SPECIAL, assert_same_tree, differences, make_special, snapshot, tree
+from tests.fidelity import (
+    GBK,
+    MUTATIONS,
+    SPECIAL,
+    assert_same_tree,
+    differences,
+    flip_byte,
+    make_special,
+    mutate_hardlink,
+    mutate_mode,
+    snapshot,
+    tree,
+)
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
 MODULE = PLAYBOOKS / "library" / "jiyue_manifest.py"
@@ -211,82 +223,6 @@ def test_a_file_that_cannot_be_read_fails_the_manifest_naming_it():
         failed = run_module(work, {"dirs": [str(top)]}, as_user="65534")
     assert failed.get("failed"), failed
     assert "gbk-\\xd6\\xd0\\xce\\xc4.txt" in failed["msg"] and "Permission denied" in failed["msg"], failed["msg"]
-
-
-def mutate_mode(d: Path) -> str:
-    (d / "plain.bin").chmod(0o600)
-    return "differs: {}/plain.bin (file): mode 0644 → 0600"
-
-
-def mutate_owner(d: Path) -> str:
-    os.chown(d / "owned.conf", 4321, 5678)
-    return "differs: {}/owned.conf (file): uid 1234 → 4321"
-
-
-def mutate_dir_symlink(d: Path) -> str:
-    (d / "to-dir").unlink()
-    return "missing on the target: {}/to-dir (symlink)"
-
-
-def mutate_empty_dir(d: Path) -> str:
-    (d / "empty").rmdir()
-    return "missing on the target: {}/empty (dir)"
-
-
-def mutate_fifo(d: Path) -> str:
-    (d / "queue.fifo").unlink()
-    return "missing on the target: {}/queue.fifo (fifo)"
-
-
-def mutate_extra_dir(d: Path) -> str:
-    (d / "extra").mkdir()
-    return "extra on the target: {}/extra (dir)"
-
-
-def mutate_byte(d: Path) -> str:
-    flip_byte(d / os.fsdecode(GBK))
-    return "differs: {}/gbk-\\xd6\\xd0\\xce\\xc4.txt (file): sha256"
-
-
-def mutate_xattr(d: Path) -> str:
-    os.removexattr(d / "plain.bin", "user.jiyue.origin")
-    return "differs: {}/plain.bin (file): xattrs"
-
-
-def mutate_acl(d: Path) -> str:
-    subprocess.run(["setfacl", "-x", "g:5678", str(d / "owned.conf")], check=True)
-    return "differs: {}/owned.conf (file): xattrs"
-
-
-def mutate_hardlink(d: Path) -> str:
-    b = d / "shared" / "linked-b"
-    subprocess.run(["cp", "--preserve=all", str(b), str(b) + ".tmp"], check=True)  # the same, but its own inode
-    os.replace(str(b) + ".tmp", b)
-    return "differs: {}/shared/linked-b (file): link fidelity/linked-a → none"
-
-
-def mutate_holes(d: Path) -> str:
-    img = d / "sparse.img"
-    data = img.read_bytes()
-    st = img.stat()
-    with open(img, "r+b") as f:  # the same bytes, every block allocated
-        f.write(data)
-        os.fsync(f.fileno())
-    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
-    return "differs: {}/sparse.img (file): sparse True → False"
-
-
-def flip_byte(path: Path) -> None:
-    """One byte changed; size and modification time kept (what rsync's quick check compares)."""
-    st = path.stat()
-    data = bytearray(path.read_bytes())
-    data[0] ^= 0xFF
-    path.write_bytes(bytes(data))
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-MUTATIONS = [mutate_mode, mutate_owner, mutate_dir_symlink, mutate_empty_dir, mutate_fifo, mutate_extra_dir,
-             mutate_byte, mutate_xattr, mutate_acl, mutate_hardlink, mutate_holes]
 
 
 @pytest.mark.parametrize("mutate", MUTATIONS, ids=[m.__name__.removeprefix("mutate_") for m in MUTATIONS])
