@@ -440,7 +440,10 @@ class _Context:
         if mgmt is None:
             raise RenderError(f"{_where(d)}: the management baseline needs extranet.management (syslog_hosts, "
                               "ntp_servers): graded protection asks for a remote log server and time source")
-        sources = list(mgmt.sources) or [s.prefix for s in self.inv.subnets.values() if s.kind == "management"]
+        # Per address family: the declared sources of that family, else the management subnets of that family.
+        subnets = [s.prefix for s in self.inv.subnets.values() if s.kind == "management"]
+        sources = [s for family in (4, 6) for s in ([x for x in mgmt.sources if x.version == family]
+                                                     or [x for x in subnets if x.version == family])]
         if not sources:
             raise RenderError(f"{_where(d)}: no management sources: give extranet.management.sources or a "
                               "management subnet (the vty ACL would lock everyone out)")

@@ -84,7 +84,7 @@ def test_faillock_is_read_before_tally2_and_its_defaults_count(params):
 RH_AUTH = ("auth required pam_env.so\nauth required pam_faillock.so preauth silent\n"
            "auth sufficient pam_unix.so try_first_pass\nauth [default=die] pam_faillock.so authfail\n"
            "auth required pam_deny.so\n")
-DEB_AUTH = ("auth required pam_faillock.so preauth\nauth [success=1 default=ignore] pam_unix.so\n"
+DEB_AUTH = ("auth required pam_faillock.so preauth\nauth [success=2 default=ignore] pam_unix.so\n"
             "auth [default=die] pam_faillock.so authfail\nauth requisite pam_deny.so\nauth required pam_permit.so\n")
 
 
@@ -94,6 +94,9 @@ DEB_AUTH = ("auth required pam_faillock.so preauth\nauth [success=1 default=igno
      "/etc/security/faillock.conf:2: deny = 5 # five"),
     ({"/etc/pam.d/common-auth": DEB_AUTH, "/etc/pam.d/sshd": "@include common-auth\naccount required pam_nologin.so\n",
       "/etc/security/faillock.conf": "deny = 4\n"}, "debian", PASS, "/etc/pam.d/common-auth:3: auth [default=die]"),
+    ({"/etc/pam.d/common-auth": DEB_AUTH.replace("success=2", "success=1"),
+      "/etc/security/faillock.conf": "deny = 4\n"}, "debian", FAIL,
+     "/etc/pam.d/common-auth:4: auth requisite pam_deny.so"),
     ({"/etc/pam.d/system-auth": RH_AUTH, "/etc/security/faillock.conf": "deny = 0\n"}, "anolis", FAIL,
      "/etc/security/faillock.conf:1: deny = 0"),
     ({"/etc/pam.d/system-auth": "auth sufficient pam_unix.so\n" + RH_AUTH}, "anolis", FAIL,

@@ -86,3 +86,29 @@ def test_remediation_fixes_what_it_can_and_is_idempotent(fresh, lab, demo):
             ("AllowUsers", "PasswordAuthentication", "PubkeyAuthentication"))] == allow_users[host]
     root_login = ssh.run(ssh.Target.of(demo, "fgw-xyxx-app1"), "grep -i '^PermitRootLogin' /etc/ssh/sshd_config")
     assert root_login.stdout.decode().split() == ["PermitRootLogin", "prohibit-password"]
+
+
+DEBIAN_STOCK_AUTH = ("auth\t[success=1 default=ignore]\tpam_unix.so nullok\n"
+                     "auth\trequisite\t\t\tpam_deny.so\nauth\trequired\t\t\tpam_permit.so\n")
+
+
+def test_lockout_on_a_debian_stack_keeps_the_right_password_working(fresh, lab, demo):
+    """Debian's stock common-auth jumps over one line after pam_unix; the remediation adds the authfail line
+    there, so the jump must grow by one, or every right password lands on pam_deny (pam.py runs the stack)."""
+    host = "dxzf-wgzl-app1"  # UOS 20: the Debian family
+    lab.path(host, "/etc/pam.d/common-auth").write_text(DEBIAN_STOCK_AUTH)
+    catalog = model.load_catalog()
+    profile = model.load_profile(None, catalog)
+    before = service.check(demo, [host], profile=profile, catalog=catalog, progress=False).results
+    assert "login.lockout" in _failed(before)[host]
+    fixes, families = rem.planned_fixes(before)
+    assert families[host] == "debian" and "login.lockout" in fixes[host]
+    done = rem.run(demo, {host: ["login.lockout"]}, families, profile, catalog, apply=True)
+    assert done.ok, done.hosts
+    stack = lab.path(host, "/etc/pam.d/common-auth").read_text()
+    assert "[success=2 default=ignore]\tpam_unix.so nullok" in stack, stack
+    after = service.check(demo, [host], profile=profile, catalog=catalog, progress=False).results
+    assert "login.lockout" not in _failed(after)[host], [r for r in after[0].value["rows"]
+                                                          if r["check"] == "login.lockout"]
+    again = rem.run(demo, {host: ["login.lockout"]}, families, profile, catalog, apply=True)
+    assert again.ok and not any(x.changed for x in again.hosts.values())

@@ -6,6 +6,7 @@ Offline: the sample city's plan is built in memory; hier_config parses the text 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from hier_config import get_hconfig
 
 import inventory
 from inventory.loader import InventoryError
-from inventory.model import Platform
+from inventory.model import Platform, SubnetKind
 from network import vendor
 from network.model import save_plan
 from network.plan import build_plan
@@ -370,3 +371,21 @@ def test_without_ipv6_management_sources_the_vty_gets_a_deny_all_ipv6_acl(demo, 
         update={"management": mgmt.model_copy(update={"sources": v4})})})
     text = "\n".join(render_device(tampered, plan, "gaj-jr1").lines)
     assert re.search(r"(ipv6 access-class|acl ipv6) \S+ in", text), text
+
+
+def test_ipv6_management_sources_fall_back_to_the_ipv6_management_subnets(demo, plan):
+    """Sources declared for IPv4 only: the IPv6 vty ACL permits the IPv6 management subnets, as IPv4 would
+    permit the IPv4 ones with nothing declared, rather than denying all."""
+    mgmt = demo.extranet.management
+    v4 = [s for s in mgmt.sources if s.version == 4]
+    some = next(iter(demo.subnets.values()))
+    extra = some.model_copy(update={"name": "management6", "kind": SubnetKind.management,
+                                    "prefix": ipaddress.ip_network("2001:db8:30::/64"),
+                                    "gateway": ipaddress.ip_address("2001:db8:30::1")})
+    tampered = demo.model_copy(update={
+        "subnets": {**demo.subnets, "management6": extra},
+        "extranet": demo.extranet.model_copy(update={"management": mgmt.model_copy(update={"sources": v4})})})
+    text = "\n".join(render_device(tampered, plan, "gaj-jr1").lines)
+    assert re.search(r"permit\b.*2001:DB8:30::", text, re.IGNORECASE), text
+    for source in v4:
+        assert str(source.network_address) in text, text

@@ -179,6 +179,12 @@ def _stack_fault(path: str, stack: tuple[pam_stack.Item, ...]) -> tuple[str, lis
         ends = f": {wrong.decided_by.line.cite()} ends the stack first" if wrong.decided_by else ""
         return (f"{path}: a wrong password is never counted (no pam_faillock authfail or pam_tally2 runs){ends}",
                 [*([wrong.decided_by.line.cite()] if wrong.decided_by else []), *modules])
+    right = pam_stack.run(stack, pam_stack.right_password)
+    if not right.success:
+        ends = f": {right.decided_by.line.cite()} ends it" if right.decided_by else ""
+        return (f"{path}: the right password on an account that is not locked is refused, so nobody can log in "
+                f"(a jump lands on pam_deny?){ends}", [*([right.decided_by.line.cite()] if right.decided_by else []),
+                                                     *modules])
     return None
 
 

@@ -3,10 +3,13 @@
 A module's presence says little: `auth sufficient pam_unix.so` placed before `pam_faillock.so preauth`
 ends the stack with success before the lock is ever looked at, and `auth requisite pam_unix.so`
 before `pam_faillock.so authfail` ends it on a wrong password before the failure is counted. So the
-lockout check runs the stack, as libpam would, in two scenarios:
+lockout check runs the stack, as libpam would, in three scenarios:
 
 - a locked account with the right password: the login must be refused;
-- a wrong password: a module that counts the failure (pam_faillock authfail, pam_tally2) must run.
+- a wrong password: a module that counts the failure (pam_faillock authfail, pam_tally2) must run;
+- an account not locked, with the right password: the login must succeed. A jump that lands on
+  pam_deny (Debian's `[success=1 default=ignore] pam_unix.so` with a faillock authfail line added after
+  it, where `success=2` is needed) locks everyone out, which no lockout policy asks for.
 
 Control fields follow pam.conf(5): `required`, `requisite`, `sufficient`, `optional` are their
 documented `[value=action]` equivalents; actions `ignore`, `bad`, `die`, `ok`, `done`, `reset` and
@@ -174,3 +177,8 @@ def wrong_password(x: PamLine) -> str:
     if x.module in ("pam_faillock", "pam_tally2", "pam_tally"):
         return "auth_err" if counts_failures(x) else "success"
     return "success" if x.module in NEUTRAL else "auth_err"
+
+
+def right_password(x: PamLine) -> str:
+    """The right password on an account not locked: only pam_deny refuses."""
+    return "auth_err" if x.module == "pam_deny" else "success"
