@@ -2,9 +2,10 @@
 past history backfilled with promtool, so `audit.history --from prometheus` reads a real server.
 
 Opt-in (`invoke lab.monitoring`, and the Prometheus tests): `lab.up` does not start it. node_exporter runs
-inside the host's namespaces, so `lab.down` (which ends every process of a host's namespace) ends it too;
-Prometheus runs on this machine, on a loopback port, with its own storage directory under the state dir,
-and stops with `Monitoring.stop` (or `invoke lab.monitoring --stop`).
+inside each host's namespaces, and `invoke lab.monitoring` runs Prometheus inside the gateway host's
+(cloud.gateway, at its address, port 9090), with its storage under the lab's state dir: `lab.down`, which
+ends every process of a host's namespace and empties the state dir, ends and removes them all. The tests
+run their Prometheus on a loopback port instead, and stop it themselves (`Monitoring.stop`).
 
 Backfill: one OpenMetrics file generated from the scenario's profiles (lab/scenario.yaml, levels as
 lab/history.py seeds them: busy where the scenario sends live traffic, quiet elsewhere), turned into
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
 import signal
@@ -41,6 +43,8 @@ PROMETHEUS = "prometheus"
 PROMTOOL = "promtool"
 NODE_EXPORTER = "prometheus-node-exporter"
 EXPORTER_PORT = 9100
+DEFAULT_DAYS = 120  # past history backfilled: beyond the 90-day window and Prometheus' own 15-day default
+SHORT_DAYS = 10  # a host whose server kept less than the idle criterion needs
 MEMORY_TOTAL = 4 * 1024**3  # the backfilled hosts' memory
 
 
@@ -137,9 +141,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _listening(address: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=1):
+        return True
+    return False
+
+
 def start_exporters(lab: Lab, inv: Inventory, hosts: Iterable[str]) -> list[str]:
-    """A node_exporter (CPU, memory, network collectors) inside each host's namespaces, on its address; return
-    the scrape targets. It ends with the host (`lab.down`, `stop_host`)."""
+    """A node_exporter (CPU, memory, network collectors) inside each host's namespaces, on its address, unless one
+    answers there already; return the scrape targets. It ends with the host (`lab.down`, `stop_host`)."""
     if shutil.which(NODE_EXPORTER) is None:
         raise LabError(f"{NODE_EXPORTER} is missing (apt-get install prometheus-node-exporter)")
     targets = []
@@ -149,6 +159,9 @@ def start_exporters(lab: Lab, inv: Inventory, hosts: Iterable[str]) -> list[str]
             raise LabError(f"lab host {host} is not running")
         address = inv.hosts[host].address
         listen = f"[{address}]:{EXPORTER_PORT}" if address.version == 6 else f"{address}:{EXPORTER_PORT}"
+        if _listening(str(address), EXPORTER_PORT):
+            targets.append(listen)
+            continue
         log = lab.host_dir(host) / "node_exporter.log"
         with log.open("ab") as f:
             subprocess.Popen(["nsenter", "-t", str(pid), "-n", "-m", "-u", "--", NODE_EXPORTER,
@@ -185,8 +198,6 @@ class Monitoring:
 
     def stop(self) -> None:
         with contextlib.suppress(ProcessLookupError):
-            import os
-
             os.kill(self.pid, signal.SIGTERM)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -200,24 +211,27 @@ class Monitoring:
             os.kill(self.pid, signal.SIGKILL)
 
 
-def start_prometheus(directory: Path, targets: list[str], port: int | None = None,
-                     scrape_interval: str = "5s") -> Monitoring:
-    """Prometheus on 127.0.0.1, keeping 400 days (the backfill reaches 120 back), scraping `targets`."""
+def start_prometheus(directory: Path, targets: list[str], port: int | None = None, scrape_interval: str = "5s",
+                     listen: str = "127.0.0.1", netns_of: int | None = None) -> Monitoring:
+    """Prometheus on `listen` (loopback by default; inside the namespaces of process `netns_of` when given),
+    keeping 400 days (the backfill reaches 120 back), scraping `targets`."""
     if shutil.which(PROMETHEUS) is None:
         raise LabError(f"{PROMETHEUS} is missing (apt-get install prometheus)")
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
+    host = f"[{listen}]" if ":" in listen else listen
+    prefix = ["nsenter", "-t", str(netns_of), "-n", "-m", "-u", "--"] if netns_of else []
     config = {"global": {"scrape_interval": scrape_interval, "evaluation_interval": "1m"},
               "scrape_configs": [{"job_name": "node", "static_configs": [{"targets": targets}]}]}
     (directory / "prometheus.yml").write_text(json.dumps(config), encoding="utf-8")
     log = (directory / "prometheus.log").open("ab")
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}",
+    proc = subprocess.Popen([*prefix, PROMETHEUS, f"--config.file={directory / 'prometheus.yml'}",
                              f"--storage.tsdb.path={directory / 'tsdb'}", "--storage.tsdb.retention.time=400d",
-                             f"--web.listen-address=127.0.0.1:{port}"],
+                             f"--web.listen-address={host}:{port}"],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     log.close()
     (directory / "prometheus.pid").write_text(str(proc.pid))
-    monitoring = Monitoring(f"http://127.0.0.1:{port}", directory, proc.pid)
+    monitoring = Monitoring(f"http://{host}:{port}", directory, proc.pid)
     try:
         _wait(f"{monitoring.url}/-/ready", what="prometheus", timeout=120)
     except LabError:
@@ -228,9 +242,11 @@ def start_prometheus(directory: Path, targets: list[str], port: int | None = Non
 
 def backfill_and_start(lab: Lab, inv: Inventory, hosts: list[str], directory: Path, days: int = 120,
                        short: dict[str, int] | None = None, live: Iterable[str] | None = None,
-                       now: datetime | None = None) -> Monitoring:
+                       now: datetime | None = None, in_host: str | None = None, port: int | None = None,
+                       scrape_interval: str = "5s") -> Monitoring:
     """The whole lab monitoring: backfill `hosts` (days back from an hour ago), node_exporters in the `live`
-    hosts (default: all of `hosts`), then Prometheus scraping them."""
+    hosts (default: all of `hosts`), then Prometheus scraping them: on loopback, or inside lab host `in_host`'s
+    namespaces at its address (it then ends with that host)."""
     now = now or datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True)
     openmetrics = directory / "backfill.om"
@@ -239,4 +255,21 @@ def backfill_and_start(lab: Lab, inv: Inventory, hosts: list[str], directory: Pa
     create_blocks(openmetrics, directory / "tsdb")
     openmetrics.unlink()
     targets = start_exporters(lab, inv, hosts if live is None else live)
-    return start_prometheus(directory, targets)
+    if in_host is None:
+        return start_prometheus(directory, targets, port, scrape_interval)
+    pid = lab.sshd_pid(in_host)
+    if pid is None:
+        raise LabError(f"lab host {in_host} is not running")
+    return start_prometheus(directory, targets, port or 9090, scrape_interval, listen=str(inv.hosts[in_host].address),
+                            netns_of=pid)
+
+
+def running(directory: Path) -> int | None:
+    """The pid of the Prometheus `start_prometheus` left running for `directory`, if it still runs."""
+    try:
+        pid = int((directory / "prometheus.pid").read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    mine = f"--storage.tsdb.path={directory / 'tsdb'}".encode()
+    return pid if mine in cmdline else None

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None or shutil.whi
 def prom(lab, demo, tmp_path_factory):
     """Backfilled history (120 days; 10 for SHORT_HOST), node_exporter live in each of HOSTS, one Prometheus."""
     monitoring = backfill_and_start(lab, demo, HOSTS, tmp_path_factory.mktemp("prometheus"),
-                                    short={SHORT_HOST: 10})
+                                    short={SHORT_HOST: 10}, scrape_interval="1s")
     yield monitoring
     monitoring.stop()
 
@@ -138,7 +138,7 @@ def test_live_node_exporter_data_is_read(inv, prom):
     deadline = time.monotonic() + 90
     while True:
         now = datetime.now(UTC)
-        rows = fetch(inv, source, HOSTS, now - timedelta(minutes=5), now, step=30)
+        rows = fetch(inv, source, HOSTS, now - timedelta(minutes=5), now, step=5)
         live = [r for r in rows if not r["seeded"] and r["cpu_pct"] is not None and r["net_mb_per_day"] is not None]
         if {r["host"] for r in live} == set(HOSTS) or time.monotonic() > deadline:
             break
@@ -174,3 +174,29 @@ def test_monitoring_declaration_is_validated(tmp_path):
     (city / "monitoring.yaml").write_text("monitoring:\n  prometheus:\n    url: http://prom:9090\n"
                                           "    match: instance\n")
     assert inventory.load(city).monitoring.prometheus.match == "instance"
+
+
+def test_lab_monitoring_task_runs_prometheus_in_the_gateway(lab, demo, prom):
+    """`invoke lab.monitoring`: node_exporters, a backfill, Prometheus inside the gateway host's namespaces at
+    its address; `--stop` ends it (lab.down would too, with the namespace)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    invoke = str(REPO / ".venv/bin/invoke")
+    proc = subprocess.run([invoke, "lab.monitoring", "-l", "fgw-hgjj-app1,dxzf-web-app1", "--days", "20"], cwd=REPO,
+                          env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    gateway = demo.hosts[demo.cloud.gateway].address
+    url = f"http://{gateway}:9090"
+    try:
+        assert url in proc.stdout
+        inv = demo.model_copy(update={"monitoring": Monitoring(prometheus=PrometheusSource(url=url))})
+        now = datetime.now(UTC)
+        rows = fetch(inv, inv.monitoring.prometheus, ["fgw-hgjj-app1", "dxzf-web-app1"], now - timedelta(days=30), now)
+        assert {r["host"] for r in rows} == {"fgw-hgjj-app1", "dxzf-web-app1"}
+        assert 19 <= sum(r["host"] == "fgw-hgjj-app1" for r in rows) <= 21
+        pids = subprocess.run(["ip", "netns", "pids", lab.netns(demo.cloud.gateway)], capture_output=True,
+                              text=True).stdout.split()
+        cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes() for p in pids if Path(f"/proc/{p}").exists()]
+        assert any(b"prometheus\0" in c for c in cmdlines)
+    finally:
+        stop = subprocess.run([invoke, "lab.monitoring", "--stop"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr + stop.stdout
