@@ -25,7 +25,7 @@ from audit.archive import evidence_text, resources_text
 from audit.model import INSUFFICIENT, MET, NOT_MET, ZOMBIE
 from audit.prometheus import SOURCE, coverage, fetch
 from inventory.model import Monitoring, PrometheusSource
-from jiyue.store import Store
+from jiyue.store import AUDIT_COLLECT, Store
 from lab.prometheus import backfill_and_start
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,3 +200,25 @@ def test_lab_monitoring_task_runs_prometheus_in_the_gateway(lab, demo, prom):
     finally:
         stop = subprocess.run([invoke, "lab.monitoring", "--stop"], cwd=REPO, env=env, capture_output=True, text=True)
     assert stop.returncode == 0 and "stopped" in stop.stdout, stop.stderr + stop.stdout
+
+
+def test_idle_uses_both_sources_and_names_each(demo, tmp_path):
+    """jiyue's own samples and a monitoring source's readings together: the criterion counts both, and says
+    how many figures came from which."""
+    from jiyue.runner import Result
+    from lab.history import seed_history
+
+    store = Store(f"sqlite:///{tmp_path}/history.sqlite")
+    now = datetime.now(UTC)
+    assert seed_history(store, demo, days=20, now=now) == 20  # jiyue's runs, one a day (marked seeded)
+    host = "fgw-hgjj-app1"
+    rows = [{"host": host, "at": now - timedelta(days=d), "seconds": 86400, "cpu_pct": 0.2, "cpus": 2,
+             "memory_used_gb": 0.5, "net_mb_per_day": 0.5, "seeded": False} for d in range(60, 20, -1)]
+    store.record_readings(SOURCE, rows, hosts=[host], since=now - timedelta(days=90), until=now)
+    store.record(AUDIT_COLLECT, [Result("x", True, {})])  # an unrelated run does not disturb either
+    result = service.judge(demo, store, systems=[IDLE], now=now)
+    idle = next(c for c in result.verdicts[0].criteria if c.key == "idle")
+    sources = idle.numbers["hosts"][host]["sources"]
+    assert sources == {"jiyue": 20, SOURCE: 40}
+    assert idle.numbers["hosts"][host]["days"] >= 58  # the readings reach further back than jiyue's runs
+    assert f"(jiyue 20, {SOURCE} 40)" in evidence_text(result.verdicts[0], "en")
