@@ -211,14 +211,15 @@ def test_idle_uses_both_sources_and_names_each(demo, tmp_path):
     store = Store(f"sqlite:///{tmp_path}/history.sqlite")
     now = datetime.now(UTC)
     assert seed_history(store, demo, days=20, now=now) == 20  # jiyue's runs, one a day (marked seeded)
-    host = "fgw-hgjj-app1"
-    rows = [{"host": host, "at": now - timedelta(days=d), "seconds": 86400, "cpu_pct": 0.2, "cpus": 2,
-             "memory_used_gb": 0.5, "net_mb_per_day": 0.5, "seeded": False} for d in range(60, 20, -1)]
-    store.record_readings(SOURCE, rows, hosts=[host], since=now - timedelta(days=90), until=now)
+    host, hosts = "fgw-hgjj-app1", demo.systems[IDLE].hosts
+    rows = [{"host": h, "at": now - timedelta(days=d), "seconds": 86400, "cpu_pct": 0.2, "cpus": 2,
+             "memory_used_gb": 0.5, "net_mb_per_day": 0.5, "seeded": False} for h in hosts for d in range(60, 20, -1)]
+    store.record_readings(SOURCE, rows, hosts=hosts, since=now - timedelta(days=90), until=now)
     store.record(AUDIT_COLLECT, [Result("x", True, {})])  # an unrelated run does not disturb either
     result = service.judge(demo, store, systems=[IDLE], now=now)
     idle = next(c for c in result.verdicts[0].criteria if c.key == "idle")
     sources = idle.numbers["hosts"][host]["sources"]
     assert sources == {"jiyue": 20, SOURCE: 40}
     assert idle.numbers["hosts"][host]["days"] >= 58  # the readings reach further back than jiyue's runs
+    assert idle.outcome == MET
     assert f"(jiyue 20, {SOURCE} 40)" in evidence_text(result.verdicts[0], "en")
