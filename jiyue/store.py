@@ -5,6 +5,10 @@ Log files on hosts rotate after days or weeks; the store is what remembers. SQLi
 serves every domain: a run of some kind (`audit.collect`, `baseline.check`, …) and one row per
 target with its status and its data as JSON.
 
+Utilisation imported from a monitoring system (`audit.history`) has a table of its own, `readings`: one row
+per host per interval with the source that measured it, written in bulk; the import itself is a run.
+New tables appear in an existing store on first use (`create_all`); no column of an existing table changes.
+
 Two more generic tables serve long, resumable operations such as migrations: `journal` (one row
 per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
 (one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
