@@ -7,9 +7,12 @@ Same inner shape as every domain:
 - `probes.py` and `collect.py`: what runs on hosts (one composed script per host) and the fleet run;
 - `history.py`: the read model over the store (each host's history, measured dependents, current
   locations) and `AuditView`, what the migration planner takes from the audit;
+- `prometheus.py`: utilisation history from the city's Prometheus (node_exporter metrics over the HTTP API),
+  stored as readings marked with their source, with each host's coverage;
 - `zombies.py`: the five criteria as rules over that history (`Judge`);
 - `archive.py`: the archive, the integration list and the asset list as rows;
-- `service.py`: collect and judge, returning an `AuditResult` (no printing, no exit codes);
+- `service.py`: collect, import history (`import_history`) and judge, returning an `AuditResult` (no printing,
+  no exit codes);
 - `report.py`: `write_reports(result, out, formats, lang)`: Excel, CSV, JSON, HTML;
 - `tasks.py`: the command line.
 `baseline/` is the graded-protection (等保 2.0) check, built on the same probes and script.

@@ -197,7 +197,8 @@ def resources_text(system: System, facts: Mapping[str, HostFacts], verdict: Verd
     lines = []
     for h in system.hosts:
         f = facts.get(h) or {}
-        if not f:
+        u = m["hosts"].get(h)
+        if not f and not u:
             lines.append(f"{h}: {t('resources.not_collected', lang)}")
             continue
         r = host_resources(f)
@@ -208,10 +209,12 @@ def resources_text(system: System, facts: Mapping[str, HostFacts], verdict: Verd
             parts.append(t("resources.memory", lang, gb=r["memory_gb"]))
         if r["disk_gb"] is not None:
             parts.append(t("resources.disk", lang, gb=r["disk_gb"], pct=r["disk_used_pct"] or 0))
-        u = m["hosts"].get(h)
         if u:
             parts.append(t("resources.cpu_p95", lang, pct=u["cpu_p95_pct"]))
             parts.append(t("resources.network", lang, mb=u["net_p95_mb_per_day"]))
+            if u.get("sources"):  # where those figures came from: jiyue's samples, a monitoring system
+                parts.append(t("resources.sources", lang, sources=", ".join(
+                    f"{k} {n}" for k, n in sorted(u["sources"].items()))))
         lines.append(f"{h}: " + ("，" if lang == "zh" else ", ").join(parts))
     return "\n".join(lines)
 

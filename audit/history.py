@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, cast
 
 from audit.model import HostFacts, Location, Verdict
 from inventory.model import Inventory
-from jiyue.store import AUDIT_COLLECT, MIGRATE_LOCATION, Record, Store
+from jiyue.store import AUDIT_COLLECT, MIGRATE_LOCATION, Reading, Record, Store
+
+JIYUE = "jiyue"  # the source of utilisation jiyue sampled itself (audit.collect); others: audit.history
 
 if TYPE_CHECKING:
     from audit.zombies import Judge
@@ -39,6 +41,12 @@ class HostHistory:
 
     name: str
     records: list[Record]
+    readings: list[Reading] = field(default_factory=list)  # from monitoring sources (audit.history), oldest first
+
+    @property
+    def measured(self) -> bool:
+        """Anything stored: a collection, or a monitoring source's reading."""
+        return bool(self.records or self.readings)
 
     def facts(self) -> list[HostFacts]:
         """Every run's facts, oldest first."""
@@ -73,9 +81,9 @@ class HostHistory:
     def earliest_evidence(self) -> datetime | None:
         """How far back this host's history reaches: its first stored collection, or the oldest login or
         request its logs still remember, whichever is older. None if never collected."""
-        if not self.records:
+        if not self.measured:
             return None
-        times = [self.records[0].at]
+        times = [x[0].at for x in (self.records, self.readings) if x]
         days = set(self.requests_per_day()) | self.login_days()
         days |= {v[:10] for v in self.users_last().values()}
         for day in days:
@@ -100,6 +108,25 @@ class HostHistory:
         return any(f.get("web", {}).get("found") for f in self.facts())
 
     def samples(self) -> list[tuple[datetime, float, float]]:
+        """(time, CPU % of the host's CPUs, network MB/day) from every source, oldest first."""
+        return [(at, cpu, net) for at, cpu, net, _ in self.utilisation()]
+
+    def utilisation(self) -> list[tuple[datetime, float, float, str]]:
+        """`samples` with the source of each: jiyue's own and each monitoring source's readings."""
+        own = [(*s, JIYUE) for s in self.own_samples()]
+        imported = [(r.at, r.cpu_pct, r.net_mb_per_day, r.source) for r in self.readings
+                    if r.cpu_pct is not None and r.net_mb_per_day is not None]
+        return sorted(own + imported, key=lambda s: s[0])
+
+    def sources(self, since: datetime | None = None) -> dict[str, int]:
+        """How many utilisation figures each source gave (since `since`): what the archive names."""
+        out: dict[str, int] = {}
+        for at, _, _, source in self.utilisation():
+            if since is None or at >= since:
+                out[source] = out.get(source, 0) + 1
+        return out
+
+    def own_samples(self) -> list[tuple[datetime, float, float]]:
         """(time, CPU % of the host's CPUs, network MB/day) from each run's sample and counter deltas."""
         out = []
         previous: HostFacts | None = None
@@ -183,7 +210,10 @@ class AuditHistory:
         by_host: dict[str, list[Record]] = defaultdict(list)
         for r in records:
             by_host[r.target].append(r)
-        hosts = {h: HostHistory(h, by_host.get(h, [])) for h in inv.hosts}
+        readings: dict[str, list[Reading]] = defaultdict(list)
+        for reading in store.readings(inv.contactable_hosts(), since=since):
+            readings[reading.host].append(reading)
+        hosts = {h: HostHistory(h, by_host.get(h, []), readings.get(h, [])) for h in inv.hosts}
         # The latest record wins; its time is the store's.
         locations = {r.target: cast(Location, {**(r.data or {}), "at": r.at.isoformat()})
                      for r in store.history(MIGRATE_LOCATION, list(inv.systems))}
@@ -253,17 +283,20 @@ class AuditView:
         times: list[datetime] = []
         for name, history in sorted(judge.history.hosts.items()):
             records = history.records
-            if not records:
+            if not history.measured:
                 continue
-            runs |= {r.run_id for r in records}
-            seeded |= {r.run_id for r in records if r.seeded}
-            times += [r.at for r in records]
+            readings = [r for r in history.readings if r.at >= judge.since]
+            runs |= {r.run_id for r in records} | {r.run_id for r in readings}
+            seeded |= {r.run_id for r in records if r.seeded} | {r.run_id for r in readings if r.seeded}
+            times += [r.at for r in records] + [r.at for r in readings]
             latest = history.latest
             facts[name] = latest
             samples = [s for s in history.samples() if s[0] >= judge.since]
-            cpus = latest.get("cpu", {}).get("count")
+            # Sizes from the host's own facts; a host known only to its monitoring, from the readings.
+            cpus = latest.get("cpu", {}).get("count") or next((r.cpus for r in reversed(readings) if r.cpus), None)
             memory = latest.get("memory", {})
             total, available = memory.get("total_kb"), memory.get("available_kb")
+            used = [r.memory_used_gb for r in readings if r.memory_used_gb is not None]
             disks = [d for d in latest.get("disks") or [] if isinstance(d, dict)]
             owner = inv.owner(name)
             data = latest.get("data")
@@ -274,10 +307,11 @@ class AuditView:
                 cpus=int(cpus) if cpus else None,
                 cpu_pct=percentile_of([s[1] for s in samples], percentile) if samples else None,
                 samples=len(samples),
-                memory_used_gb=(int(total) - int(available)) / 1024**2 if total and available is not None else None,
+                memory_used_gb=(int(total) - int(available)) / 1024**2 if total and available is not None
+                else percentile_of(used, percentile) if used else None,
                 disk_used_gb=sum(int(d.get("used_kb") or 0) for d in disks) / 1024**2 if disks else None,
                 data_bytes=data_bytes,
-                collected=records[-1].at,
+                collected=max([x[-1].at for x in (records, readings) if x], default=None),
             )
         # Without a single collection every verdict is "insufficient data": no verdict is the honest value.
         return cls({v.system: v for v in verdicts} if runs else {}, hosts,

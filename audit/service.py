@@ -8,15 +8,16 @@ hosts that answered are judged all the same.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 
 from audit.collect import CollectOptions, collect
 from audit.model import AuditResult
-from audit.zombies import Judge
+from audit.prometheus import DAY, SOURCE, Coverage, coverage, fetch
+from audit.zombies import Judge, load_policy
 from inventory.model import Inventory
 from jiyue.store import ASSET_FREED, Store
 
@@ -54,3 +55,56 @@ def collect_and_judge(inv: Inventory, store: Store, hosts: list[str] | None = No
                               progress=progress)
     systems = None if hosts is None else systems_on(inv, targets)
     return replace(judge(inv, store, policy, systems), collection=results, run_id=run_id)
+
+
+# --- history from the city's monitoring (audit.history) -------------------------------------------
+
+SOURCES = (SOURCE,)  # what `audit.history --from` reads; Zabbix is not read yet
+
+
+@dataclass
+class HistoryImport:
+    """One import: its stored run, how many readings, and each host's coverage of the window."""
+
+    source: str
+    url: str
+    run_id: int
+    readings: int
+    since: datetime
+    until: datetime
+    coverage: dict[str, Coverage]
+    seeded: int  # readings of days the source itself marks as seeded (the lab's backfill)
+
+
+def history_days(inv: Inventory, policy: dict[str, Any] | None = None) -> int:
+    """The judgement window the import must cover: the policy's, or the longest declared cycle."""
+    policy = policy or load_policy()
+    cycles = policy.get("frequency", {}).get("cycle_days", {})
+    longest = max([int(cycles.get(str(s.frequency), 0) or 0) for s in inv.systems.values()], default=0)
+    return max(int(policy["observation"]["window_days"]), longest)
+
+
+def import_history(inv: Inventory, store: Store, source: str = SOURCE, hosts: list[str] | None = None,
+                   days: int | None = None, step: int = DAY, now: datetime | None = None,
+                   policy: dict[str, Any] | None = None) -> HistoryImport:
+    """Read `hosts`' (default: every host jiyue may judge) utilisation over the judgement window from the
+    inventory's monitoring source and store it, marked with the source. ValueError if the inventory
+    declares no such source; audit.prometheus.PrometheusError if the server cannot answer."""
+    if source not in SOURCES:
+        raise ValueError(f"--from: one of {', '.join(SOURCES)}")
+    declared = inv.monitoring.prometheus if inv.monitoring else None
+    if declared is None:
+        raise ValueError("the inventory declares no monitoring.prometheus (see the README: monitoring)")
+    targets = inv.contactable_hosts() if hosts is None else [h for h in hosts if h in inv.contactable_hosts()]
+    until = now or datetime.now(UTC)
+    since = until - timedelta(days=days or history_days(inv, policy))
+    rows = fetch(inv, declared, targets, since, until, step)
+    run_id = store.record_readings(source, rows, hosts=targets, since=since, until=until, inventory=str(inv.root),
+                                   params={"url": declared.url, "since": since.isoformat(),
+                                           "until": until.isoformat(), "step": step})
+    times: dict[str, list[datetime]] = {h: [] for h in targets}
+    for r in rows:
+        times[r["host"]].append(r["at"])
+    return HistoryImport(source, declared.url, run_id, len(rows), since, until,
+                         {h: coverage(h, t, since, until, step) for h, t in times.items()},
+                         sum(r["seeded"] for r in rows))

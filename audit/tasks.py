@@ -139,6 +139,52 @@ def report(c, inventory=None, limit=None, store=None, out=None, policy=None, ass
             console.print(f"[yellow]machine room finding[/] {escape(finding)}")
 
 
+def _step(text: str) -> int:
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    try:
+        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (ValueError, IndexError):
+        raise fail(f"--step: a duration such as 1d, 6h or 300s, got {text!r}") from None
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
+            "from": "the monitoring source declared in the inventory: prometheus",
+            "days": "days back from now (default: the judgement window, audit/policy.yaml)",
+            "step": "one reading per host per step, averaged by the source over the step (default 1d)",
+            "policy": POLICY_HELP})
+def history(c, from_="prometheus", inventory=None, limit=None, store=None, days=None, step="1d", policy=None):
+    """Import each host's CPU, memory and network history from the inventory's monitoring source (Prometheus'
+    node_exporter metrics) into the store, marked with its source; show each host's coverage and gaps."""
+    from audit.prometheus import PrometheusError
+
+    inv = load_inventory(inventory)
+    pol = _policy(policy)
+    hosts = limit_hosts(inv, limit) if limit else None
+    try:
+        result = service.import_history(inv, Store(store), from_, hosts, int(days) if days else None,
+                                        _step(step), policy=pol)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    except PrometheusError as exc:
+        raise fail(str(exc), code=PROBLEMS) from None
+    table = Table(title=f"{result.source} {result.url}: {result.since:%Y-%m-%d} – {result.until:%Y-%m-%d}",
+                  title_justify="left")
+    for column in ("host", "days", "first", "last", "gaps"):
+        table.add_column(column)
+    need = int(pol["observation"]["min_days"])
+    for host, cov in sorted(result.coverage.items()):
+        gaps = ", ".join(f"{a:%Y-%m-%d}–{b:%Y-%m-%d}" for a, b in cov.gaps[:3]) + (" …" if len(cov.gaps) > 3 else "")
+        table.add_row(host, str(cov.days), f"{cov.first:%Y-%m-%d}" if cov.first else "-",
+                      f"{cov.last:%Y-%m-%d}" if cov.last else "-", gaps,
+                      style="dim" if cov.days == 0 else "yellow" if cov.days < need else None)
+    console.print(table)
+    short = sum(0 < cov.days < need for cov in result.coverage.values())
+    none = sum(cov.days == 0 for cov in result.coverage.values())
+    seeded = f" ({result.seeded} seeded)" if result.seeded else ""
+    console.print(f"run {result.run_id}: {result.readings} readings{seeded} of {len(result.coverage)} hosts; "
+                  f"{short} with under {need} days (idle: insufficient data), {none} without any")
+
+
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
                           "out": HELP["out"], "lang": "zh (default) or en",
                           "include_classified": HELP["include_classified"]})

@@ -116,8 +116,8 @@ class Judge:
 
     def _window(self, system: System) -> tuple[list[HostHistory], list[str]]:
         hosts = self.history.hosts
-        measured = [hosts[h] for h in system.hosts if hosts[h].records]
-        missing = [h for h in system.hosts if not hosts[h].records]
+        measured = [hosts[h] for h in system.hosts if hosts[h].measured]
+        missing = [h for h in system.hosts if not hosts[h].measured]
         return measured, missing
 
     # --- the five criteria ---------------------------------------------------------------------
@@ -205,10 +205,13 @@ class Judge:
         for h in hosts:
             samples = [s for s in h.samples() if s[0] >= since]
             span = (max(s[0] for s in samples) - min(s[0] for s in samples)).days if samples else 0
+            # Which source each figure came from (jiyue's own samples, a monitoring system's readings).
+            sources = h.sources(since)
+            source = ", ".join(f"{k} {n}" for k, n in sorted(sources.items())) or "none"
             if len(samples) < obs["min_samples"] or span < obs["min_days"]:
                 host_outcomes.append(INSUFFICIENT)
                 evidence.append(Evidence(h.name, "samples", f"{len(samples)} samples over {span} days "
-                                         f"(need {obs['min_samples']} over {obs['min_days']})"))
+                                         f"(need {obs['min_samples']} over {obs['min_days']})", None, source))
                 continue
             # The thresholds are daily (AWS counts days): average each day's samples, then take the
             # percentile over days, so a burst in one short sample weighs as one day, not as the window.
@@ -219,10 +222,11 @@ class Judge:
             cpu = percentile_of([d[0] for d in daily], p["percentile"])
             net = percentile_of([d[1] for d in daily], p["percentile"])
             numbers["hosts"][h.name] = {"cpu_p95_pct": round(cpu, 2), "net_p95_mb_per_day": round(net, 2),
-                                        "samples": len(samples), "days_sampled": len(daily), "days": span}
+                                        "samples": len(samples), "days_sampled": len(daily), "days": span,
+                                        "sources": sources}
             evidence.append(Evidence(h.name, "utilisation", f"P{p['percentile']} of daily means: CPU {cpu:.2f}%, "
                                      f"network {net:.2f} MB/day; {len(samples)} samples on {len(daily)} days "
-                                     f"over {span} days"))
+                                     f"over {span} days", None, source))
             if cpu < p["cpu_pct"] and net < p["network_mb_per_day"] and span < cycle:
                 # Idle so far, but "长期" is measured against the declared cycle: off-season is not idle.
                 host_outcomes.append(INSUFFICIENT)
@@ -417,8 +421,8 @@ class Judge:
             verdict, rule = SUSPECT, "有认定标准接近阈值 / a criterion is near its threshold"
         else:
             verdict, rule = ACTIVE, "各项认定标准均不符合 / no criterion met"
-        times = [r.at for h in hosts for r in h.records]
-        runs = len({r.run_id for h in hosts for r in h.records})
+        times = [r.at for h in hosts for r in [*h.records, *h.readings]]
+        runs = len({r.run_id for h in hosts for r in [*h.records, *h.readings]})
         return Verdict(system.id, verdict, list(criteria.values()), min(times).isoformat() if times else None,
                        max(times).isoformat() if times else None, runs, [h.name for h in hosts], missing,
                        rule=rule, window_days=self.window_days(system), cycle_days=self.cycle_days(system),

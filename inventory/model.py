@@ -473,6 +473,30 @@ class Cloud(Located):
     gateway: Ident  # the host whose reverse proxy / name service clients use
 
 
+# --- monitoring sources ---------------------------------------------------------------------------
+
+
+class MatchBy(StrEnum):
+    """How a monitoring series finds its inventory host: by the host's address (the `instance` label's host
+    part, as Prometheus sets it from the scrape target) or by the `instance` label naming the host."""
+
+    address = "address"
+    instance = "instance"
+
+
+class PrometheusSource(Model):
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]  # the server's base URL, e.g. http://prom:9090
+    match: MatchBy = MatchBy.address
+    timeout: Annotated[float, Field(gt=0, le=600)] = 60.0  # seconds per query
+
+
+class Monitoring(Located):
+    """Monitoring the city already runs, whose utilisation history the audit imports (`audit.history`).
+    Zabbix is not read yet: only Prometheus (node_exporter's metrics)."""
+
+    prometheus: PrometheusSource | None = None
+
+
 # --- machine rooms (机房腾退) -----------------------------------------------------------------------
 
 
@@ -551,7 +575,8 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "subnets": (Subnet, "name"),
     "machine_rooms": (MachineRoom, "id"),
 }
-SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud}
+SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
+                                           "monitoring": Monitoring}
 DRAFT_KEY = "draft"
 
 
@@ -584,6 +609,7 @@ class Inventory(Model):
     machine_rooms: dict[str, MachineRoom] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
+    monitoring: Monitoring | None = None
     drafts: dict[str, dict[str, Draft]] = {}  # section -> key -> draft (incomplete, kept apart)
 
     @property

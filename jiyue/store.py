@@ -5,6 +5,10 @@ Log files on hosts rotate after days or weeks; the store is what remembers. SQLi
 serves every domain: a run of some kind (`audit.collect`, `baseline.check`, …) and one row per
 target with its status and its data as JSON.
 
+Utilisation imported from a monitoring system (`audit.history`) has a table of its own, `readings`: one row
+per host per interval with the source that measured it, written in bulk; the import itself is a run.
+New tables appear in an existing store on first use (`create_all`); no column of an existing table changes.
+
 Two more generic tables serve long, resumable operations such as migrations: `journal` (one row
 per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
 (one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
@@ -21,7 +25,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, delete, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
@@ -37,6 +54,9 @@ BASELINE_CHECK = "baseline.check"
 MIGRATE_RUN = "migrate.run"
 MIGRATE_LOCATION = "migrate.location"
 NETWORK_PUSH = "network.push"
+# An import of utilisation history from a monitoring system the city runs (audit.history): params = {"source",
+# "url", "since", "until", "step"}; its readings are rows of `readings`, not results.
+AUDIT_HISTORY = "audit.history"
 # A host the consolidation has freed (a migrated source after its decommission, a zombie after its grace
 # period): target = the host, data = {"system", "department", "cause" (migrated_source | zombie | website),
 # "signed_off_by", "freed_at", "archive" (where a zombie's data went), …}. The asset register (资产清单) reads it.
@@ -69,6 +89,25 @@ class TargetResult(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     data: Mapped[Any] = mapped_column(JSON)
     run: Mapped[Run] = relationship(back_populates="results")
+
+
+class ReadingRow(Base):
+    """One host's utilisation over one interval, as a monitoring source measured it (Prometheus: one row per
+    host per day). A table of its own: an import writes hundreds of thousands at once (executemany), and
+    each row says which source it came from."""
+
+    __tablename__ = "readings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
+    source: Mapped[str] = mapped_column(String(32), index=True)  # prometheus, …
+    host: Mapped[str] = mapped_column(String(128), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # end of the interval
+    seconds: Mapped[int] = mapped_column(Integer)  # the interval's length
+    cpu_pct: Mapped[float | None] = mapped_column(Float)  # of the host's CPUs
+    cpus: Mapped[int | None] = mapped_column(Integer)
+    memory_used_gb: Mapped[float | None] = mapped_column(Float)
+    net_mb_per_day: Mapped[float | None] = mapped_column(Float)
+    seeded: Mapped[bool] = mapped_column(Boolean, default=False)  # written by a test or demo, not measured
 
 
 class JournalRow(Base):
@@ -113,6 +152,25 @@ class Lock:
     pid: int
     hostname: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One stored reading of a monitoring source, as read back for analysis."""
+
+    run_id: int
+    source: str
+    host: str
+    at: datetime
+    seconds: int
+    cpu_pct: float | None
+    cpus: int | None
+    memory_used_gb: float | None
+    net_mb_per_day: float | None
+    seeded: bool
+
+
+READING_FIELDS = ("host", "at", "seconds", "cpu_pct", "cpus", "memory_used_gb", "net_mb_per_day", "seeded")
 
 
 @dataclass(frozen=True)
@@ -170,6 +228,45 @@ class Store:
         with Session(self.engine) as session:
             return [Record(run.id, run.kind, _utc(res.at), res.target, res.status, res.error, res.data, run.seeded)
                     for res, run in session.execute(query)]
+
+    # --- readings of monitoring sources -------------------------------------------------------------
+
+    def record_readings(self, source: str, rows: list[dict[str, Any]], *, hosts: Iterable[str], since: datetime,
+                        until: datetime, inventory: str = "", params: dict | None = None,
+                        seeded: bool = False) -> int:
+        """Store one import of `source`: the readings of `hosts` in [since, until] replace what an earlier
+        import of the same source stored there (importing a window twice counts it once). Each row has
+        READING_FIELDS. One transaction, one executemany; return the run id."""
+        hosts = list(hosts)
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            run = Run(kind=AUDIT_HISTORY, started=now, finished=now, inventory=inventory, seeded=seeded,
+                      params={"source": source, **(params or {})})
+            session.add(run)
+            session.flush()
+            for i in range(0, len(hosts), 500):  # SQLite limits the parameters of one statement
+                session.execute(delete(ReadingRow).where(
+                    ReadingRow.source == source, ReadingRow.host.in_(hosts[i:i + 500]),
+                    ReadingRow.at >= since, ReadingRow.at <= until))
+            if rows:
+                session.execute(insert(ReadingRow), [{"run_id": run.id, "source": source, **r} for r in rows])
+            return run.id
+
+    def readings(self, hosts: Iterable[str] | None = None, since: datetime | None = None,
+                 source: str | None = None) -> list[Reading]:
+        """Stored readings, oldest first (by host, then time)."""
+        query = select(ReadingRow.run_id, ReadingRow.source, ReadingRow.host, ReadingRow.at, ReadingRow.seconds,
+                       ReadingRow.cpu_pct, ReadingRow.cpus, ReadingRow.memory_used_gb, ReadingRow.net_mb_per_day,
+                       ReadingRow.seeded)
+        if hosts is not None:
+            query = query.where(ReadingRow.host.in_(list(hosts)))
+        if since is not None:
+            query = query.where(ReadingRow.at >= since)
+        if source is not None:
+            query = query.where(ReadingRow.source == source)
+        with Session(self.engine) as session:
+            rows = session.execute(query.order_by(ReadingRow.host, ReadingRow.at, ReadingRow.id)).all()
+        return [Reading(r[0], r[1], r[2], _utc(r[3]), *r[4:]) for r in rows]
 
     def run_results(self, run_id: int) -> list[Record]:
         with Session(self.engine) as session:

@@ -14,6 +14,8 @@ The parts:
 - `baseline_seed.py`: `seed_baseline` writes each host's graded-protection state from `baseline.yaml`;
   composes with `seed` in either order.
 - `history.py`: `seed_history`, the earlier collection runs a new lab has not lived through (marked seeded).
+- `prometheus.py`: the opt-in monitoring: node_exporter in each host's namespace, past history backfilled from
+  `scenario.yaml` with promtool (marked seeded), a Prometheus scraping them (`lab.monitoring`).
 - `checker.py`: the client that proves a migration lost no acknowledged write; `remote.py`: SSH for tests.
 - `netsim/`: the simulated network devices (one process, one listener per device).
 - `procs.py`, `keys.py`: what the modules share: running the machine's tools, process liveness, SSH keys.

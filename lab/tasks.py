@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from lab import baseline_seed
 from lab.history import seed_history
 from lab.hosts import Lab, LabError
 from lab.netsim import NetsimError
+from lab.prometheus import DEFAULT_DAYS, SHORT_DAYS
 from lab.seed import DEFAULT_SCENARIO, ScenarioError
 from lab.seed import seed as seed_lab
 
@@ -127,3 +131,37 @@ def seed_baseline(c, inventory=None, limit=None, baseline=None, scenario=None):
             console.print(f"{host}: {', '.join(names_)}")
     console.print(f"lab: {len(faults)} hosts given their baseline state in {time.monotonic() - began:.1f} s "
                   f"({sum(bool(v) for v in faults.values())} with seeded faults)")
+
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
+            "days": f"days of past history backfilled (default {DEFAULT_DAYS})",
+            "short": f"comma-separated hosts whose backfill keeps only {SHORT_DAYS} days (a server that kept less)",
+            "stop": "stop the lab's Prometheus (lab.down stops it too)"})
+def monitoring(c, inventory=None, limit=None, days=DEFAULT_DAYS, short="", stop=False):
+    """Monitoring for the lab hosts (opt-in): a node_exporter in each host's namespace, past history backfilled
+    from the scenario with promtool, and a Prometheus in the gateway host scraping them (for audit.history)."""
+    from lab.prometheus import backfill_and_start, running
+
+    inv = load_inventory(inventory)
+    lab = Lab()
+    directory = lab.state_dir / "prometheus"
+    pid = running(directory)
+    if stop or pid:
+        if pid:
+            os.kill(pid, signal.SIGTERM)  # the one this task started: its pid file and its storage path say so
+        console.print(f"monitoring: Prometheus {'stopped' if pid else 'was not running'}")
+        if stop:
+            return
+        time.sleep(1)
+    if inv.cloud is None:
+        raise fail("the inventory declares no cloud.gateway, the host Prometheus runs in")
+    names = [h for h in limit_hosts(inv, limit) if h != inv.cloud.gateway]
+    shutil.rmtree(directory, ignore_errors=True)  # a fresh backfill: the same history relative to now
+    try:
+        mon = backfill_and_start(lab, inv, names, directory, int(days),
+                                 short={h: SHORT_DAYS for h in short.split(",") if h}, in_host=inv.cloud.gateway)
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"monitoring: {len(names)} node_exporters, {days} days backfilled (marked seeded), Prometheus at "
+                  f"{mon.url} (in {inv.cloud.gateway}; lab.down stops it). Declare it in the inventory: "
+                  f"monitoring: {{prometheus: {{url: {mon.url}}}}}; then: invoke audit.history --from prometheus")
