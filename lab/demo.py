@@ -9,6 +9,7 @@ nothing for a finding: `run` returns the problems, and the `demo` task turns the
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,14 +19,16 @@ from audit import report as audit_report
 from audit import service as audit
 from audit.baseline import report as baseline_report
 from audit.baseline import service as baseline
+from audit.prometheus import PrometheusError
 from inventory import export
-from inventory.model import Inventory
+from inventory.model import Inventory, Monitoring, PrometheusSource
 from jiyue import ansible
 from jiyue.cli import console
 from jiyue.store import Store
 from lab.baseline_seed import seed_baseline
 from lab.history import seed_history
-from lab.hosts import Lab
+from lab.hosts import Lab, LabError
+from lab.prometheus import backfill_and_start
 from lab.seed import seed as seed_lab
 from migrations import report as migration_report
 from migrations import service as migrations
@@ -58,6 +61,7 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     result.problems += migration_run(inv, history, target)
     result.problems += network_stage(inv, history, target)
     baseline_stage(lab, inv, history, target)
+    result.problems += monitoring_stage(lab, inv, target)
     console.rule("next")
     console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
                   "invoke --list shows every task; invoke lab.down removes the lab.")
@@ -212,3 +216,43 @@ def baseline_stage(lab: Lab, inv: Inventory, history: Store, target: Path) -> No
                       "lab/baseline.yaml)")
     for path in baseline_report.write_reports(checked, target):
         console.print(f"wrote {path}")
+
+
+# Two systems of the scenario judged from the city's monitoring alone (an idle one and a busy one), and a host
+# whose monitoring keeps only 10 days: too little for the idle criterion, so "insufficient", never a guess.
+MONITORED = {"fgw-hgjj": ["fgw-hgjj-app1", "fgw-hgjj-db1"], "dxzf-web": ["dxzf-web-app1"],
+             "dxzf-wgzl": ["dxzf-wgzl-app1"]}
+SHORT_MONITORING = {"dxzf-wgzl-app1": 10}
+
+
+def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
+    """A Prometheus in the lab with 120 days backfilled (marked seeded) and live node_exporters; its history
+    imported into a store of its own, so the verdicts rest on Prometheus alone (audit.history --from prometheus)."""
+    console.rule("9. the city's monitoring: history from Prometheus, idle judged from it alone")
+    hosts = [h for names in MONITORED.values() for h in names if h in inv.hosts]
+    systems = [s for s in MONITORED if s in inv.systems]
+    work = lab.state_dir / "demo-monitoring"
+    shutil.rmtree(work, ignore_errors=True)  # a fresh backfill each time: the same history relative to now
+    try:
+        mon = backfill_and_start(lab, inv, hosts, work / "prometheus", short=SHORT_MONITORING)
+    except (LabError, OSError) as exc:  # no prometheus package, or its port taken: say so, the demo goes on
+        return [f"monitoring: {exc} (bin/jiyue setup installs prometheus)"]
+    try:
+        monitored = inv.model_copy(update={"monitoring": Monitoring(prometheus=PrometheusSource(url=mon.url))})
+        store = Store(f"sqlite:///{work / 'history.sqlite'}")
+        imported = audit.import_history(monitored, store, hosts=hosts)
+        console.print(f"{imported.readings} daily readings of {len(hosts)} hosts from {mon.url} "
+                      f"({imported.seeded} of them backfilled, marked seeded)")
+        for host, cov in imported.coverage.items():
+            console.print(f"  {host}: {cov.describe()}", highlight=False)
+        judged = audit.judge(monitored, store, systems=systems)
+    except PrometheusError as exc:
+        return [f"monitoring: {exc}"]
+    else:
+        for v in judged.verdicts:
+            idle = next(c for c in v.criteria if c.key == "idle")
+            console.print(f"{v.system} {inv.systems[v.system].name}: {v.verdict}; idle (criterion 3): "
+                          f"{idle.outcome}", highlight=False)
+        return []
+    finally:
+        mon.stop()
