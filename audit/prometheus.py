@@ -61,7 +61,7 @@ class Coverage:
     def describe(self) -> str:
         if self.first is None or self.last is None:
             return "无数据 / no data"
-        gaps = ", ".join(f"{a:%m-%d}–{b:%m-%d}" for a, b in self.gaps[:5]) + (" …" if len(self.gaps) > 5 else "")
+        gaps = ", ".join(f"{a:%Y-%m-%d}–{b:%Y-%m-%d}" for a, b in self.gaps[:5]) + (" …" if len(self.gaps) > 5 else "")
         return (f"{self.days} 天（{self.first:%Y-%m-%d} – {self.last:%Y-%m-%d}）/ {self.days} days"
                 + (f"; 缺口 gaps: {gaps}" if gaps else ""))
 
