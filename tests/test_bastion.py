@@ -238,3 +238,14 @@ def test_a_jump_loop_is_refused(tmp_path):
     with pytest.raises(InventoryError) as info:
         inventory.load(root)
     assert any("loops back" in p.message for p in info.value.problems)
+
+
+def test_baseline_check_goes_through_the_bastion(bastion, behind):
+    from audit.baseline import service
+    from audit.baseline.model import CheckOptions
+
+    hosts = sorted(behind.hosts)
+    run = service.check(behind, hosts, level=3, options=CheckOptions(timeout=20), progress=False)
+    assert len(run.checked()) == len(hosts) and not run.not_checked()
+    run = service.check(behind, hosts, level=3, options=CheckOptions(timeout=10, jump="none"), progress=False)
+    assert len(run.not_checked()) == len(hosts)
