@@ -132,6 +132,10 @@ TARGETS_PER_JUMP_CONNECTION = 32
 class _JumpConnection:
     clients: list[paramiko.SSHClient]  # outermost first; the last one's transport opens the channels
     active: int = 0
+    # Channel opens on one transport go one at a time: paramiko keeps one "last open failure" per transport, so
+    # two failing at once lose a reason ("administratively prohibited" becomes "Unable to open channel.").
+    # An open is one round trip; the channels then run concurrently.
+    opening: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def alive(self) -> bool:
@@ -146,23 +150,52 @@ class _JumpConnection:
 @dataclass
 class JumpPool:
     """Connections to jump hosts shared by a fleet run: a target borrows a connection that carries fewer than
-    `per_connection` targets, or a new one is opened. Thread-safe; `close` ends them all."""
+    `per_connection` targets, or a new one is opened (one at a time per jump chain). Thread-safe; `close` ends
+    them all. One pool per fleet run: a jump host that could not be reached is not tried again in it."""
 
     per_connection: int = TARGETS_PER_JUMP_CONNECTION
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _connections: dict[tuple[Target, ...], list[_JumpConnection]] = field(default_factory=dict)
+    _opening: dict[tuple[Target, ...], threading.Lock] = field(default_factory=dict)
+    # A chain whose connection failed in this pool's run (host key, auth, unreachable): not tried again per
+    # target, or a thousand hosts behind a dead bastion would wait out a thousand timeouts one after another.
+    _failed: dict[tuple[Target, ...], SSHError] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def channel(self, target: Target, timeout: float, trust_on_first_use: bool) -> Iterator[paramiko.Channel]:
         """A `direct-tcpip` channel to the target through its jump chain, held for the block."""
         conn = self._acquire(target.jumps, timeout, trust_on_first_use)
         try:
-            yield _open_forward(conn.clients[-1], target.jumps[-1], target.address, target.port, timeout)
+            with conn.opening:
+                channel = _open_forward(conn.clients[-1], target.jumps[-1], target.address, target.port, timeout)
+            yield channel
         finally:
             with self._lock:
                 conn.active -= 1
 
     def _acquire(self, chain: tuple[Target, ...], timeout: float, trust_on_first_use: bool) -> _JumpConnection:
+        conn = self._borrow(chain)
+        if conn is not None:
+            return conn
+        # One new connection per chain at a time: a fleet's first hundred workers then share the first few
+        # connections instead of each opening its own (the bound is per connection, not a count of them).
+        with self._opening_lock(chain):
+            conn = self._borrow(chain)
+            if conn is not None:
+                return conn
+            failed = self._failed.get(chain)
+            if failed is not None:  # this run could not reach the jump host: its other targets fail alike, at once
+                raise SSHError(failed.kind, str(failed))
+            try:
+                conn = _JumpConnection(_connect_chain(chain, timeout, trust_on_first_use), active=1)
+            except SSHError as exc:
+                self._failed[chain] = exc
+                raise
+            with self._lock:
+                self._connections.setdefault(chain, []).append(conn)
+            return conn
+
+    def _borrow(self, chain: tuple[Target, ...]) -> _JumpConnection | None:
         with self._lock:
             pool = self._connections.setdefault(chain, [])
             for dead in [c for c in pool if not c.alive and c.active == 0]:
@@ -171,13 +204,11 @@ class JumpPool:
             conn = next((c for c in pool if c.alive and c.active < self.per_connection), None)
             if conn is not None:
                 conn.active += 1
-                return conn
-        # Connect outside the lock: other targets keep borrowing meanwhile (a few extra connections at the
-        # start of a run are fine; each still carries at most `per_connection`).
-        conn = _JumpConnection(_connect_chain(chain, timeout, trust_on_first_use), active=1)
+            return conn
+
+    def _opening_lock(self, chain: tuple[Target, ...]) -> threading.Lock:
         with self._lock:
-            self._connections[chain].append(conn)
-        return conn
+            return self._opening.setdefault(chain, threading.Lock())
 
     def connections(self) -> int:
         """How many jump host connections are open (for tests and reports)."""
@@ -215,7 +246,7 @@ def _open_forward(client: paramiko.SSHClient, jump: Target, address: str, port: 
     transport = client.get_transport()
     if transport is None or not transport.is_active():
         raise SSHError("unreachable", f"the connection to jump host {jump.name} closed")
-    dest = host_key_name(address, port) if port != 22 else f"{address}:22"
+    dest = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     try:
         return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
     except paramiko.ChannelException as exc:

@@ -249,3 +249,31 @@ def test_baseline_check_goes_through_the_bastion(bastion, behind):
     assert len(run.checked()) == len(hosts) and not run.not_checked()
     run = service.check(behind, hosts, level=3, options=CheckOptions(timeout=10, jump="none"), progress=False)
     assert len(run.not_checked()) == len(hosts)
+
+
+def test_concurrent_targets_share_the_first_connection(bastion, behind):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ssh.JumpPool()
+    try:
+        with ThreadPoolExecutor(len(behind.hosts)) as workers:
+            facts = list(workers.map(lambda h: collect_host(behind, h, FAST, pool), sorted(behind.hosts)))
+        assert all("clock" in f for f in facts)
+        assert pool.connections() == 1  # the second target waited for the first's connection, then shared it
+    finally:
+        pool.close()
+
+
+def test_a_refused_bastion_fails_every_host_behind_it_with_the_reason(bastion, tmp_path):
+    root = bastion.write_inventory(tmp_path / "inv")
+    city = yaml.safe_load((root / "city.yaml").read_text())
+    forged = tmp_path / "forged_known_hosts"
+    source = sorted(HOSTS)[0]
+    keytype, key = (bastion.hosts.host_dir(source) / "sshd/ssh_host_ed25519_key.pub").read_text().split()[:2]
+    forged.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n")
+    city["jump_hosts"][0]["ssh"]["known_hosts"] = str(forged)
+    (root / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    inv = inventory.load(root)
+    _, results = collect(inv, sorted(inv.hosts), FAST, progress=False)
+    assert [r.error_kind for r in results] == ["host_key"] * len(HOSTS)
+    assert all("jump host bastion" in r.error and "CHANGED" in r.error for r in results)
