@@ -22,7 +22,7 @@ from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
 from inventory.model import Classification, Inventory
-from jiyue.cli import HELP, PROBLEMS, console, fail, limit_hosts, load_inventory, out_dir
+from jiyue.cli import HELP, PROBLEMS, console, fail, jump_override, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
 
@@ -94,15 +94,16 @@ def _write(result: AuditResult, out: str | None, formats: tuple[str, ...], lang:
             "workers": "hosts collected at once (default 100)", "timeout": "seconds per host (default 60)",
             "sample": "seconds of CPU/network sampling per host (default 1)",
             "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
-            "include_classified": HELP["include_classified"]})
+            "include_classified": HELP["include_classified"], "jump": HELP["jump"]})
 def collect(c, inventory=None, limit=None, store=None, workers=100, timeout=60, sample=1, trust_on_first_use=False,
-            include_classified=False):
+            include_classified=False, jump=None):
     """Collect facts from every host over SSH (read-only, one session each) and store the run; hosts of
     classified (涉密) systems are left out."""
     inv = load_inventory(inventory)
     hosts = limit_hosts(inv, limit, include_classified)
     options = CollectOptions(workers=int(workers), timeout=float(timeout), sample_seconds=int(sample),
-                             trust_on_first_use=trust_on_first_use, include_classified=include_classified)
+                             trust_on_first_use=trust_on_first_use, include_classified=include_classified,
+                             jump=jump_override(inv, jump))
     run_id, results = collect_hosts(inv, hosts, options, store=Store(store))
     _print_collection(results, run_id)
     failed = sum(not r.ok for r in results)

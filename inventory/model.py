@@ -242,9 +242,27 @@ class DeviceCredentials(Model):
     secret: SecretRef | None = None  # enable / super password
 
 
-class Defaults(Model):
+# A `jump:` value: the name of a `jump_hosts` record, or `none` (reach the host directly, overriding a less
+# specific jump host). The name `none` is therefore not a jump host's.
+JUMP_NONE = "none"
+JumpRef = Ident
+
+
+class JumpHost(Located):
+    """A jump host (堡垒机, bastion): the control node reaches hosts behind it only through TCP forwarding in its
+    sshd. It is a record of its own, like a host: address, port, user, key and known_hosts entry (a key file by
+    path, never a secret inline), and, for a chain of two, the jump host in front of it."""
+
+    name: Ident
+    address: IPAddress
+    ssh: SSH = SSH()  # user, port, key, known_hosts; what is unset comes from defaults.ssh
+    jump: Ident | None = None  # the outer jump host of a chain of two (no further: validate.py)
+
+
+class Defaults(Located):  # located: a bad `jump` is reported at its line
     ssh: SSH = SSH()
     device_credentials: DeviceCredentials | None = None
+    jump: JumpRef | None = None  # the city-wide jump host; departments, subnets and hosts may override it
 
 
 # --- organisation ------------------------------------------------------------------------------
@@ -255,6 +273,7 @@ class Department(Located):
     name: Text
     level: DeptLevel
     parent: Ident | None = None
+    jump: JumpRef | None = None  # its hosts' jump host (a host's subnet or the host itself may override it)
 
 
 class Scope(Model):
@@ -352,6 +371,7 @@ class Host(Located):
     os: Text  # the declared distribution and version, e.g. "Kylin V10 SP2"
     role: Ident
     ssh: SSH = SSH()
+    jump: JumpRef | None = None  # the most specific jump host setting: wins over subnet, department, defaults
 
 
 # --- network -----------------------------------------------------------------------------------
@@ -388,6 +408,7 @@ class Subnet(Located):
     kind: SubnetKind
     prefix: IPNetwork
     gateway: IPAddress
+    jump: JumpRef | None = None  # the jump host of its hosts (wins over the department's and the defaults')
 
 
 class DeptAllocation(Model):
@@ -574,10 +595,14 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "devices": (Device, "name"),
     "subnets": (Subnet, "name"),
     "machine_rooms": (MachineRoom, "id"),
+    "jump_hosts": (JumpHost, "name"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
                                            "monitoring": Monitoring}
 DRAFT_KEY = "draft"
+# A chain of two jump hosts at most (a regional bastion in front of a department's): a longer one is a design
+# to question, and each hop adds a handshake to every connection.
+MAX_JUMP_CHAIN = 2
 
 
 @dataclass(frozen=True)
@@ -607,6 +632,7 @@ class Inventory(Model):
     devices: dict[str, Device] = {}
     subnets: dict[str, Subnet] = {}
     machine_rooms: dict[str, MachineRoom] = {}
+    jump_hosts: dict[str, JumpHost] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
     monitoring: Monitoring | None = None
@@ -668,14 +694,40 @@ class Inventory(Model):
 
     def ssh_for(self, host: Host) -> SSHTarget:
         """The host's SSH settings with the inventory defaults filled in."""
+        return self._ssh_target(str(host.address), host.ssh)
+
+    def jump_setting(self, host: Host) -> str | None:
+        """The host's `jump:` as declared, most specific first: host, subnet, department (of its system), defaults.
+        None or `none`: direct."""
+        subnet = self.subnet_of(host.address)
+        system = self.owner(host.name)
+        dept = self.departments.get(system.department) if system else None
+        for value in (host.jump, subnet.jump if subnet else None, dept.jump if dept else None, self.defaults.jump):
+            if value is not None:
+                return value
+        return None
+
+    def jump_chain(self, host: Host, override: str | None = None) -> list[SSHTarget]:
+        """The jump hosts to pass through to reach the host, outermost first ([] = direct). `override` is a run's
+        `--jump NAME` (or `none`), which replaces the inventory's setting for every host."""
+        name = override if override is not None else self.jump_setting(host)
+        chain: list[SSHTarget] = []
+        while name is not None and name != JUMP_NONE:
+            if name not in self.jump_hosts:
+                known = ", ".join(sorted(self.jump_hosts)) or "-"
+                raise LookupError(f"unknown jump host '{name}' (jump_hosts: {known})")
+            if len(chain) >= MAX_JUMP_CHAIN:  # validate.py refuses such an inventory; this guards an override
+                raise LookupError(f"jump host '{name}': a chain of more than {MAX_JUMP_CHAIN} jump hosts")
+            jump = self.jump_hosts[name]
+            chain.insert(0, self._ssh_target(str(jump.address), jump.ssh, name=jump.name))
+            name = jump.jump
+        return chain
+
+    def _ssh_target(self, address: str, ssh: SSH, name: str | None = None) -> SSHTarget:
         d = self.defaults.ssh
-        return SSHTarget(
-            address=str(host.address),
-            port=host.ssh.port or d.port or 22,
-            user=host.ssh.user or d.user or "root",
-            key=self.path(host.ssh.key or d.key),
-            known_hosts=self.path(host.ssh.known_hosts or d.known_hosts),
-        )
+        return SSHTarget(address=address, port=ssh.port or d.port or 22, user=ssh.user or d.user or "root",
+                         key=self.path(ssh.key or d.key), known_hosts=self.path(ssh.known_hosts or d.known_hosts),
+                         name=name)
 
     def credentials_for(self, device: Device) -> DeviceCredentials:
         creds = device.credentials or self.defaults.device_credentials
@@ -691,3 +743,4 @@ class SSHTarget:
     user: str
     key: Path | None
     known_hosts: Path | None
+    name: str | None = None  # a jump host's inventory name, for messages

@@ -16,6 +16,8 @@ import yaml
 
 from inventory.loader import FieldPath, Problem
 from inventory.model import (
+    JUMP_NONE,
+    MAX_JUMP_CHAIN,
     Classification,
     Defaults,
     Inventory,
@@ -72,7 +74,40 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _cloud(inv, names)
     problems += _rooms(inv, names)
     problems += _routing(inv)
+    problems += _jumps(inv, declared.get("jump_hosts", set()))
     return problems
+
+
+def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:
+    """Every `jump:` names a jump host (or `none`), and a jump host's own chain is at most two long, loop-free."""
+    known = declared | {JUMP_NONE}
+    records: list[Located] = [*inv.hosts.values(), *inv.subnets.values(), *inv.departments.values()]
+    if inv.defaults._origin is not None:
+        records.append(inv.defaults)
+    for record in records:
+        value = getattr(record, "jump", None)
+        if value is not None and value not in known:
+            yield _at(record, ("jump",), f"unknown jump host '{value}' (declare it under jump_hosts, or write "
+                                         f"`jump: {JUMP_NONE}` for a direct connection)")
+    for jump in inv.jump_hosts.values():
+        if jump.name == JUMP_NONE:
+            yield _at(jump, ("name",), f"'{JUMP_NONE}' means a direct connection; give the jump host another name")
+        if jump.jump is None:
+            continue
+        if jump.jump not in declared:
+            yield _at(jump, ("jump",), f"unknown jump host '{jump.jump}'")
+            continue
+        chain, cur = [jump.name], inv.jump_hosts.get(jump.jump)
+        while cur is not None:
+            if cur.name in chain:
+                yield _at(jump, ("jump",), f"the jump chain loops back to '{cur.name}'")
+                break
+            chain.append(cur.name)
+            if len(chain) > MAX_JUMP_CHAIN:
+                yield _at(jump, ("jump",), f"a chain of at most {MAX_JUMP_CHAIN} jump hosts is allowed: "
+                                           f"{' → '.join(reversed(chain))} is longer")
+                break
+            cur = inv.jump_hosts.get(cur.jump) if cur.jump else None
 
 
 # What a draft may refer to: its references must name a record, complete or draft, like any other's.
@@ -245,7 +280,7 @@ def _addresses(inv: Inventory) -> Iterator[Problem]:
 def _devices(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
     for device in inv.devices.values():
         yield from _refs(device, "department", [device.department], names["departments"], "department", False)
-        defaults_broken = "defaults" in names["sections"] and inv.defaults == Defaults()
+        defaults_broken = "defaults" in names["sections"] and inv.defaults.model_dump() == Defaults().model_dump()
         if device.credentials is None and inv.defaults.device_credentials is None and not defaults_broken:
             yield _at(device, ("credentials",), "no credentials and no defaults.device_credentials")
         seen: set[str] = set()

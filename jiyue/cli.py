@@ -31,7 +31,19 @@ HELP = {
              "sqlite:///state/history.sqlite)",
     "include_classified": "also connect to hosts of classified (涉密) systems: only where the confidential bureau "
                           "asks for it (分级保护 is theirs; without it jiyue never connects to them)",
+    "jump": "jump host (堡垒机) for this run: a name under the inventory's jump_hosts, or 'none' to connect "
+            "directly; overrides the inventory's `jump:` settings for every host",
 }
+
+
+def jump_override(inv: Inventory, jump: str | None) -> str | None:
+    """A run's `--jump NAME|none`, checked against the inventory (bad input otherwise); None: as declared."""
+    from inventory.model import JUMP_NONE
+
+    if jump is None or jump == JUMP_NONE or jump in inv.jump_hosts:
+        return jump
+    known = ", ".join(sorted(inv.jump_hosts)) or "none declared"
+    raise fail(f"--jump {jump}: no such jump host in the inventory (jump_hosts: {known}); or --jump {JUMP_NONE}")
 
 
 def fail(message: str, code: int = BAD_INPUT) -> Exit:

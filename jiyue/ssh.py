@@ -6,13 +6,20 @@ inventory's known_hosts file; an unknown key is refused unless trust-on-first-us
 and a changed key is always refused. `verified_client` is that policy for any paramiko client, so
 device sessions (jiyue.device) check host keys exactly as host sessions do, from the same cached
 known_hosts reader.
+
+Jump hosts (堡垒机): a target may carry a chain of one or two jump hosts. jiyue opens an SSH transport to
+the jump host (its host key verified like any target's), a `direct-tcpip` channel through it to the target,
+and the target's own session over that channel (the target's key verified separately). A `JumpPool` shares
+those transports across a fleet run, at most `TARGETS_PER_JUMP_CONNECTION` targets on one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -33,11 +40,16 @@ class Target:
     user: str
     key: Path | None
     known_hosts: Path | None
+    jumps: tuple[Target, ...] = ()  # jump hosts to pass through, outermost first (empty: direct)
 
     @classmethod
-    def of(cls, inv: Inventory, name: str) -> Target:
-        s = inv.ssh_for(inv.hosts[name])
-        return cls(name, s.address, s.port, s.user, s.key, s.known_hosts)
+    def of(cls, inv: Inventory, name: str, jump: str | None = None) -> Target:
+        """The host's target with its jump chain; `jump` is a run's `--jump NAME`/`none` override."""
+        host = inv.hosts[name]
+        s = inv.ssh_for(host)
+        jumps = tuple(cls(j.name or j.address, j.address, j.port, j.user, j.key, j.known_hosts)
+                      for j in inv.jump_chain(host, jump))
+        return cls(name, s.address, s.port, s.user, s.key, s.known_hosts, jumps)
 
 
 @dataclass(frozen=True)
@@ -107,27 +119,172 @@ def verified_client(address: str, port: int, known_hosts_file: Path | None,
     return client
 
 
+# How many targets one SSH connection to a jump host carries at once. Each target is one `direct-tcpip` channel
+# of the same TCP connection, and one paramiko transport thread does all of that connection's crypto and
+# windowing: a few dozen channels keep it busy without starving any, hundreds would serialise the whole fleet
+# behind one thread and one TCP window (and a bastion's sshd counts them against MaxSessions-like limits).
+# A fleet of 1,000 hosts behind one bastion thus opens about 30 connections to it, well under sshd's
+# MaxStartups.
+TARGETS_PER_JUMP_CONNECTION = 32
+
+
+@dataclass
+class _JumpConnection:
+    clients: list[paramiko.SSHClient]  # outermost first; the last one's transport opens the channels
+    active: int = 0
+    # Channel opens on one transport go one at a time: paramiko keeps one "last open failure" per transport, so
+    # two failing at once lose a reason ("administratively prohibited" becomes "Unable to open channel.").
+    # An open is one round trip; the channels then run concurrently.
+    opening: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def alive(self) -> bool:
+        transport = self.clients[-1].get_transport()
+        return transport is not None and transport.is_active()
+
+    def close(self) -> None:
+        for client in reversed(self.clients):
+            client.close()
+
+
+@dataclass
+class JumpPool:
+    """Connections to jump hosts shared by a fleet run: a target borrows a connection that carries fewer than
+    `per_connection` targets, or a new one is opened (one at a time per jump chain). Thread-safe; `close` ends
+    them all. One pool per fleet run: a jump host that could not be reached is not tried again in it."""
+
+    per_connection: int = TARGETS_PER_JUMP_CONNECTION
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _connections: dict[tuple[Target, ...], list[_JumpConnection]] = field(default_factory=dict)
+    _opening: dict[tuple[Target, ...], threading.Lock] = field(default_factory=dict)
+    # A chain whose connection failed in this pool's run (host key, auth, unreachable): not tried again per
+    # target, or a thousand hosts behind a dead bastion would wait out a thousand timeouts one after another.
+    _failed: dict[tuple[Target, ...], SSHError] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def channel(self, target: Target, timeout: float, trust_on_first_use: bool) -> Iterator[paramiko.Channel]:
+        """A `direct-tcpip` channel to the target through its jump chain, held for the block."""
+        conn = self._acquire(target.jumps, timeout, trust_on_first_use)
+        try:
+            with conn.opening:
+                channel = _open_forward(conn.clients[-1], target.jumps[-1], target.address, target.port, timeout)
+            yield channel
+        finally:
+            with self._lock:
+                conn.active -= 1
+
+    def _acquire(self, chain: tuple[Target, ...], timeout: float, trust_on_first_use: bool) -> _JumpConnection:
+        conn = self._borrow(chain)
+        if conn is not None:
+            return conn
+        # One new connection per chain at a time: a fleet's first hundred workers then share the first few
+        # connections instead of each opening its own (the bound is per connection, not a count of them).
+        with self._opening_lock(chain):
+            conn = self._borrow(chain)
+            if conn is not None:
+                return conn
+            failed = self._failed.get(chain)
+            if failed is not None:  # this run could not reach the jump host: its other targets fail alike, at once
+                raise SSHError(failed.kind, str(failed))
+            try:
+                conn = _JumpConnection(_connect_chain(chain, timeout, trust_on_first_use), active=1)
+            except SSHError as exc:
+                self._failed[chain] = exc
+                raise
+            with self._lock:
+                self._connections.setdefault(chain, []).append(conn)
+            return conn
+
+    def _borrow(self, chain: tuple[Target, ...]) -> _JumpConnection | None:
+        with self._lock:
+            pool = self._connections.setdefault(chain, [])
+            for dead in [c for c in pool if not c.alive and c.active == 0]:
+                pool.remove(dead)
+                dead.close()
+            conn = next((c for c in pool if c.alive and c.active < self.per_connection), None)
+            if conn is not None:
+                conn.active += 1
+            return conn
+
+    def _opening_lock(self, chain: tuple[Target, ...]) -> threading.Lock:
+        with self._lock:
+            return self._opening.setdefault(chain, threading.Lock())
+
+    def connections(self) -> int:
+        """How many jump host connections are open (for tests and reports)."""
+        with self._lock:
+            return sum(len(v) for v in self._connections.values())
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._connections.values():
+                for conn in pool:
+                    conn.close()
+            self._connections.clear()
+
+
+def _connect_chain(chain: tuple[Target, ...], timeout: float, trust_on_first_use: bool) -> list[paramiko.SSHClient]:
+    clients: list[paramiko.SSHClient] = []
+    try:
+        for i, jump in enumerate(chain):
+            sock = _open_forward(clients[-1], chain[i - 1], jump.address, jump.port, timeout) if clients else None
+            try:
+                clients.append(connect(jump, timeout=timeout, trust_on_first_use=trust_on_first_use, sock=sock))
+            except SSHError as exc:
+                raise SSHError(exc.kind, f"jump host {jump.name} ({host_key_name(jump.address, jump.port)}): "
+                                         f"{exc}") from exc
+    except BaseException:
+        for client in reversed(clients):
+            client.close()
+        raise
+    return clients
+
+
+def _open_forward(client: paramiko.SSHClient, jump: Target, address: str, port: int,
+                  timeout: float) -> paramiko.Channel:
+    """A `direct-tcpip` channel from the jump host to address:port; a refusal says what was tried and why."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise SSHError("unreachable", f"the connection to jump host {jump.name} closed")
+    dest = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    try:
+        return transport.open_channel("direct-tcpip", (address, port), ("127.0.0.1", 0), timeout=timeout)
+    except paramiko.ChannelException as exc:
+        if exc.code == paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+            raise SSHError("error", f"the jump host {jump.name} ({jump.address}) refused TCP forwarding to {dest} "
+                                    f"(AllowTcpForwarding?): tried a direct-tcpip channel through its sshd as "
+                                    f"{jump.user}, refused: {exc.text}. jiyue needs TCP forwarding on the jump host; "
+                                    "a bastion that offers only a login shell is not supported") from exc
+        raise SSHError("unreachable", f"the jump host {jump.name} ({jump.address}) could not reach {dest}: "
+                                      f"{exc.text}") from exc
+    except paramiko.SSHException as exc:
+        raise SSHError("timeout", f"the jump host {jump.name} did not open a channel to {dest} within "
+                                  f"{timeout:g} s: {exc}") from exc
+
+
 def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = False,
-            retries: int = 1) -> paramiko.SSHClient:
-    """Open a verified session, retrying a failed connect once (a busy sshd drops a few)."""
+            retries: int = 1, sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
+    """Open a verified session (over `sock`, a channel through a jump host, when given), retrying a failed
+    direct connect once (a busy sshd drops a few)."""
     attempt = 0
     while True:
         try:
-            return _connect_once(target, timeout, trust_on_first_use)
+            return _connect_once(target, timeout, trust_on_first_use, sock)
         except SSHError as exc:
-            if exc.kind not in ("unreachable", "timeout") or attempt >= retries:
+            if exc.kind not in ("unreachable", "timeout") or attempt >= retries or sock is not None:
                 raise
             attempt += 1
             time.sleep(0.2)
 
 
-def _connect_once(target: Target, timeout: float, trust_on_first_use: bool) -> paramiko.SSHClient:
+def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
+                  sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
     client = verified_client(target.address, target.port, target.known_hosts, trust_on_first_use)
     try:
         client.connect(target.address, port=target.port, username=target.user,
                        key_filename=str(target.key) if target.key else None, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout, look_for_keys=target.key is None,
-                       allow_agent=False)
+                       allow_agent=False, sock=sock)
     except paramiko.BadHostKeyException as exc:
         client.close()
         raise SSHError("host_key", f"host key CHANGED for {target.address} (expected the one in "
@@ -188,10 +345,26 @@ def run_script(client: paramiko.SSHClient, script: str, timeout: float = 60.0) -
         channel.close()
 
 
-def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: bool = False) -> Output:
-    """Connect, run one script, close: the whole of one host's round trip."""
-    client = connect(target, timeout=min(timeout, 15.0), trust_on_first_use=trust_on_first_use)
+def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: bool = False,
+        pool: JumpPool | None = None) -> Output:
+    """Connect, run one script, close: the whole of one host's round trip. Through its jump hosts, if it has
+    any, on a connection of `pool` (a fleet run's), or of a pool of its own."""
+    connect_timeout = min(timeout, 15.0)
+    if not target.jumps:
+        client = connect(target, timeout=connect_timeout, trust_on_first_use=trust_on_first_use)
+        try:
+            return run_script(client, script, timeout)
+        finally:
+            client.close()
+    own = pool is None
+    pool = JumpPool() if pool is None else pool
     try:
-        return run_script(client, script, timeout)
+        with pool.channel(target, connect_timeout, trust_on_first_use) as channel:
+            client = connect(target, timeout=connect_timeout, trust_on_first_use=trust_on_first_use, sock=channel)
+            try:
+                return run_script(client, script, timeout)
+            finally:
+                client.close()
     finally:
-        client.close()
+        if own:
+            pool.close()

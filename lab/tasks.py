@@ -14,6 +14,7 @@ from rich.table import Table
 from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory
 from jiyue.store import Store
 from lab import baseline_seed
+from lab.bastion import BASTION_ADDRESS, BastionLab
 from lab.history import seed_history
 from lab.hosts import Lab, LabError
 from lab.netsim import NetsimError
@@ -21,11 +22,18 @@ from lab.prometheus import DEFAULT_DAYS, SHORT_DAYS
 from lab.seed import DEFAULT_SCENARIO, ScenarioError
 from lab.seed import seed as seed_lab
 
+BASTION_HELP = ("the bastion lab instead (lab/bastion.py): source hosts behind a jump host namespace, no route to "
+                "them from here; its inventory is written to .lab-bastion/inventory")
 
-@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"]})
-def up(c, inventory=None, limit=None):
+
+@task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "bastion": BASTION_HELP,
+            "no_forwarding": "with --bastion: the bastion's sshd refuses TCP forwarding (AllowTcpForwarding no)"})
+def up(c, inventory=None, limit=None, bastion=False, no_forwarding=False):
     """Start a network namespace with its own sshd for every inventory host, and a simulated device (SSH, the
-    vendor's CLI) for every inventory device (again: harmless)."""
+    vendor's CLI) for every inventory device (again: harmless). With --bastion: the bastion lab."""
+    if bastion:
+        _bastion_up(not no_forwarding)
+        return
     inv = load_inventory(inventory)
     names = limit_hosts(inv, limit, include_classified=True)
     devices = limit_devices(inv, limit)
@@ -42,11 +50,23 @@ def up(c, inventory=None, limit=None):
                   f"{time.monotonic() - began:.1f} s. See: invoke lab.status")
 
 
-@task
-def down(c):
+def _bastion_up(forwarding: bool) -> None:
+    began = time.monotonic()
+    lab = BastionLab()
+    try:
+        inv = lab.up(forwarding=forwarding)
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"bastion lab: {len(inv.hosts)} hosts behind jump host bastion ({BASTION_ADDRESS}, TCP "
+                  f"forwarding {'on' if forwarding else 'off'}) in {time.monotonic() - began:.1f} s. Inventory: "
+                  f"{inv.root}; try: invoke audit.collect --inventory {inv.root}", highlight=False)
+
+
+@task(help={"bastion": "remove the bastion lab (lab.up --bastion) instead"})
+def down(c, bastion=False):
     """Stop every lab host and remove everything lab.up made (namespaces, bridge, state)."""
     try:
-        removed = Lab().down()
+        removed = BastionLab().down() if bastion else Lab().down()
     except LabError as exc:
         raise fail(str(exc)) from None
     console.print(f"lab: removed {removed} hosts")

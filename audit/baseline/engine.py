@@ -147,5 +147,9 @@ def judge_host(facts: dict[str, Any], level: int, params: dict[str, Any], catalo
 def check_host(inv: Inventory, host: str, level: int, params: dict[str, Any], catalog: Catalog,
                options: CheckOptions | None = None) -> TargetVerdicts:
     """The fleet path on one host: collect over one SSH session, judge at `level`."""
-    facts = collect_facts(ssh.Target.of(inv, host), options, inv)
+    try:
+        target = ssh.Target.of(inv, host, options.jump if options else None)
+    except LookupError as exc:
+        raise ssh.SSHError("error", str(exc)) from exc
+    facts = collect_facts(target, options, inv)
     return judge_host(facts, level, host_params(inv, host, params), catalog, inv.hosts[host].os_family.value)

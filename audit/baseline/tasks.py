@@ -10,7 +10,7 @@ from rich.table import Table
 
 from audit.baseline import model, service
 from audit.baseline.model import FAIL, NEEDS_EVIDENCE, PASS, BaselineRun, Remediation
-from jiyue.cli import HELP, PROBLEMS, console, fail, limit_devices, limit_hosts, load_inventory, out_dir
+from jiyue.cli import HELP, PROBLEMS, console, fail, jump_override, limit_devices, limit_hosts, load_inventory, out_dir
 from jiyue.store import Store
 
 PROFILE_HELP = "profile: level2, level3 or a YAML file overriding catalog parameters (default: level3's)"
@@ -62,9 +62,10 @@ def _print_run(run: BaselineRun) -> None:
             "profile": PROFILE_HELP, "workers": "hosts checked at once (default 100)",
             "timeout": "seconds per host (default 60)",
             "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
-            "include_classified": HELP["include_classified"] + "; give --level too: 分保 has no 等保 level"})
+            "include_classified": HELP["include_classified"] + "; give --level too: 分保 has no 等保 level",
+            "jump": HELP["jump"] + " (hosts; network devices still connect directly)"})
 def check(c, inventory=None, limit=None, store=None, level=None, profile=None, workers=100, timeout=60,
-          trust_on_first_use=False, include_classified=False):
+          trust_on_first_use=False, include_classified=False, jump=None):
     """Check every host and network device against its level's baseline over SSH (read-only, one session
     each); store the run. Hosts of classified (涉密) systems are under 分级保护, not 等保: left out."""
     lv = _level(level)
@@ -73,7 +74,7 @@ def check(c, inventory=None, limit=None, store=None, level=None, profile=None, w
     devices = limit_devices(inv, limit)
     catalog, prof = _catalog_and_profile(profile)
     options = model.CheckOptions(workers=int(workers), timeout=float(timeout), trust_on_first_use=trust_on_first_use,
-                                 include_classified=include_classified)
+                                 include_classified=include_classified, jump=jump_override(inv, jump))
     try:
         run = service.check(inv, hosts, devices, level=lv, profile=prof, catalog=catalog, options=options,
                             store=Store(store))
