@@ -595,3 +595,19 @@ def write_configs(rendered: Mapping[str, Rendered], out: Path) -> list[Path]:
                                                    encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def intents(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: Baseline | None = None
+            ) -> dict[str, dict[str, Any]]:
+    """The checked values each named device's templates print (interfaces, ACLs, OSPFv3, routes), by device.
+
+    What the reachability check (network/reach.py) reads: the same structured data the configs are
+    rendered from, so the check proves what is pushed, not a second model of it."""
+    names = list(names)
+    if inv.extranet is None:
+        raise RenderError("the inventory has no extranet section: nothing to render")
+    devices = [_device(inv, n) for n in names]
+    managed = _managed(inv)
+    _check_plan(inv, plan)
+    baseline = baseline or load_baseline()
+    return {d.name: _Context(inv, plan, d, managed, baseline).build() for d in devices}
