@@ -107,3 +107,14 @@ def test_verify_passes_the_sample_city_on_the_command_line(demo, plan, tmp_path)
     run = _run("network.verify", "--plan", str(plan_file))
     assert run.returncode == 0, run.stdout + run.stderr
     assert "全部通过" in run.stdout
+
+
+def test_the_return_routes_are_rendered_in_each_platforms_syntax(demo, plan):
+    from network.render import render
+
+    out = render(demo, plan, ["sj-hj1", "sj-hx2", "gaj-jr1"])
+    hj1, hx2 = out["sj-hj1"].lines, out["sj-hx2"].lines
+    assert "ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 255.255.255.0 10.83.255.18" in hj1
+    assert "ipv6 route-static vpn-instance EGOV-EXTRANET 2001:DB8:8000:300:: 64 2001:DB8:8000:FF01::2" in hj1
+    assert "ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 24 10.83.255.4" in hx2  # Comware: mask length
+    assert not [line for line in out["gaj-jr1"].lines if line.startswith("ip route") and " 0.0.0.0 " not in line]
