@@ -407,7 +407,58 @@ class _Context:
                 "router_id": str(self.device.address),
                 "interfaces": [i["name"] for i in interfaces if i["kind"] == "interconnect"]}
 
+    def _hop_on_shared(self, neighbour: str):
+        """The plan address of `neighbour` on the lowest interconnect VLAN it shares with this device, or None."""
+        mine = {m.vlan for m in self.mine if m.department is None}
+        theirs = {m.vlan: m for m in self.managed if m.device.name == neighbour and m.department is None}
+        shared = sorted(mine & set(theirs))
+        return self.plan.address(neighbour, theirs[shared[0]].interface.name) if shared else None
+
+    def _chain(self, name: str) -> list[str]:
+        """`name` and its upstream devices, nearest first (a loop stops the walk)."""
+        chain: list[str] = []
+        while name is not None and name not in chain and name in self.inv.devices:
+            chain.append(name)
+            name = self.inv.devices[name].upstream
+        return chain
+
+    def _return_routes(self) -> list[dict[str, Any]]:
+        """Static routes back to every department VLAN not connected here, so replies find their way down.
+
+        A VLAN behind a downstream device: via the child on the path to it. On a device without upstream
+        (an egress core): a VLAN in another core's tree goes to the nearest device of that tree sharing an
+        interconnect VLAN with this one. Elsewhere the default route up covers it."""
+        d = self.device
+        connected = {(m.department, m.vlan) for m in self.mine}
+        out: list[dict[str, Any]] = []
+        for s in self.plan.subnets:
+            if s.department is None or s.key in connected:
+                continue
+            owners = sorted({a.device for a in self.plan.addresses if (a.department, a.vlan) == s.key})
+            hop = None
+            for owner in owners:
+                chain = self._chain(owner)
+                if d.name in chain:
+                    child = chain[chain.index(d.name) - 1]
+                    hop = self._hop_on_shared(child)
+                elif d.upstream is None:
+                    hop = next((h for h in map(self._hop_on_shared, chain) if h is not None), None)
+                if hop is not None:
+                    break
+            if hop is None:
+                continue
+            out.append({"subnet4": _v4net(s.ipv4), "subnet6": _v6net(s.ipv6), "hop4": str(hop.ipv4.ip),
+                        "hop6": _v6(hop.ipv6.ip), "via": hop.device, "label": s.label})
+        return out
+
     def _routes(self) -> dict[str, Any] | None:
+        result = self._default_routes()
+        back = self._return_routes()
+        if result is None and not back:
+            return None
+        return {"ipv4": [], "ipv6": [], "via": "", **(result or {}), "back": back}
+
+    def _default_routes(self) -> dict[str, Any] | None:
         d, ext = self.device, self.ext
         egress = [e for e in ext.egress if e.device == d.name]
         if egress:
@@ -547,3 +598,19 @@ def write_configs(rendered: Mapping[str, Rendered], out: Path) -> list[Path]:
                                                    encoding="utf-8")
         paths.append(path)
     return paths
+
+
+def intents(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: Baseline | None = None
+            ) -> dict[str, dict[str, Any]]:
+    """The checked values each named device's templates print (interfaces, ACLs, OSPFv3, routes), by device.
+
+    What the reachability check (network/reach.py) reads: the same structured data the configs are
+    rendered from, so the check proves what is pushed, not a second model of it."""
+    names = list(names)
+    if inv.extranet is None:
+        raise RenderError("the inventory has no extranet section: nothing to render")
+    devices = [_device(inv, n) for n in names]
+    managed = _managed(inv)
+    _check_plan(inv, plan)
+    baseline = baseline or load_baseline()
+    return {d.name: _Context(inv, plan, d, managed, baseline).build() for d in devices}

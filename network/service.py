@@ -23,15 +23,28 @@ from jiyue.store import NETWORK_PUSH, Store
 from network import plan as planner
 from network.model import AddressPlan, PlanError, PlannedAddresses, load_plan
 from network.push import DevicePush, Pusher, PushOptions, PushRun
+from network.reach import Verification, summary_lines
+from network.reach import verify as verify_reach
 from network.render import Rendered, RenderError, load_baseline, select_devices, write_configs
 from network.render import render as render_devices
 
-__all__ = ["DeviceError", "NetworkInputError", "Rendering", "diff", "intended_configs", "plan", "push", "render",
-           "restore"]
+__all__ = ["DeviceError", "NetworkInputError", "ReachabilityError", "Rendering", "diff", "intended_configs", "plan",
+           "push", "render", "restore", "verify"]
 
 
 class NetworkInputError(ValueError):
     """Bad input for a network service: no plan file, a plan or limit that does not fit, … (exit 2)."""
+
+
+class ReachabilityError(NetworkInputError):
+    """The plan's intended configs fail the reachability check (network/reach.py); render refuses them."""
+
+    def __init__(self, result: Verification) -> None:
+        self.result = result
+        super().__init__(f"the plan fails the reachability check ({len(result.failures)} failure(s)):\n"
+                         + "\n".join(summary_lines(result))
+                         + "\nnothing was written: fix the plan or inventory (see `invoke network.verify`), "
+                         "or give --force to render anyway")
 
 
 @dataclass
@@ -61,14 +74,28 @@ def _load_plan(inv: Inventory, plan_path: Path | None) -> AddressPlan:
         raise NetworkInputError(str(exc)) from None
 
 
+def verify(inv: Inventory, plan_path: Path | None = None, baseline: Path | None = None) -> Verification:
+    """The reachability check of the whole city's intended configs (every device the plan covers)."""
+    loaded = _load_plan(inv, plan_path)
+    try:
+        return verify_reach(inv, loaded, load_baseline(baseline))
+    except RenderError as exc:
+        raise NetworkInputError(str(exc)) from None
+
+
 def render(inv: Inventory, out: Path | None = None, *, limit: str | None = None, plan_path: Path | None = None,
-           baseline: Path | None = None) -> Rendering:
+           baseline: Path | None = None, force: bool = False) -> Rendering:
     """Render each selected device's intended config from the address plan; with `out`, write
     `<out>/<device>.cfg` and `<device>.features.yaml`. Golden-network devices are skipped with the reason
-    (all of them skipped: nothing is rendered)."""
+    (all of them skipped: nothing is rendered). A plan whose city fails the reachability check is refused
+    (ReachabilityError) unless `force`."""
     loaded = _load_plan(inv, plan_path)
     try:
         rules = load_baseline(baseline)
+        if not force:
+            checked = verify_reach(inv, loaded, rules)
+            if not checked.ok:
+                raise ReachabilityError(checked)
         selection = select_devices(inv, limit)
         if not selection.names:
             return Rendering({}, selection.skipped)

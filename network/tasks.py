@@ -56,15 +56,18 @@ def plan(c, inventory=None, out=None, plan=None, lang="zh"):
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
             "out": HELP["out"] + " (configs go to OUT/network/)", "plan": PLAN_HELP,
-            "baseline": "management baseline data (default: network/baseline.yaml)"})
-def render(c, inventory=None, limit=None, out=None, plan=None, baseline=None):
-    """Render each device's intended extranet config (OUT/network/<device>.cfg); golden networks are never touched."""
+            "baseline": "management baseline data (default: network/baseline.yaml)",
+            "force": "render even when the city fails the reachability check (network.verify)"})
+def render(c, inventory=None, limit=None, out=None, plan=None, baseline=None, force=False):
+    """Render each device's intended extranet config (OUT/network/<device>.cfg); golden networks are never touched.
+
+    Refuses (exit 2) a plan whose city fails `network.verify`, naming the failures, unless --force."""
     from network import service
 
     inv = load_inventory(inventory)
     try:
         result = service.render(inv, out_dir(out) / "network", limit=limit, plan_path=Path(plan) if plan else None,
-                                baseline=Path(baseline) if baseline else None)
+                                baseline=Path(baseline) if baseline else None, force=force)
     except service.NetworkInputError as exc:
         raise fail(str(exc)) from None
     for name, why in result.skipped.items():
@@ -74,6 +77,34 @@ def render(c, inventory=None, limit=None, out=None, plan=None, baseline=None):
     for written in result.written:
         r = result.rendered[written.stem]
         console.print(f"wrote {written} ({len(r.lines)} lines: {', '.join(r.features)})", highlight=False)
+
+
+@task(help={"inventory": HELP["inventory"], "plan": PLAN_HELP, "lang": "zh (default) or en",
+            "format": "table (default) or json",
+            "baseline": "management baseline data (default: network/baseline.yaml)"})
+def verify(c, inventory=None, plan=None, lang="zh", format="table", baseline=None):
+    """Prove the extranet VPN's reachability over the whole city's intended configs, both families: every
+    department VLAN reaches the egress and the cloud, the way back exists, no management subnet is reachable.
+    Exit 0 all hold, 1 a failure (printed with the device where forwarding stops and the missing hop), 2 bad input."""
+    from network import reach_report, service
+
+    if lang not in ("zh", "en"):
+        raise fail("--lang is zh or en")
+    if format not in reach_report.FORMATS:
+        raise fail("--format is table or json")
+    inv = load_inventory(inventory)
+    try:
+        result = service.verify(inv, Path(plan) if plan else None, Path(baseline) if baseline else None)
+    except service.NetworkInputError as exc:
+        raise fail(str(exc)) from None
+    if format == "json":
+        console.print_json(reach_report.as_json(result, lang))
+    elif result.failures:
+        console.print(reach_report.as_table(result, lang))
+    if format == "table":
+        console.print(reach_report.headline(result, lang), highlight=False)
+    if not result.ok:
+        raise fail(reach_report.headline(result, lang), code=PROBLEMS)
 
 
 # --- diff and push -------------------------------------------------------------------------------------
