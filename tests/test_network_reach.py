@@ -42,6 +42,14 @@ def test_the_sample_city_passes_in_both_families(demo, plan):
     assert result.checked > 0
 
 
+
+def test_the_ospfv3_test_city_passes_in_both_families():
+    """The test city with Cisco IOS and Ruijie in OSPFv3 beside Huawei and H3C (tests/fixtures/city-ospf3)."""
+    city = inventory.load(Path(__file__).parent / "fixtures" / "city-ospf3")
+    result = verify(city, build_plan(city))
+    assert result.ok, [f.as_dict() for f in result.failures]
+    assert result.checked > 0
+
 def test_every_department_vlan_has_a_return_route_on_every_device_above_it(fabric, plan):
     gaj = plan.subnet("gaj", 130)
     rsj = plan.subnet("rsj", 140)
