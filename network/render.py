@@ -575,6 +575,13 @@ def render_device(inv: Inventory, plan: AddressPlan, device_name: str, baseline:
 def render(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: Baseline | None = None
            ) -> dict[str, Rendered]:
     """The intended config of each named device, in the order given. Nothing is rendered when any fails."""
+    devices, managed, baseline = _prepare(inv, plan, names, baseline)
+    return {d.name: _render_one(inv, plan, d, managed, baseline) for d in devices}
+
+
+def _prepare(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: Baseline | None
+             ) -> tuple[list[Device], list[Managed], Baseline]:
+    """What rendering and the reachability check both start from, each input checked first."""
     names = list(names)
     if inv.extranet is None:
         raise RenderError("the inventory has no extranet section: nothing to render")
@@ -582,7 +589,7 @@ def render(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: Ba
     managed = _managed(inv)
     _check_plan(inv, plan)
     baseline = baseline or load_baseline()
-    return {d.name: _render_one(inv, plan, d, managed, baseline) for d in devices}
+    return devices, managed, baseline
 
 
 def write_configs(rendered: Mapping[str, Rendered], out: Path) -> list[Path]:
@@ -606,11 +613,5 @@ def intents(inv: Inventory, plan: AddressPlan, names: Iterable[str], baseline: B
 
     What the reachability check (network/reach.py) reads: the same structured data the configs are
     rendered from, so the check proves what is pushed, not a second model of it."""
-    names = list(names)
-    if inv.extranet is None:
-        raise RenderError("the inventory has no extranet section: nothing to render")
-    devices = [_device(inv, n) for n in names]
-    managed = _managed(inv)
-    _check_plan(inv, plan)
-    baseline = baseline or load_baseline()
+    devices, managed, baseline = _prepare(inv, plan, names, baseline)
     return {d.name: _Context(inv, plan, d, managed, baseline).build() for d in devices}
