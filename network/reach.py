@@ -104,6 +104,11 @@ class Fabric:
         kept = tuple(r for r in node.routes if r.prefix != net)
         return Fabric({**self.nodes, device: replace(node, routes=kept)})
 
+    def without_port(self, device: str, port: str) -> Fabric:
+        """A copy where `device` lacks one interface (an egress port not rendered, say)."""
+        node = self.nodes[device]
+        return Fabric({**self.nodes, device: replace(node, ports=tuple(p for p in node.ports if p.name != port))})
+
     def without_acl_deny(self, device: str, port: str) -> Fabric:
         """A copy where one department port's ACL no longer denies the management subnets."""
         node = self.nodes[device]

@@ -768,7 +768,8 @@ def test_an_egress_names_a_routed_port_and_next_hops_on_its_link(tmp_path: Path)
     text = text.replace("      ipv4_next_hop: 203.0.113.1", "      ipv4_next_hop: 203.0.113.9")
     text = text.replace('      ipv6_next_hop: "2001:db8:ffff:1::1"', '      ipv6_next_hop: "2001:db8:fffe:1::1"')
     text += ("    - {name: second, device: o3-jr1, interface: GigabitEthernet0/9, ipv4: 192.0.2.1/30,\n"
-             "       ipv6: '2001:db8:9000:ff00::1/64', ipv4_next_hop: 192.0.2.2, ipv6_next_hop: '2001:db8:9000:ff00::2'}\n")
+             "       ipv6: '2001:db8:9000:ff00::1/64', ipv4_next_hop: 192.0.2.2,\n"
+             "       ipv6_next_hop: '2001:db8:9000:ff00::2'}\n")
     (tmp_path / "city.yaml").write_text(text, encoding="utf-8")
     found: dict[str, list[tuple[int, str]]] = {}
     for p in _problems(tmp_path):
