@@ -22,9 +22,11 @@ management network; applied inbound on each department VLAN interface), `ospfv3`
 extranet.ospfv3 lists the device: adjacencies on interconnect VLANs only, department VLANs advertised
 as direct/connected routes, so a department can neither form an adjacency nor inject a route),
 `interfaces` (VLAN interfaces bound to the VPN first, then their
-IPv4 and IPv6 addresses from the plan), `routes` (IPv4 and IPv6 default routes in the VPN: to the
-egress next hops on an egress device, else to the `upstream` device's address on the interconnect
-VLAN both share). A section several features touch (an interface: addresses, ACL, OSPFv3) is printed
+IPv4 and IPv6 addresses from the plan; on an egress device its carrier-facing port from `extranet.egress`,
+turned routed, bound and addressed on the carrier link), `routes` (IPv4 and IPv6 default routes in the VPN:
+to the carrier's next hops on an egress device, else to the `upstream` device's address on the interconnect
+VLAN both share; return routes to the department VLANs below, tagged as jiyue's: network/scope.yaml
+`return_routes`). A section several features touch (an interface: addresses, ACL, OSPFv3) is printed
 once, where its declaring feature puts it, its lines in feature order (binding before addresses).
 
 Safety: every value is checked against the platform's rules before rendering (`network.vendor`), and
