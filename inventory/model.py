@@ -417,11 +417,22 @@ class DeptAllocation(Model):
     ipv6: IPv6Network
 
 
+IPv6Interface = Annotated[ipaddress.IPv6Interface, AfterValidator(_unscoped)]
+
+
 class Egress(Model):
+    """One carrier exit: the egress device's carrier-facing port, its own addresses on the carrier link, and the
+    carrier's next hops there. network/ renders the port as a routed port in the extranet VPN and the VPN's
+    default routes to the next hops; the next hop of each family must lie in the port's subnet of that family."""
+
     name: Ident
     device: Ident
+    interface: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/.:-]{0,47}$")]  # e.g. GE1/0/1 (no spaces)
+    ipv4: ipaddress.IPv4Interface  # the device's address with the link's prefix, e.g. 203.0.113.2/30
+    ipv6: IPv6Interface  # e.g. 2001:db8:ffff:1::2/64
     ipv4_next_hop: ipaddress.IPv4Address
     ipv6_next_hop: IPv6Address
+    description: Annotated[Text, Field(max_length=80)] | None = None  # default: the interface's, else "<name> egress"
 
 
 class Interconnect(Model):

@@ -28,6 +28,7 @@ from inventory.model import (
     System,
     Zone,
 )
+from network.vendor import VendorRuleError, routed_port
 
 LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
 
@@ -344,12 +345,7 @@ def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                                                        f"(vlan_ipv4_prefix: /{ext.vlan_ipv4_prefix})")
         if alloc.ipv6.prefixlen > 64:
             yield _at(ext, ("departments", i, "ipv6"), f"{alloc.ipv6} is smaller than one VLAN subnet (/64)")
-    for i, egress in enumerate(ext.egress):
-        if egress.device not in names["devices"]:
-            yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
-        elif egress.device in inv.devices and inv.devices[egress.device].golden_network:
-            yield _at(ext, ("egress", i, "device"), f"device '{egress.device}' is part of the golden network "
-                                                    f"{inv.devices[egress.device].golden_network}")
+    yield from _egress(inv, names)
     if ext.interconnect is not None:
         pool = ext.interconnect
         for family, city in (("ipv4", ext.ipv4), ("ipv6", ext.ipv6)):
@@ -380,6 +376,63 @@ def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                 yield _at(ext, ("ospfv3", "devices", i), f"device '{name}' needs an IPv4 management address: "
                                                          "it is the OSPFv3 router ID")
             seen_devices.add(name)
+
+
+def _egress(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """Each carrier exit names a device of the extranet and one of its physical (or aggregated) ports, valid on
+    its platform, and the carrier's next hop of each family lies in the port's subnet of that family."""
+    ext = inv.extranet
+    seen_names: set[str] = set()
+    seen_ports: dict[tuple[str, str], str] = {}
+    pools = [(f"the allocation of '{a.department}'", a.ipv4, a.ipv6) for a in ext.departments]
+    if ext.interconnect is not None:
+        pools.append(("the interconnect pool", ext.interconnect.ipv4, ext.interconnect.ipv6))
+    for i, egress in enumerate(ext.egress):
+        if egress.name in seen_names:
+            yield _at(ext, ("egress", i, "name"), f"egress '{egress.name}' declared twice")
+        seen_names.add(egress.name)
+        device = inv.devices.get(egress.device)
+        if egress.device not in names["devices"]:
+            yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
+        elif device is not None and device.golden_network:
+            yield _at(ext, ("egress", i, "device"), f"device '{egress.device}' is part of the golden network "
+                                                    f"{device.golden_network}")
+        if device is not None:
+            try:
+                routed_port(device.platform, egress.interface)
+            except VendorRuleError as exc:
+                yield _at(ext, ("egress", i, "interface"), f"{exc}")
+            declared = next((f for f in device.interfaces if f.name == egress.interface), None)
+            if declared is None:
+                yield _at(ext, ("egress", i, "interface"), f"device '{device.name}' declares no interface "
+                                                           f"'{egress.interface}': add it to the device's interfaces")
+            elif declared.golden_network or declared.vlan is not None or declared.department is not None:
+                what = (f"is part of the golden network {declared.golden_network}" if declared.golden_network
+                        else "carries a VLAN or department (a carrier link is a routed port of its own)")
+                yield _at(ext, ("egress", i, "interface"), f"interface '{egress.interface}' of '{device.name}' {what}")
+            key = (device.name, egress.interface)
+            if key in seen_ports:
+                yield _at(ext, ("egress", i, "interface"), f"interface '{egress.interface}' of '{device.name}' is "
+                                                           f"already egress '{seen_ports[key]}'")
+            seen_ports.setdefault(key, egress.name)
+        for family, address, hop in (("ipv4", egress.ipv4, egress.ipv4_next_hop),
+                                     ("ipv6", egress.ipv6, egress.ipv6_next_hop)):
+            net = address.network
+            if hop not in net:
+                yield _at(ext, ("egress", i, f"{family}_next_hop"),
+                          f"next hop {hop} is outside the interface's subnet {net} ({family}: {address}): the "
+                          "carrier's router must be on the link")
+            elif hop == address.ip:
+                yield _at(ext, ("egress", i, f"{family}_next_hop"), f"next hop {hop} is the interface's own address")
+            if address.ip == net.network_address and net.prefixlen < net.max_prefixlen - 1:
+                yield _at(ext, ("egress", i, family), f"{address.ip} is the network address of {net}")
+            elif family == "ipv4" and address.ip == net.broadcast_address and net.prefixlen < 31:
+                yield _at(ext, ("egress", i, family), f"{address.ip} is the broadcast address of {net}")
+            for what, *blocks in pools:
+                block = blocks[0] if family == "ipv4" else blocks[1]
+                if net.overlaps(block):
+                    yield _at(ext, ("egress", i, family), f"{net} overlaps {what} ({block}): the carrier link "
+                                                          "must not take addresses the plan hands out")
 
 
 def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
