@@ -17,6 +17,7 @@ INSERT that at most one process wins).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable
@@ -198,10 +199,24 @@ class Store:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(self.url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
         Base.metadata.create_all(self.engine)
+        self.until: datetime | None = None  # set on a view of the past (`as_of`)
+
+    def as_of(self, until: datetime) -> Store:
+        """The store as it stood at `until`: a read-only view of the same database in which every run, result,
+        reading and journal row after `until` does not exist yet. What a report recomputes "as of a date"
+        reads through it, so the past is judged with what was known then (the same code, older data)."""
+        view = copy.copy(self)
+        view.until = _utc(until).astimezone(UTC)
+        return view
+
+    def _writable(self) -> None:
+        if self.until is not None:
+            raise RuntimeError(f"a view of the store as of {self.until:%Y-%m-%d %H:%M} is read-only")
 
     def record(self, kind: str, results: Iterable[Result], *, inventory: str = "", params: dict | None = None,
                started: datetime | None = None, seeded: bool = False) -> int:
         """Store one finished run with all its results; return the run id."""
+        self._writable()
         results = list(results)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -224,6 +239,8 @@ class Store:
             query = query.where(TargetResult.at >= since)
         if ok_only:
             query = query.where(TargetResult.status == "ok")
+        if self.until is not None:
+            query = query.where(TargetResult.at <= self.until, Run.started <= self.until)
         query = query.order_by(TargetResult.at, TargetResult.id)
         with Session(self.engine) as session:
             return [Record(run.id, run.kind, _utc(res.at), res.target, res.status, res.error, res.data, run.seeded)
@@ -231,12 +248,23 @@ class Store:
 
     # --- readings of monitoring sources -------------------------------------------------------------
 
+    def run_times(self, kinds: Iterable[str] | None = None) -> list[tuple[str, datetime]]:
+        """(kind, start) of every stored run (of `kinds`), oldest first: the dates a report can look back to."""
+        query = select(Run.kind, Run.started)
+        if kinds is not None:
+            query = query.where(Run.kind.in_(list(kinds)))
+        if self.until is not None:
+            query = query.where(Run.started <= self.until)
+        with Session(self.engine) as session:
+            return [(kind, _utc(started)) for kind, started in session.execute(query.order_by(Run.started))]
+
     def record_readings(self, source: str, rows: list[dict[str, Any]], *, hosts: Iterable[str], since: datetime,
                         until: datetime, inventory: str = "", params: dict | None = None,
                         seeded: bool = False) -> int:
         """Store one import of `source`: the readings of `hosts` in [since, until] replace what an earlier
         import of the same source stored there (importing a window twice counts it once). Each row has
         READING_FIELDS. One transaction, one executemany; return the run id."""
+        self._writable()
         hosts = list(hosts)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -264,6 +292,8 @@ class Store:
             query = query.where(ReadingRow.at >= since)
         if source is not None:
             query = query.where(ReadingRow.source == source)
+        if self.until is not None:
+            query = query.where(ReadingRow.at <= self.until)
         with Session(self.engine) as session:
             rows = session.execute(query.order_by(ReadingRow.host, ReadingRow.at, ReadingRow.id)).all()
         return [Reading(r[0], r[1], r[2], _utc(r[3]), *r[4:]) for r in rows]
@@ -271,16 +301,17 @@ class Store:
     def run_results(self, run_id: int) -> list[Record]:
         with Session(self.engine) as session:
             run = session.get(Run, run_id)
-            if run is None:
+            if run is None or (self.until is not None and _utc(run.started) > self.until):
                 return []
             return [Record(run.id, run.kind, _utc(r.at), r.target, r.status, r.error, r.data, run.seeded)
-                    for r in run.results]
+                    for r in run.results if self.until is None or _utc(r.at) <= self.until]
 
     # --- journal --------------------------------------------------------------------------------
 
     def journal(self, run_key: str, subject: str, step: str, status: str, detail: Any = None,
                 at: datetime | None = None) -> JournalEntry:
         """Append one step transition; committed before this returns (a kill right after loses nothing)."""
+        self._writable()
         with Session(self.engine) as session, session.begin():
             row = JournalRow(run_key=run_key, subject=subject, step=step, status=status,
                              at=at or datetime.now(UTC), detail=detail if detail is not None else {})
@@ -298,6 +329,8 @@ class Store:
             query = query.where(JournalRow.subject == subject)
         if prefix is not None:
             query = query.where(JournalRow.run_key.startswith(prefix, autoescape=True))
+        if self.until is not None:
+            query = query.where(JournalRow.at <= self.until)
         with Session(self.engine) as session:
             return [JournalEntry(r.id, r.run_key, r.subject, r.step, r.status, _utc(r.at), r.detail)
                     for r in session.scalars(query.order_by(JournalRow.id))]
@@ -306,6 +339,7 @@ class Store:
 
     def acquire_lock(self, subject: str, holder: str, pid: int, hostname: str) -> bool:
         """Take the lock on `subject` for `holder`; False when someone else holds it (atomic)."""
+        self._writable()
         try:
             with Session(self.engine) as session, session.begin():
                 session.add(LockRow(subject=subject, holder=holder, pid=pid, hostname=hostname,
