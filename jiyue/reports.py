@@ -354,9 +354,9 @@ def _fmt(value: float, fmt: str) -> str:
 def svg_bar_chart(items: Sequence[tuple[str, float]], *, title: str = "", unit: str = "", width: int = 760,
                   bar_height: int = 16, color: str = "#4e79a7", threshold: float | None = None,
                   threshold_label: str = "", value_format: str = "{:,.1f}", max_label: int = 40,
-                  colors: Sequence[str] | None = None) -> Markup:
+                  colors: Sequence[str] | None = None, max_value: float | None = None) -> Markup:
     """A horizontal bar chart: one labelled bar per item, its value written after the bar; an
-    optional dashed threshold line (e.g. an idle threshold)."""
+    optional dashed threshold line (e.g. an idle threshold). `max_value` fixes the scale (100 for shares)."""
     labels = [fit_text(clean_text(str(label)), max_label) for label, _ in items]
     values = [max(float(v or 0), 0.0) for _, v in items]
     label_w = min(max([_text_px(x) for x in labels] + [40]) + 12, width * 0.45)
@@ -365,7 +365,7 @@ def svg_bar_chart(items: Sequence[tuple[str, float]], *, title: str = "", unit: 
     top = 22 if title else 6
     row = bar_height + 6
     height = top + row * max(len(items), 1) + (18 if threshold is not None else 6)
-    top_value = max([*values, threshold or 0, 1e-9])
+    top_value = max([*values, threshold or 0, max_value or 0, 1e-9])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-label="{_e(title)}">', f"<title>{_e(title)}</title>"]
     if title:

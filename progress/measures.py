@@ -9,7 +9,7 @@ the store as it stood at one moment. Nothing here is typed in by a person where 
 | websites | department websites | every host freed, or the system migrated |
 | exchange | non-classified systems but the platform | a TCP connection with the platform, collected |
 | leased_lines | the inventory's leased lines, if it declares them | the line's cancellation date passed |
-| extranet_coverage | town and village units (policy) | an allocation, a VLAN and a push applied to its device |
+| extranet_coverage | town and village units (policy) | an allocation, VLANs, and a push applied to each device |
 | baseline | hosts of 等保 level 2+ systems | a latest check without a failing row |
 
 Each function takes a `Facts` (one moment's view, read lazily and once) and returns `Item`s.
@@ -121,7 +121,8 @@ def zombies_decommissioned(f: Facts) -> list[Item]:
 
 
 def migrated(f: Facts) -> list[Item]:
-    """迁移上云 (Panjin: 非涉密信息系统迁移至市大数据中心云平台): the non-classified systems whose route is the cloud."""
+    """迁移上云 (Panjin: 非涉密信息系统迁移至市大数据中心云平台): the non-classified systems whose route is the
+    cloud."""
     skip_hardware = bool(f.policy["measures"].get("migrated_excludes_special_hardware", True))
     items = []
     for s in f.inv.systems.values():
@@ -196,7 +197,8 @@ def leased_lines(f: Facts) -> list[Item]:
 
 def extranet_coverage(f: Facts) -> list[Item]:
     """外网覆盖 (Panjin, Hohhot: the extranet reaches every town unit; 村/居 below them): a unit is covered once it has
-    an extranet allocation and a department VLAN on a device whose latest push left the config there."""
+    an extranet allocation and department VLANs, and the latest push of every device carrying them left the
+    config there (the access switch and the gateway alike: one without the other connects nobody)."""
     levels = set(f.policy["measures"]["coverage_levels"])
     allocated = {a.department for a in f.inv.extranet.departments} if f.inv.extranet else set()
     items = []
@@ -204,17 +206,17 @@ def extranet_coverage(f: Facts) -> list[Item]:
         if d.level not in levels:
             continue
         devices = sorted({dev.name for dev in f.inv.devices.values() for i in dev.interfaces if i.department == d.code})
-        pushed = [n for n in devices if n in f.pushes and f.pushes[n].status == "ok"
-                  and (f.pushes[n].data or {}).get("status") in PUSHED]
+        left = [n for n in devices if not (n in f.pushes and f.pushes[n].status == "ok"
+                                           and (f.pushes[n].data or {}).get("status") in PUSHED)]
         if d.code not in allocated:
             why = "无外网地址分配 / no extranet allocation"
         elif not devices:
             why = "无部门 VLAN 接口 / no department VLAN on any device"
-        elif not pushed:
-            why = f"配置未下发：{', '.join(devices)} / not pushed: {', '.join(devices)}"
+        elif left:
+            why = f"配置未下发：{', '.join(left)} / not pushed: {', '.join(left)}"
         else:
-            why = f"已下发：{', '.join(pushed)} / pushed: {', '.join(pushed)}"
-        items.append(Item(d.code, d.code, bool(pushed) and d.code in allocated, why))
+            why = f"已下发：{', '.join(devices)} / pushed: {', '.join(devices)}"
+        items.append(Item(d.code, d.code, d.code in allocated and bool(devices) and not left, why))
     return items
 
 

@@ -130,7 +130,7 @@ class ProgressReport:
             colours = [DONE if d.count.share == 1 else LAGGING if d.lagging else OPEN for d in m.departments]
             bars = reports.svg_bar_chart(
                 [(self.dept(d.department), d.count.percent or 0.0) for d in m.departments],
-                title=self.t("progress.chart.departments"), unit="%", colors=colours,
+                title=self.t("progress.chart.departments"), unit="%", colors=colours, max_value=100,
                 threshold=_pct(m.expected) if m.expected is not None and m.departments else None,
                 threshold_label=f"{self.t('progress.chart.expected')} {_pct(m.expected):g}%"
                 if m.expected is not None else "") if m.departments else None
@@ -149,7 +149,7 @@ class ProgressReport:
                                         for d in m.departments]})
         overview = reports.svg_bar_chart(
             [(m.milestone.name, m.count.percent or 0.0) for m in self.r.milestones],
-            title=self.t("progress.chart.milestones"), unit="%",
+            title=self.t("progress.chart.milestones"), unit="%", max_value=100,
             colors=[DONE if m.count.share == 1 else LAGGING if m.lagging else OPEN for m in self.r.milestones])
         lagging = [{"milestone": m.milestone.name, "due": m.milestone.due, "code": d.department,
                     "name": self.dept(d.department), "count": d.count, "reason": bilingual(d.reason, self.lang)}

@@ -19,7 +19,7 @@ import yaml
 from inventory.model import ALL_DEPARTMENTS, Inventory, Milestone, Programme
 from jiyue.store import Store
 from progress.measures import REGISTRY, Facts
-from progress.model import Count, DepartmentProgress, Item, MilestoneProgress, Ranking, TimelinePoint, ProgressResult
+from progress.model import Count, DepartmentProgress, Item, MilestoneProgress, ProgressResult, Ranking, TimelinePoint
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
 RULES = ("linear", "due")
@@ -47,7 +47,8 @@ def load_policy(path: Path | None = None) -> dict[str, Any]:
     except (KeyError, ValueError):
         raise ProgressError(f"{path}: timezone {policy.get('timezone')!r} is not a known time zone") from None
     measures = policy.get("measures")
-    if not isinstance(measures, dict) or not {"coverage_levels", "baseline_levels", "failing_statuses"} <= set(measures):
+    needed = {"coverage_levels", "baseline_levels", "failing_statuses"}
+    if not isinstance(measures, dict) or not needed <= set(measures):
         raise ProgressError(f"{path}: measures needs coverage_levels, baseline_levels and failing_statuses")
     return policy
 
@@ -102,8 +103,8 @@ def judge_lag(count: Count, milestone: Milestone, programme: Programme, day: dat
         return expected, False, ""
     floor = expected - float(rule.get("tolerance_pct", 0)) / 100
     if share < floor:
-        return expected, True, (f"完成 {100 * share:.0f}%，按进度应达 {100 * expected:.0f}% / {100 * share:.0f} % done, "
-                                f"{100 * expected:.0f} % expected by now")
+        return expected, True, (f"完成 {100 * share:.0f}%，按进度应达 {100 * expected:.0f}% / "
+                                f"{100 * share:.0f} % done, {100 * expected:.0f} % expected by now")
     return expected, False, ""
 
 
