@@ -368,3 +368,48 @@ class Store:
             if holder is not None:
                 query = query.where(LockRow.holder == holder)
             return session.execute(query).rowcount > 0
+
+
+class StoreSnapshot:
+    """A store's records and readings read once, then viewed at many moments without reading again: what a
+    report that recomputes the past at each of many dates (a timeline) reads through. It answers the read
+    methods the domains' read models use (`history`, `readings`, `run_times`) exactly as the store would, and
+    `as_of` gives a view of the past as `Store.as_of` does. Read-only; a kind is read on first use."""
+
+    def __init__(self, store: Store) -> None:
+        self.url = store.url
+        self.until: datetime | None = None
+        self._store = store
+        self._records: dict[str, list[Record]] = {}
+        self._readings: list[Reading] | None = None
+        self._runs: list[tuple[str, datetime]] | None = None
+
+    def as_of(self, until: datetime) -> StoreSnapshot:
+        view = copy.copy(self)
+        view.until = _utc(until).astimezone(UTC)
+        return view
+
+    def _before(self, at: datetime) -> bool:
+        return self.until is None or at <= self.until
+
+    def history(self, kind: str, targets: Iterable[str] | None = None, since: datetime | None = None,
+                ok_only: bool = False) -> list[Record]:
+        if kind not in self._records:
+            self._records[kind] = self._store.history(kind)
+        wanted = None if targets is None else set(targets)
+        return [r for r in self._records[kind] if self._before(r.at) and (wanted is None or r.target in wanted)
+                and (since is None or r.at >= since) and (not ok_only or r.status == "ok")]
+
+    def readings(self, hosts: Iterable[str] | None = None, since: datetime | None = None,
+                 source: str | None = None) -> list[Reading]:
+        if self._readings is None:
+            self._readings = self._store.readings()
+        wanted = None if hosts is None else set(hosts)
+        return [r for r in self._readings if self._before(r.at) and (wanted is None or r.host in wanted)
+                and (since is None or r.at >= since) and (source is None or r.source == source)]
+
+    def run_times(self, kinds: Iterable[str] | None = None) -> list[tuple[str, datetime]]:
+        if self._runs is None:
+            self._runs = self._store.run_times()
+        wanted = None if kinds is None else set(kinds)
+        return [(k, at) for k, at in self._runs if self._before(at) and (wanted is None or k in wanted)]

@@ -23,9 +23,18 @@ from functools import cached_property
 from typing import Any
 
 from audit.model import ZOMBIE
-from audit.zombies import Judge
+from audit.zombies import Judge, load_policy
 from inventory.model import Classification, Inventory, Measure, System
-from jiyue.store import ASSET_FREED, AUDIT_COLLECT, BASELINE_CHECK, MIGRATE_LOCATION, NETWORK_PUSH, Record, Store
+from jiyue.store import (
+    ASSET_FREED,
+    AUDIT_COLLECT,
+    BASELINE_CHECK,
+    MIGRATE_LOCATION,
+    NETWORK_PUSH,
+    Record,
+    Store,
+    StoreSnapshot,
+)
 from progress.model import Item
 
 PUSHED = ("applied", "unchanged")  # a device push that left the planned config on the device (not a dry run)
@@ -34,14 +43,16 @@ PUSHED = ("applied", "unchanged")  # a device push that left the planned config 
 class Facts:
     """What the store held at `at` (a read-only `Store.as_of` view), read once per moment for every measure."""
 
-    def __init__(self, inv: Inventory, store: Store, at: datetime, policy: dict[str, Any]) -> None:
+    def __init__(self, inv: Inventory, store: Store | StoreSnapshot, at: datetime, policy: dict[str, Any],
+                 audit_policy: dict[str, Any] | None = None) -> None:
         self.inv, self.at, self.policy = inv, at, policy
         self.store = store.as_of(at)
+        self.audit_policy = audit_policy or load_policy()
 
     @cached_property
     def judge(self) -> Judge:
         """The zombie rules over the history known then (audit/policy.yaml, its window back from `at`)."""
-        return Judge(self.inv, self.store, now=self.at)
+        return Judge(self.inv, self.store, self.audit_policy, now=self.at)  # type: ignore[arg-type]  # reads history/readings only
 
     @cached_property
     def zombies(self) -> set[str]:

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+from audit.zombies import load_policy as load_audit_policy
 from inventory.model import ALL_DEPARTMENTS, Inventory, Milestone, Programme
-from jiyue.store import Store
+from jiyue.store import Store, StoreSnapshot
 from progress.measures import REGISTRY, Facts
 from progress.model import Count, DepartmentProgress, Item, MilestoneProgress, ProgressResult, Ranking, TimelinePoint
 
@@ -147,7 +148,7 @@ def _counts(inv: Inventory, facts: Facts) -> dict[int, Count]:
     return out
 
 
-def timeline_days(store: Store, as_of: datetime, policy: dict[str, Any]) -> list[date]:
+def timeline_days(store: Store | StoreSnapshot, as_of: datetime, policy: dict[str, Any]) -> list[date]:
     """The days before `as_of` with a run in the store (the last `timeline.max_points` - 1), then `as_of`'s own."""
     day = local_day(as_of, policy)
     days = sorted({local_day(at, policy) for _, at in store.as_of(as_of).run_times()} - {day})
@@ -171,7 +172,9 @@ def progress(inv: Inventory, store: Store, as_of: date | datetime | None = None,
     else:
         at = end_of_day(as_of, policy)
     day = local_day(at, policy)
-    facts = Facts(inv, store, at, policy)
+    snapshot = StoreSnapshot(store)  # read once: the timeline views the same records at many moments
+    audit_policy = load_audit_policy()  # the zombie rules, as the audit applies them (audit/policy.yaml)
+    facts = Facts(inv, snapshot, at, policy, audit_policy)
     items: dict[str, list[Item]] = {}
     milestones = []
     for m in inv.programme.milestones:
@@ -180,9 +183,9 @@ def progress(inv: Inventory, store: Store, as_of: date | datetime | None = None,
         milestones.append(_milestone(inv, m, items[m.measure], day, policy))
     if timeline:
         points: dict[int, list[TimelinePoint]] = defaultdict(list)
-        for d in timeline_days(store, at, policy):
-            moment = at if d == day else end_of_day(d, policy)
-            for n, count in _counts(inv, Facts(inv, store, moment, policy)).items():
+        for d in timeline_days(snapshot, at, policy):
+            then = facts if d == day else Facts(inv, snapshot, end_of_day(d, policy), policy, audit_policy)
+            for n, count in _counts(inv, then).items():
                 points[n].append(TimelinePoint(d, count))
         for n, mp in enumerate(milestones):
             mp.timeline = points[n]
