@@ -114,10 +114,8 @@ def _compose(file: Path, shown: Path, collected: _Collected, duplicates: list[tu
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
             try:
                 return loader.construct_object(n, deep=True)
-            except ValueError as exc:  # a timestamp PyYAML cannot build (2026-13-01) raises, not YAMLError
-                collected.problems.append(Problem(shown, n.start_mark.line + 1, _describe_raw(path),
-                                                  f"not a valid value {n.value!r}: {exc}"))
-                return None
+            except ValueError:  # a date PyYAML cannot build (2026-13-01) raises, not YAMLError: keep it as written,
+                return n.value  # and the field's own validation says what is wrong with it, at this line
 
         return build(node, ()), lines
     except yaml.YAMLError as exc:
@@ -187,11 +185,6 @@ def _describe(data: Any, path: FieldPath) -> str:
         records = data.get(path[0])
         raw = records[path[1]] if isinstance(records, list) and path[1] < len(records) else None
         return Origin(Path(), path[:2], _label(str(path[0]), path[1], raw), {}).describe(path[2:])
-    return Origin(Path(), (), str(path[0]), {}).describe(path[1:]) if path else "(file)"
-
-
-def _describe_raw(path: FieldPath) -> str:
-    """A path as the messages write it, before the record's identifier is known: `programme.milestones[1].due`."""
     return Origin(Path(), (), str(path[0]), {}).describe(path[1:]) if path else "(file)"
 
 

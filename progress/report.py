@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -22,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from jiyue import i18n, reports
 from jiyue.i18n import bilingual, t
 from progress.model import Count, MilestoneProgress, ProgressResult
+from progress.service import expected_share
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -75,7 +77,9 @@ class ProgressReport:
         return self.t("progress.rule.due")
 
     def as_of(self) -> str:
-        return f"{self.r.as_of:%Y-%m-%d %H:%M} UTC"
+        """The report's moment in the city's time zone (the policy's), as the people reading it count days."""
+        zone = str(self.r.policy.get("timezone", "UTC"))
+        return f"{self.r.as_of.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} ({zone})"
 
     # --- Excel -----------------------------------------------------------------------------------
 
@@ -137,6 +141,8 @@ class ProgressReport:
             line = reports.svg_line_chart(
                 [f"{p.at:%m-%d}" for p in m.timeline],
                 [(m.milestone.name, OPEN, [p.count.percent for p in m.timeline])],
+                target=[100 * expected_share(m.milestone, self.inv.programme, p.at) for p in m.timeline],
+                target_label=self.t("progress.chart.expected"),
                 title=self.t("progress.chart.timeline"), height=200) if len(m.timeline) > 1 else None
             milestones.append({"n": n, "m": m, "measure": self.measure(m), "scope": self.scope(m), "bars": bars,
                                "line": line, "note": bilingual(m.note, self.lang),
