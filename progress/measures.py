@@ -8,7 +8,7 @@ the store as it stood at one moment. Nothing here is typed in by a person where 
 | migrated | non-classified systems bound for the cloud | the migration engine's location: migrated |
 | websites | department websites | every host freed, or the system migrated |
 | exchange | non-classified systems but the platform | a TCP connection with the platform, collected |
-| leased_lines | the inventory's leased lines, if it declares them | the line's cancellation date passed |
+| leased_lines | the inventory's leased lines, if it declares them | its `cancelled_on` date has come |
 | extranet_coverage | town and village units (policy) | an allocation, VLANs, and a push applied to each device |
 | baseline | hosts of 等保 level 2+ systems | a latest check without a failing row |
 
@@ -179,29 +179,27 @@ def exchange(f: Facts) -> list[Item]:
     return items
 
 
-def _line_cancelled(line: Any, at: date) -> bool:
-    """A leased line is cancelled once its cancellation date has passed (the record's `cancelled` date, or its
-    planned `cancel_by`); the leased-line records define which field holds it."""
-    for field in ("cancelled", "cancelled_on", "cancel_by", "cancellation_date"):
-        value = getattr(line, field, None)
-        if isinstance(value, datetime):
-            value = value.date()
-        if isinstance(value, date):
-            return value <= at
-        if value is True:
-            return True
-    return False
+def line_cancelled(line: Any, at: date) -> bool:
+    """A leased line is cancelled once the day the carrier confirmed its cancellation (`cancelled_on`) has come."""
+    value = getattr(line, "cancelled_on", None)
+    if isinstance(value, datetime):
+        value = value.date()
+    return isinstance(value, date) and value <= at
+
+
+def declared_lines(inv: Inventory) -> list[Any]:
+    """The inventory's leased lines (`leased_lines`), none where the inventory does not declare them."""
+    lines = getattr(inv, "leased_lines", None) or {}
+    return list(lines.values() if isinstance(lines, dict) else lines)
 
 
 def leased_lines(f: Facts) -> list[Item]:
     """互联网专线 (Panjin: departments' own leased lines cancelled, the internet reached through the extranet): the
     lines the inventory declares (`leased_lines`); an inventory without them counts 0 of 0."""
-    lines = getattr(f.inv, "leased_lines", None) or {}
-    records = lines.values() if isinstance(lines, dict) else lines
     items = []
-    for line in records:
-        name = str(getattr(line, "id", None) or getattr(line, "circuit_id", None) or getattr(line, "name", ""))
-        done = _line_cancelled(line, f.at.date())
+    for line in declared_lines(f.inv):
+        name = str(getattr(line, "id", ""))
+        done = line_cancelled(line, f.at.date())
         items.append(Item(name, str(getattr(line, "department", "")), done, "" if done else "未撤销 / not cancelled"))
     return items
 

@@ -19,7 +19,7 @@ import yaml
 from audit.zombies import load_policy as load_audit_policy
 from inventory.model import ALL_DEPARTMENTS, Inventory, Milestone, Programme
 from jiyue.store import Store, StoreSnapshot
-from progress.measures import REGISTRY, Facts
+from progress.measures import REGISTRY, Facts, declared_lines, line_cancelled
 from progress.model import Count, DepartmentProgress, Item, MilestoneProgress, ProgressResult, Ranking, TimelinePoint
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
@@ -129,8 +129,11 @@ def _milestone(inv: Inventory, milestone: Milestone, items: list[Item], day: dat
         expected, lagging, why = judge_lag(count, milestone, programme, day, policy)
         departments.append(DepartmentProgress(code, count, expected, lagging, why, tuple(by_dept[code])))
     note = ""
-    if milestone.measure == "leased_lines" and not getattr(inv, "leased_lines", None):
-        note = "清单未声明互联网专线 / no lines declared"
+    if milestone.measure == "leased_lines":
+        lines = [x for x in declared_lines(inv) if str(getattr(x, "department", "")) in scope]
+        saved = sum((getattr(x, "annual_cost", 0) or 0) for x in lines if line_cancelled(x, day))
+        note = (f"年节约专线费用 {saved:,.2f} 元 / annual cost saved: {saved:,.2f} yuan" if lines
+                else "清单未声明互联网专线 / no lines declared")
     return MilestoneProgress(milestone, _count(mine), expected_share(milestone, programme, day), departments,
                              note=note)
 

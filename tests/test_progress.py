@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
@@ -280,3 +282,28 @@ def test_programme_errors_name_file_line_and_field(tmp_path):
 def test_the_village_level(demo):
     assert demo.departments["qsc"].level == "village" and demo.departments["qsc"].parent == "qszf"
     assert i18n.t("level.village", "zh") == "村（居）级"
+
+
+def test_leased_lines_once_the_inventory_declares_them(demo, tmp_path):
+    """The leased-line records are another part's (`inventory.leased_lines`); whatever declares them with a
+    department, an annual cost and the day the carrier confirmed the cancellation is counted, and the cost saved
+    is shown."""
+
+    @dataclass(frozen=True)
+    class Line:
+        id: str
+        department: str
+        annual_cost: Decimal
+        cancelled_on: date | None
+
+    lines = {"fgw-zx1": Line("fgw-zx1", "fgw", Decimal("36000.00"), date(2026, 9, 1)),
+             "zjj-zx1": Line("zjj-zx1", "zjj", Decimal("24000.00"), None),
+             "jyj-zx1": Line("jyj-zx1", "jyj", Decimal("12000.00"), date(2027, 1, 15))}
+    inv = demo.model_copy(update={"leased_lines": lines})
+    store = Store(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+    result = service.progress(inv, store, date(2026, 12, 1), timeline=False)
+    m = by_measure(result, Measure.leased_lines)
+    assert items(m) == {"fgw-zx1": True, "zjj-zx1": False, "jyj-zx1": False}
+    assert m.count == Count(1, 3) and "36,000.00" in m.note
+    later = by_measure(service.progress(inv, store, date(2027, 2, 1), timeline=False), Measure.leased_lines)
+    assert later.count == Count(2, 3) and "48,000.00" in later.note
