@@ -20,6 +20,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from invoke import Context, Exit
 
 import inventory
 from audit.baseline import service as baseline
@@ -34,6 +35,7 @@ from network.plan import build_plan
 from network.push import Pusher, PushOptions
 from network.render import render
 from progress import service
+from progress import tasks as progress_tasks
 from progress.model import Count
 from progress.report import write_reports
 
@@ -195,8 +197,9 @@ def test_a_milestone_covers_the_units_below_its_departments(demo):
 def test_reports_in_excel_json_and_html_rendered_by_chromium(city, demo, tmp_path):
     result = city["now"]
     zh = write_reports(result, tmp_path / "zh")
-    en = write_reports(result, tmp_path / "en", ("json",), "en")
-    assert sorted(p.name for p in zh) == ["progress.html", "progress.json", "progress.xlsx"] and len(en) == 1
+    en = write_reports(result, tmp_path / "en", ("json", "html"), "en")
+    assert sorted(p.name for p in zh) == ["progress.html", "progress.json", "progress.xlsx"] and len(en) == 2
+    assert "Lagging departments" in (tmp_path / "en" / "progress.html").read_text(encoding="utf-8")
     wb = openpyxl.load_workbook(tmp_path / "zh" / "progress.xlsx")
     names = [m.name for m in demo.programme.milestones]
     assert wb.sheetnames == ["汇总排名", "里程碑总览", *names, "明细", "进度变化"]
@@ -239,9 +242,12 @@ def test_the_command_line_as_of_and_bad_input(city, demo, tmp_path):
     assert "进度滞后" in proc.stderr
     data = json.loads((tmp_path / "progress.json").read_text(encoding="utf-8"))
     assert data["as_of"] < city["before"].isoformat()
-    bad = subprocess.run([invoke, "report.progress", "--store", city["store"].url, "--as-of", "2026-13-01"],
-                         capture_output=True, text=True, cwd=REPO, timeout=120, check=False)
-    assert bad.returncode == 2 and "YYYY-MM-DD" in bad.stderr
+    with pytest.raises(Exit) as bad:
+        progress_tasks.progress(Context(), store=city["store"].url, as_of="2026-13-01")
+    assert bad.value.code == 2
+    with pytest.raises(Exit) as bad:
+        progress_tasks.progress(Context(), store=city["store"].url, format="pdf")
+    assert bad.value.code == 2
 
 
 # --- the programme in the inventory -------------------------------------------------------------------
