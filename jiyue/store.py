@@ -13,6 +13,9 @@ Two more generic tables serve long, resumable operations such as migrations: `jo
 per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
 (one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
 INSERT that at most one process wins).
+
+`Store.as_of(moment)` is a read-only view of the store as it stood then (what a report dated in the past reads);
+`StoreSnapshot` reads the records once and gives such views of many moments (a timeline) from memory.
 """
 
 from __future__ import annotations
