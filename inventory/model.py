@@ -90,8 +90,9 @@ IPv6Network = Annotated[ipaddress.IPv6Network, AfterValidator(_unscoped)]
 
 class DeptLevel(StrEnum):
     city = "city"
-    county = "county"
-    town = "town"
+    county = "county"  # 区/县/旗
+    town = "town"  # 镇/街道
+    village = "village"  # 村/居 (村民委员会、居民委员会): the last level the extranet reaches
 
 
 class Category(StrEnum):
@@ -597,6 +598,55 @@ class MachineRoom(Located):
                                for e in self.equipment if not e.retired)]
 
 
+# --- the programme: dated milestones (督查通报) ---------------------------------------------------
+
+
+class Measure(StrEnum):
+    """What a milestone counts, each measured by jiyue from the inventory and the store (progress/measures.py),
+    never typed in: the fixed set the progress report (`invoke report.progress`) knows."""
+
+    archived = "archived"  # systems archived with every required field (档案库)
+    zombies_decommissioned = "zombies_decommissioned"  # zombie systems taken offline, hosts freed (清理下线)
+    migrated = "migrated"  # non-classified systems migrated onto the government cloud (迁移上云)
+    websites = "websites"  # department websites moved to the site cluster (网站集约化)
+    exchange = "exchange"  # systems connected to the data-sharing exchange platform (共享交换平台)
+    leased_lines = "leased_lines"  # departments' own leased internet lines cancelled (互联网专线)
+    extranet_coverage = "extranet_coverage"  # towns and villages (镇/街道, 村/居) on the extranet (外网覆盖)
+    baseline = "baseline"  # hosts passing their 等保 baseline (等级保护)
+
+
+ALL_DEPARTMENTS = "all"
+
+
+class Milestone(Model):
+    """One dated target (Panjin 盘政办发〔2017〕144号 sets such dates: 2017-12, 2018-03, 2018-06): by `due`, the
+    measure reaches 100 % in the departments it covers. `start` is when the work began, from which the
+    progress report expects a linear share (default: the programme's start)."""
+
+    name: Text
+    due: dt.date
+    measure: Measure
+    departments: list[Ident] | Literal["all"] = ALL_DEPARTMENTS
+    start: dt.date | None = None
+    description: LongText | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> Milestone:
+        if self.start is not None and self.start >= self.due:
+            raise ValueError(f"start {self.start} must come before due {self.due}")
+        return self
+
+
+class Programme(Located):
+    """The city's consolidation programme: its milestones, reported on by `invoke report.progress`
+    (通报工作进度和成效). `exchange_platform` names the system that is the data-sharing exchange platform
+    (政务数据共享交换平台), which the `exchange` measure counts connections to."""
+
+    start: dt.date
+    exchange_platform: Ident | None = None
+    milestones: list[Milestone] = Field(min_length=1)
+
+
 # --- the whole ---------------------------------------------------------------------------------
 
 LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
@@ -609,7 +659,7 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "jump_hosts": (JumpHost, "name"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
-                                           "monitoring": Monitoring}
+                                           "monitoring": Monitoring, "programme": Programme}
 DRAFT_KEY = "draft"
 # A chain of two jump hosts at most (a regional bastion in front of a department's): a longer one is a design
 # to question, and each hop adds a handshake to every connection.
@@ -647,6 +697,7 @@ class Inventory(Model):
     extranet: Extranet | None = None
     cloud: Cloud | None = None
     monitoring: Monitoring | None = None
+    programme: Programme | None = None
     drafts: dict[str, dict[str, Draft]] = {}  # section -> key -> draft (incomplete, kept apart)
 
     @property

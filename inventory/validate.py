@@ -30,7 +30,7 @@ from inventory.model import (
 )
 from network.vendor import VendorRuleError, routed_port
 
-LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
+LEVEL_ORDER = {"city": 0, "county": 1, "town": 2, "village": 3}
 
 
 def _at(record: Located, sub: FieldPath, message: str) -> Problem:
@@ -76,7 +76,40 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _rooms(inv, names)
     problems += _routing(inv)
     problems += _jumps(inv, declared.get("jump_hosts", set()))
+    problems += _programme(inv, names)
     return problems
+
+
+def _programme(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
+    """Milestones name known departments, once each, and unique names; the exchange platform is a known system;
+    a milestone is due after the programme starts."""
+    programme = inv.programme
+    if programme is None:
+        return
+    if programme.exchange_platform is not None:
+        yield from _refs(programme, "exchange_platform", [programme.exchange_platform], names["systems"], "system",
+                         indexed=False)
+    seen: dict[str, int] = {}
+    for i, milestone in enumerate(programme.milestones):
+        if milestone.name in seen:
+            yield _at(programme, ("milestones", i, "name"),
+                      f"milestone '{milestone.name}' is already declared (milestones[{seen[milestone.name]}]): "
+                      "each milestone has a name of its own, the report's sheets are named by it")
+        seen.setdefault(milestone.name, i)
+        if milestone.due <= programme.start:
+            yield _at(programme, ("milestones", i, "due"),
+                      f"due {milestone.due} is not after the programme's start {programme.start}")
+        if milestone.measure == "exchange" and programme.exchange_platform is None:
+            yield _at(programme, ("milestones", i, "measure"),
+                      "the exchange measure counts connections to the data-sharing exchange platform: name its "
+                      "system in programme.exchange_platform")
+        if isinstance(milestone.departments, list):
+            for j, code in enumerate(milestone.departments):
+                if code not in names["departments"]:
+                    yield _at(programme, ("milestones", i, "departments", j), _unknown("department", code,
+                                                                                       names["departments"]))
+                elif code in milestone.departments[:j]:
+                    yield _at(programme, ("milestones", i, "departments", j), f"department '{code}' listed twice")
 
 
 def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:

@@ -150,7 +150,7 @@ def test_demo_readme_lists_every_system_with_a_disposition(demo: inventory.Inven
 # (file name, line, path substring, message substring): one entry per problem the loader reports.
 EXPECTED_BROKEN: list[tuple[str, int, str, str]] = [
     ("city.yaml", 6, "defaults.device_credentials.password", "valid dictionary or instance of SecretRef"),
-    ("city.yaml", 13, "departments[fgw].level", "'city', 'county' or 'town'"),
+    ("city.yaml", 13, "departments[fgw].level", "'city', 'county', 'town' or 'village'"),
     ("city.yaml", 14, "departments[dxzf].parent", "needs a parent"),
     ("city.yaml", 18, "departments[zjj].name", "must be one line"),
     ("city.yaml", 29, "cloud.pool[1].flavor", "unknown flavor 'c64m128'"),
