@@ -484,9 +484,10 @@ def _private_networks(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Pr
             vlans = sorted({i.vlan for d in inv.devices.values() if d.golden_network is None for i in d.interfaces
                             if i.department == net.department and i.vlan is not None and i.golden_network is None})
             if net.join.vlan not in vlans:
+                known = ", ".join(map(str, vlans)) or "none"
                 yield _at(net, ("join", "vlan"), f"VLAN {net.join.vlan} is no extranet VLAN of department "
-                                                 f"'{net.department}' (its VLANs: {', '.join(map(str, vlans)) or 'none'}"
-                                                 "): name one, or give the department a VLAN interface first")
+                                                 f"'{net.department}' (its VLANs: {known}): name one, or give the "
+                                                 "department a VLAN interface first")
 
 
 def room_findings(inv: Inventory, max_area_m2: float, approval_body: str, max_rooms_per_department: int = 1,

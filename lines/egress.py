@@ -23,7 +23,7 @@ import shlex
 from typing import Any
 
 from audit.probes import Clock, Context, Probe, Script
-from inventory.model import Inventory, InternetProbe
+from inventory.model import InternetProbe, Inventory
 from lines.model import EgressFacts, EgressPath
 
 MAX_OUTPUT = 64 * 1024  # characters of one section kept for parsing

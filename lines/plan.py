@@ -156,9 +156,9 @@ def join_rows(inv: Inventory, plan: AddressPlan | None, warnings: list[str]) -> 
         j = joined.get(net.id)
         if j is not None:
             hops = tuple(str(h) for h in (j.hop4, j.hop6) if h is not None)
-            reason = (f"经 {j.device} {j.interface}（VLAN {j.vlan}）并入电子政务外网，边界 ACL 仅放行其地址段 / joins the "
-                      f"extranet through {j.device} {j.interface} (VLAN {j.vlan}); the boundary ACL lets in its "
-                      "prefixes only")
+            reason = (f"经 {j.device} {j.interface}（VLAN {j.vlan}）并入电子政务外网，边界 ACL 仅放行其地址段"
+                      f" / joins the extranet through {j.device} {j.interface} (VLAN {j.vlan}); the boundary ACL "
+                      "lets in its prefixes only")
             rows.append(JoinRow(joins=True, vlan=j.vlan, device=j.device, interface=j.interface, next_hops=hops,
                                 reason=reason, **common))
         elif net.qualifies:
