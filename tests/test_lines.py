@@ -166,7 +166,7 @@ JOINS = {
 
 def _with_joins(demo, address_plan):
     nets = dict(demo.private_networks)
-    for platform, (device, dept, vlan, hop, prefix) in JOINS.items():
+    for platform, (_, dept, vlan, hop, prefix) in JOINS.items():
         subnet6 = address_plan.subnet(dept, vlan).ipv6
         nets[f"pn-{dept}"] = PrivateNetwork(
             id=f"pn-{dept}", name=f"{platform} 专网", department=dept, owner="provincial", owner_name="省厅",
@@ -210,7 +210,7 @@ def test_a_qualifying_network_joins_through_its_vlan_on_every_platform_and_the_d
     assert "172.20.16.0/24: no boundary device" in unrouted.message
     assert problem.file.name == "lines.yaml" and problem.path == "private_networks[zjj-gjj-net].boundary_devices[0]" \
         ".address" and "10.80.16.0/24" in problem.message
-    with pytest.raises(RenderError, match="lines.yaml"):
+    with pytest.raises(RenderError, match=r"lines\.yaml"):
         render_device(bad, address_plan, "sj-hj1")
     rows = service.plan_lines(demo, lines_plan.Sources(None, None, address_plan)).joins
     assert rows[0].joins and rows[0].device == "sj-hj1" and rows[0].interface == "Vlanif160"
