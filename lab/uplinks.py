@@ -78,15 +78,17 @@ def uplinks_up(lab: Lab, inv: Inventory, scenario: Path = SCENARIO) -> list[str]
     target = f"{probe.address}/32"
     inet = lab.netns("_inet")
     lines = plumbed_lines(inv, scenario)
+    gw_ns = lab.netns(gateway)
+    # a namespace is destroyed asynchronously: take the links with a peer outside it down first, at once
+    run("ip", "-n", gw_ns, "link", "del", "egress0", check=False)
     for ns in (inet, *(lab.netns(f"_line-{line.id}") for line in lines)):
         if Path("/run/netns", ns).exists():
-            run("ip", "netns", "del", ns)  # its links (and their peers in the gateway) go with it
+            run("ip", "netns", "del", ns)
     run("ip", "netns", "add", inet)
     run("ip", "-n", inet, "link", "set", "lo", "up")
     run("ip", "-n", inet, "addr", "add", target, "dev", "lo")
     _router(inet)
 
-    gw_ns = lab.netns(gateway)
     mine, theirs = _transit(0)
     run("ip", "-n", gw_ns, "link", "add", "egress0", "type", "veth", "peer", "name", "egress0", "netns", inet)
     run("ip", "-n", gw_ns, "addr", "add", f"{mine}/30", "dev", "egress0")

@@ -19,6 +19,7 @@ from jiyue.store import Store
 from lab.netsim.baseline import device_config
 from lab.netsim.config import Config
 from lab.netsim.grammar import load as grammar
+from lab.uplinks import uplinks_up
 from lines import plan as lines_plan
 from lines import service
 from lines.egress import classify, parse_route, parse_trace
@@ -233,6 +234,7 @@ PROBED = ["wjw-jkda-app1", "wjw-jtys-app1", "jyj-zsbm-app1", "zjj-gjj-app1"]
 
 
 def test_the_probe_tells_the_leased_line_from_the_extranet_egress_on_the_lab(lab, demo, sample, tmp_path: Path):
+    assert uplinks_up(lab, demo) == ["wjw-dx-01"]  # again, as every `lab.up` does: rebuilt, not doubled
     store = Store(f"sqlite:///{tmp_path / 'history.sqlite'}")
     migration, planning, address_plan = sample
     after = date(2027, 2, 1)  # past wjw-dx-01's date (25 January) and jyj-lt-01's (30 November 2026)
