@@ -461,6 +461,16 @@ class Management(Model):
     sources: list[IPNetwork] = []
 
 
+class InternetProbe(Model):
+    """The internet test address the egress probe traces towards, and the extranet's first hops: a path through
+    one of them leaves by the extranet's egress (统一使用电子政务外网访问互联网), one through a line's
+    `next_hop` by that line."""
+
+    address: IPAddress
+    extranet_hops: list[IPAddress] = Field(min_length=1)
+    max_hops: Annotated[int, Field(ge=1, le=30)] = 4
+
+
 class Extranet(Located):
     """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (开府〔2020〕3号, IPv6)."""
 
@@ -474,6 +484,7 @@ class Extranet(Located):
     interconnect: Interconnect | None = None
     ospfv3: Ospfv3 | None = None
     management: Management | None = None
+    internet_probe: InternetProbe | None = None
 
     @model_validator(mode="after")
     def _ipv6_size(self) -> Extranet:
@@ -645,6 +656,91 @@ class Programme(Located):
     start: dt.date
     exchange_platform: Ident | None = None
     milestones: list[Milestone] = Field(min_length=1)
+# --- leased lines and business private networks (专线、业务专网) ------------------------------------
+
+
+class LeasedLine(Located):
+    """A department's own leased internet line (互联网专线). Panjin (盘政办发〔2017〕144号) cancels them: the
+    department reaches the internet through the extranet's egress instead, so the record keeps what the
+    cancellation needs (the carrier and circuit to name in the notice, the contract to end, the cost saved)
+    and what it serves (the hosts or subnets whose systems must move first)."""
+
+    id: Ident
+    department: Ident
+    carrier: Text  # 运营商, e.g. 中国电信
+    circuit_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}$")]  # 电路编号
+    bandwidth_mbps: Annotated[int, Field(ge=1, le=1_000_000)]
+    annual_cost: Annotated[Decimal, Field(ge=0, decimal_places=2)]  # yuan a year
+    contract_end: dt.date
+    purpose: Text
+    hosts: list[Ident] = []
+    subnets: list[IPNetwork] = []
+    # The line's router on the department's side, which the served hosts route the internet through: how the
+    # egress probe recognises traffic leaving by this line.
+    next_hop: IPAddress | None = None
+    cancelled_on: dt.date | None = None  # the day the carrier confirmed the cancellation (撤销)
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> LeasedLine:
+        if not self.hosts and not self.subnets:
+            raise ValueError("hosts, subnets: name the hosts or subnets the line serves (its cancellation waits "
+                             "for their systems to move)")
+        return self
+
+
+class NetworkOwner(StrEnum):
+    """Who runs a business private network: a ministry's (national) or a provincial department's."""
+
+    national = "national"  # 国家部委
+    provincial = "provincial"  # 省级部门
+
+
+class BoundaryDevice(Model):
+    """A device at the private network's boundary (边界设备), where it meets the department's extranet VLAN."""
+
+    name: Text  # e.g. "公积金专网边界路由器"
+    address: IPAddress  # its address on the department's extranet VLAN: the next hop of the joined prefixes
+    model: Text | None = None
+
+
+class Join(Model):
+    """How a qualifying private network joins the extranet: through this department VLAN (an extranet VLAN
+    interface of the department), its prefixes let in by that VLAN's boundary ACL."""
+
+    vlan: Annotated[int, Field(ge=1, le=4094)]
+
+
+class PrivateNetwork(Located):
+    """A business private network (业务专网). Hezhou asks for a clear boundary and, step by step, one network;
+    Panjin merges the qualifying ones into the extranet. A national golden network never qualifies: it is
+    integrated only as the state deploys it."""
+
+    id: Ident
+    name: Text
+    department: Ident  # the department whose systems use it (and whose VLAN it joins through)
+    owner: NetworkOwner
+    owner_name: Text  # the ministry or provincial department, e.g. 省住房和城乡建设厅
+    qualifies: bool  # whether it qualifies to join the extranet (the owner's consent, a clear boundary)
+    reason: Text | None = None  # why not, when it does not qualify
+    golden_network: GoldenNetwork | None = None
+    systems: list[Ident] = []  # the inventory systems on it (zone: private)
+    prefixes: list[IPNetwork] = []  # its address space, let into the extranet when it joins
+    boundary_devices: list[BoundaryDevice] = Field(min_length=1)
+    join: Join | None = None
+
+    @model_validator(mode="after")
+    def _qualifies_or_says_why(self) -> PrivateNetwork:
+        if self.golden_network is not None and self.qualifies:
+            raise ValueError(f"qualifies: the golden network {self.golden_network} is integrated only as the state "
+                             "deploys it (盘政办发〔2017〕144号): it never joins the extranet locally")
+        if self.qualifies and (self.join is None or not self.prefixes):
+            raise ValueError("join, prefixes: a qualifying private network names the department VLAN it joins "
+                             "through (join.vlan) and the prefixes the extranet lets in")
+        if not self.qualifies and self.reason is None:
+            raise ValueError("reason: say why it does not qualify (the owner's decision, no clear boundary, ...)")
+        if len(self.prefixes) > 9:
+            raise ValueError("prefixes: at most 9 (each becomes one rule of the VLAN's boundary ACL)")
+        return self
 
 
 # --- the whole ---------------------------------------------------------------------------------
@@ -657,6 +753,8 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "subnets": (Subnet, "name"),
     "machine_rooms": (MachineRoom, "id"),
     "jump_hosts": (JumpHost, "name"),
+    "leased_lines": (LeasedLine, "id"),
+    "private_networks": (PrivateNetwork, "id"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
                                            "monitoring": Monitoring, "programme": Programme}
@@ -694,6 +792,8 @@ class Inventory(Model):
     subnets: dict[str, Subnet] = {}
     machine_rooms: dict[str, MachineRoom] = {}
     jump_hosts: dict[str, JumpHost] = {}
+    leased_lines: dict[str, LeasedLine] = {}
+    private_networks: dict[str, PrivateNetwork] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
     monitoring: Monitoring | None = None

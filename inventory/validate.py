@@ -74,6 +74,8 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _extranet(inv, names)
     problems += _cloud(inv, names)
     problems += _rooms(inv, names)
+    problems += _leased_lines(inv, names)
+    problems += _private_networks(inv, names)
     problems += _routing(inv)
     problems += _jumps(inv, declared.get("jump_hosts", set()))
     problems += _programme(inv, names)
@@ -521,6 +523,57 @@ def _rooms(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
             if host in where:
                 yield _at(room, ("hosts", i), f"host '{host}' already stands in machine room '{where[host]}'")
             where.setdefault(host, room.id)
+
+
+def _leased_lines(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """A line's department and hosts exist, a circuit is declared once, and no line serves a classified host
+    (涉密 systems are the confidential bureau's, never on an internet line jiyue plans for)."""
+    circuits: dict[tuple[str, str], str] = {}
+    for line in inv.leased_lines.values():
+        yield from _refs(line, "department", [line.department], names["departments"], "department", False)
+        yield from _refs(line, "hosts", line.hosts, names["hosts"], "host", True)
+        key = (line.carrier, line.circuit_id)
+        if key in circuits:
+            yield _at(line, ("circuit_id",), f"circuit {line.circuit_id} of {line.carrier} is already leased line "
+                                             f"'{circuits[key]}'")
+        circuits.setdefault(key, line.id)
+        for i, host in enumerate(line.hosts):
+            if host in inv.hosts and inv.is_classified(host):
+                yield _at(line, ("hosts", i), f"host '{host}' belongs to a classified (涉密) system: it has no "
+                                              "place on an internet line; remove it from the line")
+
+
+def _private_networks(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """A private network's department and systems exist, its systems are that department's and declared on a
+    private network (zone: private), and the VLAN it joins through is one of the department's extranet VLANs."""
+    owner: dict[str, str] = {}
+    for net in inv.private_networks.values():
+        yield from _refs(net, "department", [net.department], names["departments"], "department", False)
+        yield from _refs(net, "systems", net.systems, names["systems"], "system", True)
+        for i, sid in enumerate(net.systems):
+            system = inv.systems.get(sid)
+            if system is None:
+                continue
+            if sid in owner:
+                yield _at(net, ("systems", i), f"system '{sid}' is already on private network '{owner[sid]}'")
+            owner.setdefault(sid, net.id)
+            if system.zone != Zone.private:
+                yield _at(net, ("systems", i), f"system '{sid}' declares zone {system.zone}, not private: a system "
+                                               "on a business private network declares `zone: private`")
+            if system.department != net.department:
+                yield _at(net, ("systems", i), f"system '{sid}' is department '{system.department}''s, not "
+                                               f"'{net.department}''s")
+            if net.qualifies and system.golden_network is not None:
+                yield _at(net, ("qualifies",), f"system '{sid}' is on the golden network {system.golden_network}: "
+                                               "the network cannot qualify to join the extranet")
+        if net.join is not None and net.department in inv.departments:
+            vlans = sorted({i.vlan for d in inv.devices.values() if d.golden_network is None for i in d.interfaces
+                            if i.department == net.department and i.vlan is not None and i.golden_network is None})
+            if net.join.vlan not in vlans:
+                known = ", ".join(map(str, vlans)) or "none"
+                yield _at(net, ("join", "vlan"), f"VLAN {net.join.vlan} is no extranet VLAN of department "
+                                                 f"'{net.department}' (its VLANs: {known}): name one, or give the "
+                                                 "department a VLAN interface first")
 
 
 def room_findings(inv: Inventory, max_area_m2: float, approval_body: str, max_rooms_per_department: int = 1,

@@ -65,6 +65,8 @@ AUDIT_HISTORY = "audit.history"
 # period): target = the host, data = {"system", "department", "cause" (migrated_source | zombie | website),
 # "signed_off_by", "freed_at", "archive" (where a zombie's data went), …}. The asset register (资产清单) reads it.
 ASSET_FREED = "asset.freed"
+# Which way each host's internet traffic leaves (lines.egress): data = lines.model.EgressFacts.
+LINES_EGRESS = "lines.egress"
 
 
 class Base(DeclarativeBase):

@@ -60,6 +60,7 @@ from inventory.groups import PatternError, pattern_terms, select_targets
 from inventory.model import Device, Inventory, Platform
 from network import vendor
 from network.floors import Floor
+from network.joins import JoinError, PlannedJoin, joins_on
 from network.model import AddressPlan
 from network.plan import Managed, PlanningError, managed_interfaces
 from network.scope import scope_data
@@ -339,6 +340,10 @@ class _Context:
         vpn = {"name": _check(vendor.vpn_name, _where(d, fld="extranet.vpn_instance"), p, ext.vpn_instance),
                "rd": _check(vendor.route_distinguisher, _where(d, fld="extranet.rd"), ext.rd)}
         interfaces = [self._interface(m) for m in self.mine]
+        try:
+            self.joins: list[PlannedJoin] = joins_on(self.inv, self.plan, d.name)
+        except JoinError as exc:
+            raise RenderError("; ".join(map(str, exc.problems))) from None
         return {"device": {"name": d.name, "platform": str(p)}, "vpn": vpn, "interfaces": interfaces,
                 "egress": self._egress(),
                 "acl": self._acl(interfaces), "ospfv3": self._ospfv3(interfaces), "routes": self._routes(),
@@ -424,7 +429,18 @@ class _Context:
                     (x for x in mgmt if x.version == 6), 1)],
                 "permit": [{"rule": 100 + 10 * i["vlan"], "vlan": i["vlan"], "v4": i["subnet4"], "v6": i["subnet6"]}
                            for i in vlans],
-                "interfaces": [i["name"] for i in departments]}
+                "interfaces": [i["name"] for i in departments],
+                # business private networks joining through a VLAN here: their prefixes as sources, after the VLAN's
+                "joined4": self._joined(4), "joined6": self._joined(6)}
+
+    def _joined(self, family: int) -> list[dict[str, Any]]:
+        out = []
+        for j in self.joins:
+            nets = [n for n in j.prefixes if n.version == family]
+            for k, net in enumerate(nets, 1):
+                out.append({"rule": 100 + 10 * j.vlan + k, "vlan": j.vlan, "network": j.network,
+                            **({"v4": _v4net(net)} if family == 4 else {"v6": _v6net(net)})})
+        return out
 
     def _ospfv3(self, interfaces: list[dict[str, Any]]) -> dict[str, Any] | None:
         o = self.ext.ospfv3
@@ -483,11 +499,16 @@ class _Context:
     def _routes(self) -> dict[str, Any] | None:
         result = self._default_routes()
         back = self._return_routes()
-        if result is None and not back:
+        joins4 = [{"subnet4": _v4net(n), "hop4": str(j.hop4), "network": j.network}
+                  for j in self.joins for n in j.prefixes if n.version == 4]
+        joins6 = [{"subnet6": _v6net(n), "hop6": _v6(j.hop6), "network": j.network}
+                  for j in self.joins for n in j.prefixes if n.version == 6]
+        if result is None and not back and not joins4 and not joins6:
             return None
         tag = _check(vendor.simple_name, _where(self.device, fld="network/scope.yaml return_routes.tag"),
                      str(scope_data()["return_routes"]["tag"]), "return route tag", 30)
-        return {"ipv4": [], "ipv6": [], "via": "", **(result or {}), "back": back, "tag": tag}
+        return {"ipv4": [], "ipv6": [], "via": "", **(result or {}), "back": back, "tag": tag, "joins4": joins4,
+                "joins6": joins6}
 
     def _default_routes(self) -> dict[str, Any] | None:
         d, ext = self.device, self.ext
