@@ -24,6 +24,7 @@ from inventory.model import (
     Located,
     ProtectionScheme,
     RoomStatus,
+    ShareType,
     SubnetKind,
     System,
     Zone,
@@ -75,7 +76,27 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _rooms(inv, names)
     problems += _routing(inv)
     problems += _jumps(inv, declared.get("jump_hosts", set()))
+    problems += _catalog(inv, names["systems"])
     return problems
+
+
+def _catalog(inv: Inventory, systems: set[str]) -> Iterator[Problem]:
+    """The catalog's cross-record rules: a resource name once per system (a request names `system/name`), a
+    classified system's data never shared, the exchange platform a system of the city."""
+    for system in inv.systems.values():
+        seen: dict[str, int] = {}
+        for i, resource in enumerate(system.resources):
+            if resource.name in seen:
+                yield _at(system, ("resources", i, "name"), f"resource '{resource.name}' is already declared "
+                                                            f"(resources[{seen[resource.name]}]): one name each")
+            seen.setdefault(resource.name, i)
+            if system.classification == Classification.classified and resource.share_type != ShareType.not_shared:
+                yield _at(system, ("resources", i, "share_type"),
+                          "a classified (涉密) system's data is 不予共享 (not_shared), on the legal basis of "
+                          "《中华人民共和国保守国家秘密法》")
+    settings = inv.catalog
+    if settings.exchange_platform is not None and settings.exchange_platform not in systems:
+        yield _at(settings, ("exchange_platform",), _unknown("system", settings.exchange_platform, systems))
 
 
 def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:
