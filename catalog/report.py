@@ -117,5 +117,6 @@ def _html(result: CatalogResult, lang: str) -> dict[str, Any]:
                   (t("catalog.sheet.candidates", lang), len(result.candidates)),
                   (t("catalog.html.overdue", lang), sum(r.overdue for r in result.requests))],
         "chart": reports.svg_bar_chart(sorted(by_dept.items(), key=lambda x: -x[1]),
-                                       title=t("catalog.html.by_department", lang)) if by_dept else "",
+                                       title=t("catalog.html.by_department", lang), value_format="{:,.0f}")
+        if by_dept else "",
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from audit import service as audit
 from audit.baseline import report as baseline_report
 from audit.baseline import service as baseline
 from audit.prometheus import PrometheusError
+from catalog import report as catalog_report
+from catalog import service as catalog
+from catalog.model import PolicyError
 from inventory import export
 from inventory.model import Inventory, Monitoring, PrometheusSource
 from jiyue import ansible
@@ -62,8 +66,10 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     result.problems += network_stage(inv, history, target)
     baseline_stage(lab, inv, history, target)
     result.problems += monitoring_stage(lab, inv, target)
+    result.problems += catalog_stage(inv, history, target)
     console.rule("next")
-    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
+    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html, "
+                  f"{target}/catalog.html (or the .xlsx). "
                   "invoke --list shows every task; invoke lab.down removes the lab.")
     return result
 
@@ -256,3 +262,25 @@ def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
         return []
     finally:
         mon.stop()
+
+
+def catalog_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
+    """The information resource catalog: what the departments declared, what collection proposes beside it, and
+    the answering clock a share request made today would run on (a preview: the demo logs no request)."""
+    console.rule("10. information resource catalog (政务信息资源目录): declared, proposed from collection")
+    try:
+        calendar = catalog.WorkCalendar.load()
+    except PolicyError as exc:
+        return [f"catalog: {exc}"]
+    built = catalog.build(inv, history, calendar=calendar)
+    shares = ", ".join(f"{n} {share}" for share, n in
+                       sorted(Counter(e.resource.share_type.value for e in built.entries).items()))
+    console.print(f"{len(built.entries)} resources declared ({shares}); {len(built.candidates)} candidates from the "
+                  "collection (databases listening, data paths, exchange-platform connections) not yet catalogued",
+                  highlight=False)
+    preview = catalog.request(inv, history, "gaj-hjyy/户籍业务预约办理信息", "fgw", calendar=calendar)
+    console.print(f"a request made today ({preview.on}) for {preview.entry.key} would be due by {preview.due} "
+                  f"({calendar.days} working days)", highlight=False)
+    for path in catalog_report.write_reports(built, target):
+        console.print(f"wrote {path}")
+    return []
