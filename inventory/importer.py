@@ -383,11 +383,13 @@ def _cell(proposal: Proposal, loc: FieldPath) -> str:
     return proposal.where
 
 
-def plan(root: Path, proposals: Sequence[Proposal], problems: Sequence[str] = ()) -> Plan:
+def plan(root: Path, proposals: Sequence[Proposal], problems: Sequence[str] = (),
+         written: Written | None = None) -> Plan:
     """Compare the proposals with the inventory as written and check the result with the loader; nothing is
-    written (see `apply`). `problems` are the sources' own, reported with the rest."""
+    written (see `apply`). `problems` are the sources' own, reported with the rest. `written` is the inventory as
+    the sources read it (read again when not given); the plan edits it, so it is not to be used afterwards."""
     root = Path(root)
-    written = Written.read(root)
+    written = written if written is not None else Written.read(root)
     problems = list(problems)
     edits: list[Edit] = []
     touched: set[Path] = set()

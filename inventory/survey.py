@@ -3,13 +3,17 @@
 Out (`write_survey`): sheets 部门, 系统 and 主机 with the archive's field names as headers (the `archive.*`
 labels the audit's archive shows: one source of names), the known records prefilled, drafts included, a
 drop-down for every enumeration (from the model's enums, listed on the 选项 sheet), measured facts from the
-audit history in grey, protected columns, and an instructions sheet in Chinese and English. Text is
+audit history in grey, protected columns, and an instructions sheet in Chinese and English. A fourth sheet,
+资源目录, lists the information resource catalog of the department's systems (`System.resources`, the catalog's
+fields in the documents' order) and below it the candidates collection proposes (`catalog.candidates`), marked
+candidate: they are imported only once a department completes one and marks it declared. Text is
 neutralised as every jiyue spreadsheet is (`jiyue.reports.cell_value`: a leading = + - @ gets a `'`).
 
 Back (`read_survey`): every problem of every cell, as `survey-fgw.xlsx:系统!F12: frequency: …`, and one
 `Proposal` per row (matched to its record by id) for `inventory.importer` to compare and write. Formulas,
 merged cells, hidden sheets and hidden rows with data are refused, each named; dates are read from date
-cells, from text (2019-03-15, 2019/3/15, 2019年3月15日) and from Excel serial numbers.
+cells, from text (2019-03-15, 2019/3/15, 2019年3月15日) and from Excel serial numbers. Catalog rows are no
+records of their own: they become their system's `resources` value, each cell's place kept for the messages.
 """
 
 from __future__ import annotations

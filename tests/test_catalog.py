@@ -44,8 +44,9 @@ def _content(path: Path) -> dict[str, list[list[object]]]:
 
 
 def _plan(root: Path, *books: Path) -> importer.Plan:
-    proposals, problems = survey.survey_proposals(books, Written.read(root))
-    return importer.plan(root, proposals, problems)
+    written = Written.read(root)
+    proposals, problems = survey.survey_proposals(books, written)
+    return importer.plan(root, proposals, problems, written)
 
 
 # --- validation -------------------------------------------------------------------------------------------------
@@ -229,10 +230,11 @@ def test_the_survey_catalog_sheet_offers_the_enumerations_and_the_candidates(col
     from audit.history import AuditHistory
 
     history = AuditHistory.load(demo, collected, datetime(1970, 1, 1, tzinfo=UTC))
-    measured = survey.Measured(inventory.load(city), history.facts(), history.collected_at())
+    inv = inventory.load(city)
+    measured = survey.Measured(inv, history.facts(), history.collected_at())
     out = tmp_path / "out"
     out.mkdir()
-    path = survey.write_survey(inventory.load(city), "fgw", out, measured)
+    path = survey.write_survey(inv, "fgw", out, measured)
     wb = load_workbook(path)
     ws = wb["资源目录"]
     headers = [c.value for c in ws[1]]
@@ -387,8 +389,6 @@ def test_the_report_in_the_documents_field_order_with_candidates_and_requests(co
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
            f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*cmd, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert "政务信息资源目录" in dom.stdout and "信息资源名称" in dom.stdout, dom.stderr[-2000:]
     shot = subprocess.run([*cmd, f"--screenshot={png}", "--window-size=1400,1600", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
     assert png.exists() and png.stat().st_size > 10_000, shot.stderr[-2000:]
