@@ -463,10 +463,13 @@ def read_survey(path: Path) -> tuple[str | None, list[Proposal], list[str]]:
         return None, [], [f"{shown}: cannot read it as an .xlsx workbook ({type(exc).__name__}: {exc}); "
                           "save it as Excel Workbook (.xlsx) and try again"]
     proposals: list[Proposal] = []
-    catalog: list[tuple[dict[FieldPath, Any], dict[FieldPath, str], str]] = []
+    catalog: list[tuple[dict[FieldPath, Any], dict[FieldPath, str], str]] | None = []
     code: str | None = None
     for spec in SHEETS:
         ws = _sheet(wb, spec)
+        if ws is None and spec is CATALOG:  # a workbook written before the catalog sheet: resources left as they are
+            catalog = None
+            continue
         if ws is None:
             problems.append(f"{shown}: no sheet '{t(spec.label)}' ({t(spec.label, 'en')}): use the workbook "
                             "invoke inventory.survey wrote")
@@ -483,7 +486,7 @@ def read_survey(path: Path) -> tuple[str | None, list[Proposal], list[str]]:
             if row is None:
                 continue
             values, cells, key = row
-            if spec is CATALOG:
+            if spec is CATALOG and catalog is not None:
                 if values.get(("status",)) != CatalogStatus.candidate.value:
                     catalog.append((values, cells, f"{where}!{r}"))
                 continue
@@ -493,7 +496,8 @@ def read_survey(path: Path) -> tuple[str | None, list[Proposal], list[str]]:
                     continue
                 code = key
             proposals.append(Proposal(spec.section, key, values, f"{where}!{r}", cells))
-    _attach_resources(proposals, catalog, problems)
+    if catalog is not None:
+        _attach_resources(proposals, catalog, problems)
     return code, proposals, problems
 
 
