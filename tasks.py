@@ -8,6 +8,7 @@ from invoke import Collection, task
 
 from audit import tasks as audit_tasks
 from audit.baseline import tasks as baseline_tasks
+from catalog import tasks as catalog_tasks
 from inventory import tasks as inventory_tasks
 from jiyue.cli import HELP, PROBLEMS, fail, load_inventory, out_dir
 from jiyue.store import Store
@@ -45,3 +46,4 @@ ns.add_collection(Collection.from_module(baseline_tasks, name="baseline"))
 ns.add_collection(Collection.from_module(network_tasks, name="network"))
 ns.add_collection(Collection.from_module(progress_tasks, name="report"))
 ns.add_collection(Collection.from_module(lines_tasks, name="lines"))
+ns.add_collection(Collection.from_module(catalog_tasks, name="catalog"))

@@ -45,7 +45,11 @@ FLOW_MAPS = {("approval",), ("funding",), ("protection",), ("ssh",), ("priority"
 DEFAULTS: dict[tuple[str, FieldPath], Any] = {
     ("systems", ("protection", "scheme")): "dengbao",
     ("systems", ("website",)): False,
+    ("systems", ("resources",)): [],
 }
+# Lists of records inside a record, matched item by item by this key: an edit changes the item's fields in place
+# (its comments and style stay), and the preview shows each item's changed fields.
+KEYED_LISTS = {("resources",): "name"}
 
 
 @dataclass
@@ -192,6 +196,10 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -251,10 +259,54 @@ def _set(record: CommentedMap, path: FieldPath, value: Any) -> None:
                 parent.pop(parents[i - 1])
         return
     old = node.get(last)
+    if isinstance(old, CommentedSeq) and tuple(path) in KEYED_LISTS and isinstance(value, list | tuple):
+        _set_items(old, value, KEYED_LISTS[tuple(path)], tuple(path))
+        return
     if isinstance(old, CommentedSeq) and isinstance(value, list | tuple):
         old[:] = [node_value(v) for v in value]  # keeps the list's flow style and its comment
         return
     node[last] = node_value(value, tuple(path))
+
+
+def _set_items(seq: CommentedSeq, items: Sequence[Mapping[str, Any]], key: str, path: FieldPath) -> None:
+    """A keyed list set item by item: an item whose key is already written keeps its node and changes only the
+    fields that differ; new items are written whole; items no longer given go; the order is the new one."""
+    written = {item.get(key): item for item in seq if isinstance(item, CommentedMap)}
+    out = []
+    for item in items:
+        node = written.get(item.get(key))
+        if node is None:
+            out.append(node_value(dict(item), path))
+            continue
+        for name in [f for f in node if f not in item]:
+            node.pop(name)
+        for name, value in item.items():
+            if not _same(plain(node.get(name)), value):
+                node[name] = node_value(value, (*path, name))
+        out.append(node)
+    seq[:] = out
+
+
+def _item_changes(path: FieldPath, before: Any, after: Any, key: str) -> list[FieldChange] | None:
+    """Field-by-field changes of a keyed list (`resources[企业公共信用信息].share_type`); None when either side
+    is not such a list."""
+    lists = [x if x is not None else [] for x in (before, after)]
+    if not all(isinstance(x, list | tuple) and all(isinstance(i, Mapping) for i in x) for x in lists):
+        return None
+    old, new = ({i.get(key): i for i in x} for x in lists)
+    name = ".".join(path)
+    changes = []
+    for ident in [*new, *(k for k in old if k not in new)]:
+        a, b = old.get(ident), new.get(ident)
+        if a is None or b is None:
+            changes.append(FieldChange(f"{name}[{ident}]", _jsonable(a and dict(a)), _jsonable(b and dict(b))))
+            continue
+        for part in [*b, *(f for f in a if f not in b)]:
+            if not _same(a.get(part), b.get(part)):
+                changes.append(FieldChange(f"{name}[{ident}].{part}", _jsonable(a.get(part)), _jsonable(b.get(part))))
+    if not changes and [i.get(key) for i in lists[0]] != [i.get(key) for i in lists[1]]:
+        changes.append(FieldChange(f"{name} (order)", [i.get(key) for i in lists[0]], [i.get(key) for i in lists[1]]))
+    return changes
 
 
 def _merge(old: dict[str, Any], values: Mapping[FieldPath, Any]) -> dict[str, Any]:
@@ -331,11 +383,13 @@ def _cell(proposal: Proposal, loc: FieldPath) -> str:
     return proposal.where
 
 
-def plan(root: Path, proposals: Sequence[Proposal], problems: Sequence[str] = ()) -> Plan:
+def plan(root: Path, proposals: Sequence[Proposal], problems: Sequence[str] = (),
+         written: Written | None = None) -> Plan:
     """Compare the proposals with the inventory as written and check the result with the loader; nothing is
-    written (see `apply`). `problems` are the sources' own, reported with the rest."""
+    written (see `apply`). `problems` are the sources' own, reported with the rest. `written` is the inventory as
+    the sources read it (read again when not given); the plan edits it, so it is not to be used afterwards."""
     root = Path(root)
-    written = Written.read(root)
+    written = written if written is not None else Written.read(root)
     problems = list(problems)
     edits: list[Edit] = []
     touched: set[Path] = set()
@@ -371,7 +425,9 @@ def plan(root: Path, proposals: Sequence[Proposal], problems: Sequence[str] = ()
             before = get_path(old, path)
             default = DEFAULTS.get((p.section, path))
             if not _same(before if before is not None else default, value if value is not None else default):
-                changes.append(FieldChange(".".join(path), _jsonable(before), _jsonable(value)))
+                items = _item_changes(path, before, value, KEYED_LISTS[path]) if path in KEYED_LISTS else None
+                changes += items if items is not None else [FieldChange(".".join(path), _jsonable(before),
+                                                                        _jsonable(value))]
         if was_draft != draft and node is not None:
             changes.append(FieldChange(DRAFT_KEY, was_draft, draft))
         if node is None:

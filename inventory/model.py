@@ -20,7 +20,17 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 def _single_line(value: str) -> str:
@@ -332,6 +342,105 @@ class Priority(Model):
     importance: Annotated[int, Field(ge=1, le=5)] = 3
 
 
+# --- the information resource catalog (政务信息资源目录) ------------------------------------------
+
+
+class ShareType(StrEnum):
+    """共享类型, as the documents (盘政办发〔2017〕144号, 呼政办发〔2018〕27号) fix them."""
+
+    unconditional = "unconditional"  # 无条件共享
+    conditional = "conditional"  # 有条件共享: its conditions and scope stated
+    not_shared = "not_shared"  # 不予共享: its legal basis cited
+
+
+class ShareMethod(StrEnum):
+    """共享方式."""
+
+    query = "query"  # 信息查询
+    download = "download"  # 批量下载
+    interface = "interface"  # 系统对接 (through the data-sharing exchange platform)
+
+
+def _catalog_value(enumeration: str) -> Any:
+    """A field whose values are policy data (catalog/policy.yaml): read at validation, so an auditor's change
+    needs no code change, and every resource is checked against the same list the survey offers."""
+
+    def check(value: str) -> str:
+        from catalog.model import load_policy  # the catalog domain imports the inventory: imported at use
+
+        known = load_policy().values(enumeration)
+        if value not in known:
+            shown = "、".join(f"{code} ({label.zh})" for code, label in known.items())
+            raise ValueError(f"'{value}' is not one of: {shown} (catalog/policy.yaml {enumeration})")
+        return value
+
+    return AfterValidator(check)
+
+
+class DataResource(Model):
+    """One entry of the information resource catalog, declared by the system that holds the data. The fields
+    are the documents', in their order; `location` (where the data lives: a database's host:port or a data
+    path) is jiyue's, so that collection can tell which candidates a declared resource already covers.
+
+    The conditional rules are field validators, not a model validator: they run beside every other field's
+    check, so a resource missing its format and its legal basis is told both at once (defaults are validated
+    too: an absent legal basis is checked like a written one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False, validate_default=True)
+
+    name: Text  # 信息资源名称
+    classification: Annotated[Text, _catalog_value("classifications")]  # 信息资源分类
+    description: LongText  # 信息资源摘要 (content description)
+    office: Text  # 信息资源提供方: the providing office (科室)
+    format: Annotated[Text, _catalog_value("formats")]  # 信息资源格式
+    update_cycle: Annotated[Text, _catalog_value("update_cycles")]  # 更新周期
+    publish_date: dt.date  # 发布日期
+    share_type: ShareType  # 共享类型
+    conditions: LongText | None = None  # 共享条件 (有条件共享)
+    scope: Text | None = None  # 共享范围 (有条件共享)
+    legal_basis: LongText | None = None  # 不予共享依据
+    share_method: ShareMethod | None = None  # 共享方式 (none for 不予共享)
+    open_attribute: Annotated[Text, _catalog_value("open_attributes")]  # 开放属性
+    purpose: LongText  # 用途
+    location: Text | None = None
+
+    @field_validator("conditions", "scope")
+    @classmethod
+    def _conditional(cls, value: str | None, info: ValidationInfo) -> str | None:
+        share = info.data.get("share_type")
+        what = "its conditions (共享条件)" if info.field_name == "conditions" else "its scope (共享范围)"
+        if share is ShareType.conditional and not value:
+            raise ValueError(f"有条件共享 (conditional) must state {what}")
+        if share in (ShareType.unconditional, ShareType.not_shared) and value:
+            raise ValueError(f"only 有条件共享 (conditional) states {what}; this resource is {share.value}")
+        return value
+
+    @field_validator("legal_basis")
+    @classmethod
+    def _basis(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("share_type") is ShareType.not_shared and not value:
+            raise ValueError("不予共享 (not_shared) must cite its legal basis (不予共享依据): the law, regulation "
+                             "or policy document that forbids sharing it")
+        return value
+
+    @field_validator("share_method")
+    @classmethod
+    def _method(cls, value: ShareMethod | None, info: ValidationInfo) -> ShareMethod | None:
+        share = info.data.get("share_type")
+        if value is None and share in (ShareType.unconditional, ShareType.conditional):
+            raise ValueError("a shared resource states its share method (共享方式): query (信息查询), download "
+                             "(批量下载) or interface (系统对接)")
+        return value
+
+
+class CatalogSettings(Located):
+    """The `catalog` section: what the catalog needs to know of the city beyond its systems' resources."""
+
+    # The system that is the city's data-sharing exchange platform (政务数据共享交换平台): connections to it
+    # propose 系统对接 resources of the systems that make them.
+    exchange_platform: Ident | None = None
+
+
 class System(Located):
     """One archive record (档案库): the fields Panjin (盘政办发〔2017〕144号) and Hezhou ask auditors to keep."""
 
@@ -363,6 +472,7 @@ class System(Located):
     # The longest outage the department accepts at cutover (freeze to verified), in seconds.
     downtime_budget: Annotated[int, Field(ge=1)] = 300
     overlaps_with: list[Ident] = []
+    resources: list[DataResource] = []  # its entries of the information resource catalog (政务信息资源目录)
 
 
 class Host(Located):
@@ -650,11 +760,10 @@ class Milestone(Model):
 
 class Programme(Located):
     """The city's consolidation programme: its milestones, reported on by `invoke report.progress`
-    (通报工作进度和成效). `exchange_platform` names the system that is the data-sharing exchange platform
-    (政务数据共享交换平台), which the `exchange` measure counts connections to."""
+    (通报工作进度和成效). The `exchange` measure counts connections to the system `catalog.exchange_platform`
+    names: one declaration for the catalog and the programme."""
 
     start: dt.date
-    exchange_platform: Ident | None = None
     milestones: list[Milestone] = Field(min_length=1)
 # --- leased lines and business private networks (专线、业务专网) ------------------------------------
 
@@ -757,7 +866,8 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "private_networks": (PrivateNetwork, "id"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
-                                           "monitoring": Monitoring, "programme": Programme}
+                                           "monitoring": Monitoring, "programme": Programme,
+                                           "catalog": CatalogSettings}
 DRAFT_KEY = "draft"
 # A chain of two jump hosts at most (a regional bastion in front of a department's): a longer one is a design
 # to question, and each hop adds a handshake to every connection.
@@ -798,6 +908,7 @@ class Inventory(Model):
     cloud: Cloud | None = None
     monitoring: Monitoring | None = None
     programme: Programme | None = None
+    catalog: CatalogSettings = CatalogSettings()
     drafts: dict[str, dict[str, Draft]] = {}  # section -> key -> draft (incomplete, kept apart)
 
     @property

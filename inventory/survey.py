@@ -3,13 +3,17 @@
 Out (`write_survey`): sheets 部门, 系统 and 主机 with the archive's field names as headers (the `archive.*`
 labels the audit's archive shows: one source of names), the known records prefilled, drafts included, a
 drop-down for every enumeration (from the model's enums, listed on the 选项 sheet), measured facts from the
-audit history in grey, protected columns, and an instructions sheet in Chinese and English. Text is
+audit history in grey, protected columns, and an instructions sheet in Chinese and English. A fourth sheet,
+资源目录, lists the information resource catalog of the department's systems (`System.resources`, the catalog's
+fields in the documents' order) and below it the candidates collection proposes (`catalog.candidates`), marked
+candidate: they are imported only once a department completes one and marks it declared. Text is
 neutralised as every jiyue spreadsheet is (`jiyue.reports.cell_value`: a leading = + - @ gets a `'`).
 
 Back (`read_survey`): every problem of every cell, as `survey-fgw.xlsx:系统!F12: frequency: …`, and one
 `Proposal` per row (matched to its record by id) for `inventory.importer` to compare and write. Formulas,
 merged cells, hidden sheets and hidden rows with data are refused, each named; dates are read from date
-cells, from text (2019-03-15, 2019/3/15, 2019年3月15日) and from Excel serial numbers.
+cells, from text (2019-03-15, 2019/3/15, 2019年3月15日) and from Excel serial numbers. Catalog rows are no
+records of their own: they become their system's `resources` value, each cell's place kept for the messages.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +38,14 @@ from inventory.importer import FieldPath, Proposal
 from inventory.model import (
     Category,
     Classification,
+    DataResource,
     DeptLevel,
     Frequency,
     GoldenNetwork,
     OsFamily,
     ProtectionScheme,
+    ShareMethod,
+    ShareType,
     Zone,
 )
 from jiyue import reports
@@ -62,6 +69,7 @@ class Column:
     kind: str = "text"  # text | int | money | date | enum | bool | list | level | measured
     enum: type[Enum] | None = None
     prefix: str = ""  # the enum's label prefix (jiyue.i18n.enum_label)
+    policy: str = ""  # or: the enumeration of catalog/policy.yaml whose values (and labels) the column takes
     required: bool = False
     sep: str = ", "
     measure: Callable[[Mapping[str, Any], Any], Any] | None = None  # (record, measured facts) -> value
@@ -132,7 +140,47 @@ HOSTS = SheetSpec("survey.sheet.hosts", "hosts", (
     Column("disk_gb", "assets.disk_gb", kind="measured", measure=_host_fact("disk_gb")),
     Column("last_collected", "assets.last_collected", kind="measured", measure=_host_fact("last_collected")),
 ))
-SHEETS = (DEPARTMENT, SYSTEMS, HOSTS)
+
+
+class CatalogStatus(StrEnum):
+    """A catalog row's status: a declared resource, or a candidate collection proposed (not imported until a
+    department completes it and marks it declared)."""
+
+    declared = "declared"
+    candidate = "candidate"
+
+
+def _evidence(record: Mapping[str, Any], m: Any) -> Any:
+    return record.get(EVIDENCE)
+
+
+EVIDENCE = "_evidence"  # a candidate row's measured evidence, carried on the row, never written to the inventory
+# 资源目录: the information resource catalog's fields in the documents' order (catalog/report.py COLUMNS), one row
+# per resource of the department's systems, keyed by system and name; candidates below the declared ones.
+CATALOG = SheetSpec("survey.sheet.catalog", "resources", (
+    Column("name", "catalog.col.name", ("name",), required=True),
+    Column("system", "catalog.col.system", ("system",), required=True),
+    Column("classification", "catalog.col.classification", ("classification",), "enum", policy="classifications",
+           required=True),
+    Column("description", "catalog.col.description", ("description",), "long", required=True),
+    Column("office", "catalog.col.office", ("office",), required=True),
+    Column("format", "catalog.col.format", ("format",), "enum", policy="formats", required=True),
+    Column("update_cycle", "catalog.col.update_cycle", ("update_cycle",), "enum", policy="update_cycles",
+           required=True),
+    Column("publish_date", "catalog.col.publish_date", ("publish_date",), "date", required=True),
+    Column("share_type", "catalog.col.share_type", ("share_type",), "enum", ShareType, "share_type", required=True),
+    Column("conditions", "catalog.col.conditions", ("conditions",), "long"),
+    Column("scope", "catalog.col.scope", ("scope",)),
+    Column("legal_basis", "catalog.col.legal_basis", ("legal_basis",), "long"),
+    Column("share_method", "catalog.col.share_method", ("share_method",), "enum", ShareMethod, "share_method"),
+    Column("open_attribute", "catalog.col.open_attribute", ("open_attribute",), "enum", policy="open_attributes",
+           required=True),
+    Column("purpose", "catalog.col.purpose", ("purpose",), "long", required=True),
+    Column("location", "catalog.col.location", ("location",)),
+    Column("status", "catalog.col.status", ("status",), "enum", CatalogStatus, "catalog.status"),
+    Column("evidence", "catalog.col.evidence", kind="measured", measure=_evidence),
+))
+SHEETS = (DEPARTMENT, SYSTEMS, HOSTS, CATALOG)
 
 
 # --- what each value looks like in a cell ------------------------------------------------------------
@@ -144,7 +192,22 @@ def _choices(col: Column) -> list[tuple[str, Any]]:
         return [(t(YES), True), (t(NO), False)]
     if col.kind == "level":
         return [*((str(n), n) for n in range(1, 5)), (enum_label("scheme", ProtectionScheme.fenbao), "fenbao")]
+    if col.policy:
+        return [(label.zh, code) for code, label in _policy().values(col.policy).items()]
     return [(enum_label(col.prefix, v), v.value) for v in col.enum or ()]
+
+
+def _english(col: Column, value: Any) -> str:
+    """A choice's English label, which the import accepts too."""
+    if col.policy:
+        return _policy().label(col.policy, value, "en")
+    return enum_label(col.prefix, value, "en") if col.enum is not None else str(value)
+
+
+def _policy() -> Any:
+    from catalog.model import load_policy  # the catalog domain imports the inventory: imported at use
+
+    return load_policy()
 
 
 def _to_cell(col: Column, record: Mapping[str, Any]) -> Any:
@@ -173,6 +236,16 @@ class Measured:
     def __init__(self, inv: Any, facts: Mapping[str, Any], collected_at: Mapping[str, datetime]) -> None:
         self.inv, self.facts, self.collected_at = inv, facts, collected_at
 
+    def candidates(self, code: str) -> list[dict[str, Any]]:
+        """Catalog rows for the resources collection proposes for the department's systems (catalog.candidates),
+        marked candidate, with their evidence."""
+        from catalog.service import candidates
+
+        return [{"name": c.name, "system": c.system, "format": c.format, "location": c.location,
+                 "status": CatalogStatus.candidate.value, EVIDENCE: c.evidence}
+                for c in candidates(self.inv, {h: f for h, f in self.facts.items() if f}, self.collected_at)
+                if c.department == code]
+
     def host(self, name: Any, what: str) -> Any:
         from audit.archive import host_resources  # audit imports the inventory: imported at use, not at load
 
@@ -200,8 +273,10 @@ def department_records(written: importer.Written, code: str) -> dict[str, list[d
     host_names = [h for s in systems for h in s.get("hosts") or []]
     hosts = [importer.plain(written.get("hosts", h)) for h in dict.fromkeys(host_names) if written.get("hosts", h)]
     dept = written.get("departments", code)
+    resources = [{**r, "system": s["id"], "status": CatalogStatus.declared.value}
+                 for s in systems for r in s.get("resources") or [] if isinstance(r, Mapping)]
     return {"departments": [importer.plain(dept)] if dept is not None else [{"code": code}],
-            "systems": systems, "hosts": hosts}
+            "systems": systems, "hosts": hosts, "resources": resources}
 
 
 def _style(ws: Any, cols: Sequence[Column], rows: int) -> None:
@@ -243,6 +318,8 @@ def write_survey(inv: Any, code: str, out: Path, measured: Measured | None = Non
         ws = wb.create_sheet(t(spec.label))
         ws.append([t(c.label) for c in spec.columns])
         rows = records[spec.section]
+        if spec is CATALOG and measured is not None:
+            rows = [*rows, *measured.candidates(code)]
         for record in rows:
             ws.append([reports.cell_value(c.measure(record, measured) if c.measure else _to_cell(c, record))
                        for c in spec.columns])
@@ -276,7 +353,7 @@ def write_survey(inv: Any, code: str, out: Path, measured: Measured | None = Non
 def _guide(ws: Any, dept: str) -> None:
     ws.append([t("survey.help.title", "zh", dept=dept), t("survey.help.title", "en", dept=dept)])
     ws["A1"].font = ws["B1"].font = Font(bold=True, size=14)
-    for n in range(1, 8):
+    for n in range(1, 9):
         ws.append([t(f"survey.help.{n}", "zh"), t(f"survey.help.{n}", "en")])
     ws.append([])
     for spec in SHEETS:
@@ -291,7 +368,7 @@ def _guide(ws: Any, dept: str) -> None:
             elif col.kind in ("enum", "bool", "level"):
                 values = "、".join(text for text, _ in _choices(col))
             else:
-                key = {"date": "date", "list": "list", "int": "int", "money": "money"}.get(col.kind)
+                key = {"date": "date", "list": "list", "int": "int", "money": "money", "long": "long"}.get(col.kind)
                 values = f"{t(f'survey.values.{key}', 'zh')} / {t(f'survey.values.{key}', 'en')}" if key else ""
             ws.append([t(col.label, "zh"), t(col.label, "en"), t(YES) if col.required else "", values])
     ws.column_dimensions["A"].width = 60
@@ -323,8 +400,7 @@ def _parse(col: Column, value: Any) -> Any:
     if col.kind in ("enum", "bool", "level"):
         text = _text(value).casefold()
         for label, v in _choices(col):
-            if text in (label.casefold(), str(v).casefold()) or (
-                    col.enum is not None and text == enum_label(col.prefix, v, "en").casefold()):
+            if text in (label.casefold(), str(v).casefold(), _english(col, v).casefold()):
                 return {"scheme": "fenbao"} if col.kind == "level" and v == "fenbao" else \
                     {"level": v} if col.kind == "level" else v
         raise CellError(f"'{_text(value)}' is not one of: {'、'.join(label for label, _ in _choices(col))}")
@@ -347,7 +423,7 @@ def _parse(col: Column, value: Any) -> Any:
         return _date(value)
     if col.kind == "list":
         return [x.strip() for x in LIST_SPLIT.split(_text(value)) if x.strip()]
-    return _text(value) if col.field != "function" else str(value).strip()
+    return str(value).strip() if col.field == "function" or col.kind == "long" else _text(value)
 
 
 def _date(value: Any) -> date:
@@ -387,9 +463,13 @@ def read_survey(path: Path) -> tuple[str | None, list[Proposal], list[str]]:
         return None, [], [f"{shown}: cannot read it as an .xlsx workbook ({type(exc).__name__}: {exc}); "
                           "save it as Excel Workbook (.xlsx) and try again"]
     proposals: list[Proposal] = []
+    catalog: list[tuple[dict[FieldPath, Any], dict[FieldPath, str], str]] | None = []
     code: str | None = None
     for spec in SHEETS:
         ws = _sheet(wb, spec)
+        if ws is None and spec is CATALOG:  # a workbook written before the catalog sheet: resources left as they are
+            catalog = None
+            continue
         if ws is None:
             problems.append(f"{shown}: no sheet '{t(spec.label)}' ({t(spec.label, 'en')}): use the workbook "
                             "invoke inventory.survey wrote")
@@ -406,13 +486,45 @@ def read_survey(path: Path) -> tuple[str | None, list[Proposal], list[str]]:
             if row is None:
                 continue
             values, cells, key = row
+            if spec is CATALOG and catalog is not None:
+                if values.get(("status",)) != CatalogStatus.candidate.value:
+                    catalog.append((values, cells, f"{where}!{r}"))
+                continue
             if spec.section == "departments":
                 if code is not None:
                     problems.append(f"{where}!A{r}: one department per workbook (already {code})")
                     continue
                 code = key
             proposals.append(Proposal(spec.section, key, values, f"{where}!{r}", cells))
+    if catalog is not None:
+        _attach_resources(proposals, catalog, problems)
     return code, proposals, problems
+
+
+def _attach_resources(proposals: list[Proposal], rows: list[tuple[dict[FieldPath, Any], dict[FieldPath, str], str]],
+                      problems: list[str]) -> None:
+    """The catalog rows become each system's `resources` list (fields in the model's order), with every cell's
+    place, so a rule a resource breaks (不予共享 without its legal basis) is reported at its cell. A system the
+    workbook lists with no catalog row declares none."""
+    systems = {p.key: p for p in proposals if p.section == "systems"}
+    lists: dict[str, list[dict[str, Any]]] = {key: [] for key in systems}
+    for values, cells, where in rows:
+        system = values.get(("system",))
+        if system not in systems:
+            place = cells.get(("system",), where)
+            known = ", ".join(systems) or "none"
+            problems.append(f"{place}: system: give the system the resource belongs to, one of the 系统 sheet's "
+                            f"({known})" if system is None else
+                            f"{place}: system: '{system}' is not a system of this workbook's 系统 sheet ({known})")
+            continue
+        proposal, i = systems[system], len(lists[system])
+        lists[system].append({f: values[(f,)] for f in DataResource.model_fields if values.get((f,)) is not None})
+        proposal.cells[("resources", str(i))] = where
+        for (field,), place in cells.items():
+            if field not in ("system", "status"):
+                proposal.cells[("resources", str(i), field)] = place
+    for key, proposal in systems.items():
+        proposal.values[("resources",)] = lists[key] or None
 
 
 def _header(ws: Any, spec: SheetSpec, where: str, problems: list[str]) -> dict[int, Column]:

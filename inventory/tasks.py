@@ -161,7 +161,7 @@ def import_(c, files=None, inventory=None, format="table", apply=False, from_ans
             proposals, problems = survey.survey_proposals(_workbooks(files), written)
     except (AnsibleImportError, importer.UnreadableYAML) as exc:
         raise fail(str(exc)) from None
-    plan = importer.plan(root, proposals, problems)
+    plan = importer.plan(root, proposals, problems, written)
     say = err if format == "json" else console  # stdout holds the JSON alone
     if format == "json":
         print(json.dumps(plan.json(), ensure_ascii=False, indent=2))

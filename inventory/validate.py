@@ -24,6 +24,7 @@ from inventory.model import (
     Located,
     ProtectionScheme,
     RoomStatus,
+    ShareType,
     SubnetKind,
     System,
     Zone,
@@ -79,18 +80,35 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _routing(inv)
     problems += _jumps(inv, declared.get("jump_hosts", set()))
     problems += _programme(inv, names)
+    problems += _catalog(inv, names["systems"])
     return problems
 
 
+def _catalog(inv: Inventory, systems: set[str]) -> Iterator[Problem]:
+    """The catalog's cross-record rules: a resource name once per system (a request names `system/name`), a
+    classified system's data never shared, the exchange platform a system of the city."""
+    for system in inv.systems.values():
+        seen: dict[str, int] = {}
+        for i, resource in enumerate(system.resources):
+            if resource.name in seen:
+                yield _at(system, ("resources", i, "name"), f"resource '{resource.name}' is already declared "
+                                                            f"(resources[{seen[resource.name]}]): one name each")
+            seen.setdefault(resource.name, i)
+            if system.classification == Classification.classified and resource.share_type != ShareType.not_shared:
+                yield _at(system, ("resources", i, "share_type"),
+                          "a classified (涉密) system's data is 不予共享 (not_shared), on the legal basis of "
+                          "《中华人民共和国保守国家秘密法》")
+    settings = inv.catalog
+    if settings.exchange_platform is not None and settings.exchange_platform not in systems:
+        yield _at(settings, ("exchange_platform",), _unknown("system", settings.exchange_platform, systems))
+
+
 def _programme(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
-    """Milestones name known departments, once each, and unique names; the exchange platform is a known system;
-    a milestone is due after the programme starts."""
+    """Milestones name known departments, once each, and unique names; an exchange milestone needs the
+    catalog's exchange platform; a milestone is due after the programme starts."""
     programme = inv.programme
     if programme is None:
         return
-    if programme.exchange_platform is not None:
-        yield from _refs(programme, "exchange_platform", [programme.exchange_platform], names["systems"], "system",
-                         indexed=False)
     seen: dict[str, int] = {}
     for i, milestone in enumerate(programme.milestones):
         if milestone.name in seen:
@@ -101,10 +119,10 @@ def _programme(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
         if milestone.due <= programme.start:
             yield _at(programme, ("milestones", i, "due"),
                       f"due {milestone.due} is not after the programme's start {programme.start}")
-        if milestone.measure == "exchange" and programme.exchange_platform is None:
+        if milestone.measure == "exchange" and inv.catalog.exchange_platform is None:
             yield _at(programme, ("milestones", i, "measure"),
                       "the exchange measure counts connections to the data-sharing exchange platform: name its "
-                      "system in programme.exchange_platform")
+                      "system in catalog.exchange_platform")
         if isinstance(milestone.departments, list):
             for j, code in enumerate(milestone.departments):
                 if code not in names["departments"]:

@@ -9,6 +9,9 @@ Utilisation imported from a monitoring system (`audit.history`) has a table of i
 per host per interval with the source that measured it, written in bulk; the import itself is a run.
 New tables appear in an existing store on first use (`create_all`); no column of an existing table changes.
 
+Requests for shared data (`catalog.request`, 政务信息资源目录) have a table of their own, `share_requests`: one row
+per request, its answer written into it once, so the 10-working-day clock reads from one place.
+
 Two more generic tables serve long, resumable operations such as migrations: `journal` (one row
 per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
 (one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
@@ -25,13 +28,14 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -140,6 +144,35 @@ class LockRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ShareRequestRow(Base):
+    """One request for a catalogued resource's data: who asked, when, and, once answered, when and how."""
+
+    __tablename__ = "share_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    inventory: Mapped[str] = mapped_column(Text, default="")
+    resource: Mapped[str] = mapped_column(String(255), index=True)  # <system>/<resource name>
+    requested_by: Mapped[str] = mapped_column(String(64), index=True)  # the requesting department's code
+    requested_on: Mapped[date] = mapped_column(Date)  # the day the clock starts (local date)
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    answered_on: Mapped[date | None] = mapped_column(Date)
+    decision: Mapped[str | None] = mapped_column(String(32))  # granted | refused
+    note: Mapped[str] = mapped_column(Text, default="")
+    recorded: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class ShareRequest:
+    id: int
+    inventory: str
+    resource: str
+    requested_by: str
+    requested_on: date
+    purpose: str
+    answered_on: date | None
+    decision: str | None
+    note: str
+
+
 @dataclass(frozen=True)
 class JournalEntry:
     id: int
@@ -191,6 +224,11 @@ class Record:
     error: str | None
     data: Any
     seeded: bool
+
+
+def _share_request(row: ShareRequestRow) -> ShareRequest:
+    return ShareRequest(row.id, row.inventory, row.resource, row.requested_by, row.requested_on, row.purpose,
+                        row.answered_on, row.decision, row.note)
 
 
 def _utc(value: datetime) -> datetime:
@@ -310,6 +348,36 @@ class Store:
                 return []
             return [Record(run.id, run.kind, _utc(r.at), r.target, r.status, r.error, r.data, run.seeded)
                     for r in run.results if self.until is None or _utc(r.at) <= self.until]
+
+    # --- requests for shared data --------------------------------------------------------------
+
+    def add_share_request(self, resource: str, requested_by: str, requested_on: date, *, purpose: str = "",
+                          inventory: str = "") -> ShareRequest:
+        with Session(self.engine) as session, session.begin():
+            row = ShareRequestRow(inventory=inventory, resource=resource, requested_by=requested_by,
+                                  requested_on=requested_on, purpose=purpose, note="", recorded=datetime.now(UTC))
+            session.add(row)
+            session.flush()
+            return _share_request(row)
+
+    def answer_share_request(self, request_id: int, answered_on: date, decision: str, note: str = ""
+                             ) -> ShareRequest | None:
+        """Record the answer once; None when there is no such request. An answered request keeps its first answer
+        (the clock stopped then): the caller says so."""
+        with Session(self.engine) as session, session.begin():
+            row = session.get(ShareRequestRow, request_id)
+            if row is None:
+                return None
+            if row.answered_on is None:
+                row.answered_on, row.decision, row.note = answered_on, decision, note
+            return _share_request(row)
+
+    def share_requests(self, inventory: str | None = None) -> list[ShareRequest]:
+        query = select(ShareRequestRow)
+        if inventory is not None:
+            query = query.where(ShareRequestRow.inventory == inventory)
+        with Session(self.engine) as session:
+            return [_share_request(r) for r in session.scalars(query.order_by(ShareRequestRow.id))]
 
     # --- journal --------------------------------------------------------------------------------
 

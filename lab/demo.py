@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from audit import service as audit
 from audit.baseline import report as baseline_report
 from audit.baseline import service as baseline
 from audit.prometheus import PrometheusError
+from catalog import report as catalog_report
+from catalog import service as catalog
+from catalog.model import PolicyError
 from inventory import export
 from inventory.model import Inventory, Monitoring, PrometheusSource
 from jiyue import ansible
@@ -65,10 +69,11 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     result.problems += network_stage(inv, history, target)
     baseline_stage(lab, inv, history, target)
     result.problems += monitoring_stage(lab, inv, target)
+    result.problems += catalog_stage(inv, history, target)
     result.problems += progress_stage(inv, history, target)
     console.rule("next")
     console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html, "
-                  f"{target}/progress.html (or the .xlsx). "
+                  f"{target}/catalog.html, {target}/progress.html (or the .xlsx). "
                   "invoke --list shows every task; invoke lab.down removes the lab.")
     return result
 
@@ -263,11 +268,33 @@ def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
         mon.stop()
 
 
+def catalog_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
+    """The information resource catalog: what the departments declared, what collection proposes beside it, and
+    the answering clock a share request made today would run on (a preview: the demo logs no request)."""
+    console.rule("10. information resource catalog (政务信息资源目录): declared, proposed from collection")
+    try:
+        calendar = catalog.WorkCalendar.load()
+    except PolicyError as exc:
+        return [f"catalog: {exc}"]
+    built = catalog.build(inv, history, calendar=calendar)
+    shares = ", ".join(f"{n} {share}" for share, n in
+                       sorted(Counter(e.resource.share_type.value for e in built.entries).items()))
+    console.print(f"{len(built.entries)} resources declared ({shares}); {len(built.candidates)} candidates from the "
+                  "collection (databases listening, data paths, exchange-platform connections) not yet catalogued",
+                  highlight=False)
+    preview = catalog.request(inv, history, "gaj-hjyy/户籍业务预约办理信息", "fgw", calendar=calendar)
+    console.print(f"a request made today ({preview.on}) for {preview.entry.key} would be due by {preview.due} "
+                  f"({calendar.days} working days)", highlight=False)
+    for path in catalog_report.write_reports(built, target):
+        console.print(f"wrote {path}")
+    return []
+
+
 def progress_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """The programme's milestones as the store now stands (督查通报): every measure from what the stages above
     recorded, the timeline over the earlier runs, the lagging departments. Lagging departments are the finding
     (shown, not a problem of the demo); a programme that cannot be reported is."""
-    console.rule("10. progress against the programme's milestones (督查通报)")
+    console.rule("11. progress against the programme's milestones (督查通报)")
     try:
         reported = progress.progress(inv, history)
     except progress.ProgressError as exc:

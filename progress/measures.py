@@ -164,7 +164,7 @@ def websites(f: Facts) -> list[Item]:
 def exchange(f: Facts) -> list[Item]:
     """共享交换: systems connected to the data-sharing exchange platform, as collection saw them on the wire (a TCP
     connection between their hosts and the platform's). A declared `depends_on` alone is not a connection."""
-    platform = f.inv.programme.exchange_platform if f.inv.programme else None
+    platform = f.inv.catalog.exchange_platform
     if platform is None:
         return []
     dependents = f.judge.history.dependents

@@ -62,7 +62,7 @@ def test_survey_has_the_archive_headers_drop_downs_protection_and_instructions(c
     path = _survey(city, "fgw", tmp_path / "out")
     assert path.name == "survey-fgw.xlsx"
     wb = load_workbook(path)
-    assert wb.sheetnames == ["填写说明", "选项", "部门", "系统", "主机"]
+    assert wb.sheetnames == ["填写说明", "选项", "部门", "系统", "主机", "资源目录"]
     ws = wb["系统"]
     headers = [c.value for c in ws[1]]
     for label in ("系统名称", "功能描述", "使用范围（使用单位）", "使用频度（申报）", "审批部门", "审批时间",
