@@ -81,7 +81,8 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
 def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:
     """Every `jump:` names a jump host (or `none`), and a jump host's own chain is at most two long, loop-free."""
     known = declared | {JUMP_NONE}
-    records: list[Located] = [*inv.hosts.values(), *inv.subnets.values(), *inv.departments.values()]
+    records: list[Located] = [*inv.hosts.values(), *inv.devices.values(), *inv.subnets.values(),
+                              *inv.departments.values()]
     if inv.defaults._origin is not None:
         records.append(inv.defaults)
     for record in records:
