@@ -9,6 +9,8 @@ test suite's and the benches':
 - the bastion is a namespace with an interface on each side (eth0 on the bridge, eth1 towards the control
   node), IP forwarding off, and an sshd listening on the control node's side only; its `AllowTcpForwarding`
   is the one way through (`forwarding=False` gives a bastion that offers a login shell and nothing else);
+- its sshd also listens on its inside address (`BASTION_INSIDE`), which only a channel through the bastion
+  reaches: the second hop of a chain of two (OpenSSH refuses a chain that passes one address twice);
 - the bastion has a host key of its own, recorded in a known_hosts of its own (the inventory's jump host
   record points at it), apart from the source hosts' known_hosts.
 
@@ -55,6 +57,8 @@ DEVICES = {"src-sw1": ("198.19.243.21", "huawei_vrp"), "src-sw2": ("198.19.243.2
 BASTION_SSHD = """\
 # jiyue lab bastion
 ListenAddress {listen}:22
+# its inside address too, which only a channel through the bastion reaches: a second hop for chains of two
+ListenAddress {inside}:22
 HostKey {host_key}
 PidFile {pid_file}
 PermitRootLogin prohibit-password
@@ -164,13 +168,13 @@ class BastionLab:
             host_key.chmod(0o600)
             host_key.with_suffix(".pub").write_text(public)
         keytype, key = host_key.with_suffix(".pub").read_text().split()[:2]
-        self.known_hosts.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n")
+        self.known_hosts.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n{BASTION_INSIDE} {keytype} {key}\n")
         (self.dir / "authorized_keys").write_text(self.hosts.key.with_suffix(".pub").read_text())
         pid_file = self.dir / "sshd.pid"
         self._stop_sshd(pid_file)
         config = self.dir / "sshd_config"
-        config.write_text(BASTION_SSHD.format(listen=BASTION_ADDRESS, host_key=host_key, pid_file=pid_file,
-                                              authorized_keys=self.dir / "authorized_keys",
+        config.write_text(BASTION_SSHD.format(listen=BASTION_ADDRESS, inside=BASTION_INSIDE, host_key=host_key,
+                                              pid_file=pid_file, authorized_keys=self.dir / "authorized_keys",
                                               forwarding="yes" if allow else "no"))
         run("ip", "netns", "exec", self.netns, str(SSHD), "-f", str(config), "-E", str(self.dir / "sshd.log"))
         for _ in range(100):

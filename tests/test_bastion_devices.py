@@ -25,7 +25,7 @@ from audit.baseline.model import CheckOptions
 from inventory import export
 from jiyue import ansible
 from jiyue.device import DeviceError, open_session
-from lab.bastion import BASTION_ADDRESS, DEVICES, HOSTS, BastionLab
+from lab.bastion import BASTION_ADDRESS, BASTION_INSIDE, DEVICES, HOSTS, BastionLab
 from lab.netsim.lab import netsim
 from network import service as network
 from network.push import APPLIED, FAILED, ROLLED_BACK, PushOptions
@@ -156,3 +156,99 @@ def test_device_jump_settings_resolve_like_hosts(bastion, tmp_path):
     with pytest.raises(inventory.InventoryError) as info:
         inventory.load(root)
     assert [p.path for p in info.value.problems] == [f"devices[{first}].jump"]
+
+
+# --- the exports, proven with the tools themselves ------------------------------------------------------------
+
+
+def _export(inv, out: Path, jump: str | None = None) -> Path:
+    for fmt in export.FORMATS:
+        export.write(inv, fmt, sorted(inv.hosts), sorted(inv.devices), out, jump=jump)
+    return out / "inventory"
+
+
+def _chained(bastion, tmp_path: Path):
+    """The lab's inventory with a chain of two: `inner` (the bastion's inside address, reached only through
+    `bastion`); two transports and two host key checks on the way to each target."""
+    root = bastion.write_inventory(tmp_path / "inv-chain")
+    city = yaml.safe_load((root / "city.yaml").read_text())
+    city["jump_hosts"].append({"name": "inner", "address": BASTION_INSIDE, "jump": "bastion",
+                               "ssh": {"known_hosts": str(bastion.known_hosts)}})
+    city["defaults"]["jump"] = "inner"
+    (root / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    return inventory.load(root)
+
+
+def _ping(exported: Path) -> dict[str, str]:
+    """`ansible all -m ping` on a fresh connection to each host: no control master of an earlier run (which went
+    through the bastion) may answer for it."""
+    env = {**ansible.env(), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
+    proc = subprocess.run([ansible.tool("ansible"), "all", "-i", str(exported / "ansible.yml"), "-m", "ping", "-o"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    return dict(re.findall(r"^(\S+) \| (SUCCESS|UNREACHABLE!|FAILED!)", proc.stdout, re.M))
+
+
+def _pyinfra_hostnames(exported: Path) -> dict[str, str]:
+    proc = subprocess.run([ansible.tool("pyinfra"), str(exported / "pyinfra_inventory.py"), "fact", "server.Hostname",
+                           "-y"], capture_output=True, text=True, env=ansible.env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(re.search(r"^\{$.*?^\}$", proc.stderr, re.M | re.S).group(0))
+
+
+def _nornir_configs(exported: Path) -> dict[str, str]:
+    from nornir import InitNornir
+    from nornir_netmiko.tasks import netmiko_send_command
+
+    from jiyue.platforms import cli
+
+    def show_running(task):
+        return netmiko_send_command(task, command_string=cli(task.host.data["jiyue_platform"]).show_running)
+
+    nr = InitNornir(config_file=str(exported / "nornir" / "config.yaml"))
+    try:
+        result = nr.run(task=show_running)
+    finally:
+        nr.close_connections()
+    assert not result.failed, {h: str(r.exception) for h, r in result.items() if r.failed}
+    return {name: r[0].result for name, r in result.items()}
+
+
+def test_ansible_pyinfra_and_nornir_reach_them_through_the_bastion(bastion, behind, tmp_path):
+    exported = _export(behind, tmp_path)
+    config = (exported / "ssh_config").read_text()
+    assert f"Host {BASTION_ADDRESS}" in config and "StrictHostKeyChecking yes" in config
+    assert f"UserKnownHostsFile {bastion.known_hosts}" in config  # the bastion's own known_hosts
+    hostvars = yaml.safe_load((exported / "ansible.yml").read_text())["all"]["hosts"]
+    assert all(f"-o ProxyJump={BASTION_ADDRESS}" in hv["ansible_ssh_common_args"] for hv in hostvars.values())
+    assert _ping(exported) == dict.fromkeys(HOSTS, "SUCCESS")
+    assert _pyinfra_hostnames(exported) == {name: name for name in HOSTS}
+    configs = _nornir_configs(exported)
+    assert sorted(configs) == sorted(DEVICES) and all(f"sysname {n}" in c or f"hostname {n}" in c
+                                                      for n, c in configs.items())
+
+
+def test_the_exports_without_the_jump_do_not_reach_them(bastion, behind, tmp_path):
+    exported = _export(behind, tmp_path, jump="none")
+    assert not (exported / "ssh_config").exists() and not (exported / "nornir" / "ssh_config").exists()
+    assert _ping(exported) == dict.fromkeys(HOSTS, "UNREACHABLE!")
+
+
+def test_a_chain_of_two_in_the_exports(bastion, tmp_path):
+    inv = _chained(bastion, tmp_path)
+    exported = _export(inv, tmp_path / "out")
+    hostvars = yaml.safe_load((exported / "ansible.yml").read_text())["all"]["hosts"]
+    chain = f"{BASTION_ADDRESS},{BASTION_INSIDE}"
+    assert all(f"-o ProxyJump={chain}" in hv["ansible_ssh_common_args"] for hv in hostvars.values())
+    assert f"ProxyJump {chain}" in (exported / "ssh_config").read_text()  # pyinfra's
+    nornir_config = exported / "nornir" / "ssh_config"
+    assert f"ProxyCommand ssh -F {nornir_config.resolve()} -J {BASTION_ADDRESS} -W [%h]:%p {BASTION_INSIDE}" in \
+        nornir_config.read_text()  # netmiko takes one ProxyJump hop: the chain as OpenSSH's own ProxyCommand
+    assert _ping(exported) == dict.fromkeys(HOSTS, "SUCCESS")
+    assert _pyinfra_hostnames(exported) == {name: name for name in HOSTS}
+    assert sorted(_nornir_configs(exported)) == sorted(DEVICES)
+
+
+def test_device_sessions_through_a_chain_of_two(bastion, tmp_path):
+    inv = _chained(bastion, tmp_path)
+    run = baseline.check(inv, [], sorted(DEVICES), level=3, options=CheckOptions(timeout=15), progress=False)
+    assert len(run.checked()) == len(DEVICES), [(r.target, r.error) for r in run.results]
