@@ -304,8 +304,10 @@ class DeviceSession:
         own known_hosts), held until the session closes; a jump host's failure names the jump host."""
         try:
             pool = self.pool or self._through.enter_context(contextlib.closing(JumpPool()))
-            return self._through.enter_context(pool.channel(self.target.ssh_target(), timeout,
-                                                            self.trust_on_first_use))
+            channel = self._through.enter_context(pool.channel(self.target.ssh_target(), timeout,
+                                                               self.trust_on_first_use))
+            self._through.callback(channel.close)  # netmiko closes it with its transport, unless the login never began
+            return channel
         except SSHError as exc:
             self._through.close()
             raise DeviceError(exc.kind, f"{self.target.name}: {exc}") from exc
