@@ -177,13 +177,14 @@ def _chained(bastion, tmp_path: Path):
     return inventory.load(root)
 
 
-def _ping(exported: Path) -> dict[str, str]:
-    """`ansible all -m ping` on a fresh connection to each host: no control master of an earlier run (which went
-    through the bastion) may answer for it."""
+def _ping(exported: Path, lines: bool = False) -> dict[str, str]:
+    """`ansible all -m ping` on a fresh connection to each host (no control master of an earlier run, which went
+    through the bastion, may answer for it): each host's status, or with `lines` its whole line of output."""
     env = {**ansible.env(), "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ControlPath=none"}
     proc = subprocess.run([ansible.tool("ansible"), "all", "-i", str(exported / "ansible.yml"), "-m", "ping", "-o"],
                           capture_output=True, text=True, env=env, timeout=120)
-    return dict(re.findall(r"^(\S+) \| (SUCCESS|UNREACHABLE!|FAILED!)", proc.stdout, re.M))
+    answers = dict(re.findall(r"^(\S+) \| ((?:SUCCESS|UNREACHABLE!|FAILED!).*)", proc.stdout, re.M))
+    return answers if lines else {name: line.split(":")[0].split()[0] for name, line in answers.items()}
 
 
 def _pyinfra_hostnames(exported: Path) -> dict[str, str]:
@@ -229,6 +230,20 @@ def test_the_exports_without_the_jump_do_not_reach_them(bastion, behind, tmp_pat
     exported = _export(behind, tmp_path, jump="none")
     assert not (exported / "ssh_config").exists() and not (exported / "nornir" / "ssh_config").exists()
     assert _ping(exported) == dict.fromkeys(HOSTS, "UNREACHABLE!")
+
+
+def test_the_exports_refuse_a_bastion_whose_key_is_not_known(bastion, tmp_path):
+    """StrictHostKeyChecking on the jump host too: with its known_hosts empty, Ansible does not pass it."""
+    root = bastion.write_inventory(tmp_path / "inv")
+    city = yaml.safe_load((root / "city.yaml").read_text())
+    (tmp_path / "empty_known_hosts").write_text("")
+    city["jump_hosts"][0]["ssh"]["known_hosts"] = str(tmp_path / "empty_known_hosts")
+    (root / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    exported = _export(inventory.load(root), tmp_path / "out")
+    answers = _ping(exported, lines=True)
+    assert sorted(answers) == sorted(HOSTS)
+    assert all(a.startswith("UNREACHABLE!") and f"host key is known for {BASTION_ADDRESS}" in a
+               and "strict checking" in a for a in answers.values()), answers
 
 
 def test_a_chain_of_two_in_the_exports(bastion, tmp_path):
