@@ -125,6 +125,7 @@ def test_push_with_the_jump_removed_reports_the_devices_unreachable(bastion, beh
     assert direct.returncode == 1, direct.stdout + direct.stderr
     assert "Traceback" not in direct.stderr
     report = json.loads((tmp_path / "out" / "network-push.json").read_text())
+    assert report["jump"] == "none"  # the report says how the run was told to connect
     devices = {d["device"]: d for d in report["devices"]}
     assert sorted(devices) == sorted(DEVICES)
     assert all(d["status"] == FAILED and d["kind"] == "unreachable" for d in devices.values()), devices
