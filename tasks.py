@@ -14,8 +14,10 @@ from jiyue.store import Store
 from lab import demo as demo_module
 from lab import tasks as lab_tasks
 from lab.hosts import LabError
+from lines import tasks as lines_tasks
 from migrations import tasks as migrate_tasks
 from network import tasks as network_tasks
+from progress import tasks as progress_tasks
 
 
 @task(help={"inventory": HELP["inventory"], "out": HELP["out"],
@@ -41,3 +43,5 @@ ns.add_collection(Collection.from_module(audit_tasks, name="audit"))
 ns.add_collection(Collection.from_module(migrate_tasks, name="migrate"))
 ns.add_collection(Collection.from_module(baseline_tasks, name="baseline"))
 ns.add_collection(Collection.from_module(network_tasks, name="network"))
+ns.add_collection(Collection.from_module(progress_tasks, name="report"))
+ns.add_collection(Collection.from_module(lines_tasks, name="lines"))

@@ -112,7 +112,10 @@ def _compose(file: Path, shown: Path, collected: _Collected, duplicates: list[tu
                 return out
             if isinstance(n, yaml.SequenceNode):
                 return [build(item, (*path, i)) for i, item in enumerate(n.value)]
-            return loader.construct_object(n, deep=True)
+            try:
+                return loader.construct_object(n, deep=True)
+            except ValueError:  # a date PyYAML cannot build (2026-13-01) raises, not YAMLError: keep it as written,
+                return n.value  # and the field's own validation says what is wrong with it, at this line
 
         return build(node, ()), lines
     except yaml.YAMLError as exc:

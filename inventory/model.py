@@ -90,8 +90,9 @@ IPv6Network = Annotated[ipaddress.IPv6Network, AfterValidator(_unscoped)]
 
 class DeptLevel(StrEnum):
     city = "city"
-    county = "county"
-    town = "town"
+    county = "county"  # 区/县/旗
+    town = "town"  # 镇/街道
+    village = "village"  # 村/居 (村民委员会、居民委员会): the last level the extranet reaches
 
 
 class Category(StrEnum):
@@ -418,11 +419,22 @@ class DeptAllocation(Model):
     ipv6: IPv6Network
 
 
+IPv6Interface = Annotated[ipaddress.IPv6Interface, AfterValidator(_unscoped)]
+
+
 class Egress(Model):
+    """One carrier exit: the egress device's carrier-facing port, its own addresses on the carrier link, and the
+    carrier's next hops there. network/ renders the port as a routed port in the extranet VPN and the VPN's
+    default routes to the next hops; the next hop of each family must lie in the port's subnet of that family."""
+
     name: Ident
     device: Ident
+    interface: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/.:-]{0,47}$")]  # e.g. GE1/0/1 (no spaces)
+    ipv4: ipaddress.IPv4Interface  # the device's address with the link's prefix, e.g. 203.0.113.2/30
+    ipv6: IPv6Interface  # e.g. 2001:db8:ffff:1::2/64
     ipv4_next_hop: ipaddress.IPv4Address
     ipv6_next_hop: IPv6Address
+    description: Annotated[Text, Field(max_length=80)] | None = None  # default: the interface's, else "<name> egress"
 
 
 class Interconnect(Model):
@@ -450,6 +462,16 @@ class Management(Model):
     sources: list[IPNetwork] = []
 
 
+class InternetProbe(Model):
+    """The internet test address the egress probe traces towards, and the extranet's first hops: a path through
+    one of them leaves by the extranet's egress (统一使用电子政务外网访问互联网), one through a line's
+    `next_hop` by that line."""
+
+    address: IPAddress
+    extranet_hops: list[IPAddress] = Field(min_length=1)
+    max_hops: Annotated[int, Field(ge=1, le=30)] = 4
+
+
 class Extranet(Located):
     """The e-government extranet (电子政务外网) as one VPN instance, dual-stack (开府〔2020〕3号, IPv6)."""
 
@@ -463,6 +485,7 @@ class Extranet(Located):
     interconnect: Interconnect | None = None
     ospfv3: Ospfv3 | None = None
     management: Management | None = None
+    internet_probe: InternetProbe | None = None
 
     @model_validator(mode="after")
     def _ipv6_size(self) -> Extranet:
@@ -587,6 +610,140 @@ class MachineRoom(Located):
                                for e in self.equipment if not e.retired)]
 
 
+# --- the programme: dated milestones (督查通报) ---------------------------------------------------
+
+
+class Measure(StrEnum):
+    """What a milestone counts, each measured by jiyue from the inventory and the store (progress/measures.py),
+    never typed in: the fixed set the progress report (`invoke report.progress`) knows."""
+
+    archived = "archived"  # systems archived with every required field (档案库)
+    zombies_decommissioned = "zombies_decommissioned"  # zombie systems taken offline, hosts freed (清理下线)
+    migrated = "migrated"  # non-classified systems migrated onto the government cloud (迁移上云)
+    websites = "websites"  # department websites moved to the site cluster (网站集约化)
+    exchange = "exchange"  # systems connected to the data-sharing exchange platform (共享交换平台)
+    leased_lines = "leased_lines"  # departments' own leased internet lines cancelled (互联网专线)
+    extranet_coverage = "extranet_coverage"  # towns and villages (镇/街道, 村/居) on the extranet (外网覆盖)
+    baseline = "baseline"  # hosts passing their 等保 baseline (等级保护)
+
+
+ALL_DEPARTMENTS = "all"
+
+
+class Milestone(Model):
+    """One dated target (Panjin 盘政办发〔2017〕144号 sets such dates: 2017-12, 2018-03, 2018-06): by `due`, the
+    measure reaches 100 % in the departments it covers. `start` is when the work began, from which the
+    progress report expects a linear share (default: the programme's start)."""
+
+    name: Text
+    due: dt.date
+    measure: Measure
+    departments: list[Ident] | Literal["all"] = ALL_DEPARTMENTS
+    start: dt.date | None = None
+    description: LongText | None = None
+
+    @model_validator(mode="after")
+    def _dates(self) -> Milestone:
+        if self.start is not None and self.start >= self.due:
+            raise ValueError(f"start {self.start} must come before due {self.due}")
+        return self
+
+
+class Programme(Located):
+    """The city's consolidation programme: its milestones, reported on by `invoke report.progress`
+    (通报工作进度和成效). `exchange_platform` names the system that is the data-sharing exchange platform
+    (政务数据共享交换平台), which the `exchange` measure counts connections to."""
+
+    start: dt.date
+    exchange_platform: Ident | None = None
+    milestones: list[Milestone] = Field(min_length=1)
+# --- leased lines and business private networks (专线、业务专网) ------------------------------------
+
+
+class LeasedLine(Located):
+    """A department's own leased internet line (互联网专线). Panjin (盘政办发〔2017〕144号) cancels them: the
+    department reaches the internet through the extranet's egress instead, so the record keeps what the
+    cancellation needs (the carrier and circuit to name in the notice, the contract to end, the cost saved)
+    and what it serves (the hosts or subnets whose systems must move first)."""
+
+    id: Ident
+    department: Ident
+    carrier: Text  # 运营商, e.g. 中国电信
+    circuit_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9/._:-]{0,63}$")]  # 电路编号
+    bandwidth_mbps: Annotated[int, Field(ge=1, le=1_000_000)]
+    annual_cost: Annotated[Decimal, Field(ge=0, decimal_places=2)]  # yuan a year
+    contract_end: dt.date
+    purpose: Text
+    hosts: list[Ident] = []
+    subnets: list[IPNetwork] = []
+    # The line's router on the department's side, which the served hosts route the internet through: how the
+    # egress probe recognises traffic leaving by this line.
+    next_hop: IPAddress | None = None
+    cancelled_on: dt.date | None = None  # the day the carrier confirmed the cancellation (撤销)
+
+    @model_validator(mode="after")
+    def _serves_something(self) -> LeasedLine:
+        if not self.hosts and not self.subnets:
+            raise ValueError("hosts, subnets: name the hosts or subnets the line serves (its cancellation waits "
+                             "for their systems to move)")
+        return self
+
+
+class NetworkOwner(StrEnum):
+    """Who runs a business private network: a ministry's (national) or a provincial department's."""
+
+    national = "national"  # 国家部委
+    provincial = "provincial"  # 省级部门
+
+
+class BoundaryDevice(Model):
+    """A device at the private network's boundary (边界设备), where it meets the department's extranet VLAN."""
+
+    name: Text  # e.g. "公积金专网边界路由器"
+    address: IPAddress  # its address on the department's extranet VLAN: the next hop of the joined prefixes
+    model: Text | None = None
+
+
+class Join(Model):
+    """How a qualifying private network joins the extranet: through this department VLAN (an extranet VLAN
+    interface of the department), its prefixes let in by that VLAN's boundary ACL."""
+
+    vlan: Annotated[int, Field(ge=1, le=4094)]
+
+
+class PrivateNetwork(Located):
+    """A business private network (业务专网). Hezhou asks for a clear boundary and, step by step, one network;
+    Panjin merges the qualifying ones into the extranet. A national golden network never qualifies: it is
+    integrated only as the state deploys it."""
+
+    id: Ident
+    name: Text
+    department: Ident  # the department whose systems use it (and whose VLAN it joins through)
+    owner: NetworkOwner
+    owner_name: Text  # the ministry or provincial department, e.g. 省住房和城乡建设厅
+    qualifies: bool  # whether it qualifies to join the extranet (the owner's consent, a clear boundary)
+    reason: Text | None = None  # why not, when it does not qualify
+    golden_network: GoldenNetwork | None = None
+    systems: list[Ident] = []  # the inventory systems on it (zone: private)
+    prefixes: list[IPNetwork] = []  # its address space, let into the extranet when it joins
+    boundary_devices: list[BoundaryDevice] = Field(min_length=1)
+    join: Join | None = None
+
+    @model_validator(mode="after")
+    def _qualifies_or_says_why(self) -> PrivateNetwork:
+        if self.golden_network is not None and self.qualifies:
+            raise ValueError(f"qualifies: the golden network {self.golden_network} is integrated only as the state "
+                             "deploys it (盘政办发〔2017〕144号): it never joins the extranet locally")
+        if self.qualifies and (self.join is None or not self.prefixes):
+            raise ValueError("join, prefixes: a qualifying private network names the department VLAN it joins "
+                             "through (join.vlan) and the prefixes the extranet lets in")
+        if not self.qualifies and self.reason is None:
+            raise ValueError("reason: say why it does not qualify (the owner's decision, no clear boundary, ...)")
+        if len(self.prefixes) > 9:
+            raise ValueError("prefixes: at most 9 (each becomes one rule of the VLAN's boundary ACL)")
+        return self
+
+
 # --- the whole ---------------------------------------------------------------------------------
 
 LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
@@ -597,9 +754,11 @@ LIST_SECTIONS: dict[str, tuple[type[Located], str]] = {
     "subnets": (Subnet, "name"),
     "machine_rooms": (MachineRoom, "id"),
     "jump_hosts": (JumpHost, "name"),
+    "leased_lines": (LeasedLine, "id"),
+    "private_networks": (PrivateNetwork, "id"),
 }
 SINGLE_SECTIONS: dict[str, type[Model]] = {"defaults": Defaults, "extranet": Extranet, "cloud": Cloud,
-                                           "monitoring": Monitoring}
+                                           "monitoring": Monitoring, "programme": Programme}
 DRAFT_KEY = "draft"
 # A chain of two jump hosts at most (a regional bastion in front of a department's): a longer one is a design
 # to question, and each hop adds a handshake to every connection.
@@ -634,9 +793,12 @@ class Inventory(Model):
     subnets: dict[str, Subnet] = {}
     machine_rooms: dict[str, MachineRoom] = {}
     jump_hosts: dict[str, JumpHost] = {}
+    leased_lines: dict[str, LeasedLine] = {}
+    private_networks: dict[str, PrivateNetwork] = {}
     extranet: Extranet | None = None
     cloud: Cloud | None = None
     monitoring: Monitoring | None = None
+    programme: Programme | None = None
     drafts: dict[str, dict[str, Draft]] = {}  # section -> key -> draft (incomplete, kept apart)
 
     @property

@@ -28,8 +28,9 @@ from inventory.model import (
     System,
     Zone,
 )
+from network.vendor import VendorRuleError, routed_port
 
-LEVEL_ORDER = {"city": 0, "county": 1, "town": 2}
+LEVEL_ORDER = {"city": 0, "county": 1, "town": 2, "village": 3}
 
 
 def _at(record: Located, sub: FieldPath, message: str) -> Problem:
@@ -73,9 +74,44 @@ def cross_check(inv: Inventory, declared: dict[str, set[str]]) -> list[Problem]:
     problems += _extranet(inv, names)
     problems += _cloud(inv, names)
     problems += _rooms(inv, names)
+    problems += _leased_lines(inv, names)
+    problems += _private_networks(inv, names)
     problems += _routing(inv)
     problems += _jumps(inv, declared.get("jump_hosts", set()))
+    problems += _programme(inv, names)
     return problems
+
+
+def _programme(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
+    """Milestones name known departments, once each, and unique names; the exchange platform is a known system;
+    a milestone is due after the programme starts."""
+    programme = inv.programme
+    if programme is None:
+        return
+    if programme.exchange_platform is not None:
+        yield from _refs(programme, "exchange_platform", [programme.exchange_platform], names["systems"], "system",
+                         indexed=False)
+    seen: dict[str, int] = {}
+    for i, milestone in enumerate(programme.milestones):
+        if milestone.name in seen:
+            yield _at(programme, ("milestones", i, "name"),
+                      f"milestone '{milestone.name}' is already declared (milestones[{seen[milestone.name]}]): "
+                      "each milestone has a name of its own, the report's sheets are named by it")
+        seen.setdefault(milestone.name, i)
+        if milestone.due <= programme.start:
+            yield _at(programme, ("milestones", i, "due"),
+                      f"due {milestone.due} is not after the programme's start {programme.start}")
+        if milestone.measure == "exchange" and programme.exchange_platform is None:
+            yield _at(programme, ("milestones", i, "measure"),
+                      "the exchange measure counts connections to the data-sharing exchange platform: name its "
+                      "system in programme.exchange_platform")
+        if isinstance(milestone.departments, list):
+            for j, code in enumerate(milestone.departments):
+                if code not in names["departments"]:
+                    yield _at(programme, ("milestones", i, "departments", j), _unknown("department", code,
+                                                                                       names["departments"]))
+                elif code in milestone.departments[:j]:
+                    yield _at(programme, ("milestones", i, "departments", j), f"department '{code}' listed twice")
 
 
 def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:
@@ -345,12 +381,7 @@ def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                                                        f"(vlan_ipv4_prefix: /{ext.vlan_ipv4_prefix})")
         if alloc.ipv6.prefixlen > 64:
             yield _at(ext, ("departments", i, "ipv6"), f"{alloc.ipv6} is smaller than one VLAN subnet (/64)")
-    for i, egress in enumerate(ext.egress):
-        if egress.device not in names["devices"]:
-            yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
-        elif egress.device in inv.devices and inv.devices[egress.device].golden_network:
-            yield _at(ext, ("egress", i, "device"), f"device '{egress.device}' is part of the golden network "
-                                                    f"{inv.devices[egress.device].golden_network}")
+    yield from _egress(inv, names)
     if ext.interconnect is not None:
         pool = ext.interconnect
         for family, city in (("ipv4", ext.ipv4), ("ipv6", ext.ipv6)):
@@ -381,6 +412,63 @@ def _extranet(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
                 yield _at(ext, ("ospfv3", "devices", i), f"device '{name}' needs an IPv4 management address: "
                                                          "it is the OSPFv3 router ID")
             seen_devices.add(name)
+
+
+def _egress(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """Each carrier exit names a device of the extranet and one of its physical (or aggregated) ports, valid on
+    its platform, and the carrier's next hop of each family lies in the port's subnet of that family."""
+    ext = inv.extranet
+    seen_names: set[str] = set()
+    seen_ports: dict[tuple[str, str], str] = {}
+    pools = [(f"the allocation of '{a.department}'", a.ipv4, a.ipv6) for a in ext.departments]
+    if ext.interconnect is not None:
+        pools.append(("the interconnect pool", ext.interconnect.ipv4, ext.interconnect.ipv6))
+    for i, egress in enumerate(ext.egress):
+        if egress.name in seen_names:
+            yield _at(ext, ("egress", i, "name"), f"egress '{egress.name}' declared twice")
+        seen_names.add(egress.name)
+        device = inv.devices.get(egress.device)
+        if egress.device not in names["devices"]:
+            yield _at(ext, ("egress", i, "device"), f"unknown device '{egress.device}'")
+        elif device is not None and device.golden_network:
+            yield _at(ext, ("egress", i, "device"), f"device '{egress.device}' is part of the golden network "
+                                                    f"{device.golden_network}")
+        if device is not None:
+            try:
+                routed_port(device.platform, egress.interface)
+            except VendorRuleError as exc:
+                yield _at(ext, ("egress", i, "interface"), f"{exc}")
+            declared = next((f for f in device.interfaces if f.name == egress.interface), None)
+            if declared is None:
+                yield _at(ext, ("egress", i, "interface"), f"device '{device.name}' declares no interface "
+                                                           f"'{egress.interface}': add it to the device's interfaces")
+            elif declared.golden_network or declared.vlan is not None or declared.department is not None:
+                what = (f"is part of the golden network {declared.golden_network}" if declared.golden_network
+                        else "carries a VLAN or department (a carrier link is a routed port of its own)")
+                yield _at(ext, ("egress", i, "interface"), f"interface '{egress.interface}' of '{device.name}' {what}")
+            key = (device.name, egress.interface)
+            if key in seen_ports:
+                yield _at(ext, ("egress", i, "interface"), f"interface '{egress.interface}' of '{device.name}' is "
+                                                           f"already egress '{seen_ports[key]}'")
+            seen_ports.setdefault(key, egress.name)
+        for family, address, hop in (("ipv4", egress.ipv4, egress.ipv4_next_hop),
+                                     ("ipv6", egress.ipv6, egress.ipv6_next_hop)):
+            net = address.network
+            if hop not in net:
+                yield _at(ext, ("egress", i, f"{family}_next_hop"),
+                          f"next hop {hop} is outside the interface's subnet {net} ({family}: {address}): the "
+                          "carrier's router must be on the link")
+            elif hop == address.ip:
+                yield _at(ext, ("egress", i, f"{family}_next_hop"), f"next hop {hop} is the interface's own address")
+            if address.ip == net.network_address and net.prefixlen < net.max_prefixlen - 1:
+                yield _at(ext, ("egress", i, family), f"{address.ip} is the network address of {net}")
+            elif family == "ipv4" and address.ip == net.broadcast_address and net.prefixlen < 31:
+                yield _at(ext, ("egress", i, family), f"{address.ip} is the broadcast address of {net}")
+            for what, *blocks in pools:
+                block = blocks[0] if family == "ipv4" else blocks[1]
+                if net.overlaps(block):
+                    yield _at(ext, ("egress", i, family), f"{net} overlaps {what} ({block}): the carrier link "
+                                                          "must not take addresses the plan hands out")
 
 
 def _cloud(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
@@ -436,6 +524,57 @@ def _rooms(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
             if host in where:
                 yield _at(room, ("hosts", i), f"host '{host}' already stands in machine room '{where[host]}'")
             where.setdefault(host, room.id)
+
+
+def _leased_lines(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """A line's department and hosts exist, a circuit is declared once, and no line serves a classified host
+    (涉密 systems are the confidential bureau's, never on an internet line jiyue plans for)."""
+    circuits: dict[tuple[str, str], str] = {}
+    for line in inv.leased_lines.values():
+        yield from _refs(line, "department", [line.department], names["departments"], "department", False)
+        yield from _refs(line, "hosts", line.hosts, names["hosts"], "host", True)
+        key = (line.carrier, line.circuit_id)
+        if key in circuits:
+            yield _at(line, ("circuit_id",), f"circuit {line.circuit_id} of {line.carrier} is already leased line "
+                                             f"'{circuits[key]}'")
+        circuits.setdefault(key, line.id)
+        for i, host in enumerate(line.hosts):
+            if host in inv.hosts and inv.is_classified(host):
+                yield _at(line, ("hosts", i), f"host '{host}' belongs to a classified (涉密) system: it has no "
+                                              "place on an internet line; remove it from the line")
+
+
+def _private_networks(inv: Inventory, names: dict[str, set[str]]) -> Iterator[Problem]:
+    """A private network's department and systems exist, its systems are that department's and declared on a
+    private network (zone: private), and the VLAN it joins through is one of the department's extranet VLANs."""
+    owner: dict[str, str] = {}
+    for net in inv.private_networks.values():
+        yield from _refs(net, "department", [net.department], names["departments"], "department", False)
+        yield from _refs(net, "systems", net.systems, names["systems"], "system", True)
+        for i, sid in enumerate(net.systems):
+            system = inv.systems.get(sid)
+            if system is None:
+                continue
+            if sid in owner:
+                yield _at(net, ("systems", i), f"system '{sid}' is already on private network '{owner[sid]}'")
+            owner.setdefault(sid, net.id)
+            if system.zone != Zone.private:
+                yield _at(net, ("systems", i), f"system '{sid}' declares zone {system.zone}, not private: a system "
+                                               "on a business private network declares `zone: private`")
+            if system.department != net.department:
+                yield _at(net, ("systems", i), f"system '{sid}' is department '{system.department}''s, not "
+                                               f"'{net.department}''s")
+            if net.qualifies and system.golden_network is not None:
+                yield _at(net, ("qualifies",), f"system '{sid}' is on the golden network {system.golden_network}: "
+                                               "the network cannot qualify to join the extranet")
+        if net.join is not None and net.department in inv.departments:
+            vlans = sorted({i.vlan for d in inv.devices.values() if d.golden_network is None for i in d.interfaces
+                            if i.department == net.department and i.vlan is not None and i.golden_network is None})
+            if net.join.vlan not in vlans:
+                known = ", ".join(map(str, vlans)) or "none"
+                yield _at(net, ("join", "vlan"), f"VLAN {net.join.vlan} is no extranet VLAN of department "
+                                                 f"'{net.department}' (its VLANs: {known}): name one, or give the "
+                                                 "department a VLAN interface first")
 
 
 def room_findings(inv: Inventory, max_area_m2: float, approval_body: str, max_rooms_per_department: int = 1,

@@ -354,9 +354,9 @@ def _fmt(value: float, fmt: str) -> str:
 def svg_bar_chart(items: Sequence[tuple[str, float]], *, title: str = "", unit: str = "", width: int = 760,
                   bar_height: int = 16, color: str = "#4e79a7", threshold: float | None = None,
                   threshold_label: str = "", value_format: str = "{:,.1f}", max_label: int = 40,
-                  colors: Sequence[str] | None = None) -> Markup:
+                  colors: Sequence[str] | None = None, max_value: float | None = None) -> Markup:
     """A horizontal bar chart: one labelled bar per item, its value written after the bar; an
-    optional dashed threshold line (e.g. an idle threshold)."""
+    optional dashed threshold line (e.g. an idle threshold). `max_value` fixes the scale (100 for shares)."""
     labels = [fit_text(clean_text(str(label)), max_label) for label, _ in items]
     values = [max(float(v or 0), 0.0) for _, v in items]
     label_w = min(max([_text_px(x) for x in labels] + [40]) + 12, width * 0.45)
@@ -365,7 +365,7 @@ def svg_bar_chart(items: Sequence[tuple[str, float]], *, title: str = "", unit: 
     top = 22 if title else 6
     row = bar_height + 6
     height = top + row * max(len(items), 1) + (18 if threshold is not None else 6)
-    top_value = max([*values, threshold or 0, 1e-9])
+    top_value = max([*values, threshold or 0, max_value or 0, 1e-9])
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-label="{_e(title)}">', f"<title>{_e(title)}</title>"]
     if title:
@@ -588,5 +588,68 @@ def svg_graph(nodes: Sequence[GraphNode], edges: Sequence[GraphEdge], *, group_c
                      f'<rect x="{x:.1f}" y="{y:.1f}" width="5" height="{node_height}" rx="2" fill="{_e(colour)}"/>'
                      f'<text x="{x + 10:.1f}" y="{y + node_height / 2 + 4:.1f}">'
                      f'{_e(fit_text(n.label, int((node_width - 14) / 6.6)))}</text></g>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def svg_line_chart(labels: Sequence[str], series: Sequence[tuple[str, str, Sequence[float | None]]], *,
+                   title: str = "", width: int = 760, height: int = 240, y_max: float = 100.0, unit: str = "%",
+                   target: Sequence[float | None] | None = None, target_label: str = "") -> Markup:
+    """Lines over a shared x axis (`labels`, e.g. dates, evenly spaced), one per series (`series` = [(name,
+    colour, values)]; None leaves a gap), y from 0 to `y_max`, a legend above; an optional dashed `target`
+    line (e.g. the share a steady pace expects)."""
+    legend_y = 22 if title else 6
+    top, left, right, bottom = legend_y + 26, 44, 16, 36
+    plot_w, plot_h = max(width - left - right, 50), max(height - top - bottom, 40)
+    n = max(len(labels), 1)
+
+    def px(i: int) -> float:
+        return left + (plot_w * i / (n - 1) if n > 1 else plot_w / 2)
+
+    def py(v: float) -> float:
+        return top + plot_h * (1 - min(max(v, 0.0), y_max) / y_max) if y_max else top + plot_h
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" aria-label="{_e(title)}">', f"<title>{_e(title)}</title>"]
+    if title:
+        parts.append(f'<text x="0" y="14" class="chart-title">{_e(title)}</text>')
+    x = float(left)
+    legend = [(name, colour, "") for name, colour, _ in series]
+    if target is not None:
+        legend.append((target_label, "#c0392b", "4 3"))
+    for name, colour, dash in legend:
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<line x1="{x:.1f}" y1="{legend_y + 8}" x2="{x + 18:.1f}" y2="{legend_y + 8}" '
+                     f'stroke="{_e(colour)}" stroke-width="2.5"{dash_attr}/>'
+                     f'<text x="{x + 22:.1f}" y="{legend_y + 12}">{_e(name)}</text>')
+        x += 22 + _text_px(name) + 18
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        y = py(y_max * frac)
+        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#d5dbe1" '
+                     f'stroke-width="1"/><text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" class="chart-note">'
+                     f'{_e(_fmt(y_max * frac, "{:g}"))}{_e(unit)}</text>')
+    step = max(1, math.ceil(len(labels) / max(plot_w // 70, 1)))
+    for i, label in enumerate(labels):
+        if i % step == 0 or i == len(labels) - 1:
+            parts.append(f'<text x="{px(i):.1f}" y="{top + plot_h + 16}" text-anchor="middle" class="chart-note">'
+                         f'{_e(fit_text(str(label), 12))}</text>')
+    lines = [*(("", colour, values, "") for _, colour, values in series)]
+    if target is not None:
+        lines.append(("", "#c0392b", target, "4 3"))
+    for (_, colour, values, dash), name in zip(lines, [s[0] for s in series] + [target_label], strict=False):
+        runs: list[list[tuple[float, float, float]]] = [[]]
+        for i, v in enumerate(values):
+            if v is None:
+                runs.append([])
+            else:
+                runs[-1].append((px(i), py(float(v)), float(v)))
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        for run in (r for r in runs if r):
+            points = " ".join(f"{a:.1f},{b:.1f}" for a, b, _ in run)
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{_e(colour)}" stroke-width="2"'
+                         f'{dash_attr}/>')
+            if not dash:
+                parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{_e(colour)}"><title>{_e(name)}: '
+                          f'{_e(_fmt(v, "{:g}"))}{_e(unit)}</title></circle>' for a, b, v in run]
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -13,10 +13,14 @@ Two more generic tables serve long, resumable operations such as migrations: `jo
 per step transition of a subject in a run: started, done, failed, rolled_back, …) and `locks`
 (one row per subject being worked on; the subject is the primary key, so acquiring is one atomic
 INSERT that at most one process wins).
+
+`Store.as_of(moment)` is a read-only view of the store as it stood then (what a report dated in the past reads);
+`StoreSnapshot` reads the records once and gives such views of many moments (a timeline) from memory.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable
@@ -61,6 +65,8 @@ AUDIT_HISTORY = "audit.history"
 # period): target = the host, data = {"system", "department", "cause" (migrated_source | zombie | website),
 # "signed_off_by", "freed_at", "archive" (where a zombie's data went), …}. The asset register (资产清单) reads it.
 ASSET_FREED = "asset.freed"
+# Which way each host's internet traffic leaves (lines.egress): data = lines.model.EgressFacts.
+LINES_EGRESS = "lines.egress"
 
 
 class Base(DeclarativeBase):
@@ -198,10 +204,24 @@ class Store:
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(self.url, json_serializer=lambda v: json.dumps(v, ensure_ascii=False))
         Base.metadata.create_all(self.engine)
+        self.until: datetime | None = None  # set on a view of the past (`as_of`)
+
+    def as_of(self, until: datetime) -> Store:
+        """The store as it stood at `until`: a read-only view of the same database in which every run, result,
+        reading and journal row after `until` does not exist yet. What a report recomputes "as of a date"
+        reads through it, so the past is judged with what was known then (the same code, older data)."""
+        view = copy.copy(self)
+        view.until = _utc(until).astimezone(UTC)
+        return view
+
+    def _writable(self) -> None:
+        if self.until is not None:
+            raise RuntimeError(f"a view of the store as of {self.until:%Y-%m-%d %H:%M} is read-only")
 
     def record(self, kind: str, results: Iterable[Result], *, inventory: str = "", params: dict | None = None,
                started: datetime | None = None, seeded: bool = False) -> int:
         """Store one finished run with all its results; return the run id."""
+        self._writable()
         results = list(results)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -224,6 +244,8 @@ class Store:
             query = query.where(TargetResult.at >= since)
         if ok_only:
             query = query.where(TargetResult.status == "ok")
+        if self.until is not None:
+            query = query.where(TargetResult.at <= self.until, Run.started <= self.until)
         query = query.order_by(TargetResult.at, TargetResult.id)
         with Session(self.engine) as session:
             return [Record(run.id, run.kind, _utc(res.at), res.target, res.status, res.error, res.data, run.seeded)
@@ -231,12 +253,23 @@ class Store:
 
     # --- readings of monitoring sources -------------------------------------------------------------
 
+    def run_times(self, kinds: Iterable[str] | None = None) -> list[tuple[str, datetime]]:
+        """(kind, start) of every stored run (of `kinds`), oldest first: the dates a report can look back to."""
+        query = select(Run.kind, Run.started)
+        if kinds is not None:
+            query = query.where(Run.kind.in_(list(kinds)))
+        if self.until is not None:
+            query = query.where(Run.started <= self.until)
+        with Session(self.engine) as session:
+            return [(kind, _utc(started)) for kind, started in session.execute(query.order_by(Run.started))]
+
     def record_readings(self, source: str, rows: list[dict[str, Any]], *, hosts: Iterable[str], since: datetime,
                         until: datetime, inventory: str = "", params: dict | None = None,
                         seeded: bool = False) -> int:
         """Store one import of `source`: the readings of `hosts` in [since, until] replace what an earlier
         import of the same source stored there (importing a window twice counts it once). Each row has
         READING_FIELDS. One transaction, one executemany; return the run id."""
+        self._writable()
         hosts = list(hosts)
         now = datetime.now(UTC)
         with Session(self.engine) as session, session.begin():
@@ -264,6 +297,8 @@ class Store:
             query = query.where(ReadingRow.at >= since)
         if source is not None:
             query = query.where(ReadingRow.source == source)
+        if self.until is not None:
+            query = query.where(ReadingRow.at <= self.until)
         with Session(self.engine) as session:
             rows = session.execute(query.order_by(ReadingRow.host, ReadingRow.at, ReadingRow.id)).all()
         return [Reading(r[0], r[1], r[2], _utc(r[3]), *r[4:]) for r in rows]
@@ -271,16 +306,17 @@ class Store:
     def run_results(self, run_id: int) -> list[Record]:
         with Session(self.engine) as session:
             run = session.get(Run, run_id)
-            if run is None:
+            if run is None or (self.until is not None and _utc(run.started) > self.until):
                 return []
             return [Record(run.id, run.kind, _utc(r.at), r.target, r.status, r.error, r.data, run.seeded)
-                    for r in run.results]
+                    for r in run.results if self.until is None or _utc(r.at) <= self.until]
 
     # --- journal --------------------------------------------------------------------------------
 
     def journal(self, run_key: str, subject: str, step: str, status: str, detail: Any = None,
                 at: datetime | None = None) -> JournalEntry:
         """Append one step transition; committed before this returns (a kill right after loses nothing)."""
+        self._writable()
         with Session(self.engine) as session, session.begin():
             row = JournalRow(run_key=run_key, subject=subject, step=step, status=status,
                              at=at or datetime.now(UTC), detail=detail if detail is not None else {})
@@ -298,6 +334,8 @@ class Store:
             query = query.where(JournalRow.subject == subject)
         if prefix is not None:
             query = query.where(JournalRow.run_key.startswith(prefix, autoescape=True))
+        if self.until is not None:
+            query = query.where(JournalRow.at <= self.until)
         with Session(self.engine) as session:
             return [JournalEntry(r.id, r.run_key, r.subject, r.step, r.status, _utc(r.at), r.detail)
                     for r in session.scalars(query.order_by(JournalRow.id))]
@@ -306,6 +344,7 @@ class Store:
 
     def acquire_lock(self, subject: str, holder: str, pid: int, hostname: str) -> bool:
         """Take the lock on `subject` for `holder`; False when someone else holds it (atomic)."""
+        self._writable()
         try:
             with Session(self.engine) as session, session.begin():
                 session.add(LockRow(subject=subject, holder=holder, pid=pid, hostname=hostname,
@@ -334,3 +373,48 @@ class Store:
             if holder is not None:
                 query = query.where(LockRow.holder == holder)
             return session.execute(query).rowcount > 0
+
+
+class StoreSnapshot:
+    """A store's records and readings read once, then viewed at many moments without reading again: what a
+    report that recomputes the past at each of many dates (a timeline) reads through. It answers the read
+    methods the domains' read models use (`history`, `readings`, `run_times`) exactly as the store would, and
+    `as_of` gives a view of the past as `Store.as_of` does. Read-only; a kind is read on first use."""
+
+    def __init__(self, store: Store) -> None:
+        self.url = store.url
+        self.until: datetime | None = None
+        self._store = store
+        self._records: dict[str, list[Record]] = {}
+        self._readings: list[Reading] | None = None
+        self._runs: list[tuple[str, datetime]] | None = None
+
+    def as_of(self, until: datetime) -> StoreSnapshot:
+        view = copy.copy(self)
+        view.until = _utc(until).astimezone(UTC)
+        return view
+
+    def _before(self, at: datetime) -> bool:
+        return self.until is None or at <= self.until
+
+    def history(self, kind: str, targets: Iterable[str] | None = None, since: datetime | None = None,
+                ok_only: bool = False) -> list[Record]:
+        if kind not in self._records:
+            self._records[kind] = self._store.history(kind)
+        wanted = None if targets is None else set(targets)
+        return [r for r in self._records[kind] if self._before(r.at) and (wanted is None or r.target in wanted)
+                and (since is None or r.at >= since) and (not ok_only or r.status == "ok")]
+
+    def readings(self, hosts: Iterable[str] | None = None, since: datetime | None = None,
+                 source: str | None = None) -> list[Reading]:
+        if self._readings is None:
+            self._readings = self._store.readings()
+        wanted = None if hosts is None else set(hosts)
+        return [r for r in self._readings if self._before(r.at) and (wanted is None or r.host in wanted)
+                and (since is None or r.at >= since) and (source is None or r.source == source)]
+
+    def run_times(self, kinds: Iterable[str] | None = None) -> list[tuple[str, datetime]]:
+        if self._runs is None:
+            self._runs = self._store.run_times()
+        wanted = None if kinds is None else set(kinds)
+        return [(k, at) for k, at in self._runs if self._before(at) and (wanted is None or k in wanted)]

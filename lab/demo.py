@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from audit import report as audit_report
@@ -37,6 +38,8 @@ from migrations.plan import counts
 from network import report as network_report
 from network import service as network
 from network.push import PushOptions
+from progress import report as progress_report
+from progress import service as progress
 
 
 @dataclass
@@ -62,8 +65,10 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     result.problems += network_stage(inv, history, target)
     baseline_stage(lab, inv, history, target)
     result.problems += monitoring_stage(lab, inv, target)
+    result.problems += progress_stage(inv, history, target)
     console.rule("next")
-    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html (or the .xlsx). "
+    console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html, "
+                  f"{target}/progress.html (or the .xlsx). "
                   "invoke --list shows every task; invoke lab.down removes the lab.")
     return result
 
@@ -256,3 +261,23 @@ def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
         return []
     finally:
         mon.stop()
+
+
+def progress_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
+    """The programme's milestones as the store now stands (督查通报): every measure from what the stages above
+    recorded, the timeline over the earlier runs, the lagging departments. Lagging departments are the finding
+    (shown, not a problem of the demo); a programme that cannot be reported is."""
+    console.rule("10. progress against the programme's milestones (督查通报)")
+    try:
+        reported = progress.progress(inv, history)
+    except progress.ProgressError as exc:
+        return [f"progress: {exc}"]
+    for m in reported.milestones:
+        share = f"{m.count.percent:g} %" if m.count.percent is not None else "-"
+        lagging = ", ".join(d.department for d in m.lagging)
+        console.print(f"{escape(m.milestone.name)} ({m.milestone.measure.value}, due {m.milestone.due}): "
+                      f"{m.count.done}/{m.count.total} ({share})" + (f"; [yellow]lagging[/] {lagging}" if lagging
+                                                                     else f"; {escape(m.note)}" if m.note else ""))
+    for path in progress_report.write_reports(reported, target):
+        console.print(f"wrote {path}")
+    return []

@@ -13,7 +13,9 @@ local time is Asia/Shanghai: sshd (and so every session) and `Lab.exec` run with
 
 Routing: each namespace has one on-link default route out of its veth, so hosts in different lab
 subnets reach each other directly over the bridge, and Ansible finds a default interface.
-Forwarding in the root namespace stays off: nothing from the lab leaves the machine.
+Forwarding in the root namespace stays off: nothing from the lab leaves the machine. The one exception to
+on-link routing is the internet test address, routed through the extranet egress or a leased line
+(lab/uplinks.py).
 """
 
 from __future__ import annotations
@@ -230,6 +232,9 @@ class Lab:
         # The inventory's network devices: simulated, all in one process at their management addresses.
         self.started_devices = devices_up(self, inv) if inv.devices else []
         self.write_known_hosts(state)
+        from lab.uplinks import uplinks_up  # the internet test address's two uplinks (it imports this module)
+
+        uplinks_up(self, inv)
         return started
 
     @staticmethod

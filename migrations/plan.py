@@ -382,11 +382,18 @@ def private_network(inv: Inventory, system: System) -> PrivateNetwork | None:
         en = f"national golden network ({gn}): stays on its national network as the state deploys it"
         return PrivateNetwork(joins_extranet=False, golden_network=system.golden_network, reason=f"{zh} / {en}")
     dept = system.department
+    record = next((n for n in inv.private_networks.values() if system.id in n.systems), None)
+    if record is not None and not record.qualifies:
+        zh = f"业务专网 {record.name}（{record.id}）不符合并入电子政务外网的条件：{record.reason}"
+        en = f"the private network {record.id} does not qualify to join the extranet: {record.reason}"
+        return PrivateNetwork(joins_extranet=False, reason=f"{zh} / {en}")
     allocated = inv.extranet is not None and any(a.department == dept for a in inv.extranet.departments)
-    # the department's extranet VLANs, a VLAN interface before a port in the same VLAN
+    # the department's extranet VLANs, a VLAN interface before a port in the same VLAN; the one a private network
+    # record names (`private_networks[].join.vlan`) when there is one
     vlans = sorted((i.vlan, "lan" not in i.name.lower(), d.name, i.name) for d in inv.devices.values()
                    if d.golden_network is None for i in d.interfaces
-                   if i.department == dept and i.vlan is not None and i.golden_network is None)
+                   if i.department == dept and i.vlan is not None and i.golden_network is None
+                   and (record is None or record.join is None or i.vlan == record.join.vlan))
     if not allocated or not vlans:
         zh = f"{dept} 尚无电子政务外网地址段或 VLAN（清单 extranet.departments、devices 的接口）：业务专网并入前等待"
         en = (f"{dept} has no extranet allocation or VLAN yet (inventory extranet.departments, device interfaces): "

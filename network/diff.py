@@ -48,8 +48,23 @@ def owned_section_rules() -> tuple[re.Pattern, ...]:
     return tuple(re.compile(p) for p in scope_data().get("owned_sections", ()))
 
 
-def scope_key(text: str) -> str:
-    for rule in scope_key_rules():
+@cache
+def routed_port_rules() -> tuple[tuple[re.Pattern, ...], tuple[re.Pattern, ...]]:
+    """(the lines that make a port routed, the keys that hold under such a port): network/scope.yaml routed_ports."""
+    data = scope_data().get("routed_ports") or {}
+    return tuple(map(re.compile, data.get("modes", ()))), tuple(map(re.compile, data.get("keys", ())))
+
+
+@cache
+def owned_line_rules() -> tuple[re.Pattern, ...]:
+    """Top-level lines that are jiyue's by their tag (its return routes): always in scope."""
+    data = scope_data().get("return_routes") or {}
+    tag = re.escape(str(data.get("tag", "")))
+    return tuple(re.compile(p.replace("{tag}", tag)) for p in data.get("lines", ())) if tag else ()
+
+
+def scope_key(text: str, extra: Sequence[re.Pattern] = ()) -> str:
+    for rule in (*extra, *scope_key_rules()):
         m = rule.search(text)
         if m:
             return m.group(1)
@@ -60,20 +75,31 @@ def owned(text: str) -> bool:
     return any(rule.search(text) for rule in owned_section_rules())
 
 
-def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild) -> None:
+def routed_port(section: HConfigChild) -> bool:
+    """An interface jiyue renders as a routed port (a carrier-facing egress port)."""
+    modes, _ = routed_port_rules()
+    return any(m.search(c.text) for c in section.children for m in modes)
+
+
+def scoped(running: HConfig | HConfigChild, intended: HConfig | HConfigChild,
+           extra: Sequence[re.Pattern] = ()) -> None:
     """Remove, in place, every running line whose key is not rendered at the same place; under a
-    section jiyue owns whole (network/scope.yaml `owned_sections`), everything stays in scope."""
+    section jiyue owns whole (network/scope.yaml `owned_sections`), everything stays in scope; at the top,
+    jiyue's tagged return routes stay in scope whether rendered or not (`return_routes`); under a routed
+    port jiyue renders, its `routed_ports` keys hold too (`extra`)."""
     wanted: dict[str, list[HConfigChild]] = {}
     for child in intended.children:
-        wanted.setdefault(scope_key(child.text), []).append(child)
+        wanted.setdefault(scope_key(child.text, extra), []).append(child)
+    top = isinstance(running, HConfig)
     for child in list(running.children):
-        match = wanted.get(scope_key(child.text))
+        match = wanted.get(scope_key(child.text, extra))
         if not match:
-            child.delete()
+            if not (top and not child.children and any(r.search(child.text) for r in owned_line_rules())):
+                child.delete()
             continue
         same = next((m for m in match if m.text == child.text), match[0])
         if child.children and not (child.text == same.text and owned(child.text)):
-            scoped(child, same)
+            scoped(child, same, routed_port_rules()[1] if routed_port(same) else ())
 
 
 def commands(config: HConfig, platform: str | None = None) -> list[str]:
@@ -137,9 +163,10 @@ def split_negations(target: HConfig) -> list[tuple[list[str], str]]:
     of a default-off command: such a line is met when the device shows it, or does not show its
     positive form. Returned as (parent path, line)."""
     negation = target.driver.negation_prefix
+    printed = [re.compile(p) for p in scope_data().get("printed_negations", ())]
     found = []
     for child in list(target.all_children()):
-        if child.text.startswith(negation) and not child.children:
+        if child.text.startswith(negation) and not child.children and not any(p.search(child.text) for p in printed):
             found.append((list(child.path())[:-1], child.text))
             child.delete()
     return found
@@ -184,11 +211,17 @@ def rebind(full: HConfig, target: HConfig, remediation: HConfig) -> list[str]:
     line the binding removes again after it, drop negations of what it removes anyway, and return the
     removed lines jiyue does not render: the operator must see them before --apply."""
     binds, clears = _binding()
+    modes, _ = routed_port_rules()
     negation = target.driver.negation_prefix
     lost = []
     for iface in target.children:
-        bind = next((c for c in iface.children if any(b.search(c.text) for b in binds)), None)
         now = full.get_child(equals=iface.text)
+        mode = next((c for c in iface.children if any(m.search(c.text) for m in modes)), None)
+        change = remediation.get_child(equals=iface.text)
+        if mode is not None and now is not None and change is not None and now.get_child(equals=mode.text) is None:
+            lost += _reset(iface, now, change, mode.text)
+            continue
+        bind = next((c for c in iface.children if any(b.search(c.text) for b in binds)), None)
         if bind is None or now is None or now.get_child(equals=bind.text) is not None:
             continue
         change = remediation.get_child(equals=iface.text)
@@ -212,6 +245,18 @@ def rebind(full: HConfig, target: HConfig, remediation: HConfig) -> list[str]:
                         f"{iface.text}: `{bind.text}` removes `{c.text}`, which jiyue does not manage: "
                         "it is not put back")
     return lost
+
+
+def _reset(iface: HConfigChild, now: HConfigChild, change: HConfigChild, mode: str) -> list[str]:
+    """A port turned routed is reset by the device: send every rendered line of it, the mode first, and name what
+    the reset drops that jiyue does not render."""
+    for c in list(change.children):
+        c.delete()
+    for c in iface.children:
+        change.add_child(c.text)
+    rendered = {c.text for c in iface.children}
+    return [f"{iface.text}: `{mode}` resets the port: `{c.text}` goes, and jiyue does not put it back"
+            for c in now.children if c.text not in rendered]
 
 
 def diff(device: str, platform: str, running_text: str, intended: str | Sequence[str]) -> DeviceDiff:

@@ -5,14 +5,16 @@ return route is silent until a user calls). So before anything is pushed, the wh
 configs are turned into a forwarding graph and every department VLAN is walked through it, hop by
 hop, in both families:
 
-- `egress`: a department VLAN reaches an egress (its packets leave by a carrier next hop);
+- `egress`: a department VLAN reaches an egress (its packets leave by an egress port, to the carrier's next hop
+  on that port's link);
 - `cloud`: it reaches every cloud subnet of the inventory (in the family the subnet has);
 - `return`: from every egress device a reply finds the VLAN again;
 - `isolation`: it cannot reach a management subnet (the boundary ACL on its interface denies it, or
   no route leads there).
 
 The graph (`Fabric`) is built from the renderer's structured data (`network.render.intents`): each
-device's interfaces and addresses, its static routes (defaults and return routes), its OSPFv3
+device's interfaces and addresses (its carrier-facing egress ports among them: a route leaves the VPN only
+when its next hop lies on such a port's connected subnet), its static routes (defaults and return routes), its OSPFv3
 participation (IPv6 routes to what the other OSPFv3 devices import as direct, over interconnect
 VLANs, less preferred than a static route) and the boundary ACL applied inbound on each department
 VLAN. Forwarding is longest-prefix match per device. A failure names the source VLAN, the
@@ -52,17 +54,21 @@ class Acl:
 
 @dataclass(frozen=True)
 class Port:
-    """A VLAN interface in the VPN instance: its addresses and, on a department VLAN, its inbound ACL."""
+    """An interface in the VPN instance: a VLAN interface (its addresses and, on a department VLAN, its inbound
+    ACL) or a carrier-facing egress port (`egress`: the exit's name; `vlan` None)."""
 
     device: str
     name: str
-    vlan: int
+    vlan: int | None
     department: str | None
     addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]
     acl: Acl | None = None
+    egress: str | None = None
 
     @property
     def label(self) -> str:
+        if self.egress is not None:
+            return f"egress {self.egress} {self.device} {self.name}"
         return f"VLAN {self.vlan} ({self.department or 'interconnect'}) {self.device} {self.name}"
 
     def network(self, version: int) -> Net:
@@ -71,12 +77,11 @@ class Port:
 
 @dataclass(frozen=True)
 class Route:
-    """One route: a prefix to a next hop; `egress` names the carrier exit when the next hop is one."""
+    """One route: a prefix to a next hop (a carrier's next hop is on an egress port's connected subnet)."""
 
     prefix: Net
     next_hop: Addr
     source: str = "static"  # static | ospfv3
-    egress: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,11 @@ class Fabric:
         node = self.nodes[device]
         kept = tuple(r for r in node.routes if r.prefix != net)
         return Fabric({**self.nodes, device: replace(node, routes=kept)})
+
+    def without_port(self, device: str, port: str) -> Fabric:
+        """A copy where `device` lacks one interface (an egress port not rendered, say)."""
+        node = self.nodes[device]
+        return Fabric({**self.nodes, device: replace(node, ports=tuple(p for p in node.ports if p.name != port))})
 
     def without_acl_deny(self, device: str, port: str) -> Fabric:
         """A copy where one department port's ACL no longer denies the management subnets."""
@@ -167,18 +177,16 @@ def fabric_from_intents(contexts: dict[str, dict[str, Any]], inv: Inventory) -> 
                            (ipaddress.ip_interface(i["ipv4"]["prefix"]),
                             ipaddress.ip_interface(i["ipv6"]["prefix"].lower())),
                            _acl(ctx, i["name"])) for i in ctx["interfaces"])
+        ports += tuple(Port(name, e["name"], None, None, (ipaddress.ip_interface(e["ipv4"]["prefix"]),
+                                                          ipaddress.ip_interface(e["ipv6"]["prefix"].lower())),
+                            egress=e["egress"]) for e in ctx.get("egress", []))
         routes: list[Route] = []
         r = ctx.get("routes")
         if r:
-            egress = {e.device: e.name for e in inv.extranet.egress} if inv.extranet else {}
-            carrier = {str(e.ipv4_next_hop) for e in inv.extranet.egress} | \
-                {str(e.ipv6_next_hop).upper() for e in inv.extranet.egress}
             for hop in r["ipv4"]:
-                routes.append(Route(_net("0.0.0.0/0"), ipaddress.ip_address(hop),
-                                    egress=egress.get(name) if hop in carrier else None))
+                routes.append(Route(_net("0.0.0.0/0"), ipaddress.ip_address(hop)))
             for hop in r["ipv6"]:
-                routes.append(Route(_net("::/0"), ipaddress.ip_address(hop.lower()),
-                                    egress=egress.get(name) if hop in carrier else None))
+                routes.append(Route(_net("::/0"), ipaddress.ip_address(hop.lower())))
             for b in r.get("back", []):
                 routes.append(Route(_net(b["subnet4"]["prefix"]), ipaddress.ip_address(b["hop4"])))
                 routes.append(Route(_net(b["subnet6"]["prefix"]), ipaddress.ip_address(b["hop6"].lower())))
@@ -270,8 +278,10 @@ def walk(fabric: Fabric, start: str, dst: Addr, src: Addr | None = None, ingress
             return Walk("no_route", tuple(path), here, f"no IPv{dst.version} route to {dst}{extra}")
         if isinstance(found, Port):
             return Walk("delivered", tuple(path), here)
-        if found.egress:
-            return Walk("egress", tuple(path), here, found.egress)
+        exit_port = next((p for p in node.ports if p.egress is not None and found.next_hop in p.network(dst.version)),
+                         None)
+        if exit_port is not None:  # the next hop is the carrier's router, on this egress port's link
+            return Walk("egress", tuple(path), here, exit_port.egress)
         nxt = next((n for n in fabric.nodes.values() for p in n.ports
                     if any(a.ip == found.next_hop for a in p.addresses)), None)
         on_link = any(found.next_hop in p.network(dst.version) for p in node.ports)

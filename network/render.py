@@ -22,9 +22,11 @@ management network; applied inbound on each department VLAN interface), `ospfv3`
 extranet.ospfv3 lists the device: adjacencies on interconnect VLANs only, department VLANs advertised
 as direct/connected routes, so a department can neither form an adjacency nor inject a route),
 `interfaces` (VLAN interfaces bound to the VPN first, then their
-IPv4 and IPv6 addresses from the plan), `routes` (IPv4 and IPv6 default routes in the VPN: to the
-egress next hops on an egress device, else to the `upstream` device's address on the interconnect
-VLAN both share). A section several features touch (an interface: addresses, ACL, OSPFv3) is printed
+IPv4 and IPv6 addresses from the plan; on an egress device its carrier-facing port from `extranet.egress`,
+turned routed, bound and addressed on the carrier link), `routes` (IPv4 and IPv6 default routes in the VPN:
+to the carrier's next hops on an egress device, else to the `upstream` device's address on the interconnect
+VLAN both share; return routes to the department VLANs below, tagged as jiyue's: network/scope.yaml
+`return_routes`). A section several features touch (an interface: addresses, ACL, OSPFv3) is printed
 once, where its declaring feature puts it, its lines in feature order (binding before addresses).
 
 Safety: every value is checked against the platform's rules before rendering (`network.vendor`), and
@@ -58,8 +60,10 @@ from inventory.groups import PatternError, pattern_terms, select_targets
 from inventory.model import Device, Inventory, Platform
 from network import vendor
 from network.floors import Floor
+from network.joins import JoinError, PlannedJoin, joins_on
 from network.model import AddressPlan
 from network.plan import Managed, PlanningError, managed_interfaces
+from network.scope import scope_data
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
@@ -336,7 +340,12 @@ class _Context:
         vpn = {"name": _check(vendor.vpn_name, _where(d, fld="extranet.vpn_instance"), p, ext.vpn_instance),
                "rd": _check(vendor.route_distinguisher, _where(d, fld="extranet.rd"), ext.rd)}
         interfaces = [self._interface(m) for m in self.mine]
+        try:
+            self.joins: list[PlannedJoin] = joins_on(self.inv, self.plan, d.name)
+        except JoinError as exc:
+            raise RenderError("; ".join(map(str, exc.problems))) from None
         return {"device": {"name": d.name, "platform": str(p)}, "vpn": vpn, "interfaces": interfaces,
+                "egress": self._egress(),
                 "acl": self._acl(interfaces), "ospfv3": self._ospfv3(interfaces), "routes": self._routes(),
                 "baseline": self._baseline()}
 
@@ -356,6 +365,31 @@ class _Context:
                          "length": address.ipv4.network.prefixlen, "prefix": str(address.ipv4)},
                 "ipv6": {"address": _v6(address.ipv6.ip), "length": 64, "prefix": _v6(address.ipv6)},
                 "subnet4": _v4net(address.ipv4.network), "subnet6": _v6net(address.ipv6.network)}
+
+    def _egress(self) -> list[dict[str, Any]]:
+        """The device's carrier-facing ports: routed ports in the VPN, addressed on the carrier link."""
+        d, p = self.device, self.platform
+        out = []
+        for e in (e for e in self.ext.egress if e.device == d.name):
+            where = _where(d, e.interface)
+            declared = next((i for i in d.interfaces if i.name == e.interface), None)
+            if declared is not None and declared.golden_network:
+                raise GoldenNetworkError(f"{where}: egress {e.name} names an interface of the golden network "
+                                         f"{declared.golden_network}")
+            _check(vendor.routed_port, f"{where} extranet.egress {e.name} interface", p, e.interface)
+            name = _check(vendor.printed_interface, f"{where} name", p, e.interface)
+            text = e.description or (declared.description if declared is not None else None) or f"{e.name} egress"
+            text = _check(vendor.description, f"{where} extranet.egress {e.name} description", p, text)
+            for hop, address in ((e.ipv4_next_hop, e.ipv4), (e.ipv6_next_hop, e.ipv6)):
+                if hop not in address.network:
+                    raise RenderError(f"{where}: extranet.egress {e.name}: next hop {hop} is outside {address.network}")
+            out.append({"name": name, "inventory_name": e.interface, "egress": e.name, "description": text,
+                        "ipv4": {"address": str(e.ipv4.ip), "mask": str(e.ipv4.netmask),
+                                 "length": e.ipv4.network.prefixlen, "prefix": str(e.ipv4)},
+                        "ipv6": {"address": _v6(e.ipv6.ip), "length": e.ipv6.network.prefixlen,
+                                 "prefix": _v6(e.ipv6)},
+                        "hop4": str(e.ipv4_next_hop), "hop6": _v6(e.ipv6_next_hop)})
+        return out
 
     def _acl_ids(self) -> dict[str, Any]:
         acls, p, d = self.baseline.acl, self.platform, self.device
@@ -395,7 +429,18 @@ class _Context:
                     (x for x in mgmt if x.version == 6), 1)],
                 "permit": [{"rule": 100 + 10 * i["vlan"], "vlan": i["vlan"], "v4": i["subnet4"], "v6": i["subnet6"]}
                            for i in vlans],
-                "interfaces": [i["name"] for i in departments]}
+                "interfaces": [i["name"] for i in departments],
+                # business private networks joining through a VLAN here: their prefixes as sources, after the VLAN's
+                "joined4": self._joined(4), "joined6": self._joined(6)}
+
+    def _joined(self, family: int) -> list[dict[str, Any]]:
+        out = []
+        for j in self.joins:
+            nets = [n for n in j.prefixes if n.version == family]
+            for k, net in enumerate(nets, 1):
+                out.append({"rule": 100 + 10 * j.vlan + k, "vlan": j.vlan, "network": j.network,
+                            **({"v4": _v4net(net)} if family == 4 else {"v6": _v6net(net)})})
+        return out
 
     def _ospfv3(self, interfaces: list[dict[str, Any]]) -> dict[str, Any] | None:
         o = self.ext.ospfv3
@@ -454,9 +499,16 @@ class _Context:
     def _routes(self) -> dict[str, Any] | None:
         result = self._default_routes()
         back = self._return_routes()
-        if result is None and not back:
+        joins4 = [{"subnet4": _v4net(n), "hop4": str(j.hop4), "network": j.network}
+                  for j in self.joins for n in j.prefixes if n.version == 4]
+        joins6 = [{"subnet6": _v6net(n), "hop6": _v6(j.hop6), "network": j.network}
+                  for j in self.joins for n in j.prefixes if n.version == 6]
+        if result is None and not back and not joins4 and not joins6:
             return None
-        return {"ipv4": [], "ipv6": [], "via": "", **(result or {}), "back": back}
+        tag = _check(vendor.simple_name, _where(self.device, fld="network/scope.yaml return_routes.tag"),
+                     str(scope_data()["return_routes"]["tag"]), "return route tag", 30)
+        return {"ipv4": [], "ipv6": [], "via": "", **(result or {}), "back": back, "tag": tag, "joins4": joins4,
+                "joins6": joins6}
 
     def _default_routes(self) -> dict[str, Any] | None:
         d, ext = self.device, self.ext
@@ -548,7 +600,8 @@ def _render_one(inv: Inventory, plan: AddressPlan, device: Device, managed: list
                 baseline: Baseline) -> Rendered:
     context = _Context(inv, plan, device, managed, baseline).build()
     wanted = {"baseline": True, "vpn_instance": True, "acl": context["acl"] is not None,
-              "ospfv3": context["ospfv3"] is not None, "interfaces": bool(context["interfaces"]),
+              "ospfv3": context["ospfv3"] is not None,
+              "interfaces": bool(context["interfaces"] or context["egress"]),
               "routes": context["routes"] is not None}
     parts: dict[str, list[tuple[str, list[str]]]] = {}
     env = environment()

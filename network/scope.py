@@ -1,5 +1,6 @@
 """network/scope.yaml, read once: what the scoped diff treats as jiyue's (keys, owned sections, VPN
-bindings, ACLs). Its readers are network/diff.py and network/acl.py."""
+bindings, routed ports, ACLs, the return routes' tag). Its readers are network/diff.py, network/acl.py and
+network/render.py (the tag it prints on return routes)."""
 
 from __future__ import annotations
 

@@ -39,6 +39,19 @@ INTERFACE_NAME = {
                                    rf"FortyGigabitEthernet|AggregatePort|Loopback|Mgmt)({_PORT})$"),
 }
 
+# The ports that can be routed ports (a carrier link): physical and aggregated Ethernet, not a VLAN interface,
+# loopback or management port (Comware: an Ethernet port, which `port link-mode route` turns; its Route-Aggregation
+# is routed already and takes no link mode). network/templates/<platform>/interfaces.j2 prints each form.
+ROUTED_PORT = {
+    Platform.huawei_vrp: re.compile(rf"^(GigabitEthernet|XGigabitEthernet|40GE|100GE|Ethernet|Eth-Trunk)({_PORT})$"),
+    Platform.huawei_vrpv8: re.compile(rf"^(GE|10GE|25GE|40GE|100GE|Eth-Trunk)({_PORT})$"),
+    Platform.hp_comware: re.compile(rf"^(GigabitEthernet|Ten-GigabitEthernet|FortyGigE|HundredGigE)({_PORT})$"),
+    Platform.cisco_ios: re.compile(rf"^(GigabitEthernet|TenGigabitEthernet|FastEthernet|FortyGigabitEthernet|"
+                                   rf"Port-channel)({_PORT})$"),
+    Platform.ruijie_os: re.compile(rf"^(GigabitEthernet|TenGigabitEthernet|FastEthernet|FortyGigabitEthernet|"
+                                   rf"AggregatePort)({_PORT})$"),
+}
+
 NAME_MAX = {  # VPN instance / VRF name length
     Platform.huawei_vrp: 31, Platform.huawei_vrpv8: 31, Platform.hp_comware: 31,
     Platform.cisco_ios: 32, Platform.ruijie_os: 31,
@@ -82,6 +95,15 @@ def interface_name(platform: Platform, name: str) -> str:
     vlan = vlan_of(platform, name)
     if vlan is not None and not 1 <= vlan <= 4094:
         raise VendorRuleError(f"interface name {name!r}: VLAN {vlan} is outside 1-4094")
+    return name
+
+
+def routed_port(platform: Platform, name: str) -> str:
+    """A port that can carry a carrier link as a routed (L3) port on this platform (`GE1/0/1`, not `Vlanif100`)."""
+    interface_name(platform, name)
+    if not ROUTED_PORT[platform].match(name):
+        raise VendorRuleError(f"interface {name!r} cannot be a routed port on {platform}: name a physical or "
+                              "aggregated Ethernet port (not a VLAN interface, loopback or management port)")
     return name
 
 

@@ -150,7 +150,7 @@ def test_demo_readme_lists_every_system_with_a_disposition(demo: inventory.Inven
 # (file name, line, path substring, message substring): one entry per problem the loader reports.
 EXPECTED_BROKEN: list[tuple[str, int, str, str]] = [
     ("city.yaml", 6, "defaults.device_credentials.password", "valid dictionary or instance of SecretRef"),
-    ("city.yaml", 13, "departments[fgw].level", "'city', 'county' or 'town'"),
+    ("city.yaml", 13, "departments[fgw].level", "'city', 'county', 'town' or 'village'"),
     ("city.yaml", 14, "departments[dxzf].parent", "needs a parent"),
     ("city.yaml", 18, "departments[zjj].name", "must be one line"),
     ("city.yaml", 29, "cloud.pool[1].flavor", "unknown flavor 'c64m128'"),
@@ -525,7 +525,8 @@ def test_extranet_allocations_stay_inside_the_city_block_without_overlap(tmp_pat
             {"department": "szfb", "ipv4": "10.80.0.0/22", "ipv6": "2001:db8:8000:100::/56"},
             {"department": "dxzf", "ipv4": "10.80.2.0/24", "ipv6": "2001:db8:9000::/56"},
         ],
-        "egress": [{"name": "dianxin", "device": "sj-hx1", "ipv4_next_hop": "203.0.113.1",
+        "egress": [{"name": "dianxin", "device": "sj-hx1", "interface": "GE1/0/1", "ipv4": "203.0.113.2/30",
+                    "ipv6": "2001:db8:ffff:1::2/64", "ipv4_next_hop": "203.0.113.1",
                     "ipv6_next_hop": "2001:db8:ffff:1::1"}],
     })
     messages = sorted(f"{p.path}: {p.message}" for p in _problems(tmp_path))
@@ -537,8 +538,9 @@ def test_extranet_allocations_stay_inside_the_city_block_without_overlap(tmp_pat
 def test_management_sources_that_admit_everyone_or_too_much_are_refused(tmp_path: Path) -> None:
     extranet = {
         "vpn_instance": "EGOV-EXTRANET", "rd": "65010:100", "ipv4": "10.80.0.0/14", "ipv6": "2001:db8:8000::/48",
-        "departments": [], "egress": [{"name": "dianxin", "device": "sj-hx1", "ipv4_next_hop": "203.0.113.1",
-                                       "ipv6_next_hop": "2001:db8:ffff:1::1"}],
+        "departments": [], "egress": [{"name": "dianxin", "device": "sj-hx1", "interface": "GE1/0/1",
+                                       "ipv4": "203.0.113.2/30", "ipv6": "2001:db8:ffff:1::2/64",
+                                       "ipv4_next_hop": "203.0.113.1", "ipv6_next_hop": "2001:db8:ffff:1::1"}],
         "management": {"syslog_hosts": ["198.18.40.31"], "ntp_servers": ["198.18.40.32"],
                        "sources": ["0.0.0.0/0", "::/0", "10.0.0.0/8", "2001:db8::/32", "198.18.30.0/24",
                                    "2001:db8:30::/48"]},
@@ -753,3 +755,34 @@ def test_one_kept_room_per_department_and_the_rule_is_data(tmp_path: Path) -> No
                                                      "machine_rooms[szfb-room2].status"}
     # an auditor's copy of the rule: two rooms of up to 30 m² each, and the second room complies
     assert _findings(inv, {**_rule(), "max_area_m2": 30, "max_rooms_per_department": 2}) == {}
+
+
+def test_an_egress_names_a_routed_port_and_next_hops_on_its_link(tmp_path: Path) -> None:
+    """The carrier-facing port of each egress: a physical port the device declares, valid on its platform, and the
+    carrier's next hop of each family inside that port's subnet of the family; each error at its file:line."""
+    city = Path(__file__).resolve().parent / "fixtures" / "city-ospf3"
+    for f in city.glob("*.yaml"):
+        (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (tmp_path / "city.yaml").read_text(encoding="utf-8")
+    text = text.replace("      interface: GE1/0/1 ", "      interface: Vlanif100 ")
+    text = text.replace("      ipv4_next_hop: 203.0.113.1", "      ipv4_next_hop: 203.0.113.9")
+    text = text.replace('      ipv6_next_hop: "2001:db8:ffff:1::1"', '      ipv6_next_hop: "2001:db8:fffe:1::1"')
+    text += ("    - {name: second, device: o3-jr1, interface: GigabitEthernet0/9, ipv4: 192.0.2.1/30,\n"
+             "       ipv6: '2001:db8:9000:ff00::1/64', ipv4_next_hop: 192.0.2.2,\n"
+             "       ipv6_next_hop: '2001:db8:9000:ff00::2'}\n")
+    (tmp_path / "city.yaml").write_text(text, encoding="utf-8")
+    found: dict[str, list[tuple[int, str]]] = {}
+    for p in _problems(tmp_path):
+        found.setdefault(p.path, []).append((p.line, p.message))
+    path = tmp_path / "city.yaml"
+
+    def at(field: str, text: str) -> int:
+        return next(line for line, message in found[f"extranet.egress{field}"] if text in message)
+
+    assert at("[0].interface", "cannot be a routed port on huawei_vrpv8") == _line_of(path, "interface: Vlanif100")
+    assert at("[0].ipv4_next_hop", "outside the interface's subnet 203.0.113.0/30") == \
+        _line_of(path, "ipv4_next_hop: 203.0.113.9")
+    assert at("[0].ipv6_next_hop", "outside the interface's subnet 2001:db8:ffff:1::/64") == \
+        _line_of(path, "ipv6_next_hop: \"2001:db8:fffe:1::1\"")
+    assert at("[1].interface", "declares no interface 'GigabitEthernet0/9'")
+    assert at("[1].ipv6", "overlaps the interconnect pool")

@@ -4,7 +4,9 @@ its Comware aggregation and its Cisco IOS and Ruijie RGOS access switches.
 The sample city lists only Huawei/H3C devices in `extranet.ospfv3.devices`, so nothing showed that the IOS
 and RGOS templates rendered lines the devices refuse. Here the test city's rendered configs are pushed, over
 SSH, to simulated devices booted from its inventory: every line must be accepted, the devices must show the
-OSPFv3 process and the interface lines, and a second push must find nothing to do.
+OSPFv3 process and the interface lines, and a second push must find nothing to do. The same devices then show
+that renumbering replaces jiyue's lines (a department VLAN's return routes, the carrier link's addresses and
+default routes) and leaves an operator's static routes alone.
 """
 
 from __future__ import annotations
@@ -141,3 +143,67 @@ def test_the_test_city_pushes_on_every_platform_shows_ospfv3_and_converges(devic
     again = _push(devices, tmp_path, "b2")
     assert {o.status for o in again.values()} == {UNCHANGED}, {n: o.diff for n, o in again.items() if o.diff}
     assert not (tmp_path / "b2").exists()
+
+
+# --- renumbering: the scope replaces jiyue's lines, never an operator's ------------------------------------
+
+THEIRS = {  # static routes an operator put on the core and the aggregation, in the extranet VPN: never jiyue's
+    "o3-hx1": [f"ip route-static vpn-instance {VPN} 10.99.0.0 255.255.0.0 10.90.255.2",
+               f"ipv6 route-static vpn-instance {VPN} 2001:DB8:99:: 48 2001:DB8:9000:FF00::2"],
+    "o3-hj1": [f"ip route-static vpn-instance {VPN} 10.99.0.0 16 10.90.255.1"],
+}
+
+
+def _renumbered(inv, plan):
+    """VLAN 120 (sqga, behind o3-jr1) moved to the next /24 and /64 of its share, and the carrier link renumbered."""
+    import ipaddress
+
+    old = plan.subnet("sqga", 120)
+    new4, new6 = ipaddress.ip_network("10.90.5.0/24"), ipaddress.ip_network("2001:db8:9000:201::/64")
+    subnets = [s.model_copy(update={"ipv4": new4, "ipv6": new6}) if s.key == old.key else s for s in plan.subnets]
+    addresses = [a.model_copy(update={"ipv4": ipaddress.ip_interface(f"{new4[1]}/24"),
+                                      "ipv6": ipaddress.ip_interface(f"{new6[1]}/64")})
+                 if (a.department, a.vlan) == old.key else a for a in plan.addresses]
+    [egress] = inv.extranet.egress
+    link = egress.model_copy(update={"ipv4": ipaddress.ip_interface("203.0.113.6/30"),
+                                     "ipv4_next_hop": ipaddress.ip_address("203.0.113.5"),
+                                     "ipv6": ipaddress.ip_interface("2001:db8:ffff:9::2/64"),
+                                     "ipv6_next_hop": ipaddress.ip_address("2001:db8:ffff:9::1")})
+    inv = inv.model_copy(update={"extranet": inv.extranet.model_copy(update={"egress": [link]})})
+    return inv, plan.model_copy(update={"subnets": subnets, "addresses": addresses}), old
+
+
+@pytest.mark.lab
+def test_a_renumbered_vlan_and_carrier_link_replace_jiyues_lines_and_leave_an_operators_routes(devices, tmp_path):
+    """Push, renumber, push again: the old return routes (jiyue's, by their tag) go with the vendor's removal
+    form, the carrier port's old addresses and default routes are replaced, the operator's static routes stay;
+    a third push finds nothing to do."""
+    sim, inv, _ = devices
+    first = _push(devices, tmp_path, "r1")
+    assert {o.status for o in first.values()} <= {APPLIED, UNCHANGED}, {n: o.reason for n, o in first.items()}
+    for name, lines in THEIRS.items():  # the operator adds routes of their own
+        sim.reset(name, config=sim.running_config(name).replace("\nreturn", "\n" + "\n".join(lines) + "\nreturn"))
+    moved, plan, old = _renumbered(inv, build_plan(inv))
+    lines = {n: r.lines for n, r in render(moved, plan, select_devices(moved, None).names).items()}
+    options = PushOptions(apply=True, backups=tmp_path / "r2", known_hosts=sim.known_hosts, progress=False)
+    second = {o.device: o for o in Pusher(moved, lines, options).run(list(lines)).outcomes}
+    bad = {n: (o.status, o.reason, o.rollback) for n, o in second.items() if o.status not in (APPLIED, UNCHANGED)}
+    assert not bad, bad
+    assert second["o3-hx1"].status == APPLIED and second["o3-hj1"].status == APPLIED
+    for name in ("o3-hx1", "o3-hj1"):
+        shown = [t.strip() for t in sim.running_config(name).splitlines()]
+        routes = [t for t in shown if "route-static" in t]
+        assert not [t for t in routes if f" {old.ipv4.network_address} " in t or
+                    str(old.ipv6.network_address).upper() + " " in t], (name, routes)  # the old ones are gone
+        assert [t for t in routes if " 10.90.5.0 " in t and t.endswith("jiyue-return")], (name, routes)
+        assert all(t in shown for t in THEIRS[name]), (name, routes)  # the operator's stay
+    port = _section(sim.running_config("o3-hx1"), "interface GE1/0/1")
+    assert sorted(port) == sorted(["undo portswitch", "description uplink to dianxin egress",
+                                   f"ip binding vpn-instance {VPN}", "ip address 203.0.113.6 255.255.255.252",
+                                   "ipv6 enable", "ipv6 address 2001:DB8:FFFF:9::2/64"]), port
+    defaults = [t for t in sim.running_config("o3-hx1").splitlines() if " 0.0.0.0 0.0.0.0 " in t or " :: 0 " in t]
+    assert sorted(defaults) == [f"ip route-static vpn-instance {VPN} 0.0.0.0 0.0.0.0 203.0.113.5",
+                                f"ipv6 route-static vpn-instance {VPN} :: 0 2001:DB8:FFFF:9::1"], defaults
+    options = PushOptions(apply=True, backups=tmp_path / "r3", known_hosts=sim.known_hosts, progress=False)
+    third = Pusher(moved, lines, options).run(list(lines)).outcomes
+    assert {o.status for o in third} == {UNCHANGED}, {o.device: o.diff for o in third if o.diff}

@@ -50,6 +50,22 @@ def test_the_ospfv3_test_city_passes_in_both_families():
     assert result.ok, [f.as_dict() for f in result.failures]
     assert result.checked > 0
 
+def test_packets_leave_by_the_egress_port_and_without_it_the_default_route_leads_nowhere(demo, fabric):
+    """The egress is the carrier-facing port (its connected subnet holds the carrier's next hop), not assumed from
+    the default route: without sj-hx1's GE1/0/1 its default route points at an address on no link."""
+    from network.reach import EGRESS_PROBE, walk
+
+    hx1 = {p.name: p for p in fabric.nodes["sj-hx1"].ports}
+    assert hx1["GE1/0/1"].egress == "dianxin" and str(hx1["GE1/0/1"].network(4)) == "203.0.113.0/30"
+    w = walk(fabric, "sj-hx1", EGRESS_PROBE[4])
+    assert (w.outcome, w.stopped_at, w.missing) == ("egress", "sj-hx1", "dianxin")
+    broken = verify_fabric(fabric.without_port("sj-hx1", "GE1/0/1"), demo)
+    failed = {(f.check, f.family, f.stopped_at) for f in broken.failures}
+    assert ("egress", 4, "sj-hx1") in failed and ("egress", 6, "sj-hx1") in failed, broken.failures
+    assert all("no device in the VPN has it" in f.missing for f in broken.failures if f.check == "egress")
+    assert not [f for f in broken.failures if f.stopped_at == "sj-hx2"]  # the other exit still works
+
+
 def test_every_department_vlan_has_a_return_route_on_every_device_above_it(fabric, plan):
     gaj = plan.subnet("gaj", 130)
     rsj = plan.subnet("rsj", 140)
@@ -122,7 +138,8 @@ def test_the_return_routes_are_rendered_in_each_platforms_syntax(demo, plan):
 
     out = render(demo, plan, ["sj-hj1", "sj-hx2", "gaj-jr1"])
     hj1, hx2 = out["sj-hj1"].lines, out["sj-hx2"].lines
-    assert "ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 255.255.255.0 10.83.255.18" in hj1
-    assert "ipv6 route-static vpn-instance EGOV-EXTRANET 2001:DB8:8000:300:: 64 2001:DB8:8000:FF01::2" in hj1
-    assert "ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 24 10.83.255.4" in hx2  # Comware: mask length
+    tag = "description jiyue-return"  # jiyue's mark on its return routes (network/scope.yaml return_routes)
+    assert f"ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 255.255.255.0 10.83.255.18 {tag}" in hj1
+    assert f"ipv6 route-static vpn-instance EGOV-EXTRANET 2001:DB8:8000:300:: 64 2001:DB8:8000:FF01::2 {tag}" in hj1
+    assert f"ip route-static vpn-instance EGOV-EXTRANET 10.80.8.0 24 10.83.255.4 {tag}" in hx2  # Comware: mask length
     assert not [line for line in out["gaj-jr1"].lines if line.startswith("ip route") and " 0.0.0.0 " not in line]

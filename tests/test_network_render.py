@@ -389,3 +389,75 @@ def test_ipv6_management_sources_fall_back_to_the_ipv6_management_subnets(demo, 
     assert re.search(r"permit\b.*2001:DB8:30::", text, re.IGNORECASE), text
     for source in v4:
         assert str(source.network_address) in text, text
+
+
+# --- carrier-facing egress ports ---------------------------------------------------------------------------
+
+# The routed-port line and the VPN binding of each platform (VRP `undo portswitch`, Comware `port link-mode route`,
+# IOS and RGOS `no switchport`); the sample city's two cores are its exits, three more make every platform one.
+ROUTED = {Platform.huawei_vrp: ("undo portswitch", "ip binding vpn-instance"),
+          Platform.huawei_vrpv8: ("undo portswitch", "ip binding vpn-instance"),
+          Platform.hp_comware: ("port link-mode route", "ip binding vpn-instance"),
+          Platform.cisco_ios: ("no switchport", "vrf forwarding"),
+          Platform.ruijie_os: ("no switchport", "vrf forwarding")}
+MORE_EXITS = [("sj-hj1", "GigabitEthernet0/0/1", 1), ("gaj-jr1", "GigabitEthernet0/1", 2),
+              ("rsj-jr1", "GigabitEthernet0/1", 3)]
+
+
+@pytest.fixture(scope="module")
+def exits(demo, plan):
+    """The sample city with an egress on every platform, rendered on those five devices."""
+    from inventory.model import Egress
+
+    more = [Egress(name=f"test{n}", device=device, interface=iface, ipv4=f"192.0.2.{4 * n + 2}/30",
+                   ipv6=f"2001:db8:fffe:{n}::2/64", ipv4_next_hop=f"192.0.2.{4 * n + 1}",
+                   ipv6_next_hop=f"2001:db8:fffe:{n}::1") for device, iface, n in MORE_EXITS]
+    ext = demo.extranet.model_copy(update={"egress": [*demo.extranet.egress, *more]})
+    inv = demo.model_copy(update={"extranet": ext})
+    return inv, render(inv, plan, [e.device for e in ext.egress])
+
+
+def test_each_egress_port_is_a_routed_port_in_the_vpn_addressed_in_both_families(exits):
+    inv, rendered = exits
+    assert {r.platform for r in rendered.values()} == set(Platform)
+    for e in inv.extranet.egress:
+        r = rendered[e.device]
+        mode, bind = ROUTED[r.platform]
+        block = interface_block(r.text, vendor.printed_interface(r.platform, e.interface))
+        declared = next(i for i in inv.devices[e.device].interfaces if i.name == e.interface)
+        enable = [] if r.platform is Platform.hp_comware else ["ipv6 enable"]  # Comware 7 has none
+        assert block == [mode, f"description {declared.description}", f"{bind} EGOV-EXTRANET",
+                         f"ip address {e.ipv4.ip} {e.ipv4.netmask}", *enable,
+                         f"ipv6 address {str(e.ipv6).upper()}"], (e.device, block)
+        assert r.line_features[r.lines.index(f"interface {vendor.printed_interface(r.platform, e.interface)}")] \
+            == "interfaces"
+        routes = r.features["routes"]
+        assert str(e.ipv4_next_hop) in routes and str(e.ipv6_next_hop).upper() in routes
+
+
+def test_every_platforms_simulator_accepts_the_egress_port_lines(exits):
+    """The lab's simulated devices (grammars written from the vendors' references) take every rendered line of
+    an egress port, on the port as the device boots it (an uplink trunk), and show it as a routed port."""
+    from lab.netsim.baseline import device_config
+    from lab.netsim.config import Config
+    from lab.netsim.grammar import load
+
+    inv, rendered = exits
+    for e in inv.extranet.egress:
+        device, r = inv.devices[e.device], rendered[e.device]
+        config = Config(load(device.platform.value))
+        assert config.load(device_config(inv, device)) == [], e.device
+        for feature in ("vpn_instance", "interfaces", "routes"):  # as a push sends them
+            assert config.load(r.features[feature]) == [], (e.device, feature)
+        name = vendor.printed_interface(r.platform, e.interface)
+        shown = interface_block(config.render(), name)
+        assert ROUTED[r.platform][0] in shown and f"ip address {e.ipv4.ip} {e.ipv4.netmask}" in shown, shown
+        assert not [line for line in shown if "trunk" in line or line.startswith("port link-type")], shown
+
+
+def test_an_egress_description_that_could_smuggle_a_command_is_refused(demo, plan):
+    [first, *rest] = demo.extranet.egress
+    bad = first.model_construct(**{**first.model_dump(), "description": "x\nline vty 0 4"})
+    inv = demo.model_copy(update={"extranet": demo.extranet.model_copy(update={"egress": [bad, *rest]})})
+    with pytest.raises(RenderError, match=r"sj-hx1 interface GE1/0/1 extranet.egress dianxin description"):
+        render_device(inv, plan, "sj-hx1")

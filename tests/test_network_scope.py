@@ -136,6 +136,76 @@ def test_a_vpn_binding_resends_what_it_removes_and_names_what_is_lost():
     assert len(lost) == 2 and "10.7.7.1" in lost[0] and "FE80::1 link-local" in lost[1]
 
 
+RETURN = {  # a renumbered VLAN's old return route (jiyue's, tagged), the new one, and an operator's own route
+    "huawei_vrp": ("ip route-static vpn-instance E 10.80.4.0 255.255.255.0 10.83.255.3 description jiyue-return",
+                   "ip route-static vpn-instance E 10.80.5.0 255.255.255.0 10.83.255.3 description jiyue-return",
+                   "undo ip route-static vpn-instance E 10.80.4.0 255.255.255.0 10.83.255.3",
+                   "ip route-static vpn-instance E 10.99.0.0 255.255.0.0 10.83.255.9"),
+    "hp_comware": ("ipv6 route-static vpn-instance E 2001:DB8:8000:200:: 64 2001:DB8:8000:FF00::3 description "
+                   "jiyue-return",
+                   "ipv6 route-static vpn-instance E 2001:DB8:8000:201:: 64 2001:DB8:8000:FF00::3 description "
+                   "jiyue-return",
+                   "undo ipv6 route-static vpn-instance E 2001:DB8:8000:200:: 64 2001:DB8:8000:FF00::3",
+                   "ipv6 route-static vpn-instance E 2001:DB8:99:: 48 2001:DB8:8000:FF00::9"),
+    "cisco_ios": ("ip route vrf E 10.80.4.0 255.255.255.0 10.83.255.3 name jiyue-return",
+                  "ip route vrf E 10.80.5.0 255.255.255.0 10.83.255.3 name jiyue-return",
+                  "no ip route vrf E 10.80.4.0 255.255.255.0 10.83.255.3",
+                  "ip route vrf E 10.99.0.0 255.255.0.0 10.83.255.9"),
+    "ruijie_os": ("ipv6 route vrf E 2001:DB8:8000:200::/64 2001:DB8:8000:FF00::3 description jiyue-return",
+                  "ipv6 route vrf E 2001:DB8:8000:201::/64 2001:DB8:8000:FF00::3 description jiyue-return",
+                  "no ipv6 route vrf E 2001:DB8:8000:200::/64 2001:DB8:8000:FF00::3",
+                  "ipv6 route vrf E 2001:DB8:99::/48 2001:DB8:8000:FF00::9"),
+}
+
+
+@pytest.mark.parametrize("platform", sorted(RETURN))
+def test_a_renumbered_vlans_old_return_route_goes_by_the_vendors_removal_form_and_others_stay(platform):
+    """jiyue's return routes carry its tag, so the scope owns them by pattern: the old one is removed by its
+    destination and next hop (the removal form takes no description), an untagged route is never touched."""
+    old, new, removal, theirs = RETURN[platform]
+    d = _diff(platform, "\n".join([old, theirs, ""]), new + "\n")
+    assert d.remediation == [new, removal], d.remediation
+    assert not _diff(platform, "\n".join([new, theirs, ""]), new + "\n").remediation
+
+
+ROUTED_PORT = {  # a carrier port as it boots (an uplink trunk), and the routed port jiyue renders
+    "huawei_vrpv8": ("interface GE1/0/1\n description up\n port link-type trunk\n"
+                     " port trunk allow-pass vlan 2 to 4094\n",
+                     ["interface GE1/0/1", "undo portswitch", "description up", "ip binding vpn-instance E",
+                      "ip address 203.0.113.2 255.255.255.252", "ipv6 enable", "ipv6 address 2001:DB8:FFFF:1::2/64"]),
+    "hp_comware": ("interface GigabitEthernet1/0/1\n port link-mode bridge\n description up\n port link-type trunk\n",
+                   ["interface GigabitEthernet1/0/1", "port link-mode route", "description up",
+                    "ip binding vpn-instance E", "ip address 203.0.113.2 255.255.255.252",
+                    "ipv6 address 2001:DB8:FFFF:1::2/64"]),
+    "cisco_ios": ("interface GigabitEthernet0/1\n description up\n switchport mode trunk\n",
+                  ["interface GigabitEthernet0/1", "no switchport", "description up", "vrf forwarding E",
+                   "ip address 203.0.113.2 255.255.255.252", "ipv6 enable", "ipv6 address 2001:DB8:FFFF:1::2/64"]),
+}
+
+
+@pytest.mark.parametrize("platform", sorted(ROUTED_PORT))
+def test_turning_a_carrier_port_routed_sends_the_whole_port_and_names_what_the_reset_drops(platform):
+    running, rendered = ROUTED_PORT[platform]
+    intended = "\n".join([rendered[0], *(f" {line}" for line in rendered[1:]), ""])
+    d = _diff(platform, running, intended)
+    assert d.remediation[:len(rendered)] == rendered, d.remediation  # the mode first, then every line of the port
+    assert [n for n in d.notes if "trunk" in n and "resets the port" in n], d.notes
+    done = "\n".join([rendered[0], *(f" {line}" for line in rendered[1:]), ""])
+    assert not _diff(platform, done, intended).remediation  # the device shows it so: nothing more to do
+
+
+def test_a_renumbered_carrier_link_replaces_its_addresses_and_keeps_the_link_local():
+    """Under a routed port jiyue renders, the global IPv6 address is one slot (network/scope.yaml routed_ports)."""
+    port = ["interface GigabitEthernet0/1", " no switchport", " vrf forwarding E"]
+    running = "\n".join([*port, " ip address 203.0.113.2 255.255.255.252", " ipv6 enable",
+                         " ipv6 address 2001:DB8:FFFF:1::2/64", " ipv6 address FE80::1 link-local", ""])
+    intended = "\n".join([*port, " ip address 203.0.113.6 255.255.255.252", " ipv6 enable",
+                          " ipv6 address 2001:DB8:FFFF:9::2/64", ""])
+    d = _diff("cisco_ios", running, intended)
+    assert d.remediation == ["interface GigabitEthernet0/1", "no ipv6 address 2001:DB8:FFFF:1::2/64",
+                             "ip address 203.0.113.6 255.255.255.252", "ipv6 address 2001:DB8:FFFF:9::2/64", "exit"]
+
+
 # --- on the devices ----------------------------------------------------------------------------------------
 
 SOURCES = {"huawei_vrp": "sj-hj1", "huawei_vrpv8": "sj-hx1", "hp_comware": "dx-hj1", "cisco_ios": "dxjyj-jr1",
