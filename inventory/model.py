@@ -512,6 +512,7 @@ class Device(Located):
     # The device this one's extranet default routes point to, over an interconnect VLAN both have
     # (network/: egress devices route to their egress instead and need none).
     upstream: Ident | None = None
+    jump: JumpRef | None = None  # the jump host its sessions go through: wins over subnet, department, defaults
 
 
 class Subnet(Located):
@@ -969,21 +970,24 @@ class Inventory(Model):
         """The host's SSH settings with the inventory defaults filled in."""
         return self._ssh_target(str(host.address), host.ssh)
 
-    def jump_setting(self, host: Host) -> str | None:
-        """The host's `jump:` as declared, most specific first: host, subnet, department (of its system), defaults.
-        None or `none`: direct."""
-        subnet = self.subnet_of(host.address)
-        system = self.owner(host.name)
-        dept = self.departments.get(system.department) if system else None
-        for value in (host.jump, subnet.jump if subnet else None, dept.jump if dept else None, self.defaults.jump):
+    def jump_setting(self, record: Host | Device) -> str | None:
+        """A host's or device's `jump:` as declared, most specific first: the record, its subnet (of its address),
+        its department (a host's system's, a device's own), defaults. None or `none`: direct."""
+        subnet = self.subnet_of(record.address)
+        if isinstance(record, Device):
+            dept = self.departments.get(record.department) if record.department else None
+        else:
+            system = self.owner(record.name)
+            dept = self.departments.get(system.department) if system else None
+        for value in (record.jump, subnet.jump if subnet else None, dept.jump if dept else None, self.defaults.jump):
             if value is not None:
                 return value
         return None
 
-    def jump_chain(self, host: Host, override: str | None = None) -> list[SSHTarget]:
-        """The jump hosts to pass through to reach the host, outermost first ([] = direct). `override` is a run's
-        `--jump NAME` (or `none`), which replaces the inventory's setting for every host."""
-        name = override if override is not None else self.jump_setting(host)
+    def jump_chain(self, record: Host | Device, override: str | None = None) -> list[SSHTarget]:
+        """The jump hosts to pass through to reach a host or device, outermost first ([] = direct). `override` is a
+        run's `--jump NAME` (or `none`), which replaces the inventory's setting for every host and device."""
+        name = override if override is not None else self.jump_setting(record)
         chain: list[SSHTarget] = []
         while name is not None and name != JUMP_NONE:
             if name not in self.jump_hosts:

@@ -16,7 +16,7 @@ from inventory import DEFAULT_INVENTORY, export, importer, survey
 from inventory.ansible_import import AnsibleImportError, ansible_proposals
 from inventory.groups import all_groups
 from inventory.model import Inventory
-from jiyue.cli import HELP, console, err, fail, limit_devices, limit_hosts, load_inventory, out_dir
+from jiyue.cli import HELP, console, err, fail, jump_override, limit_devices, limit_hosts, load_inventory, out_dir
 
 
 @task(help={"inventory": HELP["inventory"]})
@@ -78,17 +78,20 @@ def list_(c, inventory=None, limit=None):
 
 @task(name="export", help={"inventory": HELP["inventory"], "limit": HELP["limit"], "out": HELP["out"],
             "format": f"one of {', '.join(export.FORMATS)}, or 'all' (default)",
-            "include_classified": HELP["include_classified"]})
-def export_(c, inventory=None, limit=None, out=None, format="all", include_classified=False):
+            "include_classified": HELP["include_classified"],
+            "jump": HELP["jump"].replace("every host", "every host and device exported")})
+def export_(c, inventory=None, limit=None, out=None, format="all", include_classified=False, jump=None):
     """Write the inventory for Ansible (YAML), pyinfra (module) and Nornir (SimpleInventory) under OUT/inventory/;
-    hosts of classified (涉密) systems are left out."""
+    hosts of classified (涉密) systems are left out. Hosts and devices behind jump hosts get ProxyJump (an
+    ssh_config beside the export holds the jump hosts)."""
     if format != "all" and format not in export.FORMATS:
         raise fail(f"--format must be one of {', '.join(export.FORMATS)} or all, not {format!r}")
     inv = load_inventory(inventory)
+    jump = jump_override(inv, jump)
     hosts, devices = limit_hosts(inv, limit, include_classified), limit_devices(inv, limit)
     target = out_dir(out)
     for fmt in export.FORMATS if format == "all" else (format,):
-        for path in export.write(inv, fmt, hosts, devices, target, include_classified):
+        for path in export.write(inv, fmt, hosts, devices, target, include_classified, jump):
             console.print(f"wrote {path}")
     console.print(f"{len(hosts)} hosts, {len(devices)} devices. "
                   f"Try: ansible all -i {target}/inventory/ansible.yml -m ping")

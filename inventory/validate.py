@@ -135,7 +135,8 @@ def _programme(inv: Inventory, names: dict[str, _Known]) -> Iterator[Problem]:
 def _jumps(inv: Inventory, declared: set[str]) -> Iterator[Problem]:
     """Every `jump:` names a jump host (or `none`), and a jump host's own chain is at most two long, loop-free."""
     known = declared | {JUMP_NONE}
-    records: list[Located] = [*inv.hosts.values(), *inv.subnets.values(), *inv.departments.values()]
+    records: list[Located] = [*inv.hosts.values(), *inv.devices.values(), *inv.subnets.values(),
+                              *inv.departments.values()]
     if inv.defaults._origin is not None:
         records.append(inv.defaults)
     for record in records:

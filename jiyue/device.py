@@ -18,6 +18,9 @@ how a careful operator drives a CLI:
 - every failure is a `DeviceError` with a kind (unreachable, auth_failed, timeout, host_key,
   rejected, session_lost, deadline, error), so the fleet runner (jiyue.runner) reports it per device,
   in the operator's words (`SAY`: the one place device failures become text, 中文 / English);
+- a device behind jump hosts (堡垒机: the device's `jump:`, its subnet's, department's or the defaults')
+  is reached over a `direct-tcpip` channel through them, opened by jiyue.ssh's JumpPool and handed to
+  netmiko as its `sock`: one SSH layer (paramiko), the jump hosts' keys and the device's checked separately;
 - no read waits past the session's `deadline` (set by the caller: the push engine's per-device
   deadline); a session whose read timed out is `broken` (what the device prints next may answer an
   earlier line) and is not used for changes again.
@@ -26,6 +29,7 @@ how a careful operator drives a CLI:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 import socket
 import time
@@ -47,7 +51,7 @@ from netmiko.exceptions import (
 
 from inventory.model import Device, Inventory
 from jiyue.platforms import cli
-from jiyue.ssh import SSHError, verified_client
+from jiyue.ssh import JumpPool, SSHError, Target, jump_targets, verified_client
 
 # netmiko's own delays, tuned: fast_cli scales every fixed sleep by the delay factor (netmiko's
 # fast_cli default is 0.1). Reads that wait for a prompt are not shortened by it, only sleeps.
@@ -77,14 +81,24 @@ class DeviceTarget:
     secret: Any | None  # SecretRef of the enable password, if any
     root: Path  # the inventory directory secrets' relative paths start from
     known_hosts: Path | None
+    jumps: tuple[Target, ...] = ()  # jump hosts to pass through, outermost first (empty: direct)
 
     @classmethod
-    def of(cls, inv: Inventory, name: str, known_hosts: Path | None = None) -> DeviceTarget:
+    def of(cls, inv: Inventory, name: str, known_hosts: Path | None = None, jump: str | None = None) -> DeviceTarget:
+        """The device's target with its jump chain; `jump` is a run's `--jump NAME|none` override."""
         device: Device = inv.devices[name]
         creds = inv.credentials_for(device)
+        try:
+            jumps = jump_targets(inv, device, jump)
+        except LookupError as exc:
+            raise DeviceError("error", f"{name}: {exc}") from exc
         return cls(name=name, platform=device.platform.value, address=str(device.address), port=device.port,
                    username=creds.username, password=creds.password, secret=creds.secret, root=inv.root,
-                   known_hosts=known_hosts or inv.path(inv.defaults.ssh.known_hosts))
+                   known_hosts=known_hosts or inv.path(inv.defaults.ssh.known_hosts), jumps=jumps)
+
+    def ssh_target(self) -> Target:
+        """The device as jiyue.ssh sees a target: what the jump pool opens a channel to."""
+        return Target(self.name, self.address, self.port, self.username, None, self.known_hosts, self.jumps)
 
 
 # --- the session -----------------------------------------------------------------------------
@@ -189,8 +203,11 @@ class DeviceSession:
 
     def __init__(self, target: DeviceTarget, *, trust_on_first_use: bool = False,
                  connect_timeout: float = CONNECT_TIMEOUT, read_timeout: float = READ_TIMEOUT,
-                 delay_factor: float = DELAY_FACTOR) -> None:
+                 delay_factor: float = DELAY_FACTOR, pool: JumpPool | None = None) -> None:
         self.target = target
+        # A device behind jump hosts borrows a connection of `pool` (the fleet run's), or of a pool of its own.
+        self.pool = pool
+        self._through = contextlib.ExitStack()  # the borrowed jump channel (and an own pool), closed with the session
         self.cli = cli(target.platform)
         self.trust_on_first_use = trust_on_first_use
         self.connect_timeout = connect_timeout
@@ -255,7 +272,8 @@ class DeviceSession:
                       password=password, secret=secret, use_keys=False, allow_agent=False, fast_cli=True,
                       global_delay_factor=self.delay_factor, conn_timeout=wait, banner_timeout=wait,
                       auth_timeout=wait, ssh_strict=True, auto_connect=False, global_cmd_verify=self.cli.cmd_verify,
-                      read_timeout_override=self._wait(self.read_timeout)[0])  # netmiko's login reads too
+                      read_timeout_override=self._wait(self.read_timeout)[0],  # netmiko's login reads too
+                      sock=self._jump_channel(wait) if t.jumps else None)
         try:  # the login is the only thing going on: the device's name is all the message needs before it
             with _named(t.name, waited=params["read_timeout_override"]):
                 conn = ConnectHandler(**params)
@@ -266,6 +284,7 @@ class DeviceSession:
                     conn.disconnect()
                     raise
         except DeviceError as exc:
+            self._through.close()
             if exc.kind == "unreachable":
                 raise DeviceError("unreachable", f"{t.name}: {say('unreachable', address=t.address, port=t.port)}") \
                     from exc
@@ -279,6 +298,19 @@ class DeviceSession:
         if self.cli.enter_config == "configure terminal":  # Cisco-like: configuration needs privileged EXEC
             self._enable()
         return self
+
+    def _jump_channel(self, timeout: float) -> Any:
+        """A `direct-tcpip` channel to the device through its jump hosts (their keys checked, each against its
+        own known_hosts), held until the session closes; a jump host's failure names the jump host."""
+        try:
+            pool = self.pool or self._through.enter_context(contextlib.closing(JumpPool()))
+            channel = self._through.enter_context(pool.channel(self.target.ssh_target(), timeout,
+                                                               self.trust_on_first_use))
+            self._through.callback(channel.close)  # netmiko closes it with its transport, unless the login never began
+            return channel
+        except SSHError as exc:
+            self._through.close()
+            raise DeviceError(exc.kind, f"{self.target.name}: {exc}") from exc
 
     def _enable(self) -> None:
         """Privileged mode where the prompt says we are not in it (an empty enable secret is sent as
@@ -301,6 +333,7 @@ class DeviceSession:
             conn.write_channel(conn.RETURN.join(("quit" if self.cli.section_exit == "quit" else "exit", "")))
         with suppress(Exception):
             conn.paramiko_cleanup()
+        self._through.close()
 
     @property
     def alive(self) -> bool:
@@ -474,5 +507,6 @@ class DeviceSession:
 
 
 def open_session(inv: Inventory, name: str, **options: Any) -> DeviceSession:
-    """A session to an inventory device (open it with `with`)."""
-    return DeviceSession(DeviceTarget.of(inv, name, options.pop("known_hosts", None)), **options)
+    """A session to an inventory device (open it with `with`); `jump=NAME|none` overrides its jump hosts."""
+    return DeviceSession(DeviceTarget.of(inv, name, options.pop("known_hosts", None), options.pop("jump", None)),
+                         **options)

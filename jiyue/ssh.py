@@ -24,7 +24,7 @@ from pathlib import Path
 
 import paramiko
 
-from inventory.model import Inventory
+from inventory.model import Device, Host, Inventory
 from jiyue.runner import TargetError
 
 
@@ -47,9 +47,14 @@ class Target:
         """The host's target with its jump chain; `jump` is a run's `--jump NAME`/`none` override."""
         host = inv.hosts[name]
         s = inv.ssh_for(host)
-        jumps = tuple(cls(j.name or j.address, j.address, j.port, j.user, j.key, j.known_hosts)
-                      for j in inv.jump_chain(host, jump))
-        return cls(name, s.address, s.port, s.user, s.key, s.known_hosts, jumps)
+        return cls(name, s.address, s.port, s.user, s.key, s.known_hosts, jump_targets(inv, host, jump))
+
+
+def jump_targets(inv: Inventory, record: Host | Device, jump: str | None = None) -> tuple[Target, ...]:
+    """The jump chain of a host or device as targets, outermost first; `jump` is a run's `--jump NAME|none`.
+    Raises LookupError for a jump host the inventory does not declare."""
+    return tuple(Target(j.name or j.address, j.address, j.port, j.user, j.key, j.known_hosts)
+                 for j in inv.jump_chain(record, jump))
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,15 @@ test suite's and the benches':
 - the bastion is a namespace with an interface on each side (eth0 on the bridge, eth1 towards the control
   node), IP forwarding off, and an sshd listening on the control node's side only; its `AllowTcpForwarding`
   is the one way through (`forwarding=False` gives a bastion that offers a login shell and nothing else);
+- its sshd also listens on its inside address (`BASTION_INSIDE`), which only a channel through the bastion
+  reaches: the second hop of a chain of two (OpenSSH refuses a chain that passes one address twice);
 - the bastion has a host key of its own, recorded in a known_hosts of its own (the inventory's jump host
   record points at it), apart from the source hosts' known_hosts.
 
-`write_inventory` writes the matching inventory: the hosts, the subnet, and the `bastion` jump host.
+The simulated devices (lab/netsim, `DEVICES`) sit on the same bridge in the host lab's `<tag>-netsim` namespace,
+equally unreachable except through the bastion.
+
+`write_inventory` writes the matching inventory: the hosts, the devices, the subnet, and the `bastion` jump host.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import inventory
 from inventory.model import Inventory
 from lab.hosts import REPO, SSHD, Lab
 from lab.keys import ed25519_keypair
+from lab.netsim.baseline import device_specs
+from lab.netsim.lab import ensure_addresses, netsim
 from lab.procs import LabError, run
 
 DEFAULT_STATE = REPO / ".lab-bastion"
@@ -40,10 +47,18 @@ CONTROL_ADDRESS = "198.19.241.1"  # the control node's side of the link to the b
 BASTION_ADDRESS = "198.19.241.2"
 BASTION_INSIDE = "198.19.240.254"  # the bastion's address on the source subnet
 HOSTS = {"src-app1": ("198.19.240.11", "debian", "Debian 12"), "src-db1": ("198.19.240.12", "redhat", "Kylin V10")}
+# Simulated network devices (lab/netsim) behind the bastion too: device sessions (push, diff, backup, restore, device
+# baselines) and the Nornir export are proven through it.
+# Their management subnet is on the same bridge, behind the bastion like the source subnet.
+MANAGEMENT = ipaddress.ip_network("198.19.243.0/24")
+BASTION_MANAGEMENT = "198.19.243.254"  # the bastion's address on the management subnet
+DEVICES = {"src-sw1": ("198.19.243.21", "huawei_vrp"), "src-sw2": ("198.19.243.22", "cisco_ios")}
 
 BASTION_SSHD = """\
 # jiyue lab bastion
 ListenAddress {listen}:22
+# its inside address too, which only a channel through the bastion reaches: a second hop for chains of two
+ListenAddress {inside}:22
 HostKey {host_key}
 PidFile {pid_file}
 PermitRootLogin prohibit-password
@@ -71,6 +86,7 @@ class BastionLab:
         self.ops_link = f"{tag[:3]}jops"
         self.src_link = f"{tag[:3]}jsrc"
         self.known_hosts = self.dir / "known_hosts"  # the bastion's key only
+        self.device_password = self.hosts.state_dir / "devices" / "password"  # written by the lab on first start
 
     # --- inventory -------------------------------------------------------------------------------
 
@@ -87,6 +103,12 @@ class BastionLab:
             "hosts": [{"name": n, "address": a, "os_family": f, "os": o, "role": "app"}
                       for n, (a, f, o) in HOSTS.items()],
         }
+        data["defaults"]["device_credentials"] = {"username": "netops",
+                                                  "password": {"file": str(self.device_password)}}
+        data["subnets"].append({"name": "mgmt", "kind": "management", "prefix": str(MANAGEMENT),
+                                "gateway": BASTION_MANAGEMENT})
+        data["devices"] = [{"name": n, "platform": p, "address": a, "site": "源机房", "role": "access"}
+                           for n, (a, p) in DEVICES.items()]
         if jump:
             data["defaults"]["jump"] = "bastion"
         (directory / "city.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
@@ -102,10 +124,22 @@ class BastionLab:
         self.hosts.up(inv.model_copy(update={"subnets": {}, "devices": {}}))
         run("ip", "addr", "flush", "dev", self.hosts.bridge, check=False)
         run("ip", "route", "replace", "unreachable", str(SOURCE))
+        run("ip", "route", "replace", "unreachable", str(MANAGEMENT))
         if not Path("/run/netns", self.netns).exists():
             self._plumb()
+        self._devices_up(inv)
         self.set_forwarding(forwarding)
         return inv
+
+    def _devices_up(self, inv: Inventory) -> None:
+        """The inventory's devices in the simulator, on the bridge behind the bastion (no route to them here)."""
+        specs = device_specs(inv, self.hosts.state_dir)
+        if not specs:
+            return
+        ensure_addresses(self.hosts, [ipaddress.ip_interface(f"{s.address}/{MANAGEMENT.prefixlen}") for s in specs],
+                         routed=False)
+        netsim(self.hosts).start(specs)
+        self.hosts.write_known_hosts()  # the devices' keys beside the hosts', in the inventory's known_hosts
 
     def _plumb(self) -> None:
         ns = self.netns
@@ -119,6 +153,7 @@ class BastionLab:
         run("ip", "addr", "add", f"{CONTROL_ADDRESS}/{OPS.prefixlen}", "dev", self.ops_link)
         run("ip", "link", "set", self.ops_link, "up")
         run("ip", "-n", ns, "addr", "add", f"{BASTION_INSIDE}/{SOURCE.prefixlen}", "dev", "eth0")
+        run("ip", "-n", ns, "addr", "add", f"{BASTION_MANAGEMENT}/{MANAGEMENT.prefixlen}", "dev", "eth0")
         run("ip", "-n", ns, "addr", "add", f"{BASTION_ADDRESS}/{OPS.prefixlen}", "dev", "eth1")
         for link in ("lo", "eth0", "eth1"):
             run("ip", "-n", ns, "link", "set", link, "up")
@@ -133,13 +168,13 @@ class BastionLab:
             host_key.chmod(0o600)
             host_key.with_suffix(".pub").write_text(public)
         keytype, key = host_key.with_suffix(".pub").read_text().split()[:2]
-        self.known_hosts.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n")
+        self.known_hosts.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n{BASTION_INSIDE} {keytype} {key}\n")
         (self.dir / "authorized_keys").write_text(self.hosts.key.with_suffix(".pub").read_text())
         pid_file = self.dir / "sshd.pid"
         self._stop_sshd(pid_file)
         config = self.dir / "sshd_config"
-        config.write_text(BASTION_SSHD.format(listen=BASTION_ADDRESS, host_key=host_key, pid_file=pid_file,
-                                              authorized_keys=self.dir / "authorized_keys",
+        config.write_text(BASTION_SSHD.format(listen=BASTION_ADDRESS, inside=BASTION_INSIDE, host_key=host_key,
+                                              pid_file=pid_file, authorized_keys=self.dir / "authorized_keys",
                                               forwarding="yes" if allow else "no"))
         run("ip", "netns", "exec", self.netns, str(SSHD), "-f", str(config), "-E", str(self.dir / "sshd.log"))
         for _ in range(100):
@@ -168,4 +203,5 @@ class BastionLab:
         self._stop_sshd(self.dir / "sshd.pid")
         run("ip", "link", "del", self.ops_link, check=False)
         run("ip", "route", "del", "unreachable", str(SOURCE), check=False)
+        run("ip", "route", "del", "unreachable", str(MANAGEMENT), check=False)
         return self.hosts.down()

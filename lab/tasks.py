@@ -57,7 +57,8 @@ def _bastion_up(forwarding: bool) -> None:
         inv = lab.up(forwarding=forwarding)
     except LabError as exc:
         raise fail(str(exc)) from None
-    console.print(f"bastion lab: {len(inv.hosts)} hosts behind jump host bastion ({BASTION_ADDRESS}, TCP "
+    console.print(f"bastion lab: {len(inv.hosts)} hosts and {len(inv.devices)} devices behind jump host bastion "
+                  f"({BASTION_ADDRESS}, TCP "
                   f"forwarding {'on' if forwarding else 'off'}) in {time.monotonic() - began:.1f} s. Inventory: "
                   f"{inv.root}; try: invoke audit.collect --inventory {inv.root}", highlight=False)
 

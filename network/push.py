@@ -50,6 +50,7 @@ from jiyue.device import DeviceError, DeviceSession, DeviceTarget, say
 from jiyue.files import write_atomic
 from jiyue.platforms import cli, parse
 from jiyue.runner import DEFAULT_WORKERS, NOT_ATTEMPTED, Changed, ProgressBar, Result, Staged, run_staged
+from jiyue.ssh import JumpPool
 from jiyue.store import REPO
 from network.diff import DeviceDiff, diff, golden_refusals, missing_lines, restore_commands, same_config
 
@@ -80,6 +81,7 @@ class PushOptions:
     read_timeout: float = 30.0
     deadline: float | None = None  # seconds per phase; default (and at most): half the platform's commit timer
     progress: bool = True
+    jump: str | None = None  # a run's `--jump NAME|none` for every device (None: the inventory's `jump:` settings)
 
 
 @dataclass
@@ -213,13 +215,16 @@ class Pusher:
         self.options = options or PushOptions()
         self.stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self._batch_of: dict[str, int] = {}
+        # The run's connections to jump hosts, shared by its devices' sessions (a rollback's fresh session too).
+        self.pool: JumpPool | None = None
 
     # --- one device ---------------------------------------------------------------------------
 
     def session(self, name: str) -> DeviceSession:
         o = self.options
-        return DeviceSession(DeviceTarget.of(self.inv, name, o.known_hosts), trust_on_first_use=o.trust_on_first_use,
-                             connect_timeout=o.connect_timeout, read_timeout=o.read_timeout)
+        return DeviceSession(DeviceTarget.of(self.inv, name, o.known_hosts, o.jump),
+                             trust_on_first_use=o.trust_on_first_use, connect_timeout=o.connect_timeout,
+                             read_timeout=o.read_timeout, pool=self.pool)
 
     def deadline(self, platform: str) -> float:
         """Seconds each phase of a device's push may take: half its commit timer, so that a change cut by
@@ -522,11 +527,16 @@ class Pusher:
         batches = self.batches(names)
         self._batch_of = {n: i for i, b in enumerate(batches) for n in b}
         bar = [ProgressBar()] if self.options.progress else []
-        staged = run_staged(batches, self.device, workers=self.options.workers,
-                            max_fail_percent=self.options.max_fail_percent,
-                            counts_as_failure=lambda r: r.failed and r.error_kind != REFUSED,
-                            label=label or ("push" if self.options.apply else "push (dry run)"),
-                            observers=[*bar, *observers])
+        self.pool = JumpPool()
+        try:
+            staged = run_staged(batches, self.device, workers=self.options.workers,
+                                max_fail_percent=self.options.max_fail_percent,
+                                counts_as_failure=lambda r: r.failed and r.error_kind != REFUSED,
+                                label=label or ("push" if self.options.apply else "push (dry run)"),
+                                observers=[*bar, *observers])
+        finally:
+            self.pool.close()
+            self.pool = None
         outcomes = [self.outcome_of(r) for r in staged.results]
         outcomes += [self.outcome_of(r) for r in staged.not_attempted_results()]
         return PushRun(outcomes, staged, self.options, started, inventory=str(self.inv.root))
@@ -534,6 +544,14 @@ class Pusher:
     def restore(self, name: str, backup: Path) -> tuple[DevicePush, list[str]]:
         """`network.restore`: bring a device back to a backup file (a dry run unless `options.apply`): the
         lines it differs by, and what rolling back did. Refuses a golden-network device."""
+        self.pool = JumpPool()  # its sessions (the look, the restore) share one connection to its jump hosts
+        try:
+            return self._restore_to(name, backup)
+        finally:
+            self.pool.close()
+            self.pool = None
+
+    def _restore_to(self, name: str, backup: Path) -> tuple[DevicePush, list[str]]:
         golden_check(self.inv, name, [])
         platform = self.inv.devices[name].platform.value
         outcome = DevicePush(name, platform, backup=str(backup), deadline=self.deadline(platform))

@@ -31,7 +31,7 @@ def as_json(run: PushRun) -> dict[str, Any]:
     return {
         "kind": NETWORK_PUSH, "run_id": run.run_id, "started": run.started, "inventory": run.inventory,
         "apply": o.apply, "workers": o.workers, "canary": o.canary, "batch_size": o.batch_size,
-        "max_fail_percent": o.max_fail_percent, "batches": run.staged.batches,
+        "max_fail_percent": o.max_fail_percent, "jump": o.jump, "batches": run.staged.batches,
         "stopped_after_batch": None if run.staged.stopped_after is None else run.staged.stopped_after + 1,
         "counts": run.counts(), "end_states": run.end_states(), "devices": [x.as_dict() for x in run.outcomes],
     }

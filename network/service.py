@@ -160,7 +160,7 @@ def push(inv: Inventory, limit: str | None = None, *, options: PushOptions | Non
                              params=params if params is not None else {
                                  "apply": options.apply, "limit": limit, "canary": options.canary,
                                  "batch_size": options.batch_size, "max_fail_percent": options.max_fail_percent,
-                                 "workers": options.workers})
+                                 "workers": options.workers, "jump": options.jump})
     run = pusher.run(list(configs), observers=[recorder])
     run.run_id, run.skipped = recorder.run_id, skipped
     return run

@@ -21,7 +21,7 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, load_inventory, out_dir
+from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, jump_override, load_inventory, out_dir
 from jiyue.runner import DEFAULT_WORKERS
 from jiyue.store import Store
 
@@ -112,12 +112,13 @@ def verify(c, inventory=None, plan=None, lang="zh", format="table", baseline=Non
 INTENDED_HELP = ("directory of hand-written intended configs, <device>.cfg (default: render them from the "
                  "inventory and the address plan)")
 TOFU_HELP = "accept and record unknown device host keys (changed keys are still refused)"
+JUMP_HELP = HELP["jump"].replace("every host", "every device")
 DEADLINE_HELP = ("seconds each device's reading, change and rollback may take (default and most: half its commit "
                  "timer, e.g. 300 for `commit trial 600`)")
 
 
 def _options(*, apply=False, workers=None, canary=None, batch_size=None, max_fail_percent=None, backups=None,
-             trust_on_first_use=False, deadline=None):
+             trust_on_first_use=False, deadline=None, jump=None):
     from network.push import DEFAULT_BACKUPS, PushOptions
 
     # Options without a typed default arrive as text, so a bad value is our message, not a traceback.
@@ -132,7 +133,7 @@ def _options(*, apply=False, workers=None, canary=None, batch_size=None, max_fai
     return PushOptions(apply=apply, workers=n_workers, canary=str(canary) if canary else None,
                        batch_size=str(batch_size) if batch_size else None, max_fail_percent=percent,
                        backups=Path(backups) if backups else DEFAULT_BACKUPS, trust_on_first_use=trust_on_first_use,
-                       deadline=seconds)
+                       deadline=seconds, jump=jump)
 
 
 def _show_diffs(run) -> None:
@@ -198,13 +199,13 @@ def exit_for(run) -> None:
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "workers": "devices read at once (default 100)",
-            "plan": PLAN_HELP, "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
-def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, trust_on_first_use=False):
+            "plan": PLAN_HELP, "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP, "jump": JUMP_HELP})
+def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, trust_on_first_use=False, jump=None):
     """Show, per device, the lines a push would send (read-only: the running config against the rendered one)."""
     from network import service
 
     inv = load_inventory(inventory)
-    options = _options(workers=workers, trust_on_first_use=trust_on_first_use)
+    options = _options(workers=workers, trust_on_first_use=trust_on_first_use, jump=jump_override(inv, jump))
     try:
         run = service.diff(inv, limit, options=options, intended_dir=Path(intended) if intended else None,
                            plan_path=Path(plan) if plan else None)
@@ -224,10 +225,10 @@ def diff(c, inventory=None, limit=None, workers=None, plan=None, intended=None, 
             "before a change (default: state/network-backups/<device>/<UTC time>.cfg)",
             "out": HELP["out"], "store": HELP["store"], "lang": "zh (default) or en",
             "format": "comma-separated: json,html,xlsx (default: json,html)", "plan": PLAN_HELP,
-            "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP})
+            "intended": INTENDED_HELP, "trust_on_first_use": TOFU_HELP, "jump": JUMP_HELP})
 def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=None, max_fail_percent=None,
          workers=None, backups=None, out=None, store=None, lang="zh", format="json,html", plan=None,
-         intended=None, trust_on_first_use=False, deadline=None):
+         intended=None, trust_on_first_use=False, deadline=None, jump=None):
     """Push the rendered configs: dry run unless --apply; backup, commit safety, verify, save, roll back on failure."""
     from network import service
     from network.push_report import FORMATS
@@ -241,7 +242,7 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
     inv = load_inventory(inventory)
     options = _options(apply=apply, workers=workers, canary=canary, batch_size=batch_size,
                        max_fail_percent=max_fail_percent, backups=backups, trust_on_first_use=trust_on_first_use,
-                       deadline=deadline)
+                       deadline=deadline, jump=jump_override(inv, jump))
     try:
         run = service.push(inv, limit, options=options, intended_dir=Path(intended) if intended else None,
                            plan_path=Path(plan) if plan else None, store=Store(store))
@@ -263,15 +264,17 @@ def push(c, inventory=None, limit=None, apply=False, canary=None, batch_size=Non
 @task(help={"inventory": HELP["inventory"], "device": "the device to restore", "apply": HELP["apply"],
             "backup": "the backup file (default: the device's newest under --backups)",
             "backups": "where push saved the backups (default: state/network-backups)",
-            "trust_on_first_use": TOFU_HELP})
-def restore(c, device=None, inventory=None, backup=None, backups=None, apply=False, trust_on_first_use=False):
+            "trust_on_first_use": TOFU_HELP, "jump": JUMP_HELP})
+def restore(c, device=None, inventory=None, backup=None, backups=None, apply=False, trust_on_first_use=False,
+            jump=None):
     """Bring one device back to a backup push took: show the lines it differs by; --apply restores and verifies."""
     from network import service
 
     if not device:
         raise fail("--device names the device to restore")
     inv = load_inventory(inventory)
-    options = _options(apply=apply, backups=backups, trust_on_first_use=trust_on_first_use)
+    options = _options(apply=apply, backups=backups, trust_on_first_use=trust_on_first_use,
+                       jump=jump_override(inv, jump))
     try:
         outcome, lines = service.restore(inv, device, Path(backup) if backup else None, options=options)
     except service.NetworkInputError as exc:

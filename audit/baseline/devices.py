@@ -25,7 +25,8 @@ from audit.baseline.device_checks import KIND as DEVICE_KIND
 from audit.baseline.device_evidence import DeviceEvidence
 from audit.baseline.model import Catalog, CheckOptions, TargetVerdicts
 from inventory.model import Device, DeviceRole, Inventory, SubnetKind
-from jiyue.device import open_session
+from jiyue.device import DeviceSession, DeviceTarget
+from jiyue.ssh import JumpPool
 
 
 def _below(inv: Inventory, name: str) -> list[Device]:
@@ -76,12 +77,15 @@ def management_networks(inv: Inventory) -> list[str]:
     return [str(s.prefix) for s in inv.subnets.values() if s.kind == SubnetKind.management]
 
 
-def read_config(inv: Inventory, name: str, options: CheckOptions | None = None) -> tuple[str, float]:
-    """The device's running configuration, read in one session (no configuration mode entered)."""
+def read_config(inv: Inventory, name: str, options: CheckOptions | None = None,
+                pool: JumpPool | None = None) -> tuple[str, float]:
+    """The device's running configuration, read in one session (no configuration mode entered); through its jump
+    hosts (the run's `--jump`, else the inventory's) on `pool`'s connections when it has any."""
     options = options or CheckOptions()
     began = time.monotonic()
-    with open_session(inv, name, trust_on_first_use=options.trust_on_first_use,
-                      connect_timeout=min(10.0, options.timeout), read_timeout=options.timeout) as session:
+    target = DeviceTarget.of(inv, name, jump=options.jump)
+    with DeviceSession(target, trust_on_first_use=options.trust_on_first_use, pool=pool,
+                       connect_timeout=min(10.0, options.timeout), read_timeout=options.timeout) as session:
         raw = session.running_config()
     return raw, time.monotonic() - began
 
@@ -96,9 +100,9 @@ def judge_device(name: str, platform: str, config: str, level: int, params: dict
 
 
 def check_device(inv: Inventory, name: str, level: int, params: dict[str, Any], catalog: Catalog,
-                 options: CheckOptions | None = None) -> TargetVerdicts:
+                 options: CheckOptions | None = None, pool: JumpPool | None = None) -> TargetVerdicts:
     """The device path on one device: read its configuration in one session, judge at `level`."""
-    raw, seconds = read_config(inv, name, options)
+    raw, seconds = read_config(inv, name, options, pool)
     device = inv.devices[name]
     context = {"management_networks": management_networks(inv)}
     value = judge_device(name, device.platform.value, raw, level, params, catalog, context)

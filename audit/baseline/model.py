@@ -123,7 +123,7 @@ class CheckOptions:
     trust_on_first_use: bool = False
     # Classified (涉密) systems are under 分级保护, not 等保: their hosts are checked only on this explicit override.
     include_classified: bool = False
-    # A run's `--jump NAME|none` for hosts (devices still connect directly): None keeps the inventory's settings.
+    # A run's `--jump NAME|none` for hosts and devices: None keeps the inventory's settings.
     jump: str | None = None
 
 

@@ -9,6 +9,7 @@ The run is stored as one `baseline.check` run, so one report shows hosts and dev
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from audit.baseline.model import (
 )
 from inventory.groups import refuse_classified
 from inventory.model import Inventory
-from jiyue import runner
+from jiyue import runner, ssh
 from jiyue.runner import Result
 from jiyue.store import BASELINE_CHECK, Store
 
@@ -72,7 +73,8 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
     selected = {"hosts": [h for h in hosts if by_target[h]], "devices": [d for d in devices if by_target[d]]}
     # Hosts and devices go in one run, so the store holds them as one and one report shows both.
     check_one: dict[str, Callable[..., TargetVerdicts]] = dict.fromkeys(selected["hosts"], engine.check_host)
-    check_one.update(dict.fromkeys(selected["devices"], device_path.check_device))
+    pool = ssh.JumpPool()  # the run's connections to the devices' jump hosts, shared by their sessions
+    check_one.update(dict.fromkeys(selected["devices"], functools.partial(device_path.check_device, pool=pool)))
 
     def one(name: str) -> TargetVerdicts:
         return check_one[name](inv, name, by_target[name], params, catalog, options)
@@ -84,8 +86,11 @@ def check(inv: Inventory, hosts: Sequence[str], devices: Sequence[str] = (), *, 
             "profile": profile.name, "level": level, "hosts": len(selected["hosts"]),
             "devices": len(selected["devices"]), "parameters": params})
         observers.append(recorder)
-    results = runner.run([*selected["hosts"], *selected["devices"]], one, workers=options.workers, label="baseline",
-                         observers=observers)
+    try:
+        results = runner.run([*selected["hosts"], *selected["devices"]], one, workers=options.workers,
+                             label="baseline", observers=observers)
+    finally:
+        pool.close()
     run_id = recorder.run_id if recorder else None
     return BaselineRun(inv, catalog, profile.name, results, by_target, level, run_id)
 

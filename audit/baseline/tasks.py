@@ -63,7 +63,7 @@ def _print_run(run: BaselineRun) -> None:
             "timeout": "seconds per host (default 60)",
             "trust_on_first_use": "accept and record unknown host keys (changed keys are still refused)",
             "include_classified": HELP["include_classified"] + "; give --level too: 分保 has no 等保 level",
-            "jump": HELP["jump"] + " (hosts; network devices still connect directly)"})
+            "jump": HELP["jump"].replace("every host", "every host and device")})
 def check(c, inventory=None, limit=None, store=None, level=None, profile=None, workers=100, timeout=60,
           trust_on_first_use=False, include_classified=False, jump=None):
     """Check every host and network device against its level's baseline over SSH (read-only, one session

@@ -59,8 +59,10 @@ def start_devices(lab: Lab, specs: list[DeviceSpec], prefixlen: int = 24) -> Net
     return sim
 
 
-def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]) -> None:
-    """The simulator's namespace on the lab bridge, holding these addresses (added if missing)."""
+def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+                     routed: bool = True) -> None:
+    """The simulator's namespace on the lab bridge, holding these addresses (added if missing). `routed=False`:
+    the root namespace is not meant to reach them (the bastion lab's devices, behind its jump host)."""
     ns = lab.netns(NETNS_NAME)
     if not Path("/run/netns", ns).exists():
         link = lab.link_name(NETNS_NAME)
@@ -78,7 +80,7 @@ def ensure_addresses(lab: Lab, addresses: list[ipaddress.IPv4Interface | ipaddre
     for iface in addresses:
         if f" {iface.ip}/" in present:
             continue
-        if not any(iface.ip in net for net in bridge_nets):
+        if routed and not any(iface.ip in net for net in bridge_nets):
             raise LabError(f"{iface.ip} is in no subnet of the lab bridge {lab.bridge} "
                            f"({', '.join(map(str, bridge_nets)) or 'none'}): the root namespace could not reach it")
         extra = ["nodad"] if iface.version == 6 else []
