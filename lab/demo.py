@@ -152,7 +152,8 @@ def onramp_stage(lab: Lab, inv: Inventory, history: Store, target: Path) -> list
     if found.draft_file:
         preview = importer.plan(inv.root, *discovery_proposals(found.draft_file, Written.read(inv.root)))
         console.print(f"inventory.import --from-discovery {found.draft_file} (preview): "
-                      f"{', '.join(f'{e.section}[{e.key}]' for e in preview.edits)} as drafts")
+                      f"{', '.join(f'{e.section}[{e.key}]' for e in preview.edits)} as drafts", markup=False,
+                      highlight=False)
         return [f"discover: {p}" for p in preview.problems]
     return []
 
