@@ -208,12 +208,15 @@ def discover(c, inventory=None, limit=None, rate=None, store=None, out=None, for
     inv = load_inventory(inventory)
     try:
         pol = engine.load_policy(Path(policy) if policy else None)
-        options = engine.DiscoverOptions(rate=int(rate) if rate else None, collect=not no_collect,
-                                         trust_on_first_use=trust_on_first_use, timeout=float(timeout),
-                                         jump=jump_override(inv, jump), policy=pol)
-        result = engine.discover(inv, engine.select_subnets(inv, limit), options, Store(store))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise fail(f"cannot read the discovery policy: {exc}") from None
+    if rate is not None and (not str(rate).isdigit() or int(rate) < 1):
+        raise fail(f"--rate: packets a second, a positive whole number (got {rate!r})")
+    options = engine.DiscoverOptions(rate=int(rate) if rate else None, collect=not no_collect,
+                                     trust_on_first_use=trust_on_first_use, timeout=float(timeout),
+                                     jump=jump_override(inv, jump), policy=pol)
+    try:
+        result = engine.discover(inv, engine.select_subnets(inv, limit), options, Store(store))
     except engine.DiscoverError as exc:
         raise fail(str(exc)) from None
     if result.excluded:

@@ -177,3 +177,26 @@ def test_select_subnets_and_xml_parsing(demo):
     assert args == "nmap -oX -"
     with pytest.raises(DiscoverError, match="cannot be read"):
         parse_nmap_xml("<nmaprun")
+
+
+def test_reports_in_english_without_a_lab(demo, tmp_path):
+    """Every label the reports use exists in both languages; host text is neutralised and escaped."""
+    from datetime import UTC, datetime
+
+    from audit.model import Discovery, DraftService, DraftSystem, FoundHost, SilentHost
+
+    found = [FoundHost("198.18.10.250", [22, 3306], ssh_banner="=cmd|' /C calc'!A0", name="host-198-18-10-250",
+                       collection="ok"),
+             FoundHost("198.18.10.251", [445], name="host-198-18-10-251", windows=True),
+             FoundHost("198.18.10.252", [80], name="host-198-18-10-252", reverse_name="<b>x</b>.example")]
+    result = Discovery(demo, ["198.18.10.0/24"], ["198.18.10.15"], [22, 445], 300, ["nmap -oX -"],
+                       datetime.now(UTC), 1.0, found, [SilentHost("ghost", "198.18.10.199", "host")],
+                       [DraftSystem("discovered-x", ["host-198-18-10-250"],
+                                    [DraftService("host-198-18-10-250", 3306, "mysqld")], ["dsj-gxjh"], [], ["e"])],
+                       [{"name": "host-198-18-10-250", "address": "198.18.10.250"}], ["host_key"])
+    paths = write_reports(result, tmp_path, lang="en")
+    book = load_workbook(tmp_path / "discovery.xlsx")
+    assert book["Undeclared hosts"]["D2"].value == "'=cmd|' /C calc'!A0"
+    html = (tmp_path / "discovery.html").read_text(encoding="utf-8")
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "Probable Windows server" in html and "--trust-on-first-use" in html
+    assert len(paths) == 4
