@@ -154,11 +154,10 @@ def nmap_command(targets: list[str], excluded: list[str], ports: Iterable[int], 
     servers answer on and ACK to 80, so a host whose firewall drops ICMP is still found."""
     port_list = ",".join(str(p) for p in sorted(ports))
     cmd = [NMAP, "-oX", "-", "-n", "-p", port_list, "--max-rate", str(rate), "--max-retries", str(max_retries),
-           "-PE", "-PS22,80,443,445,3389", "-PA80"]
-    if not ipv6:
-        cmd.append("-PP")  # ICMP timestamp has no ICMPv6 counterpart
-    if os.geteuid() == 0:
-        cmd.append("-sS")  # SYN scan (half-open): nothing reaches a service's accept(); without root: connect scan
+           "-PS22,80,443,445,3389"]
+    if os.geteuid() == 0:  # raw packets: ICMP and ACK pings, SYN scan (half-open: no service's accept() sees it)
+        cmd += ["-PE", "-PA80", "-sS"] + ([] if ipv6 else ["-PP"])  # ICMP timestamp has no ICMPv6 counterpart
+    # without root nmap pings and scans with connect(): the -PS ports only, a full TCP handshake each
     if ipv6:
         cmd.append("-6")
     if excluded:
