@@ -53,7 +53,7 @@ from audit.model import (
     HostFacts,
     SilentHost,
 )
-from inventory.model import Host, Inventory
+from inventory.model import JUMP_NONE, Host, Inventory
 from jiyue import ssh
 from jiyue.runner import Result
 from jiyue.store import AUDIT_DISCOVER, Store
@@ -370,6 +370,9 @@ def discover(inv: Inventory, subnets: list[str] | None = None, options: Discover
     rate = int(options.rate or policy.get("rate", 300))
     windows_only = {int(p) for p in policy.get("windows_only", [3389, 445])}
     subnets = list(inv.subnets) if subnets is None else subnets
+    behind = {s: jump for s in subnets
+              if (jump := options.jump or inv.subnets[s].jump or inv.defaults.jump) not in (None, JUMP_NONE)}
+    subnets = [s for s in subnets if s not in behind]
     networks = [ipaddress.ip_network(str(inv.subnets[s].prefix)) for s in subnets]
     excluded = [a for a in classified_addresses(inv) if any(ipaddress.ip_address(a) in n for n in networks)]
     started, began = datetime.now(UTC), time.monotonic()
@@ -407,6 +410,9 @@ def discover(inv: Inventory, subnets: list[str] | None = None, options: Discover
     silent += [SilentHost(name, str(d.address), "device") for name, d in sorted(inv.devices.items())
                if str(d.address) not in live and any(d.address in n for n in networks)]
     result = Discovery(inv, [str(n) for n in networks], excluded, ports, rate, args, started, 0.0, found, silent)
+    # nmap runs here: a subnet this machine reaches only through a jump host (堡垒机) cannot be scanned from here,
+    # and scanning it anyway would call every declared host silent.
+    result.notes += [f"behind_jump:{s}:{jump}" for s, jump in behind.items()]
     if options.collect:
         _collect(inv, result, options, store)
     result.seconds = round(time.monotonic() - began, 2)

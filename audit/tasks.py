@@ -240,6 +240,10 @@ def discover(c, inventory=None, limit=None, rate=None, store=None, out=None, for
         console.print(f"draft system {d.id}: hosts {', '.join(d.hosts)}; listens "
                       f"{', '.join(f'{s.host}:{s.port}' for s in d.services) or '-'}; depends on "
                       f"{', '.join(d.depends_on) or '-'}", highlight=False)
+    for note in (n for n in result.notes if n.startswith("behind_jump:")):
+        _, subnet, via = note.split(":", 2)
+        console.print(f"not scanned: subnet {subnet} is reached through jump host {via} (堡垒机); nmap runs on this "
+                      "machine and cannot reach it: run the discovery from a node inside it", highlight=False)
     if "host_key" in result.notes:
         console.print("undeclared hosts' host keys are in no known_hosts, so they were refused: check them, then "
                       "run again with --trust-on-first-use to accept and record them")
