@@ -158,9 +158,13 @@ def test_command_line(undeclared, tmp_path):
     assert "probable Windows server: out of scope for collection" in proc.stdout
     data = json.loads((out / "discovery.json").read_text(encoding="utf-8"))
     assert data["networks"] == ["198.18.20.0/24"] and [u["address"] for u in data["undeclared"]] == ["198.18.20.211"]
-    bad = subprocess.run([*INVOKE, "audit.discover", "--limit", "subnet_nowhere"], cwd=REPO, capture_output=True,
-                         text=True)
-    assert bad.returncode == 2 and "no such subnet" in bad.stderr
+
+
+def test_a_subnet_behind_a_jump_host_is_not_scanned_from_here(demo):
+    behind = demo.model_copy(update={"defaults": demo.defaults.model_copy(update={"jump": "bastion"})})
+    result = discover(behind, ["service"], DiscoverOptions(collect=False))
+    assert result.nmap_args == [] and result.found == [] and result.silent == []
+    assert result.notes == ["behind_jump:service:bastion"]
 
 
 def test_select_subnets_and_xml_parsing(demo):
