@@ -350,9 +350,12 @@ def propose(inv: Inventory, found: list[FoundHost], facts: dict[str, HostFacts])
     for root, names in sorted(members.items()):
         sid = "discovered-" + root.removeprefix("host-")
         depends = sorted({s for n in names for s in outbound[n]} - {sid})
-        drafts.append(DraftSystem(sid, names, [s for n in names for s in services[n]], depends,
-                                  sorted({s for n in names for s in inbound[n]}),
-                                  list(dict.fromkeys(e for n in names for e in evidence[n]))))
+        users = sorted({s for n in names for s in inbound[n]})
+        lines = list(dict.fromkeys(e for n in names for e in evidence[n]))
+        departments = {inv.systems[s].department for s in (*depends, *users) if s in inv.systems}
+        if len(departments) == 1:  # a hint for whoever completes it, not a field: a department confirms it
+            lines.append(f"every system it talks to is department {next(iter(departments))}'s: probably its own")
+        drafts.append(DraftSystem(sid, names, [s for n in names for s in services[n]], depends, users, lines))
     return drafts
 
 
