@@ -108,6 +108,7 @@ def test_ssh_hosts_collected_and_one_draft_system_proposed(scans, undeclared):
     assert {(s.host, s.port) for s in draft.services} == {("host-198-18-10-201", 5432), ("host-198-18-10-202", 8080)}
     assert draft.depends_on == ["dsj-gxjh"]  # the exchange platform's database, seen on the wire
     assert any("TCP host-198-18-10-202 -> 198.18.10.102:5432 (dsj-gxjh)" in e for e in draft.evidence)
+    assert draft.evidence[-1] == "every system it talks to is department dsj's: probably its own"
     hosts = {h["name"]: h for h in result.draft_hosts}
     assert hosts["host-198-18-10-201"]["os_family"] == "redhat" and "CentOS" in hosts["host-198-18-10-201"]["os"]
     stored = scans["store"].run_results(result.run_id)
