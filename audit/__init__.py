@@ -9,6 +9,8 @@ Same inner shape as every domain:
   locations) and `AuditView`, what the migration planner takes from the audit;
 - `prometheus.py`: utilisation history from the city's Prometheus (node_exporter metrics over the HTTP API),
   stored as readings marked with their source, with each host's coverage;
+- `discover.py`: undeclared hosts (未登记主机) on the declared subnets, found by nmap, collected, proposed as draft
+  records (`discover.yaml`: ports and rate; `discover_report.py`: its reports);
 - `zombies.py`: the five criteria as rules over that history (`Judge`);
 - `archive.py`: the archive, the integration list and the asset list as rows;
 - `service.py`: collect, import history (`import_history`) and judge, returning an `AuditResult` (no printing,

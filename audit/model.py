@@ -12,6 +12,7 @@ stores only `sample` and `cpu`, so every reader treats every key as possibly mis
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
@@ -357,3 +358,112 @@ class AuditResult:
     @property
     def not_collected(self) -> list[Result]:
         return [r for r in self.collection if not r.ok]
+
+
+# --- undeclared hosts (audit.discover) --------------------------------------------------------------
+
+# What a live address is to the inventory: undeclared, or the record that declares it.
+UNDECLARED = "undeclared"
+
+
+@dataclass
+class FoundHost:
+    """One address that answered the scan: its open ports (of those scanned), what the inventory calls it, and
+    for an undeclared one its SSH banner, reverse name, the name proposed for it and how collecting it went."""
+
+    address: str
+    ports: list[int]
+    declared: str = UNDECLARED  # "host", "device", "jump_host", "gateway", "draft_host", "server", or undeclared
+    record: str = ""  # the declaring record's name (empty when undeclared)
+    mac: str = ""
+    reverse_name: str = ""
+    ssh_banner: str = ""
+    name: str = ""  # the name proposed for an undeclared host (its reverse name's first label, or its address)
+    windows: bool = False  # answers only on Windows' ports (RDP 3389, SMB 445): out of scope for collection
+    collection: str = ""  # ok, host_key, auth_failed, unreachable, timeout, error; "" when not tried
+    collection_error: str = ""
+
+    @property
+    def undeclared(self) -> bool:
+        return self.declared == UNDECLARED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "ports": self.ports, "declared": self.declared, "record": self.record,
+                "mac": self.mac, "reverse_name": self.reverse_name, "ssh_banner": self.ssh_banner, "name": self.name,
+                "windows": self.windows, "collection": self.collection, "collection_error": self.collection_error}
+
+
+@dataclass
+class SilentHost:
+    """An inventory host or device in the scanned subnets that did not answer."""
+
+    name: str
+    address: str
+    kind: str  # host | device
+    system: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "address": self.address, "kind": self.kind, "system": self.system}
+
+
+@dataclass
+class DraftService:
+    host: str
+    port: int
+    process: str
+
+    @property
+    def name(self) -> str:
+        """A service name the inventory accepts (an identifier): the process's name and the port."""
+        base = re.sub(r"[^a-z0-9]+", "-", self.process.lower()).strip("-")[:40] or "tcp"
+        return f"{base}-{self.port}"
+
+
+@dataclass
+class DraftSystem:
+    """A draft system record proposed for undeclared hosts that were collected: hosts that talk to each other
+    or listen alike, with what they listen on and the inventory systems they use (and that use them)."""
+
+    id: str
+    hosts: list[str]
+    services: list[DraftService]
+    depends_on: list[str]  # inventory systems these hosts connect to
+    dependents: list[str]  # inventory systems that connect to them
+    evidence: list[str]  # the connections and listeners behind the grouping
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "hosts": self.hosts,
+                "services": [{"name": s.name, "host": s.host, "port": s.port, "process": s.process}
+                             for s in self.services],
+                "depends_on": self.depends_on, "dependents": self.dependents, "evidence": self.evidence}
+
+
+@dataclass
+class Discovery:
+    """One `audit.discover`: what was scanned and how, every address that answered, the inventory's hosts that did
+    not, the undeclared hosts collected and the draft records proposed for them (written for `inventory.import`)."""
+
+    inventory: Inventory
+    networks: list[str]
+    excluded: list[str]  # addresses of classified (涉密) hosts nmap was told to skip (--exclude)
+    ports: list[int]
+    rate: int
+    nmap_args: list[str]  # each nmap command line, as nmap itself recorded it
+    started: datetime
+    seconds: float
+    found: list[FoundHost]
+    silent: list[SilentHost]
+    drafts: list[DraftSystem] = field(default_factory=list)
+    draft_hosts: list[dict[str, Any]] = field(default_factory=list)  # the draft host records proposed
+    notes: list[str] = field(default_factory=list)
+    run_id: int | None = None  # the stored discovery run
+    collect_run_id: int | None = None  # the stored collection of the undeclared hosts
+    draft_file: Any = None  # pathlib.Path of the proposal written for inventory.import, once written
+
+    @property
+    def undeclared(self) -> list[FoundHost]:
+        return [f for f in self.found if f.undeclared]
+
+    @property
+    def windows(self) -> list[FoundHost]:
+        return [f for f in self.undeclared if f.windows]

@@ -186,6 +186,80 @@ def history(c, from_="prometheus", inventory=None, limit=None, store=None, days=
                   f"{short} with under {need} days (idle: insufficient data), {none} without any")
 
 
+@task(help={"inventory": HELP["inventory"], "store": HELP["store"], "out": HELP["out"],
+            "limit": "subnets to scan: subnet_source, source, 'subnet_c*', comma-separated (default: all declared)",
+            "rate": "packets a second nmap may send, at most (default: audit/discover.yaml, 300)",
+            "format": "comma-separated: xlsx,html,json (default: all)", "lang": "zh (default) or en",
+            "trust_on_first_use": "accept and record the unknown host keys of undeclared hosts (check them first)",
+            "no_collect": "scan only: do not collect the undeclared hosts or propose drafts",
+            "timeout": "seconds per collected host (default 60)", "jump": HELP["jump"],
+            "policy": "ports and rates YAML (default: audit/discover.yaml)"})
+def discover(c, inventory=None, limit=None, rate=None, store=None, out=None, format="xlsx,html,json", lang="zh",
+             trust_on_first_use=False, no_collect=False, timeout=60, jump=None, policy=None):
+    """Scan the declared subnets with nmap for undeclared hosts (未登记主机) and declared hosts that do not answer;
+    collect the undeclared Linux hosts that accept the city's credentials and propose draft records for
+    inventory.import. Classified (涉密) hosts' addresses are never scanned."""
+    from audit import discover as engine
+    from audit.discover_report import FORMATS, kind_of, write_reports
+
+    formats = tuple(f.strip() for f in format.split(",") if f.strip())
+    if lang not in ("zh", "en") or not formats or any(f not in FORMATS for f in formats):
+        raise fail(f"--lang is zh or en; --format is a comma-separated subset of {','.join(FORMATS)}")
+    inv = load_inventory(inventory)
+    try:
+        pol = engine.load_policy(Path(policy) if policy else None)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise fail(f"cannot read the discovery policy: {exc}") from None
+    if rate is not None and (not str(rate).isdigit() or int(rate) < 1):
+        raise fail(f"--rate: packets a second, a positive whole number (got {rate!r})")
+    options = engine.DiscoverOptions(rate=int(rate) if rate else None, collect=not no_collect,
+                                     trust_on_first_use=trust_on_first_use, timeout=float(timeout),
+                                     jump=jump_override(inv, jump), policy=pol)
+    try:
+        result = engine.discover(inv, engine.select_subnets(inv, limit), options, Store(store))
+    except engine.DiscoverError as exc:
+        raise fail(str(exc)) from None
+    if result.excluded:
+        console.print(f"{len(result.excluded)} classified (涉密) host addresses excluded from the scan (nmap "
+                      "--exclude): never probed")
+    table = Table(title=f"未登记主机 undeclared hosts: {len(result.undeclared)} of {len(result.found)} addresses "
+                        f"answering in {', '.join(result.networks)}", title_justify="left")
+    for column in ("address", "name", "open ports", "ssh banner", "reverse name", "finding", "collection"):
+        table.add_column(column)
+    for f in result.undeclared:
+        finding = {"windows": "probable Windows server: out of scope for collection", "linux": "SSH host",
+                   "other": "no SSH: not collected"}[kind_of(f)]
+        table.add_row(f.address, f.name, ",".join(map(str, f.ports)), escape(f.ssh_banner), escape(f.reverse_name),
+                      finding, escape(f.collection + (f": {f.collection_error}" if f.collection_error else "")),
+                      style="yellow" if f.windows else None)
+    console.print(table)
+    if result.silent:
+        console.print(f"declared but not answering: {', '.join(f'{s.name} ({s.address})' for s in result.silent)}",
+                      highlight=False)
+    for d in result.drafts:
+        console.print(f"draft system {d.id}: hosts {', '.join(d.hosts)}; listens "
+                      f"{', '.join(f'{s.host}:{s.port}' for s in d.services) or '-'}; depends on "
+                      f"{', '.join(d.depends_on) or '-'}", highlight=False)
+    for note in (n for n in result.notes if n.startswith("behind_jump:")):
+        _, subnet, via = note.split(":", 2)
+        console.print(f"not scanned: subnet {subnet} is reached through jump host {via} (堡垒机); nmap runs on this "
+                      "machine and cannot reach it: run the discovery from a node inside it", highlight=False)
+    if "host_key" in result.notes:
+        console.print("undeclared hosts' host keys are in no known_hosts, so they were refused: check them, then "
+                      "run again with --trust-on-first-use to accept and record them")
+    for path in write_reports(result, out_dir(out), formats, lang):
+        console.print(f"wrote {path}")
+    if result.draft_file:
+        console.print(f"Preview the drafts: invoke inventory.import --from-discovery {result.draft_file}"
+                      + (f" --inventory {inventory}" if inventory else ""))
+    console.print(f"run {result.run_id}: {len(result.found)} addresses answering, {len(result.undeclared)} "
+                  f"undeclared ({len(result.windows)} probable Windows), {len(result.silent)} declared not "
+                  f"answering, {len(result.drafts)} draft systems, {result.seconds} s")
+    if result.undeclared or result.silent:
+        raise fail("undeclared hosts or silent declared hosts found (see above): declare them, or find out why",
+                   code=PROBLEMS)
+
+
 @task(default=True, help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
                           "out": HELP["out"], "lang": "zh (default) or en",
                           "include_classified": HELP["include_classified"]})

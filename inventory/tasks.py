@@ -14,6 +14,7 @@ from rich.table import Table
 
 from inventory import DEFAULT_INVENTORY, export, importer, survey
 from inventory.ansible_import import AnsibleImportError, ansible_proposals
+from inventory.discovered import DiscoveredError, discovery_proposals
 from inventory.groups import all_groups
 from inventory.model import Inventory
 from jiyue.cli import HELP, console, err, fail, jump_override, limit_devices, limit_hosts, load_inventory, out_dir
@@ -144,15 +145,17 @@ def _workbooks(files: str) -> list[Path]:
     "inventory": "inventory directory to change (default: the sample city; need not exist for --from-ansible)",
     "format": "table (default) or json", "apply": "write the YAML (without it: a preview that writes nothing)",
     "from_ansible": "an inventory Ansible reads (INI, YAML, directory, script), read through ansible-inventory",
-    "mapping": "YAML file of group-name patterns -> department / system (default: dept_<code>, system_<id>)"})
-def import_(c, files=None, inventory=None, format="table", apply=False, from_ansible=None, mapping=None):
-    """Compare filled survey workbooks, or an Ansible inventory, with the YAML inventory: records added, changed
-    field by field, removed. --apply writes the YAML, keeping comments, key order and files; nothing is written
-    while any problem remains."""
+    "mapping": "YAML file of group-name patterns -> department / system (default: dept_<code>, system_<id>)",
+    "from_discovery": "the draft records audit.discover proposed for undeclared hosts (its discovered.yaml)"})
+def import_(c, files=None, inventory=None, format="table", apply=False, from_ansible=None, mapping=None,
+            from_discovery=None):
+    """Compare filled survey workbooks, an Ansible inventory, or audit.discover's draft records with the YAML
+    inventory: records added, changed field by field, removed. --apply writes the YAML, keeping comments, key
+    order and files; nothing is written while any problem remains."""
     if format not in ("table", "json"):
         raise fail(f"--format must be table or json, not {format!r}")
-    if bool(files) == bool(from_ansible):
-        raise fail("give the filled workbooks (FILES) or --from-ansible PATH, one of the two")
+    if sum(map(bool, (files, from_ansible, from_discovery))) != 1:
+        raise fail("give the filled workbooks (FILES), --from-ansible PATH or --from-discovery FILE, one of them")
     root = Path(inventory) if inventory else DEFAULT_INVENTORY
     if from_ansible is None or (root.is_dir() and any(root.rglob("*.y*ml"))):
         load_inventory(str(root))  # the inventory as it is must be valid before anything is added to it
@@ -160,9 +163,11 @@ def import_(c, files=None, inventory=None, format="table", apply=False, from_ans
         written = importer.Written.read(root)
         if from_ansible:
             proposals, problems = ansible_proposals(Path(from_ansible), written, Path(mapping) if mapping else None)
+        elif from_discovery:
+            proposals, problems = discovery_proposals(Path(from_discovery), written)
         else:
             proposals, problems = survey.survey_proposals(_workbooks(files), written)
-    except (AnsibleImportError, importer.UnreadableYAML) as exc:
+    except (AnsibleImportError, DiscoveredError, importer.UnreadableYAML) as exc:
         raise fail(str(exc)) from None
     plan = importer.plan(root, proposals, problems, written)
     say = err if format == "json" else console  # stdout holds the JSON alone

@@ -373,3 +373,25 @@ def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: 
     finally:
         if own:
             pool.close()
+
+
+def identification(address: str, port: int = 22, timeout: float = 3.0) -> str:
+    """The SSH server's identification line (`SSH-2.0-OpenSSH_9.2p1 Debian-2`), read as the first line it sends
+    (RFC 4253 4.2: the server speaks first), without logging in; "" when nothing SSH-like answers in time."""
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            data = b""
+            while b"\n" not in data and len(data) < 512:
+                chunk = sock.recv(512)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return ""
+    for line in data.decode("ascii", "replace").splitlines():  # servers may send other lines before it
+        if line.startswith("SSH-"):
+            return line.strip()[:255]
+    return ""

@@ -65,6 +65,9 @@ NETWORK_PUSH = "network.push"
 # An import of utilisation history from a monitoring system the city runs (audit.history): params = {"source",
 # "url", "since", "until", "step"}; its readings are rows of `readings`, not results.
 AUDIT_HISTORY = "audit.history"
+# A scan of the declared subnets for undeclared hosts (audit.discover): target = an address that answered, or an
+# inventory host that did not (status unreachable); data = the finding (ports, what declares it, SSH banner, …).
+AUDIT_DISCOVER = "audit.discover"
 # A host the consolidation has freed (a migrated source after its decommission, a zombie after its grace
 # period): target = the host, data = {"system", "department", "cause" (migrated_source | zombie | website),
 # "signed_off_by", "freed_at", "archive" (where a zombie's data went), …}. The asset register (资产清单) reads it.

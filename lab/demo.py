@@ -12,20 +12,26 @@ import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
+from audit import discover_report
 from audit import report as audit_report
 from audit import service as audit
 from audit.baseline import report as baseline_report
 from audit.baseline import service as baseline
+from audit.discover import DiscoverError, DiscoverOptions, discover
+from audit.history import AuditHistory
 from audit.prometheus import PrometheusError
 from catalog import report as catalog_report
 from catalog import service as catalog
 from catalog.model import PolicyError
-from inventory import export
+from inventory import export, importer, survey
+from inventory.discovered import discovery_proposals
+from inventory.importer import Written
 from inventory.model import Inventory, Monitoring, PrometheusSource
 from jiyue import ansible
 from jiyue.cli import console
@@ -34,6 +40,7 @@ from lab.baseline_seed import seed_baseline
 from lab.history import seed_history
 from lab.hosts import Lab, LabError
 from lab.prometheus import backfill_and_start
+from lab.seed import load_scenario
 from lab.seed import seed as seed_lab
 from migrations import report as migration_report
 from migrations import service as migrations
@@ -64,6 +71,7 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     lab = start_lab(inv, history)
     result.unreachable += exports(inv, target)
     result.unreachable += audit_stage(inv, history, target)
+    result.problems += onramp_stage(lab, inv, history, target)
     result.problems += migration_plan(inv, history, target)
     result.problems += migration_run(inv, history, target)
     result.problems += network_stage(inv, history, target)
@@ -125,10 +133,45 @@ def audit_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     return list(audited.not_collected)
 
 
+def onramp_stage(lab: Lab, inv: Inventory, history: Store, target: Path) -> list[str]:
+    """A city's own material: the survey workbooks written and read back (a survey nobody changed imports as no
+    change), then the hosts nobody declared found by nmap, the Linux ones collected (their keys trusted on first
+    use, as an operator would after checking them) and proposed as drafts, previewed for import, never applied to
+    the sample city."""
+    console.rule("5. a city's own material: survey workbooks out and in, undeclared hosts (未登记主机) found")
+    measured = AuditHistory.load(inv, history, datetime(1970, 1, 1, tzinfo=UTC))
+    books = [survey.write_survey(inv, code, target / "survey", survey.Measured(inv, measured.facts(),
+                                                                                measured.collected_at()))
+             for code in inv.departments]
+    console.print(f"wrote {len(books)} survey workbooks under {target / 'survey'} (invoke inventory.survey)")
+    plan = importer.plan(inv.root, *survey.survey_proposals(books, Written.read(inv.root)))
+    console.print(f"inventory.import of the unchanged workbooks: {len(plan.edits)} changes, "
+                  f"{len(plan.problems)} problems (the round trip is exact)")
+    scenario = load_scenario()
+    lab.up_undeclared(inv, scenario.undeclared, scenario.lifetime)
+    try:
+        found = discover(inv, options=DiscoverOptions(rate=3000, trust_on_first_use=True), store=history)
+    except DiscoverError as exc:
+        return [f"discover: {exc} (bin/jiyue setup installs nmap)"]
+    for f in found.undeclared:
+        what = "probable Windows server, out of scope for collection" if f.windows else \
+            f"SSH {f.ssh_banner}, collection {f.collection or '-'}"
+        console.print(f"undeclared {f.address} ports {','.join(map(str, f.ports))}: {what}", highlight=False)
+    for path in discover_report.write_reports(found, target):
+        console.print(f"wrote {path}")
+    if found.draft_file:
+        preview = importer.plan(inv.root, *discovery_proposals(found.draft_file, Written.read(inv.root)))
+        console.print(f"inventory.import --from-discovery {found.draft_file} (preview): "
+                      f"{', '.join(f'{e.section}[{e.key}]' for e in preview.edits)} as drafts", markup=False,
+                      highlight=False)
+        return [f"discover: {p}" for p in preview.problems]
+    return []
+
+
 def migration_plan(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Plan the migration; systems awaiting cloud capacity are a problem to report, not a reason to stop: the
     planned waves can still move."""
-    console.rule("5. migration plan: dispositions, targets, waves, work orders")
+    console.rule("6. migration plan: dispositions, targets, waves, work orders")
     try:
         planned = migrations.plan_migration(inv, history)
     except (migrations.MigrationInputError, migrations.PlanUnsafe) as exc:
@@ -149,7 +192,7 @@ def migration_run(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Rehearse the next wave (check mode: nothing changes), then migrate it for real on the lab, then write
     the archive again: it shows the new locations. The next wave is the first with a cloud rehost not
     migrated yet (wave 1 on a fresh store; a migrated system is never moved twice)."""
-    console.rule("6. migration: rehearse the next wave, then run it (--apply) on the lab")
+    console.rule("7. migration: rehearse the next wave, then run it (--apply) on the lab")
     plan = migrations.load_migration_plan(inv)
     rehearsal = migrations.migrator(inv, history, plan=plan, console=console)
     wave = rehearsal.next_wave()
@@ -184,7 +227,7 @@ def _outcomes(title: str, outcomes: list[MigrationOutcome]) -> None:
 def network_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """Plan the extranet addresses, render every device's config, push it to the lab's simulated devices
     (a canary first) and push again: the second push must find nothing to change."""
-    console.rule("7. network: extranet address plan, configs rendered, pushed (--apply), pushed again (no-op)")
+    console.rule("8. network: extranet address plan, configs rendered, pushed (--apply), pushed again (no-op)")
     try:
         planned = network.plan(inv)
         rendering = network.render(inv, target / "network")
@@ -215,7 +258,7 @@ def baseline_stage(lab: Lab, inv: Inventory, history: Store, target: Path) -> No
     """Check every host and device against its level's baseline and write the reports. The lab seeds
     failures on purpose, so failures here are the expected finding (shown, not a problem of the demo);
     reachability was proven by the earlier stages."""
-    console.rule("8. graded protection (等保 2.0): every host and device against its level")
+    console.rule("9. graded protection (等保 2.0): every host and device against its level")
     seed_baseline(lab, inv)
     checked = baseline.check(inv, inv.contactable_hosts(), sorted(inv.devices), store=history, console=console)
     failing = checked.with_failures()
@@ -238,7 +281,7 @@ SHORT_MONITORING = {"dxzf-wgzl-app1": 10}
 def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
     """A Prometheus in the lab with 120 days backfilled (marked seeded) and live node_exporters; its history
     imported into a store of its own, so the verdicts rest on Prometheus alone (audit.history --from prometheus)."""
-    console.rule("9. the city's monitoring: history from Prometheus, idle judged from it alone")
+    console.rule("10. the city's monitoring: history from Prometheus, idle judged from it alone")
     hosts = [h for names in MONITORED.values() for h in names if h in inv.hosts]
     systems = [s for s in MONITORED if s in inv.systems]
     work = lab.state_dir / "demo-monitoring"
@@ -271,7 +314,7 @@ def monitoring_stage(lab: Lab, inv: Inventory, target: Path) -> list[str]:
 def catalog_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """The information resource catalog: what the departments declared, what collection proposes beside it, and
     the answering clock a share request made today would run on (a preview: the demo logs no request)."""
-    console.rule("10. information resource catalog (政务信息资源目录): declared, proposed from collection")
+    console.rule("11. information resource catalog (政务信息资源目录): declared, proposed from collection")
     try:
         calendar = catalog.WorkCalendar.load()
     except PolicyError as exc:
@@ -294,7 +337,7 @@ def progress_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """The programme's milestones as the store now stands (督查通报): every measure from what the stages above
     recorded, the timeline over the earlier runs, the lagging departments. Lagging departments are the finding
     (shown, not a problem of the demo); a programme that cannot be reported is."""
-    console.rule("11. progress against the programme's milestones (督查通报)")
+    console.rule("12. progress against the programme's milestones (督查通报)")
     try:
         reported = progress.progress(inv, history)
     except progress.ProgressError as exc:

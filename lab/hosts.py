@@ -42,13 +42,14 @@ import yaml
 from inventory.model import Host, Inventory
 from jiyue.processes import pid_alive
 from lab.keys import ed25519_keypair
-from lab.model import DeviceStatus, HostStatus
+from lab.model import DeviceStatus, HostStatus, UndeclaredHost
 from lab.netsim.lab import devices_status, devices_up, netsim
 from lab.procs import LabError, run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_STATE = REPO / ".lab"
 SSHD = Path("/usr/sbin/sshd")
+APP = Path(__file__).resolve().with_name("app.py")
 
 # In-host path -> directory (or file) under the host's state dir that backs it.
 PER_HOST_PATHS: dict[str, str] = {
@@ -236,6 +237,68 @@ class Lab:
 
         uplinks_up(self, inv)
         return started
+
+    def up_undeclared(self, inv: Inventory, hosts: Iterable[UndeclaredHost], lifetime: int = 7200) -> list[str]:
+        """Start the scenario's undeclared hosts (lab/scenario.yaml `undeclared`) that lie in one of the inventory's
+        subnets and at no inventory host's address, beside the inventory's (after `up`); return the names started.
+
+        They are kept apart in the lab's state: `status` and the lab's known_hosts leave them out (nobody recorded
+        their host keys), `down` removes them with the rest."""
+        state = self._load_state()
+        taken = {str(h.address) for h in inv.hosts.values()} | {str(d.address) for d in inv.devices.values()}
+        wanted = [u for u in hosts
+                  if u.address not in taken and inv.subnet_of(ipaddress.ip_address(u.address)) is not None]
+        for u in wanted:
+            state.setdefault("undeclared", {})[u.name] = {"address": u.address, "ssh": u.ssh}
+        self._save_state(state)
+        hosts_file = self._etc_hosts(inv, state)
+        pub = self.key.with_suffix(".pub").read_text()
+        started: list[str] = []
+        for u in wanted:
+            # A lab-internal record only, for the namespace plumbing: the inventory never sees it.
+            host = Host(name=u.name, address=u.address, os_family="debian", os=u.os, role="undeclared")
+            ns = self.netns(u.name)
+            if u.ssh:
+                if self._up_host(inv, host, hosts_file, pub):
+                    started.append(u.name)
+            elif not Path("/run/netns", ns).exists():
+                self._plumb(inv, host, ns)
+                started.append(u.name)
+            self._listeners(u, ns, lifetime)
+        return started
+
+    def _listeners(self, u: UndeclaredHost, ns: str, lifetime: int) -> None:
+        """An undeclared host's stand-in services, each with its pid file in the host's state dir (started again
+        only when not running): `tcp` holders, or one `http` app per port that also keeps `connect` open."""
+        d = self.host_dir(u.name)
+        d.mkdir(parents=True, exist_ok=True)
+        lines, pidfiles = ["cd /"], []
+        for port in u.listen:
+            pidfile = d / f"listen-{port}.pid"
+            pidfiles.append(pidfile)
+            with contextlib.suppress(OSError, ValueError):
+                if pid_alive(int(pidfile.read_text().strip())):
+                    continue
+            pidfile.unlink(missing_ok=True)
+            argv = ["/usr/bin/python3", str(APP), "tcp", "--port", str(port)]
+            if u.connect:
+                argv = ["/usr/bin/python3", str(APP), "http", "--port", str(port), "--name", u.name,
+                        "--log", str(d / f"listen-{port}.log"), *(x for c in u.connect for x in ("--depends", c))]
+            argv += ["--lifetime", str(lifetime), "--pidfile", str(pidfile)]
+            out = shlex.quote(str(pidfile.with_suffix(".out")))
+            lines.append(f"setsid {shlex.join(argv)} </dev/null >{out} 2>&1 &")
+        if len(lines) == 1:
+            return
+        script = "; ".join(lines)
+        if u.ssh:
+            self.exec(u.name, script)
+        else:
+            run("ip", "netns", "exec", ns, "/bin/sh", "-c", script)
+        for _ in range(250):  # each writes its pid file once it listens
+            if all(p.exists() and p.read_text().strip() for p in pidfiles):
+                return
+            time.sleep(0.02)
+        raise LabError(f"undeclared host {u.name}: a stand-in service did not start: see {d}/listen-*.out")
 
     @staticmethod
     def _port(inv: Inventory, host: Host) -> int:

@@ -28,6 +28,20 @@ class HostStatus:
         return self.netns and self.sshd_pid is not None and bool(self.ssh_banner)
 
 
+@dataclass(frozen=True)
+class UndeclaredHost:
+    """A lab host the sample city's inventory does not declare (未登记主机, lab/scenario.yaml `undeclared`), for
+    `audit.discover` to find. With `ssh` it is an ordinary lab host (sshd, the operator's key) whose host key no
+    known_hosts records; without it, a stand-in for a Windows server: a namespace answering only on `listen`."""
+
+    name: str
+    address: str
+    ssh: bool = False
+    os: str = "Debian 12"
+    listen: tuple[int, ...] = ()  # TCP ports a stand-in service holds (lab/app.py tcp, or http with `connect`)
+    connect: tuple[str, ...] = ()  # ADDRESS:PORT it keeps a connection to (who it talks to)
+
+
 @dataclass
 class DeviceStatus:
     """One simulated device as `Lab.device_status` finds it: up only if the simulator runs it and it answers SSH."""

@@ -58,7 +58,7 @@ from lab import gateway as gw
 from lab import service as svc
 from lab.appdb import SCHEMA as APP_SCHEMA
 from lab.hosts import Lab, LabError
-from lab.model import PROFILES, Proc, SeedResult
+from lab.model import PROFILES, Proc, SeedResult, UndeclaredHost
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SCENARIO = HERE / "scenario.yaml"
@@ -123,6 +123,7 @@ class Scenario:
     systems: dict[str, dict]  # system id -> {"profile": name, overrides...}
     lifetime: int = 7200
     traffic: dict = field(default_factory=dict)
+    undeclared: list[UndeclaredHost] = field(default_factory=list)
 
     def plan(self, system_id: str) -> tuple[str, dict]:
         """The system's profile name and its parameters, overrides and since_days applied."""
@@ -168,7 +169,18 @@ def load_scenario(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
     default = raw.get("default", "active")
     if default not in profiles:
         raise ScenarioError(f"{path}: default profile {default!r} is not defined")
-    return Scenario(default, profiles, systems, int(raw.get("lifetime", 7200)), raw.get("traffic") or {})
+    undeclared = []
+    for i, entry in enumerate(raw.get("undeclared") or []):
+        try:
+            undeclared.append(UndeclaredHost(str(entry["name"]), str(entry["address"]), bool(entry.get("ssh", False)),
+                                             str(entry.get("os", "Debian 12")),
+                                             tuple(int(p) for p in entry.get("listen") or ()),
+                                             tuple(str(c) for c in entry.get("connect") or ())))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ScenarioError(f"{path}: undeclared[{i}]: give name, address and optionally ssh, os, listen, "
+                                f"connect ({exc})") from None
+    return Scenario(default, profiles, systems, int(raw.get("lifetime", 7200)), raw.get("traffic") or {},
+                    undeclared)
 
 
 def _pick(rng: random.Random, value: object) -> float:

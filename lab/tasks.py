@@ -19,7 +19,7 @@ from lab.history import seed_history
 from lab.hosts import Lab, LabError
 from lab.netsim import NetsimError
 from lab.prometheus import DEFAULT_DAYS, SHORT_DAYS
-from lab.seed import DEFAULT_SCENARIO, ScenarioError
+from lab.seed import DEFAULT_SCENARIO, ScenarioError, load_scenario
 from lab.seed import seed as seed_lab
 
 BASTION_HELP = ("the bastion lab instead (lab/bastion.py): source hosts behind a jump host namespace, no route to "
@@ -43,11 +43,16 @@ def up(c, inventory=None, limit=None, bastion=False, no_forwarding=False):
     lab = Lab()
     try:
         started = lab.up(inv)
-    except (LabError, NetsimError, LookupError) as exc:
+        scenario = load_scenario()
+        undeclared = lab.up_undeclared(inv, scenario.undeclared, scenario.lifetime) if limit is None else []
+    except (LabError, NetsimError, LookupError, ScenarioError) as exc:
         raise fail(str(exc)) from None
     console.print(f"lab: {len(names)} hosts up ({len(started)} started, {len(names) - len(started)} already "
                   f"running), {len(devices)} devices up ({len(lab.started_devices)} started) in "
                   f"{time.monotonic() - began:.1f} s. See: invoke lab.status")
+    if undeclared:
+        console.print(f"lab: {len(undeclared)} hosts the inventory does not declare (未登记主机: "
+                      f"{', '.join(undeclared)}), for invoke audit.discover")
 
 
 def _bastion_up(forwarding: bool) -> None:
