@@ -3,7 +3,8 @@
 On top of lab/bastion.py's layout (tag `bm`, so it never meets a `lab.up --bastion` lab), one system `bmq-ywxt`
 with a web host and a database host behind the bastion, a gateway behind it too, and two cloud targets:
 
-- `bm-tgt1`, behind the bastion on the source subnet: the web host's copy goes **direct** (one zone);
+- `bm-tgt1`, behind the bastion (a cloud subnet of its own, 198.19.243.0/24, on the source bridge): the web
+  host's copy goes **direct** (one zone);
 - `bm-tgt2`, on a cloud side of its own (198.19.242.0/24, bridge `bmcloud0`), which the control node reaches
   directly and the department's hosts do not (their one link ends on the source bridge, and neither the bastion
   nor the gateway forwards): the database host's copy goes **through the bastion** (`ssh -J`). The bastion has a
@@ -28,13 +29,14 @@ from lab.procs import run
 
 TAG = "bm"
 CLOUD = ipaddress.ip_network("198.19.242.0/24")
+INNER_CLOUD = ipaddress.ip_network("198.19.243.0/24")  # cloud hosts behind the bastion, on the source bridge
 CLOUD_GATEWAY = "198.19.242.1"  # the control node's address on the cloud side
 BASTION_CLOUD = "198.19.242.254"
 GATEWAY_CLOUD = "198.19.242.30"
 SYSTEM = "bmq-ywxt"
 WEB, DB, GATEWAY, NEAR, FAR = "bm-app1", "bm-db1", "bm-gw", "bm-tgt1", "bm-tgt2"
 HOSTS = {WEB: ("198.19.240.11", "app"), DB: ("198.19.240.12", "db"), GATEWAY: ("198.19.240.30", "gateway"),
-         NEAR: ("198.19.240.21", "cloud"), FAR: ("198.19.242.21", "cloud")}
+         NEAR: ("198.19.243.21", "cloud"), FAR: ("198.19.242.21", "cloud")}
 PAIRS = [(WEB, NEAR), (DB, FAR)]  # the plan's source -> target: direct, and through the bastion
 
 
@@ -44,7 +46,7 @@ def system_record() -> dict:
         "category": "internal_office", "scope": {"user_units": ["实验局"], "declared_users": 10},
         "frequency": "daily", "approval": {"department": "实验局", "date": "2020-01-01"},
         "funding": {"source": "财政", "amount": 1}, "build_year": 2020, "vendor": "某公司",
-        "classification": "non_classified", "protection": {"level": 2}, "zone": "intranet",
+        "classification": "non_classified", "protection": {"level": 2, "filing_number": "21010099002-99001"}, "zone": "intranet",
         "hosts": [WEB, DB],
         "services": [{"name": "web", "host": WEB, "port": 8080, "health_url": f"http://{HOSTS[WEB][0]}:8080/health"},
                      {"name": "db", "host": DB, "port": 3306}],
@@ -70,6 +72,8 @@ class MigrationBastionLab(BastionLab):
                             "ssh": {"known_hosts": str(self.known_hosts)}}],
             "departments": [{"code": "bmq", "name": "实验局", "level": "city"}],
             "subnets": [{"name": "src", "kind": "source", "prefix": str(SOURCE), "gateway": BASTION_INSIDE},
+                        {"name": "cloud-in", "kind": "cloud", "prefix": str(INNER_CLOUD),
+                         "gateway": str(INNER_CLOUD[1])},
                         {"name": "cloud", "kind": "cloud", "prefix": str(CLOUD), "gateway": CLOUD_GATEWAY,
                          "jump": "none"}],
             "cloud": {"flavors": [{"name": "c2m4", "vcpus": 2, "memory_gb": 4, "disk_gb": 50}],
@@ -92,6 +96,8 @@ class MigrationBastionLab(BastionLab):
             run("ip", "link", "add", self.cloud_bridge, "type", "bridge")
             run("ip", "addr", "add", f"{CLOUD_GATEWAY}/{CLOUD.prefixlen}", "dev", self.cloud_bridge)
         run("ip", "link", "set", self.cloud_bridge, "up")
+        run("ip", "route", "replace", "unreachable", str(INNER_CLOUD))  # behind the bastion: no route in
+        run("ip", "-n", self.netns, "route", "replace", str(INNER_CLOUD), "dev", "eth0")  # the bastion's way to it
         # The far target's one link moves to the cloud side: the department's hosts have no way to it.
         run("ip", "link", "set", self.hosts.link_name(FAR), "master", self.cloud_bridge)
         self._leg(self.netns, self.bastion_cloud_link, "eth2", BASTION_CLOUD)
@@ -110,4 +116,5 @@ class MigrationBastionLab(BastionLab):
     def down(self) -> int:
         for link in (self.bastion_cloud_link, self.gateway_cloud_link, self.cloud_bridge):
             run("ip", "link", "del", link, check=False)
+        run("ip", "route", "del", "unreachable", str(INNER_CLOUD), check=False)
         return super().down()
