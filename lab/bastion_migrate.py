@@ -17,7 +17,9 @@ with a web host and a database host behind the bastion, a gateway behind it too,
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -46,7 +48,8 @@ def system_record() -> dict:
         "category": "internal_office", "scope": {"user_units": ["实验局"], "declared_users": 10},
         "frequency": "daily", "approval": {"department": "实验局", "date": "2020-01-01"},
         "funding": {"source": "财政", "amount": 1}, "build_year": 2020, "vendor": "某公司",
-        "classification": "non_classified", "protection": {"level": 2, "filing_number": "21010099002-99001"}, "zone": "intranet",
+        "classification": "non_classified", "protection": {"level": 2, "filing_number": "21010099002-99001"},
+        "zone": "intranet",
         "hosts": [WEB, DB],
         "services": [{"name": "web", "host": WEB, "port": 8080, "health_url": f"http://{HOSTS[WEB][0]}:8080/health"},
                      {"name": "db", "host": DB, "port": 3306}],
@@ -103,6 +106,22 @@ class MigrationBastionLab(BastionLab):
         self._leg(self.netns, self.bastion_cloud_link, "eth2", BASTION_CLOUD)
         self._leg(self.hosts.netns(GATEWAY), self.gateway_cloud_link, "eth1", GATEWAY_CLOUD)
         return inv
+
+    @contextlib.contextmanager
+    def seeding(self) -> Iterator[None]:
+        """A route in for the while: lab/seed.py and lab/baseline_seed.py wait for the seeded services' ports and
+        the reloaded sshd's banner from the control node, which otherwise has no way to the hosts behind the
+        bastion. The route goes again afterwards (and the tests show the hosts unreachable without the bastion)."""
+        ways = [(SOURCE, str(SOURCE[1])), (INNER_CLOUD, str(INNER_CLOUD[1]))]
+        for net, address in ways:
+            run("ip", "route", "del", "unreachable", str(net), check=False)
+            run("ip", "addr", "replace", f"{address}/{net.prefixlen}", "dev", self.hosts.bridge)
+        try:
+            yield
+        finally:
+            for net, address in ways:
+                run("ip", "addr", "del", f"{address}/{net.prefixlen}", "dev", self.hosts.bridge, check=False)
+                run("ip", "route", "replace", "unreachable", str(net))
 
     def _leg(self, ns: str, link: str, inside: str, address: str) -> None:
         """A second interface of namespace `ns` on the cloud side (once)."""

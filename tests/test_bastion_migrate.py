@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import yaml
 
 import inventory
 from audit.baseline import service as baseline
@@ -20,6 +21,7 @@ from jiyue import ansible, sshconfig
 from jiyue.store import Store
 from lab import gateway as gw
 from lab import service as svc
+from lab.baseline_seed import DEFAULT_BASELINE, seed_baseline
 from lab.bastion_migrate import DB, FAR, GATEWAY, HOSTS, NEAR, PAIRS, SYSTEM, WEB, MigrationBastionLab
 from lab.seed import seed
 from migrations.copypath import copy_path
@@ -36,7 +38,8 @@ def mlab(tmp_path_factory):
     lab = MigrationBastionLab(tmp_path_factory.mktemp("bastion-migrate") / "state")
     require_lab(lab.hosts)
     inv = lab.up()
-    seed(lab.hosts, inv)
+    with lab.seeding():
+        seed(lab.hosts, inv)
     for source, _ in PAIRS:  # what a server relies on (hardlinks, holes, xattrs, ACLs), across both paths
         make_special(lab.hosts.path(source, f"/srv/{SYSTEM}"))
     yield lab, inv
@@ -147,12 +150,19 @@ def test_baseline_testinfra_through_the_bastion(mlab, tmp_path):
 
 
 def test_remediation_through_the_bastion(mlab, tmp_path):
-    _, inv = mlab
+    """baseline.remediate (playbooks/baseline_remediate.yml) on a host behind the bastion: its seeded faults fixed."""
+    lab, inv = mlab
     host = NEAR
+    data = yaml.safe_load(DEFAULT_BASELINE.read_text(encoding="utf-8"))
+    data["hosts"] = {host: ["aging_default", "no_tmout", "no_histtime"]}
+    (tmp_path / "baseline.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    with lab.seeding():
+        seed_baseline(lab.hosts, inv, tmp_path / "baseline.yaml", hosts=[host])
     rem = baseline.remediate(inv, [host], level=3, store=Store(f"sqlite:///{tmp_path / 'b.sqlite'}"), apply=True,
                              workdir=tmp_path, progress=False)
     assert rem.ok, rem.failures
-    assert rem.hosts[host].changed and rem.fixes[host]
+    assert rem.hosts[host].changed
+    assert set(rem.fixes[host]) == {"password.aging", "session.tmout", "history.timestamps"}
     assert rem.still_failing == {}, rem.still_failing
     text = (tmp_path / "inventory" / "ansible.yml").read_text()
     assert "ProxyJump=jiyue-jump-bastion" in text
