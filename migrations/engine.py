@@ -41,6 +41,11 @@ the source; the source's service starts and must answer; then this run's copy le
 was there before the run stays, reported with its size). Without `apply` a run is a rehearsal: every
 playbook runs in check mode (`--check --diff`), read-only checks really run, nothing changes.
 
+Hosts behind a jump host (堡垒机) are reached through it: the exported Ansible inventory carries ProxyJump
+(`jiyue.sshconfig`), each data copy goes direct or through the jump host as `migrations.copypath` decides from the
+inventory (journaled as `copy_path`), and the health probes run on the gateway when the control node cannot
+reach the system's ports.
+
 No playbook outlives the engine (`migrations.reaper`): each carries a token that the engine, its
 watchdog process (should the engine die) and, under the system's lock, the next run on the system
 (should the watchdog have died too) use to end whatever it left running.
