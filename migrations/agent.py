@@ -66,7 +66,7 @@ class SshAgent:
         sock = os.path.join(self.folder, "agent.sock")
         self._proc = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
-        for _ in range(200):
+        for _ in range(1000):  # up to 10 s: a loaded machine may take seconds to start it
             if os.path.exists(sock):
                 break
             time.sleep(0.01)

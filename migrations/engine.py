@@ -41,6 +41,11 @@ the source; the source's service starts and must answer; then this run's copy le
 was there before the run stays, reported with its size). Without `apply` a run is a rehearsal: every
 playbook runs in check mode (`--check --diff`), read-only checks really run, nothing changes.
 
+Hosts behind a jump host (堡垒机) are reached through it: the exported Ansible inventory carries ProxyJump
+(`jiyue.sshconfig`), each data copy goes direct or through the jump host as `migrations.copypath` decides from the
+inventory (journaled as `copy_path`), and the health probes run on the gateway when the control node cannot
+reach the system's ports.
+
 No playbook outlives the engine (`migrations.reaper`): each carries a token that the engine, its
 watchdog process (should the engine die) and, under the system's lock, the next run on the system
 (should the watchdog have died too) use to end whatever it left running.
@@ -86,11 +91,13 @@ from rich.console import Console
 
 from inventory import export
 from inventory.model import Inventory, System
+from jiyue import sshconfig
 from jiyue.processes import pid_alive
 from jiyue.runner import Result, StoreRecorder
 from jiyue.ssh import known_host_lines
 from jiyue.store import ASSET_FREED, MIGRATE_LOCATION, MIGRATE_RUN, Store
 from migrations.agent import SshAgent
+from migrations.copypath import CopyPath, CopyPathError, copy_path
 from migrations.journal import (
     CHECKS,
     CutoverTracker,
@@ -216,8 +223,9 @@ class Migrator:
                  workdir: Path | str | None = None, console: Console | None = None, progress: bool = True,
                  allowance_s: float = CUTOVER_ALLOWANCE_S, margin: float = DISK_MARGIN,
                  planning: Path = PLANNING, parallel: int = DEFAULT_PARALLEL,
-                 cutovers: int = DEFAULT_CUTOVERS, observers: Sequence[object] = ()) -> None:
+                 cutovers: int = DEFAULT_CUTOVERS, observers: Sequence[object] = (), jump: str | None = None) -> None:
         self.inv, self.plan, self.store, self.apply = inv, plan, store, apply
+        self.jump = jump  # a run's --jump NAME|none (jiyue.cli.jump_override checked it); None: the inventory's
         self.workdir = Path(workdir) if workdir else DEFAULT_WORKDIR
         self.console = console or Console(stderr=True)
         self.progress = progress
@@ -232,7 +240,9 @@ class Migrator:
         self.grace_days = grace_days(planning)
         self.planning = planning
         self.hooks = hooks()
-        self.agent = SshAgent(str(k) for h in inv.hosts.values() if (k := inv.ssh_for(h).key) is not None)
+        keys = [inv.ssh_for(h).key for h in inv.hosts.values()]
+        keys += [j.key for h in inv.hosts.values() for j in inv.jump_chain(h, jump)]  # each hop's login, forwarded
+        self.agent = SshAgent(str(k) for k in keys if k is not None)
         self.watchdog = Watchdog(self.workdir / "runner")
         self.observers = list(observers)
         self._observing: list[object] = []  # the current run's observers
@@ -241,6 +251,8 @@ class Migrator:
             raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.inventory_file = export.write(inv, "ansible", inv.contactable_hosts(), [], self.workdir)[0].resolve()
+        # Hosts behind a jump host: ProxyJump through it, its own known_hosts checked (jiyue.sshconfig).
+        self.ssh_config = sshconfig.ansible_inventory(inv, self.inventory_file, jump)
 
     # --- public API ------------------------------------------------------------------------------
 
@@ -592,6 +604,8 @@ class Migrator:
         if status.get("rollback") in ("started", "failed") or (
                 any(s == "failed" for s in status.values()) and status.get("rollback") != "done"):
             return self._rollback(ctx, "resumed: a rollback was due")
+        if status.get("copy_path") != "done" and status.get("presync") != "done":
+            self._note_copy_paths(ctx)
         handled: set[str] = set()
         with contextlib.ExitStack() as turn:  # the system's turn to cut over, held through a rollback too
             for step in STEPS:
@@ -955,7 +969,10 @@ class Migrator:
         pairs: dict[str, dict] = {}
         for t in sp.targets:
             src, tgt = inv.ssh_for(inv.hosts[t.source]), inv.ssh_for(inv.hosts[t.target])
+            there, back = self.copy_paths(t.source, t.target)
             pairs[t.source] = {
+                "copy_path": there.kind, "copy_via": self._hops(there), "back_path": back.kind,
+                "back_via": self._hops(back),
                 "source": t.source, "target": t.target, "flavor": t.flavor,
                 "source_address": src.address, "source_ssh_port": src.port, "source_user": src.user,
                 "target_address": tgt.address, "target_ssh_port": tgt.port, "target_user": tgt.user,
@@ -1015,7 +1032,35 @@ class Migrator:
             "jiyue_migrated_at": done.get("migrated_at") or _now().isoformat(timespec="seconds"),
             "jiyue_forward_ssh_args": self.agent.forward_ssh_args(),
             "jiyue_reverse_sync": False,
+            "jiyue_probe_from": self._probe_from([*pairs, *by_target, gateway]),
         }
+
+    def copy_paths(self, source: str, target: str) -> tuple[CopyPath, CopyPath]:
+        """The way the data goes from the source to its target, and back in a rollback (migrations/copypath.py)."""
+        return copy_path(self.inv, source, target, self.jump), copy_path(self.inv, target, source, self.jump)
+
+    @staticmethod
+    def _hops(path: CopyPath) -> list[dict]:
+        try:
+            return path.hops()
+        except CopyPathError as exc:
+            raise MigrationError(str(exc)) from None
+
+    def _probe_from(self, hosts: Sequence[str]) -> str:
+        """Where the health probes run: the control node, or (when any of the hosts is behind a jump host, so the
+        control node cannot open their ports) the gateway, which reaches both sides as the clients do."""
+        gateway = self.inv.cloud.gateway if self.inv.cloud else None
+        behind = sshconfig.through_jump_hosts(self.inv, [h for h in hosts if h in self.inv.hosts], self.jump)
+        return gateway if behind and gateway else "localhost"
+
+    def _note_copy_paths(self, ctx: Ctx) -> None:
+        """Say, once per run, which way each of the system's copies goes (and back, should it roll back): on the
+        run's output and in the journal (the step `copy_path`)."""
+        sid = ctx.plan.system
+        copies = [p.record() for t in ctx.plan.targets for p in self.copy_paths(t.source, t.target)]
+        for c in copies[::2]:
+            self._tell("note", sid, f"[cyan]copy {c['from']} -> {c['to']}: {c['path']} ({c['why']})[/]")
+        ctx.journal.step(sid, "copy_path", "done", {"copies": copies})
 
     def _offline_vars(self, ctx: Ctx) -> dict[str, Any]:
         """What the offline playbooks get (playbooks/offline_check.yml lists them), from the inventory, the declared
@@ -1055,6 +1100,8 @@ class Migrator:
             "jiyue_archive_checks": [{"source": h, "dir": d, "archived": f"{archive_dir}/{h}{d}",
                                       "summary": manifests.get(h, {}).get(d, {})}
                                      for h, ds in dirs.items() for d in ds],
+            "jiyue_archive_via": {h: self._hops(copy_path(inv, h, archive.host, self.jump)) for h in dirs},
+            "jiyue_probe_from": self._probe_from([*system.hosts, *([gateway] if gateway else [])]),
             "jiyue_margin": self.margin, "jiyue_rsync_options": RSYNC_OPTIONS,
             "jiyue_forward_ssh_args": self.agent.forward_ssh_args(),
             "jiyue_signed_off_by": signed.get("signed_off_by", ""),

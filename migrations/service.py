@@ -78,11 +78,13 @@ def load_migration_plan(inv: Inventory, path: Path | None = None) -> Plan:
 
 def migrator(inv: Inventory, store: Store, *, plan: Plan | None = None, apply: bool = False,
              workdir: Path | str | None = None, parallel: int = DEFAULT_PARALLEL, cutovers: int = DEFAULT_CUTOVERS,
-             console: Console | None = None, progress: bool = True, observers: Sequence[object] = ()) -> Migrator:
+             console: Console | None = None, progress: bool = True, observers: Sequence[object] = (),
+             jump: str | None = None) -> Migrator:
     """The engine for the inventory's plan (or `plan`): `run_wave`, `run_system`, `resume`, `rollback`,
-    `decommission`, `take_offline` (a zombie), `status`, `next_wave`. Without `apply` every run is a rehearsal."""
+    `decommission`, `take_offline` (a zombie), `status`, `next_wave`. Without `apply` every run is a rehearsal;
+    `jump` is a run's `--jump NAME|none` (jiyue.cli.jump_override)."""
     return Migrator(inv, plan or load_migration_plan(inv), store, apply=apply, workdir=workdir, parallel=parallel,
-                    cutovers=cutovers, console=console, progress=progress, observers=observers)
+                    cutovers=cutovers, console=console, progress=progress, observers=observers, jump=jump)
 
 
 def run_wave(inv: Inventory, store: Store, wave: int, *, apply: bool = False, plan: Plan | None = None,

@@ -16,7 +16,18 @@ from pathlib import Path
 from invoke import task
 from rich.table import Table
 
-from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, err, fail, limit_hosts, load_inventory, out_dir
+from jiyue.cli import (
+    BAD_INPUT,
+    HELP,
+    PROBLEMS,
+    console,
+    err,
+    fail,
+    jump_override,
+    limit_hosts,
+    load_inventory,
+    out_dir,
+)
 from jiyue.store import Store
 
 PLAN_HELP = "the plan file (default: migrations/plans/<inventory directory name>-<digest>.yaml)"
@@ -79,6 +90,7 @@ def _summary(result) -> None:
 
 WORKDIR_HELP = "where runs keep the exported inventory, runner artifacts, testinfra checks (default: state/migrate)"
 COMMON = {"inventory": HELP["inventory"], "plan": PLAN_HELP, "store": HELP["store"], "workdir": WORKDIR_HELP}
+RUNS = {**COMMON, "jump": HELP["jump"]}  # the tasks that run playbooks on the hosts
 
 
 def _count(option: str, value: int | str | None, default: int) -> int:
@@ -92,7 +104,7 @@ def _count(option: str, value: int | str | None, default: int) -> int:
 
 
 def _migrator(inventory: str | None, plan: str | None, store: str | None, apply: bool, workdir: str | None,
-              parallel: int | str | None = None, cutovers: int | str | None = None):
+              parallel: int | str | None = None, cutovers: int | str | None = None, jump: str | None = None):
     from migrations.engine import DEFAULT_CUTOVERS, DEFAULT_PARALLEL, MigrationError
     from migrations.plan import default_plan_path
     from migrations.service import MigrationInputError, load_migration_plan, migrator
@@ -100,11 +112,12 @@ def _migrator(inventory: str | None, plan: str | None, store: str | None, apply:
     at_once = _count("parallel", parallel, DEFAULT_PARALLEL)
     cutting = _count("cutovers", cutovers, DEFAULT_CUTOVERS)
     inv = load_inventory(inventory)
+    jump = jump_override(inv, jump)
     path = Path(plan) if plan else default_plan_path(inv)
     try:
         loaded = load_migration_plan(inv, path)
         return migrator(inv, Store(store), plan=loaded, apply=apply, workdir=workdir, parallel=at_once,
-                        cutovers=cutting)
+                        cutovers=cutting, jump=jump)
     except MigrationInputError as exc:
         raise fail(str(exc)) from None
     except (MigrationError, ValueError) as exc:
@@ -144,10 +157,10 @@ CUTOVERS_HELP = ("of those, systems in their cutover (frozen) at once; the other
                  "(default 1: each downtime as short as the machine allows)")
 
 
-@task(help={**COMMON, "wave": "the wave's number in the plan", "system": "one system of the plan instead of a wave",
+@task(help={**RUNS, "wave": "the wave's number in the plan", "system": "one system of the plan instead of a wave",
             "apply": HELP["apply"], "parallel": PARALLEL_HELP, "cutovers": CUTOVERS_HELP})
 def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None,
-        cutovers=None):
+        cutovers=None, jump=None):
     """Migrate a wave (or one system): precheck, pre-sync, freeze, final sync, verify, switch, verify, done."""
     if (wave is None) == (system is None):
         raise fail("give --wave N or --system ID")
@@ -155,50 +168,50 @@ def run(c, wave=None, system=None, inventory=None, plan=None, store=None, apply=
         number = int(wave) if wave is not None else None
     except ValueError:
         raise fail(f"--wave must be a number, got {wave!r}") from None
-    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers, jump)
     outcomes = _engine_errors(lambda: m.run_wave(number) if number is not None else [m.run_system(system)])
     _report(outcomes, apply)
 
 
-@task(help={**COMMON, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"],
+@task(help={**RUNS, "run_key": "the run to resume (default: the latest interrupted one)", "apply": HELP["apply"],
             "parallel": PARALLEL_HELP, "cutovers": CUTOVERS_HELP})
 def resume(c, run_key=None, inventory=None, plan=None, store=None, apply=False, workdir=None, parallel=None,
-           cutovers=None):
+           cutovers=None, jump=None):
     """Carry on an interrupted run where it stopped: finished steps are never repeated."""
-    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers)
+    m = _migrator(inventory, plan, store, apply, workdir, parallel, cutovers, jump)
     _report(_engine_errors(lambda: m.resume(run_key)), apply)
 
 
-@task(help={**COMMON, "system": "the system to bring back to its source (a zombie: back online)",
+@task(help={**RUNS, "system": "the system to bring back to its source (a zombie: back online)",
             "apply": HELP["apply"]})
-def rollback(c, system, inventory=None, plan=None, store=None, apply=False, workdir=None):
+def rollback(c, system, inventory=None, plan=None, store=None, apply=False, workdir=None, jump=None):
     """Bring a system back to its source (after a migration too: what the target received comes back)."""
-    m = _migrator(inventory, plan, store, apply, workdir)
+    m = _migrator(inventory, plan, store, apply, workdir, jump=jump)
     _report([_engine_errors(lambda: m.rollback(system))], apply)
 
 
-@task(help={**COMMON, "system": "the migrated system whose sources are removed (or the zombie whose hosts are freed)",
+@task(help={**RUNS, "system": "the migrated system whose sources are removed (or the zombie whose hosts are freed)",
             "signed_off_by": "who signs the decommission off (required)",
             "force": "skip the grace period (tests, or an emergency with the sign-off on record)",
             "apply": HELP["apply"]})
 def decommission(c, system, signed_off_by=None, inventory=None, plan=None, store=None, force=False, apply=False,
-                 workdir=None):
+                 workdir=None, jump=None):
     """Remove a migrated system's data from its sources (a zombie's from its hosts, once its archive verifies again):
     after the grace period, with a sign-off; the hosts are recorded as freed assets."""
     if not signed_off_by:
         raise fail("--signed-off-by NAME is required: a decommission needs an explicit sign-off")
-    m = _migrator(inventory, plan, store, apply, workdir)
+    m = _migrator(inventory, plan, store, apply, workdir, jump=jump)
     _report([_engine_errors(lambda: m.decommission(system, signed_off_by, force=force))], apply)
 
 
-@task(help={**COMMON, "system": "the zombie to take offline (the plan decommissions it)",
+@task(help={**RUNS, "system": "the zombie to take offline (the plan decommissions it)",
             "signed_off_by": "who signs taking it offline off (required)", "apply": HELP["apply"]})
-def offline(c, system, signed_off_by=None, inventory=None, plan=None, store=None, apply=False, workdir=None):
+def offline(c, system, signed_off_by=None, inventory=None, plan=None, store=None, apply=False, workdir=None, jump=None):
     """Take a zombie offline: its route removed, services stopped, data archived and verified, hosts held for the
     grace period (`migrate.rollback` brings it back before; `migrate.decommission` frees the hosts after)."""
     if not signed_off_by:
         raise fail("--signed-off-by NAME is required: taking a system offline needs an explicit sign-off")
-    m = _migrator(inventory, plan, store, apply, workdir)
+    m = _migrator(inventory, plan, store, apply, workdir, jump=jump)
     _report([_engine_errors(lambda: m.take_offline(system, signed_off_by))], apply, what="offline")
 
 

@@ -113,23 +113,27 @@ def load_run(inv: Inventory, store: Store, run_id: int | None = None, catalog: C
 
 def remediate(inv: Inventory, hosts: Sequence[str], *, level: int | None = None, profile: Profile | None = None,
               catalog: Catalog | None = None, store: Store | None = None, apply: bool = False,
-              workdir: Path | None = None, progress: bool = True) -> Remediation:
+              workdir: Path | None = None, progress: bool = True, jump: str | None = None) -> Remediation:
     """Check the hosts (stored), fix their failed fixable checks with the playbook (check mode with a diff
     unless `apply`) and, after an applied run, check the remediated hosts again (stored): each host's
-    `still_failing` are the fixes that did not take. Hosts without a level: nothing to fix."""
+    `still_failing` are the fixes that did not take. Hosts without a level: nothing to fix. `jump`: a run's
+    `--jump NAME|none`, for the checks and the playbook alike."""
     catalog = catalog or load_catalog()
     profile = profile or load_profile(None, catalog)
     if not any(levels(inv, hosts, (), level).values()):
         refuse_classified(inv, hosts, "asked to remediate ")
         return Remediation(apply, {})
-    before = check(inv, hosts, level=level, profile=profile, catalog=catalog, store=store, progress=progress)
+    options = CheckOptions(jump=jump)
+    before = check(inv, hosts, level=level, profile=profile, catalog=catalog, store=store, progress=progress,
+                   options=options)
     fixes, families = playbook.planned_fixes(before.results)
     if not fixes:
         return Remediation(apply, {}, before=before)
-    done = playbook.run(inv, fixes, families, profile, catalog, apply=apply, workdir=workdir)
+    done = playbook.run(inv, fixes, families, profile, catalog, apply=apply, workdir=workdir, jump=jump)
     if not (done.ok and apply):
         return replace(done, before=before)
-    after = check(inv, sorted(fixes), level=level, profile=profile, catalog=catalog, store=store, progress=progress)
+    after = check(inv, sorted(fixes), level=level, profile=profile, catalog=catalog, store=store, progress=progress,
+                  options=options)
     still = {r.target: tuple(sorted(set(after.failed_checks(r)) & set(fixes[r.target]))) for r in after.checked()}
     return replace(done, hosts={h: replace(x, still_failing=still.get(h, ())) for h, x in done.hosts.items()},
                    before=before, after=after)

@@ -118,14 +118,16 @@ def _print_remediation(rem: Remediation) -> None:
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"], "apply": HELP["apply"],
-            "level": "judge every selected host at this level (default: its system's level)", "profile": PROFILE_HELP})
-def remediate(c, inventory=None, limit=None, store=None, level=None, profile=None, apply=False):
+            "level": "judge every selected host at this level (default: its system's level)", "profile": PROFILE_HELP,
+            "jump": HELP["jump"]})
+def remediate(c, inventory=None, limit=None, store=None, level=None, profile=None, apply=False, jump=None):
     """Fix the failed, fixable checks with playbooks/baseline_remediate.yml (--check --diff unless --apply)."""
     lv = _level(level)
     inv = load_inventory(inventory)
     hosts = limit_hosts(inv, limit)
     catalog, prof = _catalog_and_profile(profile)
-    rem = service.remediate(inv, hosts, level=lv, profile=prof, catalog=catalog, store=Store(store), apply=apply)
+    rem = service.remediate(inv, hosts, level=lv, profile=prof, catalog=catalog, store=Store(store), apply=apply,
+                            jump=jump_override(inv, jump))
     if not rem.hosts:
         console.print("nothing to fix: no host has a failed check the playbook handles")
         return
@@ -142,3 +144,19 @@ def remediate(c, inventory=None, limit=None, store=None, level=None, profile=Non
                   "fixable failures are gone")
     if still:
         raise fail(f"still failing after remediation: {still}", code=PROBLEMS)
+
+
+@task(name="ssh-config", help={"inventory": HELP["inventory"], "limit": HELP["limit"], "out": HELP["out"],
+                               "jump": HELP["jump"]})
+def ssh_config(c, inventory=None, limit=None, out=None, jump=None):
+    """Write the OpenSSH config of the selected hosts for the testinfra path (`pytest … --ssh-config=FILE`): each
+    host's key and known_hosts, ProxyJump through its jump host (堡垒机), host keys checked; print the command."""
+    from audit.baseline import testinfra as suite
+
+    inv = load_inventory(inventory)
+    hosts = limit_hosts(inv, limit)
+    path = suite.inventory_ssh_config(inv, hosts, out_dir(out) / "ssh_config", jump_override(inv, jump))
+    console.print(f"wrote {path}")
+    addresses = ",".join(f"ssh://{inv.ssh_for(inv.hosts[h]).address}" for h in hosts)
+    console.print(f"pytest audit/baseline/testinfra --hosts={addresses} --ssh-config={path} --baseline-level 3 "
+                  f"--baseline-inventory {inv.root}", markup=False, highlight=False, soft_wrap=True)

@@ -13,6 +13,12 @@ With `files` (names under `dirs`, escaped as jiyue_manifest gives them), only th
 whole again whatever its size and time say (--ignore-times): the repair of a target file whose bytes, holes
 or hardlinks differ while rsync's quick check would call it up to date (see presync.yml).
 
+With `jump` (the jump hosts (堡垒机) between the two hosts, in the order this host passes them: the engine's
+migrations/copypath.py decides), the SSH connection goes through them as `ssh -J` would: a private OpenSSH config
+(removed again with the known_hosts files) gives each hop its address, port, user and its own known_hosts line with
+StrictHostKeyChecking yes, the inner hop reached through the outer (ProxyJump); OpenSSH hands the same config to
+the ssh it starts per hop. Each hop authenticates with the forwarded agent too: no key is written on any host.
+
 In check mode rsync runs with --dry-run: it connects and reports what it would transfer, changing
 nothing on either side.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import tempfile
 import time
@@ -46,6 +53,8 @@ options:
   checksum: {type: bool, default: false, description: compare by checksum instead of size and time}
   live: {type: bool, default: false, description: the sender is still in use (pre-sync), so a file that vanished
          during the copy (rsync exit 24, e.g. a database journal) is expected; the final sync never sets it}
+  jump: {type: list, elements: dict, default: [], description: "the jump hosts to pass, from this host on:
+         [{name, address, port, user, known_hosts}] (empty: direct)"}
   report: {type: str, description: the name the migration engine reads this result by (returned as `report`), so that
            the journal's details never depend on a task's title}
 """
@@ -84,6 +93,28 @@ def stats(text: str) -> dict[str, int]:
     return out
 
 
+HOP = "jiyue-hop-"
+
+
+def hop_config(folder: str, hops: list[dict]) -> str:
+    """An OpenSSH config of the jump hosts `hops` (this host's nearest first) in `folder`: one Host block each,
+    its own known_hosts file, StrictHostKeyChecking yes, hop i+1 reached through hop i."""
+    lines = []
+    for i, hop in enumerate(hops):
+        known = os.path.join(folder, f"known_hosts_hop{i}")
+        with open(known, "w") as f:
+            f.write(str(hop["known_hosts"]).strip() + "\n")
+        lines += [f"Host {HOP}{i}", f"  HostName {hop['address']}", f"  Port {int(hop.get('port') or 22)}",
+                  f"  User {hop.get('user') or 'root'}", f"  UserKnownHostsFile {known}", "  StrictHostKeyChecking yes",
+                  "  BatchMode yes", "  ForwardAgent no", "  ConnectTimeout 10"]
+        if i:
+            lines.append(f"  ProxyJump {HOP}{i - 1}")
+    config = os.path.join(folder, "ssh_config")
+    with open(config, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return config
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -97,6 +128,7 @@ def main() -> None:
             "checksum": {"type": "bool", "default": False},
             "files": {"type": "list", "elements": "str", "default": []},
             "live": {"type": "bool", "default": False},
+            "jump": {"type": "list", "elements": "dict", "default": []},
             "report": {"type": "str"},
         },
         supports_check_mode=True,
@@ -109,19 +141,28 @@ def main() -> None:
             module.fail_json(msg=f"{d} is not an absolute directory below / on the sending host")
     if not p["dirs"]:
         module.exit_json(changed=False, seconds=0.0, dirs=[], report=p["report"], **dict.fromkeys(STATS, 0))
+    for hop in p["jump"]:  # they go into an OpenSSH config: one word each
+        for key in ("address", "user", "port"):
+            if not re.fullmatch(r"[\w.:%@-]+", str(hop.get(key) or "x")):
+                module.fail_json(msg=f"jump host {hop.get('name')}: {key} {hop.get(key)!r} is not a plain word")
     tops = [d.rstrip("/") + "/" for d in p["dirs"]]
     outside = [f for f in p["files"] if not any(f.startswith(t) for t in tops)]
     if outside:
         module.fail_json(msg=f"{outside[0]} is not under the directories to copy ({', '.join(p['dirs'])})")
-    fd, known_hosts = tempfile.mkstemp(prefix="jiyue-known-hosts-")
+    private = tempfile.mkdtemp(prefix="jiyue-sync-")  # 0700: the known_hosts lines and the hops' config
+    known_hosts = os.path.join(private, "known_hosts")
     listed = None
     began = time.monotonic()
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(known_hosts, "w") as f:
             f.write(p["known_hosts"].strip() + "\n")
-        ssh = shlex.join(["ssh", "-p", str(p["dest_port"]), "-o", "BatchMode=yes", "-o", "ForwardAgent=no",
-                          "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                          "-o", "ConnectTimeout=10"])
+        ssh = ["ssh", "-p", str(p["dest_port"]), "-o", "BatchMode=yes", "-o", "ForwardAgent=no",
+               "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+               "-o", "ConnectTimeout=10"]
+        if p["jump"]:
+            config = hop_config(private, p["jump"])
+            ssh[1:1] = ["-F", config, "-o", f"ProxyJump={HOP}{len(p['jump']) - 1}"]
+        ssh = shlex.join(ssh)
         dest = p["dest"] if ":" not in p["dest"] else f"[{p['dest']}]"
         receiver = f"{p['dest_user']}@{dest}:{p['dest_dir'].rstrip('/')}/"
         if p["files"]:  # the repair: these files only, whole again, nothing deleted
@@ -139,7 +180,7 @@ def main() -> None:
             argv.insert(1, "--dry-run")
         proc = subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C"})
     finally:
-        os.unlink(known_hosts)
+        shutil.rmtree(private, ignore_errors=True)
         if listed is not None:
             os.unlink(listed)
     stdout, stderr = proc.stdout.decode("utf-8", "surrogateescape"), proc.stderr.decode("utf-8", "surrogateescape")
@@ -149,8 +190,9 @@ def main() -> None:
                          rc=proc.returncode, cmd=escape(shlex.join(argv)))
     totals = stats(stdout)
     changed = bool(totals["files_transferred"] or totals["deleted"])
+    path = "direct" if not p["jump"] else "via " + ",".join(str(h.get("name") or h["address"]) for h in p["jump"])
     module.exit_json(changed=changed, seconds=round(time.monotonic() - began, 3), dirs=p["dirs"], report=p["report"],
-                     files=p["files"], **totals)
+                     files=p["files"], path=path, **totals)
 
 
 if __name__ == "__main__":
