@@ -73,14 +73,16 @@ def child(inv_dir: str, n: int, sample: int, workers: int) -> None:
     """One jiyue collection in this (child) process; prints its figures as one JSON line."""
     from audit.collect import CollectOptions, collect
 
+    before = resource.getrusage(resource.RUSAGE_SELF)  # after the imports: CPU per host is the collection's
     began = time.perf_counter()
     inv = inventory.load(Path(inv_dir))
     names = sorted(inv.hosts)[:n]
     _, results = collect(inv, names, CollectOptions(workers=workers, sample_seconds=sample), progress=False)
     wall = time.perf_counter() - began
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - before.ru_utime - before.ru_stime
     failed = [r for r in results if not r.ok]
-    print(json.dumps({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+    print(json.dumps({"wall": wall, "cpu": cpu, "rss_mb": usage.ru_maxrss / 1024,
                       "failed": len(failed), "errors": sorted({f"{r.error_kind}: {r.error}" for r in failed})[:3]}))
 
 
@@ -110,6 +112,7 @@ def main() -> None:
     parser.add_argument("--forks", type=int, default=FORKS, help="Ansible's forks (and pyinfra's --parallel)")
     parser.add_argument("--workers", type=int, default=0, help="jiyue's workers (default: the hosts, up to 1,000)")
     parser.add_argument("--pyinfra", action="store_true", help="also time pyinfra's facts (direct only)")
+    parser.add_argument("--jiyue-only", action="store_true", help="time jiyue alone (no Ansible): a quick look")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -144,9 +147,11 @@ def main() -> None:
                 workers = args.workers or min(n, MAX_WORKERS)
                 sampled = jiyue(inv_dir, n, 1, workers)
                 plain = jiyue(inv_dir, n, 0, workers)
-                t_ansible, proc = timed(ansible.run, "ansible", "all", "-i", str(out / "inventory/ansible.yml"),
-                                        "-m", "setup", "-f", str(args.forks), *extra, timeout=3600)
-                ok_ansible = proc.stdout.count("SUCCESS")
+                t_ansible, ok_ansible = float("nan"), 0
+                if not args.jiyue_only:
+                    t_ansible, proc = timed(ansible.run, "ansible", "all", "-i", str(out / "inventory/ansible.yml"),
+                                            "-m", "setup", "-f", str(args.forks), *extra, timeout=3600)
+                    ok_ansible = proc.stdout.count("SUCCESS")
                 t_pyinfra = None
                 if args.pyinfra and not bastion:
                     export.write(inv, "pyinfra", names, [], out)
@@ -155,7 +160,8 @@ def main() -> None:
                     t_pyinfra, _ = timed(subprocess.run, command, capture_output=True, text=True, env=ansible.env())
                 load1 = os.getloadavg()[0]
                 rows.append((n, sampled, plain, t_ansible, ok_ansible, t_pyinfra, load0, load1))
-                print(f"{n} hosts: jiyue {sampled['process_wall']:.2f} s (no sample {plain['process_wall']:.2f} s; "
+                print(f"{n} hosts: jiyue {sampled['process_wall']:.2f} s, collecting {sampled['wall']:.2f} s "
+                      f"(no sample {plain['process_wall']:.2f} s, collecting {plain['wall']:.2f} s; "
                       f"{sampled['failed']}+{plain['failed']} failed {sampled['errors'] + plain['errors']}), "
                       f"peak RSS {max(sampled['rss_mb'], plain['rss_mb']):.0f} MB, "
                       f"CPU {1000 * sampled['cpu'] / n:.1f} ms/host; ansible setup {t_ansible:.2f} s "
@@ -172,11 +178,13 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|" + ("---|" if args.pyinfra and not bastion else ""))
     for n, s, p, ta, _, tf, l0, l1 in rows:
         ts, tp = s["process_wall"], p["process_wall"]
-        print(f"| {n} | {ts:.2f} s | {tp:.2f} s | {ta:.2f} s | {ta / ts:.1f}x ({ta / tp:.1f}x) | "
+        print(f"| {n} | {s['wall']:.2f} s ({ts:.2f} s) | {p['wall']:.2f} s ({tp:.2f} s) | {ta:.2f} s | "
+              f"{ta / ts:.1f}x ({ta / tp:.1f}x) | "
               f"{max(s['rss_mb'], p['rss_mb']):.0f} MB | {1000 * s['cpu'] / n:.1f} ms | {l0:.1f}, {l1:.1f} |"
               + (f" {tf:.2f} s |" if tf is not None else ""))
-    print("\nratios: Ansible's time over jiyue's with the sample (without it in brackets); jiyue's times are its whole "
-          "process, Python's start-up included")
+    print("\njiyue: the collection's time (the whole process's in brackets: Python's start-up and imports included); "
+          "ratios: Ansible's time over jiyue's whole process with the sample (without it in brackets); CPU per host: "
+          "the collection's, user + system")
     print(f"end: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, load {os.getloadavg()[0]:.2f}")
 
 

@@ -30,12 +30,11 @@ def host_inventory(root: Path, lab: Lab, n: int, network: str, prefix: str,
     inv_dir = root / "inventory"
     inv_dir.mkdir()
     net = ipaddress.ip_network(network)
-    gateway = net[-2] if jump else net[1]
     lines = ["defaults:", f"  ssh: {{user: root, key: {lab.key}, known_hosts: {lab.known_hosts}}}"]
     if jump:
         lines += ["  jump: bastion", "jump_hosts:",
                   f"  - {{name: bastion, address: {jump[0]}, ssh: {{known_hosts: {jump[1]}}}}}"]
-    lines += ["subnets:", f"  - {{name: bench, kind: source, prefix: {net}, gateway: {gateway}}}", "hosts:"]
+    lines += ["subnets:", f"  - {{name: bench, kind: source, prefix: {net}, gateway: {net[1]}}}", "hosts:"]
     for i, address in enumerate(addresses(network, n)):
         os_ = oses[i % len(oses)]
         family = "debian" if os_.startswith(("UOS", "Debian")) else "redhat"
