@@ -240,7 +240,10 @@ class JumpPool:
         try:
             with conn.opening:
                 channel = _open_forward(conn.clients[-1], target.jumps[-1], target.address, target.port, timeout)
-            yield channel
+            try:
+                yield channel
+            finally:
+                channel.close()
         finally:
             with self._lock:
                 conn.active -= 1
@@ -334,6 +337,43 @@ def _open_forward(client: paramiko.SSHClient, jump: Target, address: str, port: 
                                   f"{timeout:g} s: {exc}") from exc
 
 
+class _ChannelSocket:
+    """A channel through a jump host as a target session's socket, whose closing is left to the caller, after the
+    session's thread has stopped. paramiko's transport closes its socket while its own thread may still be sending;
+    a data packet reaching the jump host's sshd after the channel's close makes OpenSSH drop the whole
+    connection ("data packet referred to nonexistent channel"), and with it every other target on it: at a
+    thousand targets behind one bastion, seven in ten failed so."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self.closing = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.channel, name)
+
+    @property
+    def _closed(self) -> bool:  # what paramiko's transport asks of its socket while it stops
+        return self.channel.closed
+
+    def send(self, data: bytes) -> int:
+        if self.closing:  # the session is closing: nothing more goes out (the channel may close any moment)
+            raise OSError("the session is closing")
+        return self.channel.send(data)
+
+    def close(self) -> None:
+        """Stop sending; the channel itself is closed by whoever opened it (`JumpPool.channel`), after
+        `close_session`."""
+        self.closing = True
+
+
+def close_session(client: paramiko.SSHClient) -> None:
+    """Close a session and wait until its thread has stopped (it looks up every 0.1 s; at most 10 s under load)."""
+    transport = client.get_transport()
+    client.close()
+    if transport is not None and transport is not threading.current_thread():
+        transport.join(10.0)
+
+
 def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = False,
             retries: int = 1, sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
     """Open a verified session (over `sock`, a channel through a jump host, when given), retrying a failed
@@ -375,6 +415,14 @@ def private_key(path: Path) -> paramiko.PKey | None:
         return key
 
 
+def _discard(client: paramiko.SSHClient, sock: paramiko.Channel | None) -> None:
+    """A failed session's end: over a jump host's channel, wait for its thread before the channel may close."""
+    if sock is not None:
+        close_session(client)
+    else:
+        client.close()
+
+
 def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
                   sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
     client = verified_client(target.address, target.port, target.known_hosts, trust_on_first_use)
@@ -383,16 +431,16 @@ def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
         client.connect(target.address, port=target.port, username=target.user, pkey=pkey,
                        key_filename=str(target.key) if target.key and pkey is None else None, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout, look_for_keys=target.key is None,
-                       allow_agent=False, sock=sock)
+                       allow_agent=False, sock=_ChannelSocket(sock) if sock is not None else None)
     except paramiko.BadHostKeyException as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("host_key", f"host key CHANGED for {target.address} (expected the one in "
                                    f"{target.known_hosts}): possible impersonation, not connecting") from exc
     except paramiko.AuthenticationException as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("auth_failed", f"authentication failed as {target.user}: {exc}") from exc
     except paramiko.SSHException as exc:
-        client.close()
+        _discard(client, sock)
         if "not found in known_hosts" in str(exc):
             raise SSHError("host_key", f"unknown host key for {target.address}; add it to {target.known_hosts} "
                                        "or run with trust-on-first-use") from exc
@@ -400,13 +448,13 @@ def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
             raise SSHError("timeout", f"SSH handshake timed out after {timeout:g} s: {exc}") from exc
         raise SSHError("error", f"SSH error: {exc}") from exc
     except SSHError:
-        client.close()
+        _discard(client, sock)
         raise
     except TimeoutError as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("timeout", f"no answer from {target.address}:{target.port} within {timeout:g} s") from exc
     except OSError as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("unreachable", f"cannot reach {target.address}:{target.port}: {exc.strerror or exc}") from exc
     return client
 
@@ -475,7 +523,7 @@ def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: 
             try:
                 return run_script(client, script, timeout)
             finally:
-                client.close()
+                close_session(client)  # before the pool closes the channel (see _ChannelSocket)
     finally:
         if own:
             pool.close()

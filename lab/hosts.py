@@ -291,6 +291,10 @@ class Lab:
             run("ip", "link", "add", self.bridge, "type", "bridge")
             state["bridge_addresses"] = []
         run("ip", "link", "set", self.bridge, "up")
+        # The control node resolves every host's address on the lab's bridge, a thousand at once on a loaded
+        # machine: more ARP tries there before "No route to host" (this bridge's setting, not the machine's).
+        with contextlib.suppress(OSError):
+            Path(f"/proc/sys/net/ipv4/neigh/{self.bridge}/mcast_solicit").write_text("9\n")
         for subnet in inv.subnets.values():
             cidr = f"{subnet.gateway}/{subnet.prefix.prefixlen}"
             if cidr not in state["bridge_addresses"]:
