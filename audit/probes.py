@@ -615,6 +615,8 @@ class DataPaths(Probe[dict[str, DataPathFacts]]):
 # rd: cat without a process (shell builtins only), since most reads are small /proc files.
 PREAMBLE = "exec 2>/dev/null\nrd() { while IFS= read -r l || [ -n \"$l\" ]; do printf '%s\\n' \"$l\"; done < \"$1\"; }"
 
+_SECTION_HEAD = re.compile(r"(\w+)>>>\n")
+
 PROBES: tuple[Probe[Any], ...] = (Clock(), HostOS(), Sockets(), Logins(), WebAccess(), Packages(), Services(), Cron(),
                              DataPaths(), Sample())
 
@@ -645,9 +647,29 @@ class Script:
         # The marker carries a per-run random token: host output cannot forge a section.
         return f"echo '<<<{self.token}:{name}>>>'\n{{ {command} ; }} < /dev/null"
 
+    def sections(self, text: str) -> dict[str, str]:
+        """The output split at this script's markers, by section name (a later section of a name wins).
+
+        Split on the marker text with one fixed pattern for the name: a pattern built around each run's token
+        would be compiled anew for every host (a few milliseconds each, at a thousand hosts seconds)."""
+        marker = f"<<<{self.token}:"
+        sections: dict[str, str] = {}
+        name, chunks = None, []
+        for piece in text.split(marker)[1:]:
+            head = _SECTION_HEAD.match(piece)
+            if head is None:  # the marker's text without a name after it: part of the section's output
+                if name is not None:
+                    chunks.append(marker + piece)
+                continue
+            if name is not None:
+                sections[name] = "".join(chunks)
+            name, chunks = head.group(1), [piece[head.end():]]
+        if name is not None:
+            sections[name] = "".join(chunks)
+        return sections
+
     def parse(self, output: bytes) -> HostFacts:
-        text = output.decode("utf-8", errors="replace")
-        sections = dict(re.findall(rf"<<<{self.token}:(\w+)>>>\n(.*?)(?=<<<{self.token}:\w+>>>\n|\Z)", text, re.S))
+        sections = self.sections(output.decode("utf-8", errors="replace"))
         ctx = replace(self.ctx, sample_start=sections.get("sample_begin", ""))
         if "clock" in sections:  # the host's own clock and zone, for the probes that read times
             clock = Clock().process(sections["clock"], ctx)

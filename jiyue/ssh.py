@@ -16,6 +16,7 @@ those transports across a fleet run, at most `TARGETS_PER_JUMP_CONNECTION` targe
 from __future__ import annotations
 
 import contextlib
+import hmac
 import threading
 import time
 from collections.abc import Iterator
@@ -65,22 +66,93 @@ class Output:
     elapsed: float
 
 
+@dataclass(frozen=True)
+class _KnownHosts:
+    """One known_hosts file, indexed by host name: paramiko's HostKeys looks a name up by scanning every entry
+    (and checks every line against all before it while loading), which at a thousand hosts is a million
+    comparisons per lookup round. Hashed names (`|1|salt|hash`) cannot be indexed: they are checked in turn."""
+
+    mtime: float
+    plain: dict[str, list[tuple[int, paramiko.PKey]]]
+    hashed: list[tuple[int, str, paramiko.PKey]]
+
+    @classmethod
+    def load(cls, path: Path, mtime: float) -> _KnownHosts:
+        plain: dict[str, list[tuple[int, paramiko.PKey]]] = {}
+        hashed: list[tuple[int, str, paramiko.PKey]] = []
+        for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, lineno)
+            except paramiko.SSHException:
+                continue
+            if entry is None or entry.key is None:
+                continue
+            for name in entry.hostnames:
+                if name.startswith("|1|"):
+                    hashed.append((lineno, name, entry.key))
+                else:
+                    plain.setdefault(name, []).append((lineno, entry.key))
+        return cls(mtime, plain, hashed)
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey]:
+        """The host's keys by type, the first line of each type winning (as with paramiko's HostKeys)."""
+        found = list(self.plain.get(name, ()))
+        if self.hashed and not name.startswith("|1|"):
+            found += [(lineno, key) for lineno, entry, key in self.hashed
+                      if hmac.compare_digest(paramiko.HostKeys.hash_host(name, entry), entry)]
+        keys: dict[str, paramiko.PKey] = {}
+        for _, key in sorted(found, key=lambda item: item[0]):
+            keys.setdefault(key.get_name(), key)
+        return keys
+
+
 _known_hosts_lock = threading.Lock()
-_known_hosts_cache: dict[Path, tuple[float, paramiko.HostKeys]] = {}
+_known_hosts_cache: dict[Path, _KnownHosts] = {}
+
+
+def _known(path: Path | None) -> _KnownHosts | None:
+    """A known_hosts file, parsed once per change and shared by every connection (hundreds of hosts); no file:
+    None. The file is looked at without the lock (a thousand threads would queue on it for a stat each)."""
+    if path is None:
+        return None
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    cached = _known_hosts_cache.get(path)
+    if cached is not None and cached.mtime == mtime:
+        return cached
+    with _known_hosts_lock:
+        cached = _known_hosts_cache.get(path)
+        if cached is None or cached.mtime != mtime:
+            cached = _known_hosts_cache[path] = _KnownHosts.load(path, mtime)
+        return cached
+
+
+_host_keys_cache: dict[Path, tuple[float, paramiko.HostKeys]] = {}
 
 
 def known_hosts(path: Path | None) -> paramiko.HostKeys:
-    """A known_hosts file, parsed once per change and shared by every connection (hundreds of hosts);
-    no file: no known keys."""
+    """A known_hosts file as paramiko's HostKeys, parsed once per change (connections use the indexed
+    `host_keys` instead); no file: no known keys."""
     if path is None or not path.exists():
         return paramiko.HostKeys()
     with _known_hosts_lock:
         mtime = path.stat().st_mtime
-        cached = _known_hosts_cache.get(path)
+        cached = _host_keys_cache.get(path)
         if cached is None or cached[0] != mtime:
             cached = (mtime, paramiko.HostKeys(str(path)))
-            _known_hosts_cache[path] = cached
+            _host_keys_cache[path] = cached
         return cached[1]
+
+
+def host_keys(path: Path | None, address: str, port: int = 22) -> dict[str, paramiko.PKey]:
+    """The recorded keys of one host, by key type (an indexed lookup in the cached file)."""
+    known = _known(path)
+    return known.lookup(host_key_name(address, port)) if known else {}
 
 
 def host_key_name(address: str, port: int) -> str:
@@ -91,7 +163,7 @@ def host_key_name(address: str, port: int) -> str:
 def known_host_lines(path: Path | None, address: str, port: int = 22) -> list[str]:
     """The known_hosts lines of one host (hashed entries too), e.g. for a remote side's own check."""
     name = host_key_name(address, port)
-    return [f"{name} {keytype} {key.get_base64()}" for keytype, key in (known_hosts(path).lookup(name) or {}).items()]
+    return [f"{name} {keytype} {key.get_base64()}" for keytype, key in host_keys(path, address, port).items()]
 
 
 class TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
@@ -117,7 +189,7 @@ def verified_client(address: str, port: int, known_hosts_file: Path | None,
     accepted and recorded only with trust-on-first-use)."""
     client = paramiko.SSHClient()
     name = host_key_name(address, port)
-    for keytype, key in (known_hosts(known_hosts_file).lookup(name) or {}).items():
+    for keytype, key in host_keys(known_hosts_file, address, port).items():
         client.get_host_keys().add(name, keytype, key)
     client.set_missing_host_key_policy(
         TrustOnFirstUse(known_hosts_file) if trust_on_first_use else paramiko.RejectPolicy())
@@ -173,7 +245,10 @@ class JumpPool:
         try:
             with conn.opening:
                 channel = _open_forward(conn.clients[-1], target.jumps[-1], target.address, target.port, timeout)
-            yield channel
+            try:
+                yield channel
+            finally:
+                channel.close()
         finally:
             with self._lock:
                 conn.active -= 1
@@ -267,6 +342,43 @@ def _open_forward(client: paramiko.SSHClient, jump: Target, address: str, port: 
                                   f"{timeout:g} s: {exc}") from exc
 
 
+class _ChannelSocket:
+    """A channel through a jump host as a target session's socket, whose closing is left to the caller, after the
+    session's thread has stopped. paramiko's transport closes its socket while its own thread may still be sending;
+    a data packet reaching the jump host's sshd after the channel's close makes OpenSSH drop the whole
+    connection ("data packet referred to nonexistent channel"), and with it every other target on it: at a
+    thousand targets behind one bastion, seven in ten failed so."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self.closing = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.channel, name)
+
+    @property
+    def _closed(self) -> bool:  # what paramiko's transport asks of its socket while it stops
+        return self.channel.closed
+
+    def send(self, data: bytes) -> int:
+        if self.closing:  # the session is closing: nothing more goes out (the channel may close any moment)
+            raise OSError("the session is closing")
+        return self.channel.send(data)
+
+    def close(self) -> None:
+        """Stop sending; the channel itself is closed by whoever opened it (`JumpPool.channel`), after
+        `close_session`."""
+        self.closing = True
+
+
+def close_session(client: paramiko.SSHClient) -> None:
+    """Close a session and wait until its thread has stopped (it looks up every 0.1 s; at most 10 s under load)."""
+    transport = client.get_transport()
+    client.close()
+    if transport is not None and transport is not threading.current_thread():
+        transport.join(10.0)
+
+
 def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = False,
             retries: int = 1, sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
     """Open a verified session (over `sock`, a channel through a jump host, when given), retrying a failed
@@ -282,23 +394,58 @@ def connect(target: Target, timeout: float = 10.0, trust_on_first_use: bool = Fa
             time.sleep(0.2)
 
 
+_keys_lock = threading.Lock()
+_keys_cache: dict[Path, tuple[float, paramiko.PKey]] = {}
+
+
+def private_key(path: Path) -> paramiko.PKey | None:
+    """The private key file, read once per change for the whole fleet run (paramiko reads and parses it for each
+    connection, trying each key type in turn); None when paramiko must read it itself: an encrypted key, a
+    certificate beside it (`-cert.pub`), a file it cannot read."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return None
+    cached = _keys_cache.get(path)
+    if cached is not None and cached[0] == mtime:
+        return cached[1]
+    if Path(f"{path}-cert.pub").exists():
+        return None
+    with _keys_lock:
+        try:
+            key = paramiko.PKey.from_path(path)
+        except (paramiko.SSHException, OSError, ValueError):
+            return None
+        _keys_cache[path] = (mtime, key)
+        return key
+
+
+def _discard(client: paramiko.SSHClient, sock: paramiko.Channel | None) -> None:
+    """A failed session's end: over a jump host's channel, wait for its thread before the channel may close."""
+    if sock is not None:
+        close_session(client)
+    else:
+        client.close()
+
+
 def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
                   sock: paramiko.Channel | None = None) -> paramiko.SSHClient:
     client = verified_client(target.address, target.port, target.known_hosts, trust_on_first_use)
+    pkey = private_key(target.key) if target.key else None
     try:
-        client.connect(target.address, port=target.port, username=target.user,
-                       key_filename=str(target.key) if target.key else None, timeout=timeout,
+        client.connect(target.address, port=target.port, username=target.user, pkey=pkey,
+                       key_filename=str(target.key) if target.key and pkey is None else None, timeout=timeout,
                        banner_timeout=timeout, auth_timeout=timeout, look_for_keys=target.key is None,
-                       allow_agent=False, sock=sock)
+                       allow_agent=False, sock=_ChannelSocket(sock) if sock is not None else None)
     except paramiko.BadHostKeyException as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("host_key", f"host key CHANGED for {target.address} (expected the one in "
                                    f"{target.known_hosts}): possible impersonation, not connecting") from exc
     except paramiko.AuthenticationException as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("auth_failed", f"authentication failed as {target.user}: {exc}") from exc
     except paramiko.SSHException as exc:
-        client.close()
+        _discard(client, sock)
         if "not found in known_hosts" in str(exc):
             raise SSHError("host_key", f"unknown host key for {target.address}; add it to {target.known_hosts} "
                                        "or run with trust-on-first-use") from exc
@@ -306,13 +453,13 @@ def _connect_once(target: Target, timeout: float, trust_on_first_use: bool,
             raise SSHError("timeout", f"SSH handshake timed out after {timeout:g} s: {exc}") from exc
         raise SSHError("error", f"SSH error: {exc}") from exc
     except SSHError:
-        client.close()
+        _discard(client, sock)
         raise
     except TimeoutError as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("timeout", f"no answer from {target.address}:{target.port} within {timeout:g} s") from exc
     except OSError as exc:
-        client.close()
+        _discard(client, sock)
         raise SSHError("unreachable", f"cannot reach {target.address}:{target.port}: {exc.strerror or exc}") from exc
     return client
 
@@ -330,19 +477,31 @@ def run_script(client: paramiko.SSHClient, script: str, timeout: float = 60.0) -
         channel.sendall(script.encode())
         channel.shutdown_write()
         stdout, stderr = bytearray(), bytearray()
+        # Wait on an event paramiko sets when data (or EOF) arrives on either stream, rather than polling: a
+        # thousand threads polling every few milliseconds cost more CPU than the sessions themselves.
+        arrived = threading.Event()
+        channel.in_buffer.set_event(arrived)
+        channel.in_stderr_buffer.set_event(arrived)
+
+        def drain() -> None:
+            while channel.recv_ready():
+                stdout.extend(channel.recv(65536))
+            while channel.recv_stderr_ready():
+                stderr.extend(channel.recv_stderr(65536))
+
         # Read until the channel's EOF, not until the exit status: sshd may send the exit status while
         # the last of the output is still on its way (a script that prints everything as it exits).
         while True:
-            if time.monotonic() - began > timeout:
+            left = timeout - (time.monotonic() - began)
+            if left <= 0:
                 raise SSHError("timeout", f"the script ran longer than {timeout:g} s")
-            if channel.recv_ready():
-                stdout += channel.recv(65536)
-            elif channel.recv_stderr_ready():
-                stderr += channel.recv_stderr(65536)
-            elif channel.eof_received or channel.closed:
+            drain()
+            if channel.eof_received or channel.closed:
+                drain()  # what came in with the EOF
                 break
-            else:
-                time.sleep(0.005)
+            if channel.recv_ready() or channel.recv_stderr_ready():
+                continue  # came in while the other stream was read (that read cleared the shared event)
+            arrived.wait(min(left, 1.0))  # woken by data or EOF; the bound only guards against a missed wake
         return Output(channel.recv_exit_status(), bytes(stdout), bytes(stderr), time.monotonic() - began)
     except TimeoutError as exc:
         raise SSHError("timeout", f"the script ran longer than {timeout:g} s") from exc
@@ -369,7 +528,7 @@ def run(target: Target, script: str, timeout: float = 60.0, trust_on_first_use: 
             try:
                 return run_script(client, script, timeout)
             finally:
-                client.close()
+                close_session(client)  # before the pool closes the channel (see _ChannelSocket)
     finally:
         if own:
             pool.close()

@@ -76,10 +76,17 @@ AllowTcpForwarding {forwarding}
 
 
 class BastionLab:
-    """The source hosts behind one bastion; `up`, `set_forwarding`, `down`."""
+    """The source hosts behind one bastion; `up`, `set_forwarding`, `down`.
 
-    def __init__(self, state_dir: Path = DEFAULT_STATE, tag: str = TAG) -> None:
+    `source` and `ops` give a bastion lab of other networks (a bench's, beside this one): the control node
+    takes the first address of `ops`, the bastion the second, and the bastion's inside address is the last
+    but one of `source`."""
+
+    def __init__(self, state_dir: Path = DEFAULT_STATE, tag: str = TAG,
+                 source: ipaddress.IPv4Network = SOURCE, ops: ipaddress.IPv4Network = OPS) -> None:
         self.state_dir = Path(state_dir)
+        self.source, self.ops = source, ops
+        self.control_address, self.address, self.inside = str(ops[1]), str(ops[2]), str(source[-2])
         self.hosts = Lab(self.state_dir / "lab", tag=tag)
         self.dir = self.state_dir / "bastion"
         self.netns = f"{tag}-jump"  # in the host lab's netns prefix: its `down` removes it too
@@ -97,9 +104,9 @@ class BastionLab:
         data: dict = {
             "defaults": {"ssh": {"user": "root", "key": str(self.hosts.key),
                                  "known_hosts": str(self.hosts.known_hosts)}},
-            "jump_hosts": [{"name": "bastion", "address": BASTION_ADDRESS,
+            "jump_hosts": [{"name": "bastion", "address": self.address,
                             "ssh": {"known_hosts": str(self.known_hosts)}}],
-            "subnets": [{"name": "src", "kind": "source", "prefix": str(SOURCE), "gateway": BASTION_INSIDE}],
+            "subnets": [{"name": "src", "kind": "source", "prefix": str(self.source), "gateway": self.inside}],
             "hosts": [{"name": n, "address": a, "os_family": f, "os": o, "role": "app"}
                       for n, (a, f, o) in HOSTS.items()],
         }
@@ -123,7 +130,7 @@ class BastionLab:
         # The host lab would give the bridge the subnet's gateway address, a route in: leave subnets out.
         self.hosts.up(inv.model_copy(update={"subnets": {}, "devices": {}}))
         run("ip", "addr", "flush", "dev", self.hosts.bridge, check=False)
-        run("ip", "route", "replace", "unreachable", str(SOURCE))
+        run("ip", "route", "replace", "unreachable", str(self.source))
         run("ip", "route", "replace", "unreachable", str(MANAGEMENT))
         if not Path("/run/netns", self.netns).exists():
             self._plumb()
@@ -150,13 +157,16 @@ class BastionLab:
         run("ip", "link", "add", self.src_link, "type", "veth", "peer", "name", "eth0", "netns", ns)
         run("ip", "link", "set", self.src_link, "master", self.hosts.bridge, "up")
         run("ip", "link", "add", self.ops_link, "type", "veth", "peer", "name", "eth1", "netns", ns)
-        run("ip", "addr", "add", f"{CONTROL_ADDRESS}/{OPS.prefixlen}", "dev", self.ops_link)
+        run("ip", "addr", "add", f"{self.control_address}/{self.ops.prefixlen}", "dev", self.ops_link)
         run("ip", "link", "set", self.ops_link, "up")
-        run("ip", "-n", ns, "addr", "add", f"{BASTION_INSIDE}/{SOURCE.prefixlen}", "dev", "eth0")
+        run("ip", "-n", ns, "addr", "add", f"{self.inside}/{self.source.prefixlen}", "dev", "eth0")
         run("ip", "-n", ns, "addr", "add", f"{BASTION_MANAGEMENT}/{MANAGEMENT.prefixlen}", "dev", "eth0")
-        run("ip", "-n", ns, "addr", "add", f"{BASTION_ADDRESS}/{OPS.prefixlen}", "dev", "eth1")
+        run("ip", "-n", ns, "addr", "add", f"{self.address}/{self.ops.prefixlen}", "dev", "eth1")
         for link in ("lo", "eth0", "eth1"):
             run("ip", "-n", ns, "link", "set", link, "up")
+        # A thousand hosts' addresses resolved at once on a loaded machine: more ARP tries before "No route to host"
+        # (the default, 3 one second apart, lost a few hosts in a thousand at a load average of 100).
+        run("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.neigh.eth0.mcast_solicit=9", check=False)
 
     def set_forwarding(self, allow: bool) -> None:
         """(Re)start the bastion's sshd with `AllowTcpForwarding yes` or `no`."""
@@ -168,12 +178,12 @@ class BastionLab:
             host_key.chmod(0o600)
             host_key.with_suffix(".pub").write_text(public)
         keytype, key = host_key.with_suffix(".pub").read_text().split()[:2]
-        self.known_hosts.write_text(f"{BASTION_ADDRESS} {keytype} {key}\n{BASTION_INSIDE} {keytype} {key}\n")
+        self.known_hosts.write_text(f"{self.address} {keytype} {key}\n{self.inside} {keytype} {key}\n")
         (self.dir / "authorized_keys").write_text(self.hosts.key.with_suffix(".pub").read_text())
         pid_file = self.dir / "sshd.pid"
         self._stop_sshd(pid_file)
         config = self.dir / "sshd_config"
-        config.write_text(BASTION_SSHD.format(listen=BASTION_ADDRESS, inside=BASTION_INSIDE, host_key=host_key,
+        config.write_text(BASTION_SSHD.format(listen=self.address, inside=self.inside, host_key=host_key,
                                               pid_file=pid_file, authorized_keys=self.dir / "authorized_keys",
                                               forwarding="yes" if allow else "no"))
         run("ip", "netns", "exec", self.netns, str(SSHD), "-f", str(config), "-E", str(self.dir / "sshd.log"))
@@ -202,6 +212,6 @@ class BastionLab:
         """Remove the bastion and the hosts behind it; return how many namespaces went."""
         self._stop_sshd(self.dir / "sshd.pid")
         run("ip", "link", "del", self.ops_link, check=False)
-        run("ip", "route", "del", "unreachable", str(SOURCE), check=False)
+        run("ip", "route", "del", "unreachable", str(self.source), check=False)
         run("ip", "route", "del", "unreachable", str(MANAGEMENT), check=False)
         return self.hosts.down()

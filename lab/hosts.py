@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import time
+import zlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -123,6 +124,39 @@ Subsystem sftp internal-sftp
 """
 
 
+# A Linux bridge takes at most 1,024 ports (BR_MAX_PORTS); one stays free for a bastion's or simulator's link.
+BRIDGE_PORTS = 1023
+# The kernel's neighbour (ARP/NDP) table is one for the whole machine, every namespace's entries counted
+# against `gc_thresh3` (default 1,024): each lab host holds an entry for the control node and the control node
+# one for each host, so a thousand hosts overflow it ("neighbour table overflow", hosts unreachable at random).
+# The lab raises the thresholds (never lowers them) to fit ARP_ENTRIES_PER_HOST per host of every lab at once.
+ARP_ENTRIES_PER_HOST = 4  # the host's own, the control node's, a bastion's, one spare
+NEIGH_SYSCTLS = ("net.ipv4.neigh.default.gc_thresh{}", "net.ipv6.neigh.default.gc_thresh{}")
+
+
+def neighbour_thresholds(hosts: int) -> dict[int, int]:
+    """The neighbour table thresholds (gc_thresh1, 2, 3) that fit `hosts` lab hosts: no collection below the
+    first, the soft limit at twice, the hard limit at four times (room for the rest of the machine)."""
+    floor = ARP_ENTRIES_PER_HOST * hosts
+    return {1: floor, 2: 2 * floor, 3: 4 * floor}
+
+
+def neighbour_room(hosts: int) -> list[str]:
+    """Raise the machine's neighbour table thresholds to `neighbour_thresholds(hosts)` where they are lower;
+    return the settings changed.
+
+    They exist only in the machine's first network namespace: a lab apart (`lab.isolate`, the test suite's
+    small labs) cannot see them and leaves them as they are."""
+    changed = []
+    for pattern in NEIGH_SYSCTLS:
+        for i, value in neighbour_thresholds(hosts).items():
+            path = Path("/proc/sys", *pattern.format(i).split("."))
+            with contextlib.suppress(OSError, ValueError):
+                if int(path.read_text()) < value:
+                    path.write_text(f"{value}\n")
+                    changed.append(f"{pattern.format(i)}={value}")
+    return changed
+
 
 def ssh_banner(address: str, port: int, timeout: float = 2.0) -> str | None:
     try:
@@ -144,6 +178,7 @@ class Lab:
         self.state_dir = Path(state_dir)
         self.tag = tag
         self.bridge = f"{tag}lab0"
+        self.link_group = zlib.crc32(tag.encode()) % 2**31 | 1  # its hosts' links' device group (not 0)
         self.netns_prefix = f"{tag}-"
         self.key = self.state_dir / "ssh" / "id_ed25519"
         self.known_hosts = self.state_dir / "ssh" / "known_hosts"
@@ -208,6 +243,12 @@ class Lab:
         paths: it is restarted); return the names started."""
         self.preflight()
         state = self._load_state()
+        total = len(set(state["hosts"]) | set(inv.hosts))
+        if total > BRIDGE_PORTS:
+            raise LabError(f"a lab takes at most {BRIDGE_PORTS} hosts (one Linux bridge has {BRIDGE_PORTS + 1} ports, "
+                           f"one kept for a bastion's link); asked for {total}: split the fleet over two labs "
+                           "(two tags)")
+        neighbour_room(total)
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._client_key()
         self._bridge(inv, state)
@@ -318,6 +359,10 @@ class Lab:
             run("ip", "link", "add", self.bridge, "type", "bridge")
             state["bridge_addresses"] = []
         run("ip", "link", "set", self.bridge, "up")
+        # The control node resolves every host's address on the lab's bridge, a thousand at once on a loaded
+        # machine: more ARP tries there before "No route to host" (this bridge's setting, not the machine's).
+        with contextlib.suppress(OSError):
+            Path(f"/proc/sys/net/ipv4/neigh/{self.bridge}/mcast_solicit").write_text("9\n")
         for subnet in inv.subnets.values():
             cidr = f"{subnet.gateway}/{subnet.prefix.prefixlen}"
             if cidr not in state["bridge_addresses"]:
@@ -381,7 +426,11 @@ class Lab:
             name=host.name, listen=listen, host_key=host_key, pid_file=pid_file))
         mounts = "; ".join(f"mount --bind {shlex.quote(str(d / src))} {shlex.quote(dst)}"
                            for dst, src in PER_HOST_PATHS.items())
-        script = (f"set -e; {mounts}; hostname {shlex.quote(host.name)}; export TZ={HOST_TZ}; "
+        # `ip netns add` mounts each namespace under /run/netns, and a new mount namespace starts as a copy of
+        # every mount: without this the k-th host would hold k namespace mounts (a thousand hosts, half a million
+        # mounts, and every later host slower to start). The host needs none of them.
+        script = (f"set -e; umount -l /run/netns 2>/dev/null || true; {mounts}; hostname {shlex.quote(host.name)}; "
+                  f"export TZ={HOST_TZ}; "
                   f"exec {SSHD} -f {shlex.quote(str(d / 'sshd/sshd_config'))} -E {shlex.quote(str(d / 'sshd.log'))}")
         run("ip", "netns", "exec", ns, "unshare", "--mount", "--uts", "--propagation", "private",
              "--", "/bin/sh", "-c", script)
@@ -395,15 +444,18 @@ class Lab:
         subnet = inv.subnet_of(host.address)
         prefixlen = subnet.prefix.prefixlen if subnet else (24 if host.address.version == 4 else 64)
         link = self.link_name(host.name)
-        run("ip", "link", "del", link, check=False)
+        if _link_exists(link):  # left by a namespace that went without its veth
+            run("ip", "link", "del", link, check=False)
         run("ip", "netns", "add", ns)
-        run("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        run("ip", "link", "set", link, "master", self.bridge, "up")
-        run("ip", "-n", ns, "addr", "add", f"{host.address}/{prefixlen}", "dev", "eth0", *_no_dad(host.address))
-        run("ip", "-n", ns, "link", "set", "lo", "up")
-        run("ip", "-n", ns, "link", "set", "eth0", "up")
-        family = "-6" if host.address.version == 6 else "-4"
-        run("ip", "-n", ns, family, "route", "add", "default", "dev", "eth0")
+        # One `ip -batch` per side instead of one process per command: at a thousand hosts the processes were
+        # most of the start-up time.
+        run("ip", "-batch", "-", input=f"link add {link} group {self.link_group} type veth peer name eth0 netns {ns}\n"
+                                        f"link set {link} master {self.bridge} up\n")
+        default = "::/0" if host.address.version == 6 else "0.0.0.0/0"
+        run("ip", "-n", ns, "-batch", "-", input=(
+            f"addr add {host.address}/{prefixlen} dev eth0 {' '.join(_no_dad(host.address))}\n"
+            "link set lo up\nlink set eth0 up\n"
+            f"route add {default} dev eth0\n"))
 
     def write_known_hosts(self, state: dict | None = None) -> None:
         """The lab's known_hosts: every host's and simulated device's key (again after devices are added)."""
@@ -461,9 +513,9 @@ class Lab:
                     check=False)
 
     @staticmethod
-    def _kill_netns(ns: str) -> None:
-        proc = run("ip", "netns", "pids", ns, check=False)
-        pids = [int(p) for p in proc.stdout.split()]
+    def _kill_netns(ns: str, pids: list[int] | None = None) -> None:
+        """Stop every process in the namespace (`pids`, when the caller has found them already)."""
+        pids = list(netns_pids([ns]).get(ns, [])) if pids is None else pids
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
@@ -481,26 +533,74 @@ class Lab:
         self.preflight()
         namespaces = [ns for ns in run("ip", "netns", "list", check=False).stdout.split()
                       if ns.startswith(self.netns_prefix)]
+        by_ns = netns_pids(namespaces)  # one pass over /proc for all of them, not one `ip netns pids` each
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(self._kill_netns, namespaces))
+            list(pool.map(lambda ns: self._kill_netns(ns, by_ns.get(ns, [])), namespaces))
         # Delete the veths ourselves: a deleted namespace takes its links down asynchronously, and
-        # `down` must leave nothing behind when it returns.
+        # `down` must leave nothing behind when it returns. One `ip -batch` for each kind: a thousand hosts
+        # are a thousand links and namespaces.
+        # The lab's links are one device group: deleted in one call, the kernel waits out one RCU grace period for
+        # all of them instead of one each (a thousand links one by one took minutes). What is left (a link of a
+        # lab started before groups, a bastion's) goes one by one.
+        run("ip", "link", "del", "group", str(self.link_group), check=False)
         links = run("ip", "-o", "link", "show", "master", self.bridge, check=False).stdout
-        for link in re.findall(r"^\d+: ([^@:]+)", links, re.M):
-            run("ip", "link", "del", link, check=False)
-        for ns in namespaces:
-            run("ip", "netns", "del", ns, check=False)
+        _ip_batch([f"link del {link}" for link in re.findall(r"^\d+: ([^@:]+)", links, re.M)])
+        _ip_batch([f"netns del {ns}" for ns in namespaces])
         run("ip", "link", "del", self.bridge, check=False)
         # The mount points `up` made on the machine's root filesystem stay: another lab (a test suite's, a
         # bench's, a second operator's) may have hosts mounted on them, and removing one makes the kernel drop
         # those mounts in every namespace. The state dir stays too (it may be a mount point itself); only its
-        # contents go.
+        # contents go. The hosts' directories go in parallel: a thousand of them are tens of thousands of small
+        # files, and each removal waits on the disk.
+        hosts_dir = self.state_dir / "hosts"
+        if hosts_dir.is_dir():
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda d: shutil.rmtree(d, ignore_errors=True), list(hosts_dir.iterdir())))
         for child in self.state_dir.iterdir() if self.state_dir.is_dir() else ():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
         return len(namespaces)
+
+
+def _ip_batch(commands: list[str]) -> None:
+    """Run `ip` commands in one process, going on past a failed one (what is gone already is fine here)."""
+    if commands:
+        run("ip", "-force", "-batch", "-", input="\n".join(commands) + "\n", check=False)
+
+
+def _link_exists(name: str) -> bool:
+    """Whether this network namespace has an interface of that name (asked of the kernel, not of /sys, which
+    may show another namespace's)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def netns_pids(namespaces: Iterable[str]) -> dict[str, list[int]]:
+    """The processes in each named network namespace (`ip netns pids` for many at once: one pass over /proc)."""
+    inodes: dict[tuple[int, int], str] = {}
+    for ns in namespaces:
+        with contextlib.suppress(OSError):
+            st = os.stat(Path("/run/netns", ns))
+            inodes[(st.st_dev, st.st_ino)] = ns
+    found: dict[str, list[int]] = {ns: [] for ns in inodes.values()}
+    if not inodes:
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry.name}/ns/net")
+        except OSError:
+            continue
+        ns = inodes.get((st.st_dev, st.st_ino))
+        if ns is not None:
+            found[ns].append(int(entry.name))
+    return found
 
 
 def _no_dad(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> tuple[str, ...]:
