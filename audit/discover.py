@@ -107,11 +107,18 @@ def select_subnets(inv: Inventory, limit: str | None) -> list[str]:
 
 
 def declared_addresses(inv: Inventory) -> dict[str, tuple[str, str]]:
-    """address -> (what declares it, its name): hosts, devices, jump hosts, draft hosts, subnet gateways and the
-    servers the extranet's management names (syslog, NTP)."""
+    """address -> (what declares it, its name): hosts, devices, jump hosts, draft hosts, subnet gateways, the
+    servers the extranet's management names (syslog, NTP), leased lines' routers and private networks' boundary
+    devices (declared, though not hosts jiyue manages)."""
     out: dict[str, tuple[str, str]] = {}
     for subnet in inv.subnets.values():
         out[str(subnet.gateway)] = ("gateway", subnet.name)
+    for line in inv.leased_lines.values():
+        if line.next_hop is not None:
+            out[str(line.next_hop)] = ("leased_line", line.id)
+    for network in inv.private_networks.values():
+        for boundary in network.boundary_devices:
+            out[str(boundary.address)] = ("boundary_device", f"{network.id}: {boundary.name}")
     if inv.extranet is not None:
         management = inv.extranet.management
         for address in [*(management.syslog_hosts or []), *(management.ntp_servers or [])]:

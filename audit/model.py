@@ -373,7 +373,8 @@ class FoundHost:
 
     address: str
     ports: list[int]
-    declared: str = UNDECLARED  # "host", "device", "jump_host", "gateway", "draft_host", "server", or undeclared
+    declared: str = UNDECLARED  # "host", "device", "jump_host", "gateway", "draft_host", "server", "leased_line",
+    # "boundary_device", or undeclared
     record: str = ""  # the declaring record's name (empty when undeclared)
     mac: str = ""
     reverse_name: str = ""
