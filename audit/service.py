@@ -14,9 +14,9 @@ from typing import Any
 
 from rich.console import Console
 
+from audit import prometheus, zabbix
 from audit.collect import CollectOptions, collect
 from audit.model import AuditResult
-from audit import prometheus, zabbix
 from audit.monitoring import DAY, Coverage, coverage
 from audit.zombies import Judge, load_policy
 from inventory.model import Inventory

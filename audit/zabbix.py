@@ -23,6 +23,7 @@ session token goes in the request's `auth`, as every version up to 7.0 accepts).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import urllib.error
@@ -90,10 +91,8 @@ class Zabbix:
 
     def logout(self) -> None:
         if self.token is not None:
-            try:
+            with contextlib.suppress(ZabbixError):
                 self.call("user.logout", [])
-            except ZabbixError:
-                pass
             self.token = None
 
 
@@ -106,10 +105,7 @@ def _address(value: str) -> str:
 
 def match_hosts(api: Zabbix, inv: Inventory, hosts: list[str], match: ZabbixMatch) -> dict[str, str]:
     """Zabbix hostid -> inventory host, for the hosts asked for (the first Zabbix host that matches wins)."""
-    if match == ZabbixMatch.address:
-        wanted = {str(inv.hosts[h].address): h for h in hosts}
-    else:
-        wanted = {h: h for h in hosts}
+    wanted = {str(inv.hosts[h].address): h for h in hosts} if match == ZabbixMatch.address else {h: h for h in hosts}
     found: dict[str, str] = {}
     taken: set[str] = set()
     for zhost in api.call("host.get", {"output": ["hostid", "host"], "selectInterfaces": ["ip"]}):
