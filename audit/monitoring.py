@@ -17,7 +17,9 @@ DAY = 86400
 
 class MonitoringError(Exception):
     """A monitoring server could not be reached or refused a request; the message names its URL and says why
-    (never a password)."""
+    (never a password). `bad_input`: the declaration is at fault (a wrong user or password), not the server."""
+
+    bad_input = False
 
 
 def aligned(since: datetime, until: datetime, step: int) -> tuple[datetime, datetime]:

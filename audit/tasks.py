@@ -22,7 +22,7 @@ from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
 from inventory.model import Classification, Inventory
-from jiyue.cli import HELP, PROBLEMS, console, fail, jump_override, limit_hosts, load_inventory, out_dir
+from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, fail, jump_override, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
 
@@ -168,7 +168,7 @@ def history(c, from_="prometheus", inventory=None, limit=None, store=None, days=
     except ValueError as exc:
         raise fail(str(exc)) from None
     except MonitoringError as exc:
-        raise fail(str(exc), code=PROBLEMS) from None
+        raise fail(str(exc), code=BAD_INPUT if exc.bad_input else PROBLEMS) from None
     table = Table(title=f"{result.source} {result.url}: {result.since:%Y-%m-%d} – {result.until:%Y-%m-%d}",
                   title_justify="left")
     for column in ("host", "days", "first", "last", "gaps"):

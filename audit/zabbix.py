@@ -48,6 +48,12 @@ class ZabbixError(MonitoringError):
     """The API could not be reached, refused the login or a call; the message names the URL, never the password."""
 
 
+class ZabbixLoginError(ZabbixError):
+    """user.login refused the declared user or password, or the password cannot be read."""
+
+    bad_input = True
+
+
 class Zabbix:
     """A Zabbix JSON-RPC API, with the stdlib: one POST per call, a session token from user.login."""
 
@@ -83,11 +89,12 @@ class Zabbix:
         try:
             password = self._source.password.resolve(self._root)
         except (LookupError, OSError) as exc:
-            raise ZabbixError(f"{self.url}: cannot read the password of user {self._source.user}: {exc}") from None
+            raise ZabbixLoginError(f"{self.url}: cannot read the password of user {self._source.user}: {exc}") from None
         try:
             self.token = self.call("user.login", {"username": self._source.user, "password": password})
         except ZabbixError as exc:
-            raise ZabbixError(f"{exc} (user {self._source.user}: check monitoring.zabbix user and password)") from None
+            raise ZabbixLoginError(f"{exc} (user {self._source.user}: check monitoring.zabbix user and "
+                                   "password)") from None
 
     def logout(self) -> None:
         if self.token is not None:

@@ -160,6 +160,7 @@ def start(directory: Path, port: int | None = None) -> LabZabbix:
         _start_server(zbx)
         _start_frontend(zbx, port)
         _wait(f"http://127.0.0.1:{port}/favicon.ico", what="zabbix frontend")
+        _wait_api(zbx)
         (directory / "pids").write_text(json.dumps(zbx.pids))
         token = zbx.api("user.login", {"username": "Admin", "password": "zabbix"})
         password = secrets.token_urlsafe(18)
@@ -175,6 +176,19 @@ def start(directory: Path, port: int | None = None) -> LabZabbix:
         zbx.stop()
         raise
     return zbx
+
+
+def _wait_api(zbx: LabZabbix, timeout: float = 60) -> None:
+    """Until php-fpm answers the API (apiinfo.version needs no login)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            zbx.api("apiinfo.version", [])
+            return
+        except (OSError, LabError) as exc:
+            if time.monotonic() > deadline:
+                raise LabError(f"the Zabbix API at {zbx.url} did not answer within {timeout:.0f} s: {exc}") from None
+        time.sleep(0.2)
 
 
 def _start_server(zbx: LabZabbix) -> None:
