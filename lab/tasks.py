@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -169,11 +168,7 @@ def _stop_zabbix(directory: Path) -> list[int]:
     from lab import zabbix as lab_zabbix
 
     pids = lab_zabbix.running(directory)
-    for pid in reversed(pids):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    if pids:
-        time.sleep(1)
+    lab_zabbix.stop_processes(pids)
     if (directory / "postgres" / "data" / "postmaster.pid").exists():
         postgres.Cluster(directory / "postgres", 0).stop()
     return pids

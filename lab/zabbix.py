@@ -102,24 +102,29 @@ class LabZabbix:
         return answer["result"]
 
     def stop(self) -> None:
-        for pid in reversed(self.pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in self.pids:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        stop_processes(self.pids)
         self.cluster.stop()
         (self.directory / "pids").unlink(missing_ok=True)
+
+
+def stop_processes(pids: list[int]) -> None:
+    """SIGTERM each started process's group (each was started in a session of its own: zabbix_server's
+    children, php-fpm's and nginx's workers go with it), then SIGKILL what is left after 10 s."""
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for pid in pids:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            try:
+                os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def _low_port() -> int:
@@ -348,4 +353,9 @@ def running(directory: Path) -> list[int]:
         pids = json.loads((directory / "pids").read_text())
     except (OSError, ValueError):
         return []
-    return [p for p in pids if Path(f"/proc/{p}").exists()]
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, 0)  # the group: a leader's children outlive it
+            alive.append(pid)
+    return alive
