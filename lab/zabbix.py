@@ -19,6 +19,7 @@ node_exporters (lab/prometheus.py): no zabbix_agentd runs in the hosts.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -64,18 +65,23 @@ def _template() -> Path:
         raise LabError("Zabbix's schema is missing (apt-get install zabbix-server-pgsql)")
     key = hashlib.sha256("".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime}" for f in files).encode())
     template = Path("/var/tmp") / f"jiyue-zabbix-db-{key.hexdigest()[:12]}"
-    if (template / "ready").exists():
-        return template
-    shutil.rmtree(template, ignore_errors=True)
-    cluster = postgres.start(template, free_port())
-    try:
-        cluster.create_database("zabbix", "zabbix")
-        for f in files:
-            sql = subprocess.run(["zcat", str(f)], capture_output=True, text=True, check=True).stdout
-            cluster.psql("-1", database="zabbix", user="zabbix", input=sql)
-    finally:
-        cluster.stop(mode="fast")
-    (template / "ready").write_text("")
+    with (Path("/var/tmp") / "jiyue-zabbix-db.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two sessions at once: one builds, the other waits and copies
+        if (template / "ready").exists():
+            return template
+        building = template.with_name(template.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        cluster = postgres.start(building, free_port())
+        try:
+            cluster.create_database("zabbix", "zabbix")
+            for f in files:
+                sql = subprocess.run(["zcat", str(f)], capture_output=True, text=True, check=True).stdout
+                cluster.psql("-1", database="zabbix", user="zabbix", input=sql)
+        finally:
+            cluster.stop(mode="fast")  # not immediate: the last commit must reach the WAL (synchronous_commit off)
+        (building / "ready").write_text("")
+        shutil.rmtree(template, ignore_errors=True)
+        building.rename(template)
     return template
 
 
