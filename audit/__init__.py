@@ -8,7 +8,9 @@ Same inner shape as every domain:
 - `history.py`: the read model over the store (each host's history, measured dependents, current
   locations) and `AuditView`, what the migration planner takes from the audit;
 - `prometheus.py`: utilisation history from the city's Prometheus (node_exporter metrics over the HTTP API),
-  stored as readings marked with their source, with each host's coverage;
+  stored as readings marked with their source, with each host's coverage; `zabbix.py`: the same from the city's
+  Zabbix (JSON-RPC API, trend.get on the "Linux by Zabbix agent" keys); `monitoring.py`: what both share (the
+  aligned window, the reading rows, the coverage);
 - `discover.py`: undeclared hosts (未登记主机) on the declared subnets, found by nmap, collected, proposed as draft
   records (`discover.yaml`: ports and rate; `discover_report.py`: its reports);
 - `zombies.py`: the five criteria as rules over that history (`Judge`);

@@ -19,14 +19,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from audit.monitoring import DAY, Coverage, MonitoringError, aligned, coverage, reading
 from inventory.model import Inventory, MatchBy, PrometheusSource
 
 SOURCE = "prometheus"
-DAY = 86400
+__all__ = ["DAY", "SOURCE", "Coverage", "Prometheus", "PrometheusError", "coverage", "fetch"]
 
 # One value per host per step, each over the step that ends at it. `{w}` is the step as a PromQL duration.
 QUERIES: dict[str, str] = {
@@ -44,42 +44,8 @@ QUERIES: dict[str, str] = {
 }
 
 
-class PrometheusError(Exception):
+class PrometheusError(MonitoringError):
     """The server could not be reached or refused a query; the message says which URL and why."""
-
-
-@dataclass
-class Coverage:
-    """How much of a window one host's history covers: days with a reading, and the missing spans."""
-
-    host: str
-    days: int  # days with a reading in the window
-    first: datetime | None
-    last: datetime | None
-    gaps: list[tuple[datetime, datetime]] = field(default_factory=list)  # [from, to) without a reading
-
-    def describe(self) -> str:
-        if self.first is None or self.last is None:
-            return "无数据 / no data"
-        gaps = ", ".join(f"{a:%Y-%m-%d}–{b:%Y-%m-%d}" for a, b in self.gaps[:5]) + (" …" if len(self.gaps) > 5 else "")
-        return (f"{self.days} 天（{self.first:%Y-%m-%d} – {self.last:%Y-%m-%d}）/ {self.days} days"
-                + (f"; 缺口 gaps: {gaps}" if gaps else ""))
-
-
-def coverage(host: str, times: list[datetime], since: datetime, until: datetime, step: int = DAY) -> Coverage:
-    """The days with a reading between `since` and `until`, and every run of missing steps as a gap
-    (before the first reading too: a history that starts late is short, not complete)."""
-    times = sorted(t for t in times if since <= t <= until)
-    if not times:
-        return Coverage(host, 0, None, None, [(since, until)])
-    gaps, previous, slack = [], since, timedelta(seconds=step * 1.5)
-    for t in times:
-        if t - previous > slack:
-            gaps.append((previous, t - timedelta(seconds=step)))
-        previous = t
-    if until - previous > slack:
-        gaps.append((previous, until))
-    return Coverage(host, len({t.date() for t in times}), times[0], times[-1], gaps)
 
 
 def duration(seconds: int) -> str:
@@ -146,9 +112,7 @@ def fetch(inv: Inventory, source: PrometheusSource, hosts: list[str], since: dat
     api = Prometheus(source)
     keys = host_keys(inv, hosts, source.match)
     w = duration(step)
-    # Align to the step, so that importing again lands on the same timestamps (and replaces them).
-    start = datetime.fromtimestamp((since.timestamp() // step + 1) * step, UTC)
-    end = datetime.fromtimestamp(until.timestamp() // step * step, UTC)
+    start, end = aligned(since, until, step)
     rows: dict[tuple[str, float], dict[str, Any]] = {}
     for name, template in QUERIES.items():
         for series in api.query_range(template.format(w=w), start, end, step):
@@ -163,9 +127,7 @@ def fetch(inv: Inventory, source: PrometheusSource, hosts: list[str], since: dat
                 if row is None:
                     if name == "seeded":
                         continue  # a seeded mark alone is not a reading
-                    row = rows[(host, t)] = {"host": host, "at": datetime.fromtimestamp(t, UTC), "seconds": step,
-                                             "cpu_pct": None, "cpus": None, "memory_used_gb": None,
-                                             "net_mb_per_day": None, "seeded": False}
+                    row = rows[(host, t)] = reading(host, datetime.fromtimestamp(t, UTC), step)
                 if name == "seeded":
                     row["seeded"] = v > 0
                 elif name == "cpus":

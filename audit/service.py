@@ -14,9 +14,10 @@ from typing import Any
 
 from rich.console import Console
 
+from audit import prometheus, zabbix
 from audit.collect import CollectOptions, collect
 from audit.model import AuditResult
-from audit.prometheus import DAY, SOURCE, Coverage, coverage, fetch
+from audit.monitoring import DAY, Coverage, coverage
 from audit.zombies import Judge, load_policy
 from inventory.model import Inventory
 from jiyue.store import ASSET_FREED, Store
@@ -59,7 +60,7 @@ def collect_and_judge(inv: Inventory, store: Store, hosts: list[str] | None = No
 
 # --- history from the city's monitoring (audit.history) -------------------------------------------
 
-SOURCES = (SOURCE,)  # what `audit.history --from` reads; Zabbix is not read yet
+SOURCES = (prometheus.SOURCE, zabbix.SOURCE)  # what `audit.history --from` reads
 
 
 @dataclass
@@ -84,17 +85,19 @@ def history_days(inv: Inventory, policy: dict[str, Any] | None = None) -> int:
     return max(int(policy["observation"]["window_days"]), longest)
 
 
-def import_history(inv: Inventory, store: Store, source: str = SOURCE, hosts: list[str] | None = None,
+def import_history(inv: Inventory, store: Store, source: str = prometheus.SOURCE, hosts: list[str] | None = None,
                    days: int | None = None, step: int = DAY, now: datetime | None = None,
                    policy: dict[str, Any] | None = None) -> HistoryImport:
     """Read `hosts`' (default: every host jiyue may judge) utilisation over the judgement window from the
     inventory's monitoring source and store it, marked with the source. ValueError if the inventory
-    declares no such source; audit.prometheus.PrometheusError if the server cannot answer."""
+    declares no such source; audit.monitoring.MonitoringError if the server cannot answer. Every source's
+    rows are stored and covered the same way: only the fetching differs."""
     if source not in SOURCES:
         raise ValueError(f"--from: one of {', '.join(SOURCES)}")
-    declared = inv.monitoring.prometheus if inv.monitoring else None
+    declared = getattr(inv.monitoring, source, None) if inv.monitoring else None
     if declared is None:
-        raise ValueError("the inventory declares no monitoring.prometheus (see the README: monitoring)")
+        raise ValueError(f"the inventory declares no monitoring.{source} (see the README: monitoring)")
+    fetch = prometheus.fetch if source == prometheus.SOURCE else zabbix.fetch
     targets = inv.contactable_hosts() if hosts is None else [h for h in hosts if h in inv.contactable_hosts()]
     until = now or datetime.now(UTC)
     since = until - timedelta(days=days or history_days(inv, policy))

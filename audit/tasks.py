@@ -22,7 +22,7 @@ from audit.collect import collect as collect_hosts
 from audit.model import ACTIVE, NO_DATA, REPLATFORM, SUSPECT, VERDICT_ORDER, ZOMBIE, AuditResult
 from audit.zombies import load_policy
 from inventory.model import Classification, Inventory
-from jiyue.cli import HELP, PROBLEMS, console, fail, jump_override, limit_hosts, load_inventory, out_dir
+from jiyue.cli import BAD_INPUT, HELP, PROBLEMS, console, fail, jump_override, limit_hosts, load_inventory, out_dir
 from jiyue.runner import Result
 from jiyue.store import Store
 
@@ -149,14 +149,15 @@ def _step(text: str) -> int:
 
 
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"], "store": HELP["store"],
-            "from": "the monitoring source declared in the inventory: prometheus",
+            "from": "the monitoring source declared in the inventory: prometheus (default) or zabbix",
             "days": "days back from now (default: the judgement window, audit/policy.yaml)",
             "step": "one reading per host per step, averaged by the source over the step (default 1d)",
             "policy": POLICY_HELP})
 def history(c, from_="prometheus", inventory=None, limit=None, store=None, days=None, step="1d", policy=None):
     """Import each host's CPU, memory and network history from the inventory's monitoring source (Prometheus'
-    node_exporter metrics) into the store, marked with its source; show each host's coverage and gaps."""
-    from audit.prometheus import PrometheusError
+    node_exporter metrics, or Zabbix's "Linux by Zabbix agent" items) into the store, marked with its source;
+    show each host's coverage and gaps."""
+    from audit.monitoring import MonitoringError
 
     inv = load_inventory(inventory)
     pol = _policy(policy)
@@ -166,8 +167,8 @@ def history(c, from_="prometheus", inventory=None, limit=None, store=None, days=
                                         _step(step), policy=pol)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    except PrometheusError as exc:
-        raise fail(str(exc), code=PROBLEMS) from None
+    except MonitoringError as exc:
+        raise fail(str(exc), code=BAD_INPUT if exc.bad_input else PROBLEMS) from None
     table = Table(title=f"{result.source} {result.url}: {result.since:%Y-%m-%d} – {result.until:%Y-%m-%d}",
                   title_justify="left")
     for column in ("host", "days", "first", "last", "gaps"):

@@ -233,11 +233,15 @@ def _collect(root: Path) -> _Collected:
     return collected
 
 
+SECRET_FIELDS = {"password", "secret"}
+
+
 def _report(errors: list[Any], origin: Origin, problems: list[Problem]) -> None:
     for err in errors:
         loc = tuple(err["loc"])
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] not in ("missing", "extra_forbidden", "value_error") and \
+        secret = bool(SECRET_FIELDS & {str(part) for part in loc})  # a password typed inline is never echoed
+        if err["type"] not in ("missing", "extra_forbidden", "value_error") and not secret and \
                 not isinstance(err.get("input"), dict | list):
             message += f" (got {err.get('input')!r})"
         if err["type"] == "extra_forbidden":

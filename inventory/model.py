@@ -645,11 +645,32 @@ class PrometheusSource(Model):
     timeout: Annotated[float, Field(gt=0, le=600)] = 60.0  # seconds per query
 
 
+class ZabbixMatch(StrEnum):
+    """How a Zabbix host finds its inventory host: by the address of one of its interfaces (agent, SNMP, …),
+    or by its technical host name (`host`, not the visible name) being the inventory host's name."""
+
+    address = "address"
+    name = "name"
+
+
+class ZabbixSource(Model):
+    """A Zabbix server's JSON-RPC API (the frontend's api_jsonrpc.php) and the user jiyue logs in as. The
+    password is a reference (file or environment variable), read at the moment of login, never logged."""
+
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]  # e.g. http://zbx/zabbix/api_jsonrpc.php
+    user: Annotated[str, Field(min_length=1, max_length=100), AfterValidator(_single_line)]
+    password: SecretRef
+    match: ZabbixMatch = ZabbixMatch.address
+    timeout: Annotated[float, Field(gt=0, le=600)] = 60.0  # seconds per API call
+
+
 class Monitoring(Located):
-    """Monitoring the city already runs, whose utilisation history the audit imports (`audit.history`).
-    Zabbix is not read yet: only Prometheus (node_exporter's metrics)."""
+    """Monitoring the city already runs, whose utilisation history the audit imports (`audit.history --from
+    prometheus|zabbix`): Prometheus (node_exporter's metrics) and Zabbix (the "Linux by Zabbix agent"
+    template's items), either or both."""
 
     prometheus: PrometheusSource | None = None
+    zabbix: ZabbixSource | None = None
 
 
 # --- machine rooms (机房腾退) -----------------------------------------------------------------------

@@ -15,7 +15,9 @@ The parts:
   composes with `seed` in either order.
 - `history.py`: `seed_history`, the earlier collection runs a new lab has not lived through (marked seeded).
 - `prometheus.py`: the opt-in monitoring: node_exporter in each host's namespace, past history backfilled from
-  `scenario.yaml` with promtool (marked seeded), a Prometheus scraping them (`lab.monitoring`).
+  `scenario.yaml` with promtool (marked seeded), a Prometheus scraping them (`lab.monitoring`); `zabbix.py`: a
+  real Zabbix on loopback (`lab.monitoring --zabbix`) with trends backfilled from the same profiles;
+  `postgres.py`: throwaway PostgreSQL clusters (the Zabbix's, the store tests').
 - `checker.py`: the client that proves a migration lost no acknowledged write; `remote.py`: SSH for tests.
 - `netsim/`: the simulated network devices (one process, one listener per device).
 - `procs.py`, `keys.py`: what the modules share: running the machine's tools, process liveness, SSH keys.

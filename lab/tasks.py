@@ -70,7 +70,9 @@ def _bastion_up(forwarding: bool) -> None:
 
 @task(help={"bastion": "remove the bastion lab (lab.up --bastion) instead"})
 def down(c, bastion=False):
-    """Stop every lab host and remove everything lab.up made (namespaces, bridge, state)."""
+    """Stop every lab host and remove everything lab.up made (namespaces, bridge, state), and the lab's Zabbix."""
+    if not bastion and (Lab().state_dir / "zabbix").exists():
+        _stop_zabbix(Lab().state_dir / "zabbix")
     try:
         removed = BastionLab().down() if bastion else Lab().down()
     except LabError as exc:
@@ -159,17 +161,60 @@ def seed_baseline(c, inventory=None, limit=None, baseline=None, scenario=None):
                   f"({sum(bool(v) for v in faults.values())} with seeded faults)")
 
 
+def _stop_zabbix(directory: Path) -> list[int]:
+    """End the processes lab.monitoring --zabbix started for `directory` (its pids file names them) and its
+    PostgreSQL; return the pids that were running."""
+    from lab import postgres
+    from lab import zabbix as lab_zabbix
+
+    pids = lab_zabbix.running(directory)
+    lab_zabbix.stop_processes(pids)
+    if (directory / "postgres" / "data" / "postmaster.pid").exists():
+        postgres.Cluster(directory / "postgres", 0).stop()
+    return pids
+
+
+def _zabbix_monitoring(inv, lab: Lab, limit, days: int, short: str, stop: bool, port: int) -> None:
+    """lab.monitoring --zabbix: stop the one running (its pids file says which), then start and backfill."""
+    from lab import zabbix as lab_zabbix
+
+    directory = lab.state_dir / "zabbix"
+    pids = _stop_zabbix(directory)
+    if stop:
+        console.print(f"monitoring: Zabbix {'stopped' if pids else 'was not running'}")
+        return
+    names = [h for h in limit_hosts(inv, limit) if inv.cloud is None or h != inv.cloud.gateway]
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        zbx = lab_zabbix.start(directory, port)
+        rows = lab_zabbix.backfill(zbx, inv, names, days, short={h: SHORT_DAYS for h in short.split(",") if h})
+    except LabError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"monitoring: Zabbix at {zbx.url}, {len(names)} hosts, {days} days backfilled ({rows} hourly trend "
+                  f"rows, marked seeded); live data in the lab comes from Prometheus (lab.monitoring). Declare it: "
+                  f"monitoring: {{zabbix: {{url: {zbx.url}, user: {zbx.user}, password: {{file: "
+                  f"{zbx.password_file}}}}}}}; then: invoke audit.history --from zabbix. "
+                  "Stop it: invoke lab.monitoring --zabbix --stop")
+
+
 @task(help={"inventory": HELP["inventory"], "limit": HELP["limit"],
             "days": f"days of past history backfilled (default {DEFAULT_DAYS})",
             "short": f"comma-separated hosts whose backfill keeps only {SHORT_DAYS} days (a server that kept less)",
-            "stop": "stop the lab's Prometheus (lab.down stops it too)"})
-def monitoring(c, inventory=None, limit=None, days=DEFAULT_DAYS, short="", stop=False):
+            "stop": "stop the lab's Prometheus (lab.down stops it too), or with --zabbix its Zabbix",
+            "zabbix": "a Zabbix instead (zabbix_server, its API under php-fpm + nginx, its own PostgreSQL) on "
+                      "127.0.0.1:--port, history backfilled into its trends tables",
+            "port": "the Zabbix frontend's loopback port (default 10080)"})
+def monitoring(c, inventory=None, limit=None, days=DEFAULT_DAYS, short="", stop=False, zabbix=False, port=10080):
     """Monitoring for the lab hosts (opt-in): a node_exporter in each host's namespace, past history backfilled
-    from the scenario with promtool, and a Prometheus in the gateway host scraping them (for audit.history)."""
+    from the scenario with promtool, and a Prometheus in the gateway host scraping them (for audit.history);
+    with --zabbix, a Zabbix on loopback holding the same profiles' history."""
     from lab.prometheus import backfill_and_start, running
 
     inv = load_inventory(inventory)
     lab = Lab()
+    if zabbix:
+        _zabbix_monitoring(inv, lab, limit, int(days), short, stop, int(port))
+        return
     directory = lab.state_dir / "prometheus"
     pid = running(directory)
     if stop or pid:

@@ -88,3 +88,31 @@ def baseline_seeded(seeded, lab, demo):
     from lab.baseline_seed import seed_baseline
 
     return seed_baseline(lab, demo)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A throwaway PostgreSQL cluster for the session (lab/postgres.py: initdb + pg_ctl in a temp dir, a unix
+    socket), for the store tests that run on SQLite and PostgreSQL alike. Skipped without the server."""
+    from lab import postgres as pg
+    from lab.prometheus import free_port
+
+    try:
+        pg.bin_dir()
+        import psycopg  # noqa: F401
+    except (LabError, ImportError) as exc:
+        pytest.skip(f"PostgreSQL: {exc} (apt-get install postgresql; pip install -r requirements.txt)")
+    cluster = pg.start(tmp_path_factory.mktemp("postgres"), free_port())
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A fresh, empty store database of each dialect: a SQLite file, or a new database in the session's cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/store.sqlite"
+    cluster = request.getfixturevalue("postgres")
+    name = f"store_{abs(hash(request.node.nodeid)) % 10**12}"
+    cluster.create_database(name)
+    return cluster.url(name)

@@ -160,7 +160,7 @@ def test_cli_imports_and_shows_coverage(demo, prom, tmp_path):
     assert "1 with under 14 days" in proc.stdout
     bad = subprocess.run([str(REPO / ".venv/bin/invoke"), "audit.history", "--from", "zabbix", "-i", str(city),
                           "-s", store], cwd=REPO, env=env, capture_output=True, text=True)
-    assert bad.returncode == 2 and "prometheus" in bad.stderr + bad.stdout
+    assert bad.returncode == 2 and "monitoring.zabbix" in bad.stderr + bad.stdout
 
 
 def test_monitoring_declaration_is_validated(tmp_path):
