@@ -24,8 +24,8 @@ from audit.baseline import service as baseline
 from audit.baseline.model import CheckOptions
 from inventory import export
 from jiyue import ansible
-from jiyue.sshconfig import JUMP_PREFIX as JUMP
 from jiyue.device import DeviceError, open_session
+from jiyue.sshconfig import JUMP_PREFIX as JUMP
 from lab.bastion import BASTION_ADDRESS, BASTION_INSIDE, DEVICES, HOSTS, BastionLab
 from lab.netsim.lab import netsim
 from network import service as network
