@@ -6,14 +6,11 @@ Device passwords are never written: the Nornir export carries only the
 reference, and the `jiyue_credentials` transform function (registered as a Nornir plugin by this
 project's packaging) reads the secret when Nornir loads the inventory.
 
-Jump hosts (堡垒机): hosts and devices behind one get OpenSSH's ProxyJump from a generated ssh config
-(`ssh_config` beside the export) that holds each jump host's address, port, user, key and its own
-known_hosts with StrictHostKeyChecking on, so the bastion's key is checked apart from the target's:
-
-- Ansible: `-F <ssh_config> -o ProxyJump=a,b` in `ansible_ssh_common_args` (OpenSSH's own chain);
-- pyinfra: `ssh_config_file`, whose `Host <address>` block names the chain (pyinfra's ProxyJump, paramiko);
-- Nornir: netmiko's `ssh_config_file`; netmiko takes one ProxyJump hop only, so a chain of two is written as
-  `ProxyCommand ssh -F <ssh_config> -J a -W [%h]:%p b`, the same path.
+Jump hosts (堡垒机): hosts and devices behind one are reached through it by the one OpenSSH client config jiyue
+writes (jiyue/sshconfig.py, `ssh_config` beside the export): each jump host's own address, port, user, key and
+known_hosts with StrictHostKeyChecking on, so the bastion's key is checked apart from the target's. Ansible gets
+`-F <ssh_config>` in `ansible_ssh_common_args`, pyinfra `ssh_config_file` in the host's data, Nornir netmiko's
+`ssh_config_file` in the connection options; each finds the way in the block of the target's address.
 """
 
 from __future__ import annotations
@@ -24,59 +21,10 @@ from typing import Any
 import yaml
 
 from inventory.groups import device_groups, host_groups, refuse_classified
-from inventory.model import Device, Host, Inventory, SecretRef, SSHTarget
+from inventory.model import Host, Inventory, SecretRef
+from jiyue import sshconfig
 
 FORMATS = ("ansible", "pyinfra", "nornir")
-SSH_CONFIG = "ssh_config"  # the jump host settings of an export, beside it
-
-
-def _hop(jump: SSHTarget, openssh: bool = True) -> str:
-    """A jump host as a ProxyJump hop: its address (bracketed for OpenSSH when IPv6; pyinfra takes it bare); the
-    rest (user, port, key, known_hosts) is in its `Host` block."""
-    return f"[{jump.address}]" if openssh and ":" in jump.address else jump.address
-
-
-def _value(path: Path | str) -> str:
-    return f'"{path}"' if " " in str(path) else str(path)
-
-
-def ssh_config(inv: Inventory, records: list[Host | Device], path: Path, jump: str | None = None) -> str | None:
-    """The ssh config of the jump hosts in front of `records` (None: every record is reached directly), written
-    to `path` by the caller: one `Host <address>` block per jump host, then one per record behind one (a host's
-    names its whole chain for pyinfra; a device's, for netmiko, its last hop or a ProxyCommand for a chain)."""
-    chains = {r.name: inv.jump_chain(r, jump) for r in records}
-    if not any(chains.values()):
-        return None
-    lines = ["# exported by jiyue (`invoke inventory.export`); regenerate, do not edit", ""]
-    seen: set[tuple[str, int]] = set()
-    for chain in chains.values():
-        for j in chain:
-            if (j.address, j.port) in seen:
-                continue
-            seen.add((j.address, j.port))
-            lines += [f"# jump host {j.name}", f"Host {j.address}", f"  HostName {j.address}"]
-            if j.port != 22:  # left out on 22: pyinfra reads a written port as text, and then looks up the host key
-                lines.append(f"  Port {j.port}")  # as [address]:22, which known_hosts does not hold
-            lines.append(f"  User {j.user}")
-            if j.key:
-                lines += [f"  IdentityFile {_value(j.key)}", "  IdentitiesOnly yes"]
-            if j.known_hosts:
-                lines.append(f"  UserKnownHostsFile {_value(j.known_hosts)}")
-            lines += ["  StrictHostKeyChecking yes", "  BatchMode yes", ""]
-    for record in records:
-        chain = chains[record.name]
-        if not chain:
-            continue
-        lines += [f"# {'device' if isinstance(record, Device) else 'host'} {record.name}", f"Host {record.address}"]
-        if isinstance(record, Device) and len(chain) > 1:
-            outer = ",".join(_hop(j) for j in chain[:-1])
-            lines.append(f"  ProxyCommand ssh -F {_value(path)} -J {outer} -W [%h]:%p {_hop(chain[-1])}")
-        elif isinstance(record, Device):
-            lines.append(f"  ProxyJump {_hop(chain[-1])}")
-        else:
-            lines.append(f"  ProxyJump {','.join(_hop(j, openssh=False) for j in chain)}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def _hostvars(inv: Inventory, host: Host) -> dict[str, Any]:
@@ -108,7 +56,7 @@ def _filtered(groups: dict[str, list[str]], names: list[str]) -> dict[str, list[
 
 def ansible(inv: Inventory, names: list[str], config: Path | None = None, jump: str | None = None) -> dict[str, Any]:
     """A YAML inventory: every host under `all` with its vars, and one group per grouping. A host behind jump
-    hosts gets `-F <config> -o ProxyJump=a,b` (`config`: the export's ssh_config, holding the jump hosts)."""
+    hosts gets `-F <config>` (the export's ssh_config, jiyue.sshconfig.ansible_args)."""
     hosts: dict[str, Any] = {}
     for name in names:
         host = inv.hosts[name]
@@ -116,13 +64,7 @@ def ansible(inv: Inventory, names: list[str], config: Path | None = None, jump: 
         hv: dict[str, Any] = {"ansible_host": ssh.address, "ansible_port": ssh.port, "ansible_user": ssh.user}
         if ssh.key:
             hv["ansible_ssh_private_key_file"] = str(ssh.key)
-        args = ["-o StrictHostKeyChecking=yes"]
-        chain = inv.jump_chain(host, jump)
-        if chain and config is not None:
-            args = [f"-F {_value(config)}", f"-o ProxyJump={','.join(_hop(j) for j in chain)}", *args]
-        if ssh.known_hosts:
-            args.insert(0, f"-o UserKnownHostsFile={ssh.known_hosts}")
-        hv["ansible_ssh_common_args"] = " ".join(args)
+        hv["ansible_ssh_common_args"] = sshconfig.ansible_args(inv, host, config, jump)
         hosts[name] = hv | _hostvars(inv, host)
     children = {g: {"hosts": {m: None for m in members}} for g, members in
                 _filtered(host_groups(inv), names).items()}
@@ -131,7 +73,7 @@ def ansible(inv: Inventory, names: list[str], config: Path | None = None, jump: 
 
 def pyinfra(inv: Inventory, names: list[str], config: Path | None = None, jump: str | None = None) -> str:
     """A pyinfra inventory module: one list per group, host data defined once in `_data`. A host behind jump hosts
-    gets `ssh_config_file` (`config`, whose block for its address names the chain)."""
+    gets `ssh_config_file` (`config`, whose block for its address has the way)."""
     data: dict[str, dict[str, Any]] = {}
     for name in names:
         host = inv.hosts[name]
@@ -232,7 +174,8 @@ def write(inv: Inventory, fmt: str, hosts: list[str], devices: list[str], out: P
     base = out / "inventory"
     base.mkdir(parents=True, exist_ok=True)
     if fmt in ("ansible", "pyinfra"):
-        config = _write_ssh_config(inv, [inv.hosts[h] for h in hosts], base.resolve() / SSH_CONFIG, jump)
+        config = sshconfig.write(inv, [inv.hosts[h] for h in hosts], base / sshconfig.SSH_CONFIG, jump,
+                                 only_behind=True)
         if fmt == "ansible":
             path = base / "ansible.yml"
             path.write_text(_yaml(ansible(inv, hosts, config, jump)))
@@ -243,23 +186,14 @@ def write(inv: Inventory, fmt: str, hosts: list[str], devices: list[str], out: P
     if fmt == "nornir":
         nr_dir = base / "nornir"
         nr_dir.mkdir(exist_ok=True)
-        config = _write_ssh_config(inv, [inv.devices[d] for d in devices], nr_dir.resolve() / SSH_CONFIG, jump)
+        config = sshconfig.write(inv, [inv.devices[d] for d in devices], nr_dir / sshconfig.SSH_CONFIG, jump,
+                                 only_behind=True)
         written = []
         for filename, content in nornir(inv, devices, nr_dir.resolve(), config).items():
             (nr_dir / filename).write_text(_yaml(content))
             written.append(nr_dir / filename)
         return written + ([config] if config else [])
     raise ValueError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-
-
-def _write_ssh_config(inv: Inventory, records: list[Host | Device], path: Path, jump: str | None) -> Path | None:
-    """Write (or, when nothing is behind a jump host, remove a stale) ssh_config; its path, or None."""
-    text = ssh_config(inv, records, path, jump)
-    if text is None:
-        path.unlink(missing_ok=True)
-        return None
-    path.write_text(text)
-    return path
 
 
 def _yaml(data: Any) -> str:

@@ -83,8 +83,8 @@ def list_(c, inventory=None, limit=None):
             "jump": HELP["jump"].replace("every host", "every host and device exported")})
 def export_(c, inventory=None, limit=None, out=None, format="all", include_classified=False, jump=None):
     """Write the inventory for Ansible (YAML), pyinfra (module) and Nornir (SimpleInventory) under OUT/inventory/;
-    hosts of classified (涉密) systems are left out. Hosts and devices behind jump hosts get ProxyJump (an
-    ssh_config beside the export holds the jump hosts)."""
+    hosts of classified (涉密) systems are left out. Hosts and devices behind jump hosts are reached through
+    them by the ssh_config written beside the export (jiyue.sshconfig)."""
     if format != "all" and format not in export.FORMATS:
         raise fail(f"--format must be one of {', '.join(export.FORMATS)} or all, not {format!r}")
     inv = load_inventory(inventory)

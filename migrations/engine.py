@@ -41,10 +41,10 @@ the source; the source's service starts and must answer; then this run's copy le
 was there before the run stays, reported with its size). Without `apply` a run is a rehearsal: every
 playbook runs in check mode (`--check --diff`), read-only checks really run, nothing changes.
 
-Hosts behind a jump host (堡垒机) are reached through it: the exported Ansible inventory carries ProxyJump
-(`jiyue.sshconfig`), each data copy goes direct or through the jump host as `migrations.copypath` decides from the
-inventory (journaled as `copy_path`), and the health probes run on the gateway when the control node cannot
-reach the system's ports.
+Hosts behind a jump host (堡垒机) are reached through it: the exported Ansible inventory names the export's
+ssh config (`jiyue.sshconfig`), each data copy goes direct or through the jump host as `migrations.copypath`
+decides from the inventory (journaled as `copy_path`), and the health probes run on the gateway when the control
+node cannot reach the system's ports.
 
 No playbook outlives the engine (`migrations.reaper`): each carries a token that the engine, its
 watchdog process (should the engine die) and, under the system's lock, the next run on the system
@@ -250,9 +250,9 @@ class Migrator:
         if problems:
             raise MigrationError("the plan is unsafe to run: " + "; ".join(problems))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.inventory_file = export.write(inv, "ansible", inv.contactable_hosts(), [], self.workdir)[0].resolve()
-        # Hosts behind a jump host: ProxyJump through it, its own known_hosts checked (jiyue.sshconfig).
-        self.ssh_config = sshconfig.ansible_inventory(inv, self.inventory_file, jump)
+        # Hosts behind a jump host: through it by the export's ssh_config, its own known_hosts checked.
+        self.inventory_file = export.write(inv, "ansible", inv.contactable_hosts(), [], self.workdir,
+                                           jump=jump)[0].resolve()
 
     # --- public API ------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from audit.baseline.model import CheckOptions
 from inventory import export
 from jiyue import ansible
 from jiyue.device import DeviceError, open_session
+from jiyue.sshconfig import JUMP_PREFIX as JUMP
 from lab.bastion import BASTION_ADDRESS, BASTION_INSIDE, DEVICES, HOSTS, BastionLab
 from lab.netsim.lab import netsim
 from network import service as network
@@ -215,11 +216,13 @@ def _nornir_configs(exported: Path) -> dict[str, str]:
 
 def test_ansible_pyinfra_and_nornir_reach_them_through_the_bastion(bastion, behind, tmp_path):
     exported = _export(behind, tmp_path)
-    config = (exported / "ssh_config").read_text()
-    assert f"Host {BASTION_ADDRESS}" in config and "StrictHostKeyChecking yes" in config
+    config_path = (exported / "ssh_config").resolve()
+    config = config_path.read_text()
+    assert f"Host {JUMP}bastion\n  HostName {BASTION_ADDRESS}\n" in config and "StrictHostKeyChecking yes" in config
     assert f"UserKnownHostsFile {bastion.known_hosts}" in config  # the bastion's own known_hosts
+    assert f"ProxyCommand ssh -F {config_path} -W [%h]:%p {JUMP}bastion" in config
     hostvars = yaml.safe_load((exported / "ansible.yml").read_text())["all"]["hosts"]
-    assert all(f"-o ProxyJump={BASTION_ADDRESS}" in hv["ansible_ssh_common_args"] for hv in hostvars.values())
+    assert all(f"-F {config_path}" in hv["ansible_ssh_common_args"] for hv in hostvars.values())
     assert _ping(exported) == dict.fromkeys(HOSTS, "SUCCESS")
     assert _pyinfra_hostnames(exported) == {name: name for name in HOSTS}
     configs = _nornir_configs(exported)
@@ -250,13 +253,11 @@ def test_the_exports_refuse_a_bastion_whose_key_is_not_known(bastion, tmp_path):
 def test_a_chain_of_two_in_the_exports(bastion, tmp_path):
     inv = _chained(bastion, tmp_path)
     exported = _export(inv, tmp_path / "out")
-    hostvars = yaml.safe_load((exported / "ansible.yml").read_text())["all"]["hosts"]
-    chain = f"{BASTION_ADDRESS},{BASTION_INSIDE}"
-    assert all(f"-o ProxyJump={chain}" in hv["ansible_ssh_common_args"] for hv in hostvars.values())
-    assert f"ProxyJump {chain}" in (exported / "ssh_config").read_text()  # pyinfra's
-    nornir_config = exported / "nornir" / "ssh_config"
-    assert f"ProxyCommand ssh -F {nornir_config.resolve()} -J {BASTION_ADDRESS} -W [%h]:%p {BASTION_INSIDE}" in \
-        nornir_config.read_text()  # netmiko takes one ProxyJump hop: the chain as OpenSSH's own ProxyCommand
+    for config in (exported / "ssh_config", exported / "nornir" / "ssh_config"):  # one convention for all three
+        text = config.read_text()
+        inner = text[text.index(f"Host {JUMP}inner\n"):].split("\n\n")[0]
+        assert f"HostName {BASTION_INSIDE}" in inner and f"ProxyJump {JUMP}bastion" in inner  # the chain
+        assert f"ProxyCommand ssh -F {config.resolve()} -W [%h]:%p {JUMP}inner" in text
     assert _ping(exported) == dict.fromkeys(HOSTS, "SUCCESS")
     assert _pyinfra_hostnames(exported) == {name: name for name in HOSTS}
     assert sorted(_nornir_configs(exported)) == sorted(DEVICES)

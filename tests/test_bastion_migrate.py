@@ -31,6 +31,7 @@ from tests.fidelity import make_special
 from tests.migrate_lab import journal, make_plan, same_data
 
 pytestmark = pytest.mark.lab
+JUMP = sshconfig.JUMP_PREFIX + "bastion"  # the bastion's block in the generated ssh config
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +83,12 @@ def test_the_copy_path_comes_from_the_inventory(mlab):
 def test_the_engines_inventory_goes_through_the_bastion(env):
     m = _migrator(env, apply=False)
     text = m.inventory_file.read_text()
-    assert "ProxyJump=jiyue-jump-bastion" in text and "StrictHostKeyChecking=yes" in text
+    config_path = m.inventory_file.parent / sshconfig.SSH_CONFIG
+    assert f"-F {config_path}" in text and "StrictHostKeyChecking=yes" in text
     assert "StrictHostKeyChecking=no" not in text and "host_key_checking" not in text.lower()
-    config = m.ssh_config.read_text()
+    config = config_path.read_text()
     assert f"UserKnownHostsFile {env['lab'].known_hosts}" in config  # the bastion's own known_hosts
-    assert "ProxyJump jiyue-jump-bastion" in config and "StrictHostKeyChecking yes" in config
+    assert f"-W [%h]:%p {JUMP}" in config and "StrictHostKeyChecking yes" in config
     # (the wave's precheck below pings every host with this inventory)
 
 
@@ -136,8 +138,8 @@ def test_baseline_testinfra_through_the_bastion(mlab, tmp_path):
     _, inv = mlab
     host = GATEWAY
     address = str(inv.hosts[host].address)
-    config = suite.inventory_ssh_config(inv, [host], tmp_path / "ssh_config")
-    assert "ProxyJump jiyue-jump-bastion" in config.read_text()
+    config = sshconfig.write(inv, [inv.hosts[host]], tmp_path / "ssh_config")
+    assert f"-W [%h]:%p {JUMP}" in config.read_text()
     junit = tmp_path / "junit.xml"
     proc = subprocess.run(suite.command([address], config, junit, level=3, inventory=str(inv.root)),
                           capture_output=True, text=True)
@@ -164,6 +166,6 @@ def test_remediation_through_the_bastion(mlab, tmp_path):
     assert set(rem.fixes[host]) == {"password.aging", "session.tmout", "history.timestamps"}
     assert rem.still_failing == {}, rem.still_failing
     text = (tmp_path / "inventory" / "ansible.yml").read_text()
-    assert "ProxyJump=jiyue-jump-bastion" in text
+    assert f"-F {(tmp_path / 'inventory' / sshconfig.SSH_CONFIG).resolve()}" in text
     assert inventory.load(inv.root).hosts[host]
     assert sshconfig.through_jump_hosts(inv, [host, FAR]) == [host]

@@ -18,7 +18,7 @@ import ansible_runner
 from audit.baseline.model import FAIL, REGISTRY, Catalog, HostRemediation, Profile, Remediation
 from inventory import export
 from inventory.model import Inventory
-from jiyue import ansible, sshconfig
+from jiyue import ansible
 from jiyue.runner import Result
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "baseline_remediate.yml"
@@ -40,13 +40,12 @@ def run(inv: Inventory, fixes: dict[str, list[str]], families: dict[str, str], p
         apply: bool = False, workdir: Path | None = None, jump: str | None = None) -> Remediation:
     """Run the playbook for `fixes`; a check-mode run unless `apply`. Each host's `changed` and `diff`
     come from the playbook's events (in check mode: what would change). Hosts behind a jump host are reached
-    through it (ProxyJump, jiyue.sshconfig; `jump` is a run's `--jump NAME|none`)."""
+    through it (the export's ssh_config, jiyue.sshconfig; `jump` is a run's `--jump NAME|none`)."""
     if not fixes:
         return Remediation(apply, {})
     with tempfile.TemporaryDirectory(prefix="jiyue-remediate-") as tmp:
         work = Path(workdir or tmp)
-        inventory_file = export.write(inv, "ansible", sorted(fixes), [], work)[0].resolve()
-        sshconfig.ansible_inventory(inv, inventory_file, jump)
+        inventory_file = export.write(inv, "ansible", sorted(fixes), [], work, jump=jump)[0].resolve()
         events: list[dict] = []
         private = work / "runner"
         private.mkdir(parents=True, exist_ok=True)

@@ -151,11 +151,12 @@ def remediate(c, inventory=None, limit=None, store=None, level=None, profile=Non
 def ssh_config(c, inventory=None, limit=None, out=None, jump=None):
     """Write the OpenSSH config of the selected hosts for the testinfra path (`pytest … --ssh-config=FILE`): each
     host's key and known_hosts, ProxyJump through its jump host (堡垒机), host keys checked; print the command."""
-    from audit.baseline import testinfra as suite
+    from jiyue import sshconfig
 
     inv = load_inventory(inventory)
     hosts = limit_hosts(inv, limit)
-    path = suite.inventory_ssh_config(inv, hosts, out_dir(out) / "ssh_config", jump_override(inv, jump))
+    path = sshconfig.write(inv, [inv.hosts[h] for h in hosts], out_dir(out) / sshconfig.SSH_CONFIG,
+                           jump_override(inv, jump))
     console.print(f"wrote {path}")
     addresses = ",".join(f"ssh://{inv.ssh_for(inv.hosts[h]).address}" for h in hosts)
     console.print(f"pytest audit/baseline/testinfra --hosts={addresses} --ssh-config={path} --baseline-level 3 "

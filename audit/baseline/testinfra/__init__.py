@@ -8,9 +8,6 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from inventory.model import Inventory
-from jiyue import sshconfig
-
 SUITE = Path(__file__).resolve().parent
 REPO = SUITE.parents[2]
 
@@ -21,13 +18,6 @@ def ssh_config(path: Path, key: Path, known_hosts: Path, user: str = "root") -> 
                     f"  UserKnownHostsFile {known_hosts}\n  StrictHostKeyChecking yes\n  BatchMode yes\n"
                     "  ConnectTimeout 15\n")
     return path
-
-
-def inventory_ssh_config(inv: Inventory, hosts: list[str], path: Path, jump: str | None = None) -> Path:
-    """The OpenSSH client config of inventory hosts for `--ssh-config`: each host's own user, key and known_hosts,
-    and, for a host behind a jump host (堡垒机), ProxyJump through it with the jump host's own key checked
-    (jiyue.sshconfig). `jump` is a run's `--jump NAME|none`."""
-    return sshconfig.write(inv, hosts, path, jump)
 
 
 def command(addresses: list[str], config: Path, junit: Path, level: int = 3,
