@@ -338,6 +338,7 @@ def test_the_progress_report_shows_the_lines_the_probe_found(probed, demo, tmp_p
     assert "wjw-dx-01" in wjw_row[-1]  # the department's findings column
     html = next(p for p in out if p.suffix == ".html").read_text(encoding="utf-8")
     assert 'id="findings"' in html and html.count("wjw-jkda-app1") >= 2
+    screenshot(next(p for p in out if p.suffix == ".html"), tmp_path, "progress-leased-lines.png")
 
     # the command line: a finding alone (nobody lags: a milestone just begun) makes exit 1. A copy of the city in
     # which the carrier confirmed wjw's line cancelled three days ago, while the lab's hosts still leave by it.
