@@ -115,7 +115,7 @@ def probe_host(inv: Inventory, host: str, options: EgressOptions, pool: ssh.Jump
     section = script.parse(out.stdout).get("egress")
     if section is None:
         raise ssh.SSHError("error", f"the egress probe's output is incomplete (exit {out.exit_status})")
-    return egress.facts_of(inv, section)
+    return egress.facts_of(inv, section, host)
 
 
 def probe_egress(inv: Inventory, hosts: Sequence[str], store: Store | None = None,

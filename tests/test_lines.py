@@ -235,6 +235,9 @@ def test_the_probe_reads_routes_and_traces_of_either_tool(demo):
     assert classify(demo, {"dev": "eth0"}, hops) == (EgressPath.extranet, None, "198.18.40.11")
     assert classify(demo, {}, ["*"]) == (EgressPath.none, None, None)
     assert classify(demo, {"gateway": "10.9.9.9"}, ["10.9.9.9"])[0] is EgressPath.unknown
+    # the egress gateway itself (zwy-wg, the extranet's first hop) routes straight out: it is the extranet's egress
+    assert classify(demo, {"gateway": "100.64.255.2"}, ["192.0.2.80"], "zwy-wg") == (EgressPath.extranet, None,
+                                                                                      "198.18.40.11")
 
 
 PROBED = ["wjw-jkda-app1", "wjw-jtys-app1", "jyj-zsbm-app1", "zjj-gjj-app1"]
