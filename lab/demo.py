@@ -12,7 +12,7 @@ import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.markup import escape
@@ -35,6 +35,7 @@ from inventory.importer import Written
 from inventory.model import Inventory, Monitoring, PrometheusSource
 from jiyue import ansible
 from jiyue.cli import console
+from jiyue.i18n import bilingual
 from jiyue.store import Store
 from lab.baseline_seed import seed_baseline
 from lab.history import seed_history
@@ -42,6 +43,9 @@ from lab.hosts import Lab, LabError
 from lab.prometheus import backfill_and_start
 from lab.seed import load_scenario
 from lab.seed import seed as seed_lab
+from lines import report as lines_report
+from lines import service as lines_service
+from lines.model import EgressResult
 from migrations import report as migration_report
 from migrations import service as migrations
 from migrations.model import MigrationOutcome
@@ -78,10 +82,11 @@ def run(inv: Inventory, target: Path, history: Store) -> DemoResult:
     baseline_stage(lab, inv, history, target)
     result.problems += monitoring_stage(lab, inv, target)
     result.problems += catalog_stage(inv, history, target)
+    result.problems += lines_stage(inv, history, target)
     result.problems += progress_stage(inv, history, target)
     console.rule("next")
     console.print(f"Open {target}/archive.html, {target}/network-push.html, {target}/baseline.html, "
-                  f"{target}/catalog.html, {target}/progress.html (or the .xlsx). "
+                  f"{target}/catalog.html, {target}/leased-lines.html, {target}/progress.html (or the .xlsx). "
                   "invoke --list shows every task; invoke lab.down removes the lab.")
     return result
 
@@ -333,11 +338,57 @@ def catalog_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     return []
 
 
+def lines_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
+    """Leased lines and private networks: each line's cancellation date (after the last system it serves has
+    moved, from the migration plan above), each qualifying private network's join, then the read-only egress
+    probe of every host on the lab: the line the lab keeps in use (lab/scenario.yaml) carries its department's
+    traffic, every other host leaves through the extranet's egress. A line still in use before its date is
+    shown with the day from which the same probe makes it a finding; hosts not probed are a problem."""
+    console.rule("12. leased lines (互联网专线) and private networks: cancellation dates, the egress probed on the lab")
+    try:
+        planned = lines_service.plan_lines(inv)
+        probed = lines_service.probe_egress(inv, inv.contactable_hosts(), history, lines_plan=planned,
+                                            today=planned.today, console=console)
+    except lines_service.LinesInputError as exc:
+        return [f"lines: {exc}"]
+    for c in planned.cancellations:
+        console.print(f"{c.line} ({c.department}, {c.annual_cost:,.0f} yuan a year): {c.status}"
+                      + (f" {c.date}" if c.date else "") + f"; {escape(bilingual(c.reason, 'en'))}", highlight=False)
+    for j in planned.joins:
+        console.print(f"{j.network} ({j.department}): {escape(bilingual(j.reason, 'en'))}", highlight=False)
+    paths = Counter(f["path"] for f in probed.facts.values())
+    console.print(f"egress of {len(probed.facts)} hosts: " + ", ".join(f"{n} {p}" for p, n in sorted(paths.items())),
+                  highlight=False)
+    dates = {c.line: c.date for c in planned.cancellations}
+    for line, hosts in sorted(_carrying(probed).items()):
+        console.print(f"{line} still carries traffic: {', '.join(hosts)}", highlight=False)
+        day = dates.get(line)
+        if day is not None and day >= planned.today:
+            console.print(f"  its cancellation date is {day}: from {day + timedelta(days=1)} the same probe makes "
+                          "it a finding (lines.egress and report.progress exit 1)", highlight=False)
+    for finding in probed.findings:
+        console.print(f"[yellow]finding[/] {escape(bilingual(finding.message, 'en'))}", highlight=False)
+    for path in lines_report.write_reports(probed, target):
+        console.print(f"wrote {path}")
+    if probed.failed:
+        return [f"lines.egress: {len(probed.failed)} hosts not probed: "
+                + "; ".join(f"{h} {why}" for h, why in sorted(probed.failed.items()))]
+    return []
+
+
+def _carrying(probed: EgressResult) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for host, f in sorted(probed.facts.items()):
+        if f["line"]:
+            out.setdefault(f["line"], []).append(host)
+    return out
+
+
 def progress_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
     """The programme's milestones as the store now stands (督查通报): every measure from what the stages above
     recorded, the timeline over the earlier runs, the lagging departments. Lagging departments are the finding
     (shown, not a problem of the demo); a programme that cannot be reported is."""
-    console.rule("12. progress against the programme's milestones (督查通报)")
+    console.rule("13. progress against the programme's milestones (督查通报)")
     try:
         reported = progress.progress(inv, history)
     except progress.ProgressError as exc:
@@ -348,6 +399,11 @@ def progress_stage(inv: Inventory, history: Store, target: Path) -> list[str]:
         console.print(f"{escape(m.milestone.name)} ({m.milestone.measure.value}, due {m.milestone.due}): "
                       f"{m.count.done}/{m.count.total} ({share})" + (f"; [yellow]lagging[/] {lagging}" if lagging
                                                                      else f"; {escape(m.note)}" if m.note else ""))
+        if m.lines is not None:
+            for line, hosts in sorted(m.lines.carrying.items()):
+                flagged = line in m.lines.finding_lines
+                console.print(f"  {'[yellow]finding[/]' if flagged else 'in use'}: {line} still carries traffic "
+                              f"({', '.join(hosts)}, egress probed {m.lines.probed_at})", highlight=False)
     for path in progress_report.write_reports(reported, target):
         console.print(f"wrote {path}")
     return []

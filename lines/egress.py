@@ -114,12 +114,17 @@ def parse_trace(text: str, target: str) -> tuple[list[str], bool, str]:
     return [hops[n] for n in sorted(hops)], reached, tool
 
 
-def classify(inv: Inventory, route: dict[str, Any], hops: list[str]) -> tuple[EgressPath, str | None, str | None]:
-    """(path, the line it leaves by, the address that decided it), from the route's gateway and the hops."""
+def classify(inv: Inventory, route: dict[str, Any], hops: list[str],
+             host: str | None = None) -> tuple[EgressPath, str | None, str | None]:
+    """(path, the line it leaves by, the address that decided it), from the route's gateway and the hops. The
+    extranet's egress gateway itself (`host` at one of `extranet_hops`) leaves by the extranet: it is the egress."""
     if not route and not any(h != "*" for h in hops):
         return EgressPath.none, None, None
     probe = inv.extranet.internet_probe if inv.extranet else None
     extranet = {str(a) for a in probe.extranet_hops} if probe else set()
+    own = inv.hosts.get(host) if host else None
+    if own is not None and str(own.address) in extranet:
+        return EgressPath.extranet, None, str(own.address)
     lines = {str(line.next_hop): line.id for line in inv.leased_lines.values() if line.next_hop is not None}
     for address in [route.get("gateway"), *hops]:
         if address in lines:
@@ -136,9 +141,9 @@ def script_for(inv: Inventory) -> Script:
     return Script(secrets.token_hex(8), Context(), probes=(Clock(), Egress(probe)))
 
 
-def facts_of(inv: Inventory, section: dict[str, Any]) -> EgressFacts:
+def facts_of(inv: Inventory, section: dict[str, Any], host: str | None = None) -> EgressFacts:
     probe = inv.extranet.internet_probe if inv.extranet else None
-    path, line, via = classify(inv, section["route"], section["hops"])
+    path, line, via = classify(inv, section["route"], section["hops"], host)
     return EgressFacts(target=str(probe.address) if probe else "", route=section["route"],
                        default=section["default"], hops=section["hops"], reached=section["reached"],
                        tool=section["tool"], path=str(path), line=line, via=via)

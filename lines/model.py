@@ -139,3 +139,9 @@ class LinesProgress:
     annual_cost_total: Decimal
     findings: tuple[EgressFinding, ...]
     probed_at: str | None  # when the egress was last probed (ISO, UTC); None: never
+    cancellations: tuple[LineCancellation, ...] = ()  # every line counted, with its status, date and reason
+    carrying: dict[str, tuple[str, ...]] = field(default_factory=dict)  # line -> hosts the newest probe sees on it
+
+    @property
+    def finding_lines(self) -> set[str]:
+        return {f.line for f in self.findings}

@@ -26,6 +26,7 @@ from lines.model import (
     EgressFinding,
     EgressPath,
     EgressResult,
+    LineCancellation,
     LinesPlan,
     LinesProgress,
     LineStatus,
@@ -114,7 +115,7 @@ def probe_host(inv: Inventory, host: str, options: EgressOptions, pool: ssh.Jump
     section = script.parse(out.stdout).get("egress")
     if section is None:
         raise ssh.SSHError("error", f"the egress probe's output is incomplete (exit {out.exit_status})")
-    return egress.facts_of(inv, section)
+    return egress.facts_of(inv, section, host)
 
 
 def probe_egress(inv: Inventory, hosts: Sequence[str], store: Store | None = None,
@@ -158,29 +159,48 @@ def latest_egress(store: Store, hosts: Sequence[str] | None = None) -> tuple[dic
     return latest, at.astimezone(UTC).isoformat(timespec="seconds") if at else None
 
 
+def plan_or_dates(inv: Inventory, today: date) -> LinesPlan:
+    """The lines plan from the default plan files; when one of them is bad, the carrier's `cancelled_on` dates
+    alone (a report must not fail because a plan file does)."""
+    try:
+        return plan_lines(inv, today=today)
+    except LinesInputError:
+        return plan_lines(inv, plan.Sources(), today=today)
+
+
 def progress(inv: Inventory, store: Store | None = None, today: date | None = None,
              lines_plan: LinesPlan | None = None) -> LinesProgress:
     """The progress report's measure "leased lines cancelled": lines done/total per department (done: the
-    carrier confirmed the cancellation, inventory `cancelled_on`), the annual cost saved by them, and the lines
-    the store's newest egress probe still finds carrying traffic after their cancellation date (findings).
-    Reads the default migration and network plans when present; never connects to a host."""
+    carrier confirmed the cancellation, inventory `cancelled_on`, on or before `today`), the annual cost saved by
+    them, the lines the store's newest egress probe still finds carrying traffic (`carrying`), and those among
+    them past their cancellation date (findings). `store` may be a view of the past (`Store.as_of`): a report
+    dated then reads the probes known then. Reads the default migration and network plans when no `lines_plan`
+    is given; never connects to a host."""
     today = today or today_local()
     if lines_plan is None:
-        try:
-            lines_plan = plan_lines(inv, today=today)
-        except LinesInputError:
-            lines_plan = plan_lines(inv, plan.Sources(), today=today)  # a bad plan file: cancelled_on dates only
+        lines_plan = plan_or_dates(inv, today)
     per: dict[str, list] = {}
     for c in lines_plan.cancellations:
         per.setdefault(c.department, []).append(c)
     rows = []
     for dept in sorted(per):
         cs = per[dept]
-        done = [c for c in cs if c.status is LineStatus.cancelled]
+        done = [c for c in cs if cancelled_by(c, today)]
         rows.append(DepartmentProgress(dept, len(done), len(cs), sum((c.annual_cost for c in done), Decimal(0)),
                                        sum((c.annual_cost for c in cs), Decimal(0))))
     facts, at = latest_egress(store) if store is not None else ({}, None)
+    carrying: dict[str, list[str]] = {}
+    for host, f in sorted(facts.items()):
+        if f["path"] == EgressPath.line and f["line"]:
+            carrying.setdefault(str(f["line"]), []).append(host)
     return LinesProgress(tuple(rows), sum(r.done for r in rows), sum(r.total for r in rows),
                          sum((r.annual_cost_saved for r in rows), Decimal(0)),
                          sum((r.annual_cost_total for r in rows), Decimal(0)),
-                         tuple(findings(lines_plan, facts, today)), at)
+                         tuple(findings(lines_plan, facts, today)), at, tuple(lines_plan.cancellations),
+                         {line: tuple(hosts) for line, hosts in carrying.items()})
+
+
+def cancelled_by(c: LineCancellation, today: date) -> bool:
+    """Done: the carrier confirmed the cancellation on a day that has come (a report dated earlier does not count
+    it)."""
+    return c.status is LineStatus.cancelled and (c.date is None or c.date <= today)

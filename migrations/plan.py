@@ -883,7 +883,8 @@ def build_plan(inv: Inventory, audit: AuditView | None = None, planning: Plannin
     plans = system_plans(inv, audit, scope, decided, edges, warnings)
     routes = route_systems(inv, planning, plans, warnings)
     groups, needs = move_groups(inv, plans, edges)
-    placed, shortfalls = place_groups(inv, audit, planning, provider, plans, groups, needs, warnings, routes)
+    placed, shortfalls = place_groups(inv, audit, planning, provider, plans, groups, needs, warnings, routes,
+                                      previous)
     start, waves = schedule_waves(planning, plans, groups, needs, placed, start, now, warnings)
     orders = plan_work_orders(inv, audit, plans, scope, decided, edges, previous,
                               now.astimezone(planning.tz).date(), warnings)
@@ -1024,12 +1025,13 @@ def move_groups(inv: Inventory, plans: dict[str, SystemPlan], edges: Mapping[tup
 
 def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider: TargetProvider,
                  plans: dict[str, SystemPlan], groups: dict[str, _Group], needs: Mapping[str, set[str]],
-                 warnings: list[str], routes: Mapping[str, Route] | None = None) -> tuple[set[str], list[Shortfall]]:
+                 warnings: list[str], routes: Mapping[str, Route] | None = None,
+                 previous: Plan | Mapping[str, Any] | None = None) -> tuple[set[str], list[Shortfall]]:
     """4. Targets, group by group in dependency order and priority: all of a group or none of it. Returns the
     groups placed and what the others lack (the flavors to request). A group with a system that waits for its zone
     (`routes`) waits whole, and its shortfall says which zone to build."""
     routes = routes or {}
-    held = hold_migrated(inv, audit, planning, provider, routes, warnings)
+    held = hold_migrated(inv, audit, planning, provider, routes, warnings, previous)
     dag = nx.DiGraph()
     dag.add_nodes_from(groups)
     dag.add_edges_from((d, g) for g, ds in needs.items() for d in ds)  # what is needed comes first
@@ -1112,11 +1114,31 @@ def place_groups(inv: Inventory, audit: AuditView, planning: Planning, provider:
     return placed, shortfalls
 
 
+def placed_needs(previous: Plan | Mapping[str, Any] | None) -> dict[tuple[str, str], tuple[float, float, float, str]]:
+    """(source, target) -> the vCPUs, memory, disk and basis the plan being replaced placed it with."""
+    out: dict[tuple[str, str], tuple[float, float, float, str]] = {}
+    if previous is None:
+        return out
+    raw = previous.model_dump(mode="json") if isinstance(previous, Plan) else previous
+    for system in raw.get("systems") or []:
+        for t in (system.get("targets") or []) if isinstance(system, Mapping) else []:
+            try:
+                out[(str(t["source"]), str(t["target"]))] = (float(t["need_vcpus"]), float(t["need_memory_gb"]),
+                                                             float(t["need_disk_gb"]), str(t.get("basis") or ""))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return out
+
+
 def hold_migrated(inv: Inventory, audit: AuditView, planning: Planning, provider: TargetProvider,
-                  routes: Mapping[str, Route], warnings: list[str]) -> dict[str, HostTarget]:
+                  routes: Mapping[str, Route], warnings: list[str],
+                  previous: Plan | Mapping[str, Any] | None = None) -> dict[str, HostTarget]:
     """Where an applied migration put a system, it stays: its targets are held before anything else is placed,
-    so that nothing is planned onto capacity or a port it really occupies (in the plan's scope or not). Returns
-    the held targets by source host."""
+    so that nothing is planned onto capacity or a port it really occupies (in the plan's scope or not). A target
+    the plan being replaced placed is held at the size it was placed (and migrated) with: the old source host's
+    later readings say nothing of the system any more, and re-sizing from them could overcommit a target the
+    planner cannot move. Returns the held targets by source host."""
+    before = placed_needs(previous)
     held: dict[str, HostTarget] = {}
     for sid, where in sorted(audit.locations.items()):
         if where.get("what") != "migrated" or sid not in inv.systems:
@@ -1125,6 +1147,9 @@ def hold_migrated(inv: Inventory, audit: AuditView, planning: Planning, provider
             if source not in inv.systems[sid].hosts or host == source:
                 continue
             need = size_host(inv, source, audit.hosts.get(source), planning, routes.get(sid))
+            if (source, host) in before:
+                vcpus, memory, disk, basis = before[(source, host)]
+                need = replace(need, vcpus=vcpus, memory_gb=memory, disk_gb=disk, basis=basis or need.basis)
             target = provider.hold(need, host)
             if target is None:
                 warnings.append(f"{sid}: {source} was migrated to {host}, which is not in the cloud pool: it stays "

@@ -8,7 +8,7 @@ the store as it stood at one moment. Nothing here is typed in by a person where 
 | migrated | non-classified systems bound for the cloud | the migration engine's location: migrated |
 | websites | department websites | every host freed, or the system migrated |
 | exchange | non-classified systems but the platform | a TCP connection with the platform, collected |
-| leased_lines | the inventory's leased lines, if it declares them | its `cancelled_on` date has come |
+| leased_lines | the inventory's leased lines (`lines.service.progress`) | its `cancelled_on` date has come |
 | extranet_coverage | town and village units (policy) | an allocation, VLANs, and a push applied to each device |
 | baseline | hosts of 等保 level 2+ systems | a latest check without a failing row |
 
@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from functools import cached_property
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from audit.model import ZOMBIE
 from audit.zombies import Judge, load_policy
@@ -35,6 +36,8 @@ from jiyue.store import (
     Store,
     StoreSnapshot,
 )
+from lines import service as lines_service
+from lines.model import LinesPlan, LinesProgress, LineStatus
 from progress.model import Item
 
 PUSHED = ("applied", "unchanged")  # a device push that left the planned config on the device (not a dry run)
@@ -44,8 +47,8 @@ class Facts:
     """What the store held at `at` (a read-only `Store.as_of` view), read once per moment for every measure."""
 
     def __init__(self, inv: Inventory, store: Store | StoreSnapshot, at: datetime, policy: dict[str, Any],
-                 audit_policy: dict[str, Any] | None = None) -> None:
-        self.inv, self.at, self.policy = inv, at, policy
+                 audit_policy: dict[str, Any] | None = None, lines_plan: LinesPlan | None = None) -> None:
+        self.inv, self.at, self.policy, self.lines_plan = inv, at, policy, lines_plan
         self.store = store.as_of(at)
         self.audit_policy = audit_policy or load_policy()
 
@@ -83,6 +86,18 @@ class Facts:
     def pushes(self) -> dict[str, Record]:
         """device -> its latest push record."""
         return {r.target: r for r in self.store.history(NETWORK_PUSH, list(self.inv.devices))}
+
+    @cached_property
+    def day(self) -> date:
+        """`at` as the city counts days (the policy's time zone)."""
+        return self.at.astimezone(ZoneInfo(str(self.policy.get("timezone", "UTC")))).date()
+
+    @cached_property
+    def lines(self) -> LinesProgress:
+        """The lines module's measure as of then: its plan's lines, done by the day, and the newest egress probe
+        known then (its findings: lines carrying traffic past their cancellation date)."""
+        return lines_service.progress(self.inv, self.store, self.day,  # type: ignore[arg-type]  # reads history
+                                      self.lines_plan or lines_service.plan_or_dates(self.inv, self.day))
 
     def migrated(self, system: str) -> bool:
         return self.locations.get(system, {}).get("what") == "migrated"
@@ -179,29 +194,35 @@ def exchange(f: Facts) -> list[Item]:
     return items
 
 
-def line_cancelled(line: Any, at: date) -> bool:
-    """A leased line is cancelled once the day the carrier confirmed its cancellation (`cancelled_on`) has come."""
-    value = getattr(line, "cancelled_on", None)
-    if isinstance(value, datetime):
-        value = value.date()
-    return isinstance(value, date) and value <= at
-
-
-def declared_lines(inv: Inventory) -> list[Any]:
-    """The inventory's leased lines (`leased_lines`), none where the inventory does not declare them."""
-    lines = getattr(inv, "leased_lines", None) or {}
-    return list(lines.values() if isinstance(lines, dict) else lines)
-
-
 def leased_lines(f: Facts) -> list[Item]:
     """互联网专线 (Panjin: departments' own leased lines cancelled, the internet reached through the extranet): the
-    lines the inventory declares (`leased_lines`); an inventory without them counts 0 of 0."""
+    lines module's reading of them (`lines.service.progress`: done once the carrier's `cancelled_on` has come),
+    one item per line; a line the newest egress probe still sees carrying traffic says so; 0 of 0 without
+    lines."""
+    lp = f.lines
     items = []
-    for line in declared_lines(f.inv):
-        name = str(getattr(line, "id", ""))
-        done = line_cancelled(line, f.at.date())
-        items.append(Item(name, str(getattr(line, "department", "")), done, "" if done else "未撤销 / not cancelled"))
+    for c in lp.cancellations:
+        done = lines_service.cancelled_by(c, f.day)
+        hosts = lp.carrying.get(c.line, ())
+        if done:
+            why = bilingual_join(c.reason, _carrying(hosts))
+        else:
+            status = {LineStatus.planned: f"计划 {c.date} 撤销 / cancellation planned for {c.date}",
+                      LineStatus.waiting: "待定 / waiting",
+                      LineStatus.cancelled: f"运营商确认于 {c.date} 撤销 / cancelled by the carrier on {c.date}"}
+            why = bilingual_join(status[c.status], _carrying(hosts) or c.reason)
+        items.append(Item(c.line, c.department, done, why))
     return items
+
+
+def _carrying(hosts: tuple[str, ...]) -> str:
+    return f"仍有流量：{', '.join(hosts)} / still carries traffic: {', '.join(hosts)}" if hosts else ""
+
+
+def bilingual_join(*parts: str) -> str:
+    """"zh / en" texts joined into one "zh；zh / en; en" (what `jiyue.i18n.bilingual` splits)."""
+    split = [p.split(" / ", 1) if " / " in p else [p, p] for p in parts if p]
+    return "；".join(z for z, _ in split) + " / " + "; ".join(e for _, e in split) if split else ""
 
 
 def extranet_coverage(f: Facts) -> list[Item]:

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from inventory.model import Inventory, Measure, Milestone
+from lines.model import EgressFinding, LinesProgress
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class MilestoneProgress:
     expected: float | None
     departments: list[DepartmentProgress]
     timeline: list[TimelinePoint] = field(default_factory=list)
-    note: str = ""  # e.g. "no lines declared"
+    note: str = ""  # e.g. "no lines declared", or the annual cost the cancelled lines save
+    lines: LinesProgress | None = None  # leased_lines: the lines module's measure, to the milestone's departments
+    findings: list[EgressFinding] = field(default_factory=list)  # lines carrying traffic past their date
 
     @property
     def lagging(self) -> list[DepartmentProgress]:
@@ -93,6 +96,11 @@ class ProgressResult:
     @property
     def lagging(self) -> list[tuple[MilestoneProgress, DepartmentProgress]]:
         return [(m, d) for m in self.milestones for d in m.lagging]
+
+    @property
+    def findings(self) -> list[tuple[MilestoneProgress, EgressFinding]]:
+        """Problems beside the counts: leased lines still carrying traffic after their cancellation date."""
+        return [(m, f) for m in self.milestones for f in m.findings]
 
 
 MEASURES = tuple(Measure)

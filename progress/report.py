@@ -1,10 +1,11 @@
 """The progress report (督查通报) as Excel, one self-contained HTML page with charts, and JSON. Stable names:
 
 - `progress.xlsx`: 汇总排名 (departments ranked over every milestone), 里程碑总览, one sheet per milestone (each
-  department's done/total, expected share, lagging flag and why), 明细 (every item counted) and 进度变化 (the
-  timeline);
+  department's done/total, expected share, lagging flag and why, findings), 明细 (every item counted), 问题发现
+  (leased lines still carrying traffic after their cancellation date) and 进度变化 (the timeline);
 - `progress.html`: cards, each milestone's share per department (bars, lagging ones red, the expected share as a
-  dashed line) and its timeline (a line chart), the lagging list with the rule, the ranking;
+  dashed line) and its timeline (a line chart), the lagging list with the rule, the findings, the ranking; the
+  leased-lines milestone lists each line with its date, cost and the hosts still leaving by it;
 - `progress.json`: the same figures for other tools.
 
 Writers, escaping and formula neutralising are `jiyue.reports`'.
@@ -22,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 
 from jiyue import i18n, reports
 from jiyue.i18n import bilingual, t
+from lines.model import EgressFinding, LinesProgress
 from progress.model import Count, MilestoneProgress, ProgressResult
 from progress.service import expected_share
 
@@ -81,6 +83,25 @@ class ProgressReport:
         zone = str(self.r.policy.get("timezone", "UTC"))
         return f"{self.r.as_of.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} ({zone})"
 
+    def finding(self, f: EgressFinding) -> str:
+        return bilingual(f.message, self.lang)
+
+    def lines(self, m: MilestoneProgress) -> dict[str, Any] | None:
+        """The leased lines of a `leased_lines` milestone: each line's status, date, cost and the hosts the newest
+        probe still sees on it, the findings flagged."""
+        lp = m.lines
+        if lp is None:
+            return None
+        flagged = lp.finding_lines
+        rows = [{"line": c.line, "department": c.department, "name": self.dept(c.department),
+                 "status": self.t(f"lines.status.{c.status}"), "date": c.date or "", "cost": float(c.annual_cost),
+                 "carrying": lp.carrying.get(c.line, ()), "finding": c.line in flagged}
+                for c in lp.cancellations]
+        probed = (self.t("progress.lines.probed", at=lp.probed_at) if lp.probed_at
+                  else self.t("progress.lines.never_probed"))
+        return {"rows": rows, "probed": probed, "saved": float(lp.annual_cost_saved),
+                "total": float(lp.annual_cost_total)}
+
     # --- Excel -----------------------------------------------------------------------------------
 
     def sheets(self) -> list[reports.Sheet]:
@@ -94,31 +115,38 @@ class ProgressReport:
         out.append(reports.Sheet(tr("progress.sheet.milestones"), [tr(k) for k in (
             "progress.col.milestone", "progress.col.measure", "progress.col.start", "progress.col.due",
             "progress.col.scope", "progress.col.done", "progress.col.total", "progress.col.percent",
-            "progress.col.expected", "progress.col.lagging", "progress.col.note")], [
+            "progress.col.expected", "progress.col.lagging", "progress.col.findings", "progress.col.note")], [
             [m.milestone.name, self.measure(m), m.milestone.start or self.inv.programme.start, m.milestone.due,
              self.scope(m), m.count.done, m.count.total, m.count.percent, _pct(m.expected),
-             "、".join(self.dept(d.department) for d in m.lagging), bilingual(m.note, self.lang)]
+             "、".join(self.dept(d.department) for d in m.lagging), len(m.findings) or "",
+             bilingual(m.note, self.lang)]
             for m in self.r.milestones]))
         for m in self.r.milestones:
             rows = []
             for d in m.departments:
                 open_items = [f"{i.subject}: {bilingual(i.why, self.lang)}" if i.why else i.subject
                               for i in d.items if not i.done]
+                found = [self.finding(f) for f in m.findings if f.department == d.department]
                 rows.append([d.department, self.dept(d.department), d.count.done, d.count.total, d.count.percent,
                              _pct(d.expected), tr("progress.lagging.yes") if d.lagging else "",
-                             bilingual(d.reason, self.lang), "\n".join(open_items)])
+                             bilingual(d.reason, self.lang), "\n".join(open_items), "\n".join(found)])
             rows.append(["", tr("report.total"), m.count.done, m.count.total, m.count.percent, _pct(m.expected),
-                         "", bilingual(m.note, self.lang), ""])
+                         "", bilingual(m.note, self.lang), "", len(m.findings) or ""])
             out.append(reports.Sheet(m.milestone.name, [tr(k) for k in (
                 "progress.col.code", "progress.col.department", "progress.col.done", "progress.col.total",
                 "progress.col.percent", "progress.col.expected", "progress.col.lagging", "progress.col.reason",
-                "progress.col.items")], rows, total_rows=1))
+                "progress.col.items", "progress.col.findings")], rows, total_rows=1))
         out.append(reports.Sheet(tr("progress.sheet.items"), [tr(k) for k in (
             "progress.col.milestone", "progress.col.code", "progress.col.department", "progress.col.subject",
             "progress.col.status", "progress.col.detail")], [
             [m.milestone.name, d.department, self.dept(d.department), i.subject,
              tr("progress.status.done" if i.done else "progress.status.open"), bilingual(i.why, self.lang)]
             for m in self.r.milestones for d in m.departments for i in d.items]))
+        out.append(reports.Sheet(tr("progress.sheet.findings"), [tr(k) for k in (
+            "progress.col.milestone", "progress.col.line", "progress.col.code", "progress.col.department",
+            "progress.col.cancel_date", "progress.col.carrying", "progress.col.detail")], [
+            [m.milestone.name, f.line, f.department, self.dept(f.department), f.date, "\n".join(f.hosts),
+             self.finding(f)] for m, f in self.r.findings]))
         out.append(reports.Sheet(tr("progress.sheet.timeline"), [tr(k) for k in (
             "progress.col.milestone", "progress.col.date", "progress.col.done", "progress.col.total",
             "progress.col.percent")], [
@@ -145,7 +173,8 @@ class ProgressReport:
                 target_label=self.t("progress.chart.expected"),
                 title=self.t("progress.chart.timeline"), height=200) if len(m.timeline) > 1 else None
             milestones.append({"n": n, "m": m, "measure": self.measure(m), "scope": self.scope(m), "bars": bars,
-                               "line": line, "note": bilingual(m.note, self.lang),
+                               "line": line, "note": bilingual(m.note, self.lang), "lines": self.lines(m),
+                               "findings": [self.finding(f) for f in m.findings],
                                "start": m.milestone.start or self.inv.programme.start,
                                "expected": _pct(m.expected),
                                "rows": [{"d": d, "name": self.dept(d.department), "level": self.level(d.department),
@@ -165,6 +194,9 @@ class ProgressReport:
                 "milestones": milestones, "overview": overview, "lagging": lagging, "rule": self.rule(),
                 "ranking": [{"x": x, "name": self.dept(x.department), "level": self.level(x.department)}
                             for x in self.r.ranking],
+                "findings": [{"milestone": m.milestone.name, "line": f.line, "code": f.department,
+                              "name": self.dept(f.department), "date": f.date, "hosts": f.hosts,
+                              "message": self.finding(f)} for m, f in self.r.findings],
                 "done_milestones": sum(m.count.share == 1 for m in self.r.milestones)}
 
     # --- JSON ------------------------------------------------------------------------------------
@@ -172,6 +204,20 @@ class ProgressReport:
     def json(self) -> dict[str, Any]:
         def count(c: Count) -> dict[str, Any]:
             return {"done": c.done, "total": c.total, "percent": c.percent}
+
+        def finding(f: EgressFinding) -> dict[str, Any]:
+            return {"line": f.line, "department": f.department, "date": f.date, "hosts": list(f.hosts),
+                    "status": str(f.status), "message": f.message}
+
+        def lines(lp: LinesProgress) -> dict[str, Any]:
+            return {"done": lp.done, "total": lp.total, "annual_cost_saved": float(lp.annual_cost_saved),
+                    "annual_cost_total": float(lp.annual_cost_total), "probed_at": lp.probed_at,
+                    "by_department": [{"department": d.department, "done": d.done, "total": d.total,
+                                       "annual_cost_saved": float(d.annual_cost_saved),
+                                       "annual_cost_total": float(d.annual_cost_total)} for d in lp.departments],
+                    "lines": [{"line": c.line, "department": c.department, "status": str(c.status), "date": c.date,
+                               "annual_cost": float(c.annual_cost), "carrying": list(lp.carrying.get(c.line, ())),
+                               "finding": c.line in lp.finding_lines} for c in lp.cancellations]}
 
         return {
             "kind": "report.progress", "inventory": str(self.inv.root), "as_of": self.r.as_of,
@@ -184,8 +230,11 @@ class ProgressReport:
                                    "lagging": d.lagging, "reason": d.reason,
                                    "items": [{"subject": i.subject, "done": i.done, "why": i.why} for i in d.items]}
                                   for d in m.departments],
-                "timeline": [{"date": p.at, **count(p.count)} for p in m.timeline]}
+                "timeline": [{"date": p.at, **count(p.count)} for p in m.timeline],
+                "findings": [finding(f) for f in m.findings],
+                **({"leased_lines": lines(m.lines)} if m.lines is not None else {})}
                 for m in self.r.milestones],
+            "findings": [{"milestone": m.milestone.name, **finding(f)} for m, f in self.r.findings],
             "ranking": [{"rank": x.rank, "department": x.department, **count(x.count), "milestones": x.milestones,
                          "lagging": x.lagging} for x in self.r.ranking],
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,9 @@ import yaml
 from audit.zombies import load_policy as load_audit_policy
 from inventory.model import ALL_DEPARTMENTS, Inventory, Milestone, Programme
 from jiyue.store import Store, StoreSnapshot
-from progress.measures import REGISTRY, Facts, declared_lines, line_cancelled
+from lines import service as lines_service
+from lines.model import LinesPlan, LinesProgress
+from progress.measures import REGISTRY, Facts
 from progress.model import Count, DepartmentProgress, Item, MilestoneProgress, ProgressResult, Ranking, TimelinePoint
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.yaml"
@@ -114,7 +117,7 @@ def _count(items: list[Item]) -> Count:
 
 
 def _milestone(inv: Inventory, milestone: Milestone, items: list[Item], day: date,
-               policy: dict[str, Any]) -> MilestoneProgress:
+               policy: dict[str, Any], facts: Facts) -> MilestoneProgress:
     programme = inv.programme
     assert programme is not None
     scope = covered(inv, milestone)
@@ -128,14 +131,27 @@ def _milestone(inv: Inventory, milestone: Milestone, items: list[Item], day: dat
         count = _count(by_dept[code])
         expected, lagging, why = judge_lag(count, milestone, programme, day, policy)
         departments.append(DepartmentProgress(code, count, expected, lagging, why, tuple(by_dept[code])))
-    note = ""
+    note, findings, lines = "", [], None
     if milestone.measure == "leased_lines":
-        lines = [x for x in declared_lines(inv) if str(getattr(x, "department", "")) in scope]
-        saved = sum((getattr(x, "annual_cost", 0) or 0) for x in lines if line_cancelled(x, day))
-        note = (f"年节约专线费用 {saved:,.2f} 元 / annual cost saved: {saved:,.2f} yuan" if lines
-                else "清单未声明互联网专线 / no lines declared")
+        lines = in_scope(facts.lines, scope)
+        findings = list(lines.findings)
+        saved, total = lines.annual_cost_saved, lines.annual_cost_total
+        note = (f"年节约专线费用 {saved:,.2f} 元（共 {total:,.2f} 元） / annual cost saved: {saved:,.2f} of "
+                f"{total:,.2f} yuan" if lines.total else "清单未声明互联网专线 / no lines declared")
     return MilestoneProgress(milestone, _count(mine), expected_share(milestone, programme, day), departments,
-                             note=note)
+                             note=note, lines=lines, findings=findings)
+
+
+def in_scope(lp: LinesProgress, scope: set[str]) -> LinesProgress:
+    """The lines measure of the departments a milestone covers: their rows, costs, findings and lines."""
+    rows = tuple(d for d in lp.departments if d.department in scope)
+    mine = {c.line for c in lp.cancellations if c.department in scope}
+    return LinesProgress(rows, sum(d.done for d in rows), sum(d.total for d in rows),
+                         sum((d.annual_cost_saved for d in rows), Decimal(0)),
+                         sum((d.annual_cost_total for d in rows), Decimal(0)),
+                         tuple(f for f in lp.findings if f.line in mine), lp.probed_at,
+                         tuple(c for c in lp.cancellations if c.line in mine),
+                         {k: v for k, v in lp.carrying.items() if k in mine})
 
 
 def _counts(inv: Inventory, facts: Facts) -> dict[int, Count]:
@@ -160,10 +176,12 @@ def timeline_days(store: Store | StoreSnapshot, as_of: datetime, policy: dict[st
 
 
 def progress(inv: Inventory, store: Store, as_of: date | datetime | None = None,
-             policy: dict[str, Any] | None = None, timeline: bool = True) -> ProgressResult:
+             policy: dict[str, Any] | None = None, timeline: bool = True,
+             lines_plan: LinesPlan | None = None) -> ProgressResult:
     """Every milestone of the inventory's programme, counted as of `as_of` (a day: its end in the policy's time
-    zone; default now), per department, with the lagging departments flagged and, with `timeline`, each
-    milestone's city-wide count at every earlier day the store has a run on."""
+    zone; default now), per department, with the lagging departments flagged, the leased lines' findings and,
+    with `timeline`, each milestone's city-wide count at every earlier day the store has a run on. The leased
+    lines are judged against `lines_plan` (default: `lines.plan` from the default plan files)."""
     policy = policy or load_policy()
     if inv.programme is None:
         raise ProgressError("the inventory declares no programme: add a `programme:` section with its milestones "
@@ -177,22 +195,33 @@ def progress(inv: Inventory, store: Store, as_of: date | datetime | None = None,
     day = local_day(at, policy)
     snapshot = StoreSnapshot(store)  # read once: the timeline views the same records at many moments
     audit_policy = load_audit_policy()  # the zombie rules, as the audit applies them (audit/policy.yaml)
-    facts = Facts(inv, snapshot, at, policy, audit_policy)
+    lines_plan = lines_plan or _lines_plan(inv, day)
+    facts = Facts(inv, snapshot, at, policy, audit_policy, lines_plan)
     items: dict[str, list[Item]] = {}
     milestones = []
     for m in inv.programme.milestones:
         if m.measure not in items:
             items[m.measure] = REGISTRY[m.measure](facts)
-        milestones.append(_milestone(inv, m, items[m.measure], day, policy))
+        milestones.append(_milestone(inv, m, items[m.measure], day, policy, facts))
     if timeline:
         points: dict[int, list[TimelinePoint]] = defaultdict(list)
         for d in timeline_days(snapshot, at, policy):
-            then = facts if d == day else Facts(inv, snapshot, end_of_day(d, policy), policy, audit_policy)
+            then = facts if d == day else Facts(inv, snapshot, end_of_day(d, policy), policy, audit_policy,
+                                                 lines_plan)
             for n, count in _counts(inv, then).items():
                 points[n].append(TimelinePoint(d, count))
         for n, mp in enumerate(milestones):
             mp.timeline = points[n]
     return ProgressResult(inv, at, policy, milestones, rank(milestones), store=store.url)
+
+
+def _lines_plan(inv: Inventory, day: date) -> LinesPlan | None:
+    """The lines plan (its cancellation dates read once from the default migration and network plans) when a
+    milestone counts leased lines; every moment of the timeline is judged against it."""
+    assert inv.programme is not None
+    if not any(m.measure == "leased_lines" for m in inv.programme.milestones):
+        return None
+    return lines_service.plan_or_dates(inv, day)
 
 
 def rank(milestones: list[MilestoneProgress]) -> list[Ranking]:

@@ -1,7 +1,8 @@
 """`invoke report.progress`: the programme's milestones per department as of a date (督查通报).
 
-Parses the options, calls progress/service.py, writes the reports, prints the lagging departments. Exit codes:
-0 written and nobody lags, 1 written with departments lagging (进度滞后), 2 bad input.
+Parses the options, calls progress/service.py, writes the reports, prints the lagging departments and the
+findings. Exit codes: 0 written, nobody lags and nothing found; 1 written with departments lagging (进度滞后) or a
+finding (a leased line still carrying traffic after its cancellation date); 2 bad input.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from jiyue.store import Store
 def progress(c, inventory=None, store=None, out=None, as_of=None, lang="zh", format="xlsx,html,json", policy=None,
              no_timeline=False):
     """Write the progress report: every milestone's measure per department (done/total), the timeline over past
-    runs and the lagging departments (进度滞后), as Excel, HTML and JSON."""
+    runs, the lagging departments (进度滞后) and the findings (leased lines still carrying traffic after their
+    cancellation date), as Excel, HTML and JSON."""
     from progress.report import FORMATS, write_reports
     from progress.service import ProgressError, load_policy
     from progress.service import progress as compute
@@ -57,6 +59,9 @@ def progress(c, inventory=None, store=None, out=None, as_of=None, lang="zh", for
                       escape(", ".join(d.department for d in m.lagging) or bilingual(m.note, lang)),
                       style="red" if m.lagging else None)
     console.print(table)
-    if result.lagging:
-        raise fail(f"{len(result.lagging)} department milestone(s) lagging (进度滞后): see the report's 进度滞后通报",
-                   code=PROBLEMS)
+    for _, finding in result.findings:
+        console.print(f"[bold red]finding[/] {escape(bilingual(finding.message, lang))}")
+    if result.lagging or result.findings:
+        raise fail(f"{len(result.lagging)} department milestone(s) lagging (进度滞后), {len(result.findings)} "
+                   "finding(s) (leased lines still carrying traffic after their cancellation date): see the report's "
+                   "进度滞后通报 and 问题发现", code=PROBLEMS)

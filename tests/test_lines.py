@@ -6,15 +6,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
-from datetime import UTC, date, datetime
+import subprocess
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import openpyxl
 import pytest
+from invoke import Context, Exit
 
 import inventory
 from inventory.loader import InventoryError
-from inventory.model import BoundaryDevice, Join, LeasedLine, PrivateNetwork
+from inventory.model import BoundaryDevice, Join, LeasedLine, Measure, PrivateNetwork
 from jiyue.store import Store
 from lab.netsim.baseline import device_config
 from lab.netsim.config import Config
@@ -30,7 +33,11 @@ from migrations.plan import load_planning, private_network
 from network.joins import JoinError, planned_joins
 from network.plan import build_plan as build_address_plan
 from network.render import RenderError, render_device
+from progress import report as progress_report
+from progress import service as progress_service
+from progress import tasks as progress_tasks
 
+REPO = Path(__file__).resolve().parent.parent
 START = date(2027, 1, 4)  # waves on Saturday nights from 9 January 2027
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
 
@@ -228,19 +235,31 @@ def test_the_probe_reads_routes_and_traces_of_either_tool(demo):
     assert classify(demo, {"dev": "eth0"}, hops) == (EgressPath.extranet, None, "198.18.40.11")
     assert classify(demo, {}, ["*"]) == (EgressPath.none, None, None)
     assert classify(demo, {"gateway": "10.9.9.9"}, ["10.9.9.9"])[0] is EgressPath.unknown
+    # the egress gateway itself (zwy-wg, the extranet's first hop) routes straight out: it is the extranet's egress
+    assert classify(demo, {"gateway": "100.64.255.2"}, ["192.0.2.80"], "zwy-wg") == (EgressPath.extranet, None,
+                                                                                      "198.18.40.11")
 
 
 PROBED = ["wjw-jkda-app1", "wjw-jtys-app1", "jyj-zsbm-app1", "zjj-gjj-app1"]
+AFTER = date(2027, 2, 1)  # past wjw-dx-01's date (25 January) and jyj-lt-01's (30 November 2026)
 
 
-def test_the_probe_tells_the_leased_line_from_the_extranet_egress_on_the_lab(lab, demo, sample, tmp_path: Path):
+@pytest.fixture(scope="module")
+def probed(lab, demo, sample, tmp_path_factory):
+    """One real `lines.egress` run on the lab's two uplinks into the module's store, judged as of AFTER: the
+    probe test and the progress report's test read the same records."""
     assert uplinks_up(lab, demo) == ["wjw-dx-01"]  # again, as every `lab.up` does: rebuilt, not doubled
-    store = Store(f"sqlite:///{tmp_path / 'history.sqlite'}")
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('lines') / 'history.sqlite'}")
     migration, planning, address_plan = sample
-    after = date(2027, 2, 1)  # past wjw-dx-01's date (25 January) and jyj-lt-01's (30 November 2026)
-    planned = service.plan_lines(demo, lines_plan.Sources(migration, planning, address_plan), today=after)
-    result = service.probe_egress(demo, PROBED, store, service.EgressOptions(timeout=20), planned, after,
+    planned = service.plan_lines(demo, lines_plan.Sources(migration, planning, address_plan), today=AFTER)
+    result = service.probe_egress(demo, PROBED, store, service.EgressOptions(timeout=20), planned, AFTER,
                                   progress=False)
+    return store, planned, result
+
+
+def test_the_probe_tells_the_leased_line_from_the_extranet_egress_on_the_lab(probed, demo, tmp_path: Path):
+    store, planned, result = probed
+    after = AFTER
     assert result.failed == {}
     for host in ("wjw-jkda-app1", "wjw-jtys-app1"):  # served by the line the lab keeps in use
         f = result.facts[host]
@@ -260,7 +279,9 @@ def test_the_probe_tells_the_leased_line_from_the_extranet_egress_on_the_lab(lab
     assert (progress.done, progress.total, progress.annual_cost_saved) == (1, 2, Decimal("43200"))
     assert {d.department: (d.done, d.total) for d in progress.departments} == {"jyj": (1, 1), "wjw": (0, 1)}
     assert [f.line for f in progress.findings] == ["wjw-dx-01"] and progress.probed_at
+    assert progress.carrying == {"wjw-dx-01": ("wjw-jkda-app1", "wjw-jtys-app1")}
     assert service.progress(demo, store, date(2027, 1, 20), planned).findings == ()  # before its date: no finding
+    assert service.progress(demo, store, date(2026, 11, 1), planned).done == 0  # before the carrier cancelled jyj's
 
     paths = write_reports(result, tmp_path / "out", lang="en")
     assert [p.name for p in paths] == ["leased-lines.xlsx", "leased-lines.html", "leased-lines.json"]
@@ -268,3 +289,83 @@ def test_the_probe_tells_the_leased_line_from_the_extranet_egress_on_the_lab(lab
     assert data["findings"][0]["line"] == "wjw-dx-01" and data["egress"]["wjw-jkda-app1"]["path"] == "line"
     html = (tmp_path / "out" / "leased-lines.html").read_text(encoding="utf-8")
     assert "wjw-dx-01" in html and "<script" not in html
+    zh = write_reports(result, tmp_path / "zh")[1]
+    screenshot(zh, tmp_path, "leased-lines.png")
+
+
+def screenshot(page: Path, work: Path, name: str) -> None:
+    """Headless Chromium renders the page; the picture is kept under reports/test-screenshots/."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("chromium is required (Debian package: chromium, fonts: fonts-noto-cjk)")
+    png = work / name
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={work / 'profile'}",
+                           f"--screenshot={png}", "--window-size=1400,2000", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert png.exists() and png.stat().st_size > 20_000, \
+        f"no screenshot (exit {proc.returncode}): {proc.stderr[-2000:]}"
+    keep = REPO / "reports" / "test-screenshots"
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, keep / name)
+
+
+def test_the_progress_report_shows_the_lines_the_probe_found(probed, demo, tmp_path: Path, capsys):
+    """report.progress's leased-lines milestone from the lab probe's records: lines cancelled per department (the
+    lines module's reading), the annual cost saved, and the line still carrying traffic past its date, flagged in
+    every format and counted in the exit code."""
+    store, planned, _ = probed
+    result = progress_service.progress(demo, store, AFTER, timeline=False, lines_plan=planned)
+    m = next(x for x in result.milestones if x.milestone.measure == Measure.leased_lines)
+    assert {d.department: (d.count.done, d.count.total) for d in m.departments} == {"wjw": (0, 1), "jyj": (1, 1)}
+    assert "43,200.00" in m.note and "129,600.00" in m.note
+    assert [(f.line, f.hosts) for f in m.findings] == [("wjw-dx-01", ("wjw-jkda-app1", "wjw-jtys-app1"))]
+    assert [f.line for _, f in result.findings] == ["wjw-dx-01"]
+    [wjw] = [i for d in m.departments for i in d.items if i.subject == "wjw-dx-01"]
+    assert not wjw.done and "still carries traffic: wjw-jkda-app1" in wjw.why
+    before = progress_service.progress(demo, store, date(2027, 1, 20), timeline=False, lines_plan=planned)
+    assert before.findings == [] and by_measure(before).lines.carrying  # in use, but its date has not come
+
+    out = progress_report.write_reports(result, tmp_path / "zh")
+    data = json.loads((tmp_path / "zh" / "progress.json").read_text(encoding="utf-8"))
+    assert [f["line"] for f in data["findings"]] == ["wjw-dx-01"]
+    block = next(x for x in data["milestones"] if x["measure"] == "leased_lines")["leased_lines"]
+    assert (block["done"], block["total"], block["annual_cost_saved"]) == (1, 2, 43200.0)
+    assert {x["line"]: x["finding"] for x in block["lines"]} == {"wjw-dx-01": True, "jyj-lt-01": False}
+    wb = openpyxl.load_workbook(tmp_path / "zh" / "progress.xlsx")
+    rows = list(wb["问题发现"].iter_rows(min_row=2, values_only=True))
+    assert [(r[1], r[2]) for r in rows] == [("wjw-dx-01", "wjw")]
+    sheet = wb[m.milestone.name]
+    wjw_row = next(r for r in sheet.iter_rows(min_row=2, values_only=True) if r[0] == "wjw")
+    assert "wjw-dx-01" in wjw_row[-1]  # the department's findings column
+    html = next(p for p in out if p.suffix == ".html").read_text(encoding="utf-8")
+    assert 'id="findings"' in html and html.count("wjw-jkda-app1") >= 2
+    screenshot(next(p for p in out if p.suffix == ".html"), tmp_path, "progress-leased-lines.png")
+
+    # the command line: a finding alone (nobody lags: a milestone just begun) makes exit 1. A copy of the city in
+    # which the carrier confirmed wjw's line cancelled three days ago, while the lab's hosts still leave by it.
+    today = date.today()
+    city = tmp_path / "city"
+    shutil.copytree(inventory.DEFAULT_INVENTORY, city)
+    lines_yaml = city / "lines.yaml"
+    lines_yaml.write_text(lines_yaml.read_text(encoding="utf-8").replace(
+        "    next_hop: 198.18.10.254 ", f"    cancelled_on: {today - timedelta(days=3)}\n    next_hop: 198.18.10.254 "),
+        encoding="utf-8")
+    (city / "programme.yaml").write_text(
+        f"programme:\n  start: {today - timedelta(days=30)}\n  milestones:\n    - name: 撤销部门互联网专线\n"
+        f"      measure: leased_lines\n      start: {today - timedelta(days=1)}\n"
+        f"      due: {today + timedelta(days=365)}\n", encoding="utf-8")
+    capsys.readouterr()
+    with pytest.raises(Exit) as caught:
+        progress_tasks.progress(Context(), inventory=str(city), store=store.url, out=str(tmp_path / "cli"),
+                                format="json")
+    said = " ".join(capsys.readouterr().err.split())
+    assert caught.value.code == 1 and "0 department milestone(s) lagging" in said and "1 finding(s)" in said
+    data = json.loads((tmp_path / "cli" / "progress.json").read_text(encoding="utf-8"))
+    [finding] = data["findings"]
+    assert finding["line"] == "wjw-dx-01" and finding["status"] == "cancelled"
+
+
+def by_measure(result, measure: Measure = Measure.leased_lines):
+    return next(m for m in result.milestones if m.milestone.measure == measure)

@@ -361,6 +361,24 @@ def test_pool_provider_refuses_a_taken_port_another_department_and_another_zone(
     assert mixed.assign(xmk) is None  # whatever the assignment rules allow, the zone gate holds
 
 
+def test_a_migrated_target_is_held_at_the_size_it_was_placed_with(sample, demo_inv, history, rules):
+    # The demo's third plan: the old source hosts' later readings grew, and re-sizing the migrated systems from
+    # them overcommitted the target two of them share (the plan failed its own checks). The replaced plan's
+    # sizes hold; without a replaced plan the readings size it.
+    xyxx = by_id(sample)["fgw-xyxx"].targets
+    where = {"fgw-xyxx": {"system": "fgw-xyxx", "hosts": {t.source: t.target for t in xyxx}, "what": "migrated",
+                          "run_key": "r1", "at": NOW.isoformat()}}
+    previous = sample.model_dump(mode="json")
+    for system in previous["systems"]:
+        for t in system["targets"] if system["system"] == "fgw-xyxx" else []:
+            t["need_memory_gb"] = 0.42
+    migrated = replace(history, locations=where)
+    kept = by_id(build_plan(demo_inv, migrated, rules, start=START, now=NOW, previous=previous))
+    assert {t.need_memory_gb for t in kept["fgw-xyxx"].targets} == {0.42}
+    fresh = by_id(build_plan(demo_inv, migrated, rules, start=START, now=NOW))
+    assert [t.need_memory_gb for t in fresh["fgw-xyxx"].targets] == [t.need_memory_gb for t in xyxx]
+
+
 def test_a_migrated_system_stays_where_it_runs_and_nothing_lands_on_its_ports(sample, demo_inv, history, rules):
     # Planned afresh, fgw-xyxx would go elsewhere; it really runs on the target the sample gave fgw-tzsp (both
     # serve 8080). Planning again must keep it there and put fgw-tzsp anywhere but beside it.

@@ -14,9 +14,7 @@ import json
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
@@ -128,8 +126,10 @@ def test_each_measure_counts_what_the_lab_runs_stored(city, demo):
     assert not any(done for h, done in hosts.items() if h not in CHECKED)
     assert "qszf-nyfw-app1" not in hosts  # a level-1 system: not checked against the baseline
 
+    # the lines module's measure (tests/test_lines.py probes the lab's uplinks): jyj's line is cancelled
     lines = by_measure(result, Measure.leased_lines)
-    assert lines.count == Count(0, 0) and lines.departments == [] and "no lines declared" in lines.note
+    assert lines.count == Count(1, 2) and "43,200.00" in lines.note and lines.findings == []
+    assert lines.lines is not None and lines.lines.probed_at is None  # this store holds no egress probe
 
 
 def test_as_of_recomputes_from_the_store_as_it_stood(city, demo):
@@ -203,7 +203,7 @@ def test_reports_in_excel_json_and_html_rendered_by_chromium(city, demo, tmp_pat
     assert "Lagging departments" in (tmp_path / "en" / "progress.html").read_text(encoding="utf-8")
     wb = openpyxl.load_workbook(tmp_path / "zh" / "progress.xlsx")
     names = [m.name for m in demo.programme.milestones]
-    assert wb.sheetnames == ["汇总排名", "里程碑总览", *names, "明细", "进度变化"]
+    assert wb.sheetnames == ["汇总排名", "里程碑总览", *names, "明细", "问题发现", "进度变化"]
     summary = wb["汇总排名"]
     assert [c.value for c in summary[1]][:3] == ["排名", "部门代码", "部门"]
     assert [summary.cell(r, 1).value for r in range(2, summary.max_row + 1)] == list(range(1, summary.max_row))
@@ -292,28 +292,3 @@ def test_programme_errors_name_file_line_and_field(tmp_path):
 def test_the_village_level(demo):
     assert demo.departments["qsc"].level == "village" and demo.departments["qsc"].parent == "qszf"
     assert i18n.t("level.village", "zh") == "村（居）级"
-
-
-def test_leased_lines_once_the_inventory_declares_them(demo, tmp_path):
-    """The leased-line records are another part's (`inventory.leased_lines`); whatever declares them with a
-    department, an annual cost and the day the carrier confirmed the cancellation is counted, and the cost saved
-    is shown."""
-
-    @dataclass(frozen=True)
-    class Line:
-        id: str
-        department: str
-        annual_cost: Decimal
-        cancelled_on: date | None
-
-    lines = {"fgw-zx1": Line("fgw-zx1", "fgw", Decimal("36000.00"), date(2026, 9, 1)),
-             "zjj-zx1": Line("zjj-zx1", "zjj", Decimal("24000.00"), None),
-             "jyj-zx1": Line("jyj-zx1", "jyj", Decimal("12000.00"), date(2027, 1, 15))}
-    inv = demo.model_copy(update={"leased_lines": lines})
-    store = Store(f"sqlite:///{tmp_path / 'empty.sqlite'}")
-    result = service.progress(inv, store, date(2026, 12, 1), timeline=False)
-    m = by_measure(result, Measure.leased_lines)
-    assert items(m) == {"fgw-zx1": True, "zjj-zx1": False, "jyj-zx1": False}
-    assert m.count == Count(1, 3) and "36,000.00" in m.note
-    later = by_measure(service.progress(inv, store, date(2027, 2, 1), timeline=False), Measure.leased_lines)
-    assert later.count == Count(2, 3) and "48,000.00" in later.note
