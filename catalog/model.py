@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from jiyue.i18n import DEFAULT_LANG, check_lang
+from jiyue.yamlfile import load_model
 
 POLICY = Path(__file__).resolve().parent / "policy.yaml"
 
@@ -74,15 +74,7 @@ ENUMERATIONS = {"classification": "classifications", "format": "formats", "updat
 
 @cache
 def load_policy(path: Path = POLICY) -> CatalogPolicy:
-    try:
-        return CatalogPolicy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise PolicyError(f"{path}: " + "; ".join(lines)) from None
+    return load_model(path, CatalogPolicy, PolicyError)
 
 
 # --- the catalog as reported ------------------------------------------------------------------------

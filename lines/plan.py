@@ -19,10 +19,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from inventory.model import Inventory, LeasedLine
+from jiyue.yamlfile import load_model
 from lines.model import JoinRow, LineCancellation, LinesPlan, LineStatus
 from migrations.model import Disposition, Plan
 from migrations.plan import Planning
@@ -46,16 +46,7 @@ class PolicyError(ValueError):
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    path = path or DEFAULT_POLICY
-    try:
-        return Policy.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise PolicyError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        raise PolicyError(f"{path}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                                                  for e in exc.errors(include_url=False))) from None
+    return load_model(path or DEFAULT_POLICY, Policy, PolicyError)
 
 
 def served_hosts(inv: Inventory, line: LeasedLine) -> list[str]:

@@ -39,11 +39,12 @@ from zoneinfo import ZoneInfo
 
 import networkx as nx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from audit.history import AuditView, HostMeasure
 from audit.model import REPLATFORM, ZOMBIE, Verdict
 from inventory.model import Category, Classification, CloudZone, Flavor, Inventory, System, Zone
+from jiyue.yamlfile import load_model
 from migrations.model import (
     Disposition,
     HostTarget,
@@ -241,17 +242,7 @@ class Planning(_Model):
 
 
 def load_planning(path: Path | None = None) -> Planning:
-    path = path or DEFAULT_PLANNING
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Planning.model_validate(data)
-    except OSError as exc:
-        raise PlanningError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PlanningError(f"{path}: not valid YAML: {exc}") from None
-    except ValidationError as exc:
-        lines = [f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise PlanningError(f"{path}: " + "; ".join(lines)) from None
+    return load_model(path or DEFAULT_PLANNING, Planning, PlanningError)
 
 
 def planning_named(name: str | None) -> Planning:
