@@ -312,6 +312,30 @@ def write_html(path: Path | str, template: str, context: Mapping[str, Any], *, l
     return path
 
 
+class Report(Protocol):
+    """A domain's report of one result: its Excel sheets, its HTML page's context and its JSON."""
+
+    def sheets(self) -> Iterable[Sheet]: ...
+    def html_context(self) -> Mapping[str, Any]: ...
+    def json(self) -> Any: ...
+
+
+def write_report(report: Report, folder: Path, basename: str, formats: Sequence[str], template: str, *,
+                 lang: str = i18n.DEFAULT_LANG, search_paths: Sequence[Path | str] = ()) -> list[Path]:
+    """`basename.xlsx`, `.html` (from `template`) and `.json` of `report`, those of `formats`, under `folder`
+    (created if missing): the part every domain's `write_reports` shares; the paths written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    if "xlsx" in formats:
+        written.append(write_xlsx(folder / f"{basename}.xlsx", report.sheets()))
+    if "html" in formats:
+        written.append(write_html(folder / f"{basename}.html", template, report.html_context(), lang=lang,
+                                  search_paths=search_paths))
+    if "json" in formats:
+        written.append(write_json(folder / f"{basename}.json", report.json()))
+    return written
+
+
 # --- inline SVG charts ---------------------------------------------------------------------------
 # Built as text here so that every label goes through `escape` exactly once; returned as Markup so
 # templates insert them as they are. Sizes are in CSS pixels; fonts come from the page.

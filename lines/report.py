@@ -134,15 +134,5 @@ class LinesReport:
 def write_reports(result: LinesPlan | EgressResult, out: Path | str, formats: Sequence[str] = FORMATS,
                   lang: str = i18n.DEFAULT_LANG) -> list[Path]:
     """`leased-lines.{xlsx,html,json}` (those of `formats`) under `out`; return the paths written."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = LinesReport(result, lang)
-    written = []
-    if "xlsx" in formats:
-        written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()))
-    if "html" in formats:
-        written.append(reports.write_html(out / f"{BASENAME}.html", "lines.html.j2", report.html_context(),
-                                          lang=lang, search_paths=[TEMPLATES]))
-    if "json" in formats:
-        written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
-    return written
+    return reports.write_report(LinesReport(result, lang), Path(out), BASENAME, formats, "lines.html.j2", lang=lang,
+                                search_paths=[TEMPLATES])

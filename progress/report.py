@@ -246,15 +246,5 @@ def write_reports(result: ProgressResult, out: Path | str, formats: Sequence[str
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"unknown report format(s) {', '.join(unknown)}: choose from {', '.join(FORMATS)}")
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    report = ProgressReport(result, lang)
-    written = []
-    if "xlsx" in formats:
-        written.append(reports.write_xlsx(folder / f"{BASENAME}.xlsx", report.sheets()))
-    if "html" in formats:
-        written.append(reports.write_html(folder / f"{BASENAME}.html", "progress.html.j2", report.html_context(),
-                                          lang=lang, search_paths=[TEMPLATES]))
-    if "json" in formats:
-        written.append(reports.write_json(folder / f"{BASENAME}.json", report.json()))
-    return written
+    return reports.write_report(ProgressReport(result, lang), Path(out), BASENAME, formats, "progress.html.j2",
+                                lang=lang, search_paths=[TEMPLATES])

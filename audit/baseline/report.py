@@ -219,15 +219,8 @@ def write_reports(run: BaselineRun, out: Path | str, formats: Sequence[str] = FO
         raise ValueError(f"unknown report format(s) {', '.join(unknown)}: use {', '.join(FORMATS)}")
     report = BaselineReport(run, lang)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    if "xlsx" in formats:
-        written.append(reports.write_xlsx(out / f"{BASENAME}.xlsx", report.sheets()))
-    if "html" in formats:
-        written.append(reports.write_html(out / f"{BASENAME}.html", "baseline.html.j2", report.html_context(),
-                                          lang=lang, search_paths=[TEMPLATES]))
-    if "json" in formats:
-        written.append(reports.write_json(out / f"{BASENAME}.json", report.json()))
+    written = reports.write_report(report, out, BASENAME, formats, "baseline.html.j2", lang=lang,
+                                   search_paths=[TEMPLATES])
     if "junit" in formats:
         written.append(write_atomic(out / f"{BASENAME}.junit.xml", report.junit()))
     return written
