@@ -15,6 +15,7 @@ import os
 import pytest
 
 import inventory
+from lab.bastion import BastionLab
 from lab.hosts import DEFAULT_STATE, Lab, LabError
 from lab.isolate import IsolationError, cleanup, isolate
 from lab.seed import seed
@@ -116,3 +117,19 @@ def store_url(request, tmp_path):
     name = f"store_{abs(hash(request.node.nodeid)) % 10**12}"
     cluster.create_database(name)
     return cluster.url(name)
+
+
+@pytest.fixture(scope="module")
+def bastion(tmp_path_factory):
+    """A bastion lab (lab/bastion.py) for the module that asks: its hosts and devices behind a jump host."""
+    lab = BastionLab(tmp_path_factory.mktemp("bastion") / "state")
+    require_lab(lab.hosts)
+    lab.up()
+    yield lab
+    lab.down()
+
+
+@pytest.fixture(scope="module")
+def behind(bastion, tmp_path_factory):
+    """The inventory whose defaults name the bastion."""
+    return inventory.load(bastion.write_inventory(tmp_path_factory.mktemp("inv")))

@@ -20,26 +20,10 @@ import inventory
 from audit.collect import CollectOptions, collect, collect_host
 from inventory import InventoryError
 from jiyue import ssh
-from lab.bastion import BASTION_ADDRESS, HOSTS, BastionLab
-from tests.conftest import require_lab
+from lab.bastion import BASTION_ADDRESS, HOSTS
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = CollectOptions(sample_seconds=0, timeout=10)
-
-
-@pytest.fixture(scope="module")
-def bastion(tmp_path_factory):
-    lab = BastionLab(tmp_path_factory.mktemp("bastion") / "state")
-    require_lab(lab.hosts)
-    lab.up()
-    yield lab
-    lab.down()
-
-
-@pytest.fixture(scope="module")
-def behind(bastion, tmp_path_factory):
-    """The inventory whose defaults name the bastion."""
-    return inventory.load(bastion.write_inventory(tmp_path_factory.mktemp("inv")))
 
 
 def _by_host(results):

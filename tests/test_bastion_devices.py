@@ -26,31 +26,15 @@ from inventory import export
 from jiyue import ansible
 from jiyue.device import DeviceError, open_session
 from jiyue.sshconfig import JUMP_PREFIX as JUMP
-from lab.bastion import BASTION_ADDRESS, BASTION_INSIDE, DEVICES, HOSTS, BastionLab
+from lab.bastion import BASTION_ADDRESS, BASTION_INSIDE, DEVICES, HOSTS
 from lab.netsim.lab import netsim
 from network import service as network
 from network.push import APPLIED, FAILED, ROLLED_BACK, PushOptions
-from tests.conftest import require_lab
 
 REPO = Path(__file__).resolve().parents[1]
 # One new interface per platform: what the pushes send (and the restore takes away again).
 CHANGE = {"huawei_vrp": ["interface Vlanif300", " description jiyue-through-bastion"],
           "cisco_ios": ["interface Vlan300", " description jiyue-through-bastion"]}
-
-
-@pytest.fixture(scope="module")
-def bastion(tmp_path_factory):
-    lab = BastionLab(tmp_path_factory.mktemp("bastion-dev") / "state")
-    require_lab(lab.hosts)
-    lab.up()
-    yield lab
-    lab.down()
-
-
-@pytest.fixture(scope="module")
-def behind(bastion, tmp_path_factory):
-    """The inventory whose defaults name the bastion."""
-    return inventory.load(bastion.write_inventory(tmp_path_factory.mktemp("inv")))
 
 
 @pytest.fixture(scope="module")
